@@ -1,0 +1,147 @@
+"""Appending to the audit log inside the caller's transaction (SQL storage of the Merkle log).
+
+The log head row is locked for the whole batch, so the database assigns dense sequence
+numbers even with several replicas; the right edge of the tree (its "frontier", at most one
+stored node per bit of the size) is cached, so an append costs O(log n) hashing and no reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlmodel import Session
+
+from governance.audit.hashing import leaf_hash
+from governance.audit.leaf import EventRecord, encode_leaf
+from governance.audit.merkle import nodes_to_store_on_append
+from governance.store.tables import AuditEvent, AuditHead, AuditNode
+
+__all__ = ["AuditLog", "Event", "frontier_keys", "canonical_details"]
+
+
+@dataclass(frozen=True)
+class Event:
+    principal: str
+    action: str
+    resource: str
+    decision: str  # allow | deny | info
+    policy_ids: tuple[str, ...] = ()
+    details: dict[str, Any] | None = None
+
+
+def canonical_details(value: Any) -> Any:
+    """Make details canonical-JSON safe: floats become their shortest repr string."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): canonical_details(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical_details(v) for v in value]
+    return value
+
+
+def frontier_keys(size: int) -> list[tuple[int, int]]:
+    """The (level, index) of each stored perfect subtree on the right edge of a tree of `size`."""
+    return [(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1]
+
+
+class AuditLog:
+    """A batch participant of the Transactor; `append` is called by units of work."""
+
+    def __init__(self, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+        self._clock = clock
+        self._size: int | None = None
+        self._frontier: dict[tuple[int, int], bytes] = {}
+        self._events: list[dict[str, Any]] = []
+        self._nodes: list[dict[str, Any]] = []
+        self.committed_size = 0
+        self._listeners: list = []
+
+    def on_commit(self, listener) -> None:  # type: ignore[no-untyped-def]
+        """Call `listener(size)` after each batch that grew the log commits."""
+        self._listeners.append(listener)
+
+    # -- batch life cycle -------------------------------------------------------------
+    def begin(self, session: Session) -> None:
+        size = session.execute(select(AuditHead.size).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        if size != self._size:  # another process appended since: reload the right edge
+            keys = frontier_keys(size)
+            rows = session.execute(select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(tuple_(AuditNode.level, AuditNode.idx).in_(keys))).all() if keys else []
+            self._frontier = {(r.level, r.idx): r.hash for r in rows}
+            if len(self._frontier) != len(keys):
+                raise RuntimeError(f"audit log: stored tree is missing right-edge nodes at size {size}")
+            self._size = size
+        self._start_size = size
+
+    def savepoint(self) -> Any:
+        return (self._size, dict(self._frontier), len(self._events), len(self._nodes))
+
+    def rollback_to(self, token: Any) -> None:
+        self._size, self._frontier, n_events, n_nodes = token
+        del self._events[n_events:]
+        del self._nodes[n_nodes:]
+
+    def before_commit(self, session: Session) -> None:
+        if self._events:
+            session.execute(insert(AuditEvent.__table__), self._events)
+            session.execute(insert(AuditNode.__table__), self._nodes)
+            session.execute(update(AuditHead).where(AuditHead.id == 1).values(size=self._size))
+
+    def after_commit(self) -> None:
+        grew = bool(self._events)
+        self._events, self._nodes = [], []
+        self.committed_size = self._size or 0
+        if grew:
+            for listener in self._listeners:
+                listener(self.committed_size)
+
+    def after_rollback(self) -> None:
+        self._events, self._nodes = [], []
+        self._size = None  # reload from the database next time
+
+    # -- appending ----------------------------------------------------------------------
+    def get_node(self, level: int, index: int) -> bytes:
+        return self._frontier[(level, index)]
+
+    def append(self, event: Event) -> int:
+        """Append `event` to the current batch. Requires being inside a Transactor unit."""
+        assert self._size is not None, "AuditLog.append outside a transaction"
+        seq = self._size
+        record = EventRecord(
+            seq=seq,
+            time_us=int(self._clock() * 1_000_000),
+            principal=event.principal,
+            action=event.action,
+            resource=event.resource,
+            decision=event.decision,
+            policy_ids=tuple(event.policy_ids),
+            details=canonical_details(event.details or {}),
+        )
+        leaf = encode_leaf(record)
+        lh = leaf_hash(leaf)
+        new_nodes = nodes_to_store_on_append(seq, lh, self)
+        self._events.append(
+            {
+                "seq": seq,
+                "time_us": record.time_us,
+                "principal": record.principal,
+                "action": record.action,
+                "resource": record.resource,
+                "decision": record.decision,
+                "policy_ids": json.dumps(list(record.policy_ids)),
+                "details": json.dumps(record.details, sort_keys=True),
+                "leaf": leaf,
+                "leaf_hash": lh,
+            }
+        )
+        for level, idx, h in new_nodes:
+            self._nodes.append({"level": level, "idx": idx, "hash": h})
+            self._frontier[(level, idx)] = h
+        self._size = seq + 1
+        keep = set(frontier_keys(self._size))
+        self._frontier = {k: v for k, v in self._frontier.items() if k in keep}
+        return seq

@@ -1,0 +1,396 @@
+"""What an auditor runs with no network: check an export, or one event's bundle.
+
+Trust comes only from the verifier key the auditor holds. Everything else (the export
+lines, the checkpoint notes, the proofs) is evidence handed over by the operator and is
+checked, never believed: a problem with it yields a failed `VerifyReport` that names the
+first event that does not verify, not an exception. Formats: docs/audit-format.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from governance.audit.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, peek_checkpoint
+from governance.audit.hashing import HASH_SIZE, leaf_hash
+from governance.audit.leaf import EventRecord, decode_leaf
+from governance.audit.merkle import (
+    MerkleFrontier,
+    NodeReader,
+    consistency_proof,
+    inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+from governance.errors import DataLoss
+
+__all__ = ["BUNDLE_FORMAT", "VerifyReport", "verify_export", "make_bundle", "verify_bundle"]
+
+BUNDLE_FORMAT = "privet.audit.bundle.v1"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of an offline check.
+
+    `size` is the tree size of the signed checkpoint (None when it could not be opened).
+    On failure `first_bad_seq` (and, for exports, the 1-based `first_bad_line`) name the
+    first event that does not verify when that can be determined; when only a root differs
+    the altered event cannot be pinpointed and `bad_range` gives the half-open seq range
+    [start, end) that contains it. `events` counts the export lines read.
+    """
+
+    ok: bool
+    message: str
+    size: int | None = None
+    first_bad_seq: int | None = None
+    first_bad_line: int | None = None
+    bad_range: tuple[int, int] | None = None
+    events: int = 0
+
+
+class _BadEvidence(Exception):
+    """Internal: one piece of evidence failed; carries what the report should say."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        seq: int | None = None,
+        line: int | None = None,
+        bad_range: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.seq = seq
+        self.line = line
+        self.bad_range = bad_range
+
+
+def _b64decode(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise _BadEvidence(f"{what} must be a base64 string")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise _BadEvidence(f"{what} is not standard base64") from None
+
+
+def _canonical(value: Any) -> str:
+    # Compares values as the leaf encodes them, so true != 1 and 1 != 1.0.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _first_field_difference(claimed: dict[str, Any], event: EventRecord) -> str | None:
+    """The name of the first field (in sorted order) where `claimed` and the leaf disagree."""
+    truth = event.as_dict()
+    for name in sorted(set(claimed) | set(truth)):
+        if name not in claimed:
+            return f"field {name!r} is missing"
+        if name not in truth:
+            return f"field {name!r} is not in the leaf"
+        if _canonical(claimed[name]) != _canonical(truth[name]):
+            return f"field {name!r} differs from the leaf"
+    return None
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last duplicate; a reader's eye may stop at the first.
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _decode_leaf_evidence(leaf: bytes, seq: int | None = None) -> EventRecord:
+    try:
+        return decode_leaf(leaf)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        # A crafted leaf may break decode_leaf in any of these ways; all mean "not ours".
+        raise _BadEvidence(f"leaf is not a canonical privet.audit.v1 leaf ({exc!r})", seq=seq) from None
+
+
+def _leaf_of_line(text: str, expected_seq: int) -> bytes:
+    """Check one export line that should hold seq `expected_seq`; return its leaf bytes."""
+    try:
+        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    except (ValueError, RecursionError) as exc:
+        raise _BadEvidence(f"line is not a JSON object ({exc})") from None
+    if not isinstance(obj, dict):
+        raise _BadEvidence("line is not a JSON object")
+    seq = obj.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise _BadEvidence("line has no integer seq")
+    if seq > expected_seq:
+        raise _BadEvidence(f"found seq {seq} instead (an event was deleted, or lines reordered)")
+    if seq < expected_seq:
+        raise _BadEvidence(f"found seq {seq} again (a line was inserted, or lines reordered)")
+    leaf = _b64decode(obj.get("leaf"), "leaf")
+    event = _decode_leaf_evidence(leaf)
+    if event.seq != seq:
+        raise _BadEvidence(f"leaf says seq {event.seq} but the line says seq {seq}")
+    claimed = {k: v for k, v in obj.items() if k != "leaf"}
+    difference = _first_field_difference(claimed, event)
+    if difference:
+        raise _BadEvidence(difference)
+    return leaf
+
+
+def _open(note: object, verifier: NoteVerifier, label: str) -> Checkpoint:
+    if not isinstance(note, (str, bytes)):
+        raise _BadEvidence(f"{label} is not text")
+    try:
+        return open_checkpoint(note, verifier)
+    except DataLoss as exc:
+        raise _BadEvidence(f"{label}: {exc.message}") from None
+    except ValueError as exc:
+        raise _BadEvidence(f"{label} is malformed: {exc}") from None
+
+
+def _open_pair(checkpoint_note: object, older_note: object, verifier: NoteVerifier) -> tuple[Checkpoint, Checkpoint | None]:
+    cp = _open(checkpoint_note, verifier, "checkpoint")
+    if older_note is None:
+        return cp, None
+    older = _open(older_note, verifier, "older checkpoint")
+    if older.origin != cp.origin:
+        raise _BadEvidence(f"older checkpoint is for log {older.origin!r}, not {cp.origin!r}")
+    if older.size > cp.size:
+        raise _BadEvidence(f"older checkpoint covers {older.size} events, more than the newer one's {cp.size}")
+    if older.size == cp.size and older.root_hash != cp.root_hash:
+        raise _BadEvidence(f"two signed checkpoints of size {cp.size} have different roots: the log forked")
+    return cp, older
+
+
+def _suspects(start: int, end: int) -> str:
+    if start >= end:
+        return "no event could have changed it, so the signed root itself"
+    return f"an event with seq in {start}..{end - 1}"
+
+
+def verify_export(
+    lines: Iterable[str | bytes],
+    checkpoint_note: str,
+    verifier_key: str,
+    *,
+    older_checkpoint_note: str | None = None,
+) -> VerifyReport:
+    """Recompute the log from an export and check it against a signed checkpoint.
+
+    Each non-blank line is ``{"seq": N, <EventRecord.as_dict() fields>, "leaf": base64}``.
+    Checks, in stream order: seqs run 0, 1, 2, … with no gap, repeat or swap; each line's
+    fields equal its decoded canonical leaf; the root recomputed over the first
+    older-checkpoint-size events equals the older checkpoint's (so the log only grew); the
+    root over the first checkpoint-size events equals the checkpoint's; the export is not
+    shorter than the checkpoint. Both notes must be validly signed by `verifier_key`.
+    Lines beyond the checkpoint's size are checked for form but are not covered by it (the
+    message says how many). Memory is O(log n): only the tree's right edge is kept.
+
+    Requires a well-formed `verifier_key` (raises ValueError otherwise); every problem with
+    the evidence is reported, not raised.
+    """
+    verifier = NoteVerifier.from_text(verifier_key)
+    try:
+        cp, older = _open_pair(checkpoint_note, older_checkpoint_note, verifier)
+    except _BadEvidence as bad:
+        return VerifyReport(ok=False, message=bad.message)
+
+    frontier = MerkleFrontier()
+
+    def check_roots_at_current_size() -> None:
+        # Every line verified on its own, so only an edit made consistently to a leaf
+        # and its fields (or a fork) is left; a root cannot say which event, only a range.
+        if older is not None and frontier.size == older.size and frontier.root() != older.root_hash:
+            raise _BadEvidence(
+                f"the root over the first {older.size} events differs from the older checkpoint's: "
+                f"{_suspects(0, older.size)} was altered (leaf and fields edited together), or the log forked",
+                bad_range=(0, older.size),
+            )
+        if frontier.size == cp.size and frontier.root() != cp.root_hash:
+            start = older.size if older is not None else 0
+            raise _BadEvidence(
+                f"the root over the first {cp.size} events differs from the checkpoint's: "
+                f"{_suspects(start, cp.size)} was altered (leaf and fields edited together)",
+                bad_range=(start, cp.size),
+            )
+
+    try:
+        check_roots_at_current_size()  # empty trees
+        for line_no, raw in enumerate(lines, start=1):
+            try:
+                text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            except UnicodeDecodeError:
+                raise _BadEvidence("line is not UTF-8", seq=frontier.size, line=line_no) from None
+            if not text.strip():
+                continue  # blank lines carry no event; a blanked event shows up as a seq gap
+            try:
+                leaf = _leaf_of_line(text, frontier.size)
+            except _BadEvidence as bad:
+                raise _BadEvidence(bad.message, seq=frontier.size, line=line_no) from None
+            frontier.append(leaf)
+            check_roots_at_current_size()
+        if frontier.size < cp.size:
+            raise _BadEvidence(
+                f"missing: the export ends after {frontier.size} events but the checkpoint covers "
+                f"{cp.size} (events deleted, or the export truncated)",
+                seq=frontier.size,
+            )
+    except _BadEvidence as bad:
+        message = bad.message
+        if bad.seq is not None:
+            where = f"seq {bad.seq}" + (f" (line {bad.line})" if bad.line is not None else "")
+            message = f"{where}: {message}"
+        return VerifyReport(
+            ok=False,
+            message=message,
+            size=cp.size,
+            first_bad_seq=bad.seq,
+            first_bad_line=bad.line,
+            bad_range=bad.bad_range,
+            events=frontier.size,
+        )
+
+    message = f"{cp.size} events verify against the checkpoint of {cp.origin} at size {cp.size}"
+    if older is not None:
+        message += f"; the older checkpoint at size {older.size} is a prefix of it"
+    if frontier.size > cp.size:
+        message += f"; {frontier.size - cp.size} later events are not covered by this checkpoint"
+    return VerifyReport(ok=True, message=message, size=cp.size, events=frontier.size)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def make_bundle(
+    *,
+    leaf: bytes,
+    index: int,
+    checkpoint_note: str,
+    reader: NodeReader,
+    older_checkpoint_note: str | None = None,
+) -> dict[str, Any]:
+    """A self-contained proof that the event with leaf bytes `leaf` is at `index` in the
+    checkpointed log (and, given the auditor's older checkpoint, that the log only grew).
+
+    The proofs are computed from `reader` at the sizes the notes state and checked against
+    their roots before returning. Requires: `leaf` is a canonical leaf whose seq is
+    `index`; index < the checkpoint's size; the older checkpoint (if any) is no larger and
+    of the same origin (ValueError otherwise). Raises DataLoss when the stored tree does not
+    reproduce the checkpoint's roots.
+    """
+    event = decode_leaf(leaf)
+    if event.seq != index:
+        raise ValueError(f"leaf has seq {event.seq}, not {index}")
+    cp = peek_checkpoint(checkpoint_note)
+    if not 0 <= index < cp.size:
+        raise ValueError(f"index {index} is not below the checkpoint's size {cp.size}")
+    proof = inclusion_proof(index, cp.size, reader)
+    if not verify_inclusion(leaf_hash(leaf), index, cp.size, proof, cp.root_hash):
+        raise DataLoss(f"stored tree does not reproduce the checkpoint root at size {cp.size}")
+    bundle: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "index": index,
+        "leaf": _b64(leaf),
+        "event": event.as_dict(),
+        "inclusion_proof": [_b64(h) for h in proof],
+        "checkpoint": checkpoint_note,
+    }
+    if older_checkpoint_note is not None:
+        older = peek_checkpoint(older_checkpoint_note)
+        if older.origin != cp.origin or older.size > cp.size:
+            raise ValueError("older checkpoint must be of the same log and no larger")
+        cproof = consistency_proof(older.size, cp.size, reader)
+        if not verify_consistency(older.size, cp.size, older.root_hash, cp.root_hash, cproof):
+            raise DataLoss(f"older checkpoint at size {older.size} is not a prefix of the stored tree")
+        bundle["older_checkpoint"] = older_checkpoint_note
+        bundle["consistency_proof"] = [_b64(h) for h in cproof]
+    return bundle
+
+
+_REQUIRED_BUNDLE_KEYS = {"format", "index", "leaf", "inclusion_proof", "checkpoint"}
+_OPTIONAL_BUNDLE_KEYS = {"event", "older_checkpoint", "consistency_proof"}
+
+
+def _hash_list(value: object, what: str) -> list[bytes]:
+    if not isinstance(value, list):
+        raise _BadEvidence(f"{what} must be a list")
+    hashes = [_b64decode(item, what) for item in value]
+    if any(len(h) != HASH_SIZE for h in hashes):
+        raise _BadEvidence(f"{what} holds a hash that is not {HASH_SIZE} bytes")
+    return hashes
+
+
+def _open_bundle(bundle: object, verifier: NoteVerifier) -> tuple[int, Checkpoint, Checkpoint | None]:
+    """Shape checks and checkpoint signatures; returns (index, checkpoint, older)."""
+    if not isinstance(bundle, dict):
+        raise _BadEvidence("bundle is not a JSON object")
+    keys = set(bundle)
+    if not _REQUIRED_BUNDLE_KEYS <= keys or not keys <= _REQUIRED_BUNDLE_KEYS | _OPTIONAL_BUNDLE_KEYS:
+        raise _BadEvidence(
+            f"bundle keys must be {sorted(_REQUIRED_BUNDLE_KEYS)} plus optional {sorted(_OPTIONAL_BUNDLE_KEYS)}"
+        )
+    if bundle["format"] != BUNDLE_FORMAT:
+        raise _BadEvidence(f"bundle format is not {BUNDLE_FORMAT}")
+    if ("older_checkpoint" in bundle) != ("consistency_proof" in bundle):
+        raise _BadEvidence("older_checkpoint and consistency_proof come together")
+    index = bundle["index"]
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise _BadEvidence("index must be a non-negative integer")
+    cp, older = _open_pair(bundle["checkpoint"], bundle.get("older_checkpoint"), verifier)
+    return index, cp, older
+
+
+def _check_bundle_proofs(bundle: dict[str, Any], index: int, cp: Checkpoint, older: Checkpoint | None) -> str:
+    """Leaf, readable event, inclusion and consistency; returns the success message."""
+    leaf = _b64decode(bundle["leaf"], "leaf")
+    event = _decode_leaf_evidence(leaf, seq=index)
+    if event.seq != index:
+        raise _BadEvidence(f"leaf says seq {event.seq} but the bundle's index is {index}", seq=index)
+    if "event" in bundle:
+        claimed = bundle["event"]
+        difference = _first_field_difference(claimed, event) if isinstance(claimed, dict) else "is not an object"
+        if difference:
+            raise _BadEvidence(f"event {difference}", seq=index)
+    if index >= cp.size:
+        raise _BadEvidence(f"seq {index} is beyond the checkpoint's size {cp.size}", seq=index)
+    proof = _hash_list(bundle["inclusion_proof"], "inclusion_proof")
+    if not verify_inclusion(leaf_hash(leaf), index, cp.size, proof, cp.root_hash):
+        raise _BadEvidence(
+            f"seq {index} is not in the checkpointed tree: the leaf or the inclusion proof was altered", seq=index
+        )
+    message = f"seq {index} is in the log {cp.origin} at size {cp.size}"
+    if older is not None:
+        cproof = _hash_list(bundle["consistency_proof"], "consistency_proof")
+        if not verify_consistency(older.size, cp.size, older.root_hash, cp.root_hash, cproof):
+            raise _BadEvidence(
+                f"the tree at size {older.size} is not a prefix of the tree at size {cp.size}: "
+                "the log was rewritten or forked, or the consistency proof was altered"
+            )
+        message += f", which extends the older checkpoint at size {older.size}"
+    return message
+
+
+def verify_bundle(bundle: dict[str, Any], verifier_key: str) -> VerifyReport:
+    """Check a bundle from `make_bundle` with no network: the checkpoint signature(s), the
+    leaf's canonical form and seq, the readable `event` (if present) against the leaf, the
+    inclusion proof, and the consistency proof from the older checkpoint (if present).
+
+    Requires a well-formed `verifier_key` (raises ValueError otherwise); every problem with
+    the bundle is reported, not raised.
+    """
+    verifier = NoteVerifier.from_text(verifier_key)
+    try:
+        index, cp, older = _open_bundle(bundle, verifier)
+    except _BadEvidence as bad:
+        return VerifyReport(ok=False, message=bad.message)
+    try:
+        message = _check_bundle_proofs(bundle, index, cp, older)
+    except _BadEvidence as bad:
+        return VerifyReport(ok=False, message=bad.message, size=cp.size, first_bad_seq=bad.seq)
+    return VerifyReport(ok=True, message=message, size=cp.size)

@@ -1,0 +1,80 @@
+"""`privet init`: create a PRIVET_HOME idempotently. Never overwrites a key or an edited policy."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+from dataclasses import dataclass, field
+
+from governance.audit.checkpoint import generate_signer
+from governance.config import DEFAULT_TOML, SERVICES, Home
+from governance.crypto.keyring import FileKeyring
+from governance.fsutil import write_atomic
+from governance.identity.ca import LocalCA
+from governance.identity.principals import add_principal, load_directory
+from governance.identity.spiffe import SpiffeId
+
+__all__ = ["DEFAULT_POLICIES", "InitReport", "init_home", "add_user"]
+
+# The defaults that ship with Privet (the repository's policies/ folder).
+DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[1] / "policies"
+AUDIT_KEY_NAME = "privet.local/audit"
+
+
+@dataclass
+class InitReport:
+    home: pathlib.Path
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def _copy_policies(home: Home, report: InitReport) -> None:
+    for src in sorted(DEFAULT_POLICIES.rglob("*")):
+        if src.is_dir() or "__pycache__" in src.parts:
+            continue
+        dst = home.policies / src.relative_to(DEFAULT_POLICIES)
+        if dst.exists():
+            report.kept.append(str(dst.relative_to(home.root)))
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        report.created.append(str(dst.relative_to(home.root)))
+
+
+def init_home(home: Home) -> InitReport:
+    report = InitReport(home.root)
+    for folder in (home.root, home.pki, home.keys, home.policies, home.run):
+        folder.mkdir(parents=True, exist_ok=True)
+    home.pki.chmod(0o700)
+    home.keys.chmod(0o700)
+    if write_atomic(home.config_path, DEFAULT_TOML.encode(), overwrite=False):
+        report.created.append("privet.toml")
+    _copy_policies(home, report)
+    ca_existed = home.ca_cert.exists()
+    ca = LocalCA.ensure(home.pki)
+    if not ca_existed:
+        report.created.append("pki/ca.pem")
+    for service in SERVICES:
+        if ca.ensure_identity(home.pki, service, SpiffeId("service", service), server=True):
+            report.created.append(f"pki/{service}.pem")
+    for principal in load_directory(home.policies / "principals.yaml").users():
+        if ca.ensure_identity(home.pki, principal.name, principal.id):
+            report.created.append(f"pki/{principal.name}.pem")
+    signer_path, verifier_path = home.keys / "audit.key", home.keys / "audit.pub"
+    if not signer_path.exists():
+        signer, verifier = generate_signer(AUDIT_KEY_NAME)
+        write_atomic(signer_path, (signer + "\n").encode(), mode=0o600, overwrite=False)
+        write_atomic(verifier_path, (verifier + "\n").encode(), overwrite=False)
+        report.created.append("keys/audit.key")
+    if not any(home.keys.glob("kek-*.key")):
+        FileKeyring.ensure(home.keys)
+        report.created.append("keys/kek-1.key")
+    return report
+
+
+def add_user(home: Home, name: str, role: str) -> bool:
+    """Add a principal to this home's principals.yaml and issue its certificate."""
+    added = add_principal(home.policies / "principals.yaml", name, role)
+    ca = LocalCA.ensure(home.pki)
+    issued = ca.ensure_identity(home.pki, name, SpiffeId("user", name))
+    return added or issued

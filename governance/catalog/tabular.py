@@ -1,0 +1,309 @@
+"""Preprocessing for tabular models: the exact mapping from Arrow columns to model inputs.
+
+A `TabularPreprocessor` is fitted once on the training table and then travels with the
+model as JSON (`to_metadata()`), so the inference service rebuilds the very same
+mapping (`from_metadata()`) and a row is encoded identically at training and at serving.
+
+- Numeric columns (integers, floats, booleans) are standardised with the mean and the
+  population standard deviation of the training column; a missing or non-finite value
+  becomes the mean (so 0 after standardising).
+- String columns are one-hot encoded over the vocabulary seen in training (sorted);
+  a missing value or a value outside the vocabulary encodes as all zeros.
+
+`ClassLabels` does the same for a classifier's target: the distinct numeric labels seen
+in training, in order, become class indices 0..k-1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from governance.errors import InvalidArgument
+
+__all__ = ["TabularPreprocessor", "ClassLabels", "MAX_CATEGORIES"]
+
+#: The largest vocabulary a categorical column may have. A column with more distinct
+#: values is almost always an identifier, and one-hot encoding it would memorise rows.
+MAX_CATEGORIES = 1000
+
+_METADATA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _Numeric:
+    name: str
+    mean: float
+    std: float
+
+    @property
+    def width(self) -> int:
+        return 1
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "numeric", "mean": self.mean, "std": self.std}
+
+
+@dataclass(frozen=True)
+class _Categorical:
+    name: str
+    vocabulary: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        return len(self.vocabulary)
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary)}
+
+
+def _is_numeric(dtype: pa.DataType) -> bool:
+    return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
+
+
+def _is_string(dtype: pa.DataType) -> bool:
+    if pa.types.is_dictionary(dtype):
+        return _is_string(dtype.value_type)
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
+
+
+def _column(table: pa.Table, name: str) -> pa.ChunkedArray:
+    if name not in table.column_names:
+        raise InvalidArgument(name, "column not in the table")
+    return table.column(name)
+
+
+def _as_float64(name: str, column: pa.ChunkedArray) -> np.ndarray:
+    """The column as float64 with NaN wherever the value is missing or not finite."""
+    if not _is_numeric(column.type):
+        raise InvalidArgument(name, f"expected a numeric column, got {column.type}")
+    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    values = np.array(values, dtype=np.float64, copy=True)
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+def _as_string(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if not _is_string(column.type):
+        raise InvalidArgument(name, f"expected a string column, got {column.type}")
+    return pc.cast(column, pa.string())
+
+
+class TabularPreprocessor:
+    """Standardise numeric columns, one-hot encode string columns, in a fixed order.
+
+    Build one with `fit(table, features)` or `from_metadata(...)`; never mutate it.
+    """
+
+    def __init__(self, columns: Sequence[_Numeric | _Categorical]) -> None:
+        self._columns = tuple(columns)
+        names = [c.name for c in self._columns]
+        if len(set(names)) != len(names):
+            raise InvalidArgument("features", "a column is listed twice")
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls, table: pa.Table, features: Sequence[str], *, max_categories: int = MAX_CATEGORIES
+    ) -> TabularPreprocessor:
+        """Learn the encoding of `features` (in that order) from `table`.
+
+        Raises InvalidArgument naming the column when a column is missing, has a type
+        that is neither numeric nor string, or has more than `max_categories` values;
+        naming `features` when the list is empty or repeats a column.
+        """
+        if not features:
+            raise InvalidArgument("features", "at least one feature column is needed")
+        if len(set(features)) != len(features):
+            raise InvalidArgument("features", "a column is listed twice")
+        columns: list[_Numeric | _Categorical] = []
+        for name in features:
+            column = _column(table, name)
+            if _is_numeric(column.type):
+                values = _as_float64(name, column)
+                present = values[~np.isnan(values)]
+                if present.size == 0:
+                    mean, std = 0.0, 1.0
+                else:
+                    mean = float(present.mean())
+                    std = float(present.std())
+                    if not math.isfinite(std) or std == 0.0:
+                        std = 1.0
+                columns.append(_Numeric(name, mean, std))
+            elif _is_string(column.type):
+                distinct = pc.unique(_as_string(name, column)).drop_null().to_pylist()
+                if len(distinct) > max_categories:
+                    raise InvalidArgument(
+                        name,
+                        f"{len(distinct)} distinct values, more than the {max_categories} "
+                        "a categorical feature may have (is it an identifier?)",
+                    )
+                columns.append(_Categorical(name, tuple(sorted(distinct))))
+            else:
+                raise InvalidArgument(name, f"unsupported column type {column.type} (numeric or string only)")
+        return cls(columns)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """A JSON-serialisable description that `from_metadata` turns back into an equal
+        preprocessor (floats survive a JSON round trip exactly)."""
+        return {"version": _METADATA_VERSION, "columns": [c.to_metadata() for c in self._columns]}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> TabularPreprocessor:
+        """Rebuild from `to_metadata()` output. Raises InvalidArgument("preprocessing", ...)
+        on anything malformed."""
+        try:
+            if metadata["version"] != _METADATA_VERSION:
+                raise InvalidArgument("preprocessing", f"unknown metadata version {metadata['version']!r}")
+            columns: list[_Numeric | _Categorical] = []
+            for entry in metadata["columns"]:
+                name = str(entry["name"])
+                if entry["kind"] == "numeric":
+                    mean, std = float(entry["mean"]), float(entry["std"])
+                    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+                        raise InvalidArgument("preprocessing", f"column {name}: bad mean/std")
+                    columns.append(_Numeric(name, mean, std))
+                elif entry["kind"] == "categorical":
+                    vocabulary = tuple(str(v) for v in entry["vocabulary"])
+                    if len(set(vocabulary)) != len(vocabulary):
+                        raise InvalidArgument("preprocessing", f"column {name}: repeated vocabulary entry")
+                    columns.append(_Categorical(name, vocabulary))
+                else:
+                    raise InvalidArgument("preprocessing", f"column {name}: unknown kind {entry['kind']!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument("preprocessing", f"malformed metadata ({exc!r})") from None
+        return cls(columns)
+
+    # -- use -------------------------------------------------------------------------
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The input columns, in encoding order."""
+        return tuple(c.name for c in self._columns)
+
+    @property
+    def n_features(self) -> int:
+        """Width of the encoded matrix (what the model's first layer takes)."""
+        return sum(c.width for c in self._columns)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """One name per output column: `col` for numeric, `col=value` for one-hot."""
+        names: list[str] = []
+        for c in self._columns:
+            if isinstance(c, _Numeric):
+                names.append(c.name)
+            else:
+                names.extend(f"{c.name}={v}" for v in c.vocabulary)
+        return tuple(names)
+
+    def transform(self, table: pa.Table) -> torch.Tensor:
+        """Encode `table` as a float32 tensor of shape (rows, n_features).
+
+        Columns not used by the preprocessor are ignored. Raises InvalidArgument naming
+        the column when one is missing or has the wrong kind of type.
+        """
+        out = np.zeros((table.num_rows, self.n_features), dtype=np.float32)
+        offset = 0
+        for c in self._columns:
+            column = _column(table, c.name)
+            if isinstance(c, _Numeric):
+                values = _as_float64(c.name, column)
+                values = np.where(np.isnan(values), c.mean, values)
+                out[:, offset] = ((values - c.mean) / c.std).astype(np.float32)
+            elif c.vocabulary:
+                index = pc.index_in(_as_string(c.name, column), value_set=pa.array(c.vocabulary, pa.string()))
+                index = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+                rows = np.nonzero(index >= 0)[0]
+                out[rows, offset + index[rows]] = 1.0
+            else:
+                _as_string(c.name, column)  # still check the type
+            offset += c.width
+        return torch.from_numpy(out)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TabularPreprocessor) and self._columns == other._columns
+
+    def __hash__(self) -> int:
+        return hash(self._columns)
+
+    def __repr__(self) -> str:
+        return f"TabularPreprocessor(features={list(self.features)!r}, n_features={self.n_features})"
+
+
+class ClassLabels:
+    """The classes of a classifier's target: sorted distinct numeric labels → 0..k-1."""
+
+    def __init__(self, column: str, classes: Sequence[int]) -> None:
+        self.column = column
+        self.classes = tuple(int(c) for c in classes)
+        if len(self.classes) < 2:
+            raise InvalidArgument(column, "a classifier needs at least two classes in the target")
+        if len(set(self.classes)) != len(self.classes):
+            raise InvalidArgument(column, "repeated class label")
+
+    @staticmethod
+    def _labels(table: pa.Table, column: str) -> np.ndarray:
+        data = _column(table, column)
+        if not (pa.types.is_integer(data.type) or pa.types.is_boolean(data.type) or pa.types.is_floating(data.type)):
+            raise InvalidArgument(column, f"a classifier's target must be numeric, got {data.type}")
+        if data.null_count:
+            raise InvalidArgument(column, f"{data.null_count} rows have no target value")
+        values = pc.cast(data, pa.float64()).to_numpy(zero_copy_only=False)
+        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+            raise InvalidArgument(column, "class labels must be whole numbers")
+        return values.astype(np.int64)
+
+    @classmethod
+    def fit(cls, table: pa.Table, column: str, *, max_classes: int = MAX_CATEGORIES) -> ClassLabels:
+        """The distinct labels of `column`. Raises InvalidArgument naming the column when it
+        is missing, not numeric, has nulls or fractions, or has fewer than 2 or more than
+        `max_classes` classes."""
+        classes = np.unique(cls._labels(table, column))
+        if len(classes) > max_classes:
+            raise InvalidArgument(column, f"{len(classes)} classes, more than {max_classes}")
+        return cls(column, classes.tolist())
+
+    def encode(self, table: pa.Table) -> torch.Tensor:
+        """Class indices (int64) for each row. Raises InvalidArgument on an unknown label."""
+        values = self._labels(table, self.column)
+        classes = np.asarray(self.classes, dtype=np.int64)
+        order = np.argsort(classes)
+        pos = np.searchsorted(classes[order], values)
+        pos = np.clip(pos, 0, len(classes) - 1)
+        index = order[pos]
+        unknown = classes[index] != values
+        if unknown.any():
+            raise InvalidArgument(self.column, f"label {int(values[unknown][0])} was not seen in training")
+        return torch.from_numpy(index.astype(np.int64))
+
+    def decode(self, indices: torch.Tensor) -> list[int]:
+        """Labels for class indices (the inverse of `encode`)."""
+        return [self.classes[int(i)] for i in indices.reshape(-1).tolist()]
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"column": self.column, "classes": list(self.classes)}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> ClassLabels:
+        try:
+            return cls(str(metadata["column"]), [int(c) for c in metadata["classes"]])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument("labels", f"malformed metadata ({exc!r})") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClassLabels) and (self.column, self.classes) == (other.column, other.classes)
+
+    def __hash__(self) -> int:
+        return hash((self.column, self.classes))
+
+    def __repr__(self) -> str:
+        return f"ClassLabels(column={self.column!r}, classes={list(self.classes)!r})"

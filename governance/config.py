@@ -1,0 +1,117 @@
+"""The operator contract: where PRIVET_HOME lives and what privet.toml says."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tomllib
+from dataclasses import dataclass, field
+
+__all__ = ["SERVICES", "DEFAULT_PORTS", "Home", "Settings", "home_from_env"]
+
+SERVICES = ("ingestion", "training", "registry", "inference")
+DEFAULT_PORTS = {"ingestion": 50051, "training": 50052, "registry": 50053, "inference": 50054}
+TRUST_DOMAIN = "privet.local"
+
+DEFAULT_TOML = """\
+# Privet settings. Edit and restart the services.
+[database]
+# sqlite:///<path> (default: privet.db in this home) or postgresql+psycopg://user@host/db
+url = ""
+
+[blobs]
+# Local directory (default: blobs/ in this home).
+dir = ""
+
+[addresses]
+ingestion = "127.0.0.1:50051"
+training = "127.0.0.1:50052"
+registry = "127.0.0.1:50053"
+inference = "127.0.0.1:50054"
+
+[limits]
+max_message_bytes = 8388608
+max_upload_bytes = 4294967296
+
+[audit]
+origin = "privet.local/audit"
+checkpoint_every_events = 1000
+checkpoint_every_seconds = 10
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    blob_dir: pathlib.Path
+    addresses: dict[str, str]
+    max_message_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 4 * 1024**3
+    audit_origin: str = "privet.local/audit"
+    checkpoint_every_events: int = 1000
+    checkpoint_every_seconds: float = 10.0
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths inside one PRIVET_HOME. Creating them is `governance.bootstrap`'s job."""
+
+    root: pathlib.Path
+
+    @property
+    def config_path(self) -> pathlib.Path:
+        return self.root / "privet.toml"
+
+    @property
+    def pki(self) -> pathlib.Path:
+        return self.root / "pki"
+
+    @property
+    def keys(self) -> pathlib.Path:
+        return self.root / "keys"
+
+    @property
+    def policies(self) -> pathlib.Path:
+        return self.root / "policies"
+
+    @property
+    def run(self) -> pathlib.Path:
+        return self.root / "run"
+
+    def cert(self, name: str) -> pathlib.Path:
+        return self.pki / f"{name}.pem"
+
+    def key(self, name: str) -> pathlib.Path:
+        return self.pki / f"{name}.key"
+
+    @property
+    def ca_cert(self) -> pathlib.Path:
+        return self.pki / "ca.pem"
+
+    def settings(self) -> Settings:
+        """Read privet.toml; empty values fall back to the embedded defaults inside this home."""
+        raw = tomllib.loads(self.config_path.read_text()) if self.config_path.exists() else {}
+        db = raw.get("database", {}).get("url") or f"sqlite:///{self.root / 'privet.db'}"
+        blob_dir = raw.get("blobs", {}).get("dir") or str(self.root / "blobs")
+        addresses = {name: f"127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()}
+        addresses.update(raw.get("addresses", {}))
+        limits = raw.get("limits", {})
+        audit = raw.get("audit", {})
+        # An environment override lets one home be pointed at PostgreSQL without editing it.
+        db = os.environ.get("PRIVET_DATABASE_URL", db)
+        return Settings(
+            database_url=db,
+            blob_dir=pathlib.Path(blob_dir),
+            addresses=addresses,
+            max_message_bytes=int(limits.get("max_message_bytes", 8 * 1024 * 1024)),
+            max_upload_bytes=int(limits.get("max_upload_bytes", 4 * 1024**3)),
+            audit_origin=audit.get("origin", "privet.local/audit"),
+            checkpoint_every_events=int(audit.get("checkpoint_every_events", 1000)),
+            checkpoint_every_seconds=float(audit.get("checkpoint_every_seconds", 10)),
+            extra=raw,
+        )
+
+
+def home_from_env() -> Home:
+    return Home(pathlib.Path(os.environ.get("PRIVET_HOME", ".privet")).resolve())

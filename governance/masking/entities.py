@@ -1,0 +1,68 @@
+"""The kinds of personal data the detectors know, and what a detection looks like."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+__all__ = ["PiiType", "Finding", "type_token", "STRUCTURED_TYPES", "TEXT_TYPES", "COLUMN_ONLY_TYPES"]
+
+
+class PiiType(StrEnum):
+    """One detector each. The value is what profiles write in `pii_type:`."""
+
+    EMAIL = "EMAIL"
+    PHONE = "PHONE"
+    CREDIT_CARD = "CREDIT_CARD"
+    IBAN = "IBAN"
+    US_SSN = "US_SSN"
+    UK_NINO = "UK_NINO"
+    DE_IDNR = "DE_IDNR"
+    FR_NIR = "FR_NIR"
+    ES_DNI = "ES_DNI"
+    ES_NIE = "ES_NIE"
+    IT_CF = "IT_CF"
+    NL_BSN = "NL_BSN"
+    CN_RIC = "CN_RIC"
+    IN_AADHAAR = "IN_AADHAAR"
+    IP_ADDRESS = "IP_ADDRESS"
+    URL = "URL"
+    MAC_ADDRESS = "MAC_ADDRESS"
+    # A calendar date inside free text (a birth date, an appointment: either can identify).
+    DATE = "DATE"
+    # Only in columns whose name says so: a date column is not personal data by itself.
+    DATE_OF_BIRTH = "DATE_OF_BIRTH"
+    POSTAL_CODE = "POSTAL_CODE"
+    PERSON_NAME = "PERSON_NAME"
+    # A column of prose that holds entities of the types above; masked by `scan`.
+    FREE_TEXT = "FREE_TEXT"
+
+
+class Finding(NamedTuple):
+    """One detected entity: its type, a confidence in [0, 1], and the span [start, end)
+    in Python string (code point) offsets of the cell it was found in."""
+
+    type: PiiType
+    score: float
+    start: int
+    end: int
+
+
+def type_token(pii_type: PiiType | str) -> str:
+    """The placeholder `scan` writes in place of an entity: `<EMAIL>`."""
+    return f"<{PiiType(pii_type).value}>"
+
+
+# Types a free-text scan looks for (anything with a pattern of its own).
+TEXT_TYPES: tuple[PiiType, ...] = (
+    PiiType.EMAIL, PiiType.URL, PiiType.IP_ADDRESS, PiiType.MAC_ADDRESS, PiiType.IBAN,
+    PiiType.CREDIT_CARD, PiiType.PHONE, PiiType.US_SSN, PiiType.UK_NINO, PiiType.DE_IDNR,
+    PiiType.FR_NIR, PiiType.ES_DNI, PiiType.ES_NIE, PiiType.IT_CF, PiiType.NL_BSN,
+    PiiType.CN_RIC, PiiType.IN_AADHAAR, PiiType.DATE,
+)
+
+# Types that need the column's name to be believed (no checksum, no distinctive shape).
+COLUMN_ONLY_TYPES: tuple[PiiType, ...] = (PiiType.DATE_OF_BIRTH, PiiType.POSTAL_CODE, PiiType.PERSON_NAME)
+
+# Types a whole column can be classified as.
+STRUCTURED_TYPES: tuple[PiiType, ...] = tuple(t for t in TEXT_TYPES if t is not PiiType.DATE) + COLUMN_ONLY_TYPES

@@ -1,0 +1,367 @@
+"""k-anonymity (and distinct ℓ-diversity) by full-domain generalisation and suppression.
+
+Each quasi-identifier has a generalisation hierarchy: level 0 is the value itself, the
+hierarchy's levels come next (coarser each time), and the last level is `*` (the value
+withheld). A *node* picks one level per quasi-identifier; every row is generalised to that
+node, rows that then share all their quasi-identifier values form an equivalence class,
+and rows in classes smaller than k (or with fewer than ℓ distinct sensitive values) are
+suppressed (removed).
+
+Among nodes that suppress at most `max_suppression` of the rows, the search keeps the one
+with the least information loss: the normalised certainty penalty (NCP, Xu et al. 2006)
+of the released cells, with a suppressed row counted as fully lost. It is a best-first
+branch and bound over the lattice: the mean generalisation penalty of all rows is a lower
+bound of a node's loss that needs no grouping, nodes are visited in order of it, and the
+search stops when the bound reaches the best loss found; a node finer than one that
+already needs too much suppression is skipped (if a coarser node fails, a finer one must).
+Per-level generalised values, class keys and per-row NCP are columnar (pyarrow compute,
+numpy); equivalence classes come from a pyarrow `group_by`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from governance.errors import FailedPrecondition, InvalidArgument
+from governance.masking.operators import (
+    generalise_date, generalise_numeric, generalise_prefix, numeric_bounds, parse_dates,
+)
+
+__all__ = ["Hierarchy", "KAnonymityReport", "k_anonymise", "is_k_anonymous", "MAX_LATTICE"]
+
+MAX_LATTICE = 20_000
+_TOP = "*"
+_DATE_ORDER = ("month", "year")
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """How one quasi-identifier generalises. `kind` is "bins" (numeric, `levels` =
+    increasing bin widths), "prefix" (strings, decreasing prefix lengths), "date"
+    ("month" then "year"), or "suppress" (no intermediate level: the value or `*`)."""
+
+    kind: str
+    levels: tuple[Any, ...] = ()
+
+    @classmethod
+    def parse(cls, spec: Any, where: str) -> Hierarchy:
+        """From a profile entry: `{bins: [5, 10, 20]}`, `{prefix: [4, 3, 2]}`,
+        `{date: [month, year]}` or `{suppress: true}`. Raises InvalidArgument naming `where`."""
+        if not isinstance(spec, Mapping) or len(spec) != 1:
+            raise InvalidArgument(where, "expected one of {bins: [widths]}, {prefix: [lengths]}, "
+                                         "{date: [month, year]}, {suppress: true}")
+        (kind, levels), = spec.items()
+        if kind == "suppress":
+            if levels is not True:
+                raise InvalidArgument(f"{where}.suppress", "expected true")
+            return cls("suppress")
+        if kind not in ("bins", "prefix", "date"):
+            raise InvalidArgument(where, f"unknown hierarchy {kind!r}; expected bins, prefix, date or suppress")
+        if not isinstance(levels, list) or not levels:
+            raise InvalidArgument(f"{where}.{kind}", "expected a non-empty list")
+        if kind == "bins":
+            if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in levels) \
+                    or any(b <= a for a, b in zip(levels, levels[1:])):
+                raise InvalidArgument(f"{where}.bins", "expected increasing positive bin widths")
+        elif kind == "prefix":
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in levels) \
+                    or any(b >= a for a, b in zip(levels, levels[1:])):
+                raise InvalidArgument(f"{where}.prefix", "expected decreasing prefix lengths ≥ 0")
+        else:
+            if any(x not in _DATE_ORDER for x in levels) or list(levels) != sorted(levels, key=_DATE_ORDER.index) \
+                    or len(set(levels)) != len(levels):
+                raise InvalidArgument(f"{where}.date", "expected levels from [month, year], in that order")
+        return cls(kind, tuple(levels))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One label per level, finest first: `original`, `bins:5`, …, `*`."""
+        middle = tuple(x if self.kind == "date" else f"{self.kind}:{x}" for x in self.levels)
+        return ("original",) + middle + (_TOP,)
+
+    def generalise(self, values: pa.ChunkedArray | pa.Array, level: int) -> pa.Array | pa.ChunkedArray:
+        """The column at `level` (1 .. len(labels)-1) as strings."""
+        if level == len(self.labels) - 1:
+            return pa.array(np.full(len(values), _TOP, dtype=object), type=pa.string())
+        x = self.levels[level - 1]
+        if self.kind == "bins":
+            return generalise_numeric(values, x)
+        if self.kind == "prefix":
+            return generalise_prefix(values, x)
+        return generalise_date(values, x)
+
+    def ncp(self, values: pa.ChunkedArray | pa.Array, level: int) -> np.ndarray:
+        """Per-row normalised certainty penalty at `level`, in [0, 1] (0 for nulls below `*`)."""
+        n = len(values)
+        if level == 0:
+            return np.zeros(n)
+        if level == len(self.labels) - 1:
+            return np.ones(n)
+        x = self.levels[level - 1]
+        if self.kind == "bins":
+            lo, hi, _ = numeric_bounds(values, x)
+            span = pc.min_max(values.cast(pa.float64()))
+            width = (span["max"].as_py() or 0.0) - (span["min"].as_py() or 0.0)
+            if width <= 0:
+                return np.zeros(n)
+            return np.minimum(1.0, float(x) / width) * _not_null(values)
+        if self.kind == "date":
+            days = _as_numpy_days(parse_dates(values))
+            valid = ~np.isnat(days)
+            if valid.sum() < 2:
+                return np.zeros(n)
+            width = (days[valid].max() - days[valid].min()).astype(np.int64)
+            if width <= 0:
+                return np.zeros(n)
+            unit = "M" if x == "month" else "Y"
+            start = days.astype(f"datetime64[{unit}]")
+            span = ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(np.float64)
+            return np.where(valid, np.minimum(1.0, span / float(width)), 0.0)
+        # prefix: a categorical hierarchy; a group's penalty is its share of distinct values
+        text = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
+        distinct = pc.unique(text).drop_null()
+        total = len(distinct)
+        if total <= 1:
+            return np.zeros(n)
+        groups = pc.value_counts(generalise_prefix(distinct, x))
+        row_group = pc.index_in(generalise_prefix(text, x), value_set=groups.field("values"))
+        sizes = pc.take(groups.field("counts"), row_group).fill_null(0)
+        sizes = _np(sizes).astype(np.float64)
+        return np.where(sizes > 1, sizes / total, 0.0)
+
+
+def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _not_null(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return _np(values.is_valid()).astype(np.float64)
+
+
+def _as_numpy_days(dates: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return _np(dates.cast(pa.timestamp("s"))).astype("datetime64[D]")
+
+
+@dataclass
+class KAnonymityReport:
+    """What k-anonymisation did. `levels`: the chosen level per quasi-identifier (a
+    hierarchy label). `ncp`: mean NCP of the released quasi-identifier cells;
+    `information_loss`: the same over all input rows with suppressed rows counted as 1
+    (what the search minimises). `generalised_cells`: released non-null cells whose value
+    was generalised."""
+
+    k: int
+    l: int
+    sensitive: str | None
+    max_suppression: float
+    rows_in: int
+    rows_out: int
+    suppressed_rows: int
+    levels: dict[str, str]
+    ncp: float
+    information_loss: float
+    equivalence_classes: int
+    smallest_class: int
+    generalised_cells: int
+    nodes_evaluated: int = 0
+    lattice_size: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _QI:
+    name: str
+    hierarchy: Hierarchy
+    codes: list[np.ndarray] = field(default_factory=list)      # per level: class codes (int64)
+    cardinality: list[int] = field(default_factory=list)
+    ncp: list[np.ndarray] = field(default_factory=list)         # per level: per-row NCP
+
+
+def _codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    enc = pc.dictionary_encode(values, null_encoding="encode")
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.unify_dictionaries()
+        size = len(enc.chunk(0).dictionary) if enc.num_chunks else 0
+        idx = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]) if enc.num_chunks else np.zeros(0)
+    else:
+        size, idx = len(enc.dictionary), enc.indices.to_numpy(zero_copy_only=False)
+    return idx.astype(np.int64), max(1, size)
+
+
+def _prepare(table: pa.Table, hierarchies: Mapping[str, Hierarchy]) -> list[_QI]:
+    qis = []
+    for name, h in hierarchies.items():
+        col = table.column(name)
+        qi = _QI(name, h)
+        for level in range(len(h.labels)):
+            gen = col if level == 0 else h.generalise(col, level)
+            codes, size = _codes(gen)
+            qi.codes.append(codes)
+            qi.cardinality.append(size)
+            qi.ncp.append(h.ncp(col, level))
+        qis.append(qi)
+    return qis
+
+
+def _class_keys(qis: Sequence[_QI], node: Sequence[int]) -> np.ndarray:
+    key = np.zeros(len(qis[0].codes[0]), dtype=np.int64)
+    span = 1
+    for qi, level in zip(qis, node):
+        size = qi.cardinality[level]
+        if span * size >= 2**62:  # compact before the mixed-radix key could overflow
+            key, span = _codes(pa.array(key))
+        key = key * size + qi.codes[level]
+        span *= size
+    return key
+
+
+def _classes(key: np.ndarray, sensitive: pa.ChunkedArray | None) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Per row: the size of its equivalence class and (with a sensitive column) the number
+    of distinct sensitive values in it; and the number of classes."""
+    columns = {"key": pa.array(key)}
+    aggs: list[tuple[Any, ...]] = [("key", "count")]
+    if sensitive is not None:
+        columns["sensitive"] = sensitive.combine_chunks() if isinstance(sensitive, pa.ChunkedArray) else sensitive
+        aggs.append(("sensitive", "count_distinct"))
+    grouped = pa.table(columns).group_by("key").aggregate(aggs)
+    row_class = pc.index_in(columns["key"], value_set=grouped.column("key"))
+    sizes = _np(pc.take(grouped.column("key_count"), row_class))
+    distinct = _np(pc.take(grouped.column("sensitive_count_distinct"), row_class)) if sensitive is not None else None
+    return sizes, distinct, grouped.num_rows
+
+
+def _kept(sizes: np.ndarray, distinct: np.ndarray | None, k: int, l: int) -> np.ndarray:
+    keep = sizes >= k
+    if distinct is not None:
+        keep &= distinct >= l
+    return keep
+
+
+def k_anonymise(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: int, *,
+                max_suppression: float = 0.05, sensitive: str | None = None,
+                l: int = 1) -> tuple[pa.Table, KAnonymityReport]:
+    """Make `table` k-anonymous over the columns of `hierarchies` (and distinct ℓ-diverse
+    in `sensitive` when given), generalising along the hierarchies with the least
+    information loss that suppresses at most `max_suppression` of the rows.
+
+    Returns the released table (quasi-identifiers at a level above 0 become strings;
+    suppressed rows removed; row order kept) and a report.
+    Raises InvalidArgument for bad k, ℓ, share, a missing column or an oversized lattice;
+    FailedPrecondition when no node meets k (and ℓ) within the suppression bound."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InvalidArgument("k", "must be an integer ≥ 1")
+    if not isinstance(l, int) or isinstance(l, bool) or l < 1:
+        raise InvalidArgument("l_diversity", "ℓ must be an integer ≥ 1")
+    if not 0 <= max_suppression <= 1:
+        raise InvalidArgument("max_suppression", "must be a share in [0, 1]")
+    for name in hierarchies:
+        if name not in table.column_names:
+            raise InvalidArgument("quasi_identifiers", f"no column {name!r} in the table")
+    if sensitive is not None:
+        if sensitive not in table.column_names:
+            raise InvalidArgument("l_diversity", f"no sensitive column {sensitive!r} in the table")
+        if sensitive in hierarchies:
+            raise InvalidArgument("l_diversity", f"{sensitive!r} is also a quasi-identifier")
+    n = table.num_rows
+    names = list(hierarchies)
+    if not names or n == 0 or (k == 1 and (sensitive is None or l == 1)):
+        return table, KAnonymityReport(
+            k, l, sensitive, max_suppression, n, n, 0, {q: "original" for q in names}, 0.0, 0.0,
+            n, 1 if n else 0, 0)
+
+    heights = [len(hierarchies[q].labels) for q in names]
+    lattice = int(np.prod(heights))
+    if lattice > MAX_LATTICE:
+        raise InvalidArgument("quasi_identifiers", f"{lattice} generalisation combinations; at most {MAX_LATTICE}")
+    qis = _prepare(table, hierarchies)
+    sens = table.column(sensitive) if sensitive is not None else None
+    allowed = int(np.floor(max_suppression * n + 1e-9))
+    width = len(qis)
+
+    # Every row costs at least its generalisation penalty, kept or suppressed (a suppressed
+    # row costs 1 ≥ any penalty), so the mean penalty over all rows bounds a node's loss
+    # from below without grouping. Visit nodes by that bound; stop once it reaches the
+    # best loss found. A node finer than one that needs too much suppression fails too.
+    level_sums = [[float(x.sum()) for x in qi.ncp] for qi in qis]
+    nodes = itertools.product(*(range(h) for h in heights))
+    bounded = sorted(((sum(level_sums[q][lv] for q, lv in enumerate(nd)) / (n * width), nd) for nd in nodes),
+                     key=lambda item: (item[0], sum(item[1]), item[1]))
+    failed: list[tuple[int, ...]] = []
+    best: tuple[float, int, tuple[int, ...]] | None = None
+    evaluated = 0
+    for bound, node in bounded:
+        if best is not None and bound >= best[0]:
+            break
+        if any(all(a <= b for a, b in zip(node, f)) for f in failed):
+            continue
+        evaluated += 1
+        sizes, distinct, _ = _classes(_class_keys(qis, node), sens)
+        keep = _kept(sizes, distinct, k, l)
+        suppressed = n - int(keep.sum())
+        if suppressed > allowed:
+            failed.append(node)
+            continue
+        penalty = sum(qi.ncp[level][keep].sum() for qi, level in zip(qis, node))
+        loss = (penalty + suppressed * width) / (n * width)
+        if best is None or (loss, sum(node)) < (best[0], best[1]):
+            best = (loss, sum(node), node)
+    if best is None:
+        need = f"{k}-anonymous" + (f" and {l}-diverse in {sensitive!r}" if sensitive else "")
+        raise FailedPrecondition(
+            f"cannot make the table {need} over {', '.join(names)} while suppressing at most "
+            f"{max_suppression:.1%} of {n} rows, even with every quasi-identifier fully generalised")
+
+    loss, _, node = best
+    sizes, distinct, classes = _classes(_class_keys(qis, node), sens)
+    keep = _kept(sizes, distinct, k, l)
+    released = table
+    generalised_cells = 0
+    penalty = 0.0
+    for qi, level in zip(qis, node):
+        if level > 0:
+            col = qi.hierarchy.generalise(table.column(qi.name), level)
+            released = released.set_column(released.column_names.index(qi.name), qi.name, col)
+            generalised_cells += int((_not_null(table.column(qi.name)).astype(bool) & keep).sum())
+        penalty += qi.ncp[level][keep].sum()
+    rows_out = int(keep.sum())
+    released = released.filter(pa.array(keep))
+    kept_sizes = sizes[keep]
+    report = KAnonymityReport(
+        k=k, l=l, sensitive=sensitive, max_suppression=max_suppression, rows_in=n, rows_out=rows_out,
+        suppressed_rows=n - rows_out,
+        levels={qi.name: qi.hierarchy.labels[level] for qi, level in zip(qis, node)},
+        ncp=round(float(penalty / (rows_out * width)) if rows_out else 0.0, 6),
+        information_loss=round(float(loss), 6),
+        equivalence_classes=int(len(np.unique(_class_keys(qis, node)[keep]))) if rows_out else 0,
+        smallest_class=int(kept_sizes.min()) if rows_out else 0,
+        generalised_cells=generalised_cells, nodes_evaluated=evaluated, lattice_size=lattice,
+    )
+    return released, report
+
+
+def is_k_anonymous(table: pa.Table, quasi_identifiers: Sequence[str], k: int, *,
+                   sensitive: str | None = None, l: int = 1) -> bool:
+    """Whether every combination of the quasi-identifiers' values occurs at least k times
+    (and, with `sensitive`, with at least ℓ distinct sensitive values). A direct check for
+    tests and audits, independent of the search."""
+    if table.num_rows == 0:
+        return True
+    aggs: list[tuple[Any, ...]] = [([], "count_all")]
+    if sensitive is not None:
+        aggs.append((sensitive, "count_distinct"))
+    grouped = table.group_by(list(quasi_identifiers)).aggregate(aggs)
+    ok = pc.all(pc.greater_equal(grouped.column("count_all"), k)).as_py()
+    if sensitive is not None:
+        ok = ok and pc.all(pc.greater_equal(grouped.column(f"{sensitive}_count_distinct"), l)).as_py()
+    return bool(ok)

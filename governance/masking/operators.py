@@ -1,0 +1,468 @@
+"""Masking operators: each maps a pyarrow column (Array or ChunkedArray) to a new one of
+the same length, nulls staying null. Profiles name them; `OPERATORS` is the registry
+the profile loader checks names and parameters against.
+
+Operators that compute something per value (keyed hash, tokenisation) do it once per
+distinct value: the column is dictionary-encoded, the dictionary transformed, and the
+indices taken through it. Everything else is a pyarrow compute kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from governance.errors import InvalidArgument
+from governance.masking.detect import SCAN_MIN_SCORE, replace_entities
+from governance.masking.entities import PiiType
+from governance.masking.ff1 import FF1
+from governance.masking.patterns import DATE_FORMATS
+
+__all__ = [
+    "MaskingKeys", "OperatorContext", "OperatorSpec", "Param", "OPERATORS", "check_params",
+    "keep", "redact", "partial_mask", "keyed_hash", "tokenise", "detokenise",
+    "generalise_numeric", "generalise_date", "generalise_prefix", "scan",
+]
+
+Column = pa.Array | pa.ChunkedArray
+DEFAULT_REDACTION = "[REDACTED]"
+_LETTER_OR_DIGIT = r"[\p{L}\p{N}]"
+
+
+@dataclass(frozen=True, repr=False)
+class MaskingKeys:
+    """The secrets masking needs. The caller owns them (the keyring; one set per dataset,
+    or per pseudonymisation domain so hashes and tokens agree across datasets).
+
+    `hash_key` (≥ 16 bytes): HMAC-SHA256 for `hash` and for `scan` pseudonyms.
+    `token_key` (16, 24 or 32 bytes): the AES key of FF1 for `tokenise`.
+    `key_id`: which key version this is; recorded in the report, never the key itself.
+    Raises InvalidArgument for a key of the wrong size."""
+
+    hash_key: bytes | None = None
+    token_key: bytes | None = None
+    key_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.hash_key is not None and (not isinstance(self.hash_key, bytes) or len(self.hash_key) < 16):
+            raise InvalidArgument("keys.hash_key", "must be at least 16 bytes")
+        if self.token_key is not None and (not isinstance(self.token_key, bytes) or len(self.token_key) not in (16, 24, 32)):
+            raise InvalidArgument("keys.token_key", "must be an AES key of 16, 24 or 32 bytes")
+
+    def __repr__(self) -> str:
+        return f"MaskingKeys(key_id={self.key_id!r})"
+
+    @classmethod
+    def derive(cls, secret: bytes, key_id: str = "") -> MaskingKeys:
+        """Both keys from one stored secret (≥ 32 bytes), by HKDF-SHA256 with distinct labels."""
+        if not isinstance(secret, bytes) or len(secret) < 32:
+            raise InvalidArgument("keys", "the secret must be at least 32 bytes")
+
+        def hkdf(label: bytes) -> bytes:
+            return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret)
+
+        return cls(hkdf(b"privet/masking/hmac/v1"), hkdf(b"privet/masking/ff1/v1"), key_id)
+
+
+@dataclass(frozen=True)
+class OperatorContext:
+    """What an operator may need besides its parameters."""
+
+    column: str
+    keys: MaskingKeys | None = None
+    default_region: str = "US"
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+def _map_chunks(values: Column, fn: Callable[[pa.Array], pa.Array]) -> Column:
+    if isinstance(values, pa.ChunkedArray):
+        chunks = [fn(c) for c in values.chunks]
+        if not chunks:
+            return pa.chunked_array([], type=fn(pa.array([], type=values.type)).type)
+        return pa.chunked_array(chunks, type=chunks[0].type)
+    return fn(values)
+
+
+def _as_strings(values: Column) -> Column:
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values, t = values.cast(t.value_type), t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return values
+    try:
+        return values.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise InvalidArgument("values", f"cannot read a {t} column as text") from None
+
+
+def _per_distinct(values: Column, fn: Callable[[list[str]], list[str]]) -> Column:
+    """Apply `fn` to the distinct non-null strings once; map every cell through it."""
+    text = _as_strings(values)
+    encoded = pc.dictionary_encode(text)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries()
+        if encoded.num_chunks == 0:
+            return pa.chunked_array([], type=pa.string())
+        dictionary = encoded.chunk(0).dictionary
+    else:
+        dictionary = encoded.dictionary
+    mapped = pa.array(fn(dictionary.to_pylist()), type=pa.string())
+    if isinstance(encoded, pa.ChunkedArray):
+        return pa.chunked_array([mapped.take(c.indices) for c in encoded.chunks], type=pa.string())
+    return mapped.take(encoded.indices)
+
+
+# --- operators ----------------------------------------------------------------------------
+
+def keep(values: Column) -> Column:
+    """The column unchanged."""
+    return values
+
+
+def redact(values: Column, token: str = DEFAULT_REDACTION) -> Column:
+    """Every non-null value becomes `token`."""
+    def one(chunk: pa.Array) -> pa.Array:
+        filled = pa.array(np.full(len(chunk), token, dtype=object), type=pa.string())
+        return pc.if_else(chunk.is_null(), pa.scalar(None, pa.string()), filled)
+    return _map_chunks(values, one)
+
+
+def partial_mask(values: Column, *, keep_first: int = 0, keep_last: int = 0, mask_char: str = "*") -> Column:
+    """Keep the first `keep_first` and last `keep_last` characters; every other letter or
+    digit becomes `mask_char`, separators stay (`****-****-****-1111`). A value no longer
+    than what would be kept is masked whole, so a short value is never shown in full."""
+    if keep_first < 0 or keep_last < 0:
+        raise InvalidArgument("keep_first", "keep_first and keep_last must be ≥ 0")
+    replacement = mask_char.replace("\\", "\\\\")
+
+    def one(chunk: pa.Array) -> pa.Array:
+        whole = pc.replace_substring_regex(chunk, _LETTER_OR_DIGIT, replacement)
+        if keep_first == 0 and keep_last == 0:
+            return whole
+        head = pc.utf8_slice_codeunits(chunk, 0, keep_first)
+        middle = pc.utf8_slice_codeunits(chunk, keep_first, -keep_last if keep_last else None)
+        tail = pc.utf8_slice_codeunits(chunk, -keep_last) if keep_last else pc.utf8_slice_codeunits(chunk, 0, 0)
+        joined = pc.binary_join_element_wise(
+            head, pc.replace_substring_regex(middle, _LETTER_OR_DIGIT, replacement), tail, "")
+        short = pc.less_equal(pc.utf8_length(chunk), keep_first + keep_last)
+        return pc.if_else(short, whole, joined)
+
+    return _map_chunks(_as_strings(values), one)
+
+
+def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str | None = None) -> Column:
+    """HMAC-SHA256 of each value under `key`, as `length` hex characters (8..64). Each
+    distinct value is hashed once. `normalize`: None (exact bytes), "lower" (case-folded:
+    emails), or "digits" (digits only: phone numbers written differently)."""
+    if not isinstance(key, bytes) or len(key) < 16:
+        raise InvalidArgument("keys.hash_key", "must be at least 16 bytes")
+    if not 8 <= length <= 64:
+        raise InvalidArgument("length", "must be between 8 and 64 hex characters")
+    text = _as_strings(values)
+    if normalize == "lower":
+        text = pc.utf8_lower(text)
+    elif normalize == "digits":
+        text = pc.replace_substring_regex(text, r"[^0-9]", "")
+    elif normalize is not None:
+        raise InvalidArgument("normalize", "expected 'lower' or 'digits'")
+    base = hmac.HMAC(key, hashes.SHA256())
+
+    def digest_all(distinct: list[str]) -> list[str]:
+        out = []
+        for value in distinct:
+            mac = base.copy()
+            mac.update(b"hash\x00" + value.encode())
+            out.append(mac.finalize().hex()[:length])
+        return out
+
+    return _per_distinct(text, digest_all)
+
+
+_ALPHABETS = {"digits": (10, re.compile(r"[0-9]")), "alnum": (36, re.compile(r"[0-9A-Za-z]"))}
+
+
+def _fpe(values: Column, key: bytes, tweak: bytes | str, alphabet: str, *, decrypt: bool) -> Column:
+    if alphabet not in _ALPHABETS:
+        raise InvalidArgument("alphabet", "expected 'digits' or 'alnum'")
+    radix, numeral = _ALPHABETS[alphabet]
+    cipher = FF1(key, radix)
+    tweak_bytes = tweak.encode() if isinstance(tweak, str) else bytes(tweak)
+
+    def transform(distinct: list[str]) -> list[str]:
+        numerals = ["".join(numeral.findall(v)) for v in distinct]
+        if alphabet == "alnum":
+            numerals = [n.lower() for n in numerals]
+        work = [i for i, n in enumerate(numerals) if len(n) >= cipher.minlen]
+        fn = cipher.decrypt_many if decrypt else cipher.encrypt_many
+        done = fn([numerals[i] for i in work], tweak_bytes)
+        out = list(distinct)
+        for i, token in zip(work, done):
+            token = token.upper() if alphabet == "alnum" else token
+            if len(token) == len(distinct[i]):
+                out[i] = token
+            else:  # put the numerals back between the separators
+                it = iter(token)
+                out[i] = numeral.sub(lambda _m: next(it), distinct[i])
+        if not decrypt:
+            # Too few numerals for FF1's security bound: no reversible token, mask them.
+            for i, n in enumerate(numerals):
+                if 0 < len(n) < cipher.minlen:
+                    out[i] = numeral.sub("*", distinct[i])
+        return out
+
+    return _per_distinct(values, transform)
+
+
+def tokenise(values: Column, key: bytes, *, tweak: bytes | str, alphabet: str = "digits") -> Column:
+    """Format-preserving encryption (FF1, AES `key`) of each value's numerals, in place:
+    with `alphabet="digits"` digits stay digits and every other character stays where it
+    is (`4111-1111-1111-1111` → `7730-5921-0871-3348`); with "alnum" letters and digits
+    are encrypted together (radix 36, output upper case). `tweak` is the column name, or
+    a name shared across tables whose tokens must join. `detokenise` reverses it with the
+    same key and tweak. Values with fewer numerals than FF1 allows (6 digits, 4 alnum)
+    cannot be tokenised safely; their numerals become `*` and cannot be recovered."""
+    return _fpe(values, key, tweak, alphabet, decrypt=False)
+
+
+def detokenise(values: Column, key: bytes, *, tweak: bytes | str, alphabet: str = "digits") -> Column:
+    """The inverse of `tokenise` under the same key, tweak and alphabet ("alnum" comes
+    back upper case)."""
+    return _fpe(values, key, tweak, alphabet, decrypt=True)
+
+
+def _numbers(values: Column) -> Column:
+    t = values.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return values
+    try:
+        return _as_strings(values).cast(pa.float64())
+    except (pa.ArrowInvalid, InvalidArgument):
+        raise InvalidArgument("values", f"numeric bins need numbers, got {t}") from None
+
+
+def _format_numbers(values: Column, integral: bool) -> Column:
+    return values.cast(pa.int64()).cast(pa.string()) if integral else values.cast(pa.string())
+
+
+def numeric_bounds(values: Column, width: float) -> tuple[Column, Column, bool]:
+    """Lower and upper bounds of each value's bin of `width`, and whether they are integers."""
+    if not width > 0 or not math.isfinite(width):
+        raise InvalidArgument("bins", "the bin width must be a positive number")
+    numbers = _numbers(values)
+    integral = (pa.types.is_integer(numbers.type) or pa.types.is_decimal(numbers.type)) and float(width).is_integer()
+    lo = pc.multiply(pc.floor(pc.divide(numbers.cast(pa.float64()), float(width))), float(width))
+    hi = pc.add(lo, float(width))
+    return lo, hi, integral
+
+
+def generalise_numeric(values: Column, width: float) -> Column:
+    """Each number becomes its bin of `width` as a label: 37 with width 10 → `[30, 40)`."""
+    lo, hi, integral = numeric_bounds(values, width)
+    return pc.binary_join_element_wise("[", _format_numbers(lo, integral), ", ", _format_numbers(hi, integral), ")", "")
+
+
+def parse_dates(values: Column) -> Column:
+    """Dates from a date or timestamp column, or from strings in the common formats;
+    anything else becomes null."""
+    t = values.type
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        return values
+    text = _as_strings(values)
+    return pc.coalesce(*[pc.strptime(text, format=f, unit="s", error_is_null=True) for f in DATE_FORMATS])
+
+
+_DATE_LEVELS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+def generalise_date(values: Column, level: str) -> Column:
+    """Truncate dates to `level` ("month" → `1985-03`, "year" → `1985`). A value that is not
+    a date becomes null: it cannot be generalised, and kept as is it might identify."""
+    if level not in ("month", "year"):
+        raise InvalidArgument("date", "expected 'month' or 'year'")
+    return pc.strftime(parse_dates(values), format=_DATE_LEVELS[level])
+
+
+def generalise_prefix(values: Column, length: int, mask_char: str = "*") -> Column:
+    """Keep the first `length` characters; later letters and digits become `mask_char`:
+    `75011` with 3 → `750**`."""
+    if length < 0:
+        raise InvalidArgument("prefix", "must be ≥ 0")
+
+    def one(chunk: pa.Array) -> pa.Array:
+        head = pc.utf8_slice_codeunits(chunk, 0, length)
+        tail = pc.replace_substring_regex(pc.utf8_slice_codeunits(chunk, length), _LETTER_OR_DIGIT, mask_char)
+        return pc.binary_join_element_wise(head, tail, "")
+
+    return _map_chunks(_as_strings(values), one)
+
+
+def scan(values: Column, *, replace: str = "token", key: bytes | None = None,
+         types: Iterable[PiiType | str] | None = None, min_score: float = SCAN_MIN_SCORE,
+         default_region: str = "US") -> Column:
+    """Replace each entity found in free text by its type token (`<EMAIL>`), or with
+    `replace="pseudonym"` by a keyed pseudonym (`<EMAIL_3fa94c0e1b2d7a55>`) that is the
+    same wherever the same entity appears under the same key. See
+    `detect.replace_entities`."""
+    return replace_entities(values, replace=replace, key=key, types=types,  # type: ignore[arg-type]
+                            min_score=min_score, default_region=default_region)
+
+
+# --- the registry the profile loader checks against --------------------------------------
+
+@dataclass(frozen=True)
+class Param:
+    """One operator parameter: its accepted Python types, whether required, its default,
+    and an extra check returning an error message (or None)."""
+
+    types: tuple[type, ...]
+    required: bool = False
+    default: Any = None
+    check: Callable[[Any], str | None] | None = None
+    describe: str = ""
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """A named operator. `apply(values, params, ctx)` returns the new column, or None to
+    drop it. `needs` names the key it requires. `check` validates the parameters together
+    (e.g. exactly one of several)."""
+
+    name: str
+    apply: Callable[[Column, Mapping[str, Any], OperatorContext], Column | None]
+    params: Mapping[str, Param] = field(default_factory=dict)
+    needs: str | None = None
+    check: Callable[[Mapping[str, Any]], tuple[str, str] | None] | None = None
+    doc: str = ""
+
+
+def _positive_int(x: Any) -> str | None:
+    return None if x >= 0 else "must be ≥ 0"
+
+
+def _one_char(x: Any) -> str | None:
+    return None if len(x) == 1 else "must be one character"
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda x: None if x in choices else "expected one of " + ", ".join(repr(c) for c in choices)
+
+
+def _pii_types(x: Any) -> str | None:
+    bad = [t for t in x if not isinstance(t, str) or t not in PiiType.__members__]
+    return f"unknown PII type(s): {', '.join(map(str, bad))}" if bad else None
+
+
+def _partial_check(p: Mapping[str, Any]) -> tuple[str, str] | None:
+    if not p.get("keep_first") and not p.get("keep_last"):
+        return ("action", "partial needs keep_last or keep_first")
+    return None
+
+
+_GENERALISERS = ("bins", "date", "prefix")
+
+
+def _generalise_check(p: Mapping[str, Any]) -> tuple[str, str] | None:
+    given = [k for k in _GENERALISERS if p.get(k) is not None]
+    if len(given) != 1:
+        return ("action", "generalise needs exactly one of bins (width), date (month|year), prefix (length)")
+    return None
+
+
+def _need_key(ctx: OperatorContext, which: str) -> bytes:
+    key = getattr(ctx.keys, which, None) if ctx.keys is not None else None
+    if key is None:
+        raise InvalidArgument(f"keys.{which}", f"required to mask column {ctx.column!r}")
+    return key
+
+
+def _apply_generalise(values: Column, p: Mapping[str, Any], _ctx: OperatorContext) -> Column:
+    if p.get("bins") is not None:
+        return generalise_numeric(values, p["bins"])
+    if p.get("date") is not None:
+        return generalise_date(values, p["date"])
+    return generalise_prefix(values, p["prefix"])
+
+
+def _apply_scan(values: Column, p: Mapping[str, Any], ctx: OperatorContext) -> Column:
+    key = _need_key(ctx, "hash_key") if p["replace"] == "pseudonym" else None
+    return scan(values, replace=p["replace"], key=key, types=p.get("types"),
+                min_score=p["min_score"], default_region=ctx.default_region)
+
+
+OPERATORS: Mapping[str, OperatorSpec] = {spec.name: spec for spec in (
+    OperatorSpec("keep", lambda v, p, c: v, doc="leave the column as it is"),
+    OperatorSpec("drop", lambda v, p, c: None, doc="remove the column"),
+    OperatorSpec(
+        "redact", lambda v, p, c: redact(v, p["token"]),
+        {"token": Param((str,), default=DEFAULT_REDACTION)}, doc="replace every value by a fixed token"),
+    OperatorSpec(
+        "partial",
+        lambda v, p, c: partial_mask(v, keep_first=p["keep_first"], keep_last=p["keep_last"], mask_char=p["mask_char"]),
+        {"keep_first": Param((int,), default=0, check=_positive_int),
+         "keep_last": Param((int,), default=0, check=_positive_int),
+         "mask_char": Param((str,), default="*", check=_one_char)},
+        check=_partial_check, doc="mask all but the first/last characters"),
+    OperatorSpec(
+        "hash", lambda v, p, c: keyed_hash(v, _need_key(c, "hash_key"), length=p["length"], normalize=p["normalize"]),
+        {"length": Param((int,), default=32, check=lambda x: None if 8 <= x <= 64 else "must be 8..64"),
+         "normalize": Param((str,), default=None, check=_one_of("lower", "digits"))},
+        needs="hash_key", doc="HMAC-SHA256 under the dataset's key, hex"),
+    OperatorSpec(
+        "tokenise",
+        lambda v, p, c: tokenise(v, _need_key(c, "token_key"), tweak=p["tweak"] or c.column, alphabet=p["alphabet"]),
+        {"alphabet": Param((str,), default="digits", check=_one_of("digits", "alnum")),
+         "tweak": Param((str,), default=None)},
+        needs="token_key", doc="format-preserving encryption (FF1), reversible with the key"),
+    OperatorSpec(
+        "generalise", _apply_generalise,
+        {"bins": Param((int, float), check=lambda x: None if x > 0 else "must be > 0"),
+         "date": Param((str,), check=_one_of("month", "year")),
+         "prefix": Param((int,), check=_positive_int)},
+        check=_generalise_check, doc="numeric bins, date truncation or a string prefix"),
+    OperatorSpec(
+        "scan", _apply_scan,
+        {"replace": Param((str,), default="token", check=_one_of("token", "pseudonym")),
+         "types": Param((list,), default=None, check=_pii_types),
+         "min_score": Param((int, float), default=SCAN_MIN_SCORE,
+                            check=lambda x: None if 0 <= x <= 1 else "must be in [0, 1]")},
+        doc="replace each entity in free text by its type token or a keyed pseudonym"),
+)}
+
+
+def check_params(name: str, given: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate an operator name and its parameters as written in a profile rule; return
+    the parameters with defaults filled in. Errors name the field: `where.action`,
+    `where.<param>`. Raises InvalidArgument."""
+    spec = OPERATORS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise InvalidArgument(f"{where}.action", f"unknown operator {name!r}; known: {', '.join(OPERATORS)}")
+    params: dict[str, Any] = {}
+    for key, value in given.items():
+        param = spec.params.get(key)
+        if param is None:
+            known = ", ".join(spec.params) or "none"
+            raise InvalidArgument(f"{where}.{key}", f"unknown parameter for {name!r}; it takes: {known}")
+        if isinstance(value, bool) or not isinstance(value, param.types):
+            want = " or ".join("number" if t is float else t.__name__ for t in param.types)
+            raise InvalidArgument(f"{where}.{key}", f"expected {want}, got {type(value).__name__} {value!r}")
+        if param.check is not None and (problem := param.check(value)):
+            raise InvalidArgument(f"{where}.{key}", problem)
+        params[key] = value
+    for key, param in spec.params.items():
+        if key not in params:
+            if param.required:
+                raise InvalidArgument(f"{where}.{key}", f"required by operator {name!r}")
+            params[key] = param.default
+    if spec.check is not None and (problem := spec.check(params)):
+        raise InvalidArgument(f"{where}.{problem[0]}", problem[1])
+    return params

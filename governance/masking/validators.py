@@ -1,0 +1,299 @@
+"""Python validators: given text a pattern matched, say how sure we are it is that entity.
+
+Each validator takes the matched text (and, for phones, the default region) and returns a
+base score in (0, 1], or None when the text is not that entity. Scores encode how much
+the check alone proves: a mod-97 IBAN with the right national structure is near certain; a
+9-digit number that passes the Dutch 11-proof is right one time in eleven by chance, so it
+scores below the detection threshold until a column name or a nearby keyword supports it
+(`patterns.CONTEXT_BOOST`). They run only on cells a pyarrow regex already matched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import re
+
+import phonenumbers
+from stdnum import iban as _iban
+from stdnum import luhn as _luhn
+from stdnum.cn import ric as _ric
+from stdnum.de import idnr as _idnr
+from stdnum.es import dni as _dni
+from stdnum.es import nie as _nie
+from stdnum.exceptions import ValidationError
+from stdnum.fr import nir as _nir
+from stdnum.in_ import aadhaar as _aadhaar
+from stdnum.it import codicefiscale as _cf
+from stdnum.nl import bsn as _bsn
+from stdnum.us import ssn as _ssn
+
+__all__ = [
+    "card_iin_lengths",
+    "validate_email", "validate_url", "validate_ipv4", "validate_ipv6", "validate_mac",
+    "validate_card", "validate_iban", "validate_phone", "validate_us_ssn", "validate_uk_nino",
+    "validate_de_idnr", "validate_fr_nir", "validate_es_dni", "validate_es_nie", "validate_it_cf",
+    "validate_nl_bsn", "validate_cn_ric", "validate_in_aadhaar", "validate_date", "parse_date",
+]
+
+_SEPARATORS = re.compile(r"[\s\-./]")
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if "0" <= ch <= "9")
+
+
+# --- shapes with no checksum: the pattern is the check ---------------------------------
+
+def validate_email(text: str) -> float | None:
+    local, _, domain = text.rpartition("@")
+    if not local or ".." in text or domain.startswith((".", "-")):
+        return None
+    return 0.95
+
+
+def validate_url(text: str) -> float | None:
+    return 0.9 if len(text) > 10 else None
+
+
+def validate_ipv4(text: str) -> float | None:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+    return 0.85
+
+
+def validate_ipv6(text: str) -> float | None:
+    # "::" alone and two-group forms such as "ab::cd" read too often as something else.
+    if sum(1 for part in text.split(":") if part) < 3 and text != "::1":
+        return None
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+    return 0.9
+
+
+def validate_mac(text: str) -> float | None:
+    seps = {text[i] for i in range(2, len(text), 3)}
+    return 0.85 if len(seps) == 1 else None
+
+
+# --- payment cards: Luhn and the issuer ranges --------------------------------------------
+
+# (first prefix, last prefix, allowed lengths). Public issuer identification ranges.
+_IIN_RANGES: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({13, 16, 19})),                      # Visa
+    ("51", "55", frozenset({16})),                            # Mastercard
+    ("2221", "2720", frozenset({16})),                        # Mastercard 2-series
+    ("34", "34", frozenset({15})), ("37", "37", frozenset({15})),  # American Express
+    ("6011", "6011", frozenset(range(16, 20))),               # Discover
+    ("644", "649", frozenset(range(16, 20))),
+    ("65", "65", frozenset(range(16, 20))),
+    ("622126", "622925", frozenset(range(16, 20))),
+    ("300", "305", frozenset(range(14, 20))),                 # Diners Club
+    ("3095", "3095", frozenset(range(14, 20))),
+    ("36", "36", frozenset(range(14, 20))),
+    ("38", "39", frozenset(range(14, 20))),
+    ("3528", "3589", frozenset(range(16, 20))),               # JCB
+    ("1800", "1800", frozenset({15})), ("2131", "2131", frozenset({15})),  # JCB, legacy
+    ("62", "62", frozenset(range(16, 20))),                   # UnionPay
+    ("2200", "2204", frozenset(range(16, 20))),               # Mir
+    ("50", "50", frozenset(range(12, 20))),                   # Maestro
+    ("56", "69", frozenset(range(12, 20))),
+    ("0604", "0604", frozenset(range(12, 20))),               # Maestro, legacy
+    ("60", "60", frozenset({16})), ("81", "82", frozenset({16})),  # RuPay
+    ("508", "508", frozenset({16})),
+    ("9792", "9792", frozenset({16})),                        # Troy
+    ("1", "1", frozenset({15})),                              # UATP
+)
+
+
+def card_iin_lengths(number: str) -> frozenset[int]:
+    """The lengths any issuer range that covers `number`'s prefix allows (empty: no issuer)."""
+    lengths: set[int] = set()
+    for lo, hi, allowed in _IIN_RANGES:
+        head = number[: len(lo)]
+        if len(head) == len(lo) and lo <= head <= hi:
+            lengths |= allowed
+    return frozenset(lengths)
+
+
+def validate_card(text: str) -> float | None:
+    number = _digits(text)
+    if not 12 <= len(number) <= 19 or len(number) not in card_iin_lengths(number):
+        return None
+    if not _luhn.is_valid(number):
+        return None
+    # A random 16-digit number in an issuer range passes Luhn one time in ten; 12-digit
+    # Maestro numbers collide with Aadhaar numbers and order ids, so they need context.
+    if len(number) == 16:
+        return 0.9
+    return 0.5 if len(number) == 12 else 0.75
+
+
+# --- IBAN: mod 97 and the national structure, via stdnum ----------------------------------
+
+def validate_iban(text: str) -> float | None:
+    compact = "".join(text.split()).upper()
+    return 0.95 if _iban.is_valid(compact) else None
+
+
+# --- phone numbers: phonenumbers, with the default region for national formats ------------
+
+_EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$")
+
+
+def validate_phone(text: str, region: str) -> float | None:
+    """Scores: a valid number written like a phone number (leading +, separators or
+    parentheses) is likely; a bare run of digits that happens to be a valid number is
+    not, by itself; a merely *possible* number (right length) is weaker still. A column
+    named `phone` or a nearby "tel:" lifts these (see `patterns`)."""
+    body = _EXTENSION.sub("", text)
+    digits = _digits(body)
+    if not 7 <= len(digits) <= 15:
+        return None
+    formatted = body.startswith("+") or any(ch in body for ch in " ()-./")
+    try:
+        number = phonenumbers.parse(body, region)
+    except phonenumbers.NumberParseException:
+        return 0.2
+    if phonenumbers.is_valid_number(number):
+        return 0.8 if formatted else 0.45
+    if phonenumbers.is_possible_number(number):
+        return 0.45 if formatted else 0.3
+    return 0.2
+
+
+# --- national identifiers, checksums via python-stdnum ------------------------------------
+
+def validate_us_ssn(text: str) -> float | None:
+    # No checksum: area/group/serial rules only, so the dashed form is what makes it likely.
+    if not _ssn.is_valid(text.replace(" ", "-")):
+        return None
+    return 0.7 if len(text) == 11 else 0.3
+
+
+# HMRC: the first letter is never D, F, I, Q, U or V; the second never D, F, I, O, Q, U or
+# V; BG, GB, KN, NK, NT and TN are never issued. ZZ is the placeholder prefix found in
+# temporary and test records, which are still about a person, so it is accepted.
+_NINO = re.compile(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]$")
+_NINO_NEVER = frozenset({"BG", "GB", "KN", "NK", "NT", "TN"})
+
+
+def validate_uk_nino(text: str) -> float | None:
+    compact = "".join(text.split()).upper()
+    if not _NINO.match(compact) or compact[:2] in _NINO_NEVER:
+        return None
+    return 0.85
+
+
+def validate_de_idnr(text: str) -> float | None:
+    if not _idnr.is_valid(text):
+        return None
+    return 0.6 if " " in text else 0.45
+
+
+def validate_fr_nir(text: str) -> float | None:
+    return 0.85 if _nir.is_valid(text) else None
+
+
+def validate_es_dni(text: str) -> float | None:
+    return 0.85 if _dni.is_valid(text.upper()) else None
+
+
+def validate_es_nie(text: str) -> float | None:
+    return 0.9 if _nie.is_valid(text.upper()) else None
+
+
+def validate_it_cf(text: str) -> float | None:
+    return 0.95 if _cf.is_valid(text.upper()) else None
+
+
+def validate_nl_bsn(text: str) -> float | None:
+    return (0.5 if "." in text else 0.4) if _bsn.is_valid(text) else None
+
+
+def validate_cn_ric(text: str) -> float | None:
+    # stdnum's full validate also looks the birthplace up in a table of county codes that
+    # is incomplete (and raises on some of them); the check digit and birth date suffice.
+    number = text.upper()
+    try:
+        if number[-1] != _ric.calc_check_digit(number):
+            return None
+        _ric.get_birth_date(number)
+    except (ValidationError, ValueError, KeyError):
+        return None
+    return 0.95
+
+
+def validate_in_aadhaar(text: str) -> float | None:
+    if not _aadhaar.is_valid(text):
+        return None
+    return 0.6 if " " in text else 0.45
+
+
+# --- dates --------------------------------------------------------------------------------
+
+_MONTHS = {
+    name: i + 1
+    for i, names in enumerate((
+        ("jan", "january", "januar", "janvier", "enero", "gennaio", "januari"),
+        ("feb", "february", "februar", "février", "fevrier", "febrero", "febbraio", "februari"),
+        ("mar", "march", "märz", "maerz", "mars", "marzo", "maart"),
+        ("apr", "april", "avril", "abril", "aprile"),
+        ("may", "mai", "mayo", "maggio", "mei"),
+        ("jun", "june", "juni", "juin", "junio", "giugno"),
+        ("jul", "july", "juli", "juillet", "julio", "luglio"),
+        ("aug", "august", "août", "aout", "agosto", "augustus"),
+        ("sep", "sept", "september", "septembre", "septiembre", "settembre"),
+        ("oct", "october", "oktober", "octobre", "octubre", "ottobre"),
+        ("nov", "november", "novembre", "noviembre"),
+        ("dec", "december", "dezember", "décembre", "decembre", "diciembre", "dicembre"),
+    ))
+    for name in names
+}
+_NUMERIC_DATE = re.compile(r"^([0-9]{1,4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,4})$")
+_WORD = re.compile(r"[^\W\d_]+|[0-9]+")
+
+
+def _make_date(year: int, month: int, day: int) -> _dt.date | None:
+    if year < 100:
+        year += 1900 if year > (_dt.date.today().year % 100) else 2000
+    if not 1800 <= year <= 2200:
+        return None
+    try:
+        return _dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def parse_date(text: str) -> _dt.date | None:
+    """A calendar date written as Y-M-D, D/M/Y, M/D/Y, D.M.Y, or with a month name
+    ("12 March 1985", "March 12, 1985"). Ambiguous day/month orders resolve to the first
+    reading that is a real date; what matters here is whether it is a date at all."""
+    text = text.strip()
+    numeric = _NUMERIC_DATE.match(text)
+    if numeric:
+        a, b, c = (int(g) for g in numeric.groups())
+        if len(numeric.group(1)) == 4:
+            return _make_date(a, b, c)
+        if len(numeric.group(3)) not in (2, 4):
+            return None
+        return _make_date(c, b, a) or _make_date(c, a, b)
+    words = _WORD.findall(text.lower())
+    if len(words) != 3:
+        return None
+    month = next((i for i, w in enumerate(words) if w in _MONTHS), None)
+    if month is None:
+        return None
+    numbers = [w for i, w in enumerate(words) if i != month]
+    if not all(w.isdigit() for w in numbers):
+        return None
+    day, year = (numbers if len(numbers[1]) == 4 else numbers[::-1])
+    return _make_date(int(year), _MONTHS[words[month]], int(day))
+
+
+def validate_date(text: str) -> float | None:
+    return 0.6 if parse_date(text) is not None else None

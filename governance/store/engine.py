@@ -1,0 +1,70 @@
+"""Database engines: SQLite (WAL, synchronous=FULL, foreign keys) or PostgreSQL by URL.
+
+SQLite writes take the lock up front (BEGIN IMMEDIATE) so that two writers never deadlock on a
+lock upgrade; reads use a separate engine with ordinary deferred transactions so they never
+wait for a writer under WAL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, create_engine, event
+
+__all__ = ["Engines", "make_engines", "normalise_url", "is_sqlite"]
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgresql:// URLs and use the psycopg 3 driver for them."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+@dataclass(frozen=True)
+class Engines:
+    url: str
+    writer: Engine
+    reader: Engine
+
+    @property
+    def sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        self.reader.dispose()
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_engines(url: str) -> Engines:
+    url = normalise_url(url)
+    if is_sqlite(url):
+        return Engines(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return Engines(url, engine, engine)

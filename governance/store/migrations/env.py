@@ -1,0 +1,10 @@
+"""Alembic environment: the connection is handed in by governance.store.schema.upgrade."""
+
+from alembic import context
+
+from governance.store.tables import SQLModel
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

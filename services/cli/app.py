@@ -1,0 +1,88 @@
+"""The root `privet` command: global options, error handling, and the command groups."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import grpc
+import typer
+from rich.console import Console
+
+from governance.config import Home
+from governance.errors import PrivetError
+from governance.policy.engine import PolicyError
+
+__all__ = ["app", "main", "Ctx", "ctx_of", "emit"]
+
+app = typer.Typer(name="privet", help="Privet: masked ingestion, DP training, gated releases, governed inference.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class Ctx:
+    home: Home
+    principal: str
+    json: bool
+
+
+def ctx_of(ctx: typer.Context) -> Ctx:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+def emit(c: Ctx, data: Any, human: Any = None) -> None:
+    """Print `data` as JSON with --json, else the Rich renderable `human` (or data)."""
+    if c.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        console.print(human if human is not None else data)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    as_: Optional[str] = typer.Option(None, "--as", help="Act as this principal (else $PRIVET_PRINCIPAL, else admin)."),
+    home: Optional[pathlib.Path] = typer.Option(None, "--home", help="PRIVET_HOME (default $PRIVET_HOME or ./.privet)."),
+    json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    root_dir = home or pathlib.Path(os.environ.get("PRIVET_HOME", ".privet"))
+    ctx.obj = Ctx(Home(root_dir.resolve()), as_ or os.environ.get("PRIVET_PRINCIPAL") or "admin", json_)
+
+
+def _register_commands() -> None:
+    from services.cli import audit_cmds, platform_cmds  # noqa: F401 - they attach to `app`
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, grpc.RpcError):
+        code = exc.code().name if exc.code() else "UNKNOWN"
+        return f"{code}: {exc.details()}"
+    if isinstance(exc, PrivetError):
+        return f"{type(exc).__name__}: {exc.message}"
+    return str(exc) or type(exc).__name__
+
+
+def main() -> None:
+    _register_commands()
+    try:
+        app(standalone_mode=False)
+    except (PrivetError, PolicyError, grpc.RpcError, OSError, ValueError) as exc:
+        err_console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

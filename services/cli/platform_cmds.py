@@ -1,0 +1,96 @@
+"""privet init | serve | status | demo."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from governance.bootstrap import add_user, init_home
+from governance.config import SERVICES
+from governance.runtime import Runtime
+from services.cli.app import app, console, ctx_of, emit
+from services.common.health import check_health, wait_healthy
+from services.launcher import start_services
+
+__all__: list[str] = []
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    principal: Optional[str] = typer.Option(None, help="Also add this user principal."),
+    role: Optional[str] = typer.Option(None, help="Role of --principal."),
+) -> None:
+    """Create PRIVET_HOME (CA, certificates, keys, policies). Idempotent; never overwrites a key."""
+    c = ctx_of(ctx)
+    report = init_home(c.home)
+    added = None
+    if principal:
+        if not role:
+            raise typer.BadParameter("--principal needs --role")
+        added = add_user(c.home, principal, role)
+    emit(
+        c,
+        {"home": str(c.home.root), "created": report.created, "kept": len(report.kept), "principal_added": added},
+        f"[green]✓[/green] home {c.home.root}: created {len(report.created)} file(s), kept {len(report.kept)}"
+        + (f"; principal {principal} ({role}) {'added' if added else 'already present'}" if principal else ""),
+    )
+
+
+@app.command()
+def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | ingestion | training | registry | inference")) -> None:
+    """Run Privet servers in the foreground until SIGTERM/SIGINT (graceful shutdown)."""
+    c = ctx_of(ctx)
+    names = SERVICES if name == "all" else (name,)
+    if any(n not in SERVICES for n in names):
+        raise typer.BadParameter(f"unknown service {name!r}")
+    if not c.home.ca_cert.exists():
+        raise typer.BadParameter(f"{c.home.root} is not initialised: run `privet init` first")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = Runtime.open(c.home)
+    servers = start_services(runtime, names)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    (c.home.run / "serve.pid").write_text(str(__import__("os").getpid()))
+    console.print(f"[green]serving[/green] {', '.join(f'{s.name}:{s.port}' for s in servers)} from {c.home.root}", highlight=False)
+    stop.wait()
+    console.print("shutting down gracefully")
+    for server in servers:
+        server.stop(10)
+    runtime.close()
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Health of each service, checked over mTLS as the acting principal."""
+    c = ctx_of(ctx)
+    results = check_health(c.home, c.principal)
+    table = Table("service", "address", "health")
+    for r in results:
+        table.add_row(r.service, r.address, f"[green]{r.status}[/green]" if r.ok else f"[red]{r.status}[/red]")
+    emit(c, [r.__dict__ for r in results], table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def start_background_server(home_root: str, log_path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    """`privet serve all` as a child process (its own session so --keep survives us)."""
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "--home", home_root, "serve", "all"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@app.command()
+def demo(ctx: typer.Context, keep: bool = typer.Option(False, "--keep", help="Leave the services running.")) -> None:
+    """The whole path on embedded defaults (SQLite, local blobs, local CA)."""
+    from services.cli.demo import run_demo
+
+    run_demo(ctx_of(ctx), keep=keep)

@@ -1,0 +1,116 @@
+"""The one interceptor every Privet server runs: identify the caller from its certificate,
+turn the RPC into one Cedar request, audit denials, and map typed errors to gRPC statuses."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from governance.audit.log import Event
+from governance.errors import PermissionDenied, PrivetError, Unauthenticated
+from governance.identity.spiffe import SpiffeId
+from governance.runtime import Runtime
+from services.common.errors import abort_with
+from services.common.identity import peer_spiffe_id
+
+__all__ = ["GovernanceInterceptor", "action_for"]
+
+# RPCs every authenticated peer may call: liveness, health and reflection carry no data.
+_OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_OPEN_METHODS = {"/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady"}
+
+
+def action_for(method: str) -> tuple[str, str] | None:
+    """'/privet.registry.v1.RegistryService/GetModel' -> ('registry', 'registry.GetModel')."""
+    if method in _OPEN_METHODS or method.startswith(_OPEN_PREFIXES):
+        return None
+    service_path, _, rpc = method.rpartition("/")
+    package = service_path.lstrip("/").split(".")
+    api = package[1] if package[0] == "privet" else package[0]
+    return api, f"{api}.{rpc}"
+
+
+class GovernanceInterceptor(grpc.ServerInterceptor):
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        target = action_for(handler_call_details.method)
+        guard = functools.partial(self._guard, target)
+        return _wrap(handler, guard)
+
+    def _guard(self, target: tuple[str, str] | None, context: grpc.ServicerContext) -> None:
+        spiffe: SpiffeId | None = None
+        try:
+            spiffe = peer_spiffe_id(context)
+            if target is None:
+                return
+            principal = self._runtime.policies.engine.directory.resolve(spiffe)
+        except Unauthenticated as exc:
+            if target is not None:
+                self._audit_denial(spiffe.principal if spiffe else "unknown", target, ("unauthenticated",), exc.message)
+            raise
+        api, action = target
+        decision = self._runtime.policies.engine.decide(principal, action, ("Api", api), {"rpc": action})
+        if not decision.allowed:
+            self._audit_denial(principal.id.principal, target, decision.policy_ids, "policy denied the call")
+            raise PermissionDenied(f"{principal.id.principal} may not call {action}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
+
+    def _audit_denial(self, who: str, target: tuple[str, str], policy_ids: tuple[str, ...], why: str) -> None:
+        api, action = target
+        self._runtime.record(Event(principal=who, action=action, resource=f"api/{api}", decision="deny", policy_ids=policy_ids, details={"reason": why}))
+
+
+def _mapped(behavior: Callable, guard: Callable, streaming_response: bool) -> Callable:
+    def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            guard(context)
+            return behavior(request, context)
+        except (PrivetError, NotImplementedError) as exc:
+            _abort(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            if _is_abort(exc):
+                raise
+            abort_with(context, exc)
+
+    def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            guard(context)
+            yield from behavior(request, context)
+        except (PrivetError, NotImplementedError) as exc:
+            _abort(context, exc)
+        except Exception as exc:  # noqa: BLE001
+            if _is_abort(exc):
+                raise
+            abort_with(context, exc)
+
+    return stream_response if streaming_response else unary_response
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if isinstance(exc, NotImplementedError):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented in this Privet version")
+    abort_with(context, exc)
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # grpc raises a bare Exception from context.abort(); let it through untouched.
+    return type(exc) is Exception and not exc.args
+
+
+def _wrap(handler: grpc.RpcMethodHandler, guard: Callable) -> grpc.RpcMethodHandler:
+    kinds = {
+        (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+        (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+        (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+    }
+    attr, factory = kinds[(handler.request_streaming, handler.response_streaming)]
+    behavior = _mapped(getattr(handler, attr), guard, handler.response_streaming)
+    return factory(behavior, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)

@@ -1,0 +1,66 @@
+"""Which gRPC services each Privet server hosts, and starting them on one runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+
+
+from governance.config import SERVICES
+from governance.runtime import Runtime
+from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+from privet.audit.v1 import audit_pb2, audit_pb2_grpc
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+from privet.training.v1 import training_pb2, training_pb2_grpc
+from services.common.server import RunningServer, ServiceSpec, start_server
+
+__all__ = ["specs_for", "start_services", "SERVICE_FULL_NAMES"]
+
+
+def _spec(descriptor_module, service: str, add: Callable, servicer: object) -> ServiceSpec:  # type: ignore[no-untyped-def]
+    full_name = descriptor_module.DESCRIPTOR.services_by_name[service].full_name
+    return ServiceSpec(full_name, lambda server: add(servicer, server))
+
+
+def specs_for(name: str, runtime: Runtime) -> list[ServiceSpec]:
+    """The services hosted by server `name`. A service not built yet answers UNIMPLEMENTED
+    (the generated base servicer's behaviour)."""
+    if name == "ingestion":
+        return [_spec(ingestion_pb2, "IngestionService", ingestion_pb2_grpc.add_IngestionServiceServicer_to_server, ingestion_pb2_grpc.IngestionServiceServicer())]
+    if name == "training":
+        return [_spec(training_pb2, "TrainingService", training_pb2_grpc.add_TrainingServiceServicer_to_server, training_pb2_grpc.TrainingServiceServicer())]
+    if name == "registry":
+        from services.registry.audit_servicer import AuditServicer
+
+        return [
+            _spec(registry_pb2, "RegistryService", registry_pb2_grpc.add_RegistryServiceServicer_to_server, registry_pb2_grpc.RegistryServiceServicer()),
+            _spec(audit_pb2, "AuditService", audit_pb2_grpc.add_AuditServiceServicer_to_server, AuditServicer(runtime)),
+        ]
+    if name == "inference":
+        return [_spec(grpc_predict_v2_pb2, "GRPCInferenceService", grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server, grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer())]
+    raise ValueError(f"unknown service {name!r} (known: {', '.join(SERVICES)})")
+
+
+SERVICE_FULL_NAMES = {
+    "ingestion": ["privet.ingestion.v1.IngestionService"],
+    "training": ["privet.training.v1.TrainingService"],
+    "registry": ["privet.registry.v1.RegistryService", "privet.audit.v1.AuditService"],
+    "inference": ["inference.GRPCInferenceService"],
+}
+
+
+def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, str] | None = None) -> list[RunningServer]:
+    """Start each named server on its configured address (or the override)."""
+    addresses = {**runtime.settings.addresses, **(addresses or {})}
+    started: list[RunningServer] = []
+    try:
+        for name in names:
+            started.append(start_server(runtime, name, specs_for(name, runtime), addresses[name]))
+    except BaseException:
+        for server in started:
+            server.stop(0)
+        raise
+    return started
+
+

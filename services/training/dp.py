@@ -1,0 +1,385 @@
+"""DP-SGD with Opacus: the privacy engine set-up and one training step, per gradient mode.
+
+`make_private(...)` runs Opacus's `make_private_with_epsilon` (Poisson sampling, the
+named accountant, flat clipping at `max_grad_norm`) and returns a `PrivateTraining`
+whose `step(x, y)` does one physical batch. Three ways to clip per-sample gradients:
+
+- ``hooks``: Opacus materialises every per-sample gradient (batch × parameters floats).
+- ``ghost``: Opacus's ghost clipping: per-sample norms without per-sample gradients,
+  then a second backward pass over the reweighted loss.
+- ``bk``: ghost clipping's norms with the clipped sum formed directly from the saved
+  activations and output gradients, in one backward pass (`clipping.BookkeepingClipper`);
+  for models made only of linear layers. Sampling, noise, scaling and accounting are
+  Opacus's own, from the same `make_private_with_epsilon` call as ``ghost``.
+
+`FASTEST_MODE` records which one to use per architecture, from `tests/bench/train.py`.
+
+Opacus's optimizers draw the noise one parameter tensor at a time (plus a zero tensor
+each) and deep-copy every gradient; the subclasses here draw it once for all parameters
+from the same generator and distribution, N(0, (σC)²) per coordinate, and move instead
+of copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from opacus import PrivacyEngine
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from governance.errors import InvalidArgument
+from governance.privacy.accounting import accountant_names, noise_multiplier_for
+from services.training.clipping import BookkeepingClipper, supports_bookkeeping
+
+__all__ = [
+    "CALIBRATIONS",
+    "FASTEST_MODE",
+    "GRAD_SAMPLE_MODES",
+    "PrivateTraining",
+    "TensorRows",
+    "choose_grad_sample_mode",
+    "make_private",
+    "plain_step_fn",
+    "quiet_hook_warnings",
+]
+
+GRAD_SAMPLE_MODES = ("bk", "ghost", "hooks")
+
+#: Fastest applicable mode per architecture, measured with `python -m tests.bench.train`
+#: (2-core CPU, Opacus 1.6, torch 2.13, batch 256). `bk` falls
+#: back to `ghost` for models it cannot handle (an mlp with layer_norm).
+FASTEST_MODE: dict[str, str] = {"logreg": "bk", "mlp": "bk"}
+
+#: "accountant": σ is what make_private_with_epsilon finds for the chosen accountant.
+#: "conservative": σ is raised, if needed, until every registered accountant stays within
+#: the target — the ledger charges the most conservative figure, so this is what keeps a
+#: finished job's charge within its reservation.
+CALIBRATIONS = ("conservative", "accountant")
+
+
+def choose_grad_sample_mode(arch: str, model: nn.Module) -> str:
+    """The fastest mode measured for `arch` that `model` supports."""
+    mode = FASTEST_MODE.get(arch, "ghost")
+    if mode == "bk" and not supports_bookkeeping(model):
+        mode = "ghost"
+    return mode
+
+
+class TensorRows(Dataset):
+    """Rows of (features, label) tensors that hands out a whole batch in one indexing
+    operation (`__getitems__`), instead of one Python call per row."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        if features.shape[0] != labels.shape[0]:
+            raise ValueError("features and labels differ in length")
+        self.features = features
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features[index], self.labels[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.features.device)
+        return self.features.index_select(0, index), self.labels.index_select(0, index)
+
+
+def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch
+
+
+# -- leaner Opacus optimizers -----------------------------------------------------------
+
+
+class _FlatNoise:
+    """One Gaussian draw for all parameters; in-place scaling. Same law as Opacus's."""
+
+    def add_noise(self) -> None:
+        params = self.params
+        uniform = len({(p.device, p.dtype) for p in params}) == 1
+        if self.secure_mode or hasattr(self, "_adjusted_noise_multiplier") or not uniform:
+            super().add_noise()
+            return
+        std = self.noise_multiplier * self.max_grad_norm
+        total = sum(p.numel() for p in params)
+        if std == 0:
+            noise = torch.zeros(total, device=params[0].device, dtype=params[0].dtype)
+        else:
+            noise = torch.normal(
+                0.0, std, size=(total,), generator=self.generator, device=params[0].device, dtype=params[0].dtype
+            )
+        offset = 0
+        for p in params:
+            _check_processed_flag(p.summed_grad)
+            n = p.numel()
+            p.grad = (p.summed_grad.reshape(-1) + noise[offset : offset + n]).view_as(p)
+            offset += n
+            _mark_as_processed(p.summed_grad)
+
+    def scale_grad(self) -> None:
+        if self.loss_reduction == "mean":
+            torch._foreach_div_([p.grad for p in self.params], self.expected_batch_size * self.accumulated_iterations)
+
+
+class _HooksOptimizer(_FlatNoise, DPOptimizer):
+    pass
+
+
+class _GhostOptimizer(_FlatNoise, DPOptimizerFastGradientClipping):
+    def accumulate(self) -> None:
+        for p in self.params:
+            if p.summed_grad is not None:
+                p.summed_grad.add_(p.grad)
+            else:
+                # p.grad is rebuilt by the next backward pass; a detached clone is all
+                # Opacus's deepcopy achieved, at a fraction of the cost.
+                p.summed_grad = p.grad.detach().clone()
+
+
+class _PrivacyEngine(PrivacyEngine):
+    """Opacus's engine, building the optimizers above for flat, single-process clipping."""
+
+    def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:
+        mode = kwargs.get("grad_sample_mode", "hooks")
+        simple = kwargs.get("clipping", "flat") == "flat" and not kwargs.get("distributed", False)
+        cls = {"ghost": _GhostOptimizer, "hooks": _HooksOptimizer}.get(mode)
+        if cls is None or not simple or self.secure_mode:
+            return super()._prepare_optimizer(optimizer=optimizer, **kwargs)
+        if isinstance(optimizer, DPOptimizer):
+            optimizer = optimizer.original_optimizer
+        return cls(
+            optimizer=optimizer,
+            noise_multiplier=kwargs["noise_multiplier"],
+            max_grad_norm=kwargs["max_grad_norm"],
+            expected_batch_size=kwargs["expected_batch_size"],
+            loss_reduction=kwargs.get("loss_reduction", "mean"),
+            generator=kwargs.get("noise_generator"),
+            secure_mode=False,
+        )
+
+
+# -- the training set-up ------------------------------------------------------------------
+
+
+@dataclass
+class PrivateTraining:
+    """A model, optimizer and Poisson data loader made private by Opacus.
+
+    `loader` yields logical batches; iterate it through Opacus's `BatchMemoryManager`
+    with `optimizer` and call `step` on each physical batch.
+    """
+
+    mode: str
+    module: nn.Module  # what to call for the forward pass (Opacus's wrapper for hooks/ghost)
+    optimizer: DPOptimizer
+    loader: DataLoader
+    engine: PrivacyEngine
+    accountant: str
+    sample_rate: float
+    expected_batch_size: int
+    steps_per_epoch: int
+    planned_steps: int  # the horizon σ was calibrated for: int(epochs / sample_rate)
+    _criterion: Any = None
+    _clipper: BookkeepingClipper | None = None
+
+    @property
+    def noise_multiplier(self) -> float:
+        return float(self.optimizer.noise_multiplier)
+
+    @property
+    def max_grad_norm(self) -> float:
+        return float(self.optimizer.max_grad_norm)
+
+    @property
+    def steps(self) -> int:
+        """Noisy steps taken so far, from the accountant's own history."""
+        return sum(int(n) for _, _, n in self.engine.accountant.history)
+
+    def history(self) -> list[tuple[float, float, int]]:
+        return [(float(s), float(q), int(n)) for s, q, n in self.engine.accountant.history]
+
+    def step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Forward, clip, and `optimizer.step()` on one physical batch. The optimizer adds
+        noise and moves the weights only on the last physical batch of a logical one.
+        Returns the batch's summed loss (a detached tensor, so no device sync).
+
+        In hooks and ghost modes torch warns once that full backward hooks fire without
+        input gradients; that is expected (inputs are data) — see `quiet_hook_warnings`."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.mode == "bk":
+            assert self._clipper is not None
+            self._clipper.start()
+            loss = F.cross_entropy(self.module(features), labels, reduction="none")
+            self._clipper.backward(loss)
+            total = loss.detach().sum()
+        elif self.mode == "ghost":
+            loss = self._criterion(self.module(features), labels)
+            loss.backward()
+            total = loss.loss_per_sample.detach().sum()
+        else:
+            per_row = F.cross_entropy(self.module(features), labels, reduction="none")
+            per_row.mean().backward()
+            total = per_row.detach().sum()
+        self.optimizer.step()
+        return total
+
+    def close(self) -> None:
+        """Take the clipping hooks off the model (the optimizer keeps working on its
+        parameters, so the trained weights stay in the caller's model)."""
+        if self._clipper is not None:
+            self._clipper.remove()
+        elif hasattr(self.module, "cleanup"):
+            self.module.cleanup()
+
+
+def make_private(
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: TensorRows,
+    batch_size: int,
+    epochs: int,
+    target_epsilon: float,
+    delta: float,
+    max_grad_norm: float,
+    accountant: str,
+    mode: str,
+    calibration: str = "conservative",
+    sampling_generator: torch.Generator | None = None,
+    noise_generator: torch.Generator | None = None,
+) -> PrivateTraining:
+    """Make `model`/`optimizer` private over `train` with Opacus, for `epochs` epochs of
+    Poisson-sampled batches of expected size `batch_size`, spending at most
+    `target_epsilon` at `delta`.
+
+    Raises InvalidArgument("target_epsilon") when Opacus cannot reach the target with
+    any noise multiplier up to its ceiling; ("accountant"), ("grad_sample_mode") or
+    ("calibration") for unknown names.
+    """
+    if accountant not in accountant_names():
+        raise InvalidArgument("accountant", f"unknown accountant {accountant!r}; known: {', '.join(accountant_names())}")
+    if mode not in GRAD_SAMPLE_MODES:
+        raise InvalidArgument("grad_sample_mode", f"must be one of {', '.join(GRAD_SAMPLE_MODES)}, got {mode!r}")
+    if calibration not in CALIBRATIONS:
+        raise InvalidArgument("calibration", f"must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
+    if mode == "bk" and not supports_bookkeeping(model):
+        raise InvalidArgument("grad_sample_mode", "bk needs a model made only of linear layers")
+
+    base_loader = DataLoader(train, batch_size=batch_size, collate_fn=_keep_batch, generator=sampling_generator)
+    with warnings.catch_warnings():
+        # "Secure RNG turned off" and Opacus's notes on optional features: not actionable here.
+        warnings.simplefilter("ignore")
+        engine = _PrivacyEngine(accountant=accountant)
+        try:
+            made = engine.make_private_with_epsilon(
+                module=model,
+                optimizer=optimizer,
+                criterion=nn.CrossEntropyLoss(),
+                data_loader=base_loader,
+                target_epsilon=float(target_epsilon),
+                target_delta=float(delta),
+                epochs=int(epochs),
+                max_grad_norm=float(max_grad_norm),
+                poisson_sampling=True,  # the accountants assume it; never turned off
+                grad_sample_mode="hooks" if mode == "hooks" else "ghost",
+                wrap_model=mode != "bk",
+                noise_generator=noise_generator,
+            )
+        except ValueError as exc:
+            if "privacy budget is too low" in str(exc):
+                raise InvalidArgument(
+                    "target_epsilon",
+                    f"{target_epsilon} is out of reach at δ = {delta} with any amount of noise: too few rows "
+                    "for this batch size and number of epochs, or ε too small for the accountant",
+                ) from None
+            raise
+    criterion = None
+    if mode == "hooks":
+        module, dp_optimizer, loader = made
+    else:
+        module, dp_optimizer, criterion, loader = made
+    clipper = None
+    if mode == "bk":
+        # Opacus attached ghost-clipping hooks to the model; the book-keeping clipper
+        # replaces them, and keeps Opacus's optimizer for noise, scaling and accounting.
+        module.cleanup()
+        module = model
+        criterion = None
+        clipper = BookkeepingClipper(model, max_grad_norm=max_grad_norm)
+
+    sample_rate = float(loader.sample_rate)
+    planned_steps = int(epochs / sample_rate)  # exactly Opacus's calibration horizon
+    if calibration == "conservative":
+        sigma = float(dp_optimizer.noise_multiplier)
+        for other in accountant_names():
+            if other != accountant:
+                sigma = max(
+                    sigma,
+                    noise_multiplier_for(
+                        target_epsilon=target_epsilon,
+                        delta=delta,
+                        sample_rate=sample_rate,
+                        steps=planned_steps,
+                        accountant=other,
+                    ),
+                )
+        # The accountant's step hook reads this attribute at every step, so the history
+        # (and so the reported ε) follows the noise actually added.
+        dp_optimizer.noise_multiplier = sigma
+
+    steps_per_epoch = len(loader.batch_sampler)
+    if steps_per_epoch * epochs > planned_steps:
+        # Opacus's sampler runs int(1/q) steps an epoch, never more than the horizon
+        # σ was calibrated for; running past it would overspend the target.
+        raise RuntimeError(f"{epochs} epochs of {steps_per_epoch} steps exceed the calibrated {planned_steps}")
+
+    return PrivateTraining(
+        mode=mode,
+        module=module,
+        optimizer=dp_optimizer,
+        loader=loader,
+        engine=engine,
+        accountant=accountant,
+        sample_rate=sample_rate,
+        expected_batch_size=int(dp_optimizer.expected_batch_size),
+        steps_per_epoch=steps_per_epoch,
+        planned_steps=planned_steps,
+        _criterion=criterion,
+        _clipper=clipper,
+    )
+
+
+@contextlib.contextmanager
+def quiet_hook_warnings() -> Iterator[None]:
+    """Silence torch's note that Opacus's full backward hooks fire on module outputs only
+    (the model's input is data and needs no gradient), for the duration of a loop."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+        yield
+
+
+def plain_step_fn(
+    model: nn.Module, optimizer: torch.optim.Optimizer
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The same model's non-private step (for benchmarks): forward, backward, step."""
+
+    def step(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        per_row = F.cross_entropy(model(features), labels, reduction="none")
+        per_row.mean().backward()
+        optimizer.step()
+        return per_row.detach().sum()
+
+    return step
+

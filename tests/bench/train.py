@@ -1,0 +1,231 @@
+"""Benchmark: one DP-SGD step against the same model's non-private step.
+
+    python -m tests.bench.train --json
+    python -m tests.bench.train --arch mlp --modes bk,ghost,hooks --device cuda
+
+For each architecture and per-sample-gradient mode, a fresh process builds the model,
+then alternates blocks of non-private steps and DP steps on the same fixed batch (so
+machine noise hits both alike) and reports median times per step, samples/s, the
+DP/non-private ratio, and peak memory (process RSS on CPU; allocator peak on CUDA). The
+DP step is the one training runs (`PrivateTraining.step`: forward, per-sample clipping,
+noise, optimizer step); `dp_loop_step_ms` adds Poisson sampling and Opacus's
+BatchMemoryManager, i.e. a whole logical step of the real loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import warnings
+from typing import Any
+
+_ROWS = 256 * 40
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_mib(device: Any) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from governance.catalog import build_model
+    from services.training.dp import TensorRows, make_private, plain_step_fn, quiet_hook_warnings
+    from services.training.runtime import resolve_device, tune_allocator
+
+    warnings.simplefilter("ignore")
+    device = resolve_device(opts["device"])
+    tuned = tune_allocator() if opts["tune_allocator"] and device.type == "cpu" else False
+    if opts["threads"]:
+        torch.set_num_threads(opts["threads"])
+    batch, features = opts["batch"], opts["features"]
+    hparams = {"hidden": opts["hidden"]} if arch == "mlp" and opts["hidden"] else {}
+
+    torch.manual_seed(0)
+    x = torch.randn(_ROWS, features, device=device)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    xb, yb = x[:batch], y[:batch]
+
+    def build() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(1)
+        model = build_model(arch, features, 2, **hparams).to(device)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    plain_model, plain_opt = build()
+    plain = plain_step_fn(plain_model, plain_opt)
+
+    dp_model, dp_opt = build()
+    training = make_private(
+        model=dp_model,
+        optimizer=dp_opt,
+        train=TensorRows(x, y),
+        batch_size=batch,
+        epochs=1000,  # a long horizon so the loop below never runs out of steps
+        target_epsilon=8.0,
+        delta=1e-6,
+        max_grad_norm=1.0,
+        accountant="rdp",  # only the noise multiplier's search uses it; rdp is quicker
+        mode=mode,
+        calibration="accountant",
+    )
+    n_params = sum(p.numel() for p in dp_model.parameters())
+
+    def block(step: Any, n: int) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(n):
+            step(xb, yb)
+        _sync(device)
+        return (time.perf_counter() - start) / n
+
+    with quiet_hook_warnings():
+        plain_times, dp_times = [], []
+        block(plain, opts["warmup"])
+        peak_plain = _peak_mib(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        block(training.step, opts["warmup"])
+        for _ in range(opts["rounds"]):
+            plain_times.append(block(plain, opts["steps"]))
+            dp_times.append(block(training.step, opts["steps"]))
+        peak_dp = _peak_mib(device)
+
+        # The real loop: Poisson sampling, BatchMemoryManager, one logical step each.
+        from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+        loop_steps = min(opts["rounds"] * opts["steps"], training.steps_per_epoch)
+        with BatchMemoryManager(
+            data_loader=training.loader, max_physical_batch_size=4 * batch, optimizer=training.optimizer
+        ) as loader:
+            taken = training.steps
+            _sync(device)
+            start = time.perf_counter()
+            for features_batch, labels_batch in loader:
+                training.step(features_batch, labels_batch)
+                if training.steps - taken >= loop_steps:
+                    break
+            _sync(device)
+            loop_time = (time.perf_counter() - start) / max(training.steps - taken, 1)
+    training.close()
+
+    plain_s = statistics.median(plain_times)
+    dp_s = statistics.median(dp_times)
+    return {
+        "arch": arch,
+        "mode": mode,
+        "hparams": hparams or None,
+        "features": features,
+        "parameters": n_params,
+        "batch": batch,
+        "device": str(device),
+        "allocator_tuned": tuned,
+        "plain_step_ms": round(plain_s * 1e3, 4),
+        "dp_step_ms": round(dp_s * 1e3, 4),
+        "ratio": round(dp_s / plain_s, 3),
+        "plain_samples_per_s": round(batch / plain_s),
+        "dp_samples_per_s": round(batch / dp_s),
+        "dp_loop_step_ms": round(loop_time * 1e3, 4),
+        "peak_mib_plain": round(peak_plain, 1),
+        "peak_mib_dp": round(peak_dp, 1),
+        "peak_mib_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process max RSS",
+    }
+
+
+def _child(arch: str, mode: str, opts: dict[str, Any], queue: Any) -> None:
+    try:
+        queue.put(_measure(arch, mode, opts))
+    except Exception as exc:  # report, don't hang the parent
+        queue.put({"arch": arch, "mode": mode, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--arch", default="mlp,logreg", help="comma-separated architectures (default mlp,logreg)")
+    parser.add_argument("--modes", default="bk,ghost,hooks", help="comma-separated grad-sample modes")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--features", type=int, default=64)
+    parser.add_argument("--hidden", default="", help="mlp widths, e.g. 512,512 (default: the catalog's)")
+    parser.add_argument("--steps", type=int, default=50, help="steps per timed block")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating plain/DP blocks")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-tune-allocator", dest="tune_allocator", action="store_false")
+    args = parser.parse_args(argv)
+
+    opts = {
+        "device": args.device,
+        "batch": args.batch,
+        "features": args.features,
+        "hidden": [int(h) for h in args.hidden.split(",")] if args.hidden else None,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "threads": args.threads,
+        "tune_allocator": args.tune_allocator,
+    }
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for arch in args.arch.split(","):
+        for mode in args.modes.split(","):
+            queue = context.Queue()
+            child = context.Process(target=_child, args=(arch, mode, opts, queue))
+            child.start()
+            results.append(queue.get())
+            child.join()
+
+    import opacus
+    import torch
+
+    from services.training.dp import FASTEST_MODE
+
+    report = {
+        "command": "python -m tests.bench.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "opacus": opacus.__version__,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads or torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+        "fastest_mode_table": FASTEST_MODE,
+        "results": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"torch {torch.__version__}, opacus {opacus.__version__}, {os.cpu_count()} CPUs, device {args.device}")
+        print(f"{'arch':8} {'mode':6} {'plain ms':>9} {'DP ms':>9} {'ratio':>6} {'DP rows/s':>10} {'loop ms':>8} {'peak MiB':>9}")
+        for r in results:
+            if "error" in r:
+                print(f"{r['arch']:8} {r['mode']:6} error: {r['error']}")
+                continue
+            print(
+                f"{r['arch']:8} {r['mode']:6} {r['plain_step_ms']:9.3f} {r['dp_step_ms']:9.3f} {r['ratio']:6.2f} "
+                f"{r['dp_samples_per_s']:10d} {r['dp_loop_step_ms']:8.3f} {r['peak_mib_dp']:9.1f}"
+            )
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
