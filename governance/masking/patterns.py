@@ -159,7 +159,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         keywords=("phone", "tel", "call", "mobile", "cell", "fax", "telefon", "téléphone", "teléfono",
                   "telefono", "handy", "whatsapp", "sms", "contact", "ring", "bel ", "手机", "电话"),
         column_words=("phone", "telephone", "tel", "mobile", "cell", "fax", "telefon", "telefono",
-                      "telephone", "handy", "portable", "msisdn", "phonenumber", "contactnumber", "手机", "电话"),
+                      "telephone", "telefoon", "handy", "portable", "msisdn", "phonenumber", "contactnumber", "手机", "电话"),
         refine=_refine_by_groups(v.validate_phone, 0.8),
     ),
     Recognizer(
@@ -276,7 +276,7 @@ DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-
                 "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 _DOB_WORDS = ("dob", "birth", "born", "geburt", "naissance", "nacimiento", "nascita", "geboorte",
-              "出生", "生日")
+              "出生", "出生日期", "生日")
 _POSTAL_WORDS = ("zip", "zipcode", "postcode", "postal", "plz", "postleitzahl", "cap", "cp",
                  "pincode", "pin", "codepostal", "codigopostal", "postcodigo", "邮编", "邮政编码")
 _NAME_WORDS = ("name", "firstname", "lastname", "fullname", "surname", "givenname", "familyname",

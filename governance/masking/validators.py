@@ -120,17 +120,24 @@ def card_iin_lengths(number: str) -> frozenset[int]:
     return frozenset(lengths)
 
 
+# Base score by length: 16 digits is what most cards have; 15 is American Express (34,
+# 37) or rarer; 13- and 12-digit numbers (old Visa, Maestro) collide with EAN-13 barcodes,
+# Aadhaar numbers and order ids, so bare they stay below the detection threshold.
+_CARD_SCORE_BY_LENGTH = {16: 0.9, 15: 0.6, 14: 0.6, 19: 0.6, 17: 0.5, 18: 0.5, 13: 0.45, 12: 0.4}
+
+
 def validate_card(text: str) -> float | None:
     number = _digits(text)
     if not 12 <= len(number) <= 19 or len(number) not in card_iin_lengths(number):
         return None
     if not _luhn.is_valid(number):
         return None
-    # A random 16-digit number in an issuer range passes Luhn one time in ten; 12-digit
-    # Maestro numbers collide with Aadhaar numbers and order ids, so they need context.
-    if len(number) == 16:
-        return 0.9
-    return 0.5 if len(number) == 12 else 0.75
+    score = _CARD_SCORE_BY_LENGTH[len(number)]
+    if len(number) == 15 and number[:2] in ("34", "37"):
+        score = 0.8
+    if len(number) != len(text.strip()):  # written in groups, as cards are printed
+        score = max(score, 0.8)
+    return score
 
 
 # --- IBAN: mod 97 and the national structure, via stdnum ----------------------------------
@@ -145,16 +152,23 @@ def validate_iban(text: str) -> float | None:
 _EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$")
 
 
+_LOOKS_LIKE_DATE = re.compile(r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4})$")
+_LOOKS_LIKE_AMOUNT = re.compile(r"^[0-9]+(?:[.,][0-9]{3})*[.,][0-9]{1,2}$")
+
+
 def validate_phone(text: str, region: str) -> float | None:
-    """Scores: a valid number written like a phone number (leading +, separators or
-    parentheses) is likely; a bare run of digits that happens to be a valid number is
-    not, by itself; a merely *possible* number (right length) is weaker still. A column
-    named `phone` or a nearby "tel:" lifts these (see `patterns`)."""
-    body = _EXTENSION.sub("", text)
+    """Scores: a valid number written like a phone number (leading +, parentheses,
+    spaces or dashes, or several separators) is likely; a bare run of digits that happens
+    to be a valid number is not, by itself; a merely *possible* number (right length) is
+    weaker still. A column named `phone` or a nearby "tel:" lifts these (see `patterns`).
+    Dates and decimal amounts are never phone numbers, whatever their digits."""
+    body = _EXTENSION.sub("", text).strip()
     digits = _digits(body)
-    if not 7 <= len(digits) <= 15:
+    if not 7 <= len(digits) <= 15 or _LOOKS_LIKE_DATE.match(body) or _LOOKS_LIKE_AMOUNT.match(body):
         return None
-    formatted = body.startswith("+") or any(ch in body for ch in " ()-./")
+    separators = sum(1 for ch in body if ch in " -./")
+    formatted = body.startswith("+") or "(" in body or separators >= 2 or \
+        (separators == 1 and ("-" in body or " " in body))
     try:
         number = phonenumbers.parse(body, region)
     except phonenumbers.NumberParseException:

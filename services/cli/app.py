@@ -70,7 +70,9 @@ def _one_line(exc: BaseException) -> str:
 def main() -> None:
     _register_commands()
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)
+        if isinstance(result, int) and result:
+            sys.exit(result)  # click hands typer.Exit codes back instead of exiting
     except (PrivetError, PolicyError, grpc.RpcError, OSError, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+import services
 from governance.runtime import Runtime
 from services.common.interceptor import GovernanceInterceptor
 
@@ -52,6 +53,8 @@ def server_credentials(runtime: Runtime, identity: str) -> grpc.ServerCredential
 
 def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], address: str, *, max_workers: int = 32) -> RunningServer:
     """Start `specs` on `address` ("host:port", port 0 = any free one) as service `name`."""
+    if not services.TLS13_ENFORCED:
+        raise RuntimeError("grpc was imported before the services package, so TLS 1.2 could not be disabled: import services first")
     limit = runtime.settings.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"privet-{name}"),

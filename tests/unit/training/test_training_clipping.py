@@ -14,6 +14,11 @@ from governance.catalog import build_model
 from services.training.clipping import BookkeepingClipper, supports_bookkeeping
 from services.training.dp import TensorRows, make_private
 
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Secure RNG turned off"),
+    pytest.mark.filterwarnings("ignore:Full backward hook is firing"),
+]
+
 C = 0.5
 
 

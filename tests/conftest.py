@@ -1,0 +1,77 @@
+"""Shared fixtures: real homes, real SQLite files, the real PostgreSQL server, real mTLS servers."""
+
+from __future__ import annotations
+
+import services  # noqa: F401 - first, before grpc: pins TLS 1.3 (see services/__init__.py)
+
+import os
+import pathlib
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from governance.bootstrap import init_home
+from governance.config import SERVICES, Home
+from governance.runtime import Runtime
+
+PG_ADMIN_DSN = os.environ.get("PRIVET_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the local server, dropped afterwards."""
+    name = f"privet_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = dict(p.split("=", 1) for p in PG_ADMIN_DSN.split())
+    yield f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', '5432')}/{name}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'privet.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def make_home(root: pathlib.Path, db_url: str | None = None) -> Home:
+    home = Home(root)
+    init_home(home)
+    if db_url:
+        text = home.config_path.read_text().replace('url = ""', f'url = "{db_url}"', 1)
+        home.config_path.write_text(text)
+    return home
+
+
+@pytest.fixture
+def home(tmp_path: pathlib.Path) -> Home:
+    return make_home(tmp_path / "home")
+
+
+@pytest.fixture
+def runtime(tmp_path: pathlib.Path, db_url: str) -> Iterator[Runtime]:
+    rt = Runtime.open(make_home(tmp_path / "home", db_url))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def sqlite_runtime(tmp_path: pathlib.Path) -> Iterator[Runtime]:
+    rt = Runtime.open(make_home(tmp_path / "home"))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def servers(sqlite_runtime: Runtime) -> Iterator[dict[str, str]]:
+    """All four Privet servers on free loopback ports, over mTLS; yields name -> address."""
+    from services.launcher import start_services
+
+    running = start_services(sqlite_runtime, SERVICES, {name: "127.0.0.1:0" for name in SERVICES})
+    yield {s.name: f"127.0.0.1:{s.port}" for s in running}
+    for s in running:
+        s.stop(0)

@@ -1,0 +1,82 @@
+"""The `privet` command as an operator runs it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+PRIVET = [sys.executable, "-m", "services.cli"]
+
+
+def _run(home: pathlib.Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*PRIVET, "--home", str(home), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _use_free_ports(home: pathlib.Path) -> None:
+    config = home / "privet.toml"
+    text = config.read_text()
+    for name, port in zip(("ingestion", "training", "registry", "inference"), _free_ports(4)):
+        text = text.replace(f'{name} = "127.0.0.1:{ {"ingestion": 50051, "training": 50052, "registry": 50053, "inference": 50054}[name]}"', f'{name} = "127.0.0.1:{port}"')
+    config.write_text(text)
+
+
+def test_init_serve_status_and_graceful_shutdown(tmp_path: pathlib.Path) -> None:
+    home = tmp_path / "home"
+    first = _run(home, "init")
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stdout
+    assert _run(home, "--json", "init").returncode == 0
+    _use_free_ports(home)
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([*PRIVET, "--home", str(home), "serve", "all"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            status = _run(home, "--as", "carol", "status")
+            if status.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert status.returncode == 0, (status.stdout, (tmp_path / "serve.log").read_text())
+        assert status.stdout.count("SERVING") == 4
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    assert "shutting down gracefully" in (tmp_path / "serve.log").read_text()
+    down = _run(home, "status")
+    assert down.returncode == 1 and "UNREACHABLE" in down.stdout
+
+
+def test_a_policy_with_a_type_error_stops_serve(tmp_path: pathlib.Path) -> None:
+    home = tmp_path / "home"
+    assert _run(home, "init").returncode == 0
+    (home / "policies" / "typo.cedar").write_text('@id("typo")\npermit (principal, action, resource) when { principal.rol == "admin" };\n')
+    result = _run(home, "serve", "all")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "typo.cedar:1" in lines[0] and "rol" in lines[0], result.stderr
+
+
+def test_unknown_principal_is_one_clear_line(tmp_path: pathlib.Path) -> None:
+    home = tmp_path / "home"
+    assert _run(home, "init").returncode == 0
+    result = _run(home, "--as", "nobody", "status")
+    assert result.returncode == 1
+    assert "no identity for 'nobody'" in result.stderr
+    assert os.path.exists(home / "pki" / "ca.pem")

@@ -1,0 +1,138 @@
+"""The store on real SQLite files and the real PostgreSQL server: the same tests on both."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select, text
+from sqlmodel import SQLModel
+
+from governance.audit.log import Event
+from governance.audit.merkle import MemoryNodeStore, root
+from governance.errors import NotFound, ResourceExhausted
+from governance.runtime import Runtime
+from governance.store import schema
+from governance.store.blobs import BlobStore
+from governance.store.engine import make_engines
+from governance.store.tables import AuditEvent, AuditHead, AuditNode
+
+
+def test_migrations_build_exactly_the_declared_schema(runtime: Runtime) -> None:
+    with runtime.engines.writer.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == [], diff
+    schema.upgrade(runtime.engines.writer)  # idempotent
+
+
+def test_sqlite_pragmas(sqlite_runtime: Runtime) -> None:
+    with sqlite_runtime.engines.reader.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def _event(i: int, who: str = "user/alice") -> Event:
+    return Event(principal=who, action="test.Write", resource=f"thing/{i}", decision="allow", details={"i": i, "ratio": 0.5})
+
+
+def test_concurrent_appends_get_dense_sequence_and_a_consistent_tree(runtime: Runtime) -> None:
+    seqs: list[int] = []
+    lock = threading.Lock()
+
+    def writer(base: int) -> None:
+        for i in range(25):
+            s = runtime.record(_event(base + i))
+            with lock:
+                seqs.append(s)
+
+    threads = [threading.Thread(target=writer, args=(k * 100,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seqs) == list(range(200))
+    with runtime.read() as session:
+        rows = session.exec(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
+        head = session.exec(select(AuditHead.size)).scalar_one()
+        stored = {(n.level, n.idx): n.hash for n in session.exec(select(AuditNode)).scalars()}
+    assert [r.seq for r in rows] == list(range(200)) and head == 200
+    memory = MemoryNodeStore()
+    for r in rows:
+        memory.append(r.leaf)
+        assert json.loads(r.details)["ratio"] == "0.5"  # floats stored canonically as text
+    assert root(200, memory) == root(200, type("R", (), {"get_node": lambda self, l, i: stored[(l, i)]})())
+
+
+def test_a_failing_unit_rolls_back_alone_with_its_audit_events(runtime: Runtime) -> None:
+    def good(session):  # type: ignore[no-untyped-def]
+        return runtime.audit.append(_event(1))
+
+    def bad(session):  # type: ignore[no-untyped-def]
+        runtime.audit.append(_event(2))
+        session.execute(text("SELECT 1"))
+        raise ResourceExhausted("budget")
+
+    futures = [runtime.transactor.submit(f) for f in (good, bad, good, bad, good)]
+    results = []
+    for f in futures:
+        try:
+            results.append(f.result())
+        except ResourceExhausted:
+            results.append("refused")
+    assert results == [0, "refused", 1, "refused", 2]
+    with runtime.read() as session:
+        assert session.exec(select(func.count()).select_from(AuditEvent)).scalar_one() == 3
+
+
+def test_two_processes_worth_of_runtimes_share_one_log(runtime: Runtime) -> None:
+    """A second runtime on the same database (another replica) appends without gaps or clashes."""
+    other = Runtime.open(runtime.home)
+    try:
+        for i in range(5):
+            runtime.record(_event(i))
+            other.record(_event(100 + i, "user/bob"))
+        assert other.record(_event(999)) == 10
+        assert runtime.record(_event(1000)) == 11
+    finally:
+        other.close()
+
+
+def test_blob_store_is_atomic_and_content_addressed(tmp_path: pathlib.Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    digest, size = store.put([b"hello ", b"world"])
+    assert size == 11 and store.path_of(digest).read_bytes() == b"hello world"
+    assert b"".join(store.read_chunks(digest)) == b"hello world"
+    with pytest.raises(ResourceExhausted):
+        store.put([b"x" * 10, b"y" * 10], limit=15)
+    w = store.writer()
+    w.write(b"partial")
+    w.abort()
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    assert set(store.digests()) == {digest}
+    with pytest.raises(NotFound):
+        store.open("0" * 64)
+
+
+def test_orphan_temporaries_of_dead_writers_are_swept(tmp_path: pathlib.Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    orphan = tmp_path / "blobs" / "tmp" / "999999-deadbeef"  # no such pid
+    orphan.write_bytes(b"half a blob")
+    mine = store.writer()
+    mine.write(b"in flight")
+    assert store.sweep_orphans() == 1
+    assert not orphan.exists()
+    assert mine.commit()  # a live writer's temporary is left alone
+
+
+def test_engine_accepts_plain_postgres_urls(pg_url: str) -> None:
+    engines = make_engines(pg_url.replace("postgresql+psycopg://", "postgresql://"))
+    with engines.reader.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    engines.dispose()
+    assert os.environ.get("PRIVET_DATABASE_URL") is None
