@@ -8,6 +8,11 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
+import logging
+
+from governance.audit.checkpoint import NoteSigner, NoteVerifier
+from governance.audit.checkpointer import Checkpointer
+from governance.audit.integrity import IntegrityReport, check_log
 from governance.audit.log import AuditLog, Event
 from governance.config import Home, Settings
 from governance.policy.holder import PolicyHolder
@@ -20,6 +25,8 @@ __all__ = ["Runtime"]
 
 T = TypeVar("T")
 
+log = logging.getLogger("privet.runtime")
+
 
 @dataclass
 class Runtime:
@@ -30,6 +37,8 @@ class Runtime:
     transactor: Transactor
     policies: PolicyHolder
     blobs: BlobStore
+    checkpointer: Checkpointer
+    verifier: NoteVerifier
 
     @classmethod
     def open(cls, home: Home) -> "Runtime":
@@ -42,7 +51,23 @@ class Runtime:
         transactor = Transactor(engines, (audit,))
         blobs = BlobStore(settings.blob_dir)
         blobs.sweep_orphans()
-        return cls(home, settings, engines, audit, transactor, policies, blobs)
+        signer = NoteSigner.from_text((home.keys / "audit.key").read_text().strip())
+        checkpointer = Checkpointer(engines, signer, settings.audit_origin, every_events=settings.checkpoint_every_events, every_seconds=settings.checkpoint_every_seconds)
+        audit.on_commit(checkpointer.notify)
+        runtime = cls(home, settings, engines, audit, transactor, policies, blobs, checkpointer, signer.verifier)
+        runtime.check_audit_log()
+        return runtime
+
+    def check_audit_log(self) -> IntegrityReport:
+        """Recompute the stored log; if it was altered, refuse every write from now on."""
+        with self.read() as session:
+            report = check_log(session, self.verifier)
+        if report.ok:
+            log.info(report.message)
+        else:
+            log.error("%s; refusing writes (DATA_LOSS) until an operator investigates", report.message)
+            self.audit.tampered = report.message
+        return report
 
     def write(self, fn: Callable[[Session], T], timeout: float | None = None) -> T:
         """Run `fn(session)` in a group-committed transaction; returns once durable."""
@@ -56,5 +81,6 @@ class Runtime:
         return Session(self.engines.reader, expire_on_commit=False)
 
     def close(self) -> None:
+        self.checkpointer.stop()
         self.transactor.close()
         self.engines.dispose()

@@ -54,6 +54,8 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
     """Start each named server on its configured address (or the override)."""
     addresses = {**runtime.settings.addresses, **(addresses or {})}
     started: list[RunningServer] = []
+    if "registry" in names:  # the registry process signs the log's checkpoints
+        runtime.checkpointer.start()
     try:
         for name in names:
             started.append(start_server(runtime, name, specs_for(name, runtime), addresses[name]))

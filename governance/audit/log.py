@@ -18,6 +18,7 @@ from sqlmodel import Session
 from governance.audit.hashing import leaf_hash
 from governance.audit.leaf import EventRecord, encode_leaf
 from governance.audit.merkle import nodes_to_store_on_append
+from governance.errors import DataLoss
 from governance.store.tables import AuditEvent, AuditHead, AuditNode
 
 __all__ = ["AuditLog", "Event", "frontier_keys", "canonical_details"]
@@ -60,6 +61,8 @@ class AuditLog:
         self._nodes: list[dict[str, Any]] = []
         self.committed_size = 0
         self._listeners: list = []
+        # Set when the run-time integrity check fails: from then on every write is refused.
+        self.tampered: str | None = None
 
     def on_commit(self, listener) -> None:  # type: ignore[no-untyped-def]
         """Call `listener(size)` after each batch that grew the log commits."""
@@ -67,6 +70,8 @@ class AuditLog:
 
     # -- batch life cycle -------------------------------------------------------------
     def begin(self, session: Session) -> None:
+        if self.tampered:
+            raise DataLoss(f"writes refused: {self.tampered}")
         size = session.execute(select(AuditHead.size).where(AuditHead.id == 1).with_for_update()).scalar_one()
         if size != self._size:  # another process appended since: reload the right edge
             keys = frontier_keys(size)

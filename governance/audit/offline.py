@@ -28,7 +28,7 @@ from governance.audit.merkle import (
 )
 from governance.errors import DataLoss
 
-__all__ = ["BUNDLE_FORMAT", "VerifyReport", "verify_export", "make_bundle", "verify_bundle"]
+__all__ = ["BUNDLE_FORMAT", "VerifyReport", "verify_export", "make_bundle", "bundle_from_proofs", "verify_bundle"]
 
 BUNDLE_FORMAT = "privet.audit.bundle.v1"
 
@@ -293,23 +293,41 @@ def make_bundle(
     proof = inclusion_proof(index, cp.size, reader)
     if not verify_inclusion(leaf_hash(leaf), index, cp.size, proof, cp.root_hash):
         raise DataLoss(f"stored tree does not reproduce the checkpoint root at size {cp.size}")
-    bundle: dict[str, Any] = {
-        "format": BUNDLE_FORMAT,
-        "index": index,
-        "leaf": _b64(leaf),
-        "event": event.as_dict(),
-        "inclusion_proof": [_b64(h) for h in proof],
-        "checkpoint": checkpoint_note,
-    }
+    consistency: list[bytes] | None = None
     if older_checkpoint_note is not None:
         older = peek_checkpoint(older_checkpoint_note)
         if older.origin != cp.origin or older.size > cp.size:
             raise ValueError("older checkpoint must be of the same log and no larger")
-        cproof = consistency_proof(older.size, cp.size, reader)
-        if not verify_consistency(older.size, cp.size, older.root_hash, cp.root_hash, cproof):
+        consistency = consistency_proof(older.size, cp.size, reader)
+        if not verify_consistency(older.size, cp.size, older.root_hash, cp.root_hash, consistency):
             raise DataLoss(f"older checkpoint at size {older.size} is not a prefix of the stored tree")
+    return bundle_from_proofs(leaf=leaf, index=index, checkpoint_note=checkpoint_note, inclusion=proof, older_checkpoint_note=older_checkpoint_note, consistency=consistency)
+
+
+def bundle_from_proofs(
+    *,
+    leaf: bytes,
+    index: int,
+    checkpoint_note: str,
+    inclusion: list[bytes],
+    older_checkpoint_note: str | None = None,
+    consistency: list[bytes] | None = None,
+) -> dict[str, Any]:
+    """Assemble a bundle from proofs fetched elsewhere (e.g. from the AuditService).
+
+    Nothing here is trusted: `verify_bundle` checks every part. Requires `leaf` to decode.
+    """
+    bundle: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "index": index,
+        "leaf": _b64(leaf),
+        "event": decode_leaf(leaf).as_dict(),
+        "inclusion_proof": [_b64(h) for h in inclusion],
+        "checkpoint": checkpoint_note,
+    }
+    if older_checkpoint_note is not None:
         bundle["older_checkpoint"] = older_checkpoint_note
-        bundle["consistency_proof"] = [_b64(h) for h in cproof]
+        bundle["consistency_proof"] = [_b64(h) for h in consistency or []]
     return bundle
 
 

@@ -28,7 +28,7 @@ import torch
 
 from governance.errors import InvalidArgument
 
-__all__ = ["TabularPreprocessor", "ClassLabels", "MAX_CATEGORIES"]
+__all__ = ["MAX_CATEGORIES", "ClassLabels", "TabularPreprocessor"]
 
 #: The largest vocabulary a categorical column may have. A column with more distinct
 #: values is almost always an identifier, and one-hot encoding it would memorise rows.

@@ -1,10 +1,149 @@
-"""privet audit …"""
+"""privet audit events | export | checkpoint | verify | bundle | check."""
 
 from __future__ import annotations
 
-import typer
+import base64
+import json
+import pathlib
+from typing import Optional
 
-from services.cli.app import app
+import typer
+from google.protobuf.json_format import MessageToDict
+from rich.progress import Progress
+from rich.table import Table
+
+from governance.audit.offline import bundle_from_proofs, verify_bundle, verify_export
+from services.cli.app import app, console, ctx_of, emit
+from services.cli.clients import stub
 
 audit_app = typer.Typer(help="Read, export and verify the tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+
+
+def _audit_stub(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from privet.audit.v1 import audit_pb2_grpc
+
+    return stub(ctx_of(ctx), "registry", audit_pb2_grpc.AuditServiceStub)
+
+
+@audit_app.command("events")
+def events(
+    ctx: typer.Context,
+    principal: str = typer.Option("", help="e.g. user/alice"),
+    action: str = typer.Option(""),
+    resource: str = typer.Option(""),
+    decision: str = typer.Option("", help="allow | deny | info"),
+    limit: int = typer.Option(50, min=1, max=1000),
+) -> None:
+    """List events (newest filters first, oldest first)."""
+    from privet.audit.v1 import audit_pb2
+    from privet.common.v1 import types_pb2
+
+    c = ctx_of(ctx)
+    with _audit_stub(ctx) as s:
+        reply = s.ListEvents(audit_pb2.ListEventsRequest(principal=principal, action=action, resource=resource, decision=decision, page=types_pb2.PageRequest(page_size=limit)))
+    table = Table("seq", "principal", "action", "resource", "decision", "policies")
+    for e in reply.events:
+        table.add_row(str(e.seq), e.principal, e.action, e.resource, e.decision, ",".join(e.policy_ids))
+    emit(c, [MessageToDict(e, preserving_proto_field_name=True) for e in reply.events], table)
+
+
+@audit_app.command("export")
+def export(ctx: typer.Context, out: pathlib.Path = typer.Option(..., "--out", help="events.jsonl")) -> None:
+    """Write every event as one JSON object per line, with `leaf` (base64 of the exact leaf bytes)."""
+    from privet.audit.v1 import audit_pb2
+
+    c = ctx_of(ctx)
+    tmp = out.with_name(out.name + ".part")
+    count = 0
+    with _audit_stub(ctx) as s, open(tmp, "w") as f, Progress(console=console, transient=True, disable=c.json) as progress:
+        task = progress.add_task("exporting audit events", total=None)
+        for e in s.ExportEvents(audit_pb2.ExportEventsRequest()):
+            line = {
+                "seq": e.seq,
+                "time_us": e.time.seconds * 1_000_000 + e.time.nanos // 1000,
+                "principal": e.principal,
+                "action": e.action,
+                "resource": e.resource,
+                "decision": e.decision,
+                "policy_ids": list(e.policy_ids),
+                "details": json.loads(e.details_json),
+                "leaf": base64.b64encode(e.leaf).decode(),
+            }
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+            count += 1
+            progress.advance(task)
+    tmp.replace(out)  # never leave a half-written export under the real name
+    emit(c, {"events": count, "out": str(out)}, f"[green]✓[/green] exported {count} events to {out}")
+
+
+@audit_app.command("checkpoint")
+def checkpoint(ctx: typer.Context, out: pathlib.Path = typer.Option(..., "--out"), size: int = typer.Option(0, help="0 = a fresh one at the current size")) -> None:
+    """Save a signed checkpoint (C2SP tlog-checkpoint note)."""
+    from privet.audit.v1 import audit_pb2
+
+    c = ctx_of(ctx)
+    with _audit_stub(ctx) as s:
+        cp = s.GetCheckpoint(audit_pb2.GetCheckpointRequest(tree_size=size))
+    out.write_text(cp.note)
+    emit(c, {"tree_size": cp.tree_size, "root_hash": cp.root_hash.hex(), "out": str(out)}, f"[green]✓[/green] checkpoint at size {cp.tree_size} saved to {out}")
+
+
+@audit_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    events_file: Optional[pathlib.Path] = typer.Argument(None, help="events.jsonl from `privet audit export`"),
+    checkpoint: Optional[pathlib.Path] = typer.Option(None, "--checkpoint"),
+    key: pathlib.Path = typer.Option(..., "--key", help="the log's public key (keys/audit.pub)"),
+    from_: Optional[pathlib.Path] = typer.Option(None, "--from", help="an older checkpoint: prove the log only grew"),
+    bundle: Optional[pathlib.Path] = typer.Option(None, "--bundle", help="verify a one-event bundle instead"),
+) -> None:
+    """Verify offline (no network): signatures, roots, consistency. Names the first bad event."""
+    c = ctx_of(ctx)
+    verifier = key.read_text().strip()
+    if bundle is not None:
+        report = verify_bundle(json.loads(bundle.read_text()), verifier)
+    else:
+        if events_file is None or checkpoint is None:
+            raise typer.BadParameter("give EVENTS_FILE and --checkpoint, or --bundle")
+        with open(events_file) as lines:
+            report = verify_export(lines, checkpoint.read_text(), verifier, older_checkpoint_note=from_.read_text() if from_ else None)
+    emit(c, {"ok": report.ok, "message": report.message, "size": report.size, "first_bad_seq": report.first_bad_seq}, f"[green]✓ verified[/green]: {report.message}" if report.ok else f"[red]✗ FAILED[/red]: {report.message}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("bundle")
+def bundle(
+    ctx: typer.Context,
+    seq: int = typer.Option(..., "--seq"),
+    out: pathlib.Path = typer.Option(..., "--out"),
+    from_: Optional[pathlib.Path] = typer.Option(None, "--from", help="your older checkpoint, for a consistency proof"),
+) -> None:
+    """One event with its inclusion proof, the checkpoint and (with --from) a consistency proof."""
+    from governance.audit.checkpoint import peek_checkpoint
+    from privet.audit.v1 import audit_pb2
+
+    c = ctx_of(ctx)
+    older_note = from_.read_text() if from_ else None
+    with _audit_stub(ctx) as s:
+        cp = s.GetCheckpoint(audit_pb2.GetCheckpointRequest())
+        proof = s.GetInclusionProof(audit_pb2.GetInclusionProofRequest(seq=seq, tree_size=cp.tree_size))
+        consistency = None
+        if older_note:
+            older_size = peek_checkpoint(older_note).size
+            consistency = list(s.GetConsistencyProof(audit_pb2.GetConsistencyProofRequest(from_size=older_size, to_size=cp.tree_size)).hashes)
+    data = bundle_from_proofs(leaf=proof.leaf, index=seq, checkpoint_note=cp.note, inclusion=list(proof.hashes), older_checkpoint_note=older_note, consistency=consistency)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    emit(c, {"out": str(out), "seq": seq, "tree_size": cp.tree_size}, f"[green]✓[/green] bundle for event {seq} (tree size {cp.tree_size}) saved to {out}")
+
+
+@audit_app.command("check")
+def check(ctx: typer.Context) -> None:
+    """Ask the registry to recompute the stored log now (DATA_LOSS if it was altered)."""
+    from privet.audit.v1 import audit_pb2
+
+    c = ctx_of(ctx)
+    with _audit_stub(ctx) as s:
+        reply = s.CheckLog(audit_pb2.CheckLogRequest())
+    emit(c, {"ok": reply.ok, "tree_size": reply.tree_size, "message": reply.message}, f"[green]✓[/green] {reply.message}")

@@ -1,11 +1,125 @@
-"""AuditService servicer (served by the registry process)."""
+"""AuditService (served by the registry process): thin translation onto governance.audit."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from governance.audit.log import Event
+from governance.audit.merkle import consistency_proof, inclusion_proof
+from governance.audit.storage import EventFilter, SqlNodeReader, checkpoint_at, head_size, iter_events, list_events
+from governance.errors import DataLoss, InvalidArgument, NotFound
 from governance.runtime import Runtime
-from privet.audit.v1 import audit_pb2_grpc
+from governance.store.tables import AuditCheckpoint, AuditEvent
+from privet.audit.v1 import audit_pb2, audit_pb2_grpc
+from services.common.identity import caller
+
+__all__ = ["AuditServicer", "event_message"]
+
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+
+
+def _micros(ts: Timestamp) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000 if ts.seconds or ts.nanos else 0
+
+
+def event_message(row: AuditEvent) -> audit_pb2.AuditEvent:
+    ts = Timestamp()
+    ts.FromMicroseconds(row.time_us)
+    return audit_pb2.AuditEvent(
+        seq=row.seq, time=ts, principal=row.principal, action=row.action, resource=row.resource,
+        decision=row.decision, policy_ids=json.loads(row.policy_ids), details_json=row.details, leaf=row.leaf,
+    )
+
+
+def _checkpoint_message(cp: AuditCheckpoint, origin: str) -> audit_pb2.Checkpoint:
+    return audit_pb2.Checkpoint(note=cp.note, tree_size=cp.size, root_hash=cp.root_hash, origin=origin)
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+        self._rt = runtime
+
+    def _audit_read(self, context: grpc.ServicerContext, rpc: str, details: dict) -> None:
+        """Every read of the log is itself an event, durable before the answer is sent."""
+        who = caller(context, self._rt.policies.engine.directory)
+        self._rt.record(Event(principal=who.id.principal, action=f"audit.{rpc}", resource="audit/log", decision="allow", details=details))
+
+    def _tree_size(self, requested: int) -> int:
+        if requested < 0:
+            raise InvalidArgument("tree_size", "must not be negative")
+        if requested == 0:
+            return self._rt.checkpointer.checkpoint_now().size
+        with self._rt.read() as session:
+            if requested > head_size(session):
+                raise InvalidArgument("tree_size", f"{requested} is beyond the log's size")
+        return requested
+
+    def ListEvents(self, request, context):  # type: ignore[no-untyped-def]
+        page = request.page
+        size = min(page.page_size or DEFAULT_PAGE, MAX_PAGE)
+        if page.page_size < 0:
+            raise InvalidArgument("page.page_size", "must not be negative")
+        try:
+            after = int(page.page_token) if page.page_token else -1
+        except ValueError as exc:
+            raise InvalidArgument("page.page_token", "not a token this service issued") from exc
+        flt = EventFilter(request.principal, request.action, request.resource, request.decision, _micros(request.since), _micros(request.until))
+        self._audit_read(context, "ListEvents", {k: v for k, v in flt.__dict__.items() if v} | {"after": after})
+        with self._rt.read() as session:
+            rows = list_events(session, flt, after_seq=after, limit=size + 1)
+        token = str(rows[size - 1].seq) if len(rows) > size else ""
+        return audit_pb2.ListEventsResponse(events=[event_message(r) for r in rows[:size]], next_page_token=token)
+
+    def GetCheckpoint(self, request, context):  # type: ignore[no-untyped-def]
+        self._audit_read(context, "GetCheckpoint", {"tree_size": request.tree_size})
+        if request.tree_size == 0:
+            cp = self._rt.checkpointer.checkpoint_now()
+        else:
+            with self._rt.read() as session:
+                cp = checkpoint_at(session, request.tree_size)
+            if cp is None:
+                raise NotFound(f"no signed checkpoint at tree size {request.tree_size}")
+        return _checkpoint_message(cp, self._rt.settings.audit_origin)
+
+    def GetInclusionProof(self, request, context):  # type: ignore[no-untyped-def]
+        self._audit_read(context, "GetInclusionProof", {"seq": request.seq, "tree_size": request.tree_size})
+        size = self._tree_size(request.tree_size)
+        if not 0 <= request.seq < size:
+            raise InvalidArgument("seq", f"must be in [0, {size}) for a tree of size {size}")
+        with self._rt.read() as session:
+            row = session.get(AuditEvent, request.seq)
+            if row is None:
+                raise DataLoss(f"event {request.seq} is missing from the log")
+            hashes = inclusion_proof(request.seq, size, SqlNodeReader(session))
+        return audit_pb2.InclusionProof(leaf_index=request.seq, tree_size=size, hashes=hashes, leaf=row.leaf)
+
+    def GetConsistencyProof(self, request, context):  # type: ignore[no-untyped-def]
+        self._audit_read(context, "GetConsistencyProof", {"from_size": request.from_size, "to_size": request.to_size})
+        to_size = self._tree_size(request.to_size)
+        if not 0 <= request.from_size <= to_size:
+            raise InvalidArgument("from_size", f"must be in [0, {to_size}]")
+        with self._rt.read() as session:
+            hashes = consistency_proof(request.from_size, to_size, SqlNodeReader(session))
+        return audit_pb2.ConsistencyProof(from_size=request.from_size, to_size=to_size, hashes=hashes)
+
+    def ExportEvents(self, request, context) -> Iterator[audit_pb2.AuditEvent]:  # type: ignore[no-untyped-def]
+        if request.from_seq < 0 or request.to_seq < 0:
+            raise InvalidArgument("from_seq", "sequence numbers are not negative")
+        self._audit_read(context, "ExportEvents", {"from_seq": request.from_seq, "to_seq": request.to_seq})
+        with self._rt.read() as session:
+            end = request.to_seq or head_size(session)
+            for row in iter_events(session, request.from_seq, end):
+                if not context.is_active():
+                    return
+                yield event_message(row)
+
+    def CheckLog(self, request, context):  # type: ignore[no-untyped-def]
+        self._audit_read(context, "CheckLog", {})
+        report = self._rt.check_audit_log()
+        if not report.ok:
+            raise DataLoss(report.message)
+        return audit_pb2.CheckLogResponse(ok=True, tree_size=report.size, message=report.message)

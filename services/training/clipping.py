@@ -64,7 +64,7 @@ class BookkeepingClipper:
         self._handles = [layer.register_forward_hook(self._capture) for layer in self._layers]
         self.per_sample_norms: torch.Tensor | None = None
 
-    def _capture(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def _capture(self, layer: nn.Linear, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         if not (layer.training and torch.is_grad_enabled()):
             return
         if layer in self._outputs:

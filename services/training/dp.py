@@ -26,7 +26,7 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from opacus import PrivacyEngine
@@ -102,8 +102,9 @@ def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor,
 # -- leaner Opacus optimizers -----------------------------------------------------------
 
 
-class _FlatNoise:
-    """One Gaussian draw for all parameters; in-place scaling. Same law as Opacus's."""
+class _FlatNoise(DPOptimizer):
+    """One Gaussian draw for all parameters; in-place scaling. Same law as Opacus's.
+    Mixed in ahead of an Opacus optimizer class, whose methods `super()` reaches."""
 
     def add_noise(self) -> None:
         params = self.params
@@ -132,7 +133,7 @@ class _FlatNoise:
             torch._foreach_div_([p.grad for p in self.params], self.expected_batch_size * self.accumulated_iterations)
 
 
-class _HooksOptimizer(_FlatNoise, DPOptimizer):
+class _HooksOptimizer(_FlatNoise):
     pass
 
 
@@ -239,8 +240,10 @@ class PrivateTraining:
         parameters, so the trained weights stay in the caller's model)."""
         if self._clipper is not None:
             self._clipper.remove()
-        elif hasattr(self.module, "cleanup"):
-            self.module.cleanup()
+        else:
+            cleanup = getattr(self.module, "cleanup", None)
+            if cleanup is not None:
+                cleanup()
 
 
 def make_private(
@@ -268,7 +271,9 @@ def make_private(
     ("calibration") for unknown names.
     """
     if accountant not in accountant_names():
-        raise InvalidArgument("accountant", f"unknown accountant {accountant!r}; known: {', '.join(accountant_names())}")
+        raise InvalidArgument(
+            "accountant", f"unknown accountant {accountant!r}; known: {', '.join(accountant_names())}"
+        )
     if mode not in GRAD_SAMPLE_MODES:
         raise InvalidArgument("grad_sample_mode", f"must be one of {', '.join(GRAD_SAMPLE_MODES)}, got {mode!r}")
     if calibration not in CALIBRATIONS:
@@ -276,7 +281,9 @@ def make_private(
     if mode == "bk" and not supports_bookkeeping(model):
         raise InvalidArgument("grad_sample_mode", "bk needs a model made only of linear layers")
 
-    base_loader = DataLoader(train, batch_size=batch_size, collate_fn=_keep_batch, generator=sampling_generator)
+    base_loader = DataLoader(
+        train, batch_size=batch_size, collate_fn=cast(Any, _keep_batch), generator=sampling_generator
+    )
     with warnings.catch_warnings():
         # "Secure RNG turned off" and Opacus's notes on optional features: not actionable here.
         warnings.simplefilter("ignore")
@@ -382,4 +389,3 @@ def plain_step_fn(
         return per_row.detach().sum()
 
     return step
-

@@ -47,9 +47,11 @@ from services.training.runtime import DEVICES, resolve_device, tune_allocator
 __all__ = [
     "DPGuarantee",
     "Integrity",
+    "Metrics",
     "Progress",
     "TrainConfig",
     "TrainResult",
+    "TrainingAborted",
     "train_dp",
 ]
 
@@ -140,6 +142,15 @@ class DPGuarantee:
         return asdict(self)
 
 
+class TrainingAborted(Exception):
+    """The run failed part-way. `guarantee` covers the noisy steps it took before the
+    failure (ε = 0 if none), which the ledger must still charge; the cause is chained."""
+
+    def __init__(self, guarantee: DPGuarantee, cause: BaseException) -> None:
+        super().__init__(f"training failed after {guarantee.steps} noisy steps: {type(cause).__name__}: {cause}")
+        self.guarantee = guarantee
+
+
 @dataclass(frozen=True)
 class Integrity:
     """Whether the model may be registered; `reasons` says why not, in plain words."""
@@ -228,7 +239,9 @@ def _validate(config: TrainConfig, n_rows: int) -> None:
             "poisson_sampling", "the privacy accounting assumes Poisson sampling; training without it is refused"
         )
     if config.accountant not in accountant_names():
-        raise InvalidArgument("accountant", f"must be one of {', '.join(accountant_names())}, got {config.accountant!r}")
+        raise InvalidArgument(
+            "accountant", f"must be one of {', '.join(accountant_names())}, got {config.accountant!r}"
+        )
     if config.calibration not in CALIBRATIONS:
         raise InvalidArgument("calibration", f"must be one of {', '.join(CALIBRATIONS)}, got {config.calibration!r}")
     if config.optimizer not in _OPTIMIZERS:
@@ -309,6 +322,35 @@ class _Reporter:
         )
 
 
+def _guarantee(training: PrivateTraining, config: TrainConfig) -> DPGuarantee:
+    steps = training.steps
+    history = training.history()
+    if steps and history != [(training.noise_multiplier, training.sample_rate, steps)]:
+        # The accountant saw something other than one homogeneous mechanism; refuse to
+        # summarise it as one (never expected: σ and q are fixed for the run).
+        raise RuntimeError(f"unexpected accountant history {history!r}")
+    epsilon = 0.0
+    if steps:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numerical notes from the accountants' internals
+            # Opacus's own accountant, fed by the optimizer's step hook during the run.
+            epsilon = float(training.engine.accountant.get_epsilon(delta=float(config.delta)))
+    mechanism = Mechanism(training.noise_multiplier, training.sample_rate, steps, float(config.delta))
+    worst, worst_name = conservative_epsilon(mechanism)
+    return DPGuarantee(
+        epsilon=epsilon,
+        delta=float(config.delta),
+        noise_multiplier=training.noise_multiplier,
+        sample_rate=training.sample_rate,
+        steps=steps,
+        accountant=training.accountant,
+        max_grad_norm=training.max_grad_norm,
+        target_epsilon=float(config.target_epsilon),
+        conservative_epsilon=worst,
+        conservative_accountant=worst_name,
+    )
+
+
 def _integrity(model: torch.nn.Module, metrics: Metrics) -> Integrity:
     reasons = []
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
@@ -338,8 +380,14 @@ def train_dp(
     every noisy step and, when it answers True, stops there: the result is then
     `cancelled` and its guarantee covers the steps actually taken (ε = 0 if none).
 
+    `should_stop` is polled exactly once before each noisy step and nowhere else, so the
+    number of times it has answered False bounds the steps taken from above: a worker
+    that keeps that count where its parent can read it (shared memory) lets the service
+    charge a worker killed mid-run without ever under-charging.
+
     Raises InvalidArgument naming the field for any bad or unsafe request (see module
-    docstring); nothing has been spent when it does.
+    docstring); nothing has been spent when it does. Raises TrainingAborted, carrying
+    the guarantee of the steps already taken, when the run fails after it started.
     """
     started = time.monotonic()
     x_train, y_train = _check_split("train", train)
@@ -397,42 +445,19 @@ def train_dp(
                 f"i.e. noise {ratio:.3g}× the clipping norm on each averaged gradient (limit "
                 f"{config.max_noise_to_batch}); raise target_epsilon or batch_size, train fewer epochs, or use more rows",
             )
-        cancelled, epochs_completed = _run(training, config, on_progress, should_stop)
+        try:
+            cancelled, epochs_completed = _run(training, config, on_progress, should_stop)
+        except Exception as exc:
+            raise TrainingAborted(_guarantee(training, config), exc) from exc
     finally:
         training.close()
 
     metrics = evaluate(model, x_valid.to(device), y_valid.to(device))
-    steps = training.steps
-    history = training.history()
-    if steps and history != [(training.noise_multiplier, training.sample_rate, steps)]:
-        # The accountant saw something other than one homogeneous mechanism; refuse to
-        # summarise it as one (never expected: σ and q are fixed for the run).
-        raise RuntimeError(f"unexpected accountant history {history!r}")
-    mechanism = Mechanism(training.noise_multiplier, training.sample_rate, steps, float(config.delta))
-    epsilon = 0.0
-    if steps:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numerical notes from the accountants' internals
-            # Opacus's own accountant, fed by the optimizer's step hook during the run.
-            epsilon = float(training.engine.accountant.get_epsilon(delta=float(config.delta)))
-    worst, worst_name = conservative_epsilon(mechanism)
-    guarantee = DPGuarantee(
-        epsilon=epsilon,
-        delta=float(config.delta),
-        noise_multiplier=training.noise_multiplier,
-        sample_rate=training.sample_rate,
-        steps=steps,
-        accountant=training.accountant,
-        max_grad_norm=training.max_grad_norm,
-        target_epsilon=float(config.target_epsilon),
-        conservative_epsilon=worst,
-        conservative_accountant=worst_name,
-    )
     return TrainResult(
         weights=export_weights(model),
         model=spec.to_metadata(),
         metrics=metrics,
-        guarantee=guarantee,
+        guarantee=_guarantee(training, config),
         integrity=_integrity(model, metrics),
         cancelled=cancelled,
         epochs_completed=epochs_completed,
@@ -470,13 +495,12 @@ def _epochs(
             loss_sum: torch.Tensor | float = 0.0
             rows = 0
             for features, labels in loader:
-                if at_boundary:
-                    # Between noisy steps: the only place a run may stop. A partly
-                    # accumulated logical batch is never released, so costs nothing.
-                    if should_stop():
-                        reporter.add_loss(loss_sum, rows)
-                        reporter.report(epoch)
-                        return True, epoch - 1
+                # Between noisy steps: the only place a run may stop. A partly
+                # accumulated logical batch is never released, so costs nothing.
+                if at_boundary and should_stop():
+                    reporter.add_loss(loss_sum, rows)
+                    reporter.report(epoch)
+                    return True, epoch - 1
                 loss_sum = loss_sum + training.step(features, labels)
                 rows += features.shape[0]
                 at_boundary = training.steps != boundary_steps
@@ -489,4 +513,3 @@ def _epochs(
             reporter.add_loss(loss_sum, rows)
         reporter.report(epoch)
     return False, config.epochs
-

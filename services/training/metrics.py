@@ -74,12 +74,12 @@ def evaluate(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, *, 
         losses.append(F.cross_entropy(logits, y, reduction="sum"))
         probs.append(torch.softmax(logits, dim=1))
     p = torch.cat(probs).cpu().numpy().astype(np.float64)
-    y = labels.cpu().numpy()
-    n = len(y)
+    truth = labels.cpu().numpy()
+    n = len(truth)
     loss = float(torch.stack(losses).sum().item()) / n
-    accuracy = float((p.argmax(axis=1) == y).mean())
-    baseline = float(np.bincount(y, minlength=p.shape[1]).max() / n)
-    auc = roc_auc(p, y) if np.all(np.isfinite(p)) else None
+    accuracy = float((p.argmax(axis=1) == truth).mean())
+    baseline = float(np.bincount(truth, minlength=p.shape[1]).max() / n)
+    auc = roc_auc(p, truth) if np.all(np.isfinite(p)) else None
     return Metrics(
         accuracy=accuracy,
         roc_auc=auc,

@@ -6,7 +6,8 @@
 For each architecture and per-sample-gradient mode, a fresh process builds the model,
 then alternates blocks of non-private steps and DP steps on the same fixed batch (so
 machine noise hits both alike) and reports median times per step, samples/s, the
-DP/non-private ratio, and peak memory (process RSS on CPU; allocator peak on CUDA). The
+DP/non-private ratio, and peak memory (process RSS on CPU, whose imports alone take
+~400 MiB, so compare with `peak_mib_setup`; the allocator's peak on CUDA). The
 DP step is the one training runs (`PrivateTraining.step`: forward, per-sample clipping,
 noise, optimizer step); `dp_loop_step_ms` adds Poisson sampling and Opacus's
 BatchMemoryManager, i.e. a whole logical step of the real loop.
@@ -48,7 +49,12 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from governance.catalog import build_model
-    from services.training.dp import TensorRows, make_private, plain_step_fn, quiet_hook_warnings
+    from services.training.dp import (
+        TensorRows,
+        make_private,
+        plain_step_fn,
+        quiet_hook_warnings,
+    )
     from services.training.runtime import resolve_device, tune_allocator
 
     warnings.simplefilter("ignore")
@@ -96,6 +102,7 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
         _sync(device)
         return (time.perf_counter() - start) / n
 
+    peak_setup = _peak_mib(device)
     with quiet_hook_warnings():
         plain_times, dp_times = [], []
         block(plain, opts["warmup"])
@@ -143,6 +150,7 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
         "plain_samples_per_s": round(batch / plain_s),
         "dp_samples_per_s": round(batch / dp_s),
         "dp_loop_step_ms": round(loop_time * 1e3, 4),
+        "peak_mib_setup": round(peak_setup, 1),
         "peak_mib_plain": round(peak_plain, 1),
         "peak_mib_dp": round(peak_dp, 1),
         "peak_mib_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process max RSS",
@@ -152,7 +160,7 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
 def _child(arch: str, mode: str, opts: dict[str, Any], queue: Any) -> None:
     try:
         queue.put(_measure(arch, mode, opts))
-    except Exception as exc:  # report, don't hang the parent
+    except Exception as exc:  # noqa: BLE001 - report any failure instead of hanging the parent
         queue.put({"arch": arch, "mode": mode, "error": f"{type(exc).__name__}: {exc}"})
 
 
@@ -215,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"torch {torch.__version__}, opacus {opacus.__version__}, {os.cpu_count()} CPUs, device {args.device}")
-        print(f"{'arch':8} {'mode':6} {'plain ms':>9} {'DP ms':>9} {'ratio':>6} {'DP rows/s':>10} {'loop ms':>8} {'peak MiB':>9}")
+        print(
+            f"{'arch':8} {'mode':6} {'plain ms':>9} {'DP ms':>9} {'ratio':>6} {'DP rows/s':>10} {'loop ms':>8} {'peak MiB':>9}"
+        )
         for r in results:
             if "error" in r:
                 print(f"{r['arch']:8} {r['mode']:6} error: {r['error']}")

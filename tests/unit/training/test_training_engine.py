@@ -13,7 +13,13 @@ from opacus.accountants import create_accountant
 from governance.catalog import load_model
 from governance.errors import InvalidArgument
 from governance.privacy.accounting import Mechanism, epsilon_for
-from services.training.engine import Progress, TrainConfig, TrainResult, train_dp
+from services.training.engine import (
+    Progress,
+    TrainConfig,
+    TrainingAborted,
+    TrainResult,
+    train_dp,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -104,7 +110,12 @@ def test_progress_reports(default_run) -> None:
     assert [p.step for p in progress] == sorted(p.step for p in progress)
     assert [p.epsilon for p in progress] == sorted(p.epsilon for p in progress)
     last = progress[-1]
-    assert (last.epoch, last.epochs, last.step, last.total_steps) == (2, 2, result.guarantee.steps, result.guarantee.steps)
+    assert (last.epoch, last.epochs, last.step, last.total_steps) == (
+        2,
+        2,
+        result.guarantee.steps,
+        result.guarantee.steps,
+    )
     assert last.epsilon == result.guarantee.epsilon and last.eta_s == 0.0
     assert all(math.isfinite(p.loss) and p.eta_s >= 0 for p in progress)
 
@@ -129,6 +140,36 @@ def test_cancel_before_the_first_step_spends_nothing() -> None:
     assert g.epsilon == 0.0 and g.conservative_epsilon == 0.0
     assert result.epochs_completed == 0 and not result.registrable
     assert progress[-1].step == 0 and progress[-1].epsilon == 0.0
+
+
+def test_should_stop_is_polled_once_before_each_noisy_step() -> None:
+    """The count of False answers bounds the steps taken: what a service needs to charge
+    a worker that was killed mid-run."""
+    train, valid = _data()
+    polls: list[None] = []
+
+    def count() -> bool:
+        polls.append(None)
+        return False
+
+    result = train_dp(QUICK, train, valid, on_progress=lambda p: None, should_stop=count)
+    assert len(polls) == result.guarantee.steps > 0
+
+
+def test_failure_mid_run_reports_what_was_spent() -> None:
+    train, valid = _data()
+    calls = itertools.count()
+
+    def fail_on_third_poll() -> bool:
+        if next(calls) == 2:
+            raise OSError("disk full")
+        return False
+
+    with pytest.raises(TrainingAborted) as caught:
+        train_dp(QUICK, train, valid, on_progress=lambda p: None, should_stop=fail_on_third_poll)
+    g = caught.value.guarantee
+    assert g.steps == 2 and g.epsilon == _opacus_epsilon("rdp", g.noise_multiplier, g.sample_rate, 2, g.delta) > 0
+    assert isinstance(caught.value.__cause__, OSError)
 
 
 def test_same_seed_same_weights_other_seed_other_weights() -> None:
@@ -255,4 +296,12 @@ def test_mechanism_of_the_guarantee(default_run) -> None:
     result, _ = default_run
     g = result.guarantee
     assert g.mechanism() == Mechanism(g.noise_multiplier, g.sample_rate, g.steps, g.delta)
-    assert set(g.to_dict()) >= {"epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant", "max_grad_norm"}
+    assert set(g.to_dict()) >= {
+        "epsilon",
+        "delta",
+        "noise_multiplier",
+        "sample_rate",
+        "steps",
+        "accountant",
+        "max_grad_norm",
+    }

@@ -121,3 +121,17 @@ class ExportEventsRequest(_message.Message):
     from_seq: int
     to_seq: int
     def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
+
+class CheckLogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckLogResponse(_message.Message):
+    __slots__ = ("ok", "tree_size", "message")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    tree_size: int
+    message: str
+    def __init__(self, ok: _Optional[bool] = ..., tree_size: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...

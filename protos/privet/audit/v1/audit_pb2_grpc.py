@@ -59,6 +59,11 @@ class AuditServiceStub:
                 request_serializer=privet_dot_audit_dot_v1_dot_audit__pb2.ExportEventsRequest.SerializeToString,
                 response_deserializer=privet_dot_audit_dot_v1_dot_audit__pb2.AuditEvent.FromString,
                 _registered_method=True)
+        self.CheckLog = channel.unary_unary(
+                '/privet.audit.v1.AuditService/CheckLog',
+                request_serializer=privet_dot_audit_dot_v1_dot_audit__pb2.CheckLogRequest.SerializeToString,
+                response_deserializer=privet_dot_audit_dot_v1_dot_audit__pb2.CheckLogResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -94,6 +99,13 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckLog(self, request, context):
+        """Recompute the stored log from the events table now; DATA_LOSS (and writes refused) if altered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +133,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.ExportEvents,
                     request_deserializer=privet_dot_audit_dot_v1_dot_audit__pb2.ExportEventsRequest.FromString,
                     response_serializer=privet_dot_audit_dot_v1_dot_audit__pb2.AuditEvent.SerializeToString,
+            ),
+            'CheckLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckLog,
+                    request_deserializer=privet_dot_audit_dot_v1_dot_audit__pb2.CheckLogRequest.FromString,
+                    response_serializer=privet_dot_audit_dot_v1_dot_audit__pb2.CheckLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +275,33 @@ class AuditService:
             '/privet.audit.v1.AuditService/ExportEvents',
             privet_dot_audit_dot_v1_dot_audit__pb2.ExportEventsRequest.SerializeToString,
             privet_dot_audit_dot_v1_dot_audit__pb2.AuditEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privet.audit.v1.AuditService/CheckLog',
+            privet_dot_audit_dot_v1_dot_audit__pb2.CheckLogRequest.SerializeToString,
+            privet_dot_audit_dot_v1_dot_audit__pb2.CheckLogResponse.FromString,
             options,
             channel_credentials,
             insecure,
