@@ -75,7 +75,7 @@ class Runtime:
 
     def record(self, event: Event, timeout: float | None = None) -> int:
         """Append one event on its own (a denial, a read). Returns its sequence number."""
-        return self.transactor.run(lambda _s: self.audit.append(event), timeout)
+        return self.transactor.run(lambda _s: self.audit.append(event), timeout, isolated=False)
 
     def read(self) -> Session:
         return Session(self.engines.reader, expire_on_commit=False)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from governance.audit.leaf import EventRecord
-from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
+from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead
 
 __all__ = ["SqlNodeReader", "EventFilter", "head_size", "list_events", "iter_events", "latest_checkpoint", "checkpoint_at", "record_of"]
 
@@ -19,10 +19,13 @@ class SqlNodeReader:
     """NodeReader over the audit_nodes table (nodes never change once written)."""
 
     def __init__(self, session: Session) -> None:
-        self._session = session
+        conn = session.connection()
+        self._conn = conn
+        ph = "?" if conn.dialect.name == "sqlite" else "%s"
+        self._sql = f"SELECT hash FROM audit_nodes WHERE level = {ph} AND idx = {ph}"  # hot: driver-level
 
     def get_node(self, level: int, index: int) -> bytes:
-        value = self._session.execute(select(AuditNode.hash).where(AuditNode.level == level, AuditNode.idx == index)).scalar_one_or_none()
+        value = self._conn.exec_driver_sql(self._sql, (level, index)).scalar_one_or_none()
         if value is None:
             raise LookupError(f"audit node ({level}, {index}) is not stored")
         return value

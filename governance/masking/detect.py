@@ -42,10 +42,13 @@ DEFAULT_MIN_SHARE = 0.5
 # `replace_entities` masks findings from this score up: lower than the detection threshold,
 # so a bare number that passes a national-id checksum is masked even without context.
 SCAN_MIN_SCORE = 0.4
-# Findings of these types win overlaps: their pattern runs first, as a pyarrow replace.
-_FIRST = (PiiType.URL, PiiType.EMAIL)
+# Findings of these types win overlaps: their patterns are the whole check, so token
+# replacement runs them first, in this order, as pyarrow replaces.
+_FIRST = (PiiType.URL, PiiType.EMAIL, PiiType.IP_ADDRESS, PiiType.MAC_ADDRESS)
 _PSEUDONYM_HEX = 16
 _ContextWindow = (40, 20)  # characters before and after a match searched for keywords
+# A finding this sure claims its span: later recognizers do not validate inside it.
+_CLAIMED = 0.8
 
 Kind = Literal["structured", "free_text", "empty", "not_text", "opaque"]
 
@@ -91,10 +94,12 @@ class _Finder:
         self.region = region
         self.min_score = min_score
         self.hints = hints or {}
+        self._memo: dict[tuple[int, str], tuple[int, int, float] | None] = {}
 
     def find(self, texts: pa.Array) -> list[list[Finding]]:
         n = len(texts)
         out: list[list[Finding]] = [[] for _ in range(n)]
+        self._memo.clear()  # bounded by one batch of distinct strings
         if n == 0 or not self.recs:
             return out
         masks = np.stack([
@@ -114,19 +119,20 @@ class _Finder:
 
     def _find_one(self, text: str, recs: list[Recognizer]) -> list[Finding]:
         found: list[Finding] = []
+        # Recognizers run in RECOGNIZERS order, the cheap and certain first; a candidate
+        # inside a span an earlier one already claimed with confidence is not validated
+        # again (a dashed SSN or an IP address also matches the phone pattern, and
+        # phonenumbers is the slowest validator by far).
         for rec in recs:
             keywords = _KEYWORDS.get(id(rec))
             for m in rec.compiled.finditer(text):
                 s, e = m.span()
-                if rec.refine is not None:
-                    refined = rec.refine(text[s:e], self.region)
-                    if refined is None:
-                        continue
-                    s, e, score = s + refined[0], s + refined[1], refined[2]
-                else:
-                    score = rec.validate(text[s:e], self.region)
-                    if score is None:
-                        continue
+                if any(f.score >= _CLAIMED and f.start < e and s < f.end for f in found):
+                    continue
+                checked = self._checked(rec, text[s:e])
+                if checked is None:
+                    continue
+                s, e, score = s + checked[0], s + checked[1], checked[2]
                 boost = self.hints.get(rec.type, 0.0)
                 if not boost and keywords is not None and score < 0.95:
                     before, after = _ContextWindow
@@ -138,6 +144,20 @@ class _Finder:
                 if score >= self.min_score:
                     found.append(Finding(rec.type, round(score, 3), s, e))
         return _resolve_overlaps(found)
+
+    def _checked(self, rec: Recognizer, matched: str) -> tuple[int, int, float] | None:
+        """(start, end, score) of the entity inside `matched`, memoised per call of `find`:
+        the same address or number mentioned in many cells is validated once."""
+        key = (id(rec), matched)
+        if key in self._memo:
+            return self._memo[key]
+        if rec.refine is not None:
+            result = rec.refine(matched, self.region)
+        else:
+            score = rec.validate(matched, self.region)
+            result = None if score is None else (0, len(matched), score)
+        self._memo[key] = result
+        return result
 
 
 def _resolve_overlaps(found: list[Finding]) -> list[Finding]:

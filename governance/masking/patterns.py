@@ -116,7 +116,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         _ignore_region(v.validate_ipv4),
         keywords=("ip",),
         column_words=("ip", "ipaddress", "ipv4", "ipv6", "remoteaddr", "clientip"),
-        distinctive=True,
+        exact=True, distinctive=True,
     ),
     Recognizer(
         PiiType.IP_ADDRESS,
@@ -130,11 +130,11 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     Recognizer(
         PiiType.MAC_ADDRESS,
-        r"(?i)\b[0-9a-f]{2}(?:[:\-][0-9a-f]{2}){5}\b",
+        r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b|\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b",
         _ignore_region(v.validate_mac),
         keywords=("mac",),
         column_words=("mac", "macaddress", "hwaddr", "bssid"),
-        distinctive=True,
+        exact=True, distinctive=True,
     ),
     Recognizer(
         PiiType.IBAN,
@@ -151,16 +151,6 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         keywords=("card", "visa", "mastercard", "amex", "credit", "debit", "karte", "carte", "tarjeta", "carta"),
         column_words=("card", "cc", "pan", "creditcard", "cardnumber", "ccnumber", "kreditkarte"),
         refine=_refine_by_groups(_ignore_region(v.validate_card), 0.9),
-    ),
-    Recognizer(
-        PiiType.PHONE,
-        r"(?:[+(]|\b)[0-9][0-9 ().\-/]{5,22}[0-9](?: ?(?:x|ext\.?|#) ?[0-9]{1,6})?",
-        v.validate_phone,
-        keywords=("phone", "tel", "call", "mobile", "cell", "fax", "telefon", "téléphone", "teléfono",
-                  "telefono", "handy", "whatsapp", "sms", "contact", "ring", "bel ", "手机", "电话"),
-        column_words=("phone", "telephone", "tel", "mobile", "cell", "fax", "telefon", "telefono",
-                      "telephone", "telefoon", "handy", "portable", "msisdn", "phonenumber", "contactnumber", "手机", "电话"),
-        refine=_refine_by_groups(v.validate_phone, 0.8),
     ),
     Recognizer(
         PiiType.US_SSN,
@@ -249,6 +239,16 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         r"|\b[0-9]{1,2}\.? [A-Za-z]{3,9}\.? [0-9]{4}\b|\b[A-Za-z]{3,9}\.? [0-9]{1,2},? [0-9]{4}\b",
         _ignore_region(v.validate_date),
         keywords=("born", "birth", "dob", "geboren", "née", "né le", "nacido", "nacida", "nato", "nata"),
+    ),
+    Recognizer(
+        PiiType.PHONE,
+        r"(?:[+(]|\b)[0-9][0-9 ().\-/]{5,22}[0-9](?: ?(?:x|ext\.?|#) ?[0-9]{1,6})?",
+        v.validate_phone,
+        keywords=("phone", "tel", "call", "mobile", "cell", "fax", "telefon", "téléphone", "teléfono",
+                  "telefono", "handy", "whatsapp", "sms", "contact", "ring", "bel ", "手机", "电话"),
+        column_words=("phone", "telephone", "tel", "mobile", "cell", "fax", "telefon", "telefono",
+                      "telephone", "telefoon", "handy", "portable", "msisdn", "phonenumber", "contactnumber", "手机", "电话"),
+        refine=_refine_by_groups(v.validate_phone, 0.8),
     ),
 )
 

@@ -11,6 +11,7 @@ scores below the detection threshold until a column name or a nearby keyword sup
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import ipaddress
 import re
 
@@ -156,6 +157,20 @@ _LOOKS_LIKE_DATE = re.compile(r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]
 _LOOKS_LIKE_AMOUNT = re.compile(r"^[0-9]+(?:[.,][0-9]{3})*[.,][0-9]{1,2}$")
 
 
+@functools.lru_cache(maxsize=512)
+def _national_lengths(region: str) -> frozenset[int]:
+    """Digit counts a number of `region` can have when written without a leading +: the
+    national significant number's possible lengths, with the trunk prefix, or with the
+    country code in front. Checked before phonenumbers.parse, which costs ~40 µs."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None:
+        return frozenset(range(7, 16))
+    lengths = set(meta.general_desc.possible_length or ()) | set(meta.general_desc.possible_length_local_only or ())
+    prefix = len(meta.national_prefix or "")
+    code = len(str(meta.country_code))
+    return frozenset(lengths | {n + prefix for n in lengths} | {n + code for n in lengths})
+
+
 def validate_phone(text: str, region: str) -> float | None:
     """Scores: a valid number written like a phone number (leading +, parentheses,
     spaces or dashes, or several separators) is likely; a bare run of digits that happens
@@ -166,6 +181,9 @@ def validate_phone(text: str, region: str) -> float | None:
     digits = _digits(body)
     if not 7 <= len(digits) <= 15 or _LOOKS_LIKE_DATE.match(body) or _LOOKS_LIKE_AMOUNT.match(body):
         return None
+    international = body.startswith("+") or digits.startswith("00")
+    if not international and len(digits) not in _national_lengths(region):
+        return 0.2  # no number of the region has that many digits: phone-shaped at best
     separators = sum(1 for ch in body if ch in " -./")
     formatted = body.startswith("+") or "(" in body or separators >= 2 or \
         (separators == 1 and ("-" in body or " " in body))

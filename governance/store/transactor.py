@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
@@ -40,59 +41,75 @@ _STOP = object()
 class Transactor:
     """Runs units of work `fn(session) -> T` in batched transactions on one writer thread."""
 
+    GATHER_SECONDS = 0.0005
+
     def __init__(self, engines: Engines, participants: tuple[BatchParticipant, ...] = (), *, max_batch: int = 256) -> None:
         self._engines = engines
         self._participants = participants
         self._max_batch = max_batch
+        self._conn = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="privet-transactor", daemon=True)
         self._thread.start()
 
-    def run(self, fn: Callable[[Session], T], timeout: float | None = None) -> T:
+    def run(self, fn: Callable[[Session], T], timeout: float | None = None, *, isolated: bool = True) -> T:
         """Run `fn` in a batch and return its result once the batch is durable."""
-        return self.submit(fn).result(timeout)
+        return self.submit(fn, isolated=isolated).result(timeout)
 
-    def submit(self, fn: Callable[[Session], T]) -> "Future[T]":
+    def submit(self, fn: Callable[[Session], T], *, isolated: bool = True) -> "Future[T]":
+        """`isolated=False` skips the unit's SAVEPOINT: only for units that write nothing
+        through the session themselves (pure audit appends, buffered by the participants)."""
         future: Future[T] = Future()
-        self._queue.put((fn, future))
+        self._queue.put((fn, future, isolated))
         return future
 
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
+        if self._conn is not None:
+            self._conn.close()
 
     def _loop(self) -> None:
+        last_size = 1
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
             batch = [first]
             stop = False
+            # Under concurrency, callers just woken by the previous commit are still on their way
+            # back with their next unit: give them a moment (bounded) to join this batch.
+            window_end = time.monotonic() + (self.GATHER_SECONDS if last_size > 1 else 0.0)
             while len(batch) < self._max_batch:
                 try:
-                    item = self._queue.get_nowait()
+                    remaining = window_end - time.monotonic()
+                    item = self._queue.get(timeout=remaining) if remaining > 0 and len(batch) < last_size else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
                     stop = True
                     break
                 batch.append(item)
+            last_size = len(batch)
             self._run_batch(batch)
             if stop:
                 return
 
-    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future]]) -> None:
+    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future, bool]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            with Session(self._engines.writer, expire_on_commit=False) as session:
-                with session.begin():
+            conn = self._connection()
+            with Session(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint") as session:
+                with conn.begin():
                     for p in self._participants:
                         p.begin(session)
-                    for fn, _ in batch:
-                        outcomes.append(self._run_unit(session, fn))
+                    for fn, _, isolated in batch:
+                        outcomes.append(self._run_unit(session, fn, isolated))
+                    session.flush()
                     for p in self._participants:
                         p.before_commit(session)
         except (OperationalError, DBAPIError) as exc:
+            self._drop_connection()
             self._fail_all(batch, Unavailable(f"database unavailable: {type(exc.orig).__name__ if hasattr(exc, 'orig') else exc}"))
             return
         except BaseException as exc:  # noqa: BLE001 - every caller must hear about it
@@ -100,14 +117,37 @@ class Transactor:
             return
         for p in self._participants:
             p.after_commit()
-        for (ok, value), (_, future) in zip(outcomes, batch):
+        for (ok, value), (_, future, _) in zip(outcomes, batch):
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
 
-    def _run_unit(self, session: Session, fn: Callable[[Session], Any]) -> tuple[bool, Any]:
+    def _connection(self):  # type: ignore[no-untyped-def]
+        """The writer thread keeps one connection: a pool checkout (and its ping) per batch
+        costs more than the batch's own statements."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self._engines.writer.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - it is already broken
+                pass
+            self._conn = None
+
+    def _run_unit(self, session: Session, fn: Callable[[Session], Any], isolated: bool) -> tuple[bool, Any]:
         tokens = [p.savepoint() for p in self._participants]
+        if not isolated:
+            try:
+                return True, fn(session)
+            except Exception as exc:  # noqa: BLE001
+                for p, token in zip(self._participants, tokens):
+                    p.rollback_to(token)
+                return False, exc
         nested = session.begin_nested()
         try:
             value = fn(session)
@@ -123,9 +163,9 @@ class Transactor:
                 p.rollback_to(token)
             return False, exc
 
-    def _fail_all(self, batch: list[tuple[Callable, Future]], exc: BaseException) -> None:
+    def _fail_all(self, batch: list[tuple[Callable, Future, bool]], exc: BaseException) -> None:
         for p in self._participants:
             p.after_rollback()
-        for _, future in batch:
+        for _, future, _ in batch:
             if not future.done():
                 future.set_exception(exc)

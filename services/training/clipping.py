@@ -92,18 +92,19 @@ class BookkeepingClipper:
         # Gradients with respect to the layer outputs only: autograd then skips every
         # weight-gradient product, which is the work the clipped sum below replaces.
         grads = torch.autograd.grad(loss_per_sample.sum(), outputs)
-        squared = torch.zeros(loss_per_sample.shape[0], device=loss_per_sample.device, dtype=torch.float32)
+        squared = torch.zeros(loss_per_sample.shape[0], device=loss_per_sample.device, dtype=grads[0].dtype)
         for layer, g in zip(self._layers, grads):
-            g2 = g.pow(2).sum(dim=1, dtype=torch.float32)
-            a2 = self._inputs[layer].pow(2).sum(dim=1, dtype=torch.float32)
-            # ‖g a^T‖² = ‖g‖²‖a‖² for the weight, ‖g‖² for the bias.
-            squared.add_(g2 * (a2 + 1.0) if layer.bias is not None else g2 * a2)
+            a = self._inputs[layer]
+            a2 = torch.linalg.vecdot(a, a)
+            if layer.bias is not None:
+                a2 += 1.0  # the bias: ‖g‖² more, as if a had an extra coordinate 1
+            squared.add_(torch.linalg.vecdot(g, g) * a2)  # ‖g aᵀ‖² = ‖g‖²‖a‖²
         norms = squared.sqrt_()
         self.per_sample_norms = norms
-        coef = (self.max_grad_norm / (norms + _STABILITY)).clamp_(max=1.0)
+        coef = (self.max_grad_norm / (norms + _STABILITY)).clamp_(max=1.0).unsqueeze(1)
         for layer, g in zip(self._layers, grads):
-            scaled = g * coef.to(g.dtype).unsqueeze(1)
-            layer.weight.grad = scaled.t().mm(self._inputs[layer].to(g.dtype))
+            scaled = g * coef
+            layer.weight.grad = torch.mm(scaled.t(), self._inputs[layer])
             if layer.bias is not None:
                 layer.bias.grad = scaled.sum(dim=0)
         self.start()

@@ -351,8 +351,12 @@ def _guarantee(training: PrivateTraining, config: TrainConfig) -> DPGuarantee:
     )
 
 
-def _integrity(model: torch.nn.Module, metrics: Metrics) -> Integrity:
+def _integrity(model: torch.nn.Module, metrics: Metrics, guarantee: DPGuarantee) -> Integrity:
     reasons = []
+    if guarantee.epsilon > guarantee.target_epsilon:
+        # Cannot happen by construction (σ is calibrated for at least the steps run);
+        # checked because a model over its target must never be registered.
+        reasons.append(f"spent ε {guarantee.epsilon} exceeds the target {guarantee.target_epsilon}")
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         reasons.append("weights contain NaN or infinity")
     if not math.isfinite(metrics.loss):
@@ -453,12 +457,13 @@ def train_dp(
         training.close()
 
     metrics = evaluate(model, x_valid.to(device), y_valid.to(device))
+    guarantee = _guarantee(training, config)
     return TrainResult(
         weights=export_weights(model),
         model=spec.to_metadata(),
         metrics=metrics,
-        guarantee=_guarantee(training, config),
-        integrity=_integrity(model, metrics),
+        guarantee=guarantee,
+        integrity=_integrity(model, metrics, guarantee),
         cancelled=cancelled,
         epochs_completed=epochs_completed,
         grad_sample_mode=mode,

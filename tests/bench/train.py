@@ -63,7 +63,12 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     if opts["threads"]:
         torch.set_num_threads(opts["threads"])
     batch, features = opts["batch"], opts["features"]
-    hparams = {"hidden": opts["hidden"]} if arch == "mlp" and opts["hidden"] else {}
+    hparams: dict[str, Any] = {}
+    if arch == "mlp":
+        if opts["hidden"]:
+            hparams["hidden"] = opts["hidden"]
+        if opts["layer_norm"]:
+            hparams["layer_norm"] = True
 
     torch.manual_seed(0)
     x = torch.randn(_ROWS, features, device=device)
@@ -173,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--hidden", default="", help="mlp widths, e.g. 512,512 (default: the catalog's)")
+    parser.add_argument("--layer-norm", action="store_true", help="mlp with LayerNorm (bk does not apply)")
     parser.add_argument("--steps", type=int, default=50, help="steps per timed block")
     parser.add_argument("--rounds", type=int, default=7, help="alternating plain/DP blocks")
     parser.add_argument("--warmup", type=int, default=20)
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "features": args.features,
         "hidden": [int(h) for h in args.hidden.split(",")] if args.hidden else None,
+        "layer_norm": args.layer_norm,
         "steps": args.steps,
         "rounds": args.rounds,
         "warmup": args.warmup,
@@ -216,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch_threads": args.threads or torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
-        "fastest_mode_table": FASTEST_MODE,
+        "modes_fastest_first": FASTEST_MODE,
         "results": results,
     }
     if args.json:

@@ -198,6 +198,24 @@ def test_all_clipping_modes_train_the_same_model() -> None:
             assert torch.allclose(a, b, atol=1e-5), mode
 
 
+@pytest.mark.parametrize("mode", ["bk", "ghost"])
+def test_physical_batch_limit_does_not_change_the_run(mode: str) -> None:
+    """BatchMemoryManager splits each Poisson draw into physical batches of at most 16
+    rows; the clipped sums add up, so the steps, ε and weights are those of the unsplit run."""
+    train, valid = _data()
+    config = replace(QUICK, arch="mlp", hparams={"hidden": [8]}, grad_sample_mode=mode)
+    whole, split = (
+        train_dp(
+            replace(config, max_physical_batch_size=size), train, valid, on_progress=lambda p: None, should_stop=_never
+        )
+        for size in (1024, 16)
+    )
+    assert split.guarantee == whole.guarantee
+    a, b = (load_model("mlp", r.model, r.weights) for r in (whole, split))
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
+
+
 def test_layer_norm_mlp_falls_back_to_ghost() -> None:
     train, valid = _data()
     config = replace(QUICK, arch="mlp", hparams={"hidden": [8], "layer_norm": True})
