@@ -3,6 +3,7 @@ turn the RPC into one Cedar request, audit denials, and map typed errors to gRPC
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -67,28 +68,29 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
         self._runtime.record(Event(principal=who, action=action, resource=f"api/{api}", decision="deny", policy_ids=policy_ids, details={"reason": why}))
 
 
+@contextlib.contextmanager
+def _errors_as_status(context: grpc.ServicerContext) -> Iterator[None]:
+    """Typed errors become their table row; anything unexpected is INTERNAL with no detail."""
+    try:
+        yield
+    except (PrivetError, NotImplementedError) as exc:
+        _abort(context, exc)
+    except Exception as exc:  # noqa: BLE001
+        if _is_abort(exc):
+            raise
+        abort_with(context, exc)
+
+
 def _mapped(behavior: Callable, guard: Callable, streaming_response: bool) -> Callable:
     def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
-        try:
+        with _errors_as_status(context):
             guard(context)
             return behavior(request, context)
-        except (PrivetError, NotImplementedError) as exc:
-            _abort(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            if _is_abort(exc):
-                raise
-            abort_with(context, exc)
 
     def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        try:
+        with _errors_as_status(context):
             guard(context)
             yield from behavior(request, context)
-        except (PrivetError, NotImplementedError) as exc:
-            _abort(context, exc)
-        except Exception as exc:  # noqa: BLE001
-            if _is_abort(exc):
-                raise
-            abort_with(context, exc)
 
     return stream_response if streaming_response else unary_response
 
