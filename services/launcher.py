@@ -27,14 +27,17 @@ def specs_for(name: str, runtime: Runtime) -> list[ServiceSpec]:
     """The services hosted by server `name`. A service not built yet answers UNIMPLEMENTED
     (the generated base servicer's behaviour)."""
     if name == "ingestion":
-        return [_spec(ingestion_pb2, "IngestionService", ingestion_pb2_grpc.add_IngestionServiceServicer_to_server, ingestion_pb2_grpc.IngestionServiceServicer())]
+        from services.ingestion.servicer import IngestionServicer
+
+        return [_spec(ingestion_pb2, "IngestionService", ingestion_pb2_grpc.add_IngestionServiceServicer_to_server, IngestionServicer(runtime))]
     if name == "training":
         return [_spec(training_pb2, "TrainingService", training_pb2_grpc.add_TrainingServiceServicer_to_server, training_pb2_grpc.TrainingServiceServicer())]
     if name == "registry":
         from services.registry.audit_servicer import AuditServicer
+        from services.registry.servicer import RegistryServicer
 
         return [
-            _spec(registry_pb2, "RegistryService", registry_pb2_grpc.add_RegistryServiceServicer_to_server, registry_pb2_grpc.RegistryServiceServicer()),
+            _spec(registry_pb2, "RegistryService", registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer(runtime)),
             _spec(audit_pb2, "AuditService", audit_pb2_grpc.add_AuditServiceServicer_to_server, AuditServicer(runtime)),
         ]
     if name == "inference":

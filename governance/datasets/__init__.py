@@ -1,0 +1,1 @@
+"""Datasets: reading uploads in bounded memory, the masking pipeline, and their records."""

@@ -1,0 +1,212 @@
+"""Dataset records: create (mask, store, record, audit), read, list, erase."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from governance.audit.log import Event
+from governance.crypto.keyring import FileKeyring
+from governance.datasets.formats import FORMATS, CsvDialect, spool
+from governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
+from governance.errors import AlreadyExists, InvalidArgument, NotFound
+from governance.identity.spiffe import check_name
+from governance.masking.operators import MaskingKeys
+from governance.masking.profile import MaskingProfile, load_profile
+from governance.runtime import Runtime
+from governance.store.dataset_tables import Dataset, PseudonymKey
+
+__all__ = ["DatasetSpec", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    format: str
+    profile: str
+    anonymisation: AnonymisationSpec
+    dialect: CsvDialect
+    epsilon: float
+    delta: float
+    description: str = ""
+
+    def validate(self) -> None:
+        check_name(self.name, "header.name")
+        if self.format not in FORMATS:
+            raise InvalidArgument("header.format", f"must be one of {', '.join(FORMATS)}")
+        if not self.profile:
+            raise InvalidArgument("header.profile", "name a masking profile (e.g. default)")
+        a = self.anonymisation
+        if a.k < 0:
+            raise InvalidArgument("header.k", "must not be negative")
+        if a.k > 1 and not a.quasi_identifiers:
+            raise InvalidArgument("header.quasi_identifiers", "k-anonymity needs at least one quasi-identifier")
+        if len(set(a.quasi_identifiers)) != len(a.quasi_identifiers):
+            raise InvalidArgument("header.quasi_identifiers", "names a column twice")
+        if a.max_suppression is not None and not 0 <= a.max_suppression < 1:
+            raise InvalidArgument("header.max_suppression", "must be in [0, 1)")
+        if not (self.epsilon > 0 and self.epsilon < 1000):
+            raise InvalidArgument("header.epsilon_budget", "must be a positive privacy budget (e.g. 8)")
+        if not 0 < self.delta < 1:
+            raise InvalidArgument("header.delta_budget", "must be in (0, 1), e.g. 1e-5")
+
+
+def _profile(runtime: Runtime, name: str) -> tuple[MaskingProfile, str]:
+    check_name(name, "header.profile")
+    path = runtime.home.policies / "masking" / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise InvalidArgument("header.profile", f"no masking profile {name!r} (known: {', '.join(known)})")
+    return load_profile(path), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _key_scope(profile: MaskingProfile, dataset_id: str) -> str:
+    return f"domain:{profile.domain}" if profile.domain else f"dataset:{dataset_id}"
+
+
+def _keys_for(runtime: Runtime, scope: str) -> tuple[MaskingKeys, PseudonymKey | None]:
+    """The scope's live key, or a fresh one (returned as a row to insert with the dataset)."""
+    keyring = FileKeyring(runtime.home.keys)
+    with runtime.read() as s:
+        row = s.execute(select(PseudonymKey).where(PseudonymKey.scope == scope, PseudonymKey.destroyed.is_(False)).order_by(PseudonymKey.version.desc())).scalars().first()
+    if row is not None and row.wrapped_key is not None:
+        secret = keyring.unwrap(row.kek_id, row.wrapped_key)
+        return MaskingKeys.derive(secret, f"{scope}#v{row.version}"), None
+    secret = os.urandom(32)
+    kek_id, wrapped = keyring.wrap(secret)
+    new = PseudonymKey(scope=scope, version=1, kek_id=kek_id, wrapped_key=wrapped, destroyed=False)
+    return MaskingKeys.derive(secret, f"{scope}#v1"), new
+
+
+def _live(session: Session, name: str) -> Dataset | None:
+    return session.execute(select(Dataset).where(Dataset.name == name, Dataset.deleted_at_us == 0)).scalar_one_or_none()
+
+
+def get_dataset(runtime: Runtime, name: str) -> Dataset:
+    with runtime.read() as s:
+        row = _live(s, name)
+    if row is None:
+        raise NotFound(f"no dataset named {name!r}")
+    return row
+
+
+def list_datasets(runtime: Runtime, *, after: str, limit: int) -> list[Dataset]:
+    with runtime.read() as s:
+        return list(s.execute(select(Dataset).where(Dataset.deleted_at_us == 0, Dataset.name > after).order_by(Dataset.name).limit(limit)).scalars())
+
+
+def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes]) -> list:  # type: ignore[type-arg]
+    spec.validate()
+    profile, _ = _profile(runtime, spec.profile)
+    upload = spool(chunks, runtime.settings.blob_dir / "tmp", limit=runtime.settings.max_upload_bytes)
+    try:
+        keys, _ = _keys_for(runtime, _key_scope(profile, "preview"))
+        return preview_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation)
+    finally:
+        upload.discard()
+
+
+def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: Iterable[bytes]) -> Dataset:
+    """Mask and store an upload. Nothing is stored unless every step succeeds: the spooled
+    upload and temporaries are removed on any error, the blob is removed if the record cannot
+    be written, and the record, its key and its audit event commit together."""
+    spec.validate()
+    profile, profile_digest = _profile(runtime, spec.profile)
+    with runtime.read() as s:
+        if _live(s, spec.name) is not None:
+            raise AlreadyExists(f"a dataset named {spec.name!r} exists")
+    dataset_id = str(uuid.uuid4())
+    scope = _key_scope(profile, dataset_id)
+    keys, new_key = _keys_for(runtime, scope)
+    workdir = runtime.settings.blob_dir / "tmp"
+    upload = spool(chunks, workdir, limit=runtime.settings.max_upload_bytes)
+    masked: MaskedFile | None = None
+    try:
+        masked = mask_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation, workdir)
+        with open(masked.path, "rb") as f:
+            blob_digest, size = runtime.blobs.put(iter(lambda: f.read(1 << 20), b""))
+    finally:
+        upload.discard()
+        if masked is not None:
+            masked.discard()
+    report = masked.report
+    columns = [{"name": c.column, "action": c.action, "pii_types": list(c.pii_types), "type": str(masked.schema.field(c.column).type) if c.column in masked.schema.names else ""} for c in report.columns]
+    record = Dataset(
+        id=dataset_id, name=spec.name, blob_digest=blob_digest, raw_digest=upload.sha256, rows=report.rows_out, size_bytes=size,
+        columns_json=json.dumps(columns), profile=spec.profile, profile_digest=profile_digest, domain=profile.domain or "",
+        key_version=1 if new_key else int(keys.key_id.rsplit("#v", 1)[1]), report_json=json.dumps(report.to_dict(), default=str),
+        quasi_identifiers_json=json.dumps(list(spec.anonymisation.quasi_identifiers)), epsilon_total=spec.epsilon, delta=spec.delta,
+        description=spec.description, created_by=principal, created_at_us=int(time.time() * 1e6), deleted_at_us=0,
+    )
+
+    def commit(session: Session) -> Dataset:
+        if _live(session, spec.name) is not None:
+            raise AlreadyExists(f"a dataset named {spec.name!r} exists")
+        if new_key is not None:
+            session.add(PseudonymKey.model_validate(new_key.model_dump()))
+        session.add(record)
+        session.flush()
+        runtime.audit.append(Event(principal=principal, action="ingestion.CreateDataset", resource=f"dataset/{spec.name}", decision="allow", details={
+            "dataset_id": dataset_id, "digest": blob_digest, "raw_digest": upload.sha256, "rows_in": report.rows_in, "rows_out": report.rows_out,
+            "profile": spec.profile, "profile_digest": profile_digest, "k": spec.anonymisation.k, "epsilon_budget": spec.epsilon, "delta_budget": spec.delta,
+        }))
+        return record
+
+    try:
+        return runtime.write(commit)
+    except (AlreadyExists, IntegrityError) as exc:
+        _drop_blob_if_unused(runtime, blob_digest)
+        if isinstance(exc, IntegrityError):
+            raise AlreadyExists(f"a dataset named {spec.name!r} exists") from exc
+        raise
+    except BaseException:
+        _drop_blob_if_unused(runtime, blob_digest)
+        raise
+
+
+def _drop_blob_if_unused(runtime: Runtime, digest: str) -> None:
+    with runtime.read() as s:
+        used = s.execute(select(Dataset.id).where(Dataset.blob_digest == digest, Dataset.deleted_at_us == 0)).first()
+    if used is None:
+        runtime.blobs.delete(digest)
+
+
+def delete_dataset(runtime: Runtime, principal: str, name: str, reason: str) -> Dataset:
+    """Erasure: the record is marked deleted, its own pseudonymisation key destroyed, its blob
+    removed; the audit trail stays. A domain key is shared, so it is kept."""
+
+    def erase(session: Session) -> Dataset:
+        row = _live(session, name)
+        if row is None:
+            raise NotFound(f"no dataset named {name!r}")
+        row.deleted_at_us = int(time.time() * 1e6)
+        for key in session.execute(select(PseudonymKey).where(PseudonymKey.scope == f"dataset:{row.id}")).scalars():
+            key.wrapped_key, key.destroyed = None, True
+        session.add(row)
+        runtime.audit.append(Event(principal=principal, action="ingestion.DeleteDataset", resource=f"dataset/{name}", decision="allow", details={"dataset_id": row.id, "digest": row.blob_digest, "reason": reason}))
+        return row
+
+    row = runtime.write(erase)
+    _drop_blob_if_unused(runtime, row.blob_digest)
+    return row
+
+
+def dataset_batches(runtime: Runtime, name: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    row = get_dataset(runtime, name)
+    with runtime.blobs.open(row.blob_digest) as f:
+        parquet = pq.ParquetFile(f)
+        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+        if missing:
+            raise InvalidArgument("columns", f"no column {missing[0]!r} in dataset {name!r}")
+        yield from parquet.iter_batches(batch_size=64 * 1024, columns=columns or None)

@@ -1,0 +1,141 @@
+"""The ingestion pipeline: upload → batches → mask → k-anonymise → one Parquet file.
+
+Two passes over the spooled upload keep memory bounded: pass one masks each batch (the
+quasi-identifiers stay raw, held in memory as those columns alone) into a temporary Parquet
+file; k-anonymity is planned over the quasi-identifier columns; pass two generalises and
+suppresses batch by batch into the final Parquet file.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from governance.datasets.formats import CsvDialect, Spooled, read_batches
+from governance.errors import InvalidArgument
+from governance.masking.kanon import plan_k_anonymity
+from governance.masking.operators import MaskingKeys
+from governance.masking.profile import MaskingPlan, MaskingProfile, MaskingReport, plan_masking, preview
+
+__all__ = ["AnonymisationSpec", "MaskedFile", "mask_upload", "preview_upload"]
+
+
+@dataclass(frozen=True)
+class AnonymisationSpec:
+    quasi_identifiers: tuple[str, ...] = ()
+    k: int = 1
+    sensitive_column: str = ""
+    l_diversity: int = 1
+    max_suppression: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.quasi_identifiers) and (self.k > 1 or self.l_diversity > 1)
+
+
+@dataclass(frozen=True)
+class MaskedFile:
+    path: pathlib.Path
+    report: MaskingReport
+    schema: pa.Schema
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _temp(workdir: pathlib.Path, label: str) -> pathlib.Path:
+    return workdir / f"{label}-{os.getpid()}-{os.urandom(8).hex()}.parquet"
+
+
+def _check_columns(schema: pa.Schema, spec: AnonymisationSpec) -> None:
+    names = set(schema.names)
+    for i, qi in enumerate(spec.quasi_identifiers):
+        if qi not in names:
+            raise InvalidArgument(f"header.quasi_identifiers[{i}]", f"no column {qi!r} in the file (columns: {', '.join(schema.names)})")
+    if spec.sensitive_column and spec.sensitive_column not in names:
+        raise InvalidArgument("header.sensitive_column", f"no column {spec.sensitive_column!r} in the file")
+
+
+def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first: pa.RecordBatch) -> Iterator[pa.Table]:
+    yield plan.mask(first)
+    for batch in batches:
+        yield plan.mask(batch)
+
+
+def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: MaskingProfile, keys: MaskingKeys, spec: AnonymisationSpec, workdir: pathlib.Path) -> MaskedFile:
+    """Mask the whole upload into one Parquet file under `workdir` (the caller discards it).
+
+    Raises InvalidArgument (bad file, unknown column), FailedPrecondition (PII no rule
+    covers; k not reachable within the suppression bound). Leaves no file behind on error.
+    """
+    batches = read_batches(spooled, fmt, dialect)
+    first = next(batches)
+    _check_columns(first.schema, spec)
+    qis = spec.quasi_identifiers if spec.active else ()
+    plan = plan_masking(pa.Table.from_batches([first]), profile, keys, quasi_identifiers=qis)
+    stage_one = _temp(workdir, "masked")
+    final = _temp(workdir, "final") if spec.active else stage_one
+    keep_columns = [*qis, *([spec.sensitive_column] if spec.active and spec.sensitive_column else [])]
+    qi_parts: list[pa.Table] = []
+    rows_in = 0
+    try:
+        writer: pq.ParquetWriter | None = None
+        for masked in _masked_batches(batches, plan, first):
+            rows_in += masked.num_rows
+            if keep_columns:
+                qi_parts.append(masked.select(keep_columns))
+            if writer is None:
+                writer = pq.ParquetWriter(stage_one, masked.schema, compression="zstd")
+            writer.write_table(masked.cast(writer.schema) if masked.schema != writer.schema else masked)
+        assert writer is not None
+        writer.close()
+        kreport = None
+        if spec.active:
+            hierarchies = profile.hierarchies(qis)
+            kplan = plan_k_anonymity(
+                pa.concat_tables(qi_parts),
+                hierarchies,
+                spec.k,
+                max_suppression=profile.max_suppression if spec.max_suppression is None else spec.max_suppression,
+                sensitive=spec.sensitive_column or None,
+                l=spec.l_diversity,
+            )
+            qi_parts.clear()
+            kreport = _generalise_into(stage_one, final, kplan)
+            stage_one.unlink()
+        schema = pq.read_schema(final)
+        rows_out = pq.ParquetFile(final).metadata.num_rows
+        return MaskedFile(final, plan.report(rows_in, rows_out, kreport), schema)
+    except BaseException:
+        stage_one.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+        raise
+
+
+def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan) -> object:  # type: ignore[no-untyped-def]
+    offset = 0
+    writer: pq.ParquetWriter | None = None
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024):
+        released = kplan.apply(batch, offset)
+        offset += batch.num_rows
+        if writer is None:
+            writer = pq.ParquetWriter(target, released.schema, compression="zstd")
+        writer.write_table(released.cast(writer.schema) if released.schema != writer.schema else released)
+    assert writer is not None
+    writer.close()
+    return kplan.report
+
+
+def preview_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: MaskingProfile, keys: MaskingKeys, spec: AnonymisationSpec, rows: int = 10) -> list:  # type: ignore[type-arg]
+    """What each column would become, on the first rows. Stores nothing."""
+    first = next(read_batches(spooled, fmt, dialect))
+    _check_columns(first.schema, spec)
+    table = pa.Table.from_batches([first]).slice(0, max(rows, 1000))
+    return preview(table, profile, keys, rows=rows, quasi_identifiers=spec.quasi_identifiers if spec.active else ())
+
+

@@ -1,0 +1,51 @@
+"""Tables of the ingestion side: datasets and pseudonymisation keys."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+__all__ = ["Dataset", "PseudonymKey"]
+
+
+class Dataset(SQLModel, table=True):
+    """A masked dataset. Its Parquet blob holds no direct identifier; its budget feeds the ledger."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ux_datasets_live_name", "name", "deleted_at_us", unique=True),)
+
+    id: str = Field(sa_column=Column(Text, primary_key=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    blob_digest: str = Field(sa_column=Column(Text, nullable=False))  # sha256 of the stored Parquet
+    raw_digest: str = Field(sa_column=Column(Text, nullable=False))  # sha256 of the upload
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))
+    size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    columns_json: str = Field(sa_column=Column(Text, nullable=False))
+    profile: str = Field(sa_column=Column(Text, nullable=False))
+    profile_digest: str = Field(sa_column=Column(Text, nullable=False))
+    domain: str = Field(sa_column=Column(Text, nullable=False))
+    key_version: int = Field(sa_column=Column(Integer, nullable=False))
+    report_json: str = Field(sa_column=Column(Text, nullable=False))
+    quasi_identifiers_json: str = Field(sa_column=Column(Text, nullable=False))
+    epsilon_total: float = Field(sa_column=Column(Float, nullable=False))
+    delta: float = Field(sa_column=Column(Float, nullable=False))
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str = Field(sa_column=Column(Text, nullable=False))
+    created_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # 0 while live; erasure sets the time, so a name can be reused after deletion.
+    deleted_at_us: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class PseudonymKey(SQLModel, table=True):
+    """A keyed-hash / FF1 key, wrapped by a key-encryption key; `scope` is `dataset:<id>` or
+    `domain:<name>` (datasets of one domain share it, so joins on masked keys still work)."""
+
+    __tablename__ = "pseudonym_keys"
+
+    scope: str = Field(sa_column=Column(Text, primary_key=True))
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    kek_id: str = Field(sa_column=Column(Text, nullable=False))
+    wrapped_key: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None = destroyed
+    destroyed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))

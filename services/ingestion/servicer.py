@@ -1,0 +1,142 @@
+"""IngestionService: translate messages to governance.datasets calls, nothing more."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import grpc
+import pyarrow as pa
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_batches, delete_dataset, get_dataset, list_datasets, preview_dataset
+from governance.datasets.formats import CsvDialect
+from governance.datasets.pipeline import AnonymisationSpec
+from governance.errors import InvalidArgument
+from governance.runtime import Runtime
+from governance.store.dataset_tables import Dataset
+from privet.common.v1 import types_pb2
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from services.common.identity import caller
+
+__all__ = ["IngestionServicer", "dataset_message"]
+
+_FORMATS = {ingestion_pb2.DATA_FORMAT_CSV: "csv", ingestion_pb2.DATA_FORMAT_JSONL: "jsonl", ingestion_pb2.DATA_FORMAT_PARQUET: "parquet"}
+
+
+def _spec(header: ingestion_pb2.DatasetHeader) -> DatasetSpec:
+    if header.format not in _FORMATS:
+        raise InvalidArgument("header.format", "must be CSV, JSONL or PARQUET")
+    return DatasetSpec(
+        name=header.name,
+        format=_FORMATS[header.format],
+        profile=header.profile,
+        anonymisation=AnonymisationSpec(tuple(header.quasi_identifiers), header.k or 1, header.sensitive_column, header.l_diversity or 1, header.max_suppression or None),
+        dialect=CsvDialect(header.csv.delimiter, header.csv.quote_char, header.csv.encoding, not header.csv.no_header),
+        epsilon=header.epsilon_budget,
+        delta=header.delta_budget,
+        description=header.description,
+    )
+
+
+def _split(requests: Iterator[ingestion_pb2.CreateDatasetRequest]) -> tuple[ingestion_pb2.DatasetHeader, Iterator[bytes]]:
+    first = next(requests, None)
+    if first is None or not first.HasField("header"):
+        raise InvalidArgument("header", "the first message must be the header")
+    header = first.header
+
+    def chunks() -> Iterator[bytes]:
+        received = 0
+        for message in requests:
+            if message.HasField("header"):
+                raise InvalidArgument("header", "only the first message may be a header")
+            received += len(message.chunk)
+            yield message.chunk
+        if header.expected_size and received != header.expected_size:
+            raise InvalidArgument("chunk", f"the stream ended after {received} of {header.expected_size} bytes")
+
+    return header, chunks()
+
+
+def dataset_message(row: Dataset, ledger: types_pb2.PrivacyBudget | None = None) -> ingestion_pb2.Dataset:
+    report = json.loads(row.report_json)
+    kan = report.get("k_anonymity") or {}
+    created = Timestamp()
+    created.FromMicroseconds(row.created_at_us)
+    return ingestion_pb2.Dataset(
+        id=row.id, name=row.name, digest=row.blob_digest, raw_digest=row.raw_digest, rows=row.rows, size_bytes=row.size_bytes,
+        columns=[ingestion_pb2.ColumnInfo(name=c["name"], type=c["type"], action=c["action"], detected_types=c["pii_types"]) for c in json.loads(row.columns_json)],
+        profile=row.profile, profile_digest=row.profile_digest, domain=row.domain, key_version=row.key_version,
+        report=ingestion_pb2.MaskingReport(
+            rows_in=report["rows_in"], rows_out=report["rows_out"], suppressed_rows=kan.get("suppressed_rows", 0),
+            generalisation={k: str(v) for k, v in (kan.get("levels") or {}).items()}, information_loss=kan.get("information_loss", 0.0), k=kan.get("k", 0),
+        ),
+        budget=ledger or types_pb2.PrivacyBudget(epsilon_total=row.epsilon_total, delta=row.delta, epsilon_remaining=row.epsilon_total),
+        created_by=row.created_by, created_at=created, quasi_identifiers=json.loads(row.quasi_identifiers_json), description=row.description,
+    )
+
+
+class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    def _who(self, context: grpc.ServicerContext) -> str:
+        return caller(context, self._rt.policies.engine.directory).id.principal
+
+    def CreateDataset(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        header, chunks = _split(request_iterator)
+        return dataset_message(create_dataset(self._rt, self._who(context), _spec(header), chunks))
+
+    def PreviewMasking(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        header, chunks = _split(request_iterator)
+        columns = preview_dataset(self._rt, _spec(header), chunks)
+        return ingestion_pb2.PreviewMaskingResponse(columns=[
+            ingestion_pb2.ColumnPreview(name=c.column, action=c.action, detected_types=c.pii_types, original=[str(v) for v in c.original], masked=[str(v) for v in (c.masked or [])])
+            for c in columns
+        ])
+
+    def GetDataset(self, request, context):  # type: ignore[no-untyped-def]
+        return dataset_message(get_dataset(self._rt, request.name))
+
+    def ListDatasets(self, request, context):  # type: ignore[no-untyped-def]
+        size = min(request.page.page_size or 100, 1000)
+        rows = list_datasets(self._rt, after=request.page.page_token, limit=size + 1)
+        token = rows[size - 1].name if len(rows) > size else ""
+        return ingestion_pb2.ListDatasetsResponse(datasets=[dataset_message(r) for r in rows[:size]], next_page_token=token)
+
+    def ReadDataset(self, request, context):  # type: ignore[no-untyped-def]
+        """Arrow IPC stream bytes: the schema and each record batch as they are read."""
+        sink = _Collector()
+        writer = None
+        for batch in dataset_batches(self._rt, request.name, list(request.columns)):
+            if writer is None:
+                writer = pa.ipc.new_stream(sink, batch.schema)
+            writer.write_batch(batch)
+            yield ingestion_pb2.ReadDatasetResponse(arrow_ipc=sink.take())
+        if writer is not None:
+            writer.close()
+            if tail := sink.take():
+                yield ingestion_pb2.ReadDatasetResponse(arrow_ipc=tail)
+
+    def DeleteDataset(self, request, context):  # type: ignore[no-untyped-def]
+        return ingestion_pb2.DeleteDatasetResponse(dataset=dataset_message(delete_dataset(self._rt, self._who(context), request.name, request.reason)))
+
+
+class _Collector:
+    """A write-only file object that hands back what was written since the last take()."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def]
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
