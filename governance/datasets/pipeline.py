@@ -64,6 +64,9 @@ def _check_columns(schema: pa.Schema, spec: AnonymisationSpec) -> None:
 def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first: pa.RecordBatch) -> Iterator[pa.Table]:
     yield plan.mask(first)
     for batch in batches:
+        # The plan was made on the first batch: PII that first shows up later in a column the
+        # plan keeps must still stop the ingestion.
+        plan.verify(batch)
         yield plan.mask(batch)
 
 

@@ -7,7 +7,7 @@ entry point first runs the recognizers' patterns as one RE2 alternation over the
 keeps the cells that matched, de-duplicates them (dictionary encoding), and only then
 calls Python, once per distinct candidate string. A cell no pattern matched never reaches
 Python. Replacing entities with type tokens for the types whose pattern is the whole
-check (email, URL) is a pyarrow regex replace with no Python at all.
+check (email, URL, IPv4, MAC) is a pyarrow regex replace with no Python at all.
 """
 
 from __future__ import annotations
@@ -25,15 +25,27 @@ import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes, hmac
 
 from governance.errors import InvalidArgument
-from governance.masking.entities import PiiType, Finding, type_token, TEXT_TYPES
+from governance.masking.entities import TEXT_TYPES, Finding, PiiType, type_token
 from governance.masking.patterns import (
-    DATE_FORMATS, DETECTION_THRESHOLD, PERSON_NAME_PATTERN, POSTAL_CODE_PATTERN, RECOGNIZERS,
-    Recognizer, boosted, column_hints, CONTEXT_BOOST,
+    CONTEXT_BOOST,
+    DATE_FORMATS,
+    DETECTION_THRESHOLD,
+    PERSON_NAME_PATTERN,
+    POSTAL_CODE_PATTERN,
+    RECOGNIZERS,
+    Recognizer,
+    boosted,
+    column_hints,
 )
 
 __all__ = [
-    "ColumnClassification", "classify_column", "scan_text", "replace_entities",
-    "DEFAULT_SAMPLE", "DEFAULT_MIN_SHARE", "SCAN_MIN_SCORE",
+    "DEFAULT_MIN_SHARE",
+    "DEFAULT_SAMPLE",
+    "SCAN_MIN_SCORE",
+    "ColumnClassification",
+    "classify_column",
+    "replace_entities",
+    "scan_text",
 ]
 
 DEFAULT_SAMPLE = 1000
@@ -107,14 +119,11 @@ class _Finder:
         ])
         cells, which = np.nonzero(masks.T)
         py = texts.to_pylist()
-        start = 0
-        bounds = np.flatnonzero(np.diff(cells)) + 1
-        for stop in (*bounds.tolist(), len(cells)):
-            if stop == start:
-                continue
-            cell = int(cells[start])
-            out[cell] = self._find_one(py[cell], [self.recs[i] for i in which[start:stop]])
-            start = stop
+        per_cell: dict[int, list[Recognizer]] = {}
+        for cell, rec in zip(cells.tolist(), which.tolist()):
+            per_cell.setdefault(cell, []).append(self.recs[rec])
+        for cell, recs in per_cell.items():
+            out[cell] = self._find_one(py[cell], recs)
         return out
 
     def _find_one(self, text: str, recs: list[Recognizer]) -> list[Finding]:
@@ -127,7 +136,7 @@ class _Finder:
             keywords = _KEYWORDS.get(id(rec))
             for m in rec.compiled.finditer(text):
                 s, e = m.span()
-                if any(f.score >= _CLAIMED and f.start < e and s < f.end for f in found):
+                if found and any(f.score >= _CLAIMED and f.start < e and s < f.end for f in found):
                     continue
                 checked = self._checked(rec, text[s:e])
                 if checked is None:
@@ -433,9 +442,10 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
         if PiiType.DATE_OF_BIRTH not in hints:
             return ColumnClassification(name, "not_text", None, sampled=min(n, sample))
         share = _dob_share(_even_sample(non_null, sample))
-        found = (PiiType.DATE_OF_BIRTH,) if share >= min_share else ()
-        return ColumnClassification(name, "structured", found[0] if found else None, found,
-                                    {PiiType.DATE_OF_BIRTH: share}, min(n, sample))
+        is_dob = share >= min_share
+        return ColumnClassification(name, "structured", PiiType.DATE_OF_BIRTH if is_dob else None,
+                                    (PiiType.DATE_OF_BIRTH,) if is_dob else (), {PiiType.DATE_OF_BIRTH: share},
+                                    min(n, sample))
     text = _text_view(non_null)
     if text is None:
         return ColumnClassification(name, "not_text", None, sampled=min(n, sample))
@@ -471,7 +481,7 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
             shares[type_] = share
             sparse.append(type_)
 
-    found = tuple(majority) + tuple(s for s in sparse if s not in majority)
+    found: tuple[PiiType, ...] = tuple(majority) + tuple(s for s in sparse if s not in majority)
     if majority:
         primary: PiiType | None = majority[0]
     else:

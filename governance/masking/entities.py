@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-__all__ = ["PiiType", "Finding", "type_token", "STRUCTURED_TYPES", "TEXT_TYPES", "COLUMN_ONLY_TYPES"]
+__all__ = ["COLUMN_ONLY_TYPES", "STRUCTURED_TYPES", "TEXT_TYPES", "Finding", "PiiType", "type_token"]
 
 
 class PiiType(StrEnum):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from governance.errors import InvalidArgument
 
-__all__ = ["FF1", "ALPHABET", "min_length"]
+__all__ = ["ALPHABET", "FF1", "min_length"]
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _ROUNDS = 10

@@ -31,10 +31,21 @@ import pyarrow.compute as pc
 
 from governance.errors import FailedPrecondition, InvalidArgument
 from governance.masking.operators import (
-    generalise_date, generalise_numeric, generalise_prefix, numeric_bounds, parse_dates,
+    generalise_date,
+    generalise_numeric,
+    generalise_prefix,
+    parse_dates,
 )
 
-__all__ = ["Hierarchy", "KAnonymityReport", "k_anonymise", "is_k_anonymous", "MAX_LATTICE"]
+__all__ = [
+    "MAX_LATTICE",
+    "Hierarchy",
+    "KAnonymityPlan",
+    "KAnonymityReport",
+    "is_k_anonymous",
+    "k_anonymise",
+    "plan_k_anonymity",
+]
 
 MAX_LATTICE = 20_000
 _TOP = "*"
@@ -68,11 +79,11 @@ class Hierarchy:
             raise InvalidArgument(f"{where}.{kind}", "expected a non-empty list")
         if kind == "bins":
             if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in levels) \
-                    or any(b <= a for a, b in zip(levels, levels[1:])):
+                    or any(b <= a for a, b in itertools.pairwise(levels)):
                 raise InvalidArgument(f"{where}.bins", "expected increasing positive bin widths")
         elif kind == "prefix":
             if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in levels) \
-                    or any(b >= a for a, b in zip(levels, levels[1:])):
+                    or any(b >= a for a, b in itertools.pairwise(levels)):
                 raise InvalidArgument(f"{where}.prefix", "expected decreasing prefix lengths ≥ 0")
         else:
             if any(x not in _DATE_ORDER for x in levels) or list(levels) != sorted(levels, key=_DATE_ORDER.index) \
@@ -89,7 +100,7 @@ class Hierarchy:
     def generalise(self, values: pa.ChunkedArray | pa.Array, level: int) -> pa.Array | pa.ChunkedArray:
         """The column at `level` (1 .. len(labels)-1) as strings."""
         if level == len(self.labels) - 1:
-            return pa.array(np.full(len(values), _TOP, dtype=object), type=pa.string())
+            return pa.repeat(pa.scalar(_TOP, pa.string()), len(values))
         x = self.levels[level - 1]
         if self.kind == "bins":
             return generalise_numeric(values, x)
@@ -106,7 +117,6 @@ class Hierarchy:
             return np.ones(n)
         x = self.levels[level - 1]
         if self.kind == "bins":
-            lo, hi, _ = numeric_bounds(values, x)
             span = pc.min_max(values.cast(pa.float64()))
             width = (span["max"].as_py() or 0.0) - (span["min"].as_py() or 0.0)
             if width <= 0:
@@ -248,15 +258,43 @@ def _kept(sizes: np.ndarray, distinct: np.ndarray | None, k: int, l: int) -> np.
     return keep
 
 
-def k_anonymise(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: int, *,
-                max_suppression: float = 0.05, sensitive: str | None = None,
-                l: int = 1) -> tuple[pa.Table, KAnonymityReport]:
-    """Make `table` k-anonymous over the columns of `hierarchies` (and distinct ℓ-diverse
-    in `sensitive` when given), generalising along the hierarchies with the least
-    information loss that suppresses at most `max_suppression` of the rows.
+@dataclass(frozen=True, eq=False)
+class KAnonymityPlan:
+    """The decision k-anonymisation made over a whole table: the level of each
+    quasi-identifier and which rows survive. `apply` carries it out, on the whole table
+    or batch by batch (a streaming caller plans on the quasi-identifier columns alone,
+    then applies the plan to each batch of the full table)."""
 
-    Returns the released table (quasi-identifiers at a level above 0 become strings;
-    suppressed rows removed; row order kept) and a report.
+    hierarchies: Mapping[str, Hierarchy]
+    levels: Mapping[str, int]
+    keep: np.ndarray
+    report: KAnonymityReport
+
+    def apply(self, batch: pa.Table | pa.RecordBatch, offset: int = 0) -> pa.Table:
+        """Generalise the quasi-identifiers of `batch` to the planned levels and drop its
+        suppressed rows. Requires `batch` to hold rows offset .. offset+len(batch)-1 of
+        the planned table, in order, with every quasi-identifier column.
+        Raises InvalidArgument when the batch lies outside the planned rows or lacks a column."""
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        if offset < 0 or offset + table.num_rows > len(self.keep):
+            raise InvalidArgument("offset", f"rows {offset}..{offset + table.num_rows} lie outside the "
+                                            f"{len(self.keep)} planned rows")
+        for name, level in self.levels.items():
+            if name not in table.column_names:
+                raise InvalidArgument("quasi_identifiers", f"no column {name!r} in the batch")
+            if level > 0:
+                col = self.hierarchies[name].generalise(table.column(name), level)
+                table = table.set_column(table.column_names.index(name), name, col)
+        return table.filter(pa.array(self.keep[offset:offset + table.num_rows]))
+
+
+def plan_k_anonymity(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: int, *,
+                     max_suppression: float = 0.05, sensitive: str | None = None,
+                     l: int = 1) -> KAnonymityPlan:
+    """Choose, over the columns of `hierarchies` (and distinct ℓ-diversity in `sensitive`
+    when given), the generalisation with the least information loss that suppresses at
+    most `max_suppression` of the rows. `table` needs only those columns.
+
     Raises InvalidArgument for bad k, ℓ, share, a missing column or an oversized lattice;
     FailedPrecondition when no node meets k (and ℓ) within the suppression bound."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
@@ -276,9 +314,9 @@ def k_anonymise(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: int, *
     n = table.num_rows
     names = list(hierarchies)
     if not names or n == 0 or (k == 1 and (sensitive is None or l == 1)):
-        return table, KAnonymityReport(
-            k, l, sensitive, max_suppression, n, n, 0, {q: "original" for q in names}, 0.0, 0.0,
-            n, 1 if n else 0, 0)
+        report = KAnonymityReport(k, l, sensitive, max_suppression, n, n, 0, {q: "original" for q in names},
+                                  0.0, 0.0, n, 1 if n else 0, 0)
+        return KAnonymityPlan(dict(hierarchies), {q: 0 for q in names}, np.ones(n, dtype=bool), report)
 
     heights = [len(hierarchies[q].labels) for q in names]
     lattice = int(np.prod(heights))
@@ -323,31 +361,36 @@ def k_anonymise(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: int, *
             f"{max_suppression:.1%} of {n} rows, even with every quasi-identifier fully generalised")
 
     loss, _, node = best
-    sizes, distinct, classes = _classes(_class_keys(qis, node), sens)
+    keys = _class_keys(qis, node)
+    sizes, distinct, _ = _classes(keys, sens)
     keep = _kept(sizes, distinct, k, l)
-    released = table
-    generalised_cells = 0
-    penalty = 0.0
-    for qi, level in zip(qis, node):
-        if level > 0:
-            col = qi.hierarchy.generalise(table.column(qi.name), level)
-            released = released.set_column(released.column_names.index(qi.name), qi.name, col)
-            generalised_cells += int((_not_null(table.column(qi.name)).astype(bool) & keep).sum())
-        penalty += qi.ncp[level][keep].sum()
     rows_out = int(keep.sum())
-    released = released.filter(pa.array(keep))
-    kept_sizes = sizes[keep]
+    penalty = sum(qi.ncp[level][keep].sum() for qi, level in zip(qis, node))
+    generalised_cells = sum(int((_not_null(table.column(qi.name)).astype(bool) & keep).sum())
+                            for qi, level in zip(qis, node) if level > 0)
     report = KAnonymityReport(
         k=k, l=l, sensitive=sensitive, max_suppression=max_suppression, rows_in=n, rows_out=rows_out,
         suppressed_rows=n - rows_out,
         levels={qi.name: qi.hierarchy.labels[level] for qi, level in zip(qis, node)},
         ncp=round(float(penalty / (rows_out * width)) if rows_out else 0.0, 6),
         information_loss=round(float(loss), 6),
-        equivalence_classes=int(len(np.unique(_class_keys(qis, node)[keep]))) if rows_out else 0,
-        smallest_class=int(kept_sizes.min()) if rows_out else 0,
+        equivalence_classes=len(np.unique(keys[keep])) if rows_out else 0,
+        smallest_class=int(sizes[keep].min()) if rows_out else 0,
         generalised_cells=generalised_cells, nodes_evaluated=evaluated, lattice_size=lattice,
     )
-    return released, report
+    return KAnonymityPlan(dict(hierarchies), {qi.name: level for qi, level in zip(qis, node)}, keep, report)
+
+
+def k_anonymise(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: int, *,
+                max_suppression: float = 0.05, sensitive: str | None = None,
+                l: int = 1) -> tuple[pa.Table, KAnonymityReport]:
+    """`plan_k_anonymity` and its `apply` on the whole table: returns the released table
+    (quasi-identifiers above level 0 become strings; suppressed rows removed; row order
+    kept) and the report. Raises as `plan_k_anonymity`."""
+    plan = plan_k_anonymity(table, hierarchies, k, max_suppression=max_suppression, sensitive=sensitive, l=l)
+    if plan.report.suppressed_rows == 0 and not any(plan.levels.values()):
+        return table, plan.report
+    return plan.apply(table), plan.report
 
 
 def is_k_anonymous(table: pa.Table, quasi_identifiers: Sequence[str], k: int, *,

@@ -13,9 +13,8 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes, hmac
@@ -28,12 +27,25 @@ from governance.masking.ff1 import FF1
 from governance.masking.patterns import DATE_FORMATS
 
 __all__ = [
-    "MaskingKeys", "OperatorContext", "OperatorSpec", "Param", "OPERATORS", "check_params",
-    "keep", "redact", "partial_mask", "keyed_hash", "tokenise", "detokenise",
-    "generalise_numeric", "generalise_date", "generalise_prefix", "scan",
+    "OPERATORS",
+    "MaskingKeys",
+    "OperatorContext",
+    "OperatorSpec",
+    "Param",
+    "check_params",
+    "detokenise",
+    "generalise_date",
+    "generalise_numeric",
+    "generalise_prefix",
+    "keep",
+    "keyed_hash",
+    "partial_mask",
+    "redact",
+    "scan",
+    "tokenise",
 ]
 
-Column = pa.Array | pa.ChunkedArray
+Column: TypeAlias = pa.Array | pa.ChunkedArray
 DEFAULT_REDACTION = "[REDACTED]"
 _LETTER_OR_DIGIT = r"[\p{L}\p{N}]"
 
@@ -132,8 +144,7 @@ def keep(values: Column) -> Column:
 def redact(values: Column, token: str = DEFAULT_REDACTION) -> Column:
     """Every non-null value becomes `token`."""
     def one(chunk: pa.Array) -> pa.Array:
-        filled = pa.array(np.full(len(chunk), token, dtype=object), type=pa.string())
-        return pc.if_else(chunk.is_null(), pa.scalar(None, pa.string()), filled)
+        return pc.if_else(chunk.is_null(), pa.scalar(None, pa.string()), pa.scalar(token, pa.string()))
     return _map_chunks(values, one)
 
 
@@ -191,6 +202,12 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
 _ALPHABETS = {"digits": (10, re.compile(r"[0-9]")), "alnum": (36, re.compile(r"[0-9A-Za-z]"))}
 
 
+def _refill(numeral: re.Pattern[str], template: str, numerals: str) -> str:
+    """`template` with its numerals replaced, in order, by those of `numerals`."""
+    it = iter(numerals)
+    return numeral.sub(lambda _m: next(it), template)
+
+
 def _fpe(values: Column, key: bytes, tweak: bytes | str, alphabet: str, *, decrypt: bool) -> Column:
     if alphabet not in _ALPHABETS:
         raise InvalidArgument("alphabet", "expected 'digits' or 'alnum'")
@@ -211,8 +228,7 @@ def _fpe(values: Column, key: bytes, tweak: bytes | str, alphabet: str, *, decry
             if len(token) == len(distinct[i]):
                 out[i] = token
             else:  # put the numerals back between the separators
-                it = iter(token)
-                out[i] = numeral.sub(lambda _m: next(it), distinct[i])
+                out[i] = _refill(numeral, distinct[i], token)
         if not decrypt:
             # Too few numerals for FF1's security bound: no reversible token, mask them.
             for i, n in enumerate(numerals):
@@ -463,6 +479,6 @@ def check_params(name: str, given: Mapping[str, Any], where: str) -> dict[str, A
             if param.required:
                 raise InvalidArgument(f"{where}.{key}", f"required by operator {name!r}")
             params[key] = param.default
-    if spec.check is not None and (problem := spec.check(params)):
-        raise InvalidArgument(f"{where}.{problem[0]}", problem[1])
+    if spec.check is not None and (joint := spec.check(params)):
+        raise InvalidArgument(f"{where}.{joint[0]}", joint[1])
     return params

@@ -17,8 +17,15 @@ from governance.masking import validators as v
 from governance.masking.entities import PiiType
 
 __all__ = [
-    "Recognizer", "RECOGNIZERS", "recognizer", "CONTEXT_BOOST", "DETECTION_THRESHOLD",
-    "column_hints", "POSTAL_CODE_PATTERN", "PERSON_NAME_PATTERN", "DATE_FORMATS",
+    "CONTEXT_BOOST",
+    "DATE_FORMATS",
+    "DETECTION_THRESHOLD",
+    "PERSON_NAME_PATTERN",
+    "POSTAL_CODE_PATTERN",
+    "RECOGNIZERS",
+    "Recognizer",
+    "column_hints",
+    "recognizer",
 ]
 
 # A finding at or above this score is reported as detected (classification, scan_text).
@@ -98,7 +105,8 @@ _GENERIC_ID_COLUMNS = ("nationalid", "citizenid", "personalid", "idnumber", "tax
 RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         PiiType.EMAIL,
-        r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}",
+        # Local part: anything but separators, so "jürgen@…" is matched whole, not from "rgen".
+        r"[^\s@<>()\[\]{},;:\"'`/\\|]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
         _ignore_region(v.validate_email),
         column_words=("email", "mail", "emailaddress", "courriel", "correo"),
         exact=True, distinctive=True,

@@ -34,14 +34,33 @@ import pyarrow as pa
 import yaml
 
 from governance.errors import FailedPrecondition, InvalidArgument
-from governance.masking.detect import DEFAULT_MIN_SHARE, DEFAULT_SAMPLE, ColumnClassification, classify_column
+from governance.masking.detect import (
+    DEFAULT_MIN_SHARE,
+    DEFAULT_SAMPLE,
+    ColumnClassification,
+    classify_column,
+)
 from governance.masking.entities import PiiType
 from governance.masking.kanon import Hierarchy, KAnonymityReport, k_anonymise
-from governance.masking.operators import OPERATORS, MaskingKeys, OperatorContext, check_params
+from governance.masking.operators import (
+    OPERATORS,
+    MaskingKeys,
+    OperatorContext,
+    check_params,
+)
 
 __all__ = [
-    "Rule", "MaskingProfile", "MaskingReport", "ColumnReport", "ColumnPreview",
-    "load_profile", "parse_profile", "apply_profile", "preview",
+    "ColumnPreview",
+    "ColumnReport",
+    "MaskingPlan",
+    "MaskingProfile",
+    "MaskingReport",
+    "Rule",
+    "apply_profile",
+    "load_profile",
+    "parse_profile",
+    "plan_masking",
+    "preview",
 ]
 
 _TOP_KEYS = ("name", "description", "domain", "default_region", "sample", "min_share", "max_suppression",
@@ -93,6 +112,11 @@ class MaskingProfile:
 
     def rule_for_type(self, pii_type: PiiType) -> Rule | None:
         return next((r for r in self.rules if r.pii_type is pii_type), None)
+
+    def hierarchies(self, quasi_identifiers: Sequence[str]) -> dict[str, Hierarchy]:
+        """The hierarchy for each quasi-identifier; one the profile does not give is
+        either kept or withheld (`{suppress: true}`)."""
+        return {q: self.quasi_identifiers.get(q, _FALLBACK_HIERARCHY) for q in quasi_identifiers}
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -242,15 +266,15 @@ class _Plan:
 
 def _plan(table: pa.Table, profile: MaskingProfile, quasi_identifiers: Sequence[str]) -> list[_Plan]:
     names = table.column_names
-    for rule in profile.rules:
-        if rule.column is not None and rule.column not in names:
-            raise InvalidArgument(f"{rule.where}.column", f"no column {rule.column!r} in the table")
+    for each in profile.rules:
+        if each.column is not None and each.column not in names:
+            raise InvalidArgument(f"{each.where}.column", f"no column {each.column!r} in the table")
     for qi in quasi_identifiers:
         if qi not in names:
             raise InvalidArgument("quasi_identifiers", f"no column {qi!r} in the table")
-        rule = profile.rule_for_column(qi)
-        if rule is not None:
-            raise InvalidArgument(f"{rule.where}.column",
+        named = profile.rule_for_column(qi)
+        if named is not None:
+            raise InvalidArgument(f"{named.where}.column",
                                   f"{qi!r} is a quasi-identifier: k-anonymity generalises it, a rule cannot also mask it")
     plans = []
     for name in names:
@@ -311,41 +335,114 @@ def _mask_column(values: pa.ChunkedArray, plan: _Plan, profile: MaskingProfile,
         raise InvalidArgument(f"{plan.rule.where}.action", f"column {plan.column!r}: {exc.message}") from None
 
 
-def apply_profile(table: pa.Table, profile: MaskingProfile, keys: MaskingKeys | None, *,
-                  quasi_identifiers: Sequence[str] = (), k: int = 1, l_diversity: tuple[str, int] | None = None,
-                  max_suppression: float | None = None) -> tuple[pa.Table, MaskingReport]:
-    """Mask `table` as `profile` says, then (with `quasi_identifiers` and k > 1) make it
-    k-anonymous over them along the profile's hierarchies (a quasi-identifier the profile
-    gives no hierarchy for is either kept or withheld as `*`). `l_diversity` = (sensitive
-    column, ℓ). `keys` holds the HMAC/FF1 keys; the caller owns their storage.
+@dataclass(frozen=True, eq=False)
+class MaskingPlan:
+    """What masking does to each column, decided once by `plan_masking` (rules, and
+    classification of the columns no rule names) and then applied to any number of
+    batches with the same columns: a streaming caller plans on its first batch (or a
+    sample) so that every batch of one dataset is masked alike."""
+
+    profile: MaskingProfile
+    keys: MaskingKeys | None
+    quasi_identifiers: tuple[str, ...]
+    _plans: tuple[_Plan, ...]
+
+    @property
+    def columns(self) -> list[ColumnReport]:
+        """Per input column: action, rule, reason, PII types found."""
+        return [p.report() for p in self._plans]
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [p.column for p in self._plans if p.action != "drop"]
+
+    def mask(self, batch: pa.Table | pa.RecordBatch) -> pa.Table:
+        """Apply the planned operators to `batch` (quasi-identifiers pass through: they
+        are k-anonymity's to generalise). Requires the planned columns, in order.
+        Raises InvalidArgument for other columns, or for values an operator cannot take
+        (naming the rule)."""
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        expected = [p.column for p in self._plans]
+        if table.column_names != expected:
+            raise InvalidArgument("columns", f"expected columns {expected}, got {table.column_names}")
+        out = table.select([])  # keeps the row count even if every column is dropped
+        for plan in self._plans:
+            masked = _mask_column(table.column(plan.column), plan, self.profile, self.keys)
+            if masked is not None:
+                out = out.append_column(plan.column, masked)
+        return out
+
+    def verify(self, batch: pa.Table | pa.RecordBatch) -> None:
+        """Re-classify, with a full scan, the columns the plan keeps because no PII was
+        found when it was made: a streaming caller runs this on every later batch so PII
+        that first appears there still stops ingestion. Raises FailedPrecondition naming
+        each such column and the types now found (and the rule that would cover them, if
+        any, so the caller can re-plan); InvalidArgument for other columns."""
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        expected = [p.column for p in self._plans]
+        if table.column_names != expected:
+            raise InvalidArgument("columns", f"expected columns {expected}, got {table.column_names}")
+        problems = []
+        for plan in self._plans:
+            if plan.rule is not None or plan.quasi_identifier:
+                continue
+            cls = classify_column(plan.column, table.column(plan.column), sample=self.profile.sample,
+                                  default_region=self.profile.default_region, min_share=self.profile.min_share,
+                                  full_scan=True)
+            if cls.is_pii:
+                found = ", ".join(t.value for t in cls.found)
+                problems.append(f"column {plan.column!r} holds PII ({found}) in a later batch, "
+                                f"but the masking plan keeps it")
+        if problems:
+            raise FailedPrecondition("; ".join(problems))
+
+    def report(self, rows_in: int, rows_out: int, k_anonymity: KAnonymityReport | None = None) -> MaskingReport:
+        return MaskingReport(self.profile.name, self.profile.domain, self.keys.key_id if self.keys else "",
+                             rows_in, rows_out, self.columns, k_anonymity)
+
+
+def plan_masking(table: pa.Table, profile: MaskingProfile, keys: MaskingKeys | None, *,
+                 quasi_identifiers: Sequence[str] = ()) -> MaskingPlan:
+    """Decide each column's treatment from `table` (a whole table, or a representative
+    first batch): its rule, or for a column no rule names, the rule for the PII type it
+    is classified as. `quasi_identifiers` are left to k-anonymity.
 
     Raises InvalidArgument for a rule naming a missing column, a quasi-identifier that is
-    missing or also named by a rule, a key a rule needs but `keys` lacks, or input an
-    operator cannot take (naming the rule); FailedPrecondition when a column holds PII
-    that no rule covers (naming every such column and its types), or when k cannot be met
-    within the suppression bound. Nothing is masked before all checks pass."""
+    missing or also named by a rule, or a key a rule needs but `keys` lacks;
+    FailedPrecondition naming every column that holds PII no rule covers (or whose
+    binary/nested values cannot be read) and the types found."""
     plans = _plan(table, profile, list(quasi_identifiers))
     problems = [f"column {p.column!r} {p.problem}" for p in plans if p.problem]
     if problems:
         raise FailedPrecondition("; ".join(problems))
     _needed_keys(plans, keys)
+    return MaskingPlan(profile, keys, tuple(quasi_identifiers), tuple(plans))
 
-    masked_table = table.select([])  # keeps the row count even if every column is dropped
-    for plan in plans:
-        masked = _mask_column(table.column(plan.column), plan, profile, keys)
-        if masked is not None:
-            masked_table = masked_table.append_column(plan.column, masked)
 
+def apply_profile(table: pa.Table, profile: MaskingProfile, keys: MaskingKeys | None, *,
+                  quasi_identifiers: Sequence[str] = (), k: int = 1, l_diversity: tuple[str, int] | None = None,
+                  max_suppression: float | None = None) -> tuple[pa.Table, MaskingReport]:
+    """Mask `table` as `profile` says, then (with `quasi_identifiers` and k > 1, or
+    `l_diversity` = (sensitive column, ℓ)) make it k-anonymous over them along the
+    profile's hierarchies; a quasi-identifier the profile gives no hierarchy for is
+    either kept or withheld as `*`. Without k-anonymity, quasi-identifiers are masked like
+    any other column. `keys` holds the HMAC/FF1 keys; the caller owns their storage.
+
+    Raises as `plan_masking` (nothing is masked before all checks pass), InvalidArgument
+    for input an operator cannot take (naming the rule), and FailedPrecondition when k
+    cannot be met within the suppression bound (`max_suppression`, default the
+    profile's)."""
+    anonymise = bool(quasi_identifiers) and (k > 1 or l_diversity is not None)
+    qis = tuple(quasi_identifiers) if anonymise else ()
+    plan = plan_masking(table, profile, keys, quasi_identifiers=qis)
+    masked = plan.mask(table)
     kreport = None
-    if quasi_identifiers and (k > 1 or l_diversity is not None):
-        hierarchies = {q: profile.quasi_identifiers.get(q, _FALLBACK_HIERARCHY) for q in quasi_identifiers}
+    if anonymise:
         sensitive, ell = l_diversity if l_diversity is not None else (None, 1)
         bound = profile.max_suppression if max_suppression is None else max_suppression
-        masked_table, kreport = k_anonymise(masked_table, hierarchies, k, max_suppression=bound,
-                                            sensitive=sensitive, l=ell)
-    report = MaskingReport(profile.name, profile.domain, keys.key_id if keys else "", table.num_rows,
-                           masked_table.num_rows, [p.report() for p in plans], kreport)
-    return masked_table, report
+        masked, kreport = k_anonymise(masked, profile.hierarchies(qis), k, max_suppression=bound,
+                                      sensitive=sensitive, l=ell)
+    return masked, plan.report(table.num_rows, masked.num_rows, kreport)
 
 
 # --- preview -------------------------------------------------------------------------------

@@ -31,10 +31,26 @@ from stdnum.us import ssn as _ssn
 
 __all__ = [
     "card_iin_lengths",
-    "validate_email", "validate_url", "validate_ipv4", "validate_ipv6", "validate_mac",
-    "validate_card", "validate_iban", "validate_phone", "validate_us_ssn", "validate_uk_nino",
-    "validate_de_idnr", "validate_fr_nir", "validate_es_dni", "validate_es_nie", "validate_it_cf",
-    "validate_nl_bsn", "validate_cn_ric", "validate_in_aadhaar", "validate_date", "parse_date",
+    "parse_date",
+    "validate_card",
+    "validate_cn_ric",
+    "validate_date",
+    "validate_de_idnr",
+    "validate_email",
+    "validate_es_dni",
+    "validate_es_nie",
+    "validate_fr_nir",
+    "validate_iban",
+    "validate_in_aadhaar",
+    "validate_ipv4",
+    "validate_ipv6",
+    "validate_it_cf",
+    "validate_mac",
+    "validate_nl_bsn",
+    "validate_phone",
+    "validate_uk_nino",
+    "validate_url",
+    "validate_us_ssn",
 ]
 
 _SEPARATORS = re.compile(r"[\s\-./]")
@@ -111,14 +127,26 @@ _IIN_RANGES: tuple[tuple[str, str, frozenset[int]], ...] = (
 )
 
 
+def _expand_iin_ranges() -> dict[str, frozenset[int]]:
+    table: dict[str, set[int]] = {}
+    for lo, hi, allowed in _IIN_RANGES:
+        for prefix in range(int(lo), int(hi) + 1):
+            table.setdefault(str(prefix).zfill(len(lo)), set()).update(allowed)
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+_IIN_TABLE = _expand_iin_ranges()
+_IIN_PREFIX_LENGTHS = sorted({len(k) for k in _IIN_TABLE})
+
+
 def card_iin_lengths(number: str) -> frozenset[int]:
     """The lengths any issuer range that covers `number`'s prefix allows (empty: no issuer)."""
-    lengths: set[int] = set()
-    for lo, hi, allowed in _IIN_RANGES:
-        head = number[: len(lo)]
-        if len(head) == len(lo) and lo <= head <= hi:
-            lengths |= allowed
-    return frozenset(lengths)
+    lengths: frozenset[int] = frozenset()
+    for size in _IIN_PREFIX_LENGTHS:
+        found = _IIN_TABLE.get(number[:size])
+        if found:
+            lengths |= found
+    return lengths
 
 
 # Base score by length: 16 digits is what most cards have; 15 is American Express (34,

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from governance.errors import FailedPrecondition, InvalidArgument
-from governance.masking import Hierarchy, is_k_anonymous, k_anonymise
+from governance.masking import Hierarchy, is_k_anonymous, k_anonymise, plan_k_anonymity
 
 HIERARCHIES = {
     "age": Hierarchy.parse({"bins": [5, 10, 20]}, "age"),
@@ -67,7 +67,7 @@ def _naive_loss(table: pa.Table, node: dict[str, int], k: int, bound: float) -> 
 def test_chosen_node_is_the_least_lossy(pii_faker):
     table = _table(pii_faker, 400, seed=7)
     qis = {q: HIERARCHIES[q] for q in ("age", "zip", "gender")}
-    out, report = k_anonymise(table, qis, 4, max_suppression=0.05)
+    _, report = k_anonymise(table, qis, 4, max_suppression=0.05)
     losses = {}
     for levels in itertools.product(*(range(len(h.labels)) for h in qis.values())):
         node = dict(zip(qis, levels))
@@ -129,3 +129,18 @@ def test_is_k_anonymous_detects_small_classes():
     assert not is_k_anonymous(table, ["a"], 2)
     assert is_k_anonymous(table.slice(0, 2), ["a"], 2, sensitive="s", l=2)
     assert not is_k_anonymous(table.slice(0, 2), ["a"], 2, sensitive="s", l=3)
+
+
+def test_plan_on_quasi_identifiers_then_apply_per_batch(pii_faker):
+    table = _table(pii_faker, 1000, seed=3)
+    whole, report = k_anonymise(table, HIERARCHIES, 5, max_suppression=0.05)
+    plan = plan_k_anonymity(table.select(list(HIERARCHIES)), HIERARCHIES, 5, max_suppression=0.05)
+    assert plan.report == report
+    parts, offset = [], 0
+    for batch in table.to_batches(max_chunksize=300):
+        parts.append(plan.apply(batch, offset))
+        offset += batch.num_rows
+    assert pa.concat_tables(parts).equals(whole)
+    with pytest.raises(InvalidArgument) as err:
+        plan.apply(table.slice(0, 10), offset=995)
+    assert err.value.field == "offset"

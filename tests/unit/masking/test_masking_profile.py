@@ -11,7 +11,15 @@ import pytest
 
 from governance.errors import FailedPrecondition, InvalidArgument
 from governance.masking import (
-    MaskingKeys, PiiType, apply_profile, detokenise, is_k_anonymous, load_profile, parse_profile, preview,
+    MaskingKeys,
+    PiiType,
+    apply_profile,
+    detokenise,
+    is_k_anonymous,
+    load_profile,
+    parse_profile,
+    plan_masking,
+    preview,
 )
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies" / "masking"
@@ -236,3 +244,51 @@ def test_errors_that_need_the_table():
     with pytest.raises(InvalidArgument) as err:
         apply_profile(table, parse_profile("rules: [{column: email, action: generalise, bins: 5}]"), KEYS)
     assert err.value.field == "rules[0].action"
+
+
+def test_plan_once_mask_batch_by_batch(pii_faker, default_profile):
+    """A plan made on the first batch masks every later batch exactly as the whole table."""
+    table, _, _ = _pii_table(pii_faker, "en_GB", 120)
+    profile = dataclasses.replace(default_profile, default_region="GB")
+    whole, report = apply_profile(table, profile, KEYS)
+    plan = plan_masking(table.slice(0, 40), profile, KEYS)
+    batches = [plan.mask(b) for b in table.to_batches(max_chunksize=40)]
+    assert pa.concat_tables(batches).equals(whole)
+    assert plan.columns == report.columns and plan.output_columns == whole.column_names
+    with pytest.raises(InvalidArgument) as err:
+        plan.mask(table.drop_columns(["notes"]))
+    assert err.value.field == "columns"
+
+
+def test_quasi_identifiers_without_k_are_masked_as_usual(pii_faker, default_profile):
+    dobs = pii_faker.values("DATE_OF_BIRTH", "en_US", 40)
+    masked, report = apply_profile(pa.table({"date_of_birth": dobs}), default_profile, KEYS,
+                                   quasi_identifiers=["date_of_birth"], k=1)
+    assert report.columns[0].action == "generalise" and report.k_anonymity is None
+    assert masked.column(0).to_pylist() == [d[:4] for d in dobs]
+
+
+def test_strict_profile(pii_faker):
+    strict = load_profile(POLICIES / "strict.yaml")
+    table = pa.table({
+        "email": pii_faker.values("EMAIL", "en_GB", 30),
+        "phone": pii_faker.values("PHONE", "en_GB", 30),
+        "full_name": pii_faker.values("PERSON_NAME", "en_GB", 30),
+        "notes": [f"Spoke to them at {e}." for e in pii_faker.values("EMAIL", "en_GB", 30)],
+    })
+    masked, report = apply_profile(table, strict, KEYS)
+    assert masked.column_names == ["phone", "full_name", "notes"] and report.dropped == ["email"]
+    assert all(set(p[:-2]) <= set("#+ ()-.x") for p in masked.column("phone").to_pylist())
+    assert set(masked.column("full_name").to_pylist()) == {"[NAME]"}
+    notes = masked.column("notes").to_pylist()
+    assert all(n.startswith("Spoke to them at <EMAIL_") for n in notes)
+
+
+def test_verify_catches_pii_that_appears_in_a_later_batch(pii_faker, default_profile):
+    first = pa.table({"code": [f"SKU-{i:05d}" for i in range(2000)]})
+    plan = plan_masking(first, default_profile, KEYS)
+    assert plan.columns[0].action == "keep"
+    plan.verify(first)
+    later = pa.table({"code": [f"SKU-{i:05d}" for i in range(1999)] + ["jane.doe@example.com"]})
+    with pytest.raises(FailedPrecondition, match="'code'.*EMAIL"):
+        plan.verify(later)
