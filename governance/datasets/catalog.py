@@ -24,10 +24,11 @@ from governance.errors import AlreadyExists, InvalidArgument, NotFound
 from governance.identity.spiffe import check_name
 from governance.masking.operators import MaskingKeys
 from governance.masking.profile import MaskingProfile, load_profile
+from governance.privacy.ledger import Budget, BudgetLedger
 from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset, PseudonymKey
 
-__all__ = ["DatasetSpec", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
+__all__ = ["DatasetSpec", "dataset_budget", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,11 @@ def get_dataset(runtime: Runtime, name: str) -> Dataset:
     return row
 
 
+def dataset_budget(runtime: Runtime, dataset_id: str) -> Budget:
+    with runtime.read() as s:
+        return BudgetLedger(runtime.audit).budget(s, dataset_id)
+
+
 def list_datasets(runtime: Runtime, *, after: str, limit: int) -> list[Dataset]:
     with runtime.read() as s:
         return list(s.execute(select(Dataset).where(Dataset.deleted_at_us == 0, Dataset.name > after).order_by(Dataset.name).limit(limit)).scalars())
@@ -157,6 +163,7 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
             session.add(PseudonymKey.model_validate(new_key.model_dump()))
         session.add(record)
         session.flush()
+        BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal)
         runtime.audit.append(Event(principal=principal, action="ingestion.CreateDataset", resource=f"dataset/{spec.name}", decision="allow", details={
             "dataset_id": dataset_id, "digest": blob_digest, "raw_digest": upload.sha256, "rows_in": report.rows_in, "rows_out": report.rows_out,
             "profile": spec.profile, "profile_digest": profile_digest, "k": spec.anonymisation.k, "epsilon_budget": spec.epsilon, "delta_budget": spec.delta,

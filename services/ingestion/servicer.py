@@ -9,7 +9,7 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_batches, delete_dataset, get_dataset, list_datasets, preview_dataset
+from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget, dataset_batches, delete_dataset, get_dataset, list_datasets, preview_dataset
 from governance.datasets.formats import CsvDialect
 from governance.datasets.pipeline import AnonymisationSpec
 from governance.errors import InvalidArgument
@@ -58,6 +58,11 @@ def _split(requests: Iterator[ingestion_pb2.CreateDatasetRequest]) -> tuple[inge
     return header, chunks()
 
 
+def budget_message(runtime: Runtime, row: Dataset) -> types_pb2.PrivacyBudget:
+    b = dataset_budget(runtime, row.id)
+    return types_pb2.PrivacyBudget(epsilon_total=b.epsilon_total, delta=b.delta, epsilon_reserved=b.epsilon_reserved, epsilon_spent=b.epsilon_spent, epsilon_remaining=b.epsilon_remaining)
+
+
 def dataset_message(row: Dataset, ledger: types_pb2.PrivacyBudget | None = None) -> ingestion_pb2.Dataset:
     report = json.loads(row.report_json)
     kan = report.get("k_anonymity") or {}
@@ -85,7 +90,8 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def CreateDataset(self, request_iterator, context):  # type: ignore[no-untyped-def]
         header, chunks = _split(request_iterator)
-        return dataset_message(create_dataset(self._rt, self._who(context), _spec(header), chunks))
+        row = create_dataset(self._rt, self._who(context), _spec(header), chunks)
+        return dataset_message(row, budget_message(self._rt, row))
 
     def PreviewMasking(self, request_iterator, context):  # type: ignore[no-untyped-def]
         header, chunks = _split(request_iterator)
@@ -96,13 +102,14 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         ])
 
     def GetDataset(self, request, context):  # type: ignore[no-untyped-def]
-        return dataset_message(get_dataset(self._rt, request.name))
+        row = get_dataset(self._rt, request.name)
+        return dataset_message(row, budget_message(self._rt, row))
 
     def ListDatasets(self, request, context):  # type: ignore[no-untyped-def]
         size = min(request.page.page_size or 100, 1000)
         rows = list_datasets(self._rt, after=request.page.page_token, limit=size + 1)
         token = rows[size - 1].name if len(rows) > size else ""
-        return ingestion_pb2.ListDatasetsResponse(datasets=[dataset_message(r) for r in rows[:size]], next_page_token=token)
+        return ingestion_pb2.ListDatasetsResponse(datasets=[dataset_message(r, budget_message(self._rt, r)) for r in rows[:size]], next_page_token=token)
 
     def ReadDataset(self, request, context):  # type: ignore[no-untyped-def]
         """Arrow IPC stream bytes: the schema and each record batch as they are read."""
