@@ -31,7 +31,9 @@ def specs_for(name: str, runtime: Runtime) -> list[ServiceSpec]:
 
         return [_spec(ingestion_pb2, "IngestionService", ingestion_pb2_grpc.add_IngestionServiceServicer_to_server, IngestionServicer(runtime))]
     if name == "training":
-        return [_spec(training_pb2, "TrainingService", training_pb2_grpc.add_TrainingServiceServicer_to_server, training_pb2_grpc.TrainingServiceServicer())]
+        from services.training.servicer import TrainingServicer
+
+        return [_spec(training_pb2, "TrainingService", training_pb2_grpc.add_TrainingServiceServicer_to_server, TrainingServicer(runtime))]
     if name == "registry":
         from services.registry.audit_servicer import AuditServicer
         from services.registry.servicer import RegistryServicer
@@ -62,6 +64,13 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
     try:
         for name in names:
             started.append(start_server(runtime, name, specs_for(name, runtime), addresses[name]))
+        for server in started:
+            if server.name == "training":  # its scheduler needs the other servers up first
+                from services.training.scheduler import Scheduler
+
+                scheduler = Scheduler(runtime)
+                scheduler.start()
+                server.on_stop.append(scheduler.stop)
     except BaseException:
         for server in started:
             server.stop(0)

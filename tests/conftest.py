@@ -6,6 +6,7 @@ import services  # noqa: F401 - first, before grpc: pins TLS 1.3 (see services/_
 
 import os
 import pathlib
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -66,12 +67,33 @@ def sqlite_runtime(tmp_path: pathlib.Path) -> Iterator[Runtime]:
     rt.close()
 
 
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def use_free_ports(home: Home) -> dict[str, str]:
+    """Point the home's privet.toml at free loopback ports (services call each other by it)."""
+    addresses = {name: f"127.0.0.1:{port}" for name, port in zip(SERVICES, free_ports(len(SERVICES)))}
+    text = home.config_path.read_text()
+    for name, default in home.settings().addresses.items():
+        text = text.replace(f'{name} = "{default}"', f'{name} = "{addresses[name]}"')
+    home.config_path.write_text(text)
+    return addresses
+
+
 @pytest.fixture
 def servers(sqlite_runtime: Runtime) -> Iterator[dict[str, str]]:
     """All four Privet servers on free loopback ports, over mTLS; yields name -> address."""
     from services.launcher import start_services
 
-    running = start_services(sqlite_runtime, SERVICES, {name: "127.0.0.1:0" for name in SERVICES})
-    yield {s.name: f"127.0.0.1:{s.port}" for s in running}
+    addresses = use_free_ports(sqlite_runtime.home)
+    running = start_services(sqlite_runtime, SERVICES, addresses)
+    yield addresses
     for s in running:
         s.stop(0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -35,10 +35,14 @@ class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    on_stop: list[Callable[[float], None]] = field(default_factory=list)  # the service's own engines
 
     def stop(self, grace: float = 10.0) -> None:
-        """Graceful: report NOT_SERVING, refuse new calls, let running ones finish within `grace`."""
+        """Graceful: report NOT_SERVING, refuse new calls, stop the service's engines, let
+        running calls finish within `grace`."""
         self.health.enter_graceful_shutdown()
+        for hook in self.on_stop:
+            hook(grace)
         self.server.stop(grace).wait()
 
 

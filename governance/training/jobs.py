@@ -1,0 +1,248 @@
+"""Training job records. Every state change and its ledger entry commit in one transaction
+with their audit events; the queue is the jobs table itself (SKIP LOCKED on PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from governance.audit.log import Event
+from governance.catalog.models import architectures
+from governance.datasets.catalog import get_dataset
+from governance.errors import FailedPrecondition, InvalidArgument, NotFound
+from governance.identity.spiffe import check_name
+from governance.privacy.accounting import Mechanism, accountant_names
+from governance.privacy.ledger import BudgetLedger
+from governance.runtime import Runtime
+from governance.store.training_tables import TERMINAL_STATES, TrainingJob
+
+__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans"]
+
+DEVICES = ("auto", "cpu", "cuda")
+NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    dataset: str
+    target: str
+    features: tuple[str, ...] = ()
+    arch: str = "mlp"
+    epochs: int = 3
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    target_epsilon: float = 3.0
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    device: str = "auto"
+    seed: int = 0
+    accountant: str = "prv"
+    model_name: str = ""
+    max_physical_batch_size: int = 1024
+    hparams: dict = field(default_factory=dict)
+
+
+def _now_us() -> int:
+    return int(time.time() * 1e6)
+
+
+def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
+    """Check the request against the dataset up front: InvalidArgument names the field."""
+    by_name = {c["name"]: c for c in columns if c["action"] != "drop"}
+    if spec.target not in by_name:
+        raise InvalidArgument("target", f"no column {spec.target!r} in dataset {spec.dataset!r}")
+    if not any(by_name[spec.target]["type"].startswith(t) for t in NUMERIC_TYPES):
+        raise InvalidArgument("target", f"a classifier's target must be numeric; {spec.target!r} is {by_name[spec.target]['type']}")
+    features = spec.features or tuple(n for n in by_name if n != spec.target)
+    for i, name in enumerate(features):
+        if name not in by_name:
+            raise InvalidArgument(f"features[{i}]", f"no column {name!r} in dataset {spec.dataset!r}")
+        if name == spec.target:
+            raise InvalidArgument(f"features[{i}]", "the target cannot be a feature")
+    if spec.arch not in architectures():
+        raise InvalidArgument("arch", f"unknown architecture {spec.arch!r} (known: {', '.join(architectures())})")
+    if spec.epochs < 1:
+        raise InvalidArgument("epochs", "must be at least 1")
+    if spec.batch_size < 1:
+        raise InvalidArgument("batch_size", "must be at least 1")
+    if spec.batch_size > rows:
+        raise InvalidArgument("batch_size", f"{spec.batch_size} is larger than the dataset ({rows} rows)")
+    if not spec.learning_rate > 0:
+        raise InvalidArgument("learning_rate", "must be positive")
+    if not spec.target_epsilon > 0:
+        raise InvalidArgument("target_epsilon", "must be positive")
+    if not 0 < spec.delta < 1:
+        raise InvalidArgument("delta", "must be in (0, 1)")
+    if spec.delta >= 1 / rows:
+        raise InvalidArgument("delta", f"δ {spec.delta:g} ≥ 1/n = {1 / rows:g}: it would allow releasing a whole row")
+    if not spec.max_grad_norm > 0:
+        raise InvalidArgument("max_grad_norm", "must be positive")
+    if spec.device not in DEVICES:
+        raise InvalidArgument("device", f"must be one of {', '.join(DEVICES)}")
+    if spec.accountant not in accountant_names():
+        raise InvalidArgument("accountant", f"must be one of {', '.join(accountant_names())}")
+    model_name = spec.model_name or f"{spec.dataset}-{spec.arch}"
+    check_name(model_name, "model_name")
+    return JobSpec(**(asdict(spec) | {"features": tuple(features), "model_name": model_name}))
+
+
+def submit_job(runtime: Runtime, principal: str, spec: JobSpec) -> TrainingJob:
+    """Validate, reserve the target ε against the dataset's budget and queue the job, in one
+    transaction: ResourceExhausted (with what is left) leaves nothing behind."""
+    dataset = get_dataset(runtime, spec.dataset)
+    spec = _validate(spec, json.loads(dataset.columns_json), dataset.rows)
+    job = TrainingJob(
+        id=str(uuid.uuid4()), dataset_id=dataset.id, dataset_name=dataset.name, dataset_digest=dataset.blob_digest,
+        spec_json=json.dumps(asdict(spec)), state="QUEUED", submitted_by=principal, submitted_at_us=_now_us(), epsilon_reserved=spec.target_epsilon,
+    )
+    ledger = BudgetLedger(runtime.audit)
+
+    def queue(session: Session) -> TrainingJob:
+        ledger.reserve(session, dataset.id, job.id, spec.target_epsilon, spec.delta, principal)
+        session.add(job)
+        runtime.audit.append(Event(principal=principal, action="training.SubmitJob", resource=f"job/{job.id}", decision="allow", details={"dataset": dataset.name, "arch": spec.arch, "target_epsilon": spec.target_epsilon, "delta": spec.delta}))
+        return job
+
+    return runtime.write(queue)
+
+
+def get_job(runtime: Runtime, job_id: str) -> TrainingJob:
+    with runtime.read() as s:
+        job = s.get(TrainingJob, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def list_jobs(runtime: Runtime, *, dataset: str = "", state: str = "", after: str = "", limit: int = 100) -> list[TrainingJob]:
+    query = select(TrainingJob).where(TrainingJob.id > after)
+    if dataset:
+        query = query.where(TrainingJob.dataset_name == dataset)
+    if state:
+        query = query.where(TrainingJob.state == state)
+    with runtime.read() as s:
+        return list(s.execute(query.order_by(TrainingJob.id).limit(limit)).scalars())
+
+
+def claim_next_job(runtime: Runtime, worker: str) -> TrainingJob | None:
+    """Take the oldest queued job. Several replicas may claim at once: SKIP LOCKED on
+    PostgreSQL (SQLite serialises writers anyway) means each job goes to exactly one."""
+
+    def claim(session: Session) -> TrainingJob | None:
+        query = select(TrainingJob).where(TrainingJob.state == "QUEUED").order_by(TrainingJob.submitted_at_us).limit(1)
+        if session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        job = session.execute(query).scalars().first()
+        if job is None:
+            return None
+        job.state, job.claimed_by, job.started_at_us, job.heartbeat_us = "RUNNING", worker, _now_us(), _now_us()
+        session.add(job)
+        runtime.audit.append(Event(principal="service/training", action="training.StartJob", resource=f"job/{job.id}", decision="info", details={"worker": worker}))
+        return job
+
+    return runtime.write(claim)
+
+
+def record_progress(runtime: Runtime, job_id: str, progress: dict, *, steps_allowed: int, noise_multiplier: float, sample_rate: float) -> bool:
+    """Persist progress and the step lease (before the worker may use it). Returns whether a
+    cancellation was requested."""
+
+    def save(session: Session) -> bool:
+        job = session.get(TrainingJob, job_id)
+        if job is None or job.state != "RUNNING":
+            return True
+        job.progress_json, job.heartbeat_us = json.dumps(progress), _now_us()
+        job.steps_allowed = max(job.steps_allowed, steps_allowed)
+        job.noise_multiplier, job.sample_rate = noise_multiplier or job.noise_multiplier, sample_rate or job.sample_rate
+        session.add(job)
+        return job.cancel_requested
+
+    return runtime.write(save)
+
+
+def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, guarantee: dict | None = None, metrics: dict | None = None, model: tuple[str, int] | None = None, device: str = "") -> TrainingJob:
+    """End a job: charge what it spent (by its mechanism; nothing if it took no step),
+    release the rest of its reservation, record the outcome, audit it — one transaction."""
+    assert state in TERMINAL_STATES
+    ledger = BudgetLedger(runtime.audit)
+
+    def end(session: Session) -> TrainingJob:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if job.state in TERMINAL_STATES:
+            raise FailedPrecondition(f"job {job_id} already ended ({job.state})")
+        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training")
+        job.state, job.reason, job.finished_at_us, job.epsilon_charged = state, reason, _now_us(), charged
+        job.guarantee_json = json.dumps(guarantee or {})
+        job.metrics_json = json.dumps(metrics or {})
+        job.device = device or job.device
+        if model:
+            job.model_name, job.model_version = model
+        session.add(job)
+        runtime.audit.append(Event(principal="service/training", action="training.EndJob", resource=f"job/{job.id}", decision="info", details={"state": state, "reason": reason, "epsilon_charged": charged, "steps": mechanism.steps if mechanism else 0, "model": f"{model[0]}:{model[1]}" if model else ""}))
+        return job
+
+    return runtime.write(end)
+
+
+def cancel_job(runtime: Runtime, principal: str, job_id: str, reason: str) -> TrainingJob:
+    """A queued job ends at once (its reservation released); a running one is asked to stop
+    and ends, charged for the steps it took, when its worker does."""
+
+    def cancel(session: Session) -> tuple[TrainingJob, bool]:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if job.state in TERMINAL_STATES:
+            raise FailedPrecondition(f"job {job_id} already ended ({job.state})")
+        job.cancel_requested = True
+        session.add(job)
+        runtime.audit.append(Event(principal=principal, action="training.CancelJob", resource=f"job/{job.id}", decision="allow", details={"reason": reason, "state": job.state}))
+        return job, job.state == "QUEUED"
+
+    job, queued = runtime.write(cancel)
+    if queued:
+        return finish_job(runtime, job_id, "CANCELLED", f"cancelled before it started: {reason}" if reason else "cancelled before it started", None)
+    return job
+
+
+def _claimer_is_dead(claimed_by: str) -> bool:
+    host, _, pid = claimed_by.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover_orphans(runtime: Runtime, *, stale_after_s: float = 60.0) -> list[TrainingJob]:
+    """Jobs left RUNNING by a service that died (its process is gone from this host, or it
+    stopped beating): FAILED, charged for every step its lease allowed — an upper bound on
+    what it took — and never rerun."""
+    cutoff = _now_us() - int(stale_after_s * 1e6)
+    with runtime.read() as s:
+        running = list(s.execute(select(TrainingJob).where(TrainingJob.state == "RUNNING")).scalars())
+    stale = [j for j in running if j.heartbeat_us < cutoff or _claimer_is_dead(j.claimed_by)]
+    ended = []
+    for job in stale:
+        spec = json.loads(job.spec_json)
+        mechanism = Mechanism(job.noise_multiplier, job.sample_rate, job.steps_allowed, spec["delta"]) if job.steps_allowed and job.noise_multiplier else None
+        try:
+            ended.append(finish_job(runtime, job.id, "FAILED", "interrupted by a service restart; charged for every step its lease allowed", mechanism))
+        except FailedPrecondition:
+            continue  # another replica got there first
+    return ended
+
+

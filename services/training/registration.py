@@ -1,0 +1,82 @@
+"""The training service as a client: datasets in from ingestion, models out to the registry,
+both over mTLS as the service's own identity (spiffe://privet.local/service/training)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from governance.config import Home
+from privet.common.v1 import types_pb2
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+from services.common.client import secure_channel
+
+__all__ = ["SERVICE_IDENTITY", "fetch_dataset", "register_model", "CODE_VERSION"]
+
+SERVICE_IDENTITY = "training"
+CHUNK = 1 << 20
+try:
+    from importlib.metadata import version as _version
+
+    CODE_VERSION = f"privet {_version('privet')}"
+except Exception:  # noqa: BLE001 - running from a checkout without metadata
+    CODE_VERSION = "privet (unpackaged)"
+
+
+def fetch_dataset(home: Home, name: str, columns: list[str]) -> pa.Table:
+    """ReadDataset: the masked dataset's Arrow IPC stream, read into a table."""
+    with secure_channel(home, SERVICE_IDENTITY, home.settings().addresses["ingestion"]) as channel:
+        stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
+        data = b"".join(m.arrow_ipc for m in stub.ReadDataset(ingestion_pb2.ReadDatasetRequest(name=name, columns=columns), timeout=600))
+    return pa.ipc.open_stream(data).read_all()
+
+
+def _signature(data: Any, table_types: dict[str, str]) -> list[types_pb2.TensorSpec]:
+    specs = []
+    for name in data.preprocessor.features:
+        specs.append(types_pb2.TensorSpec(name=name, datatype="BYTES" if table_types.get(name) == "string" else "FP64", shape=[-1]))
+    return specs
+
+
+def register_model(home: Home, job: Any, spec: dict, result: dict, data: Any, weights: bytes) -> int:
+    """CreateModelVersion with the weights, signature, metrics, lineage and DP guarantee."""
+    g = result["guarantee"]
+    metrics = {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float)) and v is not None}
+    columns = {c["name"]: c for c in json.loads(_dataset_columns(home, job.dataset_name))}
+    personal = any(c["pii_types"] for c in columns.values())
+    metadata = registry_pb2.ModelVersionMetadata(
+        model_name=spec["model_name"],
+        architecture=spec["arch"],
+        inputs=_signature(data, {n: ("string" if c["type"] in ("string", "large_string") else "number") for n, c in columns.items()}),
+        outputs=[types_pb2.TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(data.labels.classes)])],
+        metrics=metrics,
+        lineage=types_pb2.Lineage(dataset_id=job.dataset_id, dataset_digest=job.dataset_digest, training_job_id=job.id, code_version=CODE_VERSION, trained_by=job.submitted_by),
+        guarantee=types_pb2.DPGuarantee(
+            epsilon=g["conservative_epsilon"], delta=g["delta"], noise_multiplier=g["noise_multiplier"], sample_rate=g["sample_rate"], steps=g["steps"],
+            accountant=g["conservative_accountant"], max_grad_norm=g["max_grad_norm"], privacy_unit=g["privacy_unit"], target_epsilon=g["target_epsilon"],
+        ),
+        trained_on_personal_data=personal,
+        preprocessing_json=json.dumps({"model": result["model"], "preprocessor": data.preprocessor.to_metadata(), "labels": data.labels.to_metadata()}),
+        description=f"trained by job {job.id} on dataset {job.dataset_name}",
+        expected_size=len(weights),
+    )
+
+    def requests():  # type: ignore[no-untyped-def]
+        yield registry_pb2.CreateModelVersionRequest(metadata=metadata)
+        for i in range(0, len(weights), CHUNK):
+            yield registry_pb2.CreateModelVersionRequest(chunk=weights[i : i + CHUNK])
+
+    with secure_channel(home, SERVICE_IDENTITY, home.settings().addresses["registry"]) as channel:
+        version = registry_pb2_grpc.RegistryServiceStub(channel).CreateModelVersion(requests(), timeout=120)
+    return version.version
+
+
+def _dataset_columns(home: Home, name: str) -> str:
+    with secure_channel(home, SERVICE_IDENTITY, home.settings().addresses["ingestion"]) as channel:
+        d = ingestion_pb2_grpc.IngestionServiceStub(channel).GetDataset(ingestion_pb2.GetDatasetRequest(name=name), timeout=30)
+    return json.dumps([{"name": c.name, "type": c.type, "pii_types": list(c.detected_types)} for c in d.columns])
+
+

@@ -1,0 +1,102 @@
+"""TrainingService: translate messages to governance.training calls, nothing more."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from governance.runtime import Runtime
+from governance.store.training_tables import TERMINAL_STATES, TrainingJob
+from governance.training.jobs import JobSpec, cancel_job, get_job, list_jobs, submit_job
+from privet.common.v1 import types_pb2
+from privet.training.v1 import training_pb2, training_pb2_grpc
+from services.common.identity import caller
+
+__all__ = ["TrainingServicer", "job_message"]
+
+
+def _ts(us: int) -> Timestamp | None:
+    if not us:
+        return None
+    ts = Timestamp()
+    ts.FromMicroseconds(us)
+    return ts
+
+
+def _progress(job: TrainingJob) -> training_pb2.JobProgress:
+    p = json.loads(job.progress_json or "{}")
+    return training_pb2.JobProgress(
+        job_id=job.id, state=training_pb2.JobState.Value(f"JOB_STATE_{job.state}"), epoch=int(p.get("epoch", 0)), step=int(p.get("step", 0)),
+        total_steps=int(p.get("total_steps", 0)), loss=float(p.get("loss", 0.0)), epsilon_spent=float(p.get("epsilon", job.epsilon_charged)),
+        eta_seconds=float(p.get("eta_s", 0.0)), reason=job.reason,
+    )
+
+
+def job_message(job: TrainingJob) -> training_pb2.Job:
+    spec = json.loads(job.spec_json)
+    g = json.loads(job.guarantee_json or "{}")
+    request = training_pb2.SubmitJobRequest(
+        dataset=spec["dataset"], target=spec["target"], features=spec["features"], arch=spec["arch"], epochs=spec["epochs"], batch_size=spec["batch_size"],
+        learning_rate=spec["learning_rate"], target_epsilon=spec["target_epsilon"], delta=spec["delta"], max_grad_norm=spec["max_grad_norm"],
+        device=spec["device"], seed=spec["seed"], accountant=spec["accountant"], model_name=spec["model_name"], max_physical_batch_size=spec["max_physical_batch_size"],
+    )
+    guarantee = None
+    if g:
+        guarantee = types_pb2.DPGuarantee(
+            epsilon=g.get("conservative_epsilon", g.get("epsilon", 0.0)), delta=g["delta"], noise_multiplier=g["noise_multiplier"], sample_rate=g["sample_rate"],
+            steps=g["steps"], accountant=g.get("conservative_accountant", g.get("accountant", "")), max_grad_norm=g["max_grad_norm"], privacy_unit=g.get("privacy_unit", "row"), target_epsilon=g["target_epsilon"],
+        )
+    metrics = {k: float(v) for k, v in json.loads(job.metrics_json or "{}").items() if isinstance(v, (int, float))}
+    return training_pb2.Job(
+        id=job.id, state=training_pb2.JobState.Value(f"JOB_STATE_{job.state}"), reason=job.reason, request=request, submitted_by=job.submitted_by,
+        submitted_at=_ts(job.submitted_at_us), started_at=_ts(job.started_at_us), finished_at=_ts(job.finished_at_us), progress=_progress(job),
+        guarantee=guarantee, metrics=metrics, model_name=job.model_name, model_version=job.model_version, epsilon_reserved=job.epsilon_reserved, device=job.device,
+    )
+
+
+def _spec(r: training_pb2.SubmitJobRequest) -> JobSpec:
+    return JobSpec(
+        dataset=r.dataset, target=r.target, features=tuple(r.features), arch=r.arch or "mlp", epochs=r.epochs or 3, batch_size=r.batch_size or 256,
+        learning_rate=r.learning_rate or 1e-3, target_epsilon=r.target_epsilon, delta=r.delta or 1e-5, max_grad_norm=r.max_grad_norm or 1.0,
+        device=r.device or "auto", seed=r.seed, accountant=r.accountant or "prv", model_name=r.model_name, max_physical_batch_size=r.max_physical_batch_size or 1024,
+    )
+
+
+class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    def SubmitJob(self, request, context):  # type: ignore[no-untyped-def]
+        who = caller(context, self._rt.policies.engine.directory).id.principal
+        return job_message(submit_job(self._rt, who, _spec(request)))
+
+    def GetJob(self, request, context):  # type: ignore[no-untyped-def]
+        return job_message(get_job(self._rt, request.job_id))
+
+    def ListJobs(self, request, context):  # type: ignore[no-untyped-def]
+        size = min(request.page.page_size or 100, 1000)
+        state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
+        rows = list_jobs(self._rt, dataset=request.dataset, state=state, after=request.page.page_token, limit=size + 1)
+        token = rows[size - 1].id if len(rows) > size else ""
+        return training_pb2.ListJobsResponse(jobs=[job_message(j) for j in rows[:size]], next_page_token=token)
+
+    def WatchJob(self, request, context) -> Iterator[training_pb2.JobProgress]:  # type: ignore[no-untyped-def]
+        last = None
+        while context.is_active():
+            job = get_job(self._rt, request.job_id)
+            progress = _progress(job)
+            if progress != last:
+                yield progress
+                last = progress
+            if job.state in TERMINAL_STATES:
+                return
+            time.sleep(0.25)
+
+    def CancelJob(self, request, context):  # type: ignore[no-untyped-def]
+        who = caller(context, self._rt.policies.engine.directory).id.principal
+        return job_message(cancel_job(self._rt, who, request.job_id, request.reason))
+
+

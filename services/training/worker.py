@@ -1,0 +1,74 @@
+"""The training worker: one process per job, so a crash never takes the service down.
+
+The parent hands it tensors in a safetensors file and shared counters; it hands back the
+result in files. `should_stop` is polled once before every noisy step (see train_dp), so the
+shared `taken` count bounds the steps taken from above even if the worker is SIGKILLed, and a
+step is only taken once the parent has persisted a lease (`allowed`) covering it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import pathlib
+import time
+import traceback
+from dataclasses import asdict
+from typing import Any
+
+__all__ = ["WorkerHandles", "run_worker"]
+
+
+class WorkerHandles:
+    """The shared state between the scheduler and one worker process."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.taken = ctx.Value("q", 0)
+        self.allowed = ctx.Value("q", 0)
+        self.cancel = ctx.Event()
+        self.progress = ctx.Queue()
+
+
+def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandles) -> None:
+    from safetensors.torch import load_file
+
+    from governance.errors import InvalidArgument
+    from services.training.engine import TrainConfig, TrainingAborted, train_dp
+
+    out = pathlib.Path(out_dir)
+    tensors = load_file(data_path)
+
+    def on_progress(p) -> None:  # type: ignore[no-untyped-def]
+        handles.progress.put(asdict(p))
+
+    def should_stop() -> bool:
+        if handles.cancel.is_set():
+            return True
+        while handles.taken.value >= handles.allowed.value:  # wait for the parent's lease
+            if handles.cancel.is_set():
+                return True
+            time.sleep(0.005)
+        with handles.taken.get_lock():
+            handles.taken.value += 1
+        return False
+
+    try:
+        result = train_dp(TrainConfig(**config), (tensors["x_train"], tensors["y_train"]), (tensors["x_valid"], tensors["y_valid"]), on_progress=on_progress, should_stop=should_stop)
+        (out / "weights.safetensors").write_bytes(result.weights)
+        summary = {
+            "ok": True, "model": result.model, "metrics": asdict(result.metrics) if hasattr(result.metrics, "__dataclass_fields__") else dict(result.metrics),
+            "guarantee": result.guarantee.to_dict(), "registrable": result.registrable, "refusal": result.refusal, "cancelled": result.cancelled,
+            "device": result.device, "grad_sample_mode": result.grad_sample_mode,
+        }
+    except TrainingAborted as exc:
+        summary = {"ok": False, "error": str(exc), "guarantee": exc.guarantee.to_dict()}
+    except InvalidArgument as exc:
+        summary = {"ok": False, "error": exc.message, "field": exc.field, "guarantee": None}
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which charges by `taken`
+        summary = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "guarantee": None}
+    (out / "result.json").write_text(json.dumps(summary, default=str))
+
+
+def spawn_context() -> Any:
+    # spawn, not fork: the parent runs gRPC threads, which must not be forked.
+    return mp.get_context("spawn")

@@ -1,0 +1,141 @@
+"""TrainingService end to end over real mTLS: ingest → DP train → registered with its DP facts;
+validation up front; the ledger charged exactly what the accountant says."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import grpc
+import pytest
+
+from governance.privacy.accounting import Mechanism, conservative_epsilon
+from governance.runtime import Runtime
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+from privet.training.v1 import training_pb2, training_pb2_grpc
+from tests.helpers import bad_request_fields, channel
+from tests.integration.test_ingestion import _csv_bytes, _header, _requests
+from governance.datasets.synthetic import customer_table
+
+FEATURES = ["age", "tenure_months", "monthly_spend", "plan", "support_calls"]
+
+
+@pytest.fixture
+def stubs(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+    home = sqlite_runtime.home
+    with channel(home, "alice", servers["ingestion"]) as ing, channel(home, "alice", servers["training"]) as tr, channel(home, "alice", servers["registry"]) as reg:
+        ingestion_pb2_grpc.IngestionServiceStub(ing).CreateDataset(_requests(_header("churn", k=1, quasi_identifiers=[], epsilon_budget=8), _csv_bytes(customer_table(1200, seed=3))))
+        yield training_pb2_grpc.TrainingServiceStub(tr), registry_pb2_grpc.RegistryServiceStub(reg), ingestion_pb2_grpc.IngestionServiceStub(ing)
+
+
+def _worker_pids() -> list[int]:
+    """This process's spawned multiprocessing children (the training workers), from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"spawn_main" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def _submit(training, **kw):  # type: ignore[no-untyped-def]
+    base = dict(dataset="churn", target="churned", features=FEATURES, arch="mlp", epochs=2, batch_size=128, learning_rate=0.01, target_epsilon=3.0, delta=1e-5, device="cpu", seed=1)
+    base.update(kw)
+    return training.SubmitJob(training_pb2.SubmitJobRequest(**base))
+
+
+def _wait(training, job_id: str, timeout: float = 180) -> training_pb2.Job:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = training.GetJob(training_pb2.GetJobRequest(job_id=job_id))
+        if job.state in (training_pb2.JOB_STATE_SUCCEEDED, training_pb2.JOB_STATE_FAILED, training_pb2.JOB_STATE_CANCELLED):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not end")
+
+
+def test_ingest_train_register_with_dp_facts(stubs) -> None:  # type: ignore[no-untyped-def]
+    training, registry, ingestion = stubs
+    job = _submit(training)
+    assert job.state == training_pb2.JOB_STATE_QUEUED and job.epsilon_reserved == 3.0
+    progress = list(training.WatchJob(training_pb2.WatchJobRequest(job_id=job.id), timeout=180))
+    assert progress[-1].state == training_pb2.JOB_STATE_SUCCEEDED, progress[-1].reason
+    done = training.GetJob(training_pb2.GetJobRequest(job_id=job.id))
+    g = done.guarantee
+    assert 0 < g.epsilon <= 3.0
+    mechanism = Mechanism(g.noise_multiplier, g.sample_rate, g.steps, g.delta)
+    assert conservative_epsilon(mechanism)[0] == pytest.approx(g.epsilon, rel=1e-9)
+    version = registry.GetModelVersion(registry_pb2.GetModelVersionRequest(name=done.model_name, version=done.model_version))
+    assert version.guarantee.epsilon == pytest.approx(g.epsilon) and version.guarantee.steps == g.steps
+    assert version.lineage.training_job_id == job.id and version.lineage.trained_by == "user/alice"
+    assert version.trained_on_personal_data
+    budget = ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget
+    assert budget.epsilon_spent == pytest.approx(g.epsilon, abs=1e-6) and budget.epsilon_reserved == 0
+    requested = registry.RequestRelease(registry_pb2.RequestReleaseRequest(name=done.model_name, version=done.model_version))
+    assert requested.stage == registry_pb2.STAGE_CANDIDATE
+
+
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        ({"target": "nope"}, "target"),
+        ({"target": "plan"}, "target"),
+        ({"features": ["age", "ghost"]}, "features[1]"),
+        ({"target_epsilon": -1}, "target_epsilon"),
+        ({"delta": 0.01}, "delta"),
+        ({"batch_size": 5000}, "batch_size"),
+        ({"arch": "resnet"}, "arch"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
+def test_bad_requests_name_the_field_and_reserve_nothing(stubs, kw, field) -> None:  # type: ignore[no-untyped-def]
+    training, _, ingestion = stubs
+    with pytest.raises(grpc.RpcError) as err:
+        _submit(training, **kw)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(err.value) == [field]
+    assert ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget.epsilon_reserved == 0
+
+
+def test_budget_exhaustion_and_cancel_before_start(stubs) -> None:  # type: ignore[no-untyped-def]
+    training, _, ingestion = stubs
+    first = _submit(training, target_epsilon=5.0, epochs=50)
+    with pytest.raises(grpc.RpcError) as err:
+        _submit(training, target_epsilon=5.0)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "left" in err.value.details()
+    cancelled = training.CancelJob(training_pb2.CancelJobRequest(job_id=first.id, reason="changed my mind"))
+    final = _wait(training, cancelled.id)
+    assert final.state in (training_pb2.JOB_STATE_CANCELLED, training_pb2.JOB_STATE_FAILED)
+    budget = ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget
+    assert budget.epsilon_reserved == 0
+    if final.progress.step == 0 and final.guarantee.steps == 0:
+        assert budget.epsilon_spent == 0
+
+
+def test_sigkill_of_a_worker_fails_the_job_charges_its_steps_and_keeps_serving(stubs, sqlite_runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    training, _, ingestion = stubs
+    job = _submit(training, epochs=200, batch_size=64)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        progress = training.GetJob(training_pb2.GetJobRequest(job_id=job.id)).progress
+        if progress.step > 0:
+            break
+        time.sleep(0.1)
+    children = _worker_pids()
+    assert children, "no worker process found"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    final = _wait(training, job.id)
+    assert final.state == training_pb2.JOB_STATE_FAILED and "worker died" in final.reason
+    budget = ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget
+    assert 0 < budget.epsilon_spent < 3.0 and budget.epsilon_reserved == 0
+    again = _submit(training, target_epsilon=1.0)  # the service still serves
+    assert again.state == training_pb2.JOB_STATE_QUEUED
