@@ -1,0 +1,113 @@
+"""privet train | jobs list|show|cancel."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from google.protobuf.json_format import MessageToDict
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from services.cli.app import app, console, ctx_of, emit
+from services.cli.clients import stub
+
+jobs_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _training(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from privet.training.v1 import training_pb2_grpc
+
+    return stub(ctx_of(ctx), "training", training_pb2_grpc.TrainingServiceStub)
+
+
+def _state(job) -> str:  # type: ignore[no-untyped-def]
+    from privet.training.v1 import training_pb2
+
+    return training_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+
+
+def watch(s, job_id: str, quiet: bool = False):  # type: ignore[no-untyped-def]
+    """Follow a job with a live progress bar; returns the final progress message."""
+    from privet.training.v1 import training_pb2
+
+    last = None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step {task.completed:.0f}/{task.total:.0f}"), TextColumn("loss {task.fields[loss]:.4f} ε {task.fields[eps]:.3f}"), TimeRemainingColumn(), console=console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("training", total=1, loss=0.0, eps=0.0)
+        for p in s.WatchJob(training_pb2.WatchJobRequest(job_id=job_id)):
+            last = p
+            bar.update(task, total=max(p.total_steps, 1), completed=p.step, loss=p.loss, eps=p.epsilon_spent, description=f"epoch {p.epoch}")
+    return last
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    dataset: str = typer.Argument(...),
+    target: str = typer.Option(..., "--target"),
+    features: str = typer.Option("", "--features", help="comma-separated; default: every column but the target"),
+    arch: str = typer.Option("mlp", "--arch"),
+    epsilon: float = typer.Option(3.0, "--epsilon"),
+    delta: float = typer.Option(1e-5, "--delta"),
+    epochs: int = typer.Option(3, "--epochs"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    learning_rate: float = typer.Option(0.01, "--learning-rate"),
+    device: str = typer.Option("auto", "--device"),
+    model_name: str = typer.Option("", "--model-name"),
+    seed: int = typer.Option(0, "--seed"),
+    watch_: bool = typer.Option(False, "--watch", help="follow the job with a live progress bar"),
+) -> None:
+    """Submit a DP training job; its target ε is reserved against the dataset's budget."""
+    from privet.training.v1 import training_pb2
+
+    c = ctx_of(ctx)
+    request = training_pb2.SubmitJobRequest(dataset=dataset, target=target, features=[f for f in features.split(",") if f], arch=arch, epochs=epochs, batch_size=batch_size,
+                                            learning_rate=learning_rate, target_epsilon=epsilon, delta=delta, device=device, model_name=model_name, seed=seed)
+    with _training(ctx) as s:
+        job = s.SubmitJob(request)
+        if not watch_:
+            emit(c, MessageToDict(job, preserving_proto_field_name=True), f"[green]✓[/green] job {job.id} queued; ε {job.epsilon_reserved:g} reserved")
+            return
+        watch(s, job.id, quiet=c.json)
+        job = s.GetJob(training_pb2.GetJobRequest(job_id=job.id))
+    g = job.guarantee
+    line = f"job {job.id}: {_state(job)}" + (f" — {job.reason}" if job.reason else "")
+    if job.model_name:
+        line += f"; registered {job.model_name}:{job.model_version} with ε {g.epsilon:.3f}, δ {g.delta:g} ({g.accountant}, σ {g.noise_multiplier:.3f}, {g.steps} steps)"
+    emit(c, MessageToDict(job, preserving_proto_field_name=True), line)
+    if _state(job) != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+def list_(ctx: typer.Context, dataset: str = typer.Option("", "--dataset")) -> None:
+    from privet.training.v1 import training_pb2
+
+    c = ctx_of(ctx)
+    with _training(ctx) as s:
+        reply = s.ListJobs(training_pb2.ListJobsRequest(dataset=dataset))
+    table = Table("job", "dataset", "arch", "state", "ε reserved", "ε spent", "model")
+    for j in reply.jobs:
+        table.add_row(j.id[:8], j.request.dataset, j.request.arch, _state(j), f"{j.epsilon_reserved:g}", f"{j.guarantee.epsilon:.3f}", f"{j.model_name}:{j.model_version}" if j.model_name else "")
+    emit(c, [MessageToDict(j, preserving_proto_field_name=True) for j in reply.jobs], table)
+
+
+@jobs_app.command("show")
+def show(ctx: typer.Context, job_id: str) -> None:
+    from privet.training.v1 import training_pb2
+
+    c = ctx_of(ctx)
+    with _training(ctx) as s:
+        job = s.GetJob(training_pb2.GetJobRequest(job_id=job_id))
+    emit(c, MessageToDict(job, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
+
+
+@jobs_app.command("cancel")
+def cancel(ctx: typer.Context, job_id: str, reason: Optional[str] = typer.Option("", "--reason")) -> None:
+    from privet.training.v1 import training_pb2
+
+    c = ctx_of(ctx)
+    with _training(ctx) as s:
+        job = s.CancelJob(training_pb2.CancelJobRequest(job_id=job_id, reason=reason or ""))
+    emit(c, {"job": job.id, "state": _state(job)}, f"[green]✓[/green] cancellation of {job.id} requested ({_state(job)})")
