@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 
@@ -20,7 +21,7 @@ __all__ = ["specs_for", "start_services", "SERVICE_FULL_NAMES"]
 
 def _spec(descriptor_module, service: str, add: Callable, servicer: object) -> ServiceSpec:  # type: ignore[no-untyped-def]
     full_name = descriptor_module.DESCRIPTOR.services_by_name[service].full_name
-    return ServiceSpec(full_name, lambda server: add(servicer, server))
+    return ServiceSpec(full_name, lambda server: add(servicer, server), servicer)
 
 
 def specs_for(name: str, runtime: Runtime) -> list[ServiceSpec]:
@@ -43,7 +44,9 @@ def specs_for(name: str, runtime: Runtime) -> list[ServiceSpec]:
             _spec(audit_pb2, "AuditService", audit_pb2_grpc.add_AuditServiceServicer_to_server, AuditServicer(runtime)),
         ]
     if name == "inference":
-        return [_spec(grpc_predict_v2_pb2, "GRPCInferenceService", grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server, grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer())]
+        from services.inference.servicer import InferenceServicer
+
+        return [_spec(grpc_predict_v2_pb2, "GRPCInferenceService", grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server, InferenceServicer(runtime))]
     raise ValueError(f"unknown service {name!r} (known: {', '.join(SERVICES)})")
 
 
@@ -65,16 +68,29 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
         for name in names:
             started.append(start_server(runtime, name, specs_for(name, runtime), addresses[name]))
         for server in started:
-            if server.name == "training":  # its scheduler needs the other servers up first
-                from services.training.scheduler import Scheduler
-
-                scheduler = Scheduler(runtime)
-                scheduler.start()
-                server.on_stop.append(scheduler.stop)
+            for servicer in server.servicers:
+                if hasattr(servicer, "start"):  # engines that call other services start last
+                    servicer.start()
+                    server.on_stop.append(servicer.stop)
+        _watch_policies(runtime, started)
     except BaseException:
         for server in started:
             server.stop(0)
         raise
     return started
+
+
+def _watch_policies(runtime: Runtime, started: list[RunningServer], every_s: float = 1.0) -> None:
+    """Reload policies when PRIVET_HOME/policies changes, without a restart; a set that does
+    not validate is refused and the previous one keeps serving."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            runtime.policies.reload_if_changed()
+
+    threading.Thread(target=loop, name="privet-policy-watch", daemon=True).start()
+    if started:
+        started[0].on_stop.append(lambda _grace: stop.set())
 
 

@@ -61,8 +61,14 @@ def runtime(tmp_path: pathlib.Path, db_url: str) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def sqlite_runtime(tmp_path: pathlib.Path) -> Iterator[Runtime]:
-    rt = Runtime.open(make_home(tmp_path / "home"))
+def sqlite_runtime(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Runtime]:
+    """A runtime on a fresh home and SQLite file; `@pytest.mark.privet_toml(TEXT)` appends
+    settings to its privet.toml first."""
+    home = make_home(tmp_path / "home")
+    marker = request.node.get_closest_marker("privet_toml")
+    if marker:
+        home.config_path.write_text(home.config_path.read_text() + "\n" + marker.args[0])
+    rt = Runtime.open(home)
     yield rt
     rt.close()
 

@@ -27,6 +27,7 @@ class ServiceSpec:
 
     full_name: str
     add: Callable[[grpc.Server], None]
+    servicer: object = None
 
 
 @dataclass
@@ -35,6 +36,7 @@ class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    servicers: list[object] = field(default_factory=list)
     on_stop: list[Callable[[float], None]] = field(default_factory=list)  # the service's own engines
 
     def stop(self, grace: float = 10.0) -> None:
@@ -84,4 +86,4 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
         raise OSError(f"{name}: cannot listen on {address}")
     server.start()
     log.info("%s listening on %s (port %d)", name, address, port)
-    return RunningServer(name, server, port, health_servicer)
+    return RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs])

@@ -14,6 +14,7 @@ from governance.training.jobs import JobSpec, cancel_job, get_job, list_jobs, su
 from privet.common.v1 import types_pb2
 from privet.training.v1 import training_pb2, training_pb2_grpc
 from services.common.identity import caller
+from services.training.scheduler import Scheduler
 
 __all__ = ["TrainingServicer", "job_message"]
 
@@ -68,6 +69,13 @@ def _spec(r: training_pb2.SubmitJobRequest) -> JobSpec:
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
+        self.scheduler = Scheduler(runtime)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self, grace: float = 10.0) -> None:
+        self.scheduler.stop(grace)
 
     def SubmitJob(self, request, context):  # type: ignore[no-untyped-def]
         who = caller(context, self._rt.policies.engine.directory).id.principal

@@ -1,0 +1,147 @@
+"""Released models, fetched from the registry over gRPC and kept in memory only.
+
+Weights come through DownloadWeights as the inference service's own identity, are checked
+against the version's recorded digest, and are never written to disk. A watcher polls the
+registry so that a revoked version stops serving within seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import torch
+
+from governance.catalog.models import load_model
+from governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from governance.config import Home
+from governance.errors import DataLoss, FailedPrecondition, NotFound
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+from services.common.client import secure_channel
+
+__all__ = ["LoadedModel", "ModelCache", "SERVICE_IDENTITY"]
+
+log = logging.getLogger("privet.inference")
+SERVICE_IDENTITY = "inference"
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: int
+    digest: str
+    stage: str
+    epsilon: float
+    owner: str
+    inputs: list
+    outputs: list
+    module: torch.nn.Module
+    preprocessor: TabularPreprocessor
+    labels: ClassLabels
+    revoked: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def predict(self, table: pa.Table) -> np.ndarray:
+        """Class probabilities (float32) for each row of `table` (one forward pass)."""
+        x = self.preprocessor.transform(table)
+        with torch.inference_mode():
+            return torch.softmax(self.module(x), dim=-1).numpy().astype(np.float32)
+
+
+class ModelCache:
+    """name:version → LoadedModel; `released` resolves to the newest released version."""
+
+    def __init__(self, home: Home, *, poll_s: float = 1.0) -> None:
+        self._home = home
+        self._poll_s = poll_s
+        self._models: dict[tuple[str, int], LoadedModel] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="privet-revocation-watch", daemon=True)
+        self._channel: grpc.Channel | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, _grace: float = 0.0) -> None:
+        self._stop.set()
+
+    def _stub(self) -> registry_pb2_grpc.RegistryServiceStub:
+        if self._channel is None:
+            self._channel = secure_channel(self._home, SERVICE_IDENTITY, self._home.settings().addresses["registry"])
+        return registry_pb2_grpc.RegistryServiceStub(self._channel)
+
+    def _describe(self, name: str, version: str) -> registry_pb2.ModelVersion:
+        alias = "" if version.isdigit() else (version or "released")
+        if alias not in ("", "released"):
+            raise NotFound(f"unknown version alias {version!r} (a number, or \"released\")")
+        try:
+            return self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=name, version=int(version) if version.isdigit() else 0, alias=alias), timeout=10)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(exc.details()) from None
+            raise
+
+    def get(self, name: str, version: str) -> LoadedModel:
+        """The loaded model, loading it on first use. FailedPrecondition unless RELEASED."""
+        if version.isdigit():
+            with self._lock:
+                cached = self._models.get((name, int(version)))
+            if cached is not None:
+                if cached.revoked:
+                    raise FailedPrecondition(f"{name}:{version} was revoked and no longer serves")
+                return cached
+        described = self._describe(name, version)
+        key = (name, described.version)
+        with self._lock:
+            cached = self._models.get(key)
+        if cached is not None and not cached.revoked:
+            return cached
+        if described.stage != registry_pb2.STAGE_RELEASED:
+            raise FailedPrecondition(f"{name}:{described.version} is {registry_pb2.Stage.Name(described.stage).removeprefix('STAGE_')}, not RELEASED: it does not serve")
+        loaded = self._load(described)
+        with self._lock:
+            self._models[key] = loaded
+        return loaded
+
+    def _load(self, v: registry_pb2.ModelVersion) -> LoadedModel:
+        digest = hashlib.sha256()
+        parts = []
+        for chunk in self._stub().DownloadWeights(registry_pb2.DownloadWeightsRequest(name=v.model_name, version=v.version), timeout=120):
+            digest.update(chunk.data)
+            parts.append(chunk.data)
+        if digest.hexdigest() != v.digest:
+            raise DataLoss(f"weights of {v.model_name}:{v.version} do not match their recorded digest")
+        meta = json.loads(v.preprocessing_json)
+        module = load_model(v.architecture, meta["model"], b"".join(parts))
+        log.info("loaded %s:%d (%s)", v.model_name, v.version, v.digest[:12])
+        return LoadedModel(
+            name=v.model_name, version=v.version, digest=v.digest, stage="RELEASED", epsilon=v.guarantee.epsilon, owner=v.lineage.trained_by or v.created_by,
+            inputs=list(v.inputs), outputs=list(v.outputs), module=module,
+            preprocessor=TabularPreprocessor.from_metadata(meta["preprocessor"]), labels=ClassLabels.from_metadata(meta["labels"]),
+        )
+
+    def loaded(self) -> list[LoadedModel]:
+        with self._lock:
+            return list(self._models.values())
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            for model in self.loaded():
+                if model.revoked:
+                    continue
+                try:
+                    v = self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=model.name, version=model.version), timeout=5)
+                    gone = v.stage != registry_pb2.STAGE_RELEASED
+                except grpc.RpcError as exc:
+                    gone = exc.code() == grpc.StatusCode.NOT_FOUND
+                if gone:
+                    model.revoked = True
+                    model.module = torch.nn.Identity()  # drop the weights from memory
+                    log.warning("%s:%d is no longer RELEASED: it stops serving", model.name, model.version)

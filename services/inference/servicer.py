@@ -1,0 +1,101 @@
+"""inference.GRPCInferenceService (KServe v2): released models only, a Cedar decision on every
+request before it joins a batch, quotas, validation, audit counts."""
+
+from __future__ import annotations
+
+import threading
+
+
+from governance.errors import PermissionDenied
+from governance.runtime import Runtime
+from inference import grpc_predict_v2_pb2 as pb
+from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from services.common.identity import caller
+from services.inference.batcher import Batcher
+from services.inference.loader import LoadedModel, ModelCache
+from services.inference.metering import AuditCounter, Quotas
+from services.inference.tensors import probabilities_output, request_table
+
+__all__ = ["InferenceServicer", "PREDICT_ACTION"]
+
+PREDICT_ACTION = "inference.Predict"
+SERVER_NAME, SERVER_VERSION = "privet", "1"
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        conf = runtime.settings.extra.get("inference", {})
+        self.models = ModelCache(runtime.home, poll_s=float(conf.get("revocation_poll_seconds", 1.0)))
+        self.quotas = Quotas(int(conf.get("requests_per_minute", 6000)))
+        self.audit = AuditCounter(runtime)
+        self._max_rows = int(conf.get("max_batch_rows", 256))
+        self._max_delay_s = float(conf.get("max_queue_delay_ms", 2)) / 1000
+        self._batchers: dict[tuple[str, int], Batcher] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self.models.start()
+
+    def stop(self, grace: float = 0.0) -> None:
+        self.models.stop(grace)
+        self.audit.stop(grace)
+
+    def _batcher(self, model: LoadedModel) -> Batcher:
+        key = (model.name, model.version)
+        with self._lock:
+            batcher = self._batchers.get(key)
+            if batcher is None or batcher.model is not model:
+                batcher = self._batchers[key] = Batcher(model, max_rows=self._max_rows, max_delay_s=self._max_delay_s)
+            return batcher
+
+    def ServerLive(self, request, context):  # type: ignore[no-untyped-def]
+        return pb.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request, context):  # type: ignore[no-untyped-def]
+        return pb.ServerReadyResponse(ready=True)
+
+    def ServerMetadata(self, request, context):  # type: ignore[no-untyped-def]
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=["privet-governance"])
+
+    def ModelReady(self, request, context):  # type: ignore[no-untyped-def]
+        try:
+            self.models.get(request.name, request.version or "released")
+        except Exception:  # noqa: BLE001 - not ready, whatever the reason
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    def ModelMetadata(self, request, context):  # type: ignore[no-untyped-def]
+        model = self.models.get(request.name, request.version or "released")
+        tensor = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=model.name, versions=[str(model.version)], platform="privet_pytorch",
+            inputs=[tensor(name=s.name, datatype=s.datatype, shape=list(s.shape)) for s in model.inputs],
+            outputs=[tensor(name=s.name, datatype=s.datatype, shape=list(s.shape)) for s in model.outputs],
+        )
+
+    def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
+        who = caller(context, self._rt.policies.engine.directory)
+        purpose = request.parameters["purpose"].string_param if "purpose" in request.parameters else ""
+        model = self.models.get(request.model_name, request.model_version or "released")
+        self.quotas.take(who.id.principal, model.name)
+        decision = self._rt.policies.engine.decide(
+            who, PREDICT_ACTION, ("ServedModel", f"{model.name}:{model.version}"),
+            {"purpose": purpose, "quota_used": self.quotas.used(who.id.principal, model.name), "quota_limit": self.quotas.per_minute},
+            extra_entities=[{
+                "uid": {"type": "Privet::ServedModel", "id": f"{model.name}:{model.version}"},
+                "attrs": {"name": model.name, "version": model.version, "stage": model.stage, "epsilon_milli": int(model.epsilon * 1000), "owner": model.owner},
+                "parents": [],
+            }],
+        )
+        self.audit.count(who.id.principal, model.name, model.version, model.digest, purpose, "allow" if decision.allowed else "deny", decision.policy_ids)
+        if not decision.allowed:
+            raise PermissionDenied(f"{who.id.principal} may not use {model.name}:{model.version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
+        table = request_table(request, model.inputs)
+        remaining = context.time_remaining()
+        probabilities = self._batcher(model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)
+        response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
+        probabilities_output(response, probabilities)
+        return response
+
+

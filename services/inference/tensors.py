@@ -1,0 +1,92 @@
+"""KServe v2 tensors ⇄ Arrow columns, checked against the model's signature."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pyarrow as pa
+
+from governance.errors import InvalidArgument
+
+__all__ = ["request_table", "probabilities_output", "MAX_ROWS"]
+
+MAX_ROWS = 65536
+_NUMERIC = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32}
+_TYPED_FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents", "INT32": "int_contents", "BYTES": "bytes_contents"}
+
+
+def _decode_bytes(raw: bytes, field: str) -> list[str]:
+    """BYTES raw format: each element is a 4-byte little-endian length, then the bytes."""
+    out, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise InvalidArgument(field, "truncated BYTES element length")
+        (n,) = struct.unpack_from("<I", raw, pos)
+        pos += 4
+        if pos + n > len(raw):
+            raise InvalidArgument(field, "truncated BYTES element")
+        try:
+            out.append(raw[pos : pos + n].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidArgument(field, "BYTES elements must be UTF-8 text") from None
+        pos += n
+    return out
+
+
+def _rows(shape: list[int], field: str) -> int:
+    if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
+        if shape[0] < 1 or shape[0] > MAX_ROWS:
+            raise InvalidArgument(field, f"batch of {shape[0]} rows is outside 1..{MAX_ROWS}")
+        return shape[0]
+    raise InvalidArgument(field, f"shape {shape} is not [N] or [N, 1]")
+
+
+def request_table(request, signature: list) -> pa.Table:  # type: ignore[no-untyped-def]
+    """One column per signature input. INVALID_ARGUMENT names the input at fault."""
+    expected = {s.name: s for s in signature}
+    given = {t.name: i for i, t in enumerate(request.inputs)}
+    for name in given:
+        if name not in expected:
+            raise InvalidArgument(f"inputs.{name}", f"not an input of this model (inputs: {', '.join(expected)})")
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidArgument("raw_input_contents", "give raw contents for every input or for none")
+    columns, rows = {}, None
+    for name, spec in expected.items():
+        field = f"inputs.{name}"
+        if name not in given:
+            raise InvalidArgument(field, "missing")
+        i = given[name]
+        tensor = request.inputs[i]
+        n = _rows(list(tensor.shape), field)
+        if rows is not None and n != rows:
+            raise InvalidArgument(field, f"has {n} rows, other inputs have {rows}")
+        rows = n
+        if spec.datatype == "BYTES":
+            if tensor.datatype != "BYTES":
+                raise InvalidArgument(field, f"datatype must be BYTES, got {tensor.datatype}")
+            values = _decode_bytes(raw[i], field) if raw else [b.decode("utf-8", "replace") for b in tensor.contents.bytes_contents]
+            column = pa.array(values, pa.string())
+        else:
+            dtype = _NUMERIC.get(tensor.datatype)
+            if dtype is None:
+                raise InvalidArgument(field, f"datatype must be one of {', '.join(_NUMERIC)}, got {tensor.datatype}")
+            if raw:
+                if len(raw[i]) != n * np.dtype(dtype).itemsize:
+                    raise InvalidArgument(field, f"raw contents hold {len(raw[i])} bytes, shape {list(tensor.shape)} needs {n * np.dtype(dtype).itemsize}")
+                values = np.frombuffer(raw[i], dtype=np.dtype(dtype).newbyteorder("<"))
+            else:
+                values = np.asarray(getattr(tensor.contents, _TYPED_FIELD[tensor.datatype]), dtype=dtype)
+            column = pa.array(values.astype(np.float64))
+        if len(column) != n:
+            raise InvalidArgument(field, f"{len(column)} values for shape {list(tensor.shape)}")
+        columns[name] = column
+    return pa.table(columns)
+
+
+def probabilities_output(response, probabilities: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    out = response.outputs.add()
+    out.name, out.datatype = "probabilities", "FP32"
+    out.shape.extend(probabilities.shape)
+    response.raw_output_contents.append(np.ascontiguousarray(probabilities, dtype="<f4").tobytes())

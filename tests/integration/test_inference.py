@@ -1,0 +1,206 @@
+"""InferenceService: tritonclient round trip over mTLS, released versions only, policy on every
+request, quotas, validation, reload without restart, revocation, audit counts, no plaintext
+weights on disk."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from sqlalchemy import select
+
+from governance.catalog.models import ModelSpec, export_weights, load_model
+from governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from governance.runtime import Runtime
+from governance.store.tables import AuditEvent
+from inference import grpc_predict_v2_pb2 as pb
+from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from privet.common.v1 import types_pb2
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+from tests.helpers import bad_request_fields, channel, error_info
+
+CLIENT = pathlib.Path(__file__).with_name("triton_client.py")
+TRAIN = pa.table({"age": [23.0, 45.0, 31.0, 60.0, 52.0, 38.0], "plan": ["basic", "plus", "basic", "premium", "plus", "basic"], "churned": [1, 0, 1, 0, 0, 1]})
+
+
+def _model_bytes() -> tuple[bytes, dict]:
+    torch.manual_seed(0)
+    pre = TabularPreprocessor.fit(TRAIN, ["age", "plan"])
+    labels = ClassLabels.fit(TRAIN, "churned")
+    spec = ModelSpec.create("logreg", pre.n_features, 2)
+    weights = export_weights(spec.build())
+    return weights, {"model": spec.to_metadata(), "preprocessor": pre.to_metadata(), "labels": labels.to_metadata()}
+
+
+def _register(registry, name: str) -> tuple[int, bytes, dict]:  # type: ignore[no-untyped-def]
+    weights, meta = _model_bytes()
+    metadata = registry_pb2.ModelVersionMetadata(
+        model_name=name, architecture="logreg", preprocessing_json=json.dumps(meta), trained_on_personal_data=False,
+        inputs=[types_pb2.TensorSpec(name="age", datatype="FP64", shape=[-1]), types_pb2.TensorSpec(name="plan", datatype="BYTES", shape=[-1])],
+        outputs=[types_pb2.TensorSpec(name="probabilities", datatype="FP32", shape=[-1, 2])],
+    )
+    v = registry.CreateModelVersion(iter([registry_pb2.CreateModelVersionRequest(metadata=metadata), registry_pb2.CreateModelVersionRequest(chunk=weights)]))
+    return v.version, weights, meta
+
+
+@pytest.fixture
+def env(servers, sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
+    home = sqlite_runtime.home
+    chans = {who: channel(home, who, servers["registry"]) for who in ("admin", "dana", "bob")}
+    reg = {who: registry_pb2_grpc.RegistryServiceStub(ch) for who, ch in chans.items()}
+    version, weights, meta = _register(reg["admin"], "churn")
+    ref = dict(name="churn", version=version)
+    reg["admin"].RequestRelease(registry_pb2.RequestReleaseRequest(**ref))
+    reg["dana"].ApproveRelease(registry_pb2.ApproveReleaseRequest(**ref))
+    reg["bob"].ReleaseModelVersion(registry_pb2.ReleaseModelVersionRequest(**ref))
+    yield {"home": home, "servers": servers, "registry": reg, "version": version, "weights": weights, "meta": meta, "runtime": sqlite_runtime}
+    for ch in chans.values():
+        ch.close()
+
+
+def _triton(env, principal: str, purpose: str, inputs: dict, version: str = "") -> dict:  # type: ignore[no-untyped-def]
+    out = subprocess.run([sys.executable, str(CLIENT), str(env["home"].root), principal, env["servers"]["inference"], "churn", version, purpose, json.dumps(inputs)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _infer(env, principal: str, request: pb.ModelInferRequest) -> pb.ModelInferResponse:  # type: ignore[no-untyped-def]
+    with channel(env["home"], principal, env["servers"]["inference"]) as ch:
+        return pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(request, timeout=30)
+
+
+def _request(purpose: str = "demo", age=(30.0, 61.0), plan=("basic", "premium"), version: str = "") -> pb.ModelInferRequest:  # type: ignore[no-untyped-def]
+    r = pb.ModelInferRequest(model_name="churn", model_version=version)
+    r.parameters["purpose"].string_param = purpose
+    a = r.inputs.add(name="age", datatype="FP64", shape=[len(age)])
+    a.contents.fp64_contents.extend(age)
+    p = r.inputs.add(name="plan", datatype="BYTES", shape=[len(plan)])
+    p.contents.bytes_contents.extend(v.encode() for v in plan)
+    return r
+
+
+def test_tritonclient_round_trip_matches_the_model(env) -> None:  # type: ignore[no-untyped-def]
+    inputs = {"age": [30.0, 61.0, 44.0], "plan": ["basic", "premium", "plus"]}
+    out = _triton(env, "app", "demo", inputs)
+    assert out.get("live") and out.get("ready"), out
+    assert out["metadata"]["inputs"] == ["age", "plan"] and out["metadata"]["versions"] == [str(env["version"])]
+    meta = env["meta"]
+    model = load_model("logreg", meta["model"], env["weights"])
+    x = TabularPreprocessor.from_metadata(meta["preprocessor"]).transform(pa.table({"age": inputs["age"], "plan": inputs["plan"]}))
+    expected = torch.softmax(model(x), dim=-1).detach().numpy()
+    np.testing.assert_allclose(np.array(out["outputs"]), expected, rtol=1e-6)
+
+
+def test_denied_principal_and_purpose_carry_policy_ids(env) -> None:  # type: ignore[no-untyped-def]
+    assert _triton(env, "app", "marketing", {"age": [30.0], "plan": ["basic"]})["error"] == "StatusCode.PERMISSION_DENIED"
+    with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "app", _request(purpose=""))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and error_info(err.value)["policy_ids"] == "inference-purpose-required"
+    with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "alice", _request())
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and error_info(err.value)["policy_ids"] == "default-deny"
+
+
+@pytest.mark.parametrize(
+    "mutate,field",
+    [
+        (lambda r: r.inputs[0].ClearField("shape") or r.inputs[0].shape.extend([2, 2]), "inputs.age"),
+        (lambda r: setattr(r.inputs[1], "datatype", "FP32"), "inputs.plan"),
+        (lambda r: r.inputs.add(name="extra", datatype="FP64", shape=[2]), "inputs.extra"),
+        (lambda r: r.inputs.pop(), "inputs.plan"),
+        (lambda r: r.inputs[0].contents.fp64_contents.append(1.0), "inputs.age"),
+    ],
+    ids=["shape", "datatype", "unknown-input", "missing-input", "count"],
+)
+def test_bad_tensors_name_the_input(env, mutate, field) -> None:  # type: ignore[no-untyped-def]
+    request = _request()
+    mutate(request)
+    with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "app", request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(err.value) == [field]
+
+
+def test_unreleased_versions_are_refused(env) -> None:  # type: ignore[no-untyped-def]
+    version, _, _ = _register(env["registry"]["admin"], "churn")
+    with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "app", _request(version=str(version)))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_revoked_version_stops_serving_within_seconds(env) -> None:  # type: ignore[no-untyped-def]
+    assert _infer(env, "app", _request()).outputs[0].shape == [2, 2]
+    env["registry"]["bob"].RevokeModelVersion(registry_pb2.RevokeModelVersionRequest(name="churn", version=env["version"], reason="test"))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            _infer(env, "app", _request(version=str(env["version"])))
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION
+            return
+        time.sleep(0.2)
+    raise AssertionError("a revoked version still serves after 5 s")
+
+
+def test_policy_reload_without_restart(env) -> None:  # type: ignore[no-untyped-def]
+    _infer(env, "app", _request(purpose="demo"))
+    policy = env["home"].policies / "inference.cedar"
+    policy.write_text(policy.read_text().replace('"demo"]', '"demo-retired"]'))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            _infer(env, "app", _request(purpose="demo"))
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the new policy was not picked up")
+    (env["home"].policies / "broken.cedar").write_text('@id("broken")\npermit (principal, action, resource) when { nonsense };\n')
+    time.sleep(1.5)
+    with pytest.raises(grpc.RpcError) as err:  # the refused set did not replace the live one
+        _infer(env, "app", _request(purpose="demo"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.privet_toml("[inference]\nrequests_per_minute = 3\n")
+def test_quota_exhausted(env) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        _infer(env, "app", _request())
+    with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "app", _request())
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "3 requests a minute" in err.value.details()
+    _infer(env, "admin", _request())  # quotas are per principal
+
+
+def test_requests_are_counted_in_the_audit_log_without_payloads(env) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(5):
+        _infer(env, "app", _request())
+    with pytest.raises(grpc.RpcError):
+        _infer(env, "app", _request(purpose="marketing"))
+    rt: Runtime = env["runtime"]
+    deadline = time.monotonic() + 5
+    counted = 0
+    while time.monotonic() < deadline and counted < 5:
+        with rt.read() as s:
+            rows = s.execute(select(AuditEvent).where(AuditEvent.action == "inference.ModelInfer")).scalars().all()
+        counted = sum(json.loads(r.details)["requests"] for r in rows if r.decision == "allow")
+        time.sleep(0.2)
+    assert counted == 5
+    assert any(r.decision == "deny" and "default-deny" in r.policy_ids for r in rows)
+    assert all("61.0" not in r.details and "premium" not in r.details for r in rows)
+
+
+def test_weights_are_never_on_disk_in_plaintext(env) -> None:  # type: ignore[no-untyped-def]
+    _infer(env, "app", _request())
+    needle = env["weights"][-64:-32]
+    for path in env["home"].root.rglob("*"):
+        if path.is_file():
+            assert needle not in path.read_bytes(), path
