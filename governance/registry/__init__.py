@@ -1,0 +1,23 @@
+"""The model registry: versions with sealed weights and facts, and policy-gated releases.
+
+`ModelRegistry` is the whole public face; the safetensors check (`weights_format`) and the
+facts the release gates decide over (`gates`) sit behind it. The rules are in
+`policies/release.cedar`.
+"""
+
+from governance.registry.gates import ReleaseFacts, Stage
+from governance.registry.registry import ApprovalRecord, ModelRecord, ModelRegistry, VersionRecord, VersionSpec
+from governance.registry.weights_format import SafetensorsChecker, TensorInfo, parse_safetensors
+
+__all__ = [
+    "ApprovalRecord",
+    "ModelRecord",
+    "ModelRegistry",
+    "ReleaseFacts",
+    "SafetensorsChecker",
+    "Stage",
+    "TensorInfo",
+    "VersionRecord",
+    "VersionSpec",
+    "parse_safetensors",
+]

@@ -1,0 +1,129 @@
+"""The facts a release gate decides over, as a Cedar entity, and its denials in plain words.
+
+The rules themselves live in `policies/release.cedar`; this module only states the facts
+(exactly: epsilon and delta become integers, rounded up so that rounding never lets a
+value through) and explains, for each policy that denied, what was not met.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from governance.policy.engine import DEFAULT_DENY, NAMESPACE
+
+__all__ = ["Stage", "ReleaseFacts", "metrics_shortfalls", "reasons_for", "EPSILON_LIMIT", "DELTA_LIMIT"]
+
+EPSILON_LIMIT = 8.0  # stated here for messages only; the rule is in release.cedar
+DELTA_LIMIT = 1e-5
+
+
+class Stage:
+    REGISTERED = "REGISTERED"
+    CANDIDATE = "CANDIDATE"
+    APPROVED = "APPROVED"
+    RELEASED = "RELEASED"
+    REVOKED = "REVOKED"
+    ORDER = (REGISTERED, CANDIDATE, APPROVED, RELEASED, REVOKED)
+
+
+def _scaled_up(value: float | None, scale: int) -> int:
+    """`value * scale` rounded up, exactly (no binary floating-point error)."""
+    if value is None or not math.isfinite(value):
+        return 0 if value is None else 2**62
+    return int((Decimal(repr(float(value))) * scale).to_integral_value(rounding=ROUND_CEILING))
+
+
+def metrics_shortfalls(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:
+    """Plain-word description of every threshold a metric does not meet (missing = unmet)."""
+    out = []
+    for name in sorted(thresholds):
+        minimum = thresholds[name]
+        if name not in metrics:
+            out.append(f"metric {name!r} is missing (threshold {minimum:g})")
+        elif not metrics[name] >= minimum:
+            out.append(f"metric {name!r} is {metrics[name]:g}, below the threshold {minimum:g}")
+    return out
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """What a gate knows about a version at the moment of a transition."""
+
+    version_id: str
+    model: str
+    version: int
+    stage: str
+    owner: str
+    trainer: str
+    requester: str
+    approvers: tuple[str, ...]
+    trained_on_personal_data: bool
+    has_guarantee: bool
+    epsilon: float | None
+    delta: float | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def shortfalls(self) -> list[str]:
+        return metrics_shortfalls(self.metrics, self.thresholds)
+
+    def entity(self) -> dict[str, Any]:
+        """The `Privet::ModelVersion` entity (JSON form) for a Cedar request."""
+        return {
+            "uid": {"type": f"{NAMESPACE}::ModelVersion", "id": self.version_id},
+            "attrs": {
+                "model": self.model,
+                "version": self.version,
+                "stage": self.stage,
+                "owner": self.owner,
+                "trainer": self.trainer,
+                "requester": self.requester,
+                "approvers": sorted(self.approvers),
+                "trained_on_personal_data": self.trained_on_personal_data,
+                "has_guarantee": self.has_guarantee,
+                "epsilon_milli": _scaled_up(self.epsilon, 1000) if self.has_guarantee else 0,
+                "delta_ppb": _scaled_up(self.delta, 10**9) if self.has_guarantee else 0,
+                "metrics_ok": not self.shortfalls,
+            },
+            "parents": [],
+        }
+
+    def audit_details(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "trainer": self.trainer,
+            "requester": self.requester,
+            "approvers": sorted(self.approvers),
+            "trained_on_personal_data": self.trained_on_personal_data,
+            "has_guarantee": self.has_guarantee,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "metrics": self.metrics,
+            "thresholds": self.thresholds,
+        }
+
+
+def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, action: str) -> tuple[str, ...]:
+    """One plain-word sentence per denying policy (unknown ids get a generic sentence)."""
+    out: list[str] = []
+    for pid in policy_ids:
+        if pid == "metrics-meet-thresholds":
+            out.extend(facts.shortfalls or ["the metrics do not meet the recorded thresholds"])
+            continue
+        text = {
+            DEFAULT_DENY: f"no policy permits {caller} to {action.removeprefix('model.')} this version",
+            "approval-only-by-approver": f"{caller} is not an approver",
+            "approval-not-by-requester": f"{caller} requested this release and cannot also approve it",
+            "approval-not-by-trainer": f"{caller} trained this model and cannot approve its release",
+            "release-only-by-release-manager": f"{caller} is not a release manager",
+            "release-needs-approval": "the version has no approval",
+            "dp-guarantee-required": "the model was trained on personal data but carries no differential-privacy guarantee",
+            "dp-epsilon-at-most-8": f"the model was trained on personal data with epsilon {facts.epsilon:g}, above the limit of {EPSILON_LIMIT:g}" if facts.epsilon is not None else "epsilon is above the limit",
+            "dp-delta-at-most-1e-5": f"the model was trained on personal data with delta {facts.delta:g}, above the limit of {DELTA_LIMIT:g}" if facts.delta is not None else "delta is above the limit",
+        }.get(pid, f"denied by policy {pid}")
+        out.append(text)
+    return tuple(out)

@@ -1,0 +1,542 @@
+"""The model registry: sealed weights, facts, and stage transitions decided by Cedar.
+
+    registry = ModelRegistry(runtime)                 # keyring: PRIVET_HOME/keys by default
+    record = registry.create_version(alice, spec, chunks)
+    registry.request_release(alice, "m", 1, thresholds={"accuracy": 0.9})
+    registry.approve(dana, "m", 1); registry.release(bob, "m", 1)
+    for piece in registry.download(app, "m", 1): ...
+
+Writes follow one order so that nothing half-done is ever visible: weights are sealed into
+a blob under a fresh data key and the blob committed (fsync + rename); only then are the
+version row and its audit event inserted, in one transaction. If anything fails before
+that transaction commits, the blob is removed again.
+
+Every transition (request, approve, release, revoke) runs inside one write unit: read the
+version (locked on PostgreSQL), decide with Cedar over its facts, append the decision to
+the audit log, and, if allowed, move the stage with a compare-and-set on the stage read.
+A denial commits its audit event and changes nothing; a transition that lost a race
+changes nothing and raises FailedPrecondition, so no stage is ever skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from governance.audit.log import Event
+from governance.crypto import FileKeyring, KeyEncryptionKeys, open_weights, rewrap, seal_weights
+from governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from governance.identity.principals import Principal
+from governance.registry.gates import ReleaseFacts, Stage, reasons_for
+from governance.registry.weights_format import SafetensorsChecker, TensorInfo
+from governance.runtime import Runtime
+from governance.store.registry_tables import Model, ModelApproval, ModelVersion
+
+__all__ = ["ModelRegistry", "VersionSpec", "VersionRecord", "ModelRecord", "ApprovalRecord"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """What a caller states about a new version (the weights come separately)."""
+
+    model_name: str
+    architecture: str = ""
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # [{name, datatype, shape}]
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    lineage: dict[str, str] = field(default_factory=dict)
+    guarantee: dict[str, Any] | None = None  # epsilon, delta, noise_multiplier, ...
+    trained_on_personal_data: bool = False
+    preprocessing_json: str = ""
+    description: str = ""
+    expected_size: int = 0  # 0 = not stated
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    principal: str
+    at_us: int
+    note: str
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A version as callers see it (never the wrapped key)."""
+
+    id: str
+    model_name: str
+    version: int
+    stage: str
+    digest: str
+    size_bytes: int
+    architecture: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    metrics: dict[str, float]
+    lineage: dict[str, str]
+    guarantee: dict[str, Any] | None
+    trained_on_personal_data: bool
+    tensors: list[dict[str, Any]]
+    preprocessing_json: str
+    description: str
+    created_by: str
+    created_us: int
+    requested_by: str
+    thresholds: dict[str, float]
+    approvals: list[ApprovalRecord]
+    released_by: str
+    revoked_reason: str
+    erased: bool
+    key_id: str
+    blob_digest: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    owner: str
+    created_us: int
+    latest_version: int
+    released_version: int  # 0 = none
+
+
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _resource(name: str, version: int) -> str:
+    return f"model/{name}/{version}"
+
+
+class ModelRegistry:
+    """Models and versions on one Runtime. Thread-safe (all writes go through the runtime)."""
+
+    def __init__(self, runtime: Runtime, keyring: KeyEncryptionKeys | None = None, *, chunk_size: int | None = None) -> None:
+        self._rt = runtime
+        self._keyring = keyring if keyring is not None else FileKeyring(runtime.home.keys)
+        self._chunk_size = chunk_size
+
+    @property
+    def keyring(self) -> KeyEncryptionKeys:
+        return self._keyring
+
+    # -- creating -------------------------------------------------------------------------
+    def create_version(self, principal: Principal, spec: VersionSpec, chunks: Iterable[bytes]) -> VersionRecord:
+        """Validate, seal and register one version; returns it at stage REGISTERED.
+
+        `chunks` are the safetensors bytes in order. Raises InvalidArgument (field named)
+        for bad metadata or anything that is not safetensors, ResourceExhausted past the
+        upload limit. On any error no version and no blob remain.
+        """
+        _check_spec(spec)
+        version_id = uuid.uuid4().hex
+        checker = SafetensorsChecker(field="weights")
+        source = _CheckedStream(chunks, checker, self._rt.settings.max_upload_bytes)
+        writer = self._rt.blobs.writer()
+        try:
+            kwargs = {"chunk_size": self._chunk_size} if self._chunk_size else {}
+            sealed = seal_weights(source, _Sink(writer), version_id=version_id, keyring=self._keyring, **kwargs)
+            tensors = checker.finish()
+            if spec.expected_size and spec.expected_size != sealed.size:
+                raise InvalidArgument("metadata.expected_size", f"stated {spec.expected_size} bytes, received {sealed.size}")
+        except BaseException:
+            writer.abort()
+            raise
+        blob_digest = writer.commit()
+        who = principal.id.principal
+        try:
+            return self._insert_version(who, spec, version_id, sealed, blob_digest, tensors)
+        except BaseException:
+            self._rt.blobs.delete(blob_digest)  # a fresh data key: no other version shares it
+            raise
+
+    def _insert_version(self, who, spec, version_id, sealed, blob_digest, tensors: list[TensorInfo]) -> VersionRecord:  # type: ignore[no-untyped-def]
+        guarantee = dict(spec.guarantee) if spec.guarantee is not None else None
+        trainer = spec.lineage.get("trained_by") or who
+
+        def unit(session: Session) -> VersionRecord:
+            now = _now_us()
+            model = session.get(Model, spec.model_name, with_for_update=True)
+            if model is None:
+                model = Model(name=spec.model_name, owner=who, created_us=now, latest_version=0)
+                session.add(model)
+            model.latest_version += 1
+            row = ModelVersion(
+                id=version_id, model_name=spec.model_name, version=model.latest_version, stage=Stage.REGISTERED,
+                digest=sealed.digest, size_bytes=sealed.size, blob_digest=blob_digest, kek_id=sealed.kek_id,
+                wrapped_key=sealed.wrapped_key, erased=False, tensors_json=_dumps([t.to_json() for t in tensors]),
+                architecture=spec.architecture, signature_json=_dumps({"inputs": spec.inputs, "outputs": spec.outputs}),
+                metrics_json=_dumps(spec.metrics), lineage_json=_dumps(spec.lineage), has_guarantee=guarantee is not None,
+                dp_epsilon=guarantee.get("epsilon") if guarantee else None, dp_delta=guarantee.get("delta") if guarantee else None,
+                guarantee_json=_dumps(guarantee or {}), trained_on_personal_data=spec.trained_on_personal_data, trainer=trainer,
+                preprocessing_json=spec.preprocessing_json, description=spec.description, created_by=who, created_us=now,
+                thresholds_json="{}",
+            )
+            session.add(row)
+            session.flush()
+            self._rt.audit.append(Event(
+                principal=who, action="registry.CreateModelVersion", resource=_resource(spec.model_name, row.version),
+                decision="allow",
+                details={"version_id": version_id, "digest": sealed.digest, "size": sealed.size, "blob": blob_digest,
+                         "kek_id": sealed.kek_id, "tensors": len(tensors), "architecture": spec.architecture,
+                         "has_guarantee": guarantee is not None, "trained_on_personal_data": spec.trained_on_personal_data,
+                         "lineage": spec.lineage},
+            ))
+            return _record(row, [])
+
+        for attempt in range(3):  # two replicas creating the same new model: one insert loses, retry
+            try:
+                return self._rt.write(unit)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- reading --------------------------------------------------------------------------
+    def get_model(self, name: str) -> ModelRecord:
+        with self._rt.read() as session:
+            model = session.get(Model, name)
+            if model is None:
+                raise NotFound(f"model {name!r} not found")
+            return _model_record(session, model)
+
+    def list_models(self, *, page_size: int = 100, page_token: str = "") -> tuple[list[ModelRecord], str]:
+        size = _page_size(page_size)
+        with self._rt.read() as session:
+            query = select(Model).order_by(Model.name).limit(size + 1)
+            if page_token:
+                query = query.where(Model.name > page_token)
+            rows = list(session.scalars(query))
+            token = rows[size - 1].name if len(rows) > size else ""
+            return [_model_record(session, m) for m in rows[:size]], token
+
+    def get_version(self, name: str, version: int = 0, alias: str = "") -> VersionRecord:
+        """`version` > 0, or alias "released" (or "latest") with version 0."""
+        with self._rt.read() as session:
+            row = _find_version(session, name, version, alias)
+            return _record(row, _approvals(session, row.id))
+
+    def list_versions(self, name: str, *, page_size: int = 100, page_token: str = "") -> tuple[list[VersionRecord], str]:
+        size = _page_size(page_size)
+        try:
+            after = int(page_token) if page_token else 0
+        except ValueError:
+            raise InvalidArgument("page.page_token", "not a token this service issued") from None
+        with self._rt.read() as session:
+            if session.get(Model, name) is None:
+                raise NotFound(f"model {name!r} not found")
+            query = select(ModelVersion).where(ModelVersion.model_name == name, ModelVersion.version > after).order_by(ModelVersion.version).limit(size + 1)
+            rows = list(session.scalars(query))
+            token = str(rows[size - 1].version) if len(rows) > size else ""
+            return [_record(r, _approvals(session, r.id)) for r in rows[:size]], token
+
+    def download(self, principal: Principal, name: str, version: int) -> Iterator[bytes]:
+        """Decrypted weights, chunk by chunk; the download is audited before the first byte.
+
+        The key is unwrapped and the blob opened before this returns. A consumer must treat
+        the bytes as unverified until iteration ends without error: every chunk is
+        authenticated, the end of the stream and the plaintext digest only at the end.
+        Raises FailedPrecondition for erased weights, DataLoss (WeightsTampered) for a
+        blob that is missing or does not verify.
+        """
+        with self._rt.read() as session:
+            row = _find_version(session, name, version, "")
+        if row.erased or row.wrapped_key is None or row.kek_id is None:
+            raise FailedPrecondition(f"the weights of {name}:{row.version} were erased")
+        self._rt.record(Event(principal=principal.id.principal, action="registry.DownloadWeights", resource=_resource(name, row.version),
+                              decision="allow", details={"version_id": row.id, "digest": row.digest, "size": row.size_bytes}))
+        try:
+            blob = self._rt.blobs.open(row.blob_digest)
+        except NotFound:
+            raise DataLoss(f"the sealed weights of {name}:{row.version} are missing from the blob store") from None
+        try:
+            chunks = open_weights(blob, version_id=row.id, kek_id=row.kek_id, wrapped_key=row.wrapped_key,
+                                  keyring=self._keyring, expected_digest=row.digest)
+        except BaseException:
+            blob.close()
+            raise
+        return _closing(chunks, blob)
+
+    # -- transitions ----------------------------------------------------------------------
+    def request_release(self, principal: Principal, name: str, version: int, *, thresholds: dict[str, float] | None = None, note: str = "") -> VersionRecord:
+        """REGISTERED -> CANDIDATE; records the metric thresholds later gates check."""
+        limits = {str(k): float(v) for k, v in (thresholds or {}).items()}
+        for key, value in limits.items():
+            if not math.isfinite(value):
+                raise InvalidArgument(f"metric_thresholds[{key}]", "must be a finite number")
+        now = _now_us()
+        who = principal.id.principal
+        return self._transition(
+            principal, name, version, action="model.request", rpc="RequestRelease", from_stages=(Stage.REGISTERED,), to=Stage.CANDIDATE,
+            changes={"requested_by": who, "requested_us": now, "thresholds_json": _dumps(limits)},
+            facts_override={"requester": who, "thresholds": limits}, note=note,
+        )
+
+    def approve(self, principal: Principal, name: str, version: int, *, note: str = "") -> VersionRecord:
+        """CANDIDATE -> APPROVED, by an approver other than the requester and the trainer."""
+        who = principal.id.principal
+
+        def add_approval(session: Session, row: ModelVersion) -> None:
+            session.add(ModelApproval(version_id=row.id, principal=who, at_us=_now_us(), note=note))
+
+        return self._transition(principal, name, version, action="model.approve", rpc="ApproveRelease", from_stages=(Stage.CANDIDATE,), to=Stage.APPROVED, also=add_approval, note=note)
+
+    def release(self, principal: Principal, name: str, version: int) -> VersionRecord:
+        """APPROVED -> RELEASED, by a release manager."""
+        return self._transition(principal, name, version, action="model.release", rpc="ReleaseModelVersion", from_stages=(Stage.APPROVED,), to=Stage.RELEASED,
+                                changes={"released_by": principal.id.principal, "released_us": _now_us()})
+
+    def revoke(self, principal: Principal, name: str, version: int, *, erase: bool = False, reason: str = "") -> VersionRecord:
+        """Any stage -> REVOKED. With `erase`, the wrapped data key is dropped: the weights
+        can never be decrypted again. A revoked version may still be erased later."""
+        changes: dict[str, Any] = {"revoked_by": principal.id.principal, "revoked_us": _now_us(), "revoked_reason": reason}
+        if erase:
+            changes |= {"wrapped_key": None, "kek_id": None, "erased": True}
+        sources = tuple(s for s in Stage.ORDER if s != Stage.REVOKED) + ((Stage.REVOKED,) if erase else ())
+        return self._transition(principal, name, version, action="model.revoke", rpc="RevokeModelVersion", from_stages=sources, to=Stage.REVOKED,
+                                changes=changes, note=reason, extra_details={"erase": erase})
+
+    def _transition(
+        self,
+        principal: Principal,
+        name: str,
+        version: int,
+        *,
+        action: str,
+        rpc: str,
+        from_stages: tuple[str, ...],
+        to: str,
+        changes: dict[str, Any] | None = None,
+        facts_override: dict[str, Any] | None = None,
+        also: Callable[[Session, ModelVersion], None] | None = None,
+        note: str = "",
+        extra_details: dict[str, Any] | None = None,
+    ) -> VersionRecord:
+        who = principal.id.principal
+        engine = self._rt.policies.engine
+
+        def unit(session: Session) -> tuple[VersionRecord | None, PermissionDenied | FailedPrecondition | None]:
+            row = _find_version(session, name, version, "", lock=True)
+            resource = _resource(name, row.version)
+            audit_action = f"registry.{rpc}"
+            if row.stage not in from_stages:
+                why = f"{name}:{row.version} is {row.stage}; {rpc} needs {' or '.join(from_stages)}"
+                self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="deny", details={"reason": why, "stage": row.stage}))
+                return None, FailedPrecondition(why)
+            facts = _facts(session, row, facts_override or {})
+            decision = engine.decide(principal, action, ("ModelVersion", row.id), {"caller": who}, [facts.entity()])
+            policy_ids = tuple(sorted(decision.policy_ids))
+            details = {"from": row.stage, "to": to, "version_id": row.id, "facts": facts.audit_details(), **(extra_details or {})}
+            if note:
+                details["note"] = note
+            if not decision.allowed:
+                reasons = reasons_for(policy_ids, facts, who, action)
+                self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="deny", policy_ids=policy_ids, details=details | {"reasons": list(reasons)}))
+                message = f"{who} may not {rpc} {name}:{row.version}: " + "; ".join(reasons) + f" (policies: {', '.join(policy_ids)})"
+                return None, PermissionDenied(message, policy_ids=policy_ids, reasons=reasons)
+            # Compare-and-set on the stage read above: a concurrent transition that got
+            # there first makes this one change nothing (and the unit roll back).
+            moved = session.execute(
+                update(ModelVersion).where(ModelVersion.id == row.id, ModelVersion.stage == row.stage).values(stage=to, **(changes or {}))
+            ).rowcount
+            if moved != 1:
+                raise FailedPrecondition(f"{name}:{row.version} changed stage concurrently; try again")
+            if also is not None:
+                also(session, row)
+            session.flush()
+            self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="allow", policy_ids=policy_ids, details=details))
+            fresh = session.get(ModelVersion, row.id, populate_existing=True)
+            assert fresh is not None
+            return _record(fresh, _approvals(session, row.id)), None
+
+        record, error = self._rt.write(unit)
+        if error is not None:
+            raise error
+        assert record is not None
+        return record
+
+    # -- keys -----------------------------------------------------------------------------
+    def rotate_keys(self, principal: Principal) -> tuple[str, int]:
+        """Make a new key-encryption key active and rewrap every live data key under it.
+        Blobs are not touched. Returns (new key id, number of keys rewrapped)."""
+        new_id = self._keyring.rotate()
+        who = principal.id.principal
+
+        def unit(session: Session) -> int:
+            rows = list(session.scalars(select(ModelVersion).where(ModelVersion.wrapped_key.is_not(None)).with_for_update()))  # type: ignore[union-attr]
+            count = 0
+            for row in rows:
+                assert row.kek_id is not None and row.wrapped_key is not None
+                kek_id, wrapped = rewrap(row.kek_id, row.wrapped_key, self._keyring)
+                if (kek_id, wrapped) != (row.kek_id, row.wrapped_key):
+                    row.kek_id, row.wrapped_key = kek_id, wrapped
+                    count += 1
+            session.flush()
+            self._rt.audit.append(Event(principal=who, action="registry.RotateKeys", resource="keys/kek", decision="allow",
+                                        details={"active_key": self._keyring.active_id, "rewrapped": count}))
+            return count
+
+        return new_id, self._rt.write(unit)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+class _Sink:
+    """Adapts BlobWriter (whose write returns None) to the raw-stream contract seal_weights needs."""
+
+    def __init__(self, writer) -> None:  # type: ignore[no-untyped-def]
+        self._writer = writer
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._writer.write(data)
+        return len(data)
+
+
+class _CheckedStream(io.RawIOBase):
+    """A readable stream over uploaded chunks that checks the safetensors framing and the
+    size limit as the bytes go by."""
+
+    def __init__(self, chunks: Iterable[bytes], checker: SafetensorsChecker, limit: int) -> None:
+        self._chunks = iter(chunks)
+        self._checker = checker
+        self._limit = limit
+        self._pending = memoryview(b"")
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        while not self._pending:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                return 0
+            self.size += len(chunk)
+            if self.size > self._limit:
+                raise ResourceExhausted(f"weights larger than the upload limit of {self._limit} bytes")
+            self._checker.feed(chunk)
+            self._pending = memoryview(chunk).cast("B")
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _closing(chunks: Iterator[bytes], handle) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+    try:
+        yield from chunks
+    finally:
+        handle.close()
+
+
+def _check_spec(spec: VersionSpec) -> None:
+    if not _NAME.fullmatch(spec.model_name or ""):
+        raise InvalidArgument("metadata.model_name", "1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
+    for key, value in spec.metrics.items():
+        if not math.isfinite(value):
+            raise InvalidArgument(f"metadata.metrics[{key}]", "must be a finite number")
+    if spec.guarantee is not None:
+        eps, delta = spec.guarantee.get("epsilon"), spec.guarantee.get("delta")
+        if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+            raise InvalidArgument("metadata.guarantee.epsilon", "must be a finite number >= 0")
+        if not isinstance(delta, (int, float)) or not 0 <= delta < 1:
+            raise InvalidArgument("metadata.guarantee.delta", "must be in [0, 1)")
+    if spec.expected_size < 0:
+        raise InvalidArgument("metadata.expected_size", "must not be negative")
+    for which in ("preprocessing_json",):
+        text = getattr(spec, which)
+        if text:
+            try:
+                json.loads(text)
+            except ValueError:
+                raise InvalidArgument(f"metadata.{which}", "must be JSON") from None
+
+
+def _page_size(size: int) -> int:
+    if size < 0:
+        raise InvalidArgument("page.page_size", "must not be negative")
+    return min(size or 100, _MAX_PAGE)
+
+
+def _find_version(session: Session, name: str, version: int, alias: str, *, lock: bool = False) -> ModelVersion:
+    query = select(ModelVersion).where(ModelVersion.model_name == name)
+    if version > 0:
+        query = query.where(ModelVersion.version == version)
+    elif version == 0 and alias == "released":
+        query = query.where(ModelVersion.stage == Stage.RELEASED).order_by(ModelVersion.version.desc()).limit(1)  # type: ignore[attr-defined]
+    elif version == 0 and alias == "latest":
+        query = query.order_by(ModelVersion.version.desc()).limit(1)  # type: ignore[attr-defined]
+    else:
+        raise InvalidArgument("version", "give a version number, or version 0 with alias \"released\" or \"latest\"")
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        what = f"{name}:{version}" if version > 0 else f"{name} ({alias})"
+        raise NotFound(f"model version {what} not found")
+    return row
+
+
+def _approvals(session: Session, version_id: str) -> list[ApprovalRecord]:
+    rows = session.scalars(select(ModelApproval).where(ModelApproval.version_id == version_id).order_by(ModelApproval.at_us))
+    return [ApprovalRecord(a.principal, a.at_us, a.note) for a in rows]
+
+
+def _facts(session: Session, row: ModelVersion, override: dict[str, Any]) -> ReleaseFacts:
+    model = session.get(Model, row.model_name)
+    values: dict[str, Any] = {
+        "version_id": row.id,
+        "model": row.model_name,
+        "version": row.version,
+        "stage": row.stage,
+        "owner": model.owner if model else "",
+        "trainer": row.trainer,
+        "requester": row.requested_by or "",
+        "approvers": tuple(a.principal for a in _approvals(session, row.id)),
+        "trained_on_personal_data": row.trained_on_personal_data,
+        "has_guarantee": row.has_guarantee,
+        "epsilon": row.dp_epsilon,
+        "delta": row.dp_delta,
+        "metrics": json.loads(row.metrics_json),
+        "thresholds": json.loads(row.thresholds_json),
+    }
+    values.update(override)
+    return ReleaseFacts(**values)
+
+
+def _model_record(session: Session, model: Model) -> ModelRecord:
+    released = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_name == model.name, ModelVersion.stage == Stage.RELEASED))
+    return ModelRecord(model.name, model.owner, model.created_us, model.latest_version, int(released or 0))
+
+
+def _record(row: ModelVersion, approvals: list[ApprovalRecord]) -> VersionRecord:
+    signature = json.loads(row.signature_json)
+    guarantee = json.loads(row.guarantee_json) if row.has_guarantee else None
+    return VersionRecord(
+        id=row.id, model_name=row.model_name, version=row.version, stage=row.stage, digest=row.digest, size_bytes=row.size_bytes,
+        architecture=row.architecture, inputs=signature.get("inputs", []), outputs=signature.get("outputs", []),
+        metrics=json.loads(row.metrics_json), lineage=json.loads(row.lineage_json), guarantee=guarantee,
+        trained_on_personal_data=row.trained_on_personal_data, tensors=json.loads(row.tensors_json),
+        preprocessing_json=row.preprocessing_json, description=row.description, created_by=row.created_by, created_us=row.created_us,
+        requested_by=row.requested_by or "", thresholds=json.loads(row.thresholds_json), approvals=approvals,
+        released_by=row.released_by or "", revoked_reason=row.revoked_reason or "", erased=row.erased, key_id=row.kek_id or "",
+        blob_digest=row.blob_digest,
+    )

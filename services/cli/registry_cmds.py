@@ -1,0 +1,245 @@
+"""privet models register | list | show | download; privet release request | approve |
+publish | revoke; privet keys rotate."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import typer
+from google.protobuf.json_format import MessageToDict, ParseDict
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from services.cli.app import app, console, ctx_of, emit
+from services.cli.clients import stub
+
+__all__: list[str] = []
+
+models_app = typer.Typer(help="Register, inspect and download model versions.", no_args_is_help=True)
+release_app = typer.Typer(help="Move a version through the release gates.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key-encryption keys of the weights at rest.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(release_app, name="release")
+app.add_typer(keys_app, name="keys")
+
+UPLOAD_CHUNK = 1 << 20  # well under the message size limit
+
+
+def _registry(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from privet.registry.v1 import registry_pb2_grpc
+
+    return stub(ctx_of(ctx), "registry", registry_pb2_grpc.RegistryServiceStub)
+
+
+def _split(ref: str, *, need_version: bool) -> tuple[str, int]:
+    name, sep, version = ref.partition(":")
+    if not name or (sep and not version.isdigit()) or (need_version and not sep):
+        raise typer.BadParameter(f"expected NAME:VERSION, got {ref!r}" if need_version else f"expected NAME or NAME:VERSION, got {ref!r}")
+    return name, int(version) if sep else 0
+
+
+def _as_dict(message: Any) -> dict:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _progress(disabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console, transient=True, disable=disabled)
+
+
+def _version_line(v: Any) -> str:
+    from privet.registry.v1 import registry_pb2
+
+    stage = registry_pb2.Stage.Name(v.stage).removeprefix("STAGE_")
+    return f"{v.model_name}:{v.version} [bold]{stage}[/bold] sha256={v.digest[:16]}… {v.size_bytes} bytes"
+
+
+@models_app.command("register")
+def register(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Model name."),
+    weights: pathlib.Path = typer.Option(..., "--weights", exists=True, dir_okay=False, help="FILE.safetensors (pickle is refused)."),
+    metadata: Optional[pathlib.Path] = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="JSON: architecture, inputs, outputs, metrics, lineage, guarantee, trained_on_personal_data, ..."),
+) -> None:
+    """Upload a safetensors file as a new version (sealed at rest under a fresh data key)."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    meta = registry_pb2.ModelVersionMetadata()
+    if metadata is not None:
+        try:
+            ParseDict(json.loads(metadata.read_text()), meta)
+        except Exception as exc:  # noqa: BLE001 - one clear line for any malformed file
+            raise ValueError(f"{metadata}: not valid version metadata: {exc}") from None
+    size = weights.stat().st_size
+    meta.model_name, meta.expected_size = name, size
+    with _registry(ctx) as s, _progress(c.json) as progress:
+        task = progress.add_task(f"uploading {weights.name}", total=size)
+
+        def requests() -> Iterator[Any]:
+            yield registry_pb2.CreateModelVersionRequest(metadata=meta)
+            with open(weights, "rb") as f:
+                while piece := f.read(UPLOAD_CHUNK):
+                    yield registry_pb2.CreateModelVersionRequest(chunk=piece)
+                    progress.advance(task, len(piece))
+
+        version = s.CreateModelVersion(requests())
+    emit(c, _as_dict(version), f"[green]✓[/green] registered {_version_line(version)}")
+
+
+@models_app.command("list")
+def list_models(ctx: typer.Context) -> None:
+    """Every model, with its latest and released versions."""
+    from privet.common.v1 import types_pb2
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    models, token = [], ""
+    with _registry(ctx) as s:
+        while True:
+            reply = s.ListModels(registry_pb2.ListModelsRequest(page=types_pb2.PageRequest(page_size=1000, page_token=token)))
+            models.extend(reply.models)
+            token = reply.next_page_token
+            if not token:
+                break
+    table = Table("name", "owner", "latest", "released")
+    for m in models:
+        table.add_row(m.name, m.owner, str(m.latest_version), str(m.released_version or "-"))
+    emit(c, [_as_dict(m) for m in models], table)
+
+
+@models_app.command("show")
+def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[:VERSION]")) -> None:
+    """One model and its versions, or one version with all its facts."""
+    from privet.common.v1 import types_pb2
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=False)
+    with _registry(ctx) as s:
+        if version:
+            v = s.GetModelVersion(registry_pb2.GetModelVersionRequest(name=name, version=version))
+            emit(c, _as_dict(v), json.dumps(_as_dict(v), indent=2, sort_keys=True))
+            return
+        model = s.GetModel(registry_pb2.GetModelRequest(name=name))
+        versions, token = [], ""
+        while True:
+            reply = s.ListModelVersions(registry_pb2.ListModelVersionsRequest(name=name, page=types_pb2.PageRequest(page_size=1000, page_token=token)))
+            versions.extend(reply.versions)
+            token = reply.next_page_token
+            if not token:
+                break
+    table = Table("version", "stage", "digest", "bytes", "ε", "approvals", title=f"{model.name} (owner {model.owner})")
+    for v in versions:
+        eps = f"{v.guarantee.epsilon:g}" if v.has_guarantee else "-"
+        table.add_row(str(v.version), registry_pb2.Stage.Name(v.stage).removeprefix("STAGE_"), v.digest[:16], str(v.size_bytes), eps, ",".join(a.principal for a in v.approvals))
+    emit(c, {"model": _as_dict(model), "versions": [_as_dict(v) for v in versions]}, table)
+
+
+@models_app.command("download")
+def download(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME:VERSION"),
+    out: pathlib.Path = typer.Option(..., "--out", help="Where to write the safetensors file."),
+) -> None:
+    """Download decrypted weights; the file appears only once every byte and the digest verified."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    tmp = out.with_name(out.name + ".part")
+    try:
+        with _registry(ctx) as s, open(tmp, "wb") as f, _progress(c.json) as progress:
+            info = s.GetModelVersion(registry_pb2.GetModelVersionRequest(name=name, version=version))
+            task = progress.add_task(f"downloading {name}:{version}", total=info.size_bytes)
+            for piece in s.DownloadWeights(registry_pb2.DownloadWeightsRequest(name=name, version=version)):
+                f.write(piece.data)
+                progress.advance(task, len(piece.data))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    emit(c, {"out": str(out), "digest": info.digest, "size_bytes": info.size_bytes}, f"[green]✓[/green] {name}:{version} ({info.size_bytes} bytes, sha256 {info.digest[:16]}…) saved to {out}")
+
+
+def _thresholds(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        metric, sep, value = item.partition("=")
+        try:
+            out[metric] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not metric:
+            raise typer.BadParameter(f"--threshold takes METRIC=MINIMUM, got {item!r}")
+    return out
+
+
+@release_app.command("request")
+def request(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME:VERSION"),
+    threshold: list[str] = typer.Option([], "--threshold", help="METRIC=MINIMUM, repeatable; checked by every later gate."),
+    note: str = typer.Option("", "--note"),
+) -> None:
+    """REGISTERED -> CANDIDATE."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    with _registry(ctx) as s:
+        v = s.RequestRelease(registry_pb2.RequestReleaseRequest(name=name, version=version, metric_thresholds=_thresholds(threshold), note=note))
+    emit(c, _as_dict(v), f"[green]✓[/green] {_version_line(v)}")
+
+
+@release_app.command("approve")
+def approve(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME:VERSION"), note: str = typer.Option("", "--note")) -> None:
+    """CANDIDATE -> APPROVED (an approver who neither requested nor trained it)."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    with _registry(ctx) as s:
+        v = s.ApproveRelease(registry_pb2.ApproveReleaseRequest(name=name, version=version, note=note))
+    emit(c, _as_dict(v), f"[green]✓[/green] {_version_line(v)}")
+
+
+@release_app.command("publish")
+def publish(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME:VERSION")) -> None:
+    """APPROVED -> RELEASED (a release manager)."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    with _registry(ctx) as s:
+        v = s.ReleaseModelVersion(registry_pb2.ReleaseModelVersionRequest(name=name, version=version))
+    emit(c, _as_dict(v), f"[green]✓[/green] {_version_line(v)}")
+
+
+@release_app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME:VERSION"),
+    erase: bool = typer.Option(False, "--erase", help="Destroy the data key: the weights become unrecoverable."),
+    reason: str = typer.Option("", "--reason"),
+) -> None:
+    """Any stage -> REVOKED; with --erase, irreversibly."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    with _registry(ctx) as s:
+        v = s.RevokeModelVersion(registry_pb2.RevokeModelVersionRequest(name=name, version=version, erase=erase, reason=reason))
+    emit(c, _as_dict(v), f"[green]✓[/green] {_version_line(v)}" + (" (weights erased)" if v.erased else ""))
+
+
+@keys_app.command("rotate")
+def rotate(ctx: typer.Context) -> None:
+    """Add a key-encryption key and rewrap every data key under it (weights untouched)."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    with _registry(ctx) as s:
+        reply = s.RotateKeys(registry_pb2.RotateKeysRequest())
+    emit(c, {"key_id": reply.key_id, "rewrapped": reply.rewrapped}, f"[green]✓[/green] active key {reply.key_id}; {reply.rewrapped} data keys rewrapped")
