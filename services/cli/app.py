@@ -55,7 +55,7 @@ def root(
 
 
 def _register_commands() -> None:
-    from services.cli import audit_cmds, ingest_cmds, platform_cmds, registry_cmds, train_cmds  # noqa: F401 - they attach to `app`
+    from services.cli import audit_cmds, infer_cmds, ingest_cmds, platform_cmds, registry_cmds, train_cmds  # noqa: F401 - they attach to `app`
 
 
 def _one_line(exc: BaseException) -> str:
@@ -73,7 +73,7 @@ def main() -> None:
         result = app(standalone_mode=False)
         if isinstance(result, int) and result:
             sys.exit(result)  # click hands typer.Exit codes back instead of exiting
-    except (PrivetError, PolicyError, grpc.RpcError, OSError, ValueError) as exc:
+    except (PrivetError, PolicyError, grpc.RpcError, OSError, ValueError, RuntimeError) as exc:
         err_console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):

@@ -18,7 +18,7 @@ from governance.config import SERVICES
 from governance.runtime import Runtime
 from services.cli.app import app, console, ctx_of, emit
 from services.common.health import check_health, wait_healthy
-from services.launcher import start_services
+
 
 __all__: list[str] = []
 
@@ -55,6 +55,10 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
     if not c.home.ca_cert.exists():
         raise typer.BadParameter(f"{c.home.root} is not initialised: run `privet init` first")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Imported here: the servers load Privet's KServe protos, which must not share a process
+    # with tritonclient's (`privet infer`, `privet demo`).
+    from services.launcher import start_services
+
     runtime = Runtime.open(c.home)
     servers = start_services(runtime, names)
     stop = threading.Event()
