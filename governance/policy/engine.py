@@ -106,14 +106,19 @@ class PolicyEngine:
         entities = cedarpy.Entities.from_json_str(json.dumps(_directory_entities(directory)), schema)
         return cls(folder, directory, cedarpy.PolicySet.from_str(text), schema, entities, ids)
 
-    def decide(self, principal: Principal, action: str, resource: tuple[str, str], context: dict[str, Any], extra_entities: list[dict] | None = None) -> Decision:
-        """One Cedar request. `resource` is (entity type, id); `extra_entities` describe it.
+    def with_entities(self, extra_entities: list[dict]) -> Any:
+        """A parsed entity set: the directory plus `extra_entities`. Parse once, decide often
+        (a per-call parse costs more than the decision itself)."""
+        return self._entities.with_added_json_str(json.dumps(extra_entities))
+
+    def decide(self, principal: Principal, action: str, resource: tuple[str, str], context: dict[str, Any], extra_entities: list[dict] | None = None, *, entities: Any = None) -> Decision:
+        """One Cedar request. `resource` is (entity type, id); `extra_entities` describe it
+        (or `entities`, a handle from `with_entities` of this engine).
 
         Default deny: no permit → denied with no policy ids. A forbid wins over permits.
         """
-        entities = self._entities
-        if extra_entities:
-            entities = entities.with_added_json_str(json.dumps(extra_entities))
+        if entities is None:
+            entities = self.with_entities(extra_entities) if extra_entities else self._entities
         request = {
             "principal": principal_uid(principal),
             "action": entity_uid("Action", action),

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -61,6 +62,7 @@ class ModelCache:
         self._home = home
         self._poll_s = poll_s
         self._models: dict[tuple[str, int], LoadedModel] = {}
+        self._aliases: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="privet-revocation-watch", daemon=True)
@@ -90,6 +92,13 @@ class ModelCache:
 
     def get(self, name: str, version: str) -> LoadedModel:
         """The loaded model, loading it on first use. FailedPrecondition unless RELEASED."""
+        if not version.isdigit():
+            # The hot path: "released" resolves from the last answer for up to one poll period
+            # (the watcher drops a revoked version sooner than that matters).
+            with self._lock:
+                resolved = self._aliases.get((name, version or "released"))
+            if resolved is not None and resolved[1] > time.monotonic():
+                version = str(resolved[0])
         if version.isdigit():
             with self._lock:
                 cached = self._models.get((name, int(version)))
@@ -98,6 +107,9 @@ class ModelCache:
                     raise FailedPrecondition(f"{name}:{version} was revoked and no longer serves")
                 return cached
         described = self._describe(name, version)
+        if not version.isdigit() and described.stage == registry_pb2.STAGE_RELEASED:
+            with self._lock:
+                self._aliases[(name, version or "released")] = (described.version, time.monotonic() + self._poll_s)
         key = (name, described.version)
         with self._lock:
             cached = self._models.get(key)

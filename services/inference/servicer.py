@@ -32,6 +32,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self._max_rows = int(conf.get("max_batch_rows", 256))
         self._max_delay_s = float(conf.get("max_queue_delay_ms", 2)) / 1000
         self._batchers: dict[tuple[str, int], Batcher] = {}
+        self._entities: dict[tuple[int, str, int], tuple[object, object]] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -48,6 +49,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if batcher is None or batcher.model is not model:
                 batcher = self._batchers[key] = Batcher(model, max_rows=self._max_rows, max_delay_s=self._max_delay_s)
             return batcher
+
+    def _entities_for(self, engine, model: LoadedModel):  # type: ignore[no-untyped-def]
+        """The policy entities with this model's facts, parsed once per model and policy set."""
+        key = (id(engine), model.name, model.version)
+        cached = self._entities.get(key)
+        if cached is None or cached[0] is not engine:
+            facts = {"name": model.name, "version": model.version, "stage": model.stage, "epsilon_milli": int(model.epsilon * 1000), "owner": model.owner}
+            handle = engine.with_entities([{"uid": {"type": "Privet::ServedModel", "id": f"{model.name}:{model.version}"}, "attrs": facts, "parents": []}])
+            cached = self._entities[key] = (engine, handle)
+        return cached[1]
 
     def ServerLive(self, request, context):  # type: ignore[no-untyped-def]
         return pb.ServerLiveResponse(live=True)
@@ -79,14 +90,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         purpose = request.parameters["purpose"].string_param if "purpose" in request.parameters else ""
         model = self.models.get(request.model_name, request.model_version or "released")
         self.quotas.take(who.id.principal, model.name)
-        decision = self._rt.policies.engine.decide(
+        engine = self._rt.policies.engine
+        decision = engine.decide(
             who, PREDICT_ACTION, ("ServedModel", f"{model.name}:{model.version}"),
             {"purpose": purpose, "quota_used": self.quotas.used(who.id.principal, model.name), "quota_limit": self.quotas.per_minute},
-            extra_entities=[{
-                "uid": {"type": "Privet::ServedModel", "id": f"{model.name}:{model.version}"},
-                "attrs": {"name": model.name, "version": model.version, "stage": model.stage, "epsilon_milli": int(model.epsilon * 1000), "owner": model.owner},
-                "parents": [],
-            }],
+            entities=self._entities_for(engine, model),
         )
         self.audit.count(who.id.principal, model.name, model.version, model.digest, purpose, "allow" if decision.allowed else "deny", decision.policy_ids)
         if not decision.allowed:
