@@ -31,3 +31,35 @@ def bad_request_fields(exc: grpc.RpcError) -> list[str]:
         if detail.Unpack(bad):
             return [v.field for v in bad.field_violations]
     return []
+
+
+class ServeProcess:
+    """`privet serve all` in a child process, for tests that kill and restart it."""
+
+    def __init__(self, home: Home, log_path) -> None:  # type: ignore[no-untyped-def]
+        self.home = home
+        self.log_path = log_path
+        self.proc = None
+
+    def start(self) -> "ServeProcess":
+        import subprocess
+        import sys
+
+        from services.common.health import wait_healthy
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "--home", str(self.home.root), "serve", "all"], stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
+        results = wait_healthy(self.home, "admin", timeout=60)
+        assert all(r.ok for r in results), open(self.log_path).read()[-3000:]
+        return self
+
+    def kill(self) -> None:
+        import os
+        import signal
+
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=60)

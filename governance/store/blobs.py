@@ -79,8 +79,8 @@ class BlobStore:
         """Remove temporaries left by a crashed writer of this host. Call at start, before serving."""
         removed = 0
         for tmp in (self.root / _TMP_DIR).iterdir():
-            pid = tmp.name.split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            pid = _writer_pid(tmp.name)
+            if pid is not None and pid != os.getpid() and not _alive(pid):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -126,6 +126,15 @@ class BlobStore:
         for sub in self.root.iterdir():
             if sub.is_dir() and sub.name != _TMP_DIR:
                 yield from (p.name for p in sub.iterdir() if _DIGEST.match(p.name))
+
+
+def _writer_pid(name: str) -> int | None:
+    """Temporaries are named `<pid>-<random>` or `<label>-<pid>-<random>` by their writer."""
+    parts = name.split("-")
+    for part in parts[:2]:
+        if part.isdigit():
+            return int(part)
+    return None
 
 
 def _alive(pid: int) -> bool:

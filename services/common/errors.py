@@ -8,6 +8,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from governance import errors as e
 
@@ -45,7 +46,10 @@ def _pack(message) -> any_pb2.Any:  # type: ignore[no-untyped-def]
 
 def status_for(exc: BaseException) -> grpc.Status:
     """The gRPC status for an exception. Anything that is not a PrivetError is INTERNAL with
-    no detail: internals never leak to callers."""
+    no detail: internals never leak to callers — except a database that cannot be reached,
+    which is UNAVAILABLE (retryable), whoever noticed it first."""
+    if isinstance(exc, (OperationalError, InterfaceError)) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        exc = e.Unavailable("the database is unavailable; retry later")
     if not isinstance(exc, e.PrivetError):
         log.exception("internal error", exc_info=exc)
         return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message="internal error"))
