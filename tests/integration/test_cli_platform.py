@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+from governance.config import Home
+from tests.conftest import use_free_ports
 
 PRIVET = [sys.executable, "-m", "services.cli"]
 
@@ -19,22 +21,8 @@ def _run(home: pathlib.Path, *args: str, timeout: float = 60) -> subprocess.Comp
     return subprocess.run([*PRIVET, "--home", str(home), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _use_free_ports(home: pathlib.Path) -> None:
-    config = home / "privet.toml"
-    text = config.read_text()
-    for name, port in zip(("ingestion", "training", "registry", "inference"), _free_ports(4)):
-        text = text.replace(f'{name} = "127.0.0.1:{ {"ingestion": 50051, "training": 50052, "registry": 50053, "inference": 50054}[name]}"', f'{name} = "127.0.0.1:{port}"')
-    config.write_text(text)
+def _use_free_ports(root: pathlib.Path) -> None:
+    use_free_ports(Home(root))
 
 
 def test_init_serve_status_and_graceful_shutdown(tmp_path: pathlib.Path) -> None:
