@@ -6,8 +6,18 @@ facts the release gates decide over (`gates`) sit behind it. The rules are in
 """
 
 from governance.registry.gates import ReleaseFacts, Stage
-from governance.registry.registry import ApprovalRecord, ModelRecord, ModelRegistry, VersionRecord, VersionSpec
-from governance.registry.weights_format import SafetensorsChecker, TensorInfo, parse_safetensors
+from governance.registry.registry import (
+    ApprovalRecord,
+    ModelRecord,
+    ModelRegistry,
+    VersionRecord,
+    VersionSpec,
+)
+from governance.registry.weights_format import (
+    SafetensorsChecker,
+    TensorInfo,
+    parse_safetensors,
+)
 
 __all__ = [
     "ApprovalRecord",

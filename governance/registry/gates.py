@@ -14,7 +14,7 @@ from typing import Any
 
 from governance.policy.engine import DEFAULT_DENY, NAMESPACE
 
-__all__ = ["Stage", "ReleaseFacts", "metrics_shortfalls", "reasons_for", "EPSILON_LIMIT", "DELTA_LIMIT"]
+__all__ = ["DELTA_LIMIT", "EPSILON_LIMIT", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for"]
 
 EPSILON_LIMIT = 8.0  # stated here for messages only; the rule is in release.cedar
 DELTA_LIMIT = 1e-5

@@ -7,9 +7,12 @@
     for piece in registry.download(app, "m", 1): ...
 
 Writes follow one order so that nothing half-done is ever visible: weights are sealed into
-a blob under a fresh data key and the blob committed (fsync + rename); only then are the
-version row and its audit event inserted, in one transaction. If anything fails before
-that transaction commits, the blob is removed again.
+a temporary blob under a fresh data key; an upload record (the wrapped data key, this
+host and pid) is committed; the blob is committed (fsync + rename); only then are the
+version row and its audit event inserted and the upload record deleted, in one
+transaction. If anything fails on the way, the blob is removed again; if the process is
+killed, the blob store sweeps its temporary and the next registry start on this host
+recognises the committed-but-unregistered blob by its upload record and removes it.
 
 Every transition (request, approve, release, revoke) runs inside one write unit: read the
 version (locked on PostgreSQL), decide with Cedar over its facts, append the decision to
@@ -22,29 +25,54 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
+import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from governance.audit.log import Event
-from governance.crypto import FileKeyring, KeyEncryptionKeys, open_weights, rewrap, seal_weights
-from governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
+from governance.crypto import (
+    FileKeyring,
+    KeyEncryptionKeys,
+    WeightsTampered,
+    open_weights,
+    rewrap,
+    seal_weights,
+)
+from governance.errors import (
+    DataLoss,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from governance.identity.principals import Principal
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from governance.runtime import Runtime
-from governance.store.registry_tables import Model, ModelApproval, ModelVersion
+from governance.store.registry_tables import (
+    Model,
+    ModelApproval,
+    ModelUpload,
+    ModelVersion,
+)
 
-__all__ = ["ModelRegistry", "VersionSpec", "VersionRecord", "ModelRecord", "ApprovalRecord"]
+__all__ = ["ApprovalRecord", "ModelRecord", "ModelRegistry", "VersionRecord", "VersionSpec"]
 
+log = logging.getLogger("privet.registry")
+
+_SERVICE = "registry"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MAX_PAGE = 1000
 
@@ -127,12 +155,17 @@ def _resource(name: str, version: int) -> str:
 
 
 class ModelRegistry:
-    """Models and versions on one Runtime. Thread-safe (all writes go through the runtime)."""
+    """Models and versions on one Runtime. Thread-safe (all writes go through the runtime).
 
-    def __init__(self, runtime: Runtime, keyring: KeyEncryptionKeys | None = None, *, chunk_size: int | None = None) -> None:
+    Opening one sweeps uploads that a dead process on this host left unfinished (`sweep`).
+    """
+
+    def __init__(self, runtime: Runtime, keyring: KeyEncryptionKeys | None = None, *, chunk_size: int | None = None, sweep: bool = True) -> None:
         self._rt = runtime
         self._keyring = keyring if keyring is not None else FileKeyring(runtime.home.keys)
         self._chunk_size = chunk_size
+        if sweep:
+            self.sweep_interrupted_uploads()
 
     @property
     def keyring(self) -> KeyEncryptionKeys:
@@ -157,20 +190,79 @@ class ModelRegistry:
             tensors = checker.finish()
             if spec.expected_size and spec.expected_size != sealed.size:
                 raise InvalidArgument("metadata.expected_size", f"stated {spec.expected_size} bytes, received {sealed.size}")
+            # Before the blob becomes visible, note how to recognise it: should this process
+            # die before the version row exists, the next start removes the blob.
+            upload = ModelUpload(version_id=version_id, model_name=spec.model_name, kek_id=sealed.kek_id, wrapped_key=sealed.wrapped_key,
+                                 host=socket.gethostname(), pid=os.getpid(), started_us=_now_us())
+            self._rt.write(lambda session: session.add(upload))
         except BaseException:
             writer.abort()
             raise
-        blob_digest = writer.commit()
+        try:
+            blob_digest = writer.commit()
+        except BaseException:
+            self._forget_upload(version_id)
+            raise
         who = principal.id.principal
         try:
             return self._insert_version(who, spec, version_id, sealed, blob_digest, tensors)
         except BaseException:
             self._rt.blobs.delete(blob_digest)  # a fresh data key: no other version shares it
+            self._forget_upload(version_id)
             raise
+
+    def _forget_upload(self, version_id: str) -> None:
+        try:
+            self._rt.write(lambda session: session.execute(delete(ModelUpload).where(ModelUpload.version_id == version_id)))  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - best effort: a row left behind is swept at the next start
+            log.warning("could not drop the upload record of %s; it is swept at the next start", version_id)
+
+    def sweep_interrupted_uploads(self) -> int:
+        """Remove the blobs of uploads that a process on this host left unfinished when it
+        died (after its blob was committed, before its version was recorded), and their
+        upload records. Returns the number of blobs removed. Called at start."""
+        host = socket.gethostname()
+        with self._rt.read() as session:
+            dead = [u for u in session.scalars(select(ModelUpload).where(ModelUpload.host == host)) if u.pid != os.getpid() and not _process_alive(u.pid)]
+            referenced = set(session.scalars(select(ModelVersion.blob_digest))) if dead else set()
+        if not dead:
+            return 0
+        candidates = [d for d in self._rt.blobs.digests() if d not in referenced]
+        removed = 0
+        for upload in dead:
+            orphan = next((d for d in candidates if self._sealed_for(d, upload)), None)
+            if orphan is not None:
+                self._rt.blobs.delete(orphan)
+                candidates.remove(orphan)
+                removed += 1
+
+            def unit(session: Session, upload: ModelUpload = upload, orphan: str | None = orphan) -> None:
+                session.execute(delete(ModelUpload).where(ModelUpload.version_id == upload.version_id))
+                self._rt.audit.append(Event(principal=f"service/{_SERVICE}", action="registry.SweepInterruptedUpload", resource=f"model/{upload.model_name}",
+                                            decision="info", details={"version_id": upload.version_id, "pid": upload.pid, "removed_blob": orphan}))
+
+            self._rt.write(unit)
+        return removed
+
+    def _sealed_for(self, digest: str, upload: ModelUpload) -> bool:
+        """Whether blob `digest` opens as the upload's version under its data key."""
+        try:
+            with self._rt.blobs.open(digest) as blob:
+                chunks = open_weights(blob, version_id=upload.version_id, kek_id=upload.kek_id, wrapped_key=upload.wrapped_key,
+                                      keyring=self._keyring, expected_digest=None)
+                try:
+                    next(chunks)
+                finally:
+                    chunks.close()
+            return True
+        except (WeightsTampered, NotFound, StopIteration):
+            return False
 
     def _insert_version(self, who, spec, version_id, sealed, blob_digest, tensors: list[TensorInfo]) -> VersionRecord:  # type: ignore[no-untyped-def]
         guarantee = dict(spec.guarantee) if spec.guarantee is not None else None
-        trainer = spec.lineage.get("trained_by") or who
+        # Who trained it is a fact only a service (the training service) attests; a user who
+        # uploads weights is their trainer, whatever the lineage they send says.
+        trainer = (spec.lineage.get("trained_by") or who) if who.startswith("service/") else who
 
         def unit(session: Session) -> VersionRecord:
             now = _now_us()
@@ -192,6 +284,7 @@ class ModelRegistry:
             )
             session.add(row)
             session.flush()
+            session.execute(delete(ModelUpload).where(ModelUpload.version_id == version_id))
             self._rt.audit.append(Event(
                 principal=who, action="registry.CreateModelVersion", resource=_resource(spec.model_name, row.version),
                 decision="allow",
@@ -311,8 +404,12 @@ class ModelRegistry:
         if erase:
             changes |= {"wrapped_key": None, "kek_id": None, "erased": True}
         sources = tuple(s for s in Stage.ORDER if s != Stage.REVOKED) + ((Stage.REVOKED,) if erase else ())
+
+        def not_erased_twice(row: ModelVersion) -> str | None:
+            return f"the weights of {name}:{row.version} are already erased" if row.erased else None
+
         return self._transition(principal, name, version, action="model.revoke", rpc="RevokeModelVersion", from_stages=sources, to=Stage.REVOKED,
-                                changes=changes, note=reason, extra_details={"erase": erase})
+                                changes=changes, note=reason, extra_details={"erase": erase}, precondition=not_erased_twice)
 
     def _transition(
         self,
@@ -329,6 +426,7 @@ class ModelRegistry:
         also: Callable[[Session, ModelVersion], None] | None = None,
         note: str = "",
         extra_details: dict[str, Any] | None = None,
+        precondition: Callable[[ModelVersion], str | None] | None = None,
     ) -> VersionRecord:
         who = principal.id.principal
         engine = self._rt.policies.engine
@@ -337,8 +435,10 @@ class ModelRegistry:
             row = _find_version(session, name, version, "", lock=True)
             resource = _resource(name, row.version)
             audit_action = f"registry.{rpc}"
-            if row.stage not in from_stages:
-                why = f"{name}:{row.version} is {row.stage}; {rpc} needs {' or '.join(from_stages)}"
+            why = f"{name}:{row.version} is {row.stage}; {rpc} needs {' or '.join(from_stages)}" if row.stage not in from_stages else None
+            if why is None and precondition is not None:
+                why = precondition(row)
+            if why is not None:
                 self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="deny", details={"reason": why, "stage": row.stage}))
                 return None, FailedPrecondition(why)
             facts = _facts(session, row, facts_override or {})
@@ -355,7 +455,7 @@ class ModelRegistry:
             # Compare-and-set on the stage read above: a concurrent transition that got
             # there first makes this one change nothing (and the unit roll back).
             moved = session.execute(
-                update(ModelVersion).where(ModelVersion.id == row.id, ModelVersion.stage == row.stage).values(stage=to, **(changes or {}))
+                update(ModelVersion).where(ModelVersion.id == row.id, ModelVersion.stage == row.stage, ModelVersion.erased == row.erased).values(stage=to, **(changes or {}))
             ).rowcount
             if moved != 1:
                 raise FailedPrecondition(f"{name}:{row.version} changed stage concurrently; try again")
@@ -438,6 +538,16 @@ class _CheckedStream(io.RawIOBase):
         buffer[:count] = self._pending[:count]
         self._pending = self._pending[count:]
         return count
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _closing(chunks: Iterator[bytes], handle) -> Iterator[bytes]:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from typing import Any
 
 from governance.errors import InvalidArgument
 
-__all__ = ["DTYPE_SIZES", "MAX_HEADER_BYTES", "TensorInfo", "SafetensorsChecker", "parse_safetensors"]
+__all__ = ["DTYPE_SIZES", "MAX_HEADER_BYTES", "SafetensorsChecker", "TensorInfo", "parse_safetensors"]
 
 # Bytes per element of each dtype the registry accepts (sub-byte dtypes are refused).
 DTYPE_SIZES: dict[str, int] = {

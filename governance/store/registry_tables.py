@@ -7,12 +7,19 @@ JSON-valued columns hold canonical JSON text (sorted keys) so that rows compare 
 
 from __future__ import annotations
 
-from typing import Optional
-
-from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Index, LargeBinary, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Model", "ModelVersion", "ModelApproval"]
+__all__ = ["Model", "ModelApproval", "ModelUpload", "ModelVersion"]
 
 
 class Model(SQLModel, table=True):
@@ -47,8 +54,8 @@ class ModelVersion(SQLModel, table=True):
     digest: str = Field(sa_column=Column(Text, nullable=False))  # SHA-256 hex of the plaintext
     size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     blob_digest: str = Field(sa_column=Column(Text, nullable=False))  # content address of the sealed blob
-    kek_id: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
-    wrapped_key: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    kek_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     erased: bool = Field(sa_column=Column(Boolean, nullable=False))
     tensors_json: str = Field(sa_column=Column(Text, nullable=False))  # [{name, dtype, shape}]
     # facts
@@ -57,8 +64,8 @@ class ModelVersion(SQLModel, table=True):
     metrics_json: str = Field(sa_column=Column(Text, nullable=False))
     lineage_json: str = Field(sa_column=Column(Text, nullable=False))
     has_guarantee: bool = Field(sa_column=Column(Boolean, nullable=False))
-    dp_epsilon: Optional[float] = Field(default=None, sa_column=Column(Float, nullable=True))
-    dp_delta: Optional[float] = Field(default=None, sa_column=Column(Float, nullable=True))
+    dp_epsilon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    dp_delta: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     guarantee_json: str = Field(sa_column=Column(Text, nullable=False))  # the full DP guarantee, {} if none
     trained_on_personal_data: bool = Field(sa_column=Column(Boolean, nullable=False))
     trainer: str = Field(sa_column=Column(Text, nullable=False))  # principal id that trained it
@@ -68,13 +75,13 @@ class ModelVersion(SQLModel, table=True):
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     # the release path
     thresholds_json: str = Field(sa_column=Column(Text, nullable=False))  # metric -> minimum, fixed at request
-    requested_by: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
-    requested_us: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    released_by: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
-    released_us: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    revoked_by: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
-    revoked_us: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    revoked_reason: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    requested_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    requested_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    released_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    released_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    revoked_us: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ModelApproval(SQLModel, table=True):
@@ -86,3 +93,23 @@ class ModelApproval(SQLModel, table=True):
     principal: str = Field(sa_column=Column(Text, primary_key=True))
     at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ModelUpload(SQLModel, table=True):
+    """An upload whose sealed blob may be visible before its version row exists.
+
+    Written before the blob is renamed into place and deleted in the transaction that
+    inserts the version, so a row left behind by a process that died names an upload that
+    never finished; its (wrapped) data key recognises the orphaned blob, which the registry
+    removes when it next starts on the same host.
+    """
+
+    __tablename__ = "model_uploads"
+
+    version_id: str = Field(sa_column=Column(Text, primary_key=True))
+    model_name: str = Field(sa_column=Column(Text, nullable=False))
+    kek_id: str = Field(sa_column=Column(Text, nullable=False))
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    host: str = Field(sa_column=Column(Text, nullable=False))
+    pid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    started_us: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 import pathlib
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from google.protobuf.json_format import MessageToDict, ParseDict
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from services.cli.app import app, console, ctx_of, emit
@@ -61,7 +67,7 @@ def register(
     ctx: typer.Context,
     name: str = typer.Option(..., "--name", help="Model name."),
     weights: pathlib.Path = typer.Option(..., "--weights", exists=True, dir_okay=False, help="FILE.safetensors (pickle is refused)."),
-    metadata: Optional[pathlib.Path] = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="JSON: architecture, inputs, outputs, metrics, lineage, guarantee, trained_on_personal_data, ..."),
+    metadata: pathlib.Path | None = typer.Option(None, "--metadata", exists=True, dir_okay=False, help="JSON: architecture, inputs, outputs, metrics, lineage, guarantee, trained_on_personal_data, ..."),
 ) -> None:
     """Upload a safetensors file as a new version (sealed at rest under a fresh data key)."""
     from privet.registry.v1 import registry_pb2

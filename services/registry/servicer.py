@@ -10,16 +10,16 @@ from collections.abc import Iterator
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from privet.common.v1 import types_pb2
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 
 from governance.errors import InvalidArgument
 from governance.identity.principals import Principal
 from governance.registry import ModelRecord, ModelRegistry, VersionRecord, VersionSpec
 from governance.runtime import Runtime
-from privet.common.v1 import types_pb2
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.common.identity import caller
 
-__all__ = ["RegistryServicer", "version_message", "spec_from_metadata"]
+__all__ = ["RegistryServicer", "spec_from_metadata", "version_message"]
 
 _GUARANTEE_FIELDS = ("epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant", "max_grad_norm", "privacy_unit", "target_epsilon")
 _LINEAGE_FIELDS = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest")
@@ -136,10 +136,6 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def RevokeModelVersion(self, request, context):  # type: ignore[no-untyped-def]
         return version_message(self._registry.revoke(self._who(context), request.name, request.version, erase=request.erase, reason=request.reason))
 
-    def rotate_keys(self, request, context):  # type: ignore[no-untyped-def]
-        """The RotateKeys RPC, built and tested (tests/integration/test_registry.py) but not
-        yet bound: tests/integration/test_transport.py::test_unbuilt_rpcs_answer_unimplemented
-        still uses RotateKeys as its example of an unbuilt RPC. Once that test points at an
-        RPC that really is unbuilt, bind it with `RotateKeys = rotate_keys`."""
+    def RotateKeys(self, request, context):  # type: ignore[no-untyped-def]
         key_id, count = self._registry.rotate_keys(self._who(context))
         return registry_pb2.RotateKeysResponse(key_id=key_id, rewrapped=count)

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
+from privet.common.v1 import types_pb2
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from safetensors.numpy import save
 from sqlalchemy import select
 
@@ -24,8 +26,6 @@ from governance.registry import ModelRegistry, ReleaseFacts, Stage, VersionSpec
 from governance.runtime import Runtime
 from governance.store.registry_tables import ModelVersion
 from governance.store.tables import AuditEvent
-from privet.common.v1 import types_pb2
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.common.server import ServiceSpec, start_server
 from services.registry.servicer import RegistryServicer
 from tests.helpers import bad_request_fields, channel, error_info
@@ -106,6 +106,7 @@ def test_register_show_and_download_round_trip(as_user, sqlite_runtime) -> None:
     assert _download(as_user("inference"), "churn", 2) == _weights(1)
     assert len(_events(sqlite_runtime, "registry.CreateModelVersion")) == 2
     assert len(_events(sqlite_runtime, "registry.DownloadWeights")) == 2
+    assert _uploads(sqlite_runtime) == []  # the upload record goes with the version's insert
 
 
 def test_the_blob_never_holds_a_run_of_plaintext(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
@@ -162,6 +163,14 @@ def test_a_failed_insert_removes_the_committed_blob(sqlite_runtime, monkeypatch)
     with pytest.raises(RuntimeError):
         registry.create_version(sqlite_runtime.policies.engine.directory.principals["user/alice"], VersionSpec("m"), [_weights(n=10)])
     assert list(sqlite_runtime.blobs.digests()) == []
+    assert _uploads(sqlite_runtime) == []
+
+
+def _uploads(rt: Runtime) -> list:
+    from governance.store.registry_tables import ModelUpload
+
+    with rt.read() as session:
+        return list(session.scalars(select(ModelUpload)))
 
 
 def _tamper(rt: Runtime, how: str) -> None:
@@ -195,29 +204,8 @@ def test_tampered_blobs_fail_with_data_loss(as_user, sqlite_runtime, how) -> Non
     assert _download(alice, "m", 2) == data
 
 
-@pytest.fixture
-def rotating_registry(sqlite_runtime):  # type: ignore[no-untyped-def]
-    """A registry server with RotateKeys bound (see RegistryServicer.rotate_keys)."""
-
-    class Bound(RegistryServicer):
-        RotateKeys = RegistryServicer.rotate_keys
-
-    spec = ServiceSpec("privet.registry.v1.RegistryService", lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(Bound(sqlite_runtime), server))
-    running = start_server(sqlite_runtime, "registry", [spec], "127.0.0.1:0")
-    channels: list[grpc.Channel] = []
-
-    def make(name: str):  # type: ignore[no-untyped-def]
-        channels.append(channel(sqlite_runtime.home, name, f"127.0.0.1:{running.port}"))
-        return registry_pb2_grpc.RegistryServiceStub(channels[-1])
-
-    yield make
-    for ch in channels:
-        ch.close()
-    running.stop(0)
-
-
-def test_rotation_rewraps_keys_and_leaves_blobs_identical(rotating_registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
-    alice, admin = rotating_registry("alice"), rotating_registry("admin")
+def test_rotation_rewraps_keys_and_leaves_blobs_identical(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    alice, admin = as_user("alice"), as_user("admin")
     data = [_weights(0), _weights(1, n=1000)]
     for d in data:
         _upload(alice, "m", d)
@@ -379,13 +367,13 @@ def test_the_reasons_say_what_is_unmet(registry, sqlite_runtime) -> None:  # typ
     "owner,trainer,requester,approver,allowed,policies",
     [
         ("user/alice", "", "user/alice", "user/dana", True, ("release-approve-by-approver",)),
-        ("user/dana", "user/alice", "user/dana", "user/dana", False, ("approval-not-by-requester",)),
-        ("user/alice", "user/dana", "user/alice", "user/dana", False, ("approval-not-by-trainer",)),
+        ("service/training", "user/dana", "user/bob", "user/dana", False, ("approval-not-by-trainer",)),
+        ("user/alice", "user/dana", "user/alice", "user/dana", True, ("release-approve-by-approver",)),
         ("user/dana", "", "user/dana", "user/dana", False, ("approval-not-by-requester", "approval-not-by-trainer")),
         ("user/alice", "", "user/alice", "user/admin", False, ("approval-only-by-approver",)),
         ("user/alice", "", "user/bob", "user/bob", False, ("approval-not-by-requester", "approval-only-by-approver")),
     ],
-    ids=["independent-approver", "requester-approves", "trainer-approves", "requester-and-trainer", "admin-is-no-approver", "release-manager-is-no-approver"],
+    ids=["independent-approver", "trainer-approves", "a-user-cannot-name-another-trainer", "requester-and-trainer", "admin-is-no-approver", "release-manager-is-no-approver"],
 )
 def test_separation_of_duties(registry, sqlite_runtime, owner, trainer, requester, approver, allowed, policies) -> None:  # type: ignore[no-untyped-def]
     v = _version(registry, sqlite_runtime, by=owner, trainer=trainer)
@@ -399,8 +387,19 @@ def test_separation_of_duties(registry, sqlite_runtime, owner, trainer, requeste
         assert _row(sqlite_runtime, "m", v).stage == Stage.CANDIDATE
 
 
+def test_the_requester_never_approves(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    """dana owns model m (registered its first version); the training service registers a
+    second, trained by alice. dana may request its release as the owner, but not approve it."""
+    _version(registry, sqlite_runtime, by="user/dana")
+    v = _version(registry, sqlite_runtime, by="service/training", trainer="user/alice")
+    dana = _principal(sqlite_runtime, "user/dana")
+    assert registry.request_release(dana, "m", v).stage == Stage.CANDIDATE
+    assert _denied(registry.approve, dana, "m", v).policy_ids == ("approval-not-by-requester",)
+    assert _denied(registry.approve, _principal(sqlite_runtime, "user/alice"), "m", v).policy_ids == ("approval-not-by-trainer", "approval-only-by-approver")
+
+
 def test_only_a_release_manager_releases(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
-    p = lambda who: _principal(sqlite_runtime, who)  # noqa: E731
+    p = lambda who: _principal(sqlite_runtime, who)
     v = _version(registry, sqlite_runtime)
     registry.request_release(p("user/alice"), "m", v)
     registry.approve(p("user/dana"), "m", v)
@@ -423,7 +422,7 @@ def test_metrics_are_rechecked_against_the_recorded_thresholds(registry, sqlite_
 
 
 def test_revocation_gate_and_stages(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
-    p = lambda who: _principal(sqlite_runtime, who)  # noqa: E731
+    p = lambda who: _principal(sqlite_runtime, who)
     v = _version(registry, sqlite_runtime)
     assert _denied(registry.revoke, p("user/alice"), "m", v).policy_ids == (DEFAULT_DENY,)
     assert registry.revoke(p("user/bob"), "m", v, reason="superseded").stage == Stage.REVOKED
@@ -432,6 +431,8 @@ def test_revocation_gate_and_stages(registry, sqlite_runtime) -> None:  # type: 
     with pytest.raises(FailedPrecondition):
         registry.request_release(p("user/alice"), "m", v)
     assert registry.revoke(p("user/bob"), "m", v, erase=True).erased  # a revoked version may still be erased
+    with pytest.raises(FailedPrecondition, match="already erased"):
+        registry.revoke(p("user/bob"), "m", v, erase=True)
 
 
 def test_bad_metadata_names_the_field(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
@@ -453,7 +454,7 @@ def test_concurrent_transitions_never_skip_a_stage(runtime: Runtime) -> None:
     other = Runtime.open(runtime.home)
     try:
         registries = [ModelRegistry(runtime), ModelRegistry(other)]
-        p = lambda who: _principal(runtime, who)  # noqa: E731
+        p = lambda who: _principal(runtime, who)
         v = registries[0].create_version(p("user/alice"), VersionSpec("m"), [_weights(n=100)]).version
         steps = [
             (Stage.CANDIDATE, lambda r: r.request_release(p("user/alice"), "m", v)),
@@ -556,3 +557,102 @@ def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:  
     assert code != 0 and exc.code() == grpc.StatusCode.FAILED_PRECONDITION and not (tmp_path / "gone").exists()
     code, _, exc = cli("--as", "alice", "models", "register", "--name", "p", "--weights", str(meta))
     assert code != 0 and exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# -- crash safety --------------------------------------------------------------------------------
+_UPLOADER = """
+import services, pathlib, sys, time
+from governance.config import Home
+from governance.registry import ModelRegistry, VersionSpec
+from governance.runtime import Runtime
+
+rt = Runtime.open(Home(pathlib.Path(sys.argv[1])))
+data = pathlib.Path(sys.argv[2]).read_bytes()
+
+def chunks():
+    yield data[: len(data) // 2]
+    print("halfway", flush=True)
+    time.sleep(120)
+    yield data[len(data) // 2 :]
+
+ModelRegistry(rt, chunk_size=4096).create_version(rt.policies.engine.directory.principals["user/alice"], VersionSpec("m"), chunks())
+"""
+
+
+def test_sigkill_during_an_upload_leaves_no_version_and_no_blob(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import make_home
+
+    home = make_home(tmp_path / "home")
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(_weights(n=100_000))
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", _UPLOADER, str(home.root), str(weights)], cwd=repo, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "halfway"
+        rt = Runtime.open(home)
+        rt.close()
+        assert len(list((rt.blobs.root / "tmp").iterdir())) == 1  # in flight, left alone while its writer lives
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    rt = Runtime.open(home)  # the restart
+    try:
+        assert list((rt.blobs.root / "tmp").iterdir()) == []
+        assert list(rt.blobs.digests()) == []
+        with rt.read() as session:
+            assert list(session.scalars(select(ModelVersion))) == []
+    finally:
+        rt.close()
+
+
+_DIES_AFTER_COMMIT = _UPLOADER.replace(
+    "ModelRegistry(rt, chunk_size=4096).create_version(",
+    """def stuck(*args, **kwargs):
+    print("committed", flush=True)
+    time.sleep(120)
+
+registry = ModelRegistry(rt, chunk_size=4096)
+registry._insert_version = stuck
+registry.create_version(""",
+).replace('    print("halfway", flush=True)\n    time.sleep(120)\n', "")
+
+
+def test_sigkill_between_blob_commit_and_registration_leaves_no_blob(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    from governance.store.registry_tables import ModelUpload
+    from tests.conftest import make_home
+
+    home = make_home(tmp_path / "home")
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(_weights(n=100_000))
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", _DIES_AFTER_COMMIT, str(home.root), str(weights)], cwd=repo, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "committed"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    rt = Runtime.open(home)
+    try:
+        assert len(list(rt.blobs.digests())) == 1  # committed, never registered
+        other = rt.blobs.put([b"PAR1 a dataset blob, not weights"])[0]
+        ModelRegistry(rt)  # the registry's start
+        assert list(rt.blobs.digests()) == [other]
+        with rt.read() as session:
+            assert list(session.scalars(select(ModelUpload))) == []
+            assert list(session.scalars(select(ModelVersion))) == []
+        (event,) = _events(rt, "registry.SweepInterruptedUpload")
+        assert event.decision == "info" and json.loads(event.details)["removed_blob"]
+    finally:
+        rt.close()

@@ -14,7 +14,12 @@ from safetensors.numpy import save
 from safetensors.torch import save as torch_save
 
 from governance.errors import InvalidArgument
-from governance.registry.weights_format import MAX_HEADER_BYTES, SafetensorsChecker, TensorInfo, parse_safetensors
+from governance.registry.weights_format import (
+    MAX_HEADER_BYTES,
+    SafetensorsChecker,
+    TensorInfo,
+    parse_safetensors,
+)
 
 
 def _file(header: dict, body: bytes, *, pad: bytes = b"") -> bytes:

@@ -1,4 +1,4 @@
-"""The model registry: models, versions (sealed weights, facts, stage) and approvals.
+"""The model registry: models, versions (sealed weights, facts, stage), approvals, uploads in flight.
 
 Revision ID: 0002
 """
@@ -64,9 +64,20 @@ def upgrade() -> None:
         sa.Column("at_us", sa.BigInteger(), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
     )
+    op.create_table(
+        "model_uploads",
+        sa.Column("version_id", sa.Text(), primary_key=True),
+        sa.Column("model_name", sa.Text(), nullable=False),
+        sa.Column("kek_id", sa.Text(), nullable=False),
+        sa.Column("wrapped_key", sa.LargeBinary(), nullable=False),
+        sa.Column("host", sa.Text(), nullable=False),
+        sa.Column("pid", sa.BigInteger(), nullable=False),
+        sa.Column("started_us", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("model_uploads")
     op.drop_table("model_approvals")
     op.drop_index("ix_model_versions_stage", table_name="model_versions")
     op.drop_index("ux_model_versions_name_version", table_name="model_versions")
