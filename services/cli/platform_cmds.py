@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from typing import Optional
 
 import typer
@@ -17,7 +16,7 @@ from governance.bootstrap import add_user, init_home
 from governance.config import SERVICES
 from governance.runtime import Runtime
 from services.cli.app import app, console, ctx_of, emit
-from services.common.health import check_health, wait_healthy
+from services.common.health import check_health
 
 
 __all__: list[str] = []

@@ -27,7 +27,7 @@ from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset
 from governance.store.training_tables import TrainingJob
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
-from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from privet.ingestion.v1 import ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
 from sqlalchemy import select

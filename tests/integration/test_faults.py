@@ -4,8 +4,6 @@ budget ledger stays consistent and the audit log still verifies."""
 
 from __future__ import annotations
 
-import io
-import json
 import pathlib
 import threading
 import time

@@ -26,8 +26,6 @@ from governance.registry import ModelRegistry, ReleaseFacts, Stage, VersionSpec
 from governance.runtime import Runtime
 from governance.store.registry_tables import ModelVersion
 from governance.store.tables import AuditEvent
-from services.common.server import ServiceSpec, start_server
-from services.registry.servicer import RegistryServicer
 from tests.helpers import bad_request_fields, channel, error_info
 
 HEADER = 9  # the sealed blob's format header
