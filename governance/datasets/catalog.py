@@ -28,7 +28,7 @@ from governance.privacy.ledger import Budget, BudgetLedger
 from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset, PseudonymKey
 
-__all__ = ["DatasetSpec", "dataset_budget", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
+__all__ = ["DatasetSpec", "dataset_budget", "dataset_ledger", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,11 @@ def get_dataset(runtime: Runtime, name: str) -> Dataset:
 def dataset_budget(runtime: Runtime, dataset_id: str) -> Budget:
     with runtime.read() as s:
         return BudgetLedger(runtime.audit).budget(s, dataset_id)
+
+
+def dataset_ledger(runtime: Runtime, dataset_id: str) -> list:  # type: ignore[type-arg]
+    with runtime.read() as s:
+        return BudgetLedger(runtime.audit).history(s, dataset_id)
 
 
 def list_datasets(runtime: Runtime, *, after: str, limit: int) -> list[Dataset]:

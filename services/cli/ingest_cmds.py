@@ -106,6 +106,11 @@ def show(ctx: typer.Context, name: str) -> None:
     if not c.json:
         b = d.budget
         console.print(f"privacy budget: ε {b.epsilon_total:g} total, {b.epsilon_reserved:g} reserved, {b.epsilon_spent:g} spent, {b.epsilon_remaining:g} left (δ {b.delta:g})")
+        ledger = Table("kind", "job", "ε", "δ", "σ", "q", "steps", "accountant", "by", title="privacy ledger")
+        for e in d.ledger:
+            mech = (f"{e.noise_multiplier:.4f}", f"{e.sample_rate:.5f}", str(e.steps)) if e.kind == "charge" else ("", "", "")
+            ledger.add_row(e.kind, e.job_id[:8], f"{e.epsilon:.4f}", f"{e.delta:g}" if e.delta else "", *mech, e.accountant, e.principal)
+        console.print(ledger)
 
 
 @datasets_app.command("export")

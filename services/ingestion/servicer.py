@@ -9,7 +9,7 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget, dataset_batches, delete_dataset, get_dataset, list_datasets, preview_dataset
+from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget, dataset_ledger, dataset_batches, delete_dataset, get_dataset, list_datasets, preview_dataset
 from governance.datasets.formats import CsvDialect
 from governance.datasets.pipeline import AnonymisationSpec
 from governance.errors import InvalidArgument
@@ -103,7 +103,13 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def GetDataset(self, request, context):  # type: ignore[no-untyped-def]
         row = get_dataset(self._rt, request.name)
-        return dataset_message(row, budget_message(self._rt, row))
+        message = dataset_message(row, budget_message(self._rt, row))
+        message.ledger.extend(
+            types_pb2.LedgerEntry(kind=e.kind, job_id=e.job_id, epsilon=e.epsilon_micro / 1e6, delta=e.delta, noise_multiplier=e.noise_multiplier or 0.0,
+                                  sample_rate=e.sample_rate or 0.0, steps=e.steps or 0, accountant=e.accountant, principal=e.principal, time_us=e.time_us)
+            for e in dataset_ledger(self._rt, row.id)
+        )
+        return message
 
     def ListDatasets(self, request, context):  # type: ignore[no-untyped-def]
         size = min(request.page.page_size or 100, 1000)

@@ -77,3 +77,27 @@ class PrivacyBudget(_message.Message):
     epsilon_spent: float
     epsilon_remaining: float
     def __init__(self, epsilon_total: _Optional[float] = ..., delta: _Optional[float] = ..., epsilon_reserved: _Optional[float] = ..., epsilon_spent: _Optional[float] = ..., epsilon_remaining: _Optional[float] = ...) -> None: ...
+
+class LedgerEntry(_message.Message):
+    __slots__ = ("kind", "job_id", "epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant", "principal", "time_us")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    NOISE_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTANT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    TIME_US_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    job_id: str
+    epsilon: float
+    delta: float
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    accountant: str
+    principal: str
+    time_us: int
+    def __init__(self, kind: _Optional[str] = ..., job_id: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., noise_multiplier: _Optional[float] = ..., sample_rate: _Optional[float] = ..., steps: _Optional[int] = ..., accountant: _Optional[str] = ..., principal: _Optional[str] = ..., time_us: _Optional[int] = ...) -> None: ...

@@ -110,7 +110,7 @@ class MaskingReport(_message.Message):
     def __init__(self, rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., suppressed_rows: _Optional[int] = ..., generalisation: _Optional[_Mapping[str, str]] = ..., information_loss: _Optional[float] = ..., cells_masked: _Optional[int] = ..., k: _Optional[int] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("id", "name", "digest", "raw_digest", "rows", "size_bytes", "columns", "profile", "profile_digest", "domain", "key_version", "report", "budget", "created_by", "created_at", "quasi_identifiers", "description")
+    __slots__ = ("id", "name", "digest", "raw_digest", "rows", "size_bytes", "columns", "profile", "profile_digest", "domain", "key_version", "report", "budget", "created_by", "created_at", "quasi_identifiers", "description", "ledger")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class Dataset(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     QUASI_IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     digest: str
@@ -145,7 +146,8 @@ class Dataset(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     quasi_identifiers: _containers.RepeatedScalarFieldContainer[str]
     description: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., digest: _Optional[str] = ..., raw_digest: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[ColumnInfo, _Mapping]]] = ..., profile: _Optional[str] = ..., profile_digest: _Optional[str] = ..., domain: _Optional[str] = ..., key_version: _Optional[int] = ..., report: _Optional[_Union[MaskingReport, _Mapping]] = ..., budget: _Optional[_Union[_types_pb2.PrivacyBudget, _Mapping]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quasi_identifiers: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
+    ledger: _containers.RepeatedCompositeFieldContainer[_types_pb2.LedgerEntry]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., digest: _Optional[str] = ..., raw_digest: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[ColumnInfo, _Mapping]]] = ..., profile: _Optional[str] = ..., profile_digest: _Optional[str] = ..., domain: _Optional[str] = ..., key_version: _Optional[int] = ..., report: _Optional[_Union[MaskingReport, _Mapping]] = ..., budget: _Optional[_Union[_types_pb2.PrivacyBudget, _Mapping]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quasi_identifiers: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., ledger: _Optional[_Iterable[_Union[_types_pb2.LedgerEntry, _Mapping]]] = ...) -> None: ...
 
 class ColumnPreview(_message.Message):
     __slots__ = ("name", "action", "detected_types", "original", "masked")
