@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import grpc
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
 
 from governance.config import Home
@@ -73,7 +74,7 @@ def main() -> None:
         result = app(standalone_mode=False)
         if isinstance(result, int) and result:
             sys.exit(result)  # click hands typer.Exit codes back instead of exiting
-    except (PrivetError, PolicyError, grpc.RpcError, OSError, ValueError, RuntimeError) as exc:
+    except (PrivetError, PolicyError, grpc.RpcError, OSError, ValueError, RuntimeError, SQLAlchemyError) as exc:
         err_console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
@@ -81,10 +82,10 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors: bad options, missing arguments
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(getattr(exc, "exit_code", 2))

@@ -12,6 +12,8 @@ __all__ = ["channel_credentials", "secure_channel"]
 
 def channel_credentials(home: Home, principal: str) -> grpc.ChannelCredentials:
     cert, key = home.cert(principal), home.key(principal)
+    if not home.ca_cert.exists():
+        raise Unauthenticated(f"{home.root} is not a Privet home: run `privet init` (or pass --home)")
     if not key.exists():
         raise Unauthenticated(f"no identity for {principal!r} in {home.pki} (run `privet init --principal {principal} --role ...`)")
     return grpc.ssl_channel_credentials(root_certificates=home.ca_cert.read_bytes(), private_key=key.read_bytes(), certificate_chain=cert.read_bytes())
