@@ -20,6 +20,22 @@ audit_app = typer.Typer(help="Read, export and verify the tamper-evident audit l
 app.add_typer(audit_app, name="audit")
 
 
+def export_line(e) -> str:  # type: ignore[no-untyped-def]
+    """One AuditEvent message as an export line: the decoded fields and `leaf`, the base64 of
+    the exact leaf bytes (docs/audit-format.md)."""
+    return json.dumps({
+        "seq": e.seq,
+        "time_us": e.time.seconds * 1_000_000 + e.time.nanos // 1000,
+        "principal": e.principal,
+        "action": e.action,
+        "resource": e.resource,
+        "decision": e.decision,
+        "policy_ids": list(e.policy_ids),
+        "details": json.loads(e.details_json),
+        "leaf": base64.b64encode(e.leaf).decode(),
+    }, sort_keys=True)
+
+
 def _audit_stub(ctx: typer.Context):  # type: ignore[no-untyped-def]
     from privet.audit.v1 import audit_pb2_grpc
 
@@ -59,18 +75,7 @@ def export(ctx: typer.Context, out: pathlib.Path = typer.Option(..., "--out", he
     with _audit_stub(ctx) as s, open(tmp, "w") as f, Progress(console=console, transient=True, disable=c.json) as progress:
         task = progress.add_task("exporting audit events", total=None)
         for e in s.ExportEvents(audit_pb2.ExportEventsRequest()):
-            line = {
-                "seq": e.seq,
-                "time_us": e.time.seconds * 1_000_000 + e.time.nanos // 1000,
-                "principal": e.principal,
-                "action": e.action,
-                "resource": e.resource,
-                "decision": e.decision,
-                "policy_ids": list(e.policy_ids),
-                "details": json.loads(e.details_json),
-                "leaf": base64.b64encode(e.leaf).decode(),
-            }
-            f.write(json.dumps(line, sort_keys=True) + "\n")
+            f.write(export_line(e) + "\n")
             count += 1
             progress.advance(task)
     tmp.replace(out)  # never leave a half-written export under the real name

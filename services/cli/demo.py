@@ -8,7 +8,6 @@ principal a real deployment would use.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 
@@ -187,6 +186,7 @@ def _infer(c: Ctx, story: _Story, model: str) -> None:
 
 def _audit(c: Ctx, story: _Story) -> None:
     from governance.audit.offline import verify_export
+    from services.cli.audit_cmds import export_line
     from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 
     story.step("carol (auditor) takes a signed checkpoint, exports the log, and verifies it offline")
@@ -196,10 +196,7 @@ def _audit(c: Ctx, story: _Story) -> None:
         cp = s.GetCheckpoint(audit_pb2.GetCheckpointRequest())
         lines = []
         for e in s.ExportEvents(audit_pb2.ExportEventsRequest()):
-            import base64
-
-            lines.append(json.dumps({"seq": e.seq, "time_us": e.time.seconds * 1_000_000 + e.time.nanos // 1000, "principal": e.principal, "action": e.action, "resource": e.resource,
-                                     "decision": e.decision, "policy_ids": list(e.policy_ids), "details": json.loads(e.details_json), "leaf": base64.b64encode(e.leaf).decode()}))
+            lines.append(export_line(e))
     export, checkpoint = c.home.run / "demo-events.jsonl", c.home.run / "demo-checkpoint.txt"
     export.write_text("\n".join(lines) + "\n")
     checkpoint.write_text(cp.note)
