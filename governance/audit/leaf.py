@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LEAF_PREFIX", "EventRecord", "encode_leaf", "decode_leaf"]
+__all__ = ["LEAF_PREFIX", "EventRecord", "encode_leaf", "encode_leaf_fast", "canonical_json", "decode_leaf"]
 
 LEAF_PREFIX = b"privet.audit.v1\n"
 
@@ -59,6 +59,27 @@ def encode_leaf(event: EventRecord) -> bytes:
     """The exact bytes that are hashed into the Merkle log. Deterministic for equal events."""
     _reject_floats(event.details)
     body = json.dumps(event.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return LEAF_PREFIX + body.encode("ascii")
+
+
+_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+_dumps_sorted = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), sort_keys=True).encode
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON of a details object (the same rules as the leaf)."""
+    return _dumps_sorted(value)
+
+
+def encode_leaf_fast(seq: int, time_us: int, principal: str, action: str, resource: str, decision: str, policy_ids: tuple[str, ...], details_json: str) -> bytes:
+    """`encode_leaf` for the append hot path, from the details already in canonical JSON and
+    free of floats (the caller guarantees both). Keys in sorted order, written out: equal to
+    `encode_leaf` byte for byte (tests/unit/audit/test_leaf_fast.py checks it)."""
+    body = (
+        f'{{"action":{_dumps(action)},"decision":{_dumps(decision)},"details":{details_json},'
+        f'"policy_ids":{_dumps(list(policy_ids))},"principal":{_dumps(principal)},"resource":{_dumps(resource)},'
+        f'"seq":{int(seq)},"time_us":{int(time_us)}}}'
+    )
     return LEAF_PREFIX + body.encode("ascii")
 
 

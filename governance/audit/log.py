@@ -16,7 +16,7 @@ from sqlalchemy import select, tuple_
 from sqlmodel import Session
 
 from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import EventRecord, encode_leaf
+from governance.audit.leaf import canonical_json, encode_leaf_fast
 from governance.audit.merkle import nodes_to_store_on_append
 from governance.errors import DataLoss
 from governance.store.tables import AuditNode
@@ -122,37 +122,25 @@ class AuditLog:
         """Append `event` to the current batch. Requires being inside a Transactor unit."""
         assert self._size is not None, "AuditLog.append outside a transaction"
         seq = self._size
-        record = EventRecord(
-            seq=seq,
-            time_us=int(self._clock() * 1_000_000),
-            principal=event.principal,
-            action=event.action,
-            resource=event.resource,
-            decision=event.decision,
-            policy_ids=tuple(event.policy_ids),
-            details=canonical_details(event.details or {}),
-        )
-        leaf = encode_leaf(record)
+        time_us = int(self._clock() * 1_000_000)
+        details_json = canonical_json(canonical_details(event.details or {}))
+        policy_ids = tuple(event.policy_ids)
+        leaf = encode_leaf_fast(seq, time_us, event.principal, event.action, event.resource, event.decision, policy_ids, details_json)
         lh = leaf_hash(leaf)
-        new_nodes = nodes_to_store_on_append(seq, lh, self)
         self._events.append(
             {
-                "seq": seq,
-                "time_us": record.time_us,
-                "principal": record.principal,
-                "action": record.action,
-                "resource": record.resource,
-                "decision": record.decision,
-                "policy_ids": json.dumps(list(record.policy_ids)),
-                "details": json.dumps(record.details, sort_keys=True),
-                "leaf": leaf,
-                "leaf_hash": lh,
+                "seq": seq, "time_us": time_us, "principal": event.principal, "action": event.action, "resource": event.resource,
+                "decision": event.decision, "policy_ids": json.dumps(list(policy_ids)), "details": details_json, "leaf": leaf, "leaf_hash": lh,
             }
         )
-        for level, idx, h in new_nodes:
+        for level, idx, h in nodes_to_store_on_append(seq, lh, self):
             self._nodes.append({"level": level, "idx": idx, "hash": h})
             self._frontier[(level, idx)] = h
         self._size = seq + 1
-        keep = set(frontier_keys(self._size))
-        self._frontier = {k: v for k, v in self._frontier.items() if k in keep}
+        # The right edge after the append: the new top node (at the level of seq's lowest zero
+        # bit) replaces the old edge nodes below it and the path nodes just computed.
+        top = (seq ^ (seq + 1)).bit_length() - 1
+        for level in range(top):
+            self._frontier.pop((level, (seq >> level) - 1), None)
+            self._frontier.pop((level, seq >> level), None)
         return seq
