@@ -39,6 +39,7 @@ class Runtime:
     blobs: BlobStore
     checkpointer: Checkpointer
     verifier: NoteVerifier
+    _ca_pem: bytes | None = None
 
     @classmethod
     def open(cls, home: Home) -> "Runtime":
@@ -68,6 +69,13 @@ class Runtime:
             log.error("%s; refusing writes (DATA_LOSS) until an operator investigates", report.message)
             self.audit.tampered = report.message
         return report
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The home's CA certificate: the only issuer whose leaves identify callers."""
+        if self._ca_pem is None:
+            self._ca_pem = self.home.ca_cert.read_bytes()
+        return self._ca_pem
 
     def write(self, fn: Callable[[Session], T], timeout: float | None = None) -> T:
         """Run `fn(session)` in a group-committed transaction; returns once durable."""

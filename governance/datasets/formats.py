@@ -6,6 +6,7 @@ fix its file; nothing here keeps more than one batch in memory.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import os
@@ -32,6 +33,16 @@ class CsvDialect:
     quote_char: str = ""  # empty = detect
     encoding: str = ""  # empty = strict UTF-8
     header: bool = True
+
+    def __post_init__(self) -> None:
+        for field, value in (("header.csv.delimiter", self.delimiter), ("header.csv.quote_char", self.quote_char)):
+            if value and (len(value) != 1 or not value.isascii() or value in "\r\n"):
+                raise InvalidArgument(field, "must be empty (detect) or one ASCII character other than a line break")
+        if self.encoding:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise InvalidArgument("header.csv.encoding", f"unknown encoding {self.encoding!r}") from None
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,10 @@ def _sniff(path: pathlib.Path, dialect: CsvDialect) -> tuple[str, str]:
         return dialect.delimiter, dialect.quote_char
     with open(path, "rb") as f:
         head = f.read(64 * 1024)
-    text = head.decode(dialect.encoding or "utf-8", errors="replace")
+    try:
+        text = head.decode(dialect.encoding or "utf-8", errors="replace")
+    except UnicodeError as exc:
+        raise InvalidArgument("header.csv.encoding", f"the file does not decode as {dialect.encoding}: {exc}") from exc
     try:
         sniffed = csv.Sniffer().sniff(text.rsplit("\n", 1)[0] if "\n" in text else text, delimiters=",;\t|")
         delimiter, quote = sniffed.delimiter, sniffed.quotechar or '"'
@@ -106,13 +120,19 @@ def _csv_batches(path: pathlib.Path, dialect: CsvDialect) -> Iterator[pa.RecordB
             yield batch
     except pa.ArrowInvalid as exc:
         raise _csv_error(str(exc), bad_rows) from exc
+    except UnicodeError as exc:  # a declared encoding that does not fit the bytes
+        raise InvalidArgument("header.csv.encoding", f"the file does not decode as {dialect.encoding or 'UTF-8'}: {exc}") from exc
 
 
 def _require_utf8(batch: pa.RecordBatch) -> None:
     # Arrow infers `binary` for a column whose bytes are not valid UTF-8.
-    for field in batch.schema:
+    for position, field in enumerate(batch.schema):
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            raise InvalidArgument(f"column {field.name}", "invalid UTF-8; name the file's encoding in the header")
+            try:
+                name = field.name
+            except UnicodeDecodeError:  # the header cell itself is not UTF-8
+                name = f"#{position + 1}"
+            raise InvalidArgument(f"column {name}", "invalid UTF-8; name the file's encoding in the header")
 
 
 def _odd_quotes(path: pathlib.Path, quote: str) -> bool:
@@ -171,9 +191,9 @@ def _first_bad_json_line(path: pathlib.Path) -> str | None:
 def _parquet_batches(path: pathlib.Path) -> Iterator[pa.RecordBatch]:
     try:
         file = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidArgument("chunk", f"not a Parquet file: {exc}") from exc
-    yield from file.iter_batches(batch_size=64 * 1024)
+        yield from file.iter_batches(batch_size=64 * 1024)
+    except (pa.ArrowException, OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidArgument("chunk", f"not a readable Parquet file: {type(exc).__name__}: {exc}") from exc
 
 
 def read_batches(spooled: Spooled, fmt: str, dialect: CsvDialect = CsvDialect()) -> Iterator[pa.RecordBatch]:

@@ -122,7 +122,7 @@ def _parse_header(raw: bytes, field: str) -> tuple[list[TensorInfo], int]:
     """Tensors in header order and the body length their offsets imply."""
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(field, f"{_NOT_SAFETENSORS}: the header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise InvalidArgument(field, f"{_NOT_SAFETENSORS}: the header is not a JSON object")
@@ -137,7 +137,7 @@ def _parse_header(raw: bytes, field: str) -> tuple[list[TensorInfo], int]:
         if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
             raise InvalidArgument(field, f"tensor {name!r}: needs exactly dtype, shape and data_offsets")
         dtype, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
-        if dtype not in DTYPE_SIZES:
+        if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
             raise InvalidArgument(field, f"tensor {name!r}: unsupported dtype {dtype!r}")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise InvalidArgument(field, f"tensor {name!r}: shape must be a list of non-negative integers")

@@ -1,4 +1,9 @@
-"""Who is calling: the SPIFFE URI SAN of the peer's verified certificate, never metadata."""
+"""Who is calling: the SPIFFE URI SAN of the peer's certificate, never metadata.
+
+The TLS handshake has already checked the chain, but the TLS library does not enforce the CA's
+pathLen:0, so a certificate from a sub-CA would pass it; we also require that the peer's leaf
+was signed by the home's CA itself.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +14,38 @@ from cryptography import x509
 
 from governance.errors import Unauthenticated
 from governance.identity.ca import spiffe_ids_of
-from governance.identity.principals import Directory, Principal
+from governance.identity.principals import Principal
 from governance.identity.spiffe import SpiffeId, parse_spiffe_id
+from governance.runtime import Runtime
 
 __all__ = ["peer_spiffe_id", "caller"]
 
 
+@functools.lru_cache(maxsize=16)
+def _ca(pem: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem)
+
+
 @functools.lru_cache(maxsize=4096)
-def _spiffe_of_pem(pem: bytes) -> SpiffeId:
+def _spiffe_of_pem(pem: bytes, ca_pem: bytes) -> SpiffeId:
     cert = x509.load_pem_x509_certificate(pem)
-    uris = [u for u in spiffe_ids_of(cert) if u.startswith("spiffe://")]
+    try:
+        cert.verify_directly_issued_by(_ca(ca_pem))
+    except Exception as exc:  # noqa: BLE001 - ValueError, TypeError, InvalidSignature: all mean "not ours"
+        raise Unauthenticated("client certificate is not issued directly by this Privet CA") from exc
+    uris = spiffe_ids_of(cert)
     if len(uris) != 1:
-        raise Unauthenticated("client certificate must carry exactly one SPIFFE URI SAN")
+        raise Unauthenticated("client certificate must carry exactly one URI SAN, its SPIFFE id")
     return parse_spiffe_id(uris[0])
 
 
-def peer_spiffe_id(context: grpc.ServicerContext) -> SpiffeId:
-    """The caller's SPIFFE id from the TLS peer certificate (already verified against our CA)."""
-    auth = context.auth_context()
-    pems = auth.get("x509_pem_cert")
+def peer_spiffe_id(context: grpc.ServicerContext, ca_pem: bytes) -> SpiffeId:
+    """The caller's SPIFFE id from its TLS certificate, issued directly by `ca_pem`."""
+    pems = context.auth_context().get("x509_pem_cert")
     if not pems:
         raise Unauthenticated("no client certificate")
-    return _spiffe_of_pem(pems[0])
+    return _spiffe_of_pem(pems[0], ca_pem)
 
 
-def caller(context: grpc.ServicerContext, directory: Directory) -> Principal:
-    return directory.resolve(peer_spiffe_id(context))
+def caller(context: grpc.ServicerContext, runtime: Runtime) -> Principal:
+    return runtime.policies.engine.directory.resolve(peer_spiffe_id(context, runtime.ca_pem))

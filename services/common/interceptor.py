@@ -49,7 +49,7 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
     def _guard(self, target: tuple[str, str] | None, context: grpc.ServicerContext) -> None:
         spiffe: SpiffeId | None = None
         try:
-            spiffe = peer_spiffe_id(context)
+            spiffe = peer_spiffe_id(context, self._runtime.ca_pem)
             if target is None:
                 return
             principal = self._runtime.policies.engine.directory.resolve(spiffe)
@@ -75,6 +75,9 @@ def _errors_as_status(context: grpc.ServicerContext) -> Iterator[None]:
         yield
     except (PrivetError, NotImplementedError) as exc:
         _abort(context, exc)
+    except grpc.RpcError as exc:  # the client's stream failed (cancelled, oversized): pass it on quietly
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        context.abort(code or grpc.StatusCode.CANCELLED, (exc.details() if callable(getattr(exc, "details", None)) else "") or "the request stream failed")
     except Exception as exc:  # noqa: BLE001
         if _is_abort(exc):
             raise

@@ -86,7 +86,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
-        who = caller(context, self._rt.policies.engine.directory)
+        who = caller(context, self._rt)
         purpose = request.parameters["purpose"].string_param if "purpose" in request.parameters else ""
         model = self.models.get(request.model_name, request.model_version or "released")
         self.quotas.take(who.id.principal, model.name)

@@ -86,7 +86,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         self._rt = runtime
 
     def _who(self, context: grpc.ServicerContext) -> str:
-        return caller(context, self._rt.policies.engine.directory).id.principal
+        return caller(context, self._rt).id.principal
 
     def CreateDataset(self, request_iterator, context):  # type: ignore[no-untyped-def]
         header, chunks = _split(request_iterator)

@@ -45,7 +45,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def _audit_read(self, context: grpc.ServicerContext, rpc: str, details: dict) -> None:
         """Every read of the log is itself an event, durable before the answer is sent."""
-        who = caller(context, self._rt.policies.engine.directory)
+        who = caller(context, self._rt)
         self._rt.record(Event(principal=who.id.principal, action=f"audit.{rpc}", resource="audit/log", decision="allow", details=details))
 
     def _tree_size(self, requested: int) -> int:

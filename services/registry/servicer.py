@@ -81,7 +81,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._registry = registry if registry is not None else ModelRegistry(runtime)
 
     def _who(self, context: grpc.ServicerContext) -> Principal:
-        return caller(context, self._rt.policies.engine.directory)
+        return caller(context, self._rt)
 
     def CreateModelVersion(self, request_iterator, context):  # type: ignore[no-untyped-def]
         who = self._who(context)

@@ -78,7 +78,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self.scheduler.stop(grace)
 
     def SubmitJob(self, request, context):  # type: ignore[no-untyped-def]
-        who = caller(context, self._rt.policies.engine.directory).id.principal
+        who = caller(context, self._rt).id.principal
         return job_message(submit_job(self._rt, who, _spec(request)))
 
     def GetJob(self, request, context):  # type: ignore[no-untyped-def]
@@ -104,7 +104,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             time.sleep(0.25)
 
     def CancelJob(self, request, context):  # type: ignore[no-untyped-def]
-        who = caller(context, self._rt.policies.engine.directory).id.principal
+        who = caller(context, self._rt).id.principal
         return job_message(cancel_job(self._rt, who, request.job_id, request.reason))
 
 
