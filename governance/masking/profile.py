@@ -133,7 +133,7 @@ def parse_profile(source: str | Mapping[str, Any], *, name: str = "") -> Masking
     if isinstance(source, str):
         try:
             data = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, RecursionError) as exc:
             raise InvalidArgument("profile", f"not valid YAML: {exc}") from None
     else:
         data = source
