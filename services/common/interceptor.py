@@ -37,6 +37,8 @@ def action_for(method: str) -> tuple[str, str] | None:
 class GovernanceInterceptor(grpc.ServerInterceptor):
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        self._cache: dict = {}
+        self._cache_engine: object = None
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(handler_call_details)
@@ -58,10 +60,22 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
                 self._audit_denial(spiffe.principal if spiffe else "unknown", target, ("unauthenticated",), exc.message)
             raise
         api, action = target
-        decision = self._runtime.policies.engine.decide(principal, action, ("Api", api), {"rpc": action})
+        decision = self._decide(principal, api, action)
         if not decision.allowed:
             self._audit_denial(principal.id.principal, target, decision.policy_ids, "policy denied the call")
             raise PermissionDenied(f"{principal.id.principal} may not call {action}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
+
+    def _decide(self, principal, api: str, action: str):  # type: ignore[no-untyped-def]
+        """The per-RPC decision depends only on the policy set, the principal and the RPC, so it
+        is computed once per policy set (a reload brings a new engine, and a fresh cache)."""
+        engine = self._runtime.policies.engine
+        if self._cache_engine is not engine:
+            self._cache, self._cache_engine = {}, engine
+        key = (principal.id.principal, action)
+        decision = self._cache.get(key)
+        if decision is None:
+            decision = self._cache[key] = engine.decide(principal, action, ("Api", api), {"rpc": action})
+        return decision
 
     def _audit_denial(self, who: str, target: tuple[str, str], policy_ids: tuple[str, ...], why: str) -> None:
         api, action = target

@@ -119,13 +119,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--max-delay-ms", type=float, default=None, help="override [inference] max_queue_delay_ms")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     import tritonclient.grpc as triton
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="privet-bench-infer-"))
     home = make_home(tmp / "home")
-    home.config_path.write_text(home.config_path.read_text() + "\n[inference]\nrequests_per_minute = 100000000\n")
+    delay = f"max_queue_delay_ms = {args.max_delay_ms}\n" if args.max_delay_ms is not None else ""
+    home.config_path.write_text(home.config_path.read_text() + f"\n[inference]\nrequests_per_minute = 100000000\n{delay}")
     use_free_ports(home)
     weights, meta = _model()
     (tmp / "w.safetensors").write_bytes(weights)
