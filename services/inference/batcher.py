@@ -17,7 +17,7 @@ __all__ = ["Batcher"]
 
 
 class Batcher:
-    def __init__(self, model: LoadedModel, *, max_rows: int = 256, max_delay_s: float = 0.002) -> None:
+    def __init__(self, model: LoadedModel, *, max_rows: int = 256, max_delay_s: float = 0.0) -> None:
         self.model = model
         self._max_rows = max_rows
         self._max_delay_s = max_delay_s

@@ -19,8 +19,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from governance.catalog import preprocessor_from_metadata
 from governance.catalog.models import load_model
 from governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from governance.catalog.text import TextPreprocessor
 from governance.config import Home
 from governance.errors import DataLoss, FailedPrecondition, NotFound
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -43,7 +45,7 @@ class LoadedModel:
     inputs: list
     outputs: list
     module: torch.nn.Module
-    preprocessor: TabularPreprocessor
+    preprocessor: TabularPreprocessor | TextPreprocessor
     labels: ClassLabels
     revoked: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,8 +53,12 @@ class LoadedModel:
     def predict(self, table: pa.Table) -> np.ndarray:
         """Class probabilities (float32) for each row of `table` (one forward pass)."""
         x = self.preprocessor.transform(table)
+        # A text model runs a transformer (attention memory grows with rows × tokens²):
+        # forward in slices, exactly as training's evaluation does.
+        step = 256 if isinstance(self.preprocessor, TextPreprocessor) else max(x.shape[0], 1)
         with torch.inference_mode():
-            return torch.softmax(self.module(x), dim=-1).numpy().astype(np.float32)
+            parts = [torch.softmax(self.module(x[i : i + step]), dim=-1) for i in range(0, x.shape[0], step)]
+            return torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, len(self.labels.classes)), np.float32)
 
 
 class ModelCache:
@@ -136,7 +142,7 @@ class ModelCache:
         return LoadedModel(
             name=v.model_name, version=v.version, digest=v.digest, stage="RELEASED", epsilon=v.guarantee.epsilon, owner=v.lineage.trained_by or v.created_by,
             inputs=list(v.inputs), outputs=list(v.outputs), module=module,
-            preprocessor=TabularPreprocessor.from_metadata(meta["preprocessor"]), labels=ClassLabels.from_metadata(meta["labels"]),
+            preprocessor=preprocessor_from_metadata(meta["preprocessor"]), labels=ClassLabels.from_metadata(meta["labels"]),
         )
 
     def loaded(self) -> list[LoadedModel]:

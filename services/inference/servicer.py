@@ -30,7 +30,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.quotas = Quotas(int(conf.get("requests_per_minute", 6000)))
         self.audit = AuditCounter(runtime)
         self._max_rows = int(conf.get("max_batch_rows", 256))
-        self._max_delay_s = float(conf.get("max_queue_delay_ms", 2)) / 1000
+        # 0 by default: continuous batching — what queues while a forward pass runs forms the next
+        # batch, so a lone request never waits; a positive delay trades latency for bigger batches.
+        self._max_delay_s = float(conf.get("max_queue_delay_ms", 0)) / 1000
         self._batchers: dict[tuple[str, int], Batcher] = {}
         self._entities: dict[tuple[int, str, int], tuple[object, object]] = {}
         self._lock = threading.Lock()
