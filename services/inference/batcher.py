@@ -38,10 +38,8 @@ class Batcher:
             deadline = time.monotonic() + self._max_delay_s
             while rows < self._max_rows:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
+                try:  # take what is already queued; wait for more only until the deadline
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 batch.append(item)
