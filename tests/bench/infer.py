@@ -106,10 +106,11 @@ def _cedar_p99(policies: pathlib.Path) -> dict:
     engine = PolicyEngine.load(policies)
     app = engine.directory.principals["user/app"]
     entity = [{"uid": {"type": "Privet::ServedModel", "id": "bench:1"}, "attrs": {"name": "bench", "version": 1, "stage": "RELEASED", "epsilon_milli": 3000, "owner": "user/alice"}, "parents": []}]
+    handle = engine.with_entities(entity)  # as the servicer does: parsed once per model
     times = []
     for _ in range(5000):
         start = time.perf_counter()
-        engine.decide(app, "inference.Predict", ("ServedModel", "bench:1"), {"purpose": "demo", "quota_used": 1, "quota_limit": 100}, entity)
+        engine.decide(app, "inference.Predict", ("ServedModel", "bench:1"), {"purpose": "demo", "quota_used": 1, "quota_limit": 100}, entities=handle)
         times.append(time.perf_counter() - start)
     times.sort()
     return {"p50_us": round(times[len(times) // 2] * 1e6, 1), "p99_us": round(times[int(len(times) * 0.99)] * 1e6, 1)}
