@@ -204,3 +204,22 @@ def test_weights_are_never_on_disk_in_plaintext(env) -> None:  # type: ignore[no
     for path in env["home"].root.rglob("*"):
         if path.is_file():
             assert needle not in path.read_bytes(), path
+
+
+def test_raw_and_typed_numeric_datatypes(env) -> None:  # type: ignore[no-untyped-def]
+    import struct
+
+    typed = _infer(env, "app", _request())
+    expected = np.frombuffer(typed.raw_output_contents[0], dtype="<f4")
+    for datatype, fmt in (("FP32", "<2f"), ("FP64", "<2d"), ("INT64", "<2q")):
+        r = _request()
+        age = r.inputs[0]
+        age.ClearField("contents")
+        age.datatype = datatype
+        values = (30, 61)
+        raw_age = struct.pack(fmt, *values)
+        raw_plan = b"".join(struct.pack("<I", len(v)) + v for v in (b"basic", b"premium"))
+        r.inputs[1].ClearField("contents")
+        r.raw_input_contents.extend([raw_age, raw_plan])
+        out = _infer(env, "app", r)
+        np.testing.assert_allclose(np.frombuffer(out.raw_output_contents[0], dtype="<f4"), expected, rtol=1e-6)
