@@ -58,6 +58,7 @@ from governance.errors import (
     ResourceExhausted,
 )
 from governance.identity.principals import Principal
+from governance.processes import process_alive
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from governance.runtime import Runtime
@@ -223,7 +224,7 @@ class ModelRegistry:
         upload records. Returns the number of blobs removed. Called at start."""
         host = socket.gethostname()
         with self._rt.read() as session:
-            dead = [u for u in session.scalars(select(ModelUpload).where(ModelUpload.host == host)) if u.pid != os.getpid() and not _process_alive(u.pid)]
+            dead = [u for u in session.scalars(select(ModelUpload).where(ModelUpload.host == host)) if u.pid != os.getpid() and not process_alive(u.pid)]
             referenced = set(session.scalars(select(ModelVersion.blob_digest))) if dead else set()
         if not dead:
             return 0
@@ -540,14 +541,6 @@ class _CheckedStream(io.RawIOBase):
         return count
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _closing(chunks: Iterator[bytes], handle) -> Iterator[bytes]:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from governance.errors import NotFound, ResourceExhausted
 from governance.fsutil import fsync_dir
+from governance.processes import process_alive
 
 __all__ = ["BlobStore", "BlobWriter"]
 
@@ -80,7 +81,7 @@ class BlobStore:
         removed = 0
         for tmp in (self.root / _TMP_DIR).iterdir():
             pid = _writer_pid(tmp.name)
-            if pid is not None and pid != os.getpid() and not _alive(pid):
+            if pid is not None and pid != os.getpid() and not process_alive(pid):
                 tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -135,13 +136,3 @@ def _writer_pid(name: str) -> int | None:
         if part.isdigit():
             return int(part)
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

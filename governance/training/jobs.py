@@ -4,7 +4,6 @@ with their audit events; the queue is the jobs table itself (SKIP LOCKED on Post
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 import uuid
@@ -20,6 +19,7 @@ from governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from governance.identity.spiffe import check_name
 from governance.privacy.accounting import Mechanism, accountant_names
 from governance.privacy.ledger import BudgetLedger
+from governance.processes import process_alive
 from governance.runtime import Runtime
 from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 
@@ -216,15 +216,7 @@ def cancel_job(runtime: Runtime, principal: str, job_id: str, reason: str) -> Tr
 
 def _claimer_is_dead(claimed_by: str) -> bool:
     host, _, pid = claimed_by.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
 
 
 def recover_orphans(runtime: Runtime, *, stale_after_s: float = 60.0) -> list[TrainingJob]:

@@ -44,73 +44,65 @@ def _after_restart(server: ServeProcess) -> Runtime:
     return rt
 
 
+def _kill_mid_upload(served: ServeProcess, principal: str, service: str, call, first, payload: bytes, make_chunk, chunk: int, pause: float) -> None:  # type: ignore[no-untyped-def]
+    """Stream `first` then `payload` in chunks to `call` (a stub method factory), and SIGKILL
+    the server once a third of the payload is on its way. The client sees the call fail."""
+    started = threading.Event()
+
+    def requests():  # type: ignore[no-untyped-def]
+        yield first
+        for i in range(0, len(payload), chunk):
+            if i > len(payload) // 3:
+                started.set()
+            yield make_chunk(payload[i : i + chunk])
+            time.sleep(pause)
+
+    def upload() -> None:
+        with channel(served.home, principal, served.home.settings().addresses[service]) as ch:
+            with pytest.raises(grpc.RpcError):
+                call(ch)(requests(), timeout=60)
+
+    t = threading.Thread(target=upload)
+    t.start()
+    assert started.wait(30)
+    served.kill()
+    t.join()
+
+
 def _tmp_files(home) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(p.name for p in (home.settings().blob_dir / "tmp").iterdir())
 
 
 def test_sigkill_during_ingestion_leaves_nothing_half_written(served: ServeProcess) -> None:
-    home = served.home
-    data = _csv_bytes(customer_table(4000, seed=5)) * 6  # a long upload
-    started = threading.Event()
-
-    def chunks():  # type: ignore[no-untyped-def]
-        yield ingestion_pb2.CreateDatasetRequest(header=_header("killed", k=1, quasi_identifiers=[]))
-        for i in range(0, len(data), 16 * 1024):
-            if i > len(data) // 3:
-                started.set()
-            yield ingestion_pb2.CreateDatasetRequest(chunk=data[i : i + 16 * 1024])
-            time.sleep(0.002)
-
-    def upload() -> None:
-        with channel(home, "alice", home.settings().addresses["ingestion"]) as ch:
-            with pytest.raises(grpc.RpcError):
-                ingestion_pb2_grpc.IngestionServiceStub(ch).CreateDataset(chunks(), timeout=60)
-
-    t = threading.Thread(target=upload)
-    t.start()
-    assert started.wait(30)
-    served.kill()
-    t.join()
+    _kill_mid_upload(
+        served, "alice", "ingestion", lambda ch: ingestion_pb2_grpc.IngestionServiceStub(ch).CreateDataset,
+        ingestion_pb2.CreateDatasetRequest(header=_header("killed", k=1, quasi_identifiers=[])),
+        _csv_bytes(customer_table(4000, seed=5)) * 6, lambda b: ingestion_pb2.CreateDatasetRequest(chunk=b), 16 * 1024, 0.002,
+    )
     rt = _after_restart(served)
     try:
         with rt.read() as s:
             assert s.execute(select(func.count()).select_from(Dataset)).scalar_one() == 0
-        assert list(rt.blobs.digests()) == [] and _tmp_files(home) == []
+        assert list(rt.blobs.digests()) == [] and _tmp_files(served.home) == []
     finally:
         rt.close()
 
 
 def test_sigkill_during_model_upload_leaves_no_version_and_no_blob(served: ServeProcess) -> None:
-    from safetensors.numpy import save
     import numpy as np
+    from safetensors.numpy import save
 
-    home = served.home
     weights = save({"w": np.random.default_rng(1).standard_normal((2500, 1000)).astype(np.float32)})  # 10 MB
-    started = threading.Event()
-
-    def chunks():  # type: ignore[no-untyped-def]
-        yield registry_pb2.CreateModelVersionRequest(metadata=registry_pb2.ModelVersionMetadata(model_name="killed", architecture="logreg"))
-        for i in range(0, len(weights), 64 * 1024):
-            if i > len(weights) // 3:
-                started.set()
-            yield registry_pb2.CreateModelVersionRequest(chunk=weights[i : i + 64 * 1024])
-            time.sleep(0.005)
-
-    def upload() -> None:
-        with channel(home, "admin", home.settings().addresses["registry"]) as ch:
-            with pytest.raises(grpc.RpcError):
-                registry_pb2_grpc.RegistryServiceStub(ch).CreateModelVersion(chunks(), timeout=60)
-
-    t = threading.Thread(target=upload)
-    t.start()
-    assert started.wait(30)
-    served.kill()
-    t.join()
+    _kill_mid_upload(
+        served, "admin", "registry", lambda ch: registry_pb2_grpc.RegistryServiceStub(ch).CreateModelVersion,
+        registry_pb2.CreateModelVersionRequest(metadata=registry_pb2.ModelVersionMetadata(model_name="killed", architecture="logreg")),
+        weights, lambda b: registry_pb2.CreateModelVersionRequest(chunk=b), 64 * 1024, 0.005,
+    )
     rt = _after_restart(served)
     try:
-        with channel(home, "admin", home.settings().addresses["registry"]) as ch:
+        with channel(served.home, "admin", served.home.settings().addresses["registry"]) as ch:
             assert not registry_pb2_grpc.RegistryServiceStub(ch).ListModels(registry_pb2.ListModelsRequest()).models
-        assert list(rt.blobs.digests()) == [] and _tmp_files(home) == []
+        assert list(rt.blobs.digests()) == [] and _tmp_files(served.home) == []
     finally:
         rt.close()
 
