@@ -27,6 +27,10 @@ from cryptography.hazmat.primitives import hashes, hmac
 from governance.errors import InvalidArgument
 from governance.masking.entities import TEXT_TYPES, Finding, PiiType, type_token
 from governance.masking.patterns import (
+    ADDRESS_NUMBER_PATTERN,
+    ADDRESS_PREFIX_PATTERN,
+    ADDRESS_SHAPE_PATTERN,
+    ADDRESS_STREET_PATTERN,
     CONTEXT_BOOST,
     DATE_FORMATS,
     DETECTION_THRESHOLD,
@@ -383,6 +387,18 @@ def _dob_share(values: pa.Array) -> float:
     return pc.sum(ok.fill_null(False).cast(pa.int64())).as_py() / max(1, len(values))
 
 
+def _address_share(cells: pa.Array) -> float:
+    """Share of cells shaped like a street address: short address-like text that begins
+    with a Romance street type, or holds a house number and a street type (see
+    patterns.ADDRESS_*). Four RE2 passes over the sample, no Python per cell."""
+    def match(pattern: str) -> pa.BooleanArray:
+        return pc.match_substring_regex(cells, pattern).fill_null(False)
+
+    numbered = pc.and_(match(ADDRESS_NUMBER_PATTERN), match(ADDRESS_STREET_PATTERN))
+    ok = pc.and_(match(ADDRESS_SHAPE_PATTERN), pc.or_(match(ADDRESS_PREFIX_PATTERN), numbered))
+    return pc.sum(ok.cast(pa.int64())).as_py() / max(1, len(cells))
+
+
 def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, float]) -> dict[PiiType, np.ndarray]:
     """Per type, which sampled cells are wholly (after trimming) a valid entity."""
     hits: dict[PiiType, np.ndarray] = {}
@@ -412,9 +428,9 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
 
     A type is the column's when at least `min_share` of the sampled cells validate as it
     (the column's name lends context: `ssn` lets a bare 9-digit number count as an SSN,
-    and dates of birth, postal codes and person names are only considered in columns
-    named for them). Types whose shape alone is evidence (email, URL, IP, MAC, IBAN,
-    NINO, codice fiscale) count at any share. Prose columns are scanned for entities.
+    and dates of birth, postal codes, person names and street addresses are only
+    considered in columns named for them). Types whose shape alone is evidence (email,
+    URL, IP, MAC, IBAN, NINO, codice fiscale) count at any share. Prose columns are scanned for entities.
 
     With `full_scan`, a text column the sample found clean is checked whole: every
     cell goes through the regex prefilter and up to `max_candidates` distinct candidates
@@ -461,6 +477,8 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
         shares[PiiType.PERSON_NAME] = pc.mean(pc.match_substring_regex(cells, PERSON_NAME_PATTERN).cast(pa.float64())).as_py()
     if PiiType.DATE_OF_BIRTH in hints:
         shares[PiiType.DATE_OF_BIRTH] = _dob_share(cells)
+    if PiiType.ADDRESS in hints:
+        shares[PiiType.ADDRESS] = _address_share(cells)
     shares = {k: v for k, v in shares.items() if v > 0}
 
     distinctive = {r.type for r in RECOGNIZERS if r.distinctive}

@@ -34,6 +34,8 @@ class PiiType(StrEnum):
     DATE_OF_BIRTH = "DATE_OF_BIRTH"
     POSTAL_CODE = "POSTAL_CODE"
     PERSON_NAME = "PERSON_NAME"
+    # A street address (house number, street): only in columns whose name says so.
+    ADDRESS = "ADDRESS"
     # A column of prose that holds entities of the types above; masked by `scan`.
     FREE_TEXT = "FREE_TEXT"
 
@@ -62,7 +64,8 @@ TEXT_TYPES: tuple[PiiType, ...] = (
 )
 
 # Types that need the column's name to be believed (no checksum, no distinctive shape).
-COLUMN_ONLY_TYPES: tuple[PiiType, ...] = (PiiType.DATE_OF_BIRTH, PiiType.POSTAL_CODE, PiiType.PERSON_NAME)
+COLUMN_ONLY_TYPES: tuple[PiiType, ...] = (PiiType.DATE_OF_BIRTH, PiiType.POSTAL_CODE, PiiType.PERSON_NAME,
+                                          PiiType.ADDRESS)
 
 # Types a whole column can be classified as.
 STRUCTURED_TYPES: tuple[PiiType, ...] = tuple(t for t in TEXT_TYPES if t is not PiiType.DATE) + COLUMN_ONLY_TYPES

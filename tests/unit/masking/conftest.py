@@ -30,6 +30,8 @@ NATIONAL_IDS = {
 COMMON_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IP_ADDRESS", "MAC_ADDRESS", "URL",
                 "DATE_OF_BIRTH", "POSTAL_CODE", "PERSON_NAME")
 IBAN_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL")
+# The locales whose street-address conventions the ADDRESS detector knows.
+ADDRESS_LOCALES = IBAN_LOCALES
 
 # The column name a table from that locale would plausibly use.
 _COLUMN_NAMES = {
@@ -42,6 +44,8 @@ _COLUMN_NAMES = {
                     "nl_NL": "postcode", "zh_CN": "邮编", "en_IN": "pincode", "en_US": "zip"},
     "PERSON_NAME": {"de_DE": "name", "fr_FR": "nom", "es_ES": "nombre", "it_IT": "nome", "nl_NL": "naam",
                     "zh_CN": "姓名"},
+    "ADDRESS": {"en_GB": "street_address", "de_DE": "anschrift", "fr_FR": "adresse", "es_ES": "direccion",
+                "it_IT": "indirizzo", "nl_NL": "adres"},
 }
 _DEFAULT_COLUMN = {
     "EMAIL": "email", "PHONE": "phone", "CREDIT_CARD": "card_number", "IBAN": "iban",
@@ -49,7 +53,7 @@ _DEFAULT_COLUMN = {
     "DATE_OF_BIRTH": "date_of_birth", "POSTAL_CODE": "postcode", "PERSON_NAME": "full_name",
     "US_SSN": "ssn", "UK_NINO": "nino", "DE_IDNR": "steuer_id", "FR_NIR": "nir", "ES_DNI": "dni",
     "ES_NIE": "nie", "IT_CF": "codice_fiscale", "NL_BSN": "bsn", "CN_RIC": "resident_id",
-    "IN_AADHAAR": "aadhaar",
+    "IN_AADHAAR": "aadhaar", "ADDRESS": "address",
 }
 
 
@@ -61,6 +65,7 @@ def structured_cases() -> list[tuple[str, str]]:
     """(locale, type) pairs with a Faker-backed generator."""
     cases = [(loc, t) for loc in LOCALE_REGIONS for t in COMMON_TYPES]
     cases += [(loc, "IBAN") for loc in IBAN_LOCALES]
+    cases += [(loc, "ADDRESS") for loc in ADDRESS_LOCALES]
     cases += [(loc, t) for loc, ids in NATIONAL_IDS.items() for t in ids]
     return cases
 
@@ -166,6 +171,8 @@ class PiiFaker:
                 return f.ssn()
             case "IN_AADHAAR":
                 return self.aadhaar(f)
+            case "ADDRESS":
+                return f.street_address()
         raise KeyError(pii_type)
 
     def values(self, pii_type: str, locale: str, n: int) -> list[str]:
@@ -245,10 +252,13 @@ SELF_EVIDENT = ("EMAIL", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "MAC_ADDRESS", "UR
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`structured_case` runs a test per (locale, PII type), `self_evident_case` per
-    (locale, type in SELF_EVIDENT), `locale` per locale."""
+    (locale, type in SELF_EVIDENT), `locale` per locale, `address_locale` per locale in
+    ADDRESS_LOCALES."""
     for name, cases in (("structured_case", structured_cases()),
                         ("self_evident_case", [c for c in structured_cases() if c[1] in SELF_EVIDENT])):
         if name in metafunc.fixturenames:
             metafunc.parametrize(name, cases, ids=[f"{loc}-{t}" for loc, t in cases])
     if "locale" in metafunc.fixturenames:
         metafunc.parametrize("locale", list(LOCALE_REGIONS))
+    if "address_locale" in metafunc.fixturenames:
+        metafunc.parametrize("address_locale", list(ADDRESS_LOCALES))

@@ -169,3 +169,59 @@ def test_column_kinds():
 def test_name_columns(name, expected):
     values = pa.array(["Ada Lovelace", "Jürgen Müller-Lüdenscheidt", "Marie de la Tour", "O'Brien, Sean"] * 5)
     assert classify_column(name, values).pii_type is expected
+
+
+ADDRESS_RECALL_CELLS = 2000
+
+
+def test_street_address_recall(pii_faker, address_locale):
+    """≥ 99% of Faker's `street_address()` values, in each locale whose conventions the
+    detector knows, are addresses in a column named `address`."""
+    values = pii_faker.values("ADDRESS", address_locale, ADDRESS_RECALL_CELLS)
+    result = classify_column("address", pa.array(values), sample=ADDRESS_RECALL_CELLS)
+    assert result.pii_type is PiiType.ADDRESS, result
+    assert result.shares[PiiType.ADDRESS] >= 0.99, result.shares
+
+
+def test_non_pii_values_in_an_address_column_are_not_addresses(pii_faker, address_locale):
+    """The shape, not only the column's name, decides: words, codes, prices, company names
+    and sentences put in an `address` column are not classified as addresses, and ≤ 1%
+    of their cells look like one."""
+    for name, values in pii_faker.non_pii(address_locale, 400).items():
+        result = classify_column("address", pa.array([str(v) for v in values]), sample=400)
+        assert result.pii_type is not PiiType.ADDRESS, (name, result)
+        assert result.shares.get(PiiType.ADDRESS, 0.0) <= 0.01, (name, result.shares)
+
+
+def test_addresses_need_an_address_column(pii_faker):
+    values = pa.array(pii_faker.values("ADDRESS", "en_US", 200))
+    assert PiiType.ADDRESS not in classify_column("location_notes", values).found
+    assert classify_column("billing_address", values).pii_type is PiiType.ADDRESS
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("address", True), ("street_address", True), ("billingAddress", True), ("addr", True), ("Straße", True),
+    ("adresse", True), ("calle", True), ("via", True), ("indirizzo", True), ("ip_address", False),
+    ("email_address", False), ("emailAddress", False), ("mac_address", False), ("remoteAddr", False),
+    ("wallet_address", False), ("caller_id", False),
+])
+def test_address_column_names(name, expected):
+    from governance.masking.patterns import column_hints
+    assert (PiiType.ADDRESS in column_hints(name)) is expected
+
+
+@pytest.mark.parametrize("value", [
+    "221B Baker Street", "Flat 3, 12 High St", "1600 Pennsylvania Avenue NW", "Am Markt 5",
+    "SCHAAFSTRASSE 1", "rue d'Alésia", "12 rue de la paix", "C/ Mayor 5", "Via dei Mille 3",
+    "Prinsengracht 263",
+])
+def test_address_shapes_beyond_faker(value):
+    assert classify_column("address", pa.array([value])).pii_type is PiiType.ADDRESS
+
+
+@pytest.mark.parametrize("value", [
+    "Virtual 24/7 monitoring", "SKU-83251-ST", "Paris", "jane@example.com", "Call me at 5",
+    "Place etc selon couper sauvage.", "+44 20 7946 0958",
+])
+def test_not_addresses(value):
+    assert classify_column("address", pa.array([value])).pii_type is not PiiType.ADDRESS
