@@ -26,6 +26,7 @@ __all__ = [
     "architectures",
     "build_model",
     "export_weights",
+    "input_kind",
     "load_model",
     "unwrap_model",
 ]
@@ -38,6 +39,8 @@ class _Architecture:
     defaults: Mapping[str, Any]
     build: Callable[..., nn.Module]
     check: Callable[[Mapping[str, Any]], dict[str, Any]]
+    # "features": a float32 matrix (rows × features); "tokens": int64 token ids (rows × tokens).
+    input_kind: str = "features"
 
 
 _REGISTRY: dict[str, _Architecture] = {}
@@ -52,6 +55,16 @@ def _register(arch: _Architecture) -> None:
 def architectures() -> tuple[str, ...]:
     """Names of the architectures `build_model` accepts."""
     return tuple(sorted(_REGISTRY))
+
+
+def input_kind(arch: str) -> str:
+    """What `arch` takes: "features" (float32 rows × features, e.g. from a
+    TabularPreprocessor) or "tokens" (int64 token ids rows × tokens, from a
+    TextPreprocessor). Raises InvalidArgument("arch") for an unknown architecture."""
+    entry = _REGISTRY.get(arch)
+    if entry is None:
+        raise InvalidArgument("arch", f"unknown architecture {arch!r}; known: {', '.join(architectures())}")
+    return entry.input_kind
 
 
 # -- logreg --------------------------------------------------------------------------
@@ -193,12 +206,22 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
-def export_weights(model: nn.Module) -> bytes:
-    """The model's parameters and buffers as safetensors bytes (float tensors, on CPU).
+def _exported_state(model: nn.Module) -> dict[str, Any]:
+    """What travels as the model's weights: its whole state, or, for a model that defines
+    `exported_state_dict()` (one built partly from fixed pre-trained weights that the
+    rebuild takes from elsewhere), only the part it trains."""
+    exported = getattr(model, "exported_state_dict", None)
+    return dict(exported()) if callable(exported) else dict(model.state_dict())
 
-    Opacus wrappers are looked through, so the keys are those of the plain module.
+
+def export_weights(model: nn.Module) -> bytes:
+    """The model's trained parameters and buffers as safetensors bytes (on CPU).
+
+    Opacus wrappers are looked through, so the keys are those of the plain module. For
+    `text-minilm` only the fine-tuned top layers and the head are exported: the frozen
+    encoder is rebuilt from its package, checked by digest.
     """
-    state = unwrap_model(model).state_dict()
+    state = _exported_state(unwrap_model(model))
     tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in state.items()}
     return _save_safetensors(tensors)
 
@@ -219,7 +242,7 @@ def load_model(arch: str, metadata: Mapping[str, Any], weights: bytes) -> nn.Mod
     except (SafetensorError, ValueError, TypeError) as exc:
         raise InvalidArgument("weights", f"not a safetensors file ({exc})") from None
     model = spec.build()
-    expected = model.state_dict()
+    expected = _exported_state(model)
     if set(tensors) != set(expected):
         missing = sorted(set(expected) - set(tensors))
         extra = sorted(set(tensors) - set(expected))
@@ -231,6 +254,8 @@ def load_model(arch: str, metadata: Mapping[str, Any], weights: bytes) -> nn.Mod
                 f"{name}: {tuple(tensor.shape)} {tensor.dtype}, expected "
                 f"{tuple(expected[name].shape)} {expected[name].dtype}",
             )
-    model.load_state_dict(tensors, strict=True)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected or set(missing) & set(expected):  # never expected: the names were checked above
+        raise InvalidArgument("weights", f"tensor names do not match {arch}")
     model.eval()
     return model

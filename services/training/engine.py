@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
-from governance.catalog import ModelSpec, export_weights
+from governance.catalog import ModelSpec, export_weights, input_kind
 from governance.errors import InvalidArgument
 from governance.privacy.accounting import (
     DEFAULT_ACCOUNTANT,
@@ -204,12 +204,19 @@ def _positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
-def _check_split(name: str, split: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_split(name: str, split: Any, kind: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+    """`kind` is the architecture's input kind: "features" (a float matrix) or "tokens"
+    (int64 token ids, 0 = padding)."""
     try:
         features, labels = split
     except (TypeError, ValueError):
         raise InvalidArgument(name, "must be a (features, labels) pair of tensors") from None
-    if not isinstance(features, torch.Tensor) or features.dim() != 2 or not features.is_floating_point():
+    if kind == "tokens":
+        if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.dtype != torch.int64:
+            raise InvalidArgument(name, "token ids must be a 2-D int64 tensor (rows × tokens)")
+        if features.numel() and int(features.min()) < 0:
+            raise InvalidArgument(name, "token ids must be >= 0")
+    elif not isinstance(features, torch.Tensor) or features.dim() != 2 or not features.is_floating_point():
         raise InvalidArgument(name, "features must be a 2-D floating-point tensor (rows × features)")
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype not in (torch.int32, torch.int64):
         raise InvalidArgument(name, "labels must be a 1-D integer tensor of class indices")
@@ -217,10 +224,12 @@ def _check_split(name: str, split: Any) -> tuple[torch.Tensor, torch.Tensor]:
         raise InvalidArgument(name, f"{features.shape[0]} feature rows but {labels.shape[0]} labels")
     if features.shape[0] == 0:
         raise InvalidArgument(name, "no rows")
-    if not bool(torch.isfinite(features).all()):
-        raise InvalidArgument(name, "features contain NaN or infinity")
     if int(labels.min()) < 0:
         raise InvalidArgument(name, "labels must be class indices >= 0")
+    if kind == "tokens":
+        return features, labels.to(torch.int64)
+    if not bool(torch.isfinite(features).all()):
+        raise InvalidArgument(name, "features contain NaN or infinity")
     return features.to(torch.float32), labels.to(torch.int64)
 
 
@@ -379,7 +388,9 @@ def train_dp(
 ) -> TrainResult:
     """Train `config.arch` on `train` under (target ε, δ)-DP and evaluate it on `valid`.
 
-    `train`/`valid` are (float features rows × features, int64 class indices). Calls
+    `train`/`valid` are (inputs, int64 class indices); inputs are what the architecture
+    takes (`governance.catalog.input_kind`): float features (rows × features), or int64
+    token ids (rows × tokens, 0 = padding) for text-minilm. Calls
     `on_progress` from time to time and at each epoch end; polls `should_stop` before
     every noisy step and, when it answers True, stops there: the result is then
     `cancelled` and its guarantee covers the steps actually taken (ε = 0 if none).
@@ -394,8 +405,9 @@ def train_dp(
     the guarantee of the steps already taken, when the run fails after it started.
     """
     started = time.monotonic()
-    x_train, y_train = _check_split("train", train)
-    x_valid, y_valid = _check_split("valid", valid)
+    kind = input_kind(config.arch)
+    x_train, y_train = _check_split("train", train, kind)
+    x_valid, y_valid = _check_split("valid", valid, kind)
     n_rows = x_train.shape[0]
     _validate(config, n_rows)
     if x_valid.shape[1] != x_train.shape[1]:
@@ -419,10 +431,12 @@ def train_dp(
         mode = choose_grad_sample_mode(config.arch, model)
     sampling = torch.Generator().manual_seed(config.seed)
     noise = torch.Generator(device=device).manual_seed(config.seed + 1)
+    # Frozen parameters (text-minilm's pre-trained lower layers) get no gradient, no noise.
+    trained = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(trained, lr=config.learning_rate)
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=0.9)
+        optimizer = torch.optim.SGD(trained, lr=config.learning_rate, momentum=0.9)
 
     training = make_private(
         model=model,
@@ -456,7 +470,10 @@ def train_dp(
     finally:
         training.close()
 
-    metrics = evaluate(model, x_valid.to(device), y_valid.to(device))
+    # Token inputs run a transformer: attention memory grows with rows × tokens², so
+    # evaluate in smaller batches than a tabular model's.
+    eval_batch = 256 if kind == "tokens" else 4096
+    metrics = evaluate(model, x_valid.to(device), y_valid.to(device), batch_size=eval_batch)
     guarantee = _guarantee(training, config)
     return TrainResult(
         weights=export_weights(model),

@@ -35,9 +35,13 @@ def fetch_dataset(home: Home, name: str, columns: list[str]) -> pa.Table:
 
 
 def _signature(data: Any, table_types: dict[str, str]) -> list[types_pb2.TensorSpec]:
+    """One input per feature column: BYTES for text (a text model's one column is text
+    whatever the dataset's listing says), FP64 for numbers."""
+    text_model = data.preprocessor.to_metadata().get("kind") == "text"
     specs = []
     for name in data.preprocessor.features:
-        specs.append(types_pb2.TensorSpec(name=name, datatype="BYTES" if table_types.get(name) == "string" else "FP64", shape=[-1]))
+        text = text_model or table_types.get(name) == "string"
+        specs.append(types_pb2.TensorSpec(name=name, datatype="BYTES" if text else "FP64", shape=[-1]))
     return specs
 
 

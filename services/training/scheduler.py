@@ -24,7 +24,9 @@ import pyarrow as pa
 import torch
 from safetensors.torch import save_file
 
+from governance.catalog import input_kind
 from governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from governance.catalog.text import TextPreprocessor
 from governance.errors import PrivetError
 from governance.privacy.accounting import Mechanism, accountant_names, noise_multiplier_for
 from governance.runtime import Runtime
@@ -42,18 +44,23 @@ VALID_SHARE = 0.2
 @dataclass
 class PreparedData:
     tensors: dict[str, torch.Tensor]
-    preprocessor: TabularPreprocessor
+    preprocessor: TabularPreprocessor | TextPreprocessor
     labels: ClassLabels
     n_train: int
 
 
 def prepare_data(table: pa.Table, spec: dict) -> PreparedData:
-    """Seeded 80/20 split; preprocessing fitted on the training split only."""
+    """Seeded 80/20 split; preprocessing fitted on the training split only. Text
+    architectures (`input_kind` "tokens") take one string column, tokenized."""
     rng = np.random.default_rng(spec["seed"])
     order = rng.permutation(table.num_rows)
     n_valid = max(1, int(table.num_rows * VALID_SHARE))
     valid, train = table.take(order[:n_valid]), table.take(order[n_valid:])
-    pre = TabularPreprocessor.fit(train, spec["features"])
+    pre: TabularPreprocessor | TextPreprocessor
+    if input_kind(spec["arch"]) == "tokens":
+        pre = TextPreprocessor.fit(train, spec["features"])
+    else:
+        pre = TabularPreprocessor.fit(train, spec["features"])
     labels = ClassLabels.fit(table, spec["target"])
     tensors = {"x_train": pre.transform(train), "y_train": labels.encode(train), "x_valid": pre.transform(valid), "y_valid": labels.encode(valid)}
     return PreparedData({k: v.contiguous() for k, v in tensors.items()}, pre, labels, train.num_rows)
