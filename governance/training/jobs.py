@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from governance.audit.log import Event
-from governance.catalog.models import architectures
+from governance.catalog.models import architectures, input_kind
 from governance.datasets.catalog import get_dataset
 from governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from governance.identity.spiffe import check_name
@@ -68,6 +68,8 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
             raise InvalidArgument(f"features[{i}]", "the target cannot be a feature")
     if spec.arch not in architectures():
         raise InvalidArgument("arch", f"unknown architecture {spec.arch!r} (known: {', '.join(architectures())})")
+    if input_kind(spec.arch) == "tokens" and (len(features) != 1 or not by_name[features[0]]["type"].startswith(("string", "large_string"))):
+        raise InvalidArgument("features", f"{spec.arch} takes exactly one text column")
     if spec.epochs < 1:
         raise InvalidArgument("epochs", "must be at least 1")
     if spec.batch_size < 1:

@@ -93,6 +93,7 @@ def test_ingest_train_register_with_dp_facts(stubs) -> None:  # type: ignore[no-
         ({"delta": 0.01}, "delta"),
         ({"batch_size": 5000}, "batch_size"),
         ({"arch": "resnet"}, "arch"),
+        ({"arch": "text-minilm"}, "features"),
         ({"device": "tpu"}, "device"),
     ],
 )
