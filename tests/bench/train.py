@@ -20,29 +20,15 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
 import warnings
 from typing import Any
 
+from tests.bench._timing import peak_mib, sync, time_block
+
 _ROWS = 256 * 40
-
-
-def _sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _peak_mib(device: Any) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -100,25 +86,20 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     n_params = sum(p.numel() for p in dp_model.parameters())
 
     def block(step: Any, n: int) -> float:
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(n):
-            step(xb, yb)
-        _sync(device)
-        return (time.perf_counter() - start) / n
+        return time_block(step, (xb, yb), n, device)
 
-    peak_setup = _peak_mib(device)
+    peak_setup = peak_mib(device)
     with quiet_hook_warnings():
         plain_times, dp_times = [], []
         block(plain, opts["warmup"])
-        peak_plain = _peak_mib(device)
+        peak_plain = peak_mib(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         block(training.step, opts["warmup"])
         for _ in range(opts["rounds"]):
             plain_times.append(block(plain, opts["steps"]))
             dp_times.append(block(training.step, opts["steps"]))
-        peak_dp = _peak_mib(device)
+        peak_dp = peak_mib(device)
 
         # The real loop: Poisson sampling, BatchMemoryManager, one logical step each.
         from opacus.utils.batch_memory_manager import BatchMemoryManager
@@ -128,13 +109,13 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
             data_loader=training.loader, max_physical_batch_size=4 * batch, optimizer=training.optimizer
         ) as loader:
             taken = training.steps
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             for features_batch, labels_batch in loader:
                 training.step(features_batch, labels_batch)
                 if training.steps - taken >= loop_steps:
                     break
-            _sync(device)
+            sync(device)
             loop_time = (time.perf_counter() - start) / max(training.steps - taken, 1)
     training.close()
 

@@ -20,29 +20,14 @@ import json
 import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import sys
-import time
 import warnings
 from typing import Any
 
+from tests.bench._timing import peak_mib, time_block
+
 _ROWS = 32 * 64  # rows behind the Poisson loader (only the noise calibration sees them)
-
-
-def _sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _peak_mib(device: Any) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _measure(mode: str, opts: dict[str, Any]) -> dict[str, Any]:
@@ -101,25 +86,20 @@ def _measure(mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     all_params = sum(p.numel() for p in dp_model.parameters())
 
     def block(step: Any, n: int) -> float:
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(n):
-            step(xb, yb)
-        _sync(device)
-        return (time.perf_counter() - start) / n
+        return time_block(step, (xb, yb), n, device)
 
-    peak_setup = _peak_mib(device)
+    peak_setup = peak_mib(device)
     with quiet_hook_warnings():
         plain_times, dp_times = [], []
         block(plain, opts["warmup"])
-        peak_plain = _peak_mib(device)
+        peak_plain = peak_mib(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         block(training.step, opts["warmup"])
         for _ in range(opts["rounds"]):
             plain_times.append(block(plain, opts["steps"]))
             dp_times.append(block(training.step, opts["steps"]))
-        peak_dp = _peak_mib(device)
+        peak_dp = peak_mib(device)
     training.close()
 
     plain_s = statistics.median(plain_times)
