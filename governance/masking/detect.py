@@ -111,24 +111,168 @@ class _Finder:
         self.min_score = min_score
         self.hints = hints or {}
         self._memo: dict[tuple[int, str], tuple[int, int, float] | None] = {}
+        self._scores: dict[tuple[int, str], float | None] = {}
 
     def find(self, texts: pa.Array) -> list[list[Finding]]:
-        n = len(texts)
-        out: list[list[Finding]] = [[] for _ in range(n)]
-        self._memo.clear()  # bounded by one batch of distinct strings
-        if n == 0 or not self.recs:
-            return out
-        masks = np.stack([
+        out: list[list[Finding]] = [[] for _ in range(len(texts))]
+        py, per_cell = self._prepare(texts)
+        for cell, recs in per_cell.items():
+            out[cell] = self._find_one(py[cell], recs)
+        return out
+
+    def replace(self, texts: pa.Array, pseudonyms: _Pseudonyms | None) -> pa.Array:
+        """Each text with its entities replaced, as `_substitute(text, find(...))` gives.
+
+        Most texts hold one match of one recognizer; those are rewritten in pyarrow, with
+        Python once per distinct match (its score, its replacement) and not per text.
+        The rest take the general path; a text only one recognizer matched, whose matches
+        do not depend on the words around them, still skips the overlap logic."""
+        self._memo.clear()
+        self._scores.clear()
+        if len(texts) == 0 or not self.recs:
+            return texts
+        masks = self._masks(texts)
+        alone = masks.sum(axis=0) == 1
+        general = ~alone
+        done_idx, done_val = [], []
+        for i, rec in enumerate(self.recs):
+            idx = np.flatnonzero(masks[i] & alone)
+            if not idx.size:
+                continue
+            single = pc.equal(pc.count_substring_regex(texts.take(pa.array(idx)), rec.pattern), 1)
+            one = idx[single.to_numpy(zero_copy_only=False)]
+            general[np.setdiff1d(idx, one)] = True
+            if not one.size:
+                continue
+            parts = pc.extract_regex(texts.take(pa.array(one)), f"(?s)^(?P<pre>.*?)(?P<m>{rec.pattern})(?P<post>.*)$")
+            enc = pc.dictionary_encode(parts.field("m"))
+            distinct = enc.dictionary.to_pylist()
+            self._prescore_matches(rec, distinct)
+            pieces = [self._piece(rec, t, pseudonyms) for t in distinct]
+            decided = np.array([p is not None for p in pieces], dtype=bool)[enc.indices.to_numpy()]
+            general[one[~decided]] = True
+            rows = pa.array(np.flatnonzero(decided))
+            piece = pa.array([p or "" for p in pieces], type=pa.string()).take(enc.indices.filter(decided))
+            done_idx.append(one[decided])
+            done_val.append(pc.binary_join_element_wise(
+                parts.field("pre").take(rows), piece, parts.field("post").take(rows), ""))
+        rest = np.flatnonzero(general)
+        if rest.size:
+            done_idx.append(rest)
+            done_val.append(pa.array(self._replace_general(texts.take(pa.array(rest)), masks[:, rest], pseudonyms),
+                                     type=pa.string()))
+        if not done_idx:
+            return texts
+        order = np.concatenate(done_idx)
+        values = pa.concat_arrays([v.cast(pa.string()) for v in done_val])
+        out = texts.cast(pa.string())
+        positions = np.zeros(len(texts), dtype=bool)
+        positions[order] = True
+        # replace_with_mask fills masked slots in order: sort the new values by position.
+        return pc.replace_with_mask(out, pa.array(positions), values.take(pa.array(np.argsort(order, kind="stable"))))
+
+    def _replace_general(self, texts: pa.Array, masks: np.ndarray, pseudonyms: _Pseudonyms | None) -> list[str]:
+        py, per_cell = self._per_cell(texts, masks)
+        out = list(py)
+        pieces: dict[tuple[int, str], str | None] = {}
+        for cell, recs in per_cell.items():
+            text = py[cell]
+            got = self._replace_alone(text, recs[0], pseudonyms, pieces) if len(recs) == 1 else None
+            if got is None:
+                found = self._find_one(text, recs)
+                got = _substitute(text, found, pseudonyms) if found else text
+            out[cell] = got
+        return out
+
+    def _masks(self, texts: pa.Array) -> np.ndarray:
+        """Per recognizer (rows), which texts (columns) its pattern matches."""
+        return np.stack([
             pc.match_substring_regex(texts, r.pattern).to_numpy(zero_copy_only=False) for r in self.recs
         ])
+
+    def _prepare(self, texts: pa.Array) -> tuple[list[str], dict[int, list[Recognizer]]]:
+        # Both memos are bounded by one batch of distinct strings.
+        self._memo.clear()
+        self._scores.clear()
+        if len(texts) == 0 or not self.recs:
+            return [], {}
+        return self._per_cell(texts, self._masks(texts))
+
+    def _per_cell(self, texts: pa.Array, masks: np.ndarray) -> tuple[list[str], dict[int, list[Recognizer]]]:
+        """The texts as Python strings and, per text any pattern matched, the recognizers
+        to run on it (in RECOGNIZERS order); batch validators have run on every match."""
         cells, which = np.nonzero(masks.T)
         py = texts.to_pylist()
         per_cell: dict[int, list[Recognizer]] = {}
         for cell, rec in zip(cells.tolist(), which.tolist()):
             per_cell.setdefault(cell, []).append(self.recs[rec])
-        for cell, recs in per_cell.items():
-            out[cell] = self._find_one(py[cell], recs)
-        return out
+        for i, rec in enumerate(self.recs):
+            if rec.validate_many is not None:
+                matched = {m.group() for c in np.flatnonzero(masks[i]).tolist() for m in rec.compiled.finditer(py[c])}
+                self._prescore_matches(rec, list(matched))
+        return py, per_cell
+
+    def _replace_alone(self, text: str, rec: Recognizer, pseudonyms: _Pseudonyms | None,
+                       pieces: dict[tuple[int, str], str | None]) -> str | None:
+        """`text` with `rec`'s matches replaced, or None when a match's fate depends on
+        the words around it (a keyword would lift it over the bar)."""
+        parts: list[str] = []
+        pos = 0
+        for m in rec.compiled.finditer(text):
+            matched = m.group()
+            key = (id(rec), matched)
+            if key not in pieces:
+                pieces[key] = self._piece(rec, matched, pseudonyms)
+            piece = pieces[key]
+            if piece is None:
+                return None
+            parts.append(text[pos:m.start()])
+            parts.append(piece)
+            pos = m.end()
+        parts.append(text[pos:])
+        return "".join(parts)
+
+    def _piece(self, rec: Recognizer, matched: str, pseudonyms: _Pseudonyms | None) -> str | None:
+        """What one match becomes when nothing outside it matters; None when context does."""
+        checked = self._checked(rec, matched)
+        if checked is None:
+            return matched
+        s, e, score = checked
+        boost = self.hints.get(rec.type, 0.0)
+        if boost:
+            keep = boosted(score, boost) >= self.min_score
+        elif score >= self.min_score:
+            keep = True
+        elif _KEYWORDS.get(id(rec)) is not None and score < 0.95 and boosted(score, CONTEXT_BOOST) >= self.min_score:
+            return None
+        else:
+            keep = False
+        if not keep:
+            return matched
+        token = pseudonyms.token(rec.type, matched[s:e]) if pseudonyms else type_token(rec.type)
+        return matched[:s] + token + matched[e:]
+
+    def _prescore_matches(self, rec: Recognizer, matched: list[str]) -> None:
+        """Score the distinct matches of `rec` (and the shorter spans its refiner would
+        try) in vectorised calls, so that `_checked` mostly finds its scores ready."""
+        if rec.validate_many is None:
+            return
+        matched = [t for t in matched if (id(rec), t) not in self._scores]
+        self._prescore(rec, matched)
+        if rec.refine is not None:
+            good = rec.refine.good_enough
+            short = {t[s:e] for t in matched
+                     if (got := self._scores.get((id(rec), t), good)) is None or got < good
+                     for s, e in rec.refine.spans(t)}
+            self._prescore(rec, [t for t in short if (id(rec), t) not in self._scores])
+
+    def _prescore(self, rec: Recognizer, texts: list[str]) -> None:
+        if not texts:
+            return
+        assert rec.validate_many is not None
+        for text, score in zip(texts, rec.validate_many(texts, self.region).tolist()):
+            if score == score:  # NaN: left to rec.validate
+                self._scores[(id(rec), text)] = None if score < 0 else score
 
     def _find_one(self, text: str, recs: list[Recognizer]) -> list[Finding]:
         found: list[Finding] = []
@@ -165,12 +309,19 @@ class _Finder:
         if key in self._memo:
             return self._memo[key]
         if rec.refine is not None:
-            result = rec.refine(matched, self.region)
+            result = rec.refine.pick(matched, lambda text: self._score(rec, text))
         else:
-            score = rec.validate(matched, self.region)
+            score = self._score(rec, matched)
             result = None if score is None else (0, len(matched), score)
         self._memo[key] = result
         return result
+
+    def _score(self, rec: Recognizer, text: str) -> float | None:
+        key = (id(rec), text)
+        if key in self._scores:
+            return self._scores[key]
+        score = self._scores[key] = rec.validate(text, self.region)
+        return score
 
 
 def _resolve_overlaps(found: list[Finding]) -> list[Finding]:
@@ -326,12 +477,7 @@ def replace_entities(values: pa.Array | pa.ChunkedArray, *, replace: Literal["to
         if mask.any():
             idx = pa.array(np.flatnonzero(mask))
             enc = pc.dictionary_encode(chunk.take(idx))
-            distinct = enc.dictionary
-            found = finder.find(distinct)
-            replaced = pa.array(
-                [_substitute(t, f, pseudonyms) if f else t for t, f in zip(distinct.to_pylist(), found)],
-                type=chunk.type,
-            )
+            replaced = finder.replace(enc.dictionary, pseudonyms).cast(chunk.type)
             chunk = pc.replace_with_mask(chunk, pa.array(mask), replaced.take(enc.indices))
         out.append(chunk)
     if isinstance(values, pa.ChunkedArray):
@@ -399,6 +545,14 @@ def _address_share(cells: pa.Array) -> float:
     return pc.sum(ok.cast(pa.int64())).as_py() / max(1, len(cells))
 
 
+def _validate_all(rec: Recognizer, texts: list[str], region: str) -> list[float | None]:
+    """`rec.validate` of each text, vectorised where the recognizer can."""
+    if rec.validate_many is None:
+        return [rec.validate(t, region) for t in texts]
+    scores = rec.validate_many(texts, region).tolist()
+    return [rec.validate(t, region) if s != s else (None if s < 0 else s) for t, s in zip(texts, scores)]
+
+
 def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, float]) -> dict[PiiType, np.ndarray]:
     """Per type, which sampled cells are wholly (after trimming) a valid entity."""
     hits: dict[PiiType, np.ndarray] = {}
@@ -412,8 +566,8 @@ def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, fl
         enc = pc.dictionary_encode(sample.take(pa.array(idx)))
         boost = hints.get(rec.type, 0.0)
         ok = np.array([
-            (s := rec.validate(t, region)) is not None and boosted(s, boost) >= DETECTION_THRESHOLD
-            for t in enc.dictionary.to_pylist()
+            s is not None and boosted(s, boost) >= DETECTION_THRESHOLD
+            for s in _validate_all(rec, enc.dictionary.to_pylist(), region)
         ], dtype=bool)
         cell_ok = np.zeros(len(sample), dtype=bool)
         cell_ok[idx] = ok[enc.indices.to_numpy()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -50,6 +52,7 @@ class Finding(NamedTuple):
     end: int
 
 
+@functools.lru_cache(maxsize=None)
 def type_token(pii_type: PiiType | str) -> str:
     """The placeholder `scan` writes in place of an entity: `<EMAIL>`."""
     return f"<{PiiType(pii_type).value}>"

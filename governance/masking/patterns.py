@@ -13,7 +13,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from governance.masking import validators as v
+from governance.masking import vectorised
 from governance.masking.entities import PiiType
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "CONTEXT_BOOST",
     "DATE_FORMATS",
     "DETECTION_THRESHOLD",
+    "GroupRefiner",
     "PERSON_NAME_PATTERN",
     "POSTAL_CODE_PATTERN",
     "RECOGNIZERS",
@@ -47,7 +51,9 @@ class Recognizer:
     """How one PII type is found.
 
     `validate(text, region)` scores a match (None: not this type). `refine`, where set,
-    returns the span inside a greedy match that validates, as (start, end, score).
+    finds the span inside a greedy match that validates best.
+    `validate_many(texts, region)`, where set, scores a whole list at once as `validate`
+    would, NaN where it leaves the decision to `validate` (see `vectorised`).
     `exact` means the pattern is the whole check, so token replacement can run as a
     pyarrow regex replace with no Python. `distinctive` means a single hit is evidence
     even in a column of short codes (the shape alone rules out chance), which is not
@@ -62,7 +68,8 @@ class Recognizer:
     national_id: bool = False
     exact: bool = False
     distinctive: bool = False
-    refine: Callable[[str, str], tuple[int, int, float] | None] | None = None
+    refine: GroupRefiner | None = None
+    validate_many: Callable[[list[str], str], np.ndarray] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,33 +80,41 @@ def _ignore_region(check: Callable[[str], float | None]) -> Callable[[str, str],
     return lambda text, _region: check(text)
 
 
-def _refine_by_groups(validate: Callable[[str, str], float | None], good_enough: float):
+@dataclass(frozen=True)
+class GroupRefiner:
     """A greedy pattern can run an entity into a neighbouring word or number ("… 0151 496
-    0489 12 times", "GB29NWBK60161331926819 FOR"). The returned refiner tries the whole
-    match, then spans with whole space-separated groups dropped off either end (longest
-    first, a handful of tries), and keeps the best-scoring span."""
+    0489 12 times", "GB29NWBK60161331926819 FOR"). Refining tries the whole match, then
+    spans with whole space-separated groups dropped off either end (longest first, a
+    handful of tries), and keeps the best-scoring span; a score of `good_enough` ends it."""
 
-    def refine(text: str, region: str) -> tuple[int, int, float] | None:
-        score = validate(text, region)
-        if score is not None and score >= good_enough:
-            return (0, len(text), score)
-        best = None if score is None else (0, len(text), score)
+    good_enough: float
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The shorter spans tried, in order, when the whole match is not good enough."""
+        if " " not in text:
+            return []
         gaps = [m.span() for m in re.finditer(r" +", text)]
         if not gaps:
-            return best
+            return []
         starts = [0] + [g[1] for g in gaps[:2]]
         ends = [len(text)] + [g[0] for g in reversed(gaps[-3:])]
         spans = sorted(((s, e) for s in starts for e in ends if e > s and (s, e) != (0, len(text))),
                        key=lambda se: se[0] - se[1])
-        for s, e in spans[:6]:
-            score = validate(text[s:e], region)
-            if score is not None and (best is None or score > best[2]):
-                best = (s, e, score)
-                if score >= good_enough:
+        return spans[:6]
+
+    def pick(self, text: str, score: Callable[[str], float | None]) -> tuple[int, int, float] | None:
+        """(start, end, score) of the best span, scoring each with `score`."""
+        whole = score(text)
+        if whole is not None and whole >= self.good_enough:
+            return (0, len(text), whole)
+        best = None if whole is None else (0, len(text), whole)
+        for s, e in self.spans(text):
+            got = score(text[s:e])
+            if got is not None and (best is None or got > best[2]):
+                best = (s, e, got)
+                if got >= self.good_enough:
                     break
         return best
-
-    return refine
 
 
 _NATIONAL_ID_WORDS = ("national id", "id number", "identity number", "personal id")
@@ -154,7 +169,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         _ignore_region(v.validate_iban),
         keywords=("iban", "account", "konto", "compte", "cuenta", "conto", "rekening"),
         column_words=("iban", "account", "bankaccount", "konto"),
-        distinctive=True, refine=_refine_by_groups(_ignore_region(v.validate_iban), 0.9),
+        distinctive=True, refine=GroupRefiner(0.9), validate_many=lambda texts, _region: vectorised.iban_scores(texts),
     ),
     Recognizer(
         PiiType.CREDIT_CARD,
@@ -162,7 +177,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         _ignore_region(v.validate_card),
         keywords=("card", "visa", "mastercard", "amex", "credit", "debit", "karte", "carte", "tarjeta", "carta"),
         column_words=("card", "cc", "pan", "creditcard", "cardnumber", "ccnumber", "kreditkarte"),
-        refine=_refine_by_groups(_ignore_region(v.validate_card), 0.9),
+        refine=GroupRefiner(0.9),
     ),
     Recognizer(
         PiiType.US_SSN,
@@ -260,7 +275,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
                   "telefono", "handy", "whatsapp", "sms", "contact", "ring", "bel ", "手机", "电话"),
         column_words=("phone", "telephone", "tel", "mobile", "cell", "fax", "telefon", "telefono",
                       "telephone", "telefoon", "handy", "portable", "msisdn", "phonenumber", "contactnumber", "手机", "电话"),
-        refine=_refine_by_groups(v.validate_phone, 0.8),
+        refine=GroupRefiner(0.8), validate_many=vectorised.phone_scores,
     ),
 )
 

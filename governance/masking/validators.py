@@ -30,7 +30,10 @@ from stdnum.nl import bsn as _bsn
 from stdnum.us import ssn as _ssn
 
 __all__ = [
+    "LOOKS_LIKE_AMOUNT",
+    "LOOKS_LIKE_DATE",
     "card_iin_lengths",
+    "national_lengths",
     "parse_date",
     "validate_card",
     "validate_cn_ric",
@@ -181,12 +184,12 @@ def validate_iban(text: str) -> float | None:
 _EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$")
 
 
-_LOOKS_LIKE_DATE = re.compile(r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4})$")
-_LOOKS_LIKE_AMOUNT = re.compile(r"^[0-9]+(?:[.,][0-9]{3})*[.,][0-9]{1,2}$")
+LOOKS_LIKE_DATE = re.compile(r"^(?:[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4})$")
+LOOKS_LIKE_AMOUNT = re.compile(r"^[0-9]+(?:[.,][0-9]{3})*[.,][0-9]{1,2}$")
 
 
 @functools.lru_cache(maxsize=512)
-def _national_lengths(region: str) -> frozenset[int]:
+def national_lengths(region: str) -> frozenset[int]:
     """Digit counts a number of `region` can have when written without a leading +: the
     national significant number's possible lengths, with the trunk prefix, or with the
     country code in front. Checked before phonenumbers.parse, which costs ~40 µs."""
@@ -207,10 +210,10 @@ def validate_phone(text: str, region: str) -> float | None:
     Dates and decimal amounts are never phone numbers, whatever their digits."""
     body = _EXTENSION.sub("", text).strip()
     digits = _digits(body)
-    if not 7 <= len(digits) <= 15 or _LOOKS_LIKE_DATE.match(body) or _LOOKS_LIKE_AMOUNT.match(body):
+    if not 7 <= len(digits) <= 15 or LOOKS_LIKE_DATE.match(body) or LOOKS_LIKE_AMOUNT.match(body):
         return None
     international = body.startswith("+") or digits.startswith("00")
-    if not international and len(digits) not in _national_lengths(region):
+    if not international and len(digits) not in national_lengths(region):
         return 0.2  # no number of the region has that many digits: phone-shaped at best
     separators = sum(1 for ch in body if ch in " -./")
     formatted = body.startswith("+") or "(" in body or separators >= 2 or \
