@@ -177,20 +177,13 @@ class FF1:
             bb = [int(x[u:], radix) for x in members]
         except ValueError:
             raise InvalidArgument("numerals", f"not all characters are numerals of radix {radix}") from None
-        keys = self._round_keys(tweak, b, p)
-        order = reversed(range(_ROUNDS)) if decrypt else range(_ROUNDS)
         if radix**v <= 2**32:
-            a_np = np.array(a, dtype=np.uint64)
-            b_np = np.array(bb, dtype=np.uint64)
-            for i in order:
-                m = np.uint64(radix ** (u if i % 2 == 0 else v))
-                y = self._ys_numpy(keys[i], a_np if decrypt else b_np, d) % m
-                if decrypt:
-                    a_np, b_np = (b_np + m - y) % m, a_np
-                else:
-                    a_np, b_np = b_np, (a_np + y) % m
+            a_np, b_np = self.crypt_halves(np.array(a, dtype=np.uint64), np.array(bb, dtype=np.uint64), n, tweak,
+                                           decrypt=decrypt)
             a, bb = a_np.tolist(), b_np.tolist()
         else:
+            keys = self._round_keys(tweak, b, p)
+            order = reversed(range(_ROUNDS)) if decrypt else range(_ROUNDS)
             for i in order:
                 m = radix ** (u if i % 2 == 0 else v)
                 ys = self._ys_python(keys[i], a if decrypt else bb, d)
@@ -199,6 +192,31 @@ class FF1:
                 else:
                     a, bb = bb, [(x + y) % m for x, y in zip(a, ys)]
         return [_to_str(x, radix, u) + _to_str(y, radix, v) for x, y in zip(a, bb)]
+
+    def numpy_ok(self, n: int) -> bool:
+        """Whether `crypt_halves` takes `n` numerals: each half's value fits 32 bits."""
+        return self.radix ** (n - n // 2) <= 2**32
+
+    def crypt_halves(self, a: np.ndarray, b: np.ndarray, n: int, tweak: bytes = b"", *,
+                     decrypt: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """FF1 over many inputs of `n` numerals given as their halves' values (uint64:
+        A = NUM(X[:n//2]), B = NUM(X[n//2:])); returns the output's halves. Requires
+        `numpy_ok(n)`: the whole computation stays in numpy, one AES call per round."""
+        tweak = bytes(tweak)
+        self._check("0" * n, tweak)
+        if not self.numpy_ok(n):
+            raise InvalidArgument("numerals", f"{n} numerals of radix {self.radix} exceed the vectorised path")
+        u, v, b_len, d, p = self._params(n, len(tweak))
+        keys = self._round_keys(tweak, b_len, p)
+        order = reversed(range(_ROUNDS)) if decrypt else range(_ROUNDS)
+        for i in order:
+            m = np.uint64(self.radix ** (u if i % 2 == 0 else v))
+            y = self._ys_numpy(keys[i], a if decrypt else b, d) % m
+            if decrypt:
+                a, b = (b + m - y) % m, a
+            else:
+                a, b = b, (a + y) % m
+        return a, b
 
     def _ys_python(self, key: int, nums: list[int], d: int) -> list[int]:
         r = self._aes.update(b"".join((key ^ x).to_bytes(16, "big") for x in nums))
