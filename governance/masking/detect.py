@@ -146,13 +146,11 @@ class _Finder:
                 continue
             parts = pc.extract_regex(texts.take(pa.array(one)), f"(?s)^(?P<pre>.*?)(?P<m>{rec.pattern})(?P<post>.*)$")
             enc = pc.dictionary_encode(parts.field("m"))
-            distinct = enc.dictionary.to_pylist()
-            self._prescore_matches(rec, distinct)
-            pieces = [self._piece(rec, t, pseudonyms) for t in distinct]
-            decided = np.array([p is not None for p in pieces], dtype=bool)[enc.indices.to_numpy()]
+            pieces = self._pieces(rec, enc.dictionary, pseudonyms)
+            decided = pieces.is_valid().to_numpy(zero_copy_only=False)[enc.indices.to_numpy()]
             general[one[~decided]] = True
             rows = pa.array(np.flatnonzero(decided))
-            piece = pa.array([p or "" for p in pieces], type=pa.string()).take(enc.indices.filter(decided))
+            piece = pieces.take(enc.indices.filter(pa.array(decided)))
             done_idx.append(one[decided])
             done_val.append(pc.binary_join_element_wise(
                 parts.field("pre").take(rows), piece, parts.field("post").take(rows), ""))
@@ -170,6 +168,25 @@ class _Finder:
         positions[order] = True
         # replace_with_mask fills masked slots in order: sort the new values by position.
         return pc.replace_with_mask(out, pa.array(positions), values.take(pa.array(np.argsort(order, kind="stable"))))
+
+    def _pieces(self, rec: Recognizer, distinct: pa.Array, pseudonyms: _Pseudonyms | None) -> pa.Array:
+        """What each distinct match of `rec` becomes (`_piece`), null where its context
+        decides. A match whose vectorised score alone carries it (a whole valid phone
+        number or IBAN, in token mode) becomes the token with no Python at all."""
+        n = len(distinct)
+        whole = np.zeros(n, dtype=bool)
+        if rec.validate_many is not None and pseudonyms is None and not self.hints.get(rec.type):
+            scores = rec.validate_many(distinct, self.region)
+            bar = max(self.min_score, rec.refine.good_enough if rec.refine is not None else 0.0)
+            whole = np.nan_to_num(scores, nan=-1.0) >= bar
+        rest = np.flatnonzero(~whole)
+        texts = distinct.take(pa.array(rest)).to_pylist()
+        if rec.validate_many is not None and pseudonyms is None and not self.hints.get(rec.type):
+            self._keep_scores(rec, texts, scores[rest])
+        self._prescore_matches(rec, texts)
+        out = np.full(n, type_token(rec.type), dtype=object)
+        out[rest] = [self._piece(rec, t, pseudonyms) for t in texts]
+        return pa.array(out.tolist(), type=pa.string())
 
     def _replace_general(self, texts: pa.Array, masks: np.ndarray, pseudonyms: _Pseudonyms | None) -> list[str]:
         py, per_cell = self._per_cell(texts, masks)
@@ -257,8 +274,7 @@ class _Finder:
         try) in vectorised calls, so that `_checked` mostly finds its scores ready."""
         if rec.validate_many is None:
             return
-        matched = [t for t in matched if (id(rec), t) not in self._scores]
-        self._prescore(rec, matched)
+        self._prescore(rec, [t for t in matched if (id(rec), t) not in self._scores])
         if rec.refine is not None:
             good = rec.refine.good_enough
             short = {t[s:e] for t in matched
@@ -267,10 +283,12 @@ class _Finder:
             self._prescore(rec, [t for t in short if (id(rec), t) not in self._scores])
 
     def _prescore(self, rec: Recognizer, texts: list[str]) -> None:
-        if not texts:
-            return
-        assert rec.validate_many is not None
-        for text, score in zip(texts, rec.validate_many(texts, self.region).tolist()):
+        if texts:
+            assert rec.validate_many is not None
+            self._keep_scores(rec, texts, rec.validate_many(texts, self.region))
+
+    def _keep_scores(self, rec: Recognizer, texts: list[str], scores: np.ndarray) -> None:
+        for text, score in zip(texts, scores.tolist()):
             if score == score:  # NaN: left to rec.validate
                 self._scores[(id(rec), text)] = None if score < 0 else score
 

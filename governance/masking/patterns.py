@@ -9,6 +9,7 @@ few cells RE2 matched), so that both engines agree on what a candidate is: `[0-9
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,22 @@ def _ignore_region(check: Callable[[str], float | None]) -> Callable[[str, str],
     return lambda text, _region: check(text)
 
 
+# Printable ASCII but the space, to one letter: a match's layout, for `GroupRefiner.spans`.
+_LAYOUT = {c: "x" for c in range(33, 128)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _group_spans(text: str) -> list[tuple[int, int]]:
+    gaps = [m.span() for m in re.finditer(r" +", text)]
+    if not gaps:
+        return []
+    starts = [0] + [g[1] for g in gaps[:2]]
+    ends = [len(text)] + [g[0] for g in reversed(gaps[-3:])]
+    spans = sorted(((s, e) for s in starts for e in ends if e > s and (s, e) != (0, len(text))),
+                   key=lambda se: se[0] - se[1])
+    return spans[:6]
+
+
 @dataclass(frozen=True)
 class GroupRefiner:
     """A greedy pattern can run an entity into a neighbouring word or number ("… 0151 496
@@ -93,14 +110,8 @@ class GroupRefiner:
         """The shorter spans tried, in order, when the whole match is not good enough."""
         if " " not in text:
             return []
-        gaps = [m.span() for m in re.finditer(r" +", text)]
-        if not gaps:
-            return []
-        starts = [0] + [g[1] for g in gaps[:2]]
-        ends = [len(text)] + [g[0] for g in reversed(gaps[-3:])]
-        spans = sorted(((s, e) for s in starts for e in ends if e > s and (s, e) != (0, len(text))),
-                       key=lambda se: se[0] - se[1])
-        return spans[:6]
+        # The spans depend only on where the spaces are: texts of one layout share them.
+        return _group_spans(text.translate(_LAYOUT))
 
     def pick(self, text: str, score: Callable[[str], float | None]) -> tuple[int, int, float] | None:
         """(start, end, score) of the best span, scoring each with `score`."""
