@@ -27,6 +27,18 @@ class PrivetError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Subclasses take other arguments than `args`: rebuild from the state instead, so an
+        # error raised in a worker process arrives whole.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[PrivetError], args: tuple, state: dict) -> PrivetError:  # type: ignore[type-arg]
+    error = Exception.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidArgument(PrivetError):
     """Bad input. `field` names the request field (or column, row) at fault."""

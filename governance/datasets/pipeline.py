@@ -17,12 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from governance.datasets.formats import CsvDialect, Spooled, read_batches
+from governance.datasets.prefetch import BackgroundWriter, prefetched
+from governance.datasets.workers import masked_in_workers
 from governance.errors import InvalidArgument
 from governance.masking.kanon import plan_k_anonymity
 from governance.masking.operators import MaskingKeys
 from governance.masking.profile import MaskingPlan, MaskingProfile, MaskingReport, plan_masking, preview
 
-__all__ = ["AnonymisationSpec", "MaskedFile", "mask_upload", "preview_upload"]
+__all__ = ["PARALLEL_MIN_BYTES", "AnonymisationSpec", "MaskedFile", "mask_upload", "preview_upload"]
+
+# Below this size an upload is masked in-process: a few batches do not pay for workers.
+PARALLEL_MIN_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,12 @@ def _check_columns(schema: pa.Schema, spec: AnonymisationSpec) -> None:
         raise InvalidArgument("header.sensitive_column", f"no column {spec.sensitive_column!r} in the file")
 
 
-def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first: pa.RecordBatch) -> Iterator[pa.Table]:
+def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first: pa.RecordBatch,
+                    workers: int) -> Iterator[pa.Table]:
     yield plan.mask(first)
+    if workers > 1:
+        yield from masked_in_workers(batches, plan, workers)
+        return
     for batch in batches:
         # The plan was made on the first batch: PII that first shows up later in a column the
         # plan keeps must still stop the ingestion.
@@ -70,14 +79,19 @@ def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first:
         yield plan.mask(batch)
 
 
-def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: MaskingProfile, keys: MaskingKeys, spec: AnonymisationSpec, workdir: pathlib.Path) -> MaskedFile:
+def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: MaskingProfile, keys: MaskingKeys,
+                spec: AnonymisationSpec, workdir: pathlib.Path, *, workers: int | None = None,
+                parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> MaskedFile:
     """Mask the whole upload into one Parquet file under `workdir` (the caller discards it).
+    An upload of at least `parallel_min_bytes` is masked by `workers` processes (default:
+    one per core); a smaller one in this process, where starting workers would cost more.
 
     Raises InvalidArgument (bad file, unknown column), FailedPrecondition (PII no rule
     covers; k not reachable within the suppression bound). Leaves no file behind on error.
     """
     batches = read_batches(spooled, fmt, dialect)
     first = next(batches)
+    batches = prefetched(batches)  # the next block is parsed while this one is masked
     _check_columns(first.schema, spec)
     qis = spec.quasi_identifiers if spec.active else ()
     plan = plan_masking(pa.Table.from_batches([first]), profile, keys, quasi_identifiers=qis)
@@ -86,16 +100,23 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
     keep_columns = [*qis, *([spec.sensitive_column] if spec.active and spec.sensitive_column else [])]
     qi_parts: list[pa.Table] = []
     rows_in = 0
+    writes: BackgroundWriter[pa.Table] | None = None
     try:
         writer: pq.ParquetWriter | None = None
-        for masked in _masked_batches(batches, plan, first):
+        if workers is None:
+            workers = os.cpu_count() or 1
+        parallel = workers if spooled.size >= parallel_min_bytes else 1
+        for masked in _masked_batches(batches, plan, first, parallel):
             rows_in += masked.num_rows
             if keep_columns:
                 qi_parts.append(masked.select(keep_columns))
             if writer is None:
                 writer = pq.ParquetWriter(stage_one, masked.schema, compression="zstd")
-            writer.write_table(masked.cast(writer.schema) if masked.schema != writer.schema else masked)
-        assert writer is not None
+                writes = BackgroundWriter(writer.write_table)  # compressed while the next batch is masked
+            writes.put(masked.cast(writer.schema) if masked.schema != writer.schema else masked)  # type: ignore[union-attr]
+        assert writer is not None and writes is not None
+        writes.close()
+        writes = None
         writer.close()
         kreport = None
         if spec.active:
@@ -115,6 +136,11 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
         rows_out = pq.ParquetFile(final).metadata.num_rows
         return MaskedFile(final, plan.report(rows_in, rows_out, kreport), schema)
     except BaseException:
+        if writes is not None:
+            try:
+                writes.close()
+            except BaseException:  # noqa: BLE001 - the first error is the one to report
+                pass
         stage_one.unlink(missing_ok=True)
         final.unlink(missing_ok=True)
         raise

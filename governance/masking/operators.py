@@ -194,13 +194,15 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
     elif normalize is not None:
         raise InvalidArgument("normalize", "expected 'lower' or 'digits'")
     base = hmac.HMAC(key, hashes.SHA256())
+    base.update(b"hash\x00")  # the domain prefix every value's MAC starts with
 
     def digest_all(distinct: list[str]) -> list[str]:
-        out = []
+        copy, out = base.copy, []
+        append = out.append
         for value in distinct:
-            mac = base.copy()
-            mac.update(b"hash\x00" + value.encode())
-            out.append(mac.finalize().hex()[:length])
+            mac = copy()
+            mac.update(value.encode())
+            append(mac.finalize().hex()[:length])
         return out
 
     return _per_distinct(text, digest_all)

@@ -1,0 +1,111 @@
+"""Large uploads are masked by worker processes: the result must be the in-process result,
+an error in a worker must arrive as the same error, and the overlapping stages (prefetched
+reads, background writes) must hand errors back and stop cleanly."""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from governance.datasets import formats
+from governance.datasets.formats import CsvDialect, spool
+from governance.datasets.pipeline import AnonymisationSpec, mask_upload
+from governance.datasets.prefetch import BackgroundWriter, prefetched
+from governance.datasets.synthetic import customer_table
+from governance.errors import FailedPrecondition
+from governance.masking import MaskingKeys, load_profile
+
+_PROFILE = pathlib.Path(__file__).resolve().parents[2] / "policies" / "masking" / "default.yaml"
+_KEYS = MaskingKeys.derive(b"worker-test-secret-of-32-bytes!!", key_id="workers/v1")
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(formats, "BLOCK_SIZE", 64 << 10)  # many batches from a small file
+
+
+def _ingest(csv: pathlib.Path, tmp: pathlib.Path, workers: int, spec: AnonymisationSpec = AnonymisationSpec()) -> pa.Table:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield csv.read_bytes()
+
+    spooled = spool(chunks(), tmp, limit=1 << 30)
+    try:
+        masked = mask_upload(spooled, "csv", CsvDialect(), load_profile(_PROFILE), _KEYS, spec, tmp,
+                             workers=workers, parallel_min_bytes=0)
+    finally:
+        spooled.discard()
+    try:
+        return pq.read_table(masked.path)
+    finally:
+        masked.discard()
+
+
+@pytest.mark.parametrize("spec", [AnonymisationSpec(), AnonymisationSpec(("age", "zip", "sex"), k=5)])
+def test_workers_mask_exactly_as_in_process(tmp_path: pathlib.Path, small_blocks: None, spec: AnonymisationSpec) -> None:
+    csv = tmp_path / "customers.csv"
+    pacsv.write_csv(customer_table(3000, seed=3), csv)
+    in_process = _ingest(csv, tmp_path, workers=1, spec=spec)
+    in_workers = _ingest(csv, tmp_path, workers=2, spec=spec)
+    assert in_process.num_rows > 2000
+    assert in_workers.equals(in_process)
+
+
+def test_pii_in_a_later_batch_stops_ingestion_from_a_worker(tmp_path: pathlib.Path, small_blocks: None) -> None:
+    table = customer_table(3000, seed=4)
+    # A column of plain codes that turns into email addresses far past the first batch.
+    codes = [f"code-{i}" for i in range(2500)] + [f"person{i}@example.org" for i in range(500)]
+    csv = tmp_path / "late.csv"
+    pacsv.write_csv(table.append_column("reference", pa.array(codes)), csv)
+    with pytest.raises(FailedPrecondition, match="'reference' holds PII \\(EMAIL\\) in a later batch"):
+        _ingest(csv, tmp_path, workers=2)
+    assert not list(tmp_path.glob("*.parquet"))  # nothing left behind
+
+
+def test_prefetched_yields_in_order_and_raises_where_the_source_did() -> None:
+    def source():  # type: ignore[no-untyped-def]
+        yield from range(5)
+        raise ValueError("bad block")
+
+    got = []
+    with pytest.raises(ValueError, match="bad block"):
+        for item in prefetched(source(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_prefetched_stops_its_thread_when_left_early() -> None:
+    produced = []
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    before = threading.active_count()
+    for item in prefetched(source()):
+        if item == 3:
+            break
+    assert threading.active_count() == before
+    assert len(produced) < 10
+
+
+def test_background_writer_writes_in_order_and_reports_a_failed_write() -> None:
+    written = []
+    writer = BackgroundWriter(written.append)
+    for i in range(10):
+        writer.put(i)
+    writer.close()
+    assert written == list(range(10))
+
+    def fail(item: int) -> None:
+        raise OSError(f"disk full at {item}")
+
+    broken = BackgroundWriter(fail)
+    broken.put(1)
+    with pytest.raises(OSError, match="disk full at 1"):
+        broken.close()
