@@ -29,6 +29,8 @@ __all__ = [
     "DATE_FORMATS",
     "DETECTION_THRESHOLD",
     "GroupRefiner",
+    "LAYOUT_CHARS",
+    "MAX_SCORE",
     "PERSON_NAME_PATTERN",
     "POSTAL_CODE_PATTERN",
     "RECOGNIZERS",
@@ -44,7 +46,7 @@ DETECTION_THRESHOLD = 0.5
 CONTEXT_BOOST = 0.35
 # Added when the column's name says "some national identifier" without saying which.
 GENERIC_ID_BOOST = 0.3
-_MAX_SCORE = 0.99
+MAX_SCORE = 0.99
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Recognizer:
     exact: bool = False
     distinctive: bool = False
     refine: GroupRefiner | None = None
+    literal: str = ""  # a substring every match contains, for a cheaper prefilter
     validate_many: Callable[[list[str], str], np.ndarray] | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
@@ -81,8 +84,10 @@ def _ignore_region(check: Callable[[str], float | None]) -> Callable[[str, str],
     return lambda text, _region: check(text)
 
 
-# Printable ASCII but the space, to one letter: a match's layout, for `GroupRefiner.spans`.
-_LAYOUT = {c: "x" for c in range(33, 128)}
+# Printable ASCII but the space, to one letter: a match's layout, for `GroupRefiner.spans`
+# (the same characters as an RE2 class, for layouts computed over a column).
+LAYOUT_CHARS = r"[\x21-\x7f]"
+_LAYOUT = {c: "x" for c in range(0x21, 0x80)}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,7 +144,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         r"[^\s@<>()\[\]{},;:\"'`/\\|]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
         _ignore_region(v.validate_email),
         column_words=("email", "mail", "emailaddress", "courriel", "correo"),
-        exact=True, distinctive=True,
+        exact=True, distinctive=True, literal="@",
     ),
     Recognizer(
         PiiType.URL,
@@ -503,4 +508,4 @@ def column_hints(name: str) -> dict[PiiType, float]:
 
 
 def boosted(score: float, boost: float) -> float:
-    return min(_MAX_SCORE, score + boost)
+    return min(MAX_SCORE, score + boost)

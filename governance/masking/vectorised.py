@@ -326,11 +326,11 @@ def iban_scores(texts: list[str] | pa.Array) -> np.ndarray:
     rearranged = pc.binary_join_element_wise(pc.utf8_slice_codeunits(sub, 4), pc.utf8_slice_codeunits(sub, 0, 4), "")
     codes = np.frombuffer(np.array(rearranged.to_pylist(), dtype="S34").tobytes(), dtype=np.uint8).reshape(-1, 34)
     checksum = _mod97_is_one(codes)
-    countries = pc.utf8_slice_codeunits(sub, 0, 2).to_numpy(zero_copy_only=False)
+    countries = pc.utf8_slice_codeunits(sub, 0, 2)
     bban = pc.utf8_slice_codeunits(sub, 4)
     verdict = np.where(checksum, 0.95, REJECTED)
-    for country in np.unique(countries).tolist():
-        rows = countries == country
+    for country in pc.unique(countries).to_pylist():
+        rows = pc.equal(countries, country).to_numpy(zero_copy_only=False)
         pattern = _bban_pattern(country)
         if pattern is None:
             verdict[rows] = REJECTED
