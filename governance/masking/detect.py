@@ -208,12 +208,22 @@ class _Finder:
             good = rec.refine.good_enough
             open_ = ~undecided & (scores < good)
             layouts = pc.replace_substring_regex(distinct, LAYOUT_CHARS, "x")
+            # Every shorter span of every layout, scored in one vectorised call (each call
+            # pays for its regexes), then picked span by span as GroupRefiner.pick does.
+            groups, subs = [], []
             for layout in pc.unique(layouts.filter(pa.array(open_))).to_pylist():
                 rows = np.flatnonzero(open_ & pc.equal(layouts, layout).to_numpy(zero_copy_only=False))
                 group = distinct.take(pa.array(rows))
+                spans = rec.refine.spans(layout)
+                groups.append((rows, spans))
+                subs += [pc.utf8_slice_codeunits(group, s, e) for s, e in spans]
+            got_all = rec.validate_many(pa.concat_arrays(subs), self.region) if subs else np.zeros(0)
+            at = 0
+            for rows, spans in groups:
                 done = np.zeros(rows.size, dtype=bool)
-                for s, e in rec.refine.spans(layout):
-                    got = rec.validate_many(pc.utf8_slice_codeunits(group, s, e), self.region)
+                for s, e in spans:
+                    got = got_all[at:at + rows.size]
+                    at += rows.size
                     undecided[rows[~done & np.isnan(got)]] = True
                     prior = best[rows]
                     better = ~done & (got >= 0) & ((prior < 0) | (got > prior))

@@ -113,9 +113,16 @@ def _region(code: str) -> _Region | None:
                    meta.international_prefix)
 
 
+def _length_in(lengths: np.ndarray, allowed: tuple[int, ...]) -> np.ndarray:
+    """np.isin for small non-negative ints, by table lookup (isin's setup dominates here)."""
+    table = np.zeros(max(allowed, default=0) + 2, dtype=bool)
+    table[list(allowed)] = True
+    return table[np.minimum(lengths, len(table) - 1)]
+
+
 def _matches(nsn: pa.Array, lengths: np.ndarray, desc: _Desc) -> np.ndarray:
     ok = _full(nsn, desc.pattern)
-    return ok & np.isin(lengths, desc.lengths) if desc.lengths else ok
+    return ok & _length_in(lengths, desc.lengths) if desc.lengths else ok
 
 
 def _has_type(nsn: pa.Array, lengths: np.ndarray, region: _Region) -> np.ndarray:
@@ -161,8 +168,8 @@ def _length_verdict(lengths: np.ndarray, region: _Region) -> tuple[np.ndarray, n
     description: possible = IS_POSSIBLE or IS_POSSIBLE_LOCAL_ONLY; the second is TOO_SHORT,
     IS_POSSIBLE_LOCAL_ONLY or INVALID_LENGTH, the results after which parsing keeps a
     trunk prefix it would otherwise strip."""
-    possible = np.isin(lengths, region.possible)
-    local = np.isin(lengths, region.local_only)
+    possible = _length_in(lengths, region.possible)
+    local = _length_in(lengths, region.local_only)
     too_long = lengths > max(region.possible)
     return possible | local, ~possible & ~too_long | local
 
@@ -202,7 +209,7 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
         pc.match_substring_regex(body, v.LOOKS_LIKE_AMOUNT.pattern).to_numpy(zero_copy_only=False)
     rejected = (ndig < 7) | (ndig > 15) | shape
     international = plus | pc.starts_with(digits, "00").to_numpy(zero_copy_only=False)
-    wrong_length = ~international & ~np.isin(ndig, sorted(v.national_lengths(home.code)))
+    wrong_length = ~international & ~_length_in(ndig, tuple(v.national_lengths(home.code)))
     separators = pc.count_substring_regex(body, _SEPARATOR).to_numpy(zero_copy_only=False)
     dash_or_space = pc.match_substring_regex(body, r"[ \-]").to_numpy(zero_copy_only=False)
     formatted = plus | pc.match_substring(body, "(").to_numpy(zero_copy_only=False) | (separators >= 2) | \
@@ -227,7 +234,7 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
         full = digits.take(pa.array(sel))
         rest = _strip_trunk_prefix(pc.utf8_slice_codeunits(full, len(str(cc))), home, length_test=False)
         lengths = pc.utf8_length(full).to_numpy(zero_copy_only=False)
-        too_long = (lengths > max(home.possible)) & ~np.isin(lengths, home.local_only)
+        too_long = (lengths > max(home.possible)) & ~_length_in(lengths, home.local_only)
         take = (~_full(full, home.general.pattern) & _full(rest, home.general.pattern)) | too_long
         main_code = phonenumbers.region_code_for_country_code(cc)
         as_code = home if main_code == home.code else _region(main_code)
