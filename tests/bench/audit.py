@@ -3,7 +3,9 @@
     python -m tests.bench.audit --events 100000 --json
 
 Appends/s through the group-committing transactor (the real path every RPC takes) at 1 and 16
-concurrent writers, against plain one-row-per-transaction INSERTs into the same table; and
+concurrent writers, against plain one-row-per-transaction INSERTs into the same table and
+against the database's own floor for batches of that many events (W rows committed per
+transaction in a loop: with W synchronous writers no batch can hold more); and
 inclusion-proof time at 10^3, 10^5 and 10^6 events. SQLite (WAL, synchronous=FULL) and the
 local PostgreSQL server.
 """
@@ -68,6 +70,24 @@ def plain_inserts_per_second(rt: Runtime, writers: int, total: int, offset: int)
     return _threads(writers, total, work)
 
 
+def batch_floor_per_second(rt: Runtime, batch: int, total: int, offset: int) -> float:
+    """The database's own ceiling for `batch`-event group commits: one connection committing
+    `batch` ready-made rows per transaction in a loop, no tree, no threads, no Python log
+    work. With W synchronous writers a batch holds at most W events, so W-writer appends
+    can never beat this rate with batch = W."""
+    table = AuditEvent.__table__
+    rows = [dict(time_us=0, principal="user/bench", action="bench.Floor", resource=f"thing/{i}", decision="allow",
+                 policy_ids="[]", details="{}", leaf=b"x" * 120, leaf_hash=b"y" * 32) for i in range(batch)]
+    start = time.perf_counter()
+    done = 0
+    with rt.engines.writer.connect() as conn:
+        while done < total:
+            with conn.begin():
+                conn.execute(insert(table), [dict(r, seq=offset + done + j) for j, r in enumerate(rows)])
+            done += batch
+    return done / (time.perf_counter() - start)
+
+
 def grow_log(rt: Runtime, target: int, batch: int = 20_000) -> None:
     while rt.audit.committed_size < target:
         n = min(batch, target - rt.audit.committed_size)
@@ -105,6 +125,9 @@ def run(db: str, events: int, sizes: list[int]) -> dict:
             out[f"appends_per_s_{writers}w"] = round(appends_per_second(rt, writers, n))
             out[f"plain_inserts_per_s_{writers}w"] = round(plain_inserts_per_second(rt, writers, n // (4 if writers == 1 else 1), 10**9 + writers * 10**7))
             out[f"ratio_{writers}w"] = round(out[f"appends_per_s_{writers}w"] / out[f"plain_inserts_per_s_{writers}w"], 2)
+            out[f"db_floor_batch{writers}_per_s"] = round(batch_floor_per_second(rt, writers, n // (4 if writers == 1 else 1),
+                                                                              2 * 10**9 + writers * 10**7))
+            out[f"share_of_floor_{writers}w"] = round(out[f"appends_per_s_{writers}w"] / out[f"db_floor_batch{writers}_per_s"], 2)
         # Fresh log for proof timing (the plain inserts above are not part of any tree).
         rt.close()
         rt = Runtime.open(make_home(tmp / "proofs", url.replace(pg_name, pg_name) if url else None)) if not url else rt
