@@ -29,16 +29,22 @@ def _mutate(text: str, rng: random.Random) -> str:
     return "".join(chars)
 
 
+def _from_faker(locales: tuple[str, ...], make, count: int, rng: random.Random) -> list[str]:  # type: ignore[no-untyped-def]
+    """`count` values a locale from `make(fake)`, each followed by a copy with digits changed."""
+    values = []
+    for locale in locales:
+        fake = Faker(locale)
+        fake.seed_instance(5)
+        for _ in range(count):
+            value = make(fake)
+            values += [value, _mutate(value, rng)]
+    return values
+
+
 @pytest.fixture(scope="module")
 def phone_texts() -> list[str]:
     rng = random.Random(11)
-    texts = []
-    for locale in _PHONE_LOCALES:
-        fake = Faker(locale)
-        fake.seed_instance(5)
-        for _ in range(120):
-            number = fake.phone_number()
-            texts += [number, _mutate(number, rng)]
+    texts = _from_faker(_PHONE_LOCALES, lambda fake: fake.phone_number(), 120, rng)
     for _ in range(1500):  # phone-shaped noise: digits, separators, '+', '00', '(…)', extensions
         digits = "".join(str(rng.randrange(10)) for _ in range(rng.randint(5, 16)))
         text = "".join(ch + (rng.choice(" -./") if rng.random() < 0.2 else "") for ch in digits).strip(" -./")
@@ -76,14 +82,8 @@ def test_phone_scores_accept_an_arrow_array_and_an_unknown_region() -> None:
 
 
 def test_iban_scores_match_validate_iban() -> None:
-    rng = random.Random(12)
-    texts = []
-    for locale in _IBAN_LOCALES:
-        fake = Faker(locale)
-        fake.seed_instance(6)
-        for _ in range(100):
-            iban = fake.iban()
-            texts += [iban, _mutate(iban, rng), " ".join(iban[i:i + 4] for i in range(0, len(iban), 4)), iban.lower()]
+    ibans = _from_faker(_IBAN_LOCALES, lambda fake: fake.iban(), 100, random.Random(12))
+    texts = ibans + [" ".join(i[k:k + 4] for k in range(0, len(i), 4)) for i in ibans[::2]] + [i.lower() for i in ibans[::2]]
     texts += ["XX12345678901234", "GB00", "GB29 NWBK 6016 1331 9268 19", "GB29-NWBK-6016-1331-9268-19", "ÄB29NWBK"]
     got = iban_scores(texts)
     decided, wrong = _agree(texts, got, [v.validate_iban(t) for t in texts])
