@@ -7,10 +7,12 @@ import pathlib
 import tomllib
 from dataclasses import dataclass, field
 
-__all__ = ["SERVICES", "DEFAULT_PORTS", "Home", "Settings", "home_from_env"]
+__all__ = ["SERVICES", "DEFAULT_PORTS", "DEFAULT_METRICS_PORTS", "Home", "Settings", "home_from_env"]
 
 SERVICES = ("ingestion", "training", "registry", "inference")
 DEFAULT_PORTS = {"ingestion": 50051, "training": 50052, "registry": 50053, "inference": 50054}
+# Prometheus metrics: plain HTTP, one port a service, loopback unless configured otherwise.
+DEFAULT_METRICS_PORTS = {"ingestion": 9451, "training": 9452, "registry": 9453, "inference": 9454}
 TRUST_DOMAIN = "privet.local"
 
 DEFAULT_TOML = """\
@@ -28,6 +30,13 @@ ingestion = "127.0.0.1:50051"
 training = "127.0.0.1:50052"
 registry = "127.0.0.1:50053"
 inference = "127.0.0.1:50054"
+
+[metrics]
+# Prometheus metrics over HTTP (GET /metrics), one address a service; "" turns one off.
+ingestion = "127.0.0.1:9451"
+training = "127.0.0.1:9452"
+registry = "127.0.0.1:9453"
+inference = "127.0.0.1:9454"
 
 [limits]
 max_message_bytes = 8388608
@@ -50,6 +59,7 @@ class Settings:
     audit_origin: str = "privet.local/audit"
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 10.0
+    metrics_addresses: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
@@ -96,6 +106,8 @@ class Home:
         blob_dir = raw.get("blobs", {}).get("dir") or str(self.root / "blobs")
         addresses = {name: f"127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()}
         addresses.update(raw.get("addresses", {}))
+        metrics = {name: f"127.0.0.1:{port}" for name, port in DEFAULT_METRICS_PORTS.items()}
+        metrics.update(raw.get("metrics", {}))
         limits = raw.get("limits", {})
         audit = raw.get("audit", {})
         # An environment override lets one home be pointed at PostgreSQL without editing it.
@@ -109,6 +121,7 @@ class Home:
             audit_origin=audit.get("origin", "privet.local/audit"),
             checkpoint_every_events=int(audit.get("checkpoint_every_events", 1000)),
             checkpoint_every_seconds=float(audit.get("checkpoint_every_seconds", 10)),
+            metrics_addresses=metrics,
             extra=raw,
         )
 

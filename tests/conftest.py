@@ -84,11 +84,15 @@ def free_ports(n: int) -> list[int]:
 
 
 def use_free_ports(home: Home) -> dict[str, str]:
-    """Point the home's privet.toml at free loopback ports (services call each other by it)."""
+    """Point the home's privet.toml at free loopback ports (services call each other by it;
+    metrics listen on any free port, read back from the running server)."""
     addresses = {name: f"127.0.0.1:{port}" for name, port in zip(SERVICES, free_ports(len(SERVICES)))}
     text = home.config_path.read_text()
-    for name, default in home.settings().addresses.items():
+    settings = home.settings()
+    for name, default in settings.addresses.items():
         text = text.replace(f'{name} = "{default}"', f'{name} = "{addresses[name]}"')
+    for name, default in settings.metrics_addresses.items():  # metrics: any free port
+        text = text.replace(f'{name} = "{default}"', f'{name} = "127.0.0.1:0"')
     home.config_path.write_text(text)
     return addresses
 

@@ -1,5 +1,6 @@
 """The one interceptor every Privet server runs: identify the caller from its certificate,
-turn the RPC into one Cedar request, audit denials, and map typed errors to gRPC statuses."""
+turn the RPC into one Cedar request, audit denials, map typed errors to gRPC statuses, and
+count each call by method and final status."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from governance.identity.spiffe import SpiffeId
 from governance.runtime import Runtime
 from services.common.errors import abort_with
 from services.common.identity import peer_spiffe_id
+from services.common.metrics import ServerMetrics
 
 __all__ = ["GovernanceInterceptor", "action_for"]
 
@@ -35,8 +37,9 @@ def action_for(method: str) -> tuple[str, str] | None:
 
 
 class GovernanceInterceptor(grpc.ServerInterceptor):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, metrics: ServerMetrics | None = None) -> None:
         self._runtime = runtime
+        self._metrics = metrics
         self._cache: dict = {}
         self._cache_engine: object = None
 
@@ -46,7 +49,7 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
             return None
         target = action_for(handler_call_details.method)
         guard = functools.partial(self._guard, target)
-        return _wrap(handler, guard)
+        return _wrap(handler, guard, handler_call_details.method, self._metrics)
 
     def _guard(self, target: tuple[str, str] | None, context: grpc.ServicerContext) -> None:
         spiffe: SpiffeId | None = None
@@ -98,16 +101,27 @@ def _errors_as_status(context: grpc.ServicerContext) -> Iterator[None]:
         abort_with(context, exc)
 
 
-def _mapped(behavior: Callable, guard: Callable, streaming_response: bool) -> Callable:
+def _mapped(behavior: Callable, guard: Callable, streaming_response: bool, method: str,
+            metrics: ServerMetrics | None) -> Callable:
     def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
-        with _errors_as_status(context):
-            guard(context)
-            return behavior(request, context)
+        started = metrics.started() if metrics else 0.0
+        try:
+            with _errors_as_status(context):
+                guard(context)
+                return behavior(request, context)
+        finally:
+            if metrics:
+                metrics.finished(method, context, started)
 
     def stream_response(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        with _errors_as_status(context):
-            guard(context)
-            yield from behavior(request, context)
+        started = metrics.started() if metrics else 0.0
+        try:
+            with _errors_as_status(context):
+                guard(context)
+                yield from behavior(request, context)
+        finally:
+            if metrics:
+                metrics.finished(method, context, started)
 
     return stream_response if streaming_response else unary_response
 
@@ -123,7 +137,7 @@ def _is_abort(exc: BaseException) -> bool:
     return type(exc) is Exception and not exc.args
 
 
-def _wrap(handler: grpc.RpcMethodHandler, guard: Callable) -> grpc.RpcMethodHandler:
+def _wrap(handler: grpc.RpcMethodHandler, guard: Callable, method: str, metrics: ServerMetrics | None) -> grpc.RpcMethodHandler:
     kinds = {
         (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
         (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
@@ -131,5 +145,5 @@ def _wrap(handler: grpc.RpcMethodHandler, guard: Callable) -> grpc.RpcMethodHand
         (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
     }
     attr, factory = kinds[(handler.request_streaming, handler.response_streaming)]
-    behavior = _mapped(getattr(handler, attr), guard, handler.response_streaming)
+    behavior = _mapped(getattr(handler, attr), guard, handler.response_streaming, method, metrics)
     return factory(behavior, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)

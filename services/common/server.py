@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 import services
 from governance.runtime import Runtime
 from services.common.interceptor import GovernanceInterceptor
+from services.common.metrics import ServerMetrics
 
 __all__ = ["ServiceSpec", "RunningServer", "start_server", "server_credentials"]
 
@@ -38,6 +39,7 @@ class RunningServer:
     health: health.HealthServicer
     servicers: list[object] = field(default_factory=list)
     on_stop: list[Callable[[float], None]] = field(default_factory=list)  # the service's own engines
+    metrics: ServerMetrics | None = None
 
     def stop(self, grace: float = 10.0) -> None:
         """Graceful: report NOT_SERVING, refuse new calls, stop the service's engines, let
@@ -46,6 +48,8 @@ class RunningServer:
         for hook in self.on_stop:
             hook(grace)
         self.server.stop(grace).wait()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 def server_credentials(runtime: Runtime, identity: str) -> grpc.ServerCredentials:
@@ -57,14 +61,17 @@ def server_credentials(runtime: Runtime, identity: str) -> grpc.ServerCredential
     )
 
 
-def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], address: str, *, max_workers: int = 32) -> RunningServer:
-    """Start `specs` on `address` ("host:port", port 0 = any free one) as service `name`."""
+def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], address: str, *, max_workers: int = 32,
+                 metrics_address: str | None = None) -> RunningServer:
+    """Start `specs` on `address` ("host:port", port 0 = any free one) as service `name`,
+    with its Prometheus metrics on `metrics_address` (default: the configured one)."""
     if not services.TLS13_ENFORCED:
         raise RuntimeError("grpc was imported before the services package, so TLS 1.2 could not be disabled: import services first")
     limit = runtime.settings.max_message_bytes
+    metrics = ServerMetrics(name)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"privet-{name}"),
-        interceptors=[GovernanceInterceptor(runtime)],
+        interceptors=[GovernanceInterceptor(runtime, metrics)],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -86,4 +93,9 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
         raise OSError(f"{name}: cannot listen on {address}")
     server.start()
     log.info("%s listening on %s (port %d)", name, address, port)
-    return RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs])
+    if name == "registry":  # the process that signs the log's checkpoints
+        metrics.add_gauge("privet_audit_log_size", "Events in the audit log, as this process last committed.",
+                          lambda: runtime.audit.committed_size)
+    metrics.serve(runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
+    running = RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)
+    return running

@@ -1,0 +1,73 @@
+"""Prometheus metrics of one Privet server, on its own HTTP port (GET /metrics).
+
+Each server has its own registry, so `privet serve all` still shows each service apart.
+Labels carry the RPC method and status only: never a principal, a dataset or a model, so
+scraping the endpoint reveals traffic shapes, not who did what (that is the audit log's).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["ServerMetrics"]
+
+log = logging.getLogger("privet.metrics")
+
+# Latency buckets from a cached policy decision (~100 µs) to a long upload (minutes).
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class ServerMetrics:
+    """RPC counts by method and final status, latency by method, calls in flight, and any
+    gauges the service adds."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry()
+        self._requests = Counter("privet_rpc_requests", "RPCs finished, by method and final gRPC status.",
+                                 ["method", "code"], registry=self.registry)
+        self._duration = Histogram("privet_rpc_duration_seconds", "Time from the call's arrival to its last response.",
+                                   ["method"], registry=self.registry, buckets=_BUCKETS)
+        self._in_flight = Gauge("privet_rpc_in_flight", "RPCs being handled now.", registry=self.registry)
+        self._http = None
+        self.port = 0
+
+    def add_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A gauge whose value is `read()` at scrape time."""
+        Gauge(name, documentation, registry=self.registry).set_function(read)
+
+    def started(self) -> float:
+        self._in_flight.inc()
+        return time.perf_counter()
+
+    def finished(self, method: str, context: grpc.ServicerContext, started: float) -> None:
+        self._in_flight.dec()
+        code = context.code() or grpc.StatusCode.OK
+        self._requests.labels(method, code.name).inc()
+        self._duration.labels(method).observe(time.perf_counter() - started)
+
+    def serve(self, address: str) -> int:
+        """Listen on `address` ("host:port"; port 0 = any free one; "" = not at all).
+        Metrics are not worth a service: a port that cannot be bound is logged, not fatal."""
+        if not address:
+            return 0
+        host, _, port = address.rpartition(":")
+        try:
+            self._http, _thread = start_http_server(int(port), host or "127.0.0.1", registry=self.registry)
+        except OSError as exc:
+            log.error("%s: metrics not served on %s: %s", self.service, address, exc)
+            return 0
+        self.port = self._http.server_port
+        log.info("%s metrics on http://%s:%d/metrics", self.service, host, self.port)
+        return self.port
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
