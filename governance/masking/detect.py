@@ -200,9 +200,9 @@ class _Finder:
         assert rec.validate_many is not None
         n = len(distinct)
         scores = rec.validate_many(distinct, self.region)
-        best = np.where(np.isnan(scores), np.nan, scores)  # REJECTED (-1) reads as "no span"
-        start = np.zeros(n, dtype=np.int64)
-        end = pc.utf8_length(distinct).to_numpy(zero_copy_only=False).astype(np.int64)
+        best = scores.copy()  # REJECTED (-1) reads as "no span yet", as None does in pick
+        lengths = pc.utf8_length(distinct).to_numpy(zero_copy_only=False).astype(np.int64)
+        start, end = np.zeros(n, dtype=np.int64), lengths.copy()
         undecided = np.isnan(scores)
         if rec.refine is not None:
             good = rec.refine.good_enough
@@ -235,7 +235,6 @@ class _Finder:
         if _KEYWORDS.get(id(rec)) is not None:  # a nearby keyword could lift it: context decides
             undecided |= found & ~keep & (best < 0.95) & (np.minimum(best + CONTEXT_BOOST, _MAX_BOOSTED) >= self.min_score)
         token = type_token(rec.type)
-        lengths = pc.utf8_length(distinct).to_numpy(zero_copy_only=False)
         whole = keep & (start == 0) & (end == lengths)
         pieces = pc.if_else(pa.array(whole), pa.scalar(token, pa.string()), distinct)
         refined = np.flatnonzero(keep & ~whole)  # a shorter span won: rare, built one by one
