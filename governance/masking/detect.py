@@ -141,13 +141,14 @@ class _Finder:
             idx = np.flatnonzero(masks[i] & alone)
             if not idx.size:
                 continue
-            single = pc.equal(pc.count_substring_regex(texts.take(pa.array(idx)), rec.pattern), 1)
-            single = single.to_numpy(zero_copy_only=False)
+            parts = pc.extract_regex(texts.take(pa.array(idx)), f"(?s)^(?P<pre>.*?)(?P<m>{rec.pattern})(?P<post>.*)$")
+            # One match only: nothing after the first matches again.
+            single = ~pc.match_substring_regex(parts.field("post"), rec.pattern).fill_null(True).to_numpy(zero_copy_only=False)
             one = idx[single]
             general[idx[~single]] = True
             if not one.size:
                 continue
-            parts = pc.extract_regex(texts.take(pa.array(one)), f"(?s)^(?P<pre>.*?)(?P<m>{rec.pattern})(?P<post>.*)$")
+            parts = parts.filter(pa.array(single))
             enc = pc.dictionary_encode(parts.field("m"))
             pieces = self._pieces(rec, enc.dictionary, pseudonyms)
             decided = pieces.is_valid().to_numpy(zero_copy_only=False)[enc.indices.to_numpy()]
@@ -206,14 +207,17 @@ class _Finder:
         undecided = np.isnan(scores)
         if rec.refine is not None:
             good = rec.refine.good_enough
-            open_ = ~undecided & (scores < good)
-            layouts = pc.replace_substring_regex(distinct, LAYOUT_CHARS, "x")
+            candidates = np.flatnonzero(~undecided & (scores < good))
+            opened = distinct.take(pa.array(candidates))
+            layouts = pc.dictionary_encode(pc.replace_substring_regex(opened, LAYOUT_CHARS, "x"))
+            codes = layouts.indices.to_numpy(zero_copy_only=False)
             # Every shorter span of every layout, scored in one vectorised call (each call
             # pays for its regexes), then picked span by span as GroupRefiner.pick does.
             groups, subs = [], []
-            for layout in pc.unique(layouts.filter(pa.array(open_))).to_pylist():
-                rows = np.flatnonzero(open_ & pc.equal(layouts, layout).to_numpy(zero_copy_only=False))
-                group = distinct.take(pa.array(rows))
+            for code, layout in enumerate(layouts.dictionary.to_pylist()):
+                members = np.flatnonzero(codes == code)
+                rows = candidates[members]
+                group = opened.take(pa.array(members))
                 spans = rec.refine.spans(layout)
                 groups.append((rows, spans))
                 subs += [pc.utf8_slice_codeunits(group, s, e) for s, e in spans]
