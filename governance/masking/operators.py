@@ -384,10 +384,27 @@ def generalise_prefix(values: Column, length: int, mask_char: str = "*") -> Colu
 
     def one(chunk: pa.Array) -> pa.Array:
         head = pc.utf8_slice_codeunits(chunk, 0, length)
-        tail = pc.replace_substring_regex(pc.utf8_slice_codeunits(chunk, length), _LETTER_OR_DIGIT, mask_char)
+        tail = _mask_letters_and_digits(pc.utf8_slice_codeunits(chunk, length), mask_char)
         return pc.binary_join_element_wise(head, tail, "")
 
     return _map_chunks(_as_strings(values), one)
+
+
+_ASCII_ALNUM = np.zeros(256, dtype=bool)
+_ASCII_ALNUM[list(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")] = True
+
+
+def _mask_letters_and_digits(chunk: pa.Array, mask_char: str) -> pa.Array:
+    """Every letter and digit becomes `mask_char`. An all-ASCII column with an ASCII mask is
+    rewritten byte by byte in numpy (a regex replace pays per character matched); anything
+    else goes through the Unicode-aware regex."""
+    if len(chunk) == 0 or len(mask_char) != 1 or not mask_char.isascii() or chunk.null_count \
+            or not pc.all(pc.string_is_ascii(chunk)).as_py():
+        return pc.replace_substring_regex(chunk, _LETTER_OR_DIGIT, mask_char.replace("\\", "\\\\"))
+    offsets, data = _string_bytes(chunk)
+    data = data.copy()
+    data[_ASCII_ALNUM[data]] = ord(mask_char)
+    return pa.Array.from_buffers(pa.string(), len(chunk), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
 
 
 def scan(values: Column, *, replace: str = "token", key: bytes | None = None,
