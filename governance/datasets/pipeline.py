@@ -8,6 +8,7 @@ suppresses batch by batch into the final Parquet file.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pathlib
 from collections.abc import Iterator
@@ -68,10 +69,10 @@ def _check_columns(schema: pa.Schema, spec: AnonymisationSpec) -> None:
 
 def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first: pa.RecordBatch,
                     workers: int) -> Iterator[pa.Table]:
-    yield plan.mask(first)
-    if workers > 1:
-        yield from masked_in_workers(batches, plan, workers)
+    if workers > 1:  # the first batch too: the workers start on it while the next is parsed
+        yield from masked_in_workers(itertools.chain([first], batches), plan, workers)
         return
+    yield plan.mask(first)
     for batch in batches:
         # The plan was made on the first batch: PII that first shows up later in a column the
         # plan keeps must still stop the ingestion.
