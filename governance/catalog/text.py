@@ -111,26 +111,20 @@ def _sha256(path: pathlib.Path) -> str:
     return _digests[key]
 
 
+def _file_record(file: str) -> dict[str, str]:
+    package = _package()
+    return {"package": ENCODER_PACKAGE, "version": package.version, "file": file,
+            "sha256": _sha256(package.directory / file)}
+
+
 def encoder_record() -> dict[str, str]:
     """Where the installed encoder weights come from: package, version, file, SHA-256."""
-    package = _package()
-    return {
-        "package": ENCODER_PACKAGE,
-        "version": package.version,
-        "file": "model.safetensors",
-        "sha256": _sha256(package.directory / "model.safetensors"),
-    }
+    return _file_record("model.safetensors")
 
 
 def tokenizer_record() -> dict[str, str]:
     """Where the installed tokenizer comes from: package, version, file, SHA-256."""
-    package = _package()
-    return {
-        "package": ENCODER_PACKAGE,
-        "version": package.version,
-        "file": "tokenizer.json",
-        "sha256": _sha256(package.directory / "tokenizer.json"),
-    }
+    return _file_record("tokenizer.json")
 
 
 def _check_installed(record: Mapping[str, Any], installed: Mapping[str, str], field: str) -> None:

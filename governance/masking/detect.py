@@ -129,9 +129,7 @@ class _Finder:
         Python once per distinct match (its score, its replacement) and not per text.
         The rest take the general path; a text only one recognizer matched, whose matches
         do not depend on the words around them, still skips the overlap logic."""
-        self._memo.clear()
-        self._scores.clear()
-        if len(texts) == 0 or not self.recs:
+        if not self._fresh(texts):
             return texts
         masks = self._masks(texts)
         alone = masks.sum(axis=0) == 1
@@ -179,15 +177,16 @@ class _Finder:
         pyarrow for every match its scores settle (a whole valid phone number or IBAN; a
         refined span); only the rest reach Python."""
         n = len(distinct)
-        pieces = pa.nulls(n, pa.string())
-        todo = np.ones(n, dtype=bool)
-        if rec.validate_many is not None and pseudonyms is None and not self.hints.get(rec.type):
+        vectorised = rec.validate_many is not None and pseudonyms is None and not self.hints.get(rec.type)
+        if vectorised:
             pieces, todo, scores = self._pieces_vectorised(rec, distinct)
+        else:
+            pieces, todo = pa.nulls(n, pa.string()), np.ones(n, dtype=bool)
         rest = np.flatnonzero(todo)
         if not rest.size:
             return pieces
         texts = distinct.take(pa.array(rest)).to_pylist()
-        if rec.validate_many is not None and pseudonyms is None and not self.hints.get(rec.type):
+        if vectorised:
             self._keep_scores(rec, texts, scores[rest])
         self._prescore_matches(rec, texts)
         mask = np.zeros(n, dtype=bool)
@@ -281,11 +280,15 @@ class _Finder:
                     out[i, some] = pc.match_substring_regex(subset, self.recs[i].pattern).to_numpy(zero_copy_only=False)
         return out
 
-    def _prepare(self, texts: pa.Array) -> tuple[list[str], dict[int, list[Recognizer]]]:
-        # Both memos are bounded by one batch of distinct strings.
+    def _fresh(self, texts: pa.Array) -> bool:
+        """Start a batch: both memos are bounded by one batch of distinct strings. Whether
+        there is anything to look for."""
         self._memo.clear()
         self._scores.clear()
-        if len(texts) == 0 or not self.recs:
+        return len(texts) > 0 and bool(self.recs)
+
+    def _prepare(self, texts: pa.Array) -> tuple[list[str], dict[int, list[Recognizer]]]:
+        if not self._fresh(texts):
             return [], {}
         return self._per_cell(texts, self._masks(texts))
 

@@ -97,5 +97,4 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
         metrics.add_gauge("privet_audit_log_size", "Events in the audit log, as this process last committed.",
                           lambda: runtime.audit.committed_size)
     metrics.serve(runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
-    running = RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)
-    return running
+    return RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)
