@@ -25,7 +25,7 @@ import sys
 import warnings
 from typing import Any
 
-from tests.bench._timing import peak_mib, time_block
+from tests.bench._timing import interleave, peak_mib
 
 _ROWS = 32 * 64  # rows behind the Poisson loader (only the noise calibration sees them)
 
@@ -85,21 +85,11 @@ def _measure(mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     trained_params = sum(p.numel() for p in dp_model.parameters() if p.requires_grad)
     all_params = sum(p.numel() for p in dp_model.parameters())
 
-    def block(step: Any, n: int) -> float:
-        return time_block(step, (xb, yb), n, device)
-
     peak_setup = peak_mib(device)
     with quiet_hook_warnings():
-        plain_times, dp_times = [], []
-        block(plain, opts["warmup"])
-        peak_plain = peak_mib(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        block(training.step, opts["warmup"])
-        for _ in range(opts["rounds"]):
-            plain_times.append(block(plain, opts["steps"]))
-            dp_times.append(block(training.step, opts["steps"]))
-        peak_dp = peak_mib(device)
+        timed = interleave(plain, training.step, (xb, yb), device,
+                           warmup=opts["warmup"], steps=opts["steps"], rounds=opts["rounds"])
+        plain_times, dp_times, peak_plain, peak_dp = timed.plain_times, timed.dp_times, timed.peak_plain, timed.peak_dp
     training.close()
 
     plain_s = statistics.median(plain_times)
