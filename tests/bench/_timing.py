@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import platform
 import resource
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Interleaved", "interleave", "sync", "peak_mib", "time_block"]
+__all__ = ["Interleaved", "environment", "interleave", "in_children", "sync", "peak_mib", "time_block"]
 
 
 def sync(device: Any) -> None:
@@ -58,3 +62,33 @@ def interleave(plain: Any, dp: Any, args: tuple, device: Any, *, warmup: int, st
         plain_times.append(time_block(plain, args, steps, device))
         dp_times.append(time_block(dp, args, steps, device))
     return Interleaved(plain_times, dp_times, peak_plain, peak_mib(device))
+
+
+def in_children(target: Callable[..., None], arg_tuples: Iterable[tuple]) -> list[Any]:
+    """Run `target(*args, queue)` for each args in a fresh spawned process, one at a time
+    (each configuration starts from a clean allocator and thread pool); their results."""
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for args in arg_tuples:
+        queue = context.Queue()
+        child = context.Process(target=target, args=(*args, queue))
+        child.start()
+        results.append(queue.get())
+        child.join()
+    return results
+
+
+def environment(threads: int | None) -> dict[str, Any]:
+    """What the figures were measured on."""
+    import opacus
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "opacus": opacus.__version__,
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "torch_threads": threads or torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from typing import Any
 
-from tests.bench._timing import interleave, peak_mib, sync
+from tests.bench._timing import environment, in_children, interleave, peak_mib, sync
 
 _ROWS = 256 * 40
 
@@ -169,15 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "tune_allocator": args.tune_allocator,
     }
-    context = multiprocessing.get_context("spawn")
-    results = []
-    for arch in args.arch.split(","):
-        for mode in args.modes.split(","):
-            queue = context.Queue()
-            child = context.Process(target=_child, args=(arch, mode, opts, queue))
-            child.start()
-            results.append(queue.get())
-            child.join()
+    results = in_children(_child, [(arch, mode, opts) for arch in args.arch.split(",") for mode in args.modes.split(",")])
 
     import opacus
     import torch
@@ -186,14 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "command": "python -m tests.bench.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "opacus": opacus.__version__,
-            "cpu_count": os.cpu_count(),
-            "torch_threads": args.threads or torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
+        "environment": environment(args.threads),
         "modes_fastest_first": FASTEST_MODE,
         "results": results,
     }

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import warnings
 from typing import Any
 
-from tests.bench._timing import interleave, peak_mib
+from tests.bench._timing import environment, in_children, interleave, peak_mib
 
 _ROWS = 32 * 64  # rows behind the Poisson loader (only the noise calibration sees them)
 
@@ -150,14 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "tune_allocator": args.tune_allocator,
     }
-    context = multiprocessing.get_context("spawn")
-    results = []
-    for mode in args.modes.split(","):
-        queue = context.Queue()
-        child = context.Process(target=_child, args=(mode, opts, queue))
-        child.start()
-        results.append(queue.get())
-        child.join()
+    results = in_children(_child, [(mode, opts) for mode in args.modes.split(",")])
 
     import opacus
     import torch
@@ -166,15 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "command": "python -m tests.bench.train_text " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "opacus": opacus.__version__,
-            "cpu_count": os.cpu_count(),
-            "load_average": os.getloadavg(),
-            "torch_threads": args.threads or torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
+        "environment": environment(args.threads),
         "modes_fastest_first": FASTEST_MODE.get("text-minilm"),
         "results": results,
     }
