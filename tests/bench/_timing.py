@@ -7,11 +7,12 @@ import os
 import platform
 import resource
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Interleaved", "environment", "interleave", "in_children", "sync", "peak_mib", "time_block"]
+__all__ = ["Interleaved", "child_setup", "environment", "interleave", "in_children", "sync", "peak_mib", "time_block"]
 
 
 def sync(device: Any) -> None:
@@ -92,3 +93,18 @@ def environment(threads: int | None) -> dict[str, Any]:
         "torch_threads": threads or torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def child_setup(opts: dict[str, Any]) -> tuple[Any, bool]:
+    """In a benchmark child: quiet warnings, pick the device, tune the CPU allocator if asked,
+    set torch's threads. Returns (device, whether the allocator was tuned)."""
+    import torch
+
+    from services.training.runtime import resolve_device, tune_allocator
+
+    warnings.simplefilter("ignore")
+    device = resolve_device(opts["device"])
+    tuned = tune_allocator() if opts["tune_allocator"] and device.type == "cpu" else False
+    if opts["threads"]:
+        torch.set_num_threads(opts["threads"])
+    return device, tuned

@@ -21,10 +21,9 @@ import os
 import statistics
 import sys
 import time
-import warnings
 from typing import Any
 
-from tests.bench._timing import environment, in_children, interleave, peak_mib, sync
+from tests.bench._timing import child_setup, environment, in_children, interleave, peak_mib, sync
 
 _ROWS = 256 * 40
 
@@ -39,13 +38,8 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
         plain_step_fn,
         quiet_hook_warnings,
     )
-    from services.training.runtime import resolve_device, tune_allocator
 
-    warnings.simplefilter("ignore")
-    device = resolve_device(opts["device"])
-    tuned = tune_allocator() if opts["tune_allocator"] and device.type == "cpu" else False
-    if opts["threads"]:
-        torch.set_num_threads(opts["threads"])
+    device, tuned = child_setup(opts)
     batch, features = opts["batch"], opts["features"]
     hparams: dict[str, Any] = {}
     if arch == "mlp":

@@ -20,10 +20,9 @@ import json
 import os
 import statistics
 import sys
-import warnings
 from typing import Any
 
-from tests.bench._timing import environment, in_children, interleave, peak_mib
+from tests.bench._timing import child_setup, environment, in_children, interleave, peak_mib
 
 _ROWS = 32 * 64  # rows behind the Poisson loader (only the noise calibration sees them)
 
@@ -38,13 +37,8 @@ def _measure(mode: str, opts: dict[str, Any]) -> dict[str, Any]:
         plain_step_fn,
         quiet_hook_warnings,
     )
-    from services.training.runtime import resolve_device, tune_allocator
 
-    warnings.simplefilter("ignore")
-    device = resolve_device(opts["device"])
-    tuned = tune_allocator() if opts["tune_allocator"] and device.type == "cpu" else False
-    if opts["threads"]:
-        torch.set_num_threads(opts["threads"])
+    device, tuned = child_setup(opts)
     batch, tokens = opts["batch"], opts["tokens"]
     spec = ModelSpec.create("text-minilm", tokens, 2, trained_layers=opts["trained_layers"])
 

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 import pytest
@@ -103,21 +103,21 @@ def _connect(env: Servers, identity: IssuedIdentity, chain_extra: bytes = b"", s
     return grpc.secure_channel(env.addresses[server], creds_for(env.runtime.home.ca_cert.read_bytes(), identity, chain_extra))
 
 
-def _list_models(ch: grpc.Channel) -> grpc.RpcError | None:
+def _error_of(call: Callable[[], object]) -> grpc.RpcError | None:
     try:
-        registry_pb2_grpc.RegistryServiceStub(ch).ListModels(registry_pb2.ListModelsRequest(), timeout=5)
+        call()
     except grpc.RpcError as exc:
         return exc
     return None
+
+
+def _list_models(ch: grpc.Channel) -> grpc.RpcError | None:
+    return _error_of(lambda: registry_pb2_grpc.RegistryServiceStub(ch).ListModels(registry_pb2.ListModelsRequest(), timeout=5))
 
 
 def _rotate_keys(ch: grpc.Channel) -> grpc.RpcError | None:
     """An admin-only RPC (the key-encryption keys): what an impersonation would aim for."""
-    try:
-        registry_pb2_grpc.RegistryServiceStub(ch).RotateKeys(registry_pb2.RotateKeysRequest(), timeout=5)
-    except grpc.RpcError as exc:
-        return exc
-    return None
+    return _error_of(lambda: registry_pb2_grpc.RegistryServiceStub(ch).RotateKeys(registry_pb2.RotateKeysRequest(), timeout=5))
 
 
 def _handshake_refused(ch: grpc.Channel) -> bool:
