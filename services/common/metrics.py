@@ -14,6 +14,8 @@ from collections.abc import Callable
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from governance.errors import InvalidArgument
+
 __all__ = ["ServerMetrics"]
 
 log = logging.getLogger("privet.metrics")
@@ -26,8 +28,11 @@ class ServerMetrics:
     """RPC counts by method and final status, latency by method, calls in flight, and any
     gauges the service adds."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, address: str = "") -> None:
+        """`address` is where `serve` will listen ("host:port"; port 0 = any free one; "" =
+        not at all). Raises InvalidArgument for anything else, before the service starts."""
         self.service = service
+        self._host, self._port = _parse_address(service, address)
         self.registry = CollectorRegistry()
         self._requests = Counter("privet_rpc_requests", "RPCs finished, by method and final gRPC status.",
                                  ["method", "code"], registry=self.registry)
@@ -51,19 +56,18 @@ class ServerMetrics:
         self._requests.labels(method, code.name).inc()
         self._duration.labels(method).observe(time.perf_counter() - started)
 
-    def serve(self, address: str) -> int:
-        """Listen on `address` ("host:port"; port 0 = any free one; "" = not at all).
+    def serve(self) -> int:
+        """Listen where the constructor was told (if anywhere); the port, 0 if not serving.
         Metrics are not worth a service: a port that cannot be bound is logged, not fatal."""
-        if not address:
+        if self._port is None:
             return 0
-        host, _, port = address.rpartition(":")
         try:
-            self._http, _thread = start_http_server(int(port), host or "127.0.0.1", registry=self.registry)
+            self._http, _thread = start_http_server(self._port, self._host, registry=self.registry)
         except OSError as exc:
-            log.error("%s: metrics not served on %s: %s", self.service, address, exc)
+            log.error("%s: metrics not served on %s:%d: %s", self.service, self._host, self._port, exc)
             return 0
         self.port = self._http.server_port
-        log.info("%s metrics on http://%s:%d/metrics", self.service, host, self.port)
+        log.info("%s metrics on http://%s:%d/metrics", self.service, self._host, self.port)
         return self.port
 
     def close(self) -> None:
@@ -71,3 +75,12 @@ class ServerMetrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+def _parse_address(service: str, address: str) -> tuple[str, int | None]:
+    if not address:
+        return "", None
+    host, _, port = address.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise InvalidArgument(f"metrics.{service}", f"expected host:port (or \"\" for none), got {address!r}")
+    return host or "127.0.0.1", int(port)

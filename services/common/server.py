@@ -68,7 +68,7 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
     if not services.TLS13_ENFORCED:
         raise RuntimeError("grpc was imported before the services package, so TLS 1.2 could not be disabled: import services first")
     limit = runtime.settings.max_message_bytes
-    metrics = ServerMetrics(name)
+    metrics = ServerMetrics(name, runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"privet-{name}"),
         interceptors=[GovernanceInterceptor(runtime, metrics)],
@@ -96,5 +96,5 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
     if name == "registry":  # the process that signs the log's checkpoints
         metrics.add_gauge("privet_audit_log_size", "Events in the audit log, as this process last committed.",
                           lambda: runtime.audit.committed_size)
-    metrics.serve(runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
+    metrics.serve()
     return RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)

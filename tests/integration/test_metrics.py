@@ -78,3 +78,13 @@ def test_a_busy_metrics_port_does_not_stop_the_service(sqlite_runtime: Runtime) 
             server.stop(0)
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:http", "127.0.0.1:70000"])
+def test_a_malformed_metrics_address_is_refused_before_the_service_starts(sqlite_runtime: Runtime, address: str) -> None:
+    from governance.errors import InvalidArgument
+    from services.common.server import start_server
+    from services.launcher import specs_for
+
+    with pytest.raises(InvalidArgument, match="metrics.training: expected host:port"):
+        start_server(sqlite_runtime, "training", specs_for("training", sqlite_runtime), "127.0.0.1:0", metrics_address=address)
