@@ -17,7 +17,7 @@ from governance.datasets.formats import CsvDialect, spool
 from governance.datasets.pipeline import AnonymisationSpec, mask_upload
 from governance.datasets.prefetch import BackgroundWriter, prefetched
 from governance.datasets.synthetic import customer_table
-from governance.errors import FailedPrecondition
+from governance.errors import FailedPrecondition, InvalidArgument
 from governance.masking import MaskingKeys, load_profile
 
 _PROFILE = pathlib.Path(__file__).resolve().parents[2] / "policies" / "masking" / "default.yaml"
@@ -64,6 +64,18 @@ def test_pii_in_a_later_batch_stops_ingestion_from_a_worker(tmp_path: pathlib.Pa
     with pytest.raises(FailedPrecondition, match="'reference' holds PII \\(EMAIL\\) in a later batch"):
         _ingest(csv, tmp_path, workers=2)
     assert not list(tmp_path.glob("*.parquet"))  # nothing left behind
+
+
+def test_a_ragged_row_late_in_the_file_fails_with_its_line_and_leaves_nothing(tmp_path: pathlib.Path,
+                                                                              small_blocks: None) -> None:
+    csv = tmp_path / "ragged.csv"
+    pacsv.write_csv(customer_table(3000, seed=5), csv)
+    lines = csv.read_bytes().splitlines(keepends=True)
+    lines[2500] = lines[2500].rstrip(b"\r\n") + b",extra\n"  # parsed by a late block, read ahead on a thread
+    csv.write_bytes(b"".join(lines))
+    with pytest.raises(InvalidArgument, match="ragged CSV line 2501"):
+        _ingest(csv, tmp_path, workers=2)
+    assert not list(tmp_path.glob("*.parquet"))
 
 
 def test_prefetched_yields_in_order_and_raises_where_the_source_did() -> None:
