@@ -12,14 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlmodel import Session
+from sqlalchemy import Connection
 
 from governance.audit.hashing import leaf_hash
 from governance.audit.leaf import canonical_json, encode_leaf_fast
 from governance.audit.merkle import nodes_to_store_on_append
+from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
 from governance.errors import DataLoss
-from governance.store.tables import AuditNode
 
 __all__ = ["AuditLog", "Event", "frontier_keys", "canonical_details"]
 
@@ -50,6 +49,27 @@ def frontier_keys(size: int) -> list[tuple[int, int]]:
     return [(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1]
 
 
+# Rows per INSERT statement: 10 columns each stays under SQLite's 32,766 host parameters.
+_ROWS_PER_INSERT = 1000
+
+
+def _driver(conn: Connection) -> Any:
+    """The DB-API connection under `conn`, inside the transaction `conn` began."""
+    return conn.connection.driver_connection
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def _insert_rows(driver: Any, ph: str, table: str, rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` (all with the same keys, in the same order) in one statement."""
+    cols = list(rows[0])
+    row_sql = "(" + ", ".join([ph] * len(cols)) + ")"
+    params = tuple(value for row in rows for value in row.values())
+    driver.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([row_sql] * len(rows))}", params)
+
+
 class AuditLog:
     """A batch participant of the Transactor; `append` is called by units of work."""
 
@@ -69,19 +89,18 @@ class AuditLog:
         self._listeners.append(listener)
 
     # -- batch life cycle -------------------------------------------------------------
-    def begin(self, session: Session) -> None:
+    def begin(self, conn: Connection) -> None:
         if self.tampered:
             raise DataLoss(f"writes refused: {self.tampered}")
-        conn = session.connection()
-        # Driver-level SQL on this hot path: the ORM's per-statement cost exceeds the fsync's.
+        # Driver-level SQL on this hot path: SQLAlchemy's per-statement cost exceeds the fsync's.
         lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE holds the lock
-        size = conn.exec_driver_sql(f"SELECT size FROM audit_head WHERE id = 1{lock}").scalar_one()
+        size = _driver(conn).execute(f"SELECT size FROM audit_head WHERE id = 1{lock}").fetchone()[0]
         if size != self._size:  # another process appended since: reload the right edge
-            keys = frontier_keys(size)
-            rows = session.execute(select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(tuple_(AuditNode.level, AuditNode.idx).in_(keys))).all() if keys else []
-            self._frontier = {(r.level, r.idx): r.hash for r in rows}
-            if len(self._frontier) != len(keys):
-                raise RuntimeError(f"audit log: stored tree is missing right-edge nodes at size {size}")
+            reader = SqlNodeReader(conn)
+            try:
+                self._frontier = {key: reader.get_node(*key) for key in frontier_keys(size)}
+            except LookupError as exc:
+                raise RuntimeError(f"audit log: stored tree is missing right-edge nodes at size {size}: {exc}") from exc
             self._size = size
 
     def savepoint(self) -> Any:
@@ -92,15 +111,18 @@ class AuditLog:
         del self._events[n_events:]
         del self._nodes[n_nodes:]
 
-    def before_commit(self, session: Session) -> None:
+    def before_commit(self, conn: Connection) -> None:
         if not self._events:
             return
-        conn = session.connection()
-        ph = (lambda n: f":{n}") if conn.dialect.name == "sqlite" else (lambda n: f"%({n})s")
-        cols = list(self._events[0])
-        conn.exec_driver_sql(f"INSERT INTO audit_events ({', '.join(cols)}) VALUES ({', '.join(ph(c) for c in cols)})", self._events)
-        conn.exec_driver_sql(f"INSERT INTO audit_nodes (level, idx, hash) VALUES ({ph('level')}, {ph('idx')}, {ph('hash')})", self._nodes)
-        conn.exec_driver_sql(f"UPDATE audit_head SET size = {ph('size')} WHERE id = 1", {"size": self._size})
+        driver = _driver(conn)
+        ph = _placeholder(conn)
+        # One multi-row INSERT per table: one statement step (SQLite) or round trip
+        # (PostgreSQL) per batch, not one per row.
+        for start in range(0, len(self._events), _ROWS_PER_INSERT):
+            _insert_rows(driver, ph, "audit_events", self._events[start:start + _ROWS_PER_INSERT])
+        for start in range(0, len(self._nodes), _ROWS_PER_INSERT):
+            _insert_rows(driver, ph, "audit_nodes", self._nodes[start:start + _ROWS_PER_INSERT])
+        driver.execute(f"UPDATE audit_head SET size = {ph} WHERE id = 1", (self._size,))
 
     def after_commit(self) -> None:
         grew = bool(self._events)
@@ -134,7 +156,8 @@ class AuditLog:
             }
         )
         for level, idx, h in nodes_to_store_on_append(seq, lh, self):
-            self._nodes.append({"level": level, "idx": idx, "hash": h})
+            if level >= LOWEST_STORED_LEVEL:
+                self._nodes.append({"level": level, "idx": idx, "hash": h})
             self._frontier[(level, idx)] = h
         self._size = seq + 1
         # The right edge after the append: the new top node (at the level of seq's lowest zero

@@ -22,6 +22,7 @@ from governance.audit.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 __all__ = [
     "NodeReader",
     "nodes_to_store_on_append",
+    "perfect_root",
     "root",
     "inclusion_proof",
     "consistency_proof",
@@ -106,6 +107,18 @@ def nodes_to_store_on_append(size_before: int, leaf: bytes, reader: NodeReader) 
         level, index = level + 1, index >> 1
         new_nodes.append((level, index, acc))
     return new_nodes
+
+
+def perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The hash of the perfect subtree over `leaf_hashes` (a power-of-two count of 32-byte
+    leaf hashes, in order). Raises ValueError on any other count."""
+    n = len(leaf_hashes)
+    if n == 0 or n & (n - 1):
+        raise ValueError(f"a perfect subtree needs a power-of-two number of leaves, got {n}")
+    level = list(leaf_hashes)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return bytes(level[0])
 
 
 def root(size: int, reader: NodeReader) -> bytes:

@@ -6,26 +6,42 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlmodel import Session
 
 from governance.audit.leaf import EventRecord
+from governance.audit.merkle import perfect_root
 from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead
 
-__all__ = ["SqlNodeReader", "EventFilter", "head_size", "list_events", "iter_events", "latest_checkpoint", "checkpoint_at", "record_of"]
+__all__ = ["LOWEST_STORED_LEVEL", "SqlNodeReader", "EventFilter", "head_size", "list_events", "iter_events", "latest_checkpoint", "checkpoint_at", "record_of"]
+
+
+# Perfect nodes below this level are not stored: a node of 2**level leaves is folded from
+# the events' own leaf hashes (at most 8 rows). That keeps the append path to ~1/8 of a node
+# row per event instead of ~2, and a proof still reads O(log n) rows.
+LOWEST_STORED_LEVEL = 4
 
 
 class SqlNodeReader:
-    """NodeReader over the audit_nodes table (nodes never change once written)."""
+    """NodeReader over the SQL log: audit_nodes from LOWEST_STORED_LEVEL up, lower nodes
+    folded from audit_events.leaf_hash (nodes and leaf hashes never change once written)."""
 
-    def __init__(self, session: Session) -> None:
-        conn = session.connection()
+    def __init__(self, source: Session | Connection) -> None:
+        conn = source.connection() if isinstance(source, Session) else source
         self._conn = conn
         ph = "?" if conn.dialect.name == "sqlite" else "%s"
-        self._sql = f"SELECT hash FROM audit_nodes WHERE level = {ph} AND idx = {ph}"  # hot: driver-level
+        # Hot paths (proofs, the append frontier): driver-level SQL.
+        self._node_sql = f"SELECT hash FROM audit_nodes WHERE level = {ph} AND idx = {ph}"
+        self._leaves_sql = f"SELECT leaf_hash FROM audit_events WHERE seq >= {ph} AND seq < {ph} ORDER BY seq"
 
     def get_node(self, level: int, index: int) -> bytes:
-        value = self._conn.exec_driver_sql(self._sql, (level, index)).scalar_one_or_none()
+        if level < LOWEST_STORED_LEVEL:
+            first = index << level
+            hashes = [row[0] for row in self._conn.exec_driver_sql(self._leaves_sql, (first, first + (1 << level)))]
+            if len(hashes) != 1 << level:
+                raise LookupError(f"audit node ({level}, {index}): leaves {first}.. are not all stored")
+            return hashes[0] if level == 0 else perfect_root(hashes)
+        value = self._conn.exec_driver_sql(self._node_sql, (level, index)).scalar_one_or_none()
         if value is None:
             raise LookupError(f"audit node ({level}, {index}) is not stored")
         return value

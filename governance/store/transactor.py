@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
@@ -27,10 +28,10 @@ T = TypeVar("T")
 
 
 class BatchParticipant(Protocol):
-    def begin(self, session: Session) -> None: ...
+    def begin(self, conn: Connection) -> None: ...
     def savepoint(self) -> Any: ...
     def rollback_to(self, token: Any) -> None: ...
-    def before_commit(self, session: Session) -> None: ...
+    def before_commit(self, conn: Connection) -> None: ...
     def after_commit(self) -> None: ...
     def after_rollback(self) -> None: ...
 
@@ -57,8 +58,8 @@ class Transactor:
         return self.submit(fn, isolated=isolated).result(timeout)
 
     def submit(self, fn: Callable[[Session], T], *, isolated: bool = True) -> "Future[T]":
-        """`isolated=False` skips the unit's SAVEPOINT: only for units that write nothing
-        through the session themselves (pure audit appends, buffered by the participants)."""
+        """`isolated=False` skips the unit's SAVEPOINT and ORM session (`fn` gets None): only for
+        units that touch no table themselves (pure audit appends, buffered by the participants)."""
         future: Future[T] = Future()
         self._queue.put((fn, future, isolated))
         return future
@@ -97,17 +98,20 @@ class Transactor:
 
     def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future, bool]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
+        session: Session | None = None
         try:
             conn = self._connection()
-            with Session(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint") as session:
-                with conn.begin():
-                    for p in self._participants:
-                        p.begin(session)
-                    for fn, _, isolated in batch:
-                        outcomes.append(self._run_unit(session, fn, isolated))
+            with conn.begin():
+                for p in self._participants:
+                    p.begin(conn)
+                for fn, _, isolated in batch:
+                    if isolated and session is None:  # the ORM only when a unit uses it
+                        session = Session(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+                    outcomes.append(self._run_unit(session, fn) if isolated else self._run_bare_unit(fn))
+                if session is not None:
                     session.flush()
-                    for p in self._participants:
-                        p.before_commit(session)
+                for p in self._participants:
+                    p.before_commit(conn)
         except (OperationalError, DBAPIError) as exc:
             self._drop_connection()
             self._fail_all(batch, Unavailable(f"database unavailable: {type(exc.orig).__name__ if hasattr(exc, 'orig') else exc}"))
@@ -115,6 +119,9 @@ class Transactor:
         except BaseException as exc:  # noqa: BLE001 - every caller must hear about it
             self._fail_all(batch, exc)
             return
+        finally:
+            if session is not None:
+                session.close()
         for p in self._participants:
             p.after_commit()
         for (ok, value), (_, future, _) in zip(outcomes, batch):
@@ -139,15 +146,17 @@ class Transactor:
                 pass
             self._conn = None
 
-    def _run_unit(self, session: Session, fn: Callable[[Session], Any], isolated: bool) -> tuple[bool, Any]:
+    def _run_bare_unit(self, fn: Callable[[Session], Any]) -> tuple[bool, Any]:
         tokens = [p.savepoint() for p in self._participants]
-        if not isolated:
-            try:
-                return True, fn(session)
-            except Exception as exc:  # noqa: BLE001
-                for p, token in zip(self._participants, tokens):
-                    p.rollback_to(token)
-                return False, exc
+        try:
+            return True, fn(None)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - this unit alone is undone
+            for p, token in zip(self._participants, tokens):
+                p.rollback_to(token)
+            return False, exc
+
+    def _run_unit(self, session: Session, fn: Callable[[Session], Any]) -> tuple[bool, Any]:
+        tokens = [p.savepoint() for p in self._participants]
         nested = session.begin_nested()
         try:
             value = fn(session)

@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 
 from governance.audit.log import Event
 from governance.audit.merkle import MemoryNodeStore, root
+from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
 from governance.errors import NotFound, ResourceExhausted
 from governance.runtime import Runtime
 from governance.store import schema
@@ -61,12 +62,16 @@ def test_concurrent_appends_get_dense_sequence_and_a_consistent_tree(runtime: Ru
         rows = session.exec(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
         head = session.exec(select(AuditHead.size)).scalar_one()
         stored = {(n.level, n.idx): n.hash for n in session.exec(select(AuditNode)).scalars()}
+        sql_root = root(200, SqlNodeReader(session))
     assert [r.seq for r in rows] == list(range(200)) and head == 200
     memory = MemoryNodeStore()
     for r in rows:
         memory.append(r.leaf)
         assert json.loads(r.details)["ratio"] == "0.5"  # floats stored canonically as text
-    assert root(200, memory) == root(200, type("R", (), {"get_node": lambda self, l, i: stored[(l, i)]})())
+    # Only nodes from LOWEST_STORED_LEVEL up are rows (every one of them, each right); the
+    # lower ones are folded from the events' leaf hashes and give the same root.
+    assert stored == {(level, idx): memory.get_node(level, idx) for level in range(LOWEST_STORED_LEVEL, 8) for idx in range(200 >> level)}
+    assert sql_root == root(200, memory)
 
 
 def test_a_failing_unit_rolls_back_alone_with_its_audit_events(runtime: Runtime) -> None:

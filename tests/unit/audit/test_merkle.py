@@ -19,6 +19,7 @@ from governance.audit.merkle import (
     consistency_proof,
     inclusion_proof,
     nodes_to_store_on_append,
+    perfect_root,
     root,
     verify_consistency,
     verify_inclusion,
@@ -386,3 +387,18 @@ def test_node_hash_is_domain_separated_from_leaf_hash():
     # A two-leaf root must not equal the leaf hash of the concatenated children.
     a, b = leaf_hash(b"a"), leaf_hash(b"b")
     assert node_hash(a, b) != leaf_hash(a + b)
+
+
+@pytest.mark.parametrize("count", [1, 2, 4, 8, 16])
+def test_perfect_root_equals_the_stored_perfect_node(count: int) -> None:
+    store = MemoryNodeStore()
+    hashes = [leaf_hash(bytes([i])) for i in range(count)]
+    for h in hashes:
+        store.append_leaf_hash(h)
+    assert perfect_root(hashes) == store.get_node(count.bit_length() - 1, 0) == root(count, store)
+
+
+@pytest.mark.parametrize("count", [0, 3, 6])
+def test_perfect_root_refuses_a_count_that_is_not_a_power_of_two(count: int) -> None:
+    with pytest.raises(ValueError, match="power-of-two"):
+        perfect_root([leaf_hash(b"x")] * count)
