@@ -18,6 +18,7 @@ from governance.audit.hashing import leaf_hash
 from governance.audit.leaf import canonical_json, encode_leaf_fast
 from governance.audit.merkle import nodes_to_store_on_append
 from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
+from governance.audit.writes import lock_head, write_batch
 from governance.errors import DataLoss
 
 __all__ = ["AuditLog", "Event", "frontier_keys", "canonical_details"]
@@ -49,27 +50,6 @@ def frontier_keys(size: int) -> list[tuple[int, int]]:
     return [(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1]
 
 
-# Rows per INSERT statement: 10 columns each stays under SQLite's 32,766 host parameters.
-_ROWS_PER_INSERT = 1000
-
-
-def _driver(conn: Connection) -> Any:
-    """The DB-API connection under `conn`, inside the transaction `conn` began."""
-    return conn.connection.driver_connection
-
-
-def _placeholder(conn: Connection) -> str:
-    return "?" if conn.dialect.name == "sqlite" else "%s"
-
-
-def _insert_rows(driver: Any, ph: str, table: str, rows: list[dict[str, Any]]) -> None:
-    """INSERT `rows` (all with the same keys, in the same order) in one statement."""
-    cols = list(rows[0])
-    row_sql = "(" + ", ".join([ph] * len(cols)) + ")"
-    params = tuple(value for row in rows for value in row.values())
-    driver.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([row_sql] * len(rows))}", params)
-
-
 class AuditLog:
     """A batch participant of the Transactor; `append` is called by units of work."""
 
@@ -92,9 +72,7 @@ class AuditLog:
     def begin(self, conn: Connection) -> None:
         if self.tampered:
             raise DataLoss(f"writes refused: {self.tampered}")
-        # Driver-level SQL on this hot path: SQLAlchemy's per-statement cost exceeds the fsync's.
-        lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"  # SQLite: BEGIN IMMEDIATE holds the lock
-        size = _driver(conn).execute(f"SELECT size FROM audit_head WHERE id = 1{lock}").fetchone()[0]
+        size = lock_head(conn)
         if size != self._size:  # another process appended since: reload the right edge
             reader = SqlNodeReader(conn)
             try:
@@ -112,17 +90,8 @@ class AuditLog:
         del self._nodes[n_nodes:]
 
     def before_commit(self, conn: Connection) -> None:
-        if not self._events:
-            return
-        driver = _driver(conn)
-        ph = _placeholder(conn)
-        # One multi-row INSERT per table: one statement step (SQLite) or round trip
-        # (PostgreSQL) per batch, not one per row.
-        for start in range(0, len(self._events), _ROWS_PER_INSERT):
-            _insert_rows(driver, ph, "audit_events", self._events[start:start + _ROWS_PER_INSERT])
-        for start in range(0, len(self._nodes), _ROWS_PER_INSERT):
-            _insert_rows(driver, ph, "audit_nodes", self._nodes[start:start + _ROWS_PER_INSERT])
-        driver.execute(f"UPDATE audit_head SET size = {ph} WHERE id = 1", (self._size,))
+        if self._events:
+            write_batch(conn, self._events, self._nodes, self._size)
 
     def after_commit(self) -> None:
         grew = bool(self._events)

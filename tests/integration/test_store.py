@@ -141,3 +141,13 @@ def test_engine_accepts_plain_postgres_urls(pg_url: str) -> None:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     engines.dispose()
     assert os.environ.get("PRIVET_DATABASE_URL") is None
+
+
+def test_a_unit_appending_more_events_than_one_statement_holds_commits_them_all(runtime: Runtime) -> None:
+    # 4,000 events (40,000 parameters, plus their nodes) exceed one statement's parameter
+    # budget: the batch is written in several statements, and the stored nodes still give the
+    # tree the events recompute to (check_audit_log compares both).
+    runtime.record(_event(-1))  # start at an odd size so the nodes straddle chunk edges
+    runtime.write(lambda _s: [runtime.audit.append(_event(i)) for i in range(4000)])
+    report = runtime.check_audit_log()
+    assert report.ok and report.size == 4001, report.message
