@@ -93,6 +93,10 @@ class OperatorContext:
     column: str
     keys: MaskingKeys | None = None
     default_region: str = "US"
+    # Keyed hashes already computed for this column in earlier batches of the same upload
+    # (value bytes -> digest), owned by the MaskingPlan and dropped with it: names and
+    # addresses recur across batches, and a hit costs a dict lookup instead of an HMAC.
+    memo: dict[bytes, bytes] | None = field(default=None, compare=False, repr=False)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -178,10 +182,16 @@ def partial_mask(values: Column, *, keep_first: int = 0, keep_last: int = 0, mas
     return _map_chunks(_as_strings(values), one)
 
 
-def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str | None = None) -> Column:
+MEMO_CAPACITY = 1 << 16  # digests kept per column and upload: ~10 MiB at most
+
+
+def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str | None = None,
+               memo: dict[bytes, bytes] | None = None) -> Column:
     """HMAC-SHA256 of each value under `key`, as `length` hex characters (8..64). Each
     distinct value is hashed once. `normalize`: None (exact bytes), "lower" (case-folded:
-    emails), or "digits" (digits only: phone numbers written differently)."""
+    emails), or "digits" (digits only: phone numbers written differently). `memo`, if
+    given, maps normalised value bytes to digests under this same key and normalisation:
+    it is read, and filled up to MEMO_CAPACITY entries."""
     if not isinstance(key, bytes) or len(key) < 16:
         raise InvalidArgument("keys.hash_key", "must be at least 16 bytes")
     if not 8 <= length <= 64:
@@ -196,15 +206,24 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
     base = hmac.HMAC(key, hashes.SHA256())
     base.update(b"hash\x00")  # the domain prefix every value's MAC starts with
 
+    known = {} if memo is None else memo
+
     def digest_all(distinct: pa.Array) -> pa.Array:
         # The one Python loop is the MAC itself: the bytes come from Arrow and the hex goes
         # back to it through numpy, with no per-value string handling.
-        copy, digests = base.copy, []
+        copy, digests, lookup = base.copy, [], known.get
         append = digests.append
+        room = MEMO_CAPACITY - len(known) if memo is not None else 0
         for value in distinct.cast(pa.binary()).to_pylist():
-            mac = copy()
-            mac.update(value)
-            append(mac.finalize())
+            digest = lookup(value)
+            if digest is None:
+                mac = copy()
+                mac.update(value)
+                digest = mac.finalize()
+                if room > 0:
+                    known[value] = digest
+                    room -= 1
+            append(digest)
         return _hex_strings(b"".join(digests), len(digests), length)
 
     return _per_distinct(text, on_array=digest_all)
@@ -215,8 +234,8 @@ _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.u
 
 def _hex_strings(digests: bytes, count: int, length: int) -> pa.Array:
     """`count` concatenated 32-byte digests as strings of their first `length` hex digits."""
-    raw = np.frombuffer(digests, dtype=np.uint8).reshape(count, 32)
-    text = np.ascontiguousarray(_HEX_PAIRS[raw].reshape(count, 64)[:, :length])
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(count, 32)[:, :(length + 1) // 2]  # only the bytes shown
+    text = np.ascontiguousarray(_HEX_PAIRS[raw].reshape(count, -1)[:, :length])
     offsets = np.arange(0, count * length + 1, length, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
 
@@ -527,7 +546,8 @@ OPERATORS: Mapping[str, OperatorSpec] = {spec.name: spec for spec in (
          "mask_char": Param((str,), default="*", check=_one_char)},
         check=_partial_check, doc="mask all but the first/last characters"),
     OperatorSpec(
-        "hash", lambda v, p, c: keyed_hash(v, _need_key(c, "hash_key"), length=p["length"], normalize=p["normalize"]),
+        "hash", lambda v, p, c: keyed_hash(v, _need_key(c, "hash_key"), length=p["length"], normalize=p["normalize"],
+                                           memo=c.memo),
         {"length": Param((int,), default=32, check=lambda x: None if 8 <= x <= 64 else "must be 8..64"),
          "normalize": Param((str,), default=None, check=_one_of("lower", "digits"))},
         needs="hash_key", doc="HMAC-SHA256 under the dataset's key, hex"),

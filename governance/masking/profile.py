@@ -324,11 +324,11 @@ def _needed_keys(plans: Sequence[_Plan], keys: MaskingKeys | None) -> None:
 
 
 def _mask_column(values: pa.ChunkedArray, plan: _Plan, profile: MaskingProfile,
-                 keys: MaskingKeys | None) -> pa.ChunkedArray | pa.Array | None:
+                 keys: MaskingKeys | None, memo: dict[bytes, bytes] | None = None) -> pa.ChunkedArray | pa.Array | None:
     if plan.rule is None:
         return values
     spec = OPERATORS[plan.rule.action]
-    ctx = OperatorContext(plan.column, keys, profile.default_region)
+    ctx = OperatorContext(plan.column, keys, profile.default_region, memo)
     try:
         return spec.apply(values, plan.rule.params, ctx)
     except InvalidArgument as exc:
@@ -346,6 +346,13 @@ class MaskingPlan:
     keys: MaskingKeys | None
     quasi_identifiers: tuple[str, ...]
     _plans: tuple[_Plan, ...]
+    # Per column, keyed hashes of values seen in earlier batches (see OperatorContext.memo).
+    # They hold raw values, so they live only as long as this plan and are never pickled:
+    # each worker process starts its own.
+    _memos: dict[str, dict[bytes, bytes]] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_memos": {}}
 
     @property
     def columns(self) -> list[ColumnReport]:
@@ -367,7 +374,8 @@ class MaskingPlan:
             raise InvalidArgument("columns", f"expected columns {expected}, got {table.column_names}")
         out = table.select([])  # keeps the row count even if every column is dropped
         for plan in self._plans:
-            masked = _mask_column(table.column(plan.column), plan, self.profile, self.keys)
+            memo = self._memos.setdefault(plan.column, {})
+            masked = _mask_column(table.column(plan.column), plan, self.profile, self.keys, memo)
             if masked is not None:
                 out = out.append_column(plan.column, masked)
         return out

@@ -59,6 +59,21 @@ def test_keyed_hash_is_hmac_sha256_once_per_distinct_value():
     assert keyed_hash(col, b"x" * 32).to_pylist()[0] != folded[0]
 
 
+def test_keyed_hash_memo_carries_digests_across_batches_up_to_its_capacity(monkeypatch):
+    monkeypatch.setattr("governance.masking.operators.MEMO_CAPACITY", 3)
+    memo: dict[bytes, bytes] = {}
+    first = pa.array(["ann", "bob", "cy", "dee", None, "ann"])
+    later = pa.array(["dee", "ann", "eve", "Bob"])
+    for batch in (first, later):
+        # With or without a memo, and at every length, the hex digits are the same.
+        for length in (8, 31, 64):
+            assert keyed_hash(batch, KEY, length=length, memo=memo).to_pylist() == keyed_hash(batch, KEY, length=length).to_pylist()
+    assert len(memo) == 3 and set(memo) <= {b"ann", b"bob", b"cy", b"dee"}
+    # A remembered value is served from the memo, not re-hashed: plant a digest to see it.
+    memo[b"ann"] = bytes(32)
+    assert keyed_hash(pa.array(["ann"]), KEY, length=8, memo=memo).to_pylist() == ["00000000"]
+
+
 def test_keyed_hash_of_numbers_and_digit_normalisation():
     a = keyed_hash(pa.array(["+1 (415) 555-2671"]), KEY, normalize="digits").to_pylist()
     b = keyed_hash(pa.array([14155552671]), KEY).to_pylist()

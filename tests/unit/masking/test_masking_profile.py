@@ -4,6 +4,7 @@ default profile no personal value is left anywhere in the table."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import pyarrow as pa
@@ -261,6 +262,10 @@ def test_plan_once_mask_batch_by_batch(pii_faker, default_profile):
     batches = [plan.mask(b) for b in table.to_batches(max_chunksize=40)]
     assert pa.concat_tables(batches).equals(whole)
     assert plan.columns == report.columns and plan.output_columns == whole.column_names
+    # The keyed-hash memos it filled hold raw values: a plan shipped to a worker leaves them.
+    assert any(plan._memos.values())
+    shipped = pickle.loads(pickle.dumps(plan))
+    assert shipped._memos == {} and shipped.mask(table).equals(whole)
     with pytest.raises(InvalidArgument) as err:
         plan.mask(table.drop_columns(["notes"]))
     assert err.value.field == "columns"
