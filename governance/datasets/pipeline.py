@@ -30,6 +30,17 @@ __all__ = ["PARALLEL_MIN_BYTES", "AnonymisationSpec", "MaskedFile", "mask_upload
 # Below this size an upload is masked in-process: a few batches do not pay for workers.
 PARALLEL_MIN_BYTES = 64 << 20
 
+# Operators whose output is all but unique per row: a Parquet dictionary is built for
+# nothing (Arrow tries one, then falls back) and min/max statistics over hex digests,
+# tokens or prose prune nothing. Skipping both takes a third off the encoding.
+_UNIQUE_OUTPUT_ACTIONS = frozenset({"hash", "tokenise", "scan"})
+
+
+def _parquet_writer(path: pathlib.Path, schema: pa.Schema, plan: MaskingPlan) -> pq.ParquetWriter:
+    unique = {c.column for c in plan.columns if c.action in _UNIQUE_OUTPUT_ACTIONS}
+    ordinary = [name for name in schema.names if name not in unique]
+    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=ordinary, write_statistics=ordinary)
+
 
 @dataclass(frozen=True)
 class AnonymisationSpec:
@@ -112,7 +123,7 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
             if keep_columns:
                 qi_parts.append(masked.select(keep_columns))
             if writer is None:
-                writer = pq.ParquetWriter(stage_one, masked.schema, compression="zstd")
+                writer = _parquet_writer(stage_one, masked.schema, plan)
                 writes = BackgroundWriter(writer.write_table)  # compressed while the next batch is masked
             writes.put(masked.cast(writer.schema) if masked.schema != writer.schema else masked)  # type: ignore[union-attr]
         assert writer is not None and writes is not None
@@ -131,7 +142,7 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
                 l=spec.l_diversity,
             )
             qi_parts.clear()
-            kreport = _generalise_into(stage_one, final, kplan)
+            kreport = _generalise_into(stage_one, final, kplan, plan)
             stage_one.unlink()
         schema = pq.read_schema(final)
         rows_out = pq.ParquetFile(final).metadata.num_rows
@@ -147,14 +158,14 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
         raise
 
 
-def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan) -> object:  # type: ignore[no-untyped-def]
+def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan, plan: MaskingPlan) -> object:  # type: ignore[no-untyped-def]
     offset = 0
     writer: pq.ParquetWriter | None = None
     for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024):
         released = kplan.apply(batch, offset)
         offset += batch.num_rows
         if writer is None:
-            writer = pq.ParquetWriter(target, released.schema, compression="zstd")
+            writer = _parquet_writer(target, released.schema, plan)
         writer.write_table(released.cast(writer.schema) if released.schema != writer.schema else released)
     assert writer is not None
     writer.close()

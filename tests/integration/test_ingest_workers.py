@@ -121,3 +121,23 @@ def test_background_writer_writes_in_order_and_reports_a_failed_write() -> None:
     broken.put(1)
     with pytest.raises(OSError, match="disk full at 1"):
         broken.close()
+
+
+def test_columns_masked_into_unique_values_skip_dictionary_and_statistics(tmp_path: pathlib.Path) -> None:
+    csv = tmp_path / "customers.csv"
+    pacsv.write_csv(customer_table(500, seed=5), csv)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield csv.read_bytes()
+
+    spooled = spool(chunks(), tmp_path, limit=1 << 30)
+    masked = mask_upload(spooled, "csv", CsvDialect(), load_profile(_PROFILE), _KEYS, AnonymisationSpec(), tmp_path)
+    spooled.discard()
+    try:
+        meta = pq.ParquetFile(masked.path).metadata.row_group(0)
+        columns = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    finally:
+        masked.discard()
+    for name in ("email", "card", "notes"):  # hash, tokenise, scan
+        assert not columns[name].is_stats_set and not columns[name].has_dictionary_page, name
+    assert columns["age"].is_stats_set and columns["sex"].has_dictionary_page
