@@ -39,6 +39,39 @@ class BatchParticipant(Protocol):
 _STOP = object()
 
 
+class _Waiter:
+    """What `run` blocks on: the part of a Future the committer uses, on one bare lock. A
+    caller wakes per event, so this hand-off is on the hot path; a Future's condition
+    variable costs several times as much on both sides."""
+
+    __slots__ = ("_lock", "_ok", "_value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._ok = False
+        self._value: Any = None
+
+    def done(self) -> bool:
+        return not self._lock.locked()
+
+    def set_result(self, value: Any) -> None:
+        self._ok, self._value = True, value
+        self._lock.release()
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._value = exc
+        self._lock.release()
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError("the batch holding this unit did not commit in time")
+        self._lock.release()  # stays done for any later look
+        if self._ok:
+            return self._value
+        raise self._value
+
+
 class Transactor:
     """Runs units of work `fn(session) -> T` in batched transactions on one writer thread."""
 
@@ -55,7 +88,9 @@ class Transactor:
 
     def run(self, fn: Callable[[Session], T], timeout: float | None = None, *, isolated: bool = True) -> T:
         """Run `fn` in a batch and return its result once the batch is durable."""
-        return self.submit(fn, isolated=isolated).result(timeout)
+        waiter = _Waiter()
+        self._queue.put((fn, waiter, isolated))
+        return waiter.result(timeout)
 
     def submit(self, fn: Callable[[Session], T], *, isolated: bool = True) -> "Future[T]":
         """`isolated=False` skips the unit's SAVEPOINT and ORM session (`fn` gets None): only for
@@ -96,7 +131,7 @@ class Transactor:
             if stop:
                 return
 
-    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future, bool]]) -> None:
+    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         session: Session | None = None
         try:
@@ -172,7 +207,7 @@ class Transactor:
                 p.rollback_to(token)
             return False, exc
 
-    def _fail_all(self, batch: list[tuple[Callable, Future, bool]], exc: BaseException) -> None:
+    def _fail_all(self, batch: list[tuple[Callable, Future | _Waiter, bool]], exc: BaseException) -> None:
         for p in self._participants:
             p.after_rollback()
         for _, future, _ in batch:

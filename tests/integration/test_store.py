@@ -151,3 +151,15 @@ def test_a_unit_appending_more_events_than_one_statement_holds_commits_them_all(
     runtime.write(lambda _s: [runtime.audit.append(_event(i)) for i in range(4000)])
     report = runtime.check_audit_log()
     assert report.ok and report.size == 4001, report.message
+
+
+def test_run_hands_back_results_errors_and_timeouts(runtime: Runtime) -> None:
+    assert runtime.transactor.run(lambda _s: 41 + 1) == 42
+    assert runtime.transactor.run(lambda _s: "bare", isolated=False) == "bare"
+    with pytest.raises(ResourceExhausted, match="budget"):
+        runtime.transactor.run(lambda _s: (_ for _ in ()).throw(ResourceExhausted("budget")), isolated=False)
+    release = threading.Event()
+    with pytest.raises(TimeoutError):  # the unit is still running when the caller gives up
+        runtime.transactor.run(lambda _s: release.wait(5), timeout=0.05)
+    release.set()
+    assert runtime.record(_event(7)) >= 0  # the committer carried on
