@@ -34,8 +34,13 @@ class Event:
     details: dict[str, Any] | None = None
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def canonical_details(value: Any) -> Any:
     """Make details canonical-JSON safe: floats become their shortest repr string."""
+    if type(value) is dict and all(type(k) is str and type(v) in _SCALARS for k, v in value.items()):
+        return value  # the common flat case: nothing to convert
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dict):
@@ -121,7 +126,7 @@ class AuditLog:
         self._events.append(
             {
                 "seq": seq, "time_us": time_us, "principal": event.principal, "action": event.action, "resource": event.resource,
-                "decision": event.decision, "policy_ids": json.dumps(list(policy_ids)), "details": details_json, "leaf": leaf, "leaf_hash": lh,
+                "decision": event.decision, "policy_ids": json.dumps(list(policy_ids)) if policy_ids else "[]", "details": details_json, "leaf": leaf, "leaf_hash": lh,
             }
         )
         for level, idx, h in nodes_to_store_on_append(seq, lh, self):
