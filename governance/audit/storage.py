@@ -24,7 +24,13 @@ LOWEST_STORED_LEVEL = 4
 
 class SqlNodeReader:
     """NodeReader over the SQL log: audit_nodes from LOWEST_STORED_LEVEL up, lower nodes
-    folded from audit_events.leaf_hash (nodes and leaf hashes never change once written)."""
+    folded from audit_events.leaf_hash (nodes and leaf hashes never change once written).
+
+    A proof's low siblings all lie in one aligned run of 2**LOWEST_STORED_LEVEL leaves, so
+    the leaf hashes are read a whole run at a time and kept for the reader's life (one
+    request): a proof costs one leaf read plus its stored nodes."""
+
+    _RUN = 1 << LOWEST_STORED_LEVEL
 
     def __init__(self, source: Session | Connection) -> None:
         conn = source.connection() if isinstance(source, Session) else source
@@ -32,12 +38,15 @@ class SqlNodeReader:
         ph = "?" if conn.dialect.name == "sqlite" else "%s"
         # Hot paths (proofs, the append frontier): driver-level SQL.
         self._node_sql = f"SELECT hash FROM audit_nodes WHERE level = {ph} AND idx = {ph}"
-        self._leaves_sql = f"SELECT leaf_hash FROM audit_events WHERE seq >= {ph} AND seq < {ph} ORDER BY seq"
+        self._leaves_sql = f"SELECT seq, leaf_hash FROM audit_events WHERE seq >= {ph} AND seq < {ph} ORDER BY seq"
+        self._runs: dict[int, list[bytes]] = {}
 
     def get_node(self, level: int, index: int) -> bytes:
         if level < LOWEST_STORED_LEVEL:
             first = index << level
-            hashes = [row[0] for row in self._conn.exec_driver_sql(self._leaves_sql, (first, first + (1 << level)))]
+            run = self._run(first // self._RUN)
+            offset = first % self._RUN
+            hashes = run[offset:offset + (1 << level)]
             if len(hashes) != 1 << level:
                 raise LookupError(f"audit node ({level}, {index}): leaves {first}.. are not all stored")
             return hashes[0] if level == 0 else perfect_root(hashes)
@@ -45,6 +54,18 @@ class SqlNodeReader:
         if value is None:
             raise LookupError(f"audit node ({level}, {index}) is not stored")
         return value
+
+    def _run(self, number: int) -> list[bytes]:
+        run = self._runs.get(number)
+        if run is None:
+            first = number * self._RUN
+            run = []
+            for seq, leaf_hash in self._conn.exec_driver_sql(self._leaves_sql, (first, first + self._RUN)):
+                if seq != first + len(run):  # a gap (a deleted row): nothing past it is placed
+                    break
+                run.append(leaf_hash)
+            self._runs[number] = run
+        return run
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,24 @@ def test_run_hands_back_results_errors_and_timeouts(runtime: Runtime) -> None:
         runtime.transactor.run(lambda _s: release.wait(5), timeout=0.05)
     release.set()
     assert runtime.record(_event(7)) >= 0  # the committer carried on
+
+
+def test_sql_reader_gives_every_perfect_node_and_refuses_one_over_a_gap(runtime: Runtime) -> None:
+    runtime.write(lambda _s: [runtime.audit.append(_event(i)) for i in range(100)])
+    memory = MemoryNodeStore()
+    with runtime.read() as session:
+        for row in session.exec(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
+            memory.append(row.leaf)
+        reader = SqlNodeReader(session)
+        for level in range(7):
+            for idx in range(100 >> level):
+                assert reader.get_node(level, idx) == memory.get_node(level, idx), (level, idx)
+        with pytest.raises(LookupError):
+            reader.get_node(2, 25)  # leaves 100..103 do not exist
+    with runtime.engines.writer.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE seq = 37"))
+    with runtime.read() as session:
+        reader = SqlNodeReader(session)
+        assert reader.get_node(2, 8) == memory.get_node(2, 8)  # leaves 32..35: before the gap
+        with pytest.raises(LookupError):
+            reader.get_node(2, 9)  # leaves 36..39 span the deleted 37
