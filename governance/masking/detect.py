@@ -660,24 +660,33 @@ def _validate_all(rec: Recognizer, texts: list[str], region: str) -> list[float 
     return [rec.validate(t, region) if s != s else (None if s < 0 else s) for t, s in zip(texts, scores)]
 
 
+def _distinct_cells(cells: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(distinct values, each cell's index into them, which cells are non-null): a test of a
+    value need run once per distinct value, and low-cardinality columns are most of what
+    a plan keeps and every later batch re-checks."""
+    enc = pc.dictionary_encode(cells)
+    return (enc.dictionary, enc.indices.fill_null(0).to_numpy(zero_copy_only=False),
+            enc.indices.is_valid().to_numpy(zero_copy_only=False))
+
+
 def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, float]) -> dict[PiiType, np.ndarray]:
     """Per type, which sampled cells are wholly (after trimming) a valid entity."""
     hits: dict[PiiType, np.ndarray] = {}
+    distinct, cell_index, valid = _distinct_cells(sample)
     for rec in RECOGNIZERS:
         if rec.type is PiiType.DATE:
             continue
-        matched = pc.match_substring_regex(sample, f"^(?:{rec.pattern})$").fill_null(False)
+        matched = pc.match_substring_regex(distinct, f"^(?:{rec.pattern})$").fill_null(False)
         idx = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
         if not idx.size:
             continue
-        enc = pc.dictionary_encode(sample.take(pa.array(idx)))
         boost = hints.get(rec.type, 0.0)
-        ok = np.array([
+        ok = np.zeros(len(distinct), dtype=bool)
+        ok[idx] = [
             s is not None and boosted(s, boost) >= DETECTION_THRESHOLD
-            for s in _validate_all(rec, enc.dictionary.to_pylist(), region)
-        ], dtype=bool)
-        cell_ok = np.zeros(len(sample), dtype=bool)
-        cell_ok[idx] = ok[enc.indices.to_numpy()]
+            for s in _validate_all(rec, distinct.take(pa.array(idx)).to_pylist(), region)
+        ]
+        cell_ok = ok[cell_index] & valid
         hits[rec.type] = hits[rec.type] | cell_ok if rec.type in hits else cell_ok
     return hits
 
@@ -785,7 +794,8 @@ def _full_scan(text: pa.Array | pa.ChunkedArray, region: str, recs: Sequence[Rec
     total = len(text)
     candidates = []
     for chunk in _chunks(text):
-        mask = _prefilter(chunk, recs)
+        distinct, cell_index, valid = _distinct_cells(chunk)
+        mask = _prefilter(distinct, recs)[cell_index] & valid
         if mask.any():
             candidates.append(chunk.filter(pa.array(mask)))
     if not candidates:
