@@ -27,6 +27,8 @@ __all__ = ["ALPHABET", "FF1", "min_length"]
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _ROUNDS = 10
+# Halves below this stay exact in uint64 through (acc * 2**16 + limb) in `_ys_mod_numpy`.
+_NUMPY_HALF_LIMIT = 1 << 47
 
 
 def min_length(radix: int) -> int:
@@ -177,7 +179,7 @@ class FF1:
             bb = [int(x[u:], radix) for x in members]
         except ValueError:
             raise InvalidArgument("numerals", f"not all characters are numerals of radix {radix}") from None
-        if radix**v <= 2**32:
+        if self.numpy_ok(n):
             a_np, b_np = self.crypt_halves(np.array(a, dtype=np.uint64), np.array(bb, dtype=np.uint64), n, tweak,
                                            decrypt=decrypt)
             a, bb = a_np.tolist(), b_np.tolist()
@@ -194,8 +196,10 @@ class FF1:
         return [_to_str(x, radix, u) + _to_str(y, radix, v) for x, y in zip(a, bb)]
 
     def numpy_ok(self, n: int) -> bool:
-        """Whether `crypt_halves` takes `n` numerals: each half's value fits 32 bits."""
-        return self.radix ** (n - n // 2) <= 2**32
+        """Whether `crypt_halves` takes `n` numerals: each half's value stays under 2**47, so
+        that NUM(B) fits the block's last 8 bytes and y mod radix**m folds in 16-bit limbs
+        without leaving uint64 (decimal: up to 28 digits, every IBAN's count)."""
+        return self.radix ** (n - n // 2) < _NUMPY_HALF_LIMIT
 
     def crypt_halves(self, a: np.ndarray, b: np.ndarray, n: int, tweak: bytes = b"", *,
                      decrypt: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -210,8 +214,9 @@ class FF1:
         keys = self._round_keys(tweak, b_len, p)
         order = reversed(range(_ROUNDS)) if decrypt else range(_ROUNDS)
         for i in order:
-            m = np.uint64(self.radix ** (u if i % 2 == 0 else v))
-            y = self._ys_numpy(keys[i], a if decrypt else b, d) % m
+            modulus = self.radix ** (u if i % 2 == 0 else v)
+            m = np.uint64(modulus)
+            y = self._ys_mod_numpy(keys[i], a if decrypt else b, d, modulus)
             if decrypt:
                 a, b = (b + m - y) % m, a
             else:
@@ -222,13 +227,21 @@ class FF1:
         r = self._aes.update(b"".join((key ^ x).to_bytes(16, "big") for x in nums))
         return [int.from_bytes(r[16 * j:16 * j + d], "big") for j in range(len(nums))]
 
-    def _ys_numpy(self, key: int, nums: np.ndarray, d: int) -> np.ndarray:
-        """y = NUM(S) for every value, when NUM(B) < 2**32 (so b <= 4 and d = 8): only the
-        last four bytes of each block vary, and S is the first 8 bytes of R."""
+    def _ys_mod_numpy(self, key: int, nums: np.ndarray, d: int, modulus: int) -> np.ndarray:
+        """NUM(S) mod `modulus` for every value (`numpy_ok`: NUM(B) < 2**47, d <= 16): only the
+        last eight bytes of each block vary, and S, the first d bytes of R, is folded 16 bits
+        at a time so that no intermediate leaves uint64."""
         count = len(nums)
         blocks = np.empty((count, 16), dtype=np.uint8)
-        blocks[:, :12] = np.frombuffer((key >> 32).to_bytes(12, "big"), dtype=np.uint8)
-        low = (np.uint64(key & 0xFFFFFFFF) ^ nums).astype(">u4")
-        blocks[:, 12:] = low.view(np.uint8).reshape(count, 4)
+        blocks[:, :8] = np.frombuffer((key >> 64).to_bytes(8, "big"), dtype=np.uint8)
+        low = (np.uint64(key & 0xFFFFFFFFFFFFFFFF) ^ nums).astype(">u8")
+        blocks[:, 8:] = low.view(np.uint8).reshape(count, 8)
         r = np.frombuffer(self._aes.update(blocks.tobytes()), dtype=np.uint8).reshape(count, 16)
-        return np.ascontiguousarray(r[:, :8]).view(">u8").ravel().astype(np.uint64)
+        m = np.uint64(modulus)
+        if d == 8:  # NUM(B) < 2**32: S is one uint64
+            return np.ascontiguousarray(r[:, :8]).view(">u8").ravel().astype(np.uint64) % m
+        s = r[:, :d].astype(np.uint64)
+        acc = np.zeros(count, dtype=np.uint64)
+        for j in range(0, d, 2):
+            acc = (acc * np.uint64(65536) + (s[:, j] << np.uint64(8) | s[:, j + 1])) % m
+        return acc
