@@ -135,7 +135,7 @@ def proof_micros(rt: Runtime, size: int, samples: int = 200) -> dict[str, float]
     return {"p50_us": round(statistics.median(times), 1), "p99_us": round(times[int(len(times) * 0.99) - 1], 1), "proof_len": len(proof)}
 
 
-def run(db: str, events: int, sizes: list[int]) -> dict:
+def run(db: str, events: int, sizes: list[int], rounds: int = 3) -> dict:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="privet-bench-"))
     pg_name = None
     url = None
@@ -149,21 +149,33 @@ def run(db: str, events: int, sizes: list[int]) -> dict:
         out: dict = {"db": db}
         for writers in (1, 16):
             n = events if writers == 16 else max(events // 10, 1000)
-            out[f"appends_per_s_{writers}w"] = round(appends_per_second(rt, writers, n))
-            out[f"plain_inserts_per_s_{writers}w"] = round(plain_inserts_per_second(rt, writers, n // (4 if writers == 1 else 1), 10**9 + writers * 10**7))
-            out[f"ratio_{writers}w"] = round(out[f"appends_per_s_{writers}w"] / out[f"plain_inserts_per_s_{writers}w"], 2)
-            out[f"db_floor_batch{writers}_per_s"] = round(batch_floor_per_second(rt, writers, n // (4 if writers == 1 else 1),
-                                                                              2 * 10**9 + writers * 10**7))
-            out[f"share_of_floor_{writers}w"] = round(out[f"appends_per_s_{writers}w"] / out[f"db_floor_batch{writers}_per_s"], 2)
-            out[f"handoff_only_per_s_{writers}w"] = round(handoffs_per_second(rt, writers, n))
-            serial = 1 / (1 / out[f"db_floor_batch{writers}_per_s"] + 1 / out[f"handoff_only_per_s_{writers}w"])
+            per_round = max(n // rounds, writers * 50)
+            # The disk's fsync time drifts over minutes: each measure takes its turn in every
+            # round, and each figure is the median of its rounds.
+            samples: dict[str, list[float]] = {"appends": [], "plain": [], "floor": [], "handoff": []}
+            for r in range(rounds):
+                samples["appends"].append(appends_per_second(rt, writers, per_round))
+                samples["plain"].append(plain_inserts_per_second(rt, writers, per_round // (4 if writers == 1 else 1),
+                                                                 10**9 + writers * 10**7 + r * 10**6))
+                samples["floor"].append(batch_floor_per_second(rt, writers, per_round, 2 * 10**9 + writers * 10**7 + r * 10**6))
+                samples["handoff"].append(handoffs_per_second(rt, writers, per_round))
+            appends, plain, floor, handoff = (statistics.median(samples[k]) for k in ("appends", "plain", "floor", "handoff"))
+            serial = 1 / (1 / floor + 1 / handoff)
+            out[f"appends_per_s_{writers}w"] = round(appends)
+            out[f"appends_rounds_{writers}w"] = [round(x) for x in samples["appends"]]
+            out[f"plain_inserts_per_s_{writers}w"] = round(plain)
+            out[f"ratio_{writers}w"] = round(appends / plain, 2)
+            out[f"db_floor_batch{writers}_per_s"] = round(floor)
+            out[f"db_floor_rounds_{writers}w"] = [round(x) for x in samples["floor"]]
+            out[f"share_of_floor_{writers}w"] = round(appends / floor, 2)
+            out[f"handoff_only_per_s_{writers}w"] = round(handoff)
             out[f"serial_bound_per_s_{writers}w"] = round(serial)
-            out[f"share_of_serial_bound_{writers}w"] = round(out[f"appends_per_s_{writers}w"] / serial, 2)
+            out[f"share_of_serial_bound_{writers}w"] = round(appends / serial, 2)
         # Fresh log for proof timing (the plain inserts above are not part of any tree).
-        rt.close()
-        rt = Runtime.open(make_home(tmp / "proofs", url.replace(pg_name, pg_name) if url else None)) if not url else rt
         proofs = {}
         if db == "sqlite":
+            rt.close()
+            rt = Runtime.open(make_home(tmp / "proofs", None))
             for size in sizes:
                 grow_log(rt, size)
                 proofs[str(size)] = proof_micros(rt, size)
@@ -181,10 +193,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--proof-sizes", default="1000,100000,1000000")
     parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measure (median reported)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.proof_sizes.split(",")]
-    results = [run(db, args.events, sizes) for db in args.db.split(",")]
+    results = [run(db, args.events, sizes, args.rounds) for db in args.db.split(",")]
     if args.json:
         print(json.dumps(results, indent=2))
     else:
