@@ -127,6 +127,7 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
                 writes = BackgroundWriter(writer.write_table)  # compressed while the next batch is masked
             writes.put(masked.cast(writer.schema) if masked.schema != writer.schema else masked)  # type: ignore[union-attr]
         assert writer is not None and writes is not None
+        plan.forget_values()  # the memos hold raw values: not a moment longer than masking
         writes.close()
         writes = None
         writer.close()
@@ -148,6 +149,7 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
         rows_out = pq.ParquetFile(final).metadata.num_rows
         return MaskedFile(final, plan.report(rows_in, rows_out, kreport), schema)
     except BaseException:
+        plan.forget_values()
         if writes is not None:
             try:
                 writes.close()

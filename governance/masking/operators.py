@@ -182,7 +182,8 @@ def partial_mask(values: Column, *, keep_first: int = 0, keep_last: int = 0, mas
     return _map_chunks(_as_strings(values), one)
 
 
-MEMO_CAPACITY = 1 << 16  # digests kept per column and upload: ~10 MiB at most
+MEMO_CAPACITY = 1 << 16  # digests kept per column and upload
+MEMO_MAX_VALUE_BYTES = 256  # longer values are hashed every time: the memo stays under ~25 MiB a column
 
 
 def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str | None = None,
@@ -220,7 +221,7 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
                 mac = copy()
                 mac.update(value)
                 digest = mac.finalize()
-                if room > 0:
+                if room > 0 and len(value) <= MEMO_MAX_VALUE_BYTES:
                     known[value] = digest
                     room -= 1
             append(digest)
@@ -234,8 +235,9 @@ _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.u
 
 def _hex_strings(digests: bytes, count: int, length: int) -> pa.Array:
     """`count` concatenated 32-byte digests as strings of their first `length` hex digits."""
-    raw = np.frombuffer(digests, dtype=np.uint8).reshape(count, 32)[:, :(length + 1) // 2]  # only the bytes shown
-    text = np.ascontiguousarray(_HEX_PAIRS[raw].reshape(count, -1)[:, :length])
+    shown = (length + 1) // 2  # only the bytes whose hex is kept
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(count, 32)[:, :shown]
+    text = np.ascontiguousarray(_HEX_PAIRS[raw].reshape(count, 2 * shown)[:, :length])
     offsets = np.arange(0, count * length + 1, length, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
 

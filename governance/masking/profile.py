@@ -349,10 +349,14 @@ class MaskingPlan:
     # Per column, keyed hashes of values seen in earlier batches (see OperatorContext.memo).
     # They hold raw values, so they live only as long as this plan and are never pickled:
     # each worker process starts its own.
-    _memos: dict[str, dict[bytes, bytes]] = field(default_factory=dict, repr=False)
+    _memos: dict[str, dict[bytes, bytes]] = field(default_factory=dict, init=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_memos": {}}
+
+    def forget_values(self) -> None:
+        """Drop the raw values the memos hold (call once the last batch is masked)."""
+        self._memos.clear()
 
     @property
     def columns(self) -> list[ColumnReport]:

@@ -61,14 +61,14 @@ def test_batched_agrees_with_the_standard_steps(radix, lengths, tweak, data):
     assert [len(e) for e in encrypted] == [len(v) for v in values]
 
 
-@pytest.mark.parametrize(("radix", "n"), [(10, 18), (10, 19), (10, 20), (10, 27), (10, 28), (10, 29), (36, 18), (2, 94), (2, 95)])
+@pytest.mark.parametrize(("radix", "n"), [(10, 18), (10, 19), (10, 20), (10, 27), (10, 28), (10, 29), (36, 18), (2, 92), (2, 93), (2, 94)])
 def test_vectorised_halves_agree_with_the_standard_steps_at_their_limit(radix, n):
     # Either side of the 2**47 half limit (28 decimal digits: every IBAN's count), where the
     # numpy path folds S in 16-bit limbs and beyond which the integer path takes over.
     ff1 = FF1(bytes(range(32)), radix)
     rng = random.Random(n * radix)
     values = ["".join(rng.choice(ALPHABET[:radix]) for _ in range(n)) for _ in range(150)]
-    assert ff1.numpy_ok(n) == (radix ** (n - n // 2) < 2**47)
+    assert ff1.numpy_ok(n) == (n - n // 2 <= {10: 14, 36: 9, 2: 46}[radix])  # the largest halves under 2**47
     encrypted = ff1.encrypt_many(values, b"iban")
     assert encrypted == [ff1.encrypt(v, b"iban") for v in values]
     assert ff1.decrypt_many(encrypted, b"iban") == values

@@ -74,6 +74,12 @@ def test_keyed_hash_memo_carries_digests_across_batches_up_to_its_capacity(monke
     assert keyed_hash(pa.array(["ann"]), KEY, length=8, memo=memo).to_pylist() == ["00000000"]
 
 
+@pytest.mark.parametrize("values", [pa.array([], pa.string()), pa.array([None, None], pa.string()),
+                                    pa.chunked_array([[None], []], pa.string())])
+def test_keyed_hash_of_nothing_to_hash(values):
+    assert keyed_hash(values, KEY, length=31).to_pylist() == [None] * len(values)
+
+
 def test_keyed_hash_of_numbers_and_digit_normalisation():
     a = keyed_hash(pa.array(["+1 (415) 555-2671"]), KEY, normalize="digits").to_pylist()
     b = keyed_hash(pa.array([14155552671]), KEY).to_pylist()
