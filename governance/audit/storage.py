@@ -17,7 +17,7 @@ __all__ = ["LOWEST_STORED_LEVEL", "SqlNodeReader", "EventFilter", "head_size", "
 
 
 # Perfect nodes below this level are not stored: a node of 2**level leaves is folded from
-# the events' own leaf hashes (at most 8 rows). That keeps the append path to ~1/8 of a node
+# the events' own leaf hashes. That keeps the append path to ~1/8 of a node
 # row per event instead of ~2, and a proof still reads O(log n) rows.
 LOWEST_STORED_LEVEL = 4
 
@@ -28,7 +28,8 @@ class SqlNodeReader:
 
     A proof's low siblings all lie in one aligned run of 2**LOWEST_STORED_LEVEL leaves, so
     the leaf hashes are read a whole run at a time and kept for the reader's life (one
-    request): a proof costs one leaf read plus its stored nodes."""
+    request): a proof costs one or two leaf reads (two when the right edge is in a partial
+    run) plus its stored nodes."""
 
     _RUN = 1 << LOWEST_STORED_LEVEL
 

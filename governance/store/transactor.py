@@ -64,7 +64,7 @@ class _Waiter:
         self._lock.release()
 
     def result(self, timeout: float | None = None) -> Any:
-        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
             raise TimeoutError("the batch holding this unit did not commit in time")
         self._lock.release()  # stays done for any later look
         if self._ok:
@@ -79,6 +79,9 @@ class Transactor:
 
     def __init__(self, engines: Engines, participants: tuple[BatchParticipant, ...] = (), *, max_batch: int = 256) -> None:
         self._engines = engines
+        # Participants may talk to the driver directly (the audit log's append SQL): its own
+        # errors are the database's as much as SQLAlchemy's wrappers are.
+        self._database_errors = (OperationalError, DBAPIError, engines.writer.dialect.loaded_dbapi.Error)
         self._participants = participants
         self._max_batch = max_batch
         self._conn = None
@@ -147,9 +150,9 @@ class Transactor:
                     session.flush()
                 for p in self._participants:
                     p.before_commit(conn)
-        except (OperationalError, DBAPIError) as exc:
+        except self._database_errors as exc:
             self._drop_connection()
-            self._fail_all(batch, Unavailable(f"database unavailable: {type(exc.orig).__name__ if hasattr(exc, 'orig') else exc}"))
+            self._fail_all(batch, Unavailable(f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}"))
             return
         except BaseException as exc:  # noqa: BLE001 - every caller must hear about it
             self._fail_all(batch, exc)

@@ -14,14 +14,17 @@ from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
 from governance.audit.log import Event
-from governance.audit.merkle import MemoryNodeStore, root
+from governance.audit.hashing import leaf_hash
+from governance.audit.leaf import EventRecord, encode_leaf
+from governance.audit.merkle import MemoryNodeStore, inclusion_proof, nodes_to_store_on_append, root, verify_inclusion
 from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
-from governance.errors import NotFound, ResourceExhausted
+from governance.errors import NotFound, ResourceExhausted, Unavailable
 from governance.runtime import Runtime
 from governance.store import schema
 from governance.store.blobs import BlobStore
 from governance.store.engine import make_engines
 from governance.store.tables import AuditEvent, AuditHead, AuditNode
+from tests.conftest import make_home
 
 
 def test_migrations_build_exactly_the_declared_schema(runtime: Runtime) -> None:
@@ -151,6 +154,13 @@ def test_a_unit_appending_more_events_than_one_statement_holds_commits_them_all(
     runtime.write(lambda _s: [runtime.audit.append(_event(i)) for i in range(4000)])
     report = runtime.check_audit_log()
     assert report.ok and report.size == 4001, report.message
+    memory = MemoryNodeStore()
+    with runtime.read() as session:
+        for row in session.exec(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
+            memory.append(row.leaf)
+        stored = {(n.level, n.idx): n.hash for n in session.exec(select(AuditNode)).scalars()}
+    assert stored == {(level, idx): memory.get_node(level, idx)
+                      for level in range(LOWEST_STORED_LEVEL, 13) for idx in range(4001 >> level)}
 
 
 def test_run_hands_back_results_errors_and_timeouts(runtime: Runtime) -> None:
@@ -159,6 +169,8 @@ def test_run_hands_back_results_errors_and_timeouts(runtime: Runtime) -> None:
     with pytest.raises(ResourceExhausted, match="budget"):
         runtime.transactor.run(lambda _s: (_ for _ in ()).throw(ResourceExhausted("budget")), isolated=False)
     release = threading.Event()
+    with pytest.raises(TimeoutError):  # a timeout already past: asks without waiting
+        runtime.transactor.run(lambda _s: release.wait(5), timeout=-1)
     with pytest.raises(TimeoutError):  # the unit is still running when the caller gives up
         runtime.transactor.run(lambda _s: release.wait(5), timeout=0.05)
     release.set()
@@ -184,3 +196,56 @@ def test_sql_reader_gives_every_perfect_node_and_refuses_one_over_a_gap(runtime:
         assert reader.get_node(2, 8) == memory.get_node(2, 8)  # leaves 32..35: before the gap
         with pytest.raises(LookupError):
             reader.get_node(2, 9)  # leaves 36..39 span the deleted 37
+
+
+def test_a_database_error_in_the_append_sql_is_unavailable_and_the_committer_recovers(runtime: Runtime) -> None:
+    # The append SQL goes to the driver directly: its errors must still read as the database
+    # failing (retryable), and the committer must take a fresh connection afterwards.
+    runtime.record(_event(1))
+    with runtime.engines.writer.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    with pytest.raises(Unavailable, match="database unavailable"):
+        runtime.record(_event(2))
+    with runtime.engines.writer.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    assert runtime.record(_event(3)) == 1
+    assert runtime.check_audit_log().ok
+
+
+def test_a_log_written_before_migration_0006_upgrades_and_still_proves(tmp_path: pathlib.Path, db_url: str) -> None:
+    # A database at 0005 holds every perfect node, level 0 up; after 0006 only level 4 up,
+    # and the log verifies, appends and proves as before.
+    engines = make_engines(db_url)
+    schema.upgrade(engines.writer, "0005")
+    memory = MemoryNodeStore()
+    records = [EventRecord(i, 1_750_000_000_000_000 + i, "user/old", "test.Write", f"thing/{i}", "allow") for i in range(37)]
+    with engines.writer.begin() as conn:
+        for r in records:
+            leaf = encode_leaf(r)
+            conn.execute(AuditEvent.__table__.insert().values(seq=r.seq, time_us=r.time_us, principal=r.principal, action=r.action, resource=r.resource,
+                                                              decision=r.decision, policy_ids="[]", details="{}", leaf=leaf, leaf_hash=leaf_hash(leaf)))
+            for level, idx, h in nodes_to_store_on_append(memory.size, leaf_hash(leaf), memory):
+                conn.execute(AuditNode.__table__.insert().values(level=level, idx=idx, hash=h))
+            memory.append(leaf)
+        conn.execute(AuditHead.__table__.update().where(AuditHead.__table__.c.id == 1).values(size=37))  # 0001 made the row
+    engines.dispose()
+    rt = Runtime.open(make_home(tmp_path / "home", db_url))
+    try:
+        assert rt.audit.tampered is None
+        with rt.read() as session:
+            assert session.exec(select(func.min(AuditNode.level))).scalar_one() == LOWEST_STORED_LEVEL
+        assert rt.record(_event(37)) == 37
+        memory.append(_stored_leaf(rt, 37))
+        with rt.read() as session:
+            reader = SqlNodeReader(session)
+            assert root(38, reader) == root(38, memory)
+            for seq in (0, 5, 16, 31, 36, 37):
+                proof = inclusion_proof(seq, 38, reader)
+                assert verify_inclusion(memory.get_node(0, seq), seq, 38, proof, root(38, memory))
+    finally:
+        rt.close()
+
+
+def _stored_leaf(rt: Runtime, seq: int) -> bytes:
+    with rt.read() as session:
+        return session.exec(select(AuditEvent.leaf).where(AuditEvent.seq == seq)).scalar_one()

@@ -1,5 +1,7 @@
 """Audit log: perfect nodes below level 4 are no longer stored (folded from leaf hashes).
 
+Stop every replica before upgrading: one from before this revision looks for the deleted rows.
+
 Revision ID: 0006
 Revises: 0005
 """
