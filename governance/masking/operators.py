@@ -293,6 +293,15 @@ def _string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], raw[offsets[0]:offsets[-1]]
 
 
+def _with_bytes_replaced(arr: pa.Array, select: Callable[[np.ndarray], np.ndarray], values: Any) -> pa.Array:
+    """`arr` (strings, no nulls) with the bytes `select(data)` picks set to `values`, every
+    string's length unchanged: for rewrites that swap ASCII bytes one for one."""
+    offsets, data = _string_bytes(arr)
+    data = data.copy()
+    data[select(data)] = values
+    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+
+
 def _fpe_digits(distinct: pa.Array, cipher: FF1, tweak: bytes, fallback: Callable[[list[str]], list[str]], *,
                 decrypt: bool) -> pa.Array:
     """FF1 on the digits of each value, in numpy: the digits are read off as the halves'
@@ -324,12 +333,8 @@ def _fpe_digits(distinct: pa.Array, cipher: FF1, tweak: bytes, fallback: Callabl
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
         digits = pa.concat_arrays([d for _, d in pieces]).take(pa.array(order))
-        templates = distinct.take(pa.array(rows))
-        offsets, data = _string_bytes(templates)
-        data = data.copy()
-        data[(data >= 0x30) & (data <= 0x39)] = _string_bytes(digits)[1]
-        filled = pa.Array.from_buffers(pa.string(), len(templates),
-                                       [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+        filled = _with_bytes_replaced(distinct.take(pa.array(rows)), lambda data: (data >= 0x30) & (data <= 0x39),
+                                      _string_bytes(digits)[1])
         mask = np.zeros(len(distinct), dtype=bool)
         mask[rows] = True
         out = pc.replace_with_mask(out, pa.array(mask), filled)
@@ -435,10 +440,7 @@ def _mask_letters_and_digits(chunk: pa.Array, mask_char: str) -> pa.Array:
     if len(chunk) == 0 or len(mask_char) != 1 or not mask_char.isascii() or chunk.null_count \
             or not pc.all(pc.string_is_ascii(chunk)).as_py():
         return pc.replace_substring_regex(chunk, _LETTER_OR_DIGIT, mask_char.replace("\\", "\\\\"))
-    offsets, data = _string_bytes(chunk)
-    data = data.copy()
-    data[_ASCII_ALNUM[data]] = ord(mask_char)
-    return pa.Array.from_buffers(pa.string(), len(chunk), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    return _with_bytes_replaced(chunk, lambda data: _ASCII_ALNUM[data], ord(mask_char))
 
 
 def scan(values: Column, *, replace: str = "token", key: bytes | None = None,
