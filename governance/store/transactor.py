@@ -189,8 +189,7 @@ class Transactor:
         try:
             return True, fn(None)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - this unit alone is undone
-            for p, token in zip(self._participants, tokens):
-                p.rollback_to(token)
+            self._rollback_participants(tokens)
             return False, exc
 
     def _run_unit(self, session: Session, fn: Callable[[Session], Any]) -> tuple[bool, Any]:
@@ -206,9 +205,12 @@ class Transactor:
         except Exception as exc:  # noqa: BLE001 - this unit alone is rolled back
             if nested.is_active:
                 nested.rollback()
-            for p, token in zip(self._participants, tokens):
-                p.rollback_to(token)
+            self._rollback_participants(tokens)
             return False, exc
+
+    def _rollback_participants(self, tokens: list[Any]) -> None:
+        for p, token in zip(self._participants, tokens):
+            p.rollback_to(token)
 
     def _fail_all(self, batch: list[tuple[Callable, Future | _Waiter, bool]], exc: BaseException) -> None:
         for p in self._participants:
