@@ -8,9 +8,9 @@ transaction. Participants (the audit log) hook into the batch's life cycle.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
@@ -42,15 +42,22 @@ _STOP = object()
 class _Waiter:
     """What `run` blocks on: the part of a Future the committer uses, on one bare lock. A
     caller wakes per event, so this hand-off is on the hot path; a Future's condition
-    variable costs several times as much on both sides."""
+    variable costs several times as much on both sides.
 
-    __slots__ = ("_lock", "_ok", "_value")
+    A committed batch's waiters are woken in a chain (`_wake_chain`): the committer wakes the
+    first, each caller wakes the next as it resumes. Woken all at once, sixteen threads would
+    queue for the GIL the committer still holds, each paying a context switch for nothing.
+    A caller that stopped waiting (a timeout) breaks the chain; the committer wakes whoever
+    is still asleep before it sleeps itself (`_wake_rest`)."""
+
+    __slots__ = ("_lock", "_ok", "_value", "_next")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lock.acquire()
         self._ok = False
         self._value: Any = None
+        self._next: _Waiter | None = None
 
     def done(self) -> bool:
         return not self._lock.locked()
@@ -63,13 +70,79 @@ class _Waiter:
         self._value = exc
         self._lock.release()
 
+    def _release(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:  # the committer's late wake and the chain's crossed: already open
+            pass
+
     def result(self, timeout: float | None = None) -> Any:
         if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
             raise TimeoutError("the batch holding this unit did not commit in time")
-        self._lock.release()  # stays done for any later look
+        following, self._next = self._next, None
+        if following is not None:
+            following._release()
+        self._release()  # stays done for any later look
         if self._ok:
             return self._value
         raise self._value
+
+
+def _wake_chain(waiters: list[_Waiter]) -> None:
+    """Outcomes already set: open the first; each opens the next as it resumes."""
+    for waiter, following in zip(waiters, waiters[1:]):
+        waiter._next = following
+    if waiters:
+        waiters[0]._release()
+
+
+def _wake_rest(waiters: list[_Waiter]) -> None:
+    for waiter in waiters:
+        if waiter._lock.locked():
+            waiter._release()
+
+
+class _Inbox:
+    """The units waiting for the committer. Unlike a queue, it wakes the committer once per
+    batch, when as many units as it asked for have arrived, not once per unit: under
+    concurrency every wake-up is a context switch and a GIL hand-off on the hot path."""
+
+    IDLE_SECONDS = 0.002
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._guard = threading.Lock()
+        self._bell = threading.Lock()  # held while the committer has nothing to do
+        self._bell.acquire()
+        self._want = 1
+
+    def put(self, item: Any) -> None:
+        with self._guard:
+            self._items.append(item)
+            if (len(self._items) >= self._want or item is _STOP) and self._bell.locked():
+                self._bell.release()
+
+    def take(self, want: int, wait: float, limit: int, before_sleeping: Callable[[], None]) -> list[Any]:
+        """At least one unit (blocking until there is one), and up to `want` if they arrive
+        within `wait` seconds; never more than `limit`. `before_sleeping` runs when nothing
+        has come for IDLE_SECONDS, before blocking indefinitely."""
+        with self._guard:
+            self._want = 1
+            ready = len(self._items) >= 1
+        if not ready and not self._bell.acquire(timeout=self.IDLE_SECONDS):
+            before_sleeping()
+            self._bell.acquire()
+        with self._guard:
+            self._want = want
+            ready = len(self._items) >= want or _STOP in self._items
+            self._bell.acquire(blocking=False)  # whatever rang it has been seen
+        if not ready and wait > 0:
+            self._bell.acquire(timeout=wait)
+        with self._guard:
+            self._want = 1 << 62  # no bell while the batch runs: the next take looks first
+            self._bell.acquire(blocking=False)
+            n = min(len(self._items), limit)
+            return [self._items.popleft() for _ in range(n)]
 
 
 class Transactor:
@@ -85,56 +158,50 @@ class Transactor:
         self._participants = participants
         self._max_batch = max_batch
         self._conn = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox = _Inbox()
         self._thread = threading.Thread(target=self._loop, name="privet-transactor", daemon=True)
         self._thread.start()
 
     def run(self, fn: Callable[[Session], T], timeout: float | None = None, *, isolated: bool = True) -> T:
         """Run `fn` in a batch and return its result once the batch is durable."""
         waiter = _Waiter()
-        self._queue.put((fn, waiter, isolated))
+        self._inbox.put((fn, waiter, isolated))
         return waiter.result(timeout)
 
     def submit(self, fn: Callable[[Session], T], *, isolated: bool = True) -> "Future[T]":
         """`isolated=False` skips the unit's SAVEPOINT and ORM session (`fn` gets None): only for
         units that touch no table themselves (pure audit appends, buffered by the participants)."""
         future: Future[T] = Future()
-        self._queue.put((fn, future, isolated))
+        self._inbox.put((fn, future, isolated))
         return future
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        self._inbox.put(_STOP)
         self._thread.join(timeout=30)
         if self._conn is not None:
             self._conn.close()
 
     def _loop(self) -> None:
         last_size = 1
+        woken: list[_Waiter] = []
         while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            stop = False
             # Under concurrency, callers just woken by the previous commit are still on their way
             # back with their next unit: give them a moment (bounded) to join this batch.
-            window_end = time.monotonic() + (self.GATHER_SECONDS if last_size > 1 else 0.0)
-            while len(batch) < self._max_batch:
-                try:
-                    remaining = window_end - time.monotonic()
-                    item = self._queue.get(timeout=remaining) if remaining > 0 and len(batch) < last_size else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            last_size = len(batch)
-            self._run_batch(batch)
+            batch = self._inbox.take(last_size, self.GATHER_SECONDS if last_size > 1 else 0.0, self._max_batch,
+                                     lambda: _wake_rest(woken))
+            _wake_rest(woken)  # by now the chain has run its course, unless a caller broke it
+            stop = _STOP in batch
             if stop:
+                batch = batch[:batch.index(_STOP)]
+            woken = self._run_batch(batch) if batch else []
+            if batch:
+                last_size = len(batch)
+            if stop:
+                _wake_rest(woken)
                 return
 
-    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]]) -> None:
+    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]]) -> list[_Waiter]:
+        """Run and commit one batch; returns the waiters it woke (in a chain)."""
         outcomes: list[tuple[bool, Any]] = []
         session: Session | None = None
         try:
@@ -153,20 +220,26 @@ class Transactor:
         except self._database_errors as exc:
             self._drop_connection()
             self._fail_all(batch, Unavailable(f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}"))
-            return
+            return []
         except BaseException as exc:  # noqa: BLE001 - every caller must hear about it
             self._fail_all(batch, exc)
-            return
+            return []
         finally:
             if session is not None:
                 session.close()
         for p in self._participants:
             p.after_commit()
+        waiters = []
         for (ok, value), (_, future, _) in zip(outcomes, batch):
-            if ok:
+            if type(future) is _Waiter:
+                future._ok, future._value = ok, value
+                waiters.append(future)
+            elif ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+        _wake_chain(waiters)
+        return waiters
 
     def _connection(self):  # type: ignore[no-untyped-def]
         """The writer thread keeps one connection: a pool checkout (and its ping) per batch

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import threading
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -175,6 +176,47 @@ def test_run_hands_back_results_errors_and_timeouts(runtime: Runtime) -> None:
         runtime.transactor.run(lambda _s: release.wait(5), timeout=0.05)
     release.set()
     assert runtime.record(_event(7)) >= 0  # the committer carried on
+
+
+def test_callers_queued_behind_one_that_gave_up_are_still_woken(runtime: Runtime) -> None:
+    # A committed batch wakes its callers in a chain, each waking the next: the first caller
+    # here timed out, so the committer itself must wake the rest.
+    transactor = runtime.transactor
+    gate = threading.Event()
+    blocker = threading.Thread(target=lambda: transactor.run(lambda _s: gate.wait(10), isolated=False))
+    blocker.start()
+    _wait_for(lambda: len(transactor._inbox._items) == 0)  # the committer is inside the gate
+
+    outcomes: dict[int, object] = {}
+
+    def call(i: int, timeout: float | None) -> None:
+        try:
+            outcomes[i] = transactor.run(lambda _s: i, timeout, isolated=False)
+        except TimeoutError as exc:
+            outcomes[i] = exc
+
+    callers = [threading.Thread(target=call, args=(0, 0.05))]
+    callers[0].start()
+    _wait_for(lambda: len(transactor._inbox._items) == 1)
+    callers += [threading.Thread(target=call, args=(i, None)) for i in range(1, 5)]
+    for i, t in enumerate(callers[1:], start=2):
+        t.start()
+        _wait_for(lambda i=i: len(transactor._inbox._items) == i)
+    callers[0].join(5)
+    assert isinstance(outcomes[0], TimeoutError)  # it gave up before its batch ran
+    gate.set()
+    for t in callers[1:]:
+        t.join(5)
+        assert not t.is_alive(), "a caller behind the one that gave up was never woken"
+    blocker.join(5)
+    assert [outcomes[i] for i in range(1, 5)] == [1, 2, 3, 4]
+
+
+def _wait_for(condition, seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.001)
 
 
 def test_sql_reader_gives_every_perfect_node_and_refuses_one_over_a_gap(runtime: Runtime) -> None:
