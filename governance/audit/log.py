@@ -74,9 +74,14 @@ class AuditLog:
         self._listeners.append(listener)
 
     # -- batch life cycle -------------------------------------------------------------
-    def begin(self, conn: Connection) -> None:
+    def begin(self, conn: Connection, *, optimistic: bool = False) -> None:
+        """Lock the head and load the log's right edge if another process moved it.
+        `optimistic`: trust the edge cached from the last batch, without reading or locking
+        (the batch's rows then clash with any other writer's, and the transaction fails)."""
         if self.tampered:
             raise DataLoss(f"writes refused: {self.tampered}")
+        if optimistic and self._size is not None:
+            return
         size = lock_head(conn)
         if size != self._size:  # another process appended since: reload the right edge
             reader = SqlNodeReader(conn)

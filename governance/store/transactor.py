@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 class BatchParticipant(Protocol):
-    def begin(self, conn: Connection) -> None: ...
+    def begin(self, conn: Connection, *, optimistic: bool = False) -> None: ...
     def savepoint(self) -> Any: ...
     def rollback_to(self, token: Any) -> None: ...
     def before_commit(self, conn: Connection) -> None: ...
@@ -154,7 +154,9 @@ class Transactor:
         self._engines = engines
         # Participants may talk to the driver directly (the audit log's append SQL): its own
         # errors are the database's as much as SQLAlchemy's wrappers are.
-        self._database_errors = (OperationalError, DBAPIError, engines.writer.dialect.loaded_dbapi.Error)
+        dbapi = engines.writer.dialect.loaded_dbapi
+        self._database_errors = (OperationalError, DBAPIError, dbapi.Error)
+        self._conflicts = (dbapi.IntegrityError,)
         self._participants = participants
         self._max_batch = max_batch
         self._conn = None
@@ -202,31 +204,23 @@ class Transactor:
 
     def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]]) -> list[_Waiter]:
         """Run and commit one batch; returns the waiters it woke (in a chain)."""
-        outcomes: list[tuple[bool, Any]] = []
-        session: Session | None = None
+        # On PostgreSQL a batch of bare units (pure audit appends) is optimistic: the
+        # participants trust what they cached from the last batch instead of reading it under a
+        # lock, and BEGIN, their writes and COMMIT go in one round trip instead of three. If
+        # another replica moved on meanwhile, the writes clash with its rows (primary keys), the
+        # database rolls it all back, and the batch runs again, pessimistically.
+        optimistic = not self._engines.sqlite and not any(isolated for _, _, isolated in batch)
         try:
-            conn = self._connection()
-            with conn.begin():
-                for p in self._participants:
-                    p.begin(conn)
-                for fn, _, isolated in batch:
-                    if isolated and session is None:  # the ORM only when a unit uses it
-                        session = Session(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
-                    outcomes.append(self._run_unit(session, fn) if isolated else self._run_bare_unit(fn))
-                if session is not None:
-                    session.flush()
-                for p in self._participants:
-                    p.before_commit(conn)
-        except self._database_errors as exc:
-            self._drop_connection()
-            self._fail_all(batch, Unavailable(f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}"))
-            return []
+            try:
+                outcomes = self._attempt(batch, optimistic)
+            except self._conflicts:
+                if not optimistic:
+                    raise
+                self._after_rollback()  # another writer moved the log on: read it, under the lock
+                outcomes = self._attempt(batch, optimistic=False)
         except BaseException as exc:  # noqa: BLE001 - every caller must hear about it
-            self._fail_all(batch, exc)
+            self._fail_all(batch, self._as_failure(exc))
             return []
-        finally:
-            if session is not None:
-                session.close()
         for p in self._participants:
             p.after_commit()
         waiters = []
@@ -240,6 +234,44 @@ class Transactor:
                 future.set_exception(value)
         _wake_chain(waiters)
         return waiters
+
+    def _attempt(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]],
+                 optimistic: bool) -> list[tuple[bool, Any]]:
+        """Run every unit and commit; raises if the batch as a whole failed."""
+        outcomes: list[tuple[bool, Any]] = []
+        session: Session | None = None
+        conn = self._connection()
+        try:
+            with conn.begin():
+                for p in self._participants:
+                    p.begin(conn, optimistic=optimistic)
+                for fn, _, isolated in batch:
+                    if isolated and session is None:  # the ORM only when a unit uses it
+                        session = Session(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+                    outcomes.append(self._run_unit(session, fn) if isolated else self._run_bare_unit(fn))
+                if session is not None:
+                    session.flush()
+                if optimistic:
+                    driver = conn.connection.driver_connection
+                    with driver.pipeline():
+                        for p in self._participants:
+                            p.before_commit(conn)
+                        driver.commit()  # the context's own commit then finds nothing to do
+                else:
+                    for p in self._participants:
+                        p.before_commit(conn)
+        finally:
+            if session is not None:
+                session.close()
+        return outcomes
+
+    def _as_failure(self, exc: BaseException) -> BaseException:
+        """What callers hear: a driver error is the database being unavailable (and the
+        connection is replaced); anything else as it was raised."""
+        if isinstance(exc, self._database_errors):
+            self._drop_connection()
+            return Unavailable(f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}")
+        return exc
 
     def _connection(self):  # type: ignore[no-untyped-def]
         """The writer thread keeps one connection: a pool checkout (and its ping) per batch
@@ -285,9 +317,12 @@ class Transactor:
         for p, token in zip(self._participants, tokens):
             p.rollback_to(token)
 
-    def _fail_all(self, batch: list[tuple[Callable, Future | _Waiter, bool]], exc: BaseException) -> None:
+    def _after_rollback(self) -> None:
         for p in self._participants:
             p.after_rollback()
+
+    def _fail_all(self, batch: list[tuple[Callable, Future | _Waiter, bool]], exc: BaseException) -> None:
+        self._after_rollback()
         for _, future, _ in batch:
             if not future.done():
                 future.set_exception(exc)

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
+from governance.audit.integrity import check_log
 from governance.audit.log import Event
 from governance.audit.hashing import leaf_hash
 from governance.audit.leaf import EventRecord, encode_leaf
@@ -110,6 +111,39 @@ def test_two_processes_worth_of_runtimes_share_one_log(runtime: Runtime) -> None
         assert runtime.record(_event(1000)) == 11
     finally:
         other.close()
+
+
+def test_postgres_appends_trust_the_cached_head_and_retry_under_the_lock_when_another_replica_moved_it(
+        tmp_path: pathlib.Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (On SQLite the writer holds the whole database from BEGIN: every batch reads the head.)
+    import governance.audit.log as audit_log
+    locked = []
+    real_lock_head = audit_log.lock_head
+    monkeypatch.setattr(audit_log, "lock_head", lambda conn: locked.append(1) or real_lock_head(conn))
+    runtime = Runtime.open(make_home(tmp_path / "home", pg_url))
+    try:
+        _appends_trust_the_cached_head(runtime, locked)
+    finally:
+        runtime.close()
+
+
+def _appends_trust_the_cached_head(runtime: Runtime, locked: list[int]) -> None:
+    first = runtime.record(_event(1))
+    before = len(locked)
+    assert [runtime.record(_event(i)) for i in range(2, 6)] == [first + 1, first + 2, first + 3, first + 4]
+    assert len(locked) == before  # pure appends: no locking read, one round trip a batch
+    other = Runtime.open(runtime.home)
+    try:
+        assert other.record(_event(100, "user/bob")) == first + 5
+    finally:
+        other.close()
+    locked.clear()
+    assert runtime.record(_event(6)) == first + 6  # the stale head clashed; retried under the lock
+    assert len(locked) == 1
+    runtime.write(lambda session: runtime.audit.append(_event(7)))  # a unit with a session: locked
+    assert len(locked) == 2
+    with runtime.read() as session:
+        assert check_log(session, runtime.verifier).ok
 
 
 def test_blob_store_is_atomic_and_content_addressed(tmp_path: pathlib.Path) -> None:
