@@ -1,9 +1,11 @@
 """The append path's SQL: lock the log head, write a batch's events and nodes, move the head.
 
 Driver-level on purpose: this runs once per group commit, and SQLAlchemy's per-statement cost
-is of the order of the commit itself. On PostgreSQL every statement is a network round trip,
-so the batch costs two: BEGIN with the head lock (pipelined), then every row and the new head
-in one statement (data-modifying CTEs). SQLite has no round trips; there each table gets one
+is of the order of the commit itself. On PostgreSQL every statement is a network round trip:
+a batch with a session costs three (BEGIN with the head lock pipelined, then every row and the
+new head in one statement of data-modifying CTEs, then COMMIT); a batch of pure appends one
+(the Transactor pipelines BEGIN, that statement and COMMIT; the head is not read, see
+`AuditLog.begin`). SQLite has no round trips; there each table gets one
 multi-row INSERT, so the driver steps (and drops the GIL) once per table, not once per row.
 """
 
