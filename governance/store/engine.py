@@ -42,6 +42,9 @@ class Engines:
         self.reader.dispose()
 
 
+SQLITE_PAGE_SIZE = 2048
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=16, max_overflow=32)
 
@@ -49,6 +52,11 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
         cur = dbapi_conn.cursor()
+        # A new database only (an existing one keeps its page size). Every commit writes each
+        # page it touched to the WAL whole, and an audit batch touches one index page per
+        # distinct principal and resource in it: 2 KiB pages halve those bytes. Measured with
+        # 16 writers: 11-14 k appends/s at 4 KiB, 16-17 k at 2 KiB (docs/benchmarks.md).
+        cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sqlite3
 import threading
 import time
 
@@ -24,7 +25,7 @@ from governance.errors import NotFound, ResourceExhausted, Unavailable
 from governance.runtime import Runtime
 from governance.store import schema
 from governance.store.blobs import BlobStore
-from governance.store.engine import make_engines
+from governance.store.engine import SQLITE_PAGE_SIZE, make_engines
 from governance.store.tables import AuditEvent, AuditHead, AuditNode
 from tests.conftest import make_home
 
@@ -41,6 +42,21 @@ def test_sqlite_pragmas(sqlite_runtime: Runtime) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == SQLITE_PAGE_SIZE
+
+
+def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # made before Privet chose its page size
+        db.execute("PRAGMA page_size=4096")
+        db.execute("CREATE TABLE unrelated (x)")
+    rt = Runtime.open(make_home(tmp_path / "home", f"sqlite:///{path}"))
+    try:
+        assert rt.record(_event(1)) == 0
+        with rt.engines.reader.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+    finally:
+        rt.close()
 
 
 def _event(i: int, who: str = "user/alice") -> Event:
