@@ -162,6 +162,22 @@ def _appends_trust_the_cached_head(runtime: Runtime, locked: list[int]) -> None:
         assert check_log(session, runtime.verifier).ok
 
 
+def test_appended_text_and_bytes_round_trip_exactly(runtime: Runtime) -> None:
+    # PostgreSQL receives a batch's rows as JSON: quotes, backslashes, control characters,
+    # non-ASCII and a "\\x"-looking string must all land as they were sent.
+    odd = 'a "quoted" \\ back\\slash \\x00ff\n\ttab é 漢字 😀 \u2028'
+    event = Event(principal=f"user/{odd}", action="test.Odd", resource=odd, decision="deny",
+                  policy_ids=("p-1", odd), details={"note": odd, "n": -(2 ** 62)})
+    seq = runtime.record(event)
+    with runtime.read() as session:
+        row = session.get(AuditEvent, seq)
+        assert (row.principal, row.resource) == (f"user/{odd}", odd)
+        assert json.loads(row.details) == {"note": odd, "n": -(2 ** 62)}
+        assert json.loads(row.policy_ids) == ["p-1", odd]
+        assert row.leaf_hash == leaf_hash(row.leaf)
+        assert check_log(session, runtime.verifier).ok
+
+
 def test_blob_store_is_atomic_and_content_addressed(tmp_path: pathlib.Path) -> None:
     store = BlobStore(tmp_path / "blobs")
     digest, size = store.put([b"hello ", b"world"])
