@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
@@ -205,11 +206,13 @@ class Transactor:
     def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]]) -> list[_Waiter]:
         """Run and commit one batch; returns the waiters it woke (in a chain)."""
         # On PostgreSQL a batch of bare units (pure audit appends) is optimistic: the
-        # participants trust what they cached from the last batch instead of reading it under a
-        # lock, and BEGIN, their writes and COMMIT go in one round trip instead of three. If
-        # another replica moved on meanwhile, the writes clash with its rows (primary keys), the
-        # database rolls it all back, and the batch runs again, pessimistically.
-        optimistic = not self._engines.sqlite and not any(isolated for _, _, isolated in batch)
+        # participant trusts what it cached from the last batch instead of reading it under a
+        # lock, and its write is one statement, one round trip, instead of three (the locking
+        # read, the write, COMMIT). If another replica moved on meanwhile, the write clashes
+        # with its rows (primary keys), the database undoes it, and the batch runs again,
+        # pessimistically. (One participant: its single statement is the whole transaction.)
+        optimistic = (not self._engines.sqlite and len(self._participants) == 1
+                      and not any(isolated for _, _, isolated in batch))
         try:
             try:
                 outcomes = self._attempt(batch, optimistic)
@@ -251,12 +254,16 @@ class Transactor:
                     outcomes.append(self._run_unit(session, fn) if isolated else self._run_bare_unit(fn))
                 if session is not None:
                     session.flush()
-                if optimistic:
-                    driver = conn.connection.driver_connection
-                    with driver.pipeline():
-                        for p in self._participants:
-                            p.before_commit(conn)
-                        driver.commit()  # the context's own commit then finds nothing to do
+                driver = conn.connection.driver_connection
+                if optimistic and driver.info.transaction_status == TransactionStatus.IDLE:
+                    # Nothing sent yet (bare units and a participant that trusted its cache): the
+                    # participant's one statement can be a transaction on its own, with no BEGIN
+                    # or COMMIT to wait for.
+                    driver.autocommit = True
+                    try:
+                        self._participants[0].before_commit(conn)
+                    finally:
+                        driver.autocommit = False  # the context's own commit finds nothing to do
                 else:
                     for p in self._participants:
                         p.before_commit(conn)
