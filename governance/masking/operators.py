@@ -26,6 +26,7 @@ from governance.masking.detect import SCAN_MIN_SCORE, replace_entities
 from governance.masking.entities import PiiType
 from governance.masking.ff1 import FF1
 from governance.masking.patterns import DATE_FORMATS
+from governance.masking.strings import digits_only, string_bytes
 
 __all__ = [
     "OPERATORS",
@@ -192,7 +193,8 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
     distinct value is hashed once. `normalize`: None (exact bytes), "lower" (case-folded:
     emails), or "digits" (digits only: phone numbers written differently). `memo`, if
     given, maps normalised value bytes to digests under this same key and normalisation:
-    it is read, and filled up to MEMO_CAPACITY entries."""
+    it is read, and filled up to MEMO_CAPACITY entries (a `HashMemo` retires when that stops
+    paying)."""
     if not isinstance(key, bytes) or len(key) < 16:
         raise InvalidArgument("keys.hash_key", "must be at least 16 bytes")
     if not 8 <= length <= 64:
@@ -201,33 +203,65 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
     if normalize == "lower":
         text = pc.utf8_lower(text)
     elif normalize == "digits":
-        text = pc.replace_substring_regex(text, r"[^0-9]", "")
+        text = digits_only(text)
     elif normalize is not None:
         raise InvalidArgument("normalize", "expected 'lower' or 'digits'")
     base = hmac.HMAC(key, hashes.SHA256())
     base.update(b"hash\x00")  # the domain prefix every value's MAC starts with
 
-    known = {} if memo is None else memo
-
     def digest_all(distinct: pa.Array) -> pa.Array:
         # The one Python loop is the MAC itself: the bytes come from Arrow and the hex goes
         # back to it through numpy, with no per-value string handling.
-        copy, digests, lookup = base.copy, [], known.get
-        append = digests.append
-        room = MEMO_CAPACITY - len(known) if memo is not None else 0
-        for value in distinct.cast(pa.binary()).to_pylist():
-            digest = lookup(value)
-            if digest is None:
-                mac = copy()
-                mac.update(value)
-                digest = mac.finalize()
-                if room > 0 and len(value) <= MEMO_MAX_VALUE_BYTES:
-                    known[value] = digest
-                    room -= 1
-            append(digest)
+        values = distinct.cast(pa.binary()).to_pylist()
+        if memo is None or getattr(memo, "retired", False):
+            digests = _macs(base, values)
+        else:
+            digests = _macs_remembered(base, values, memo)
         return _hex_strings(b"".join(digests), len(digests), length)
 
     return _per_distinct(text, on_array=digest_all)
+
+
+def _macs(base: hmac.HMAC, values: list[bytes]) -> list[bytes]:
+    digests, copy = [], base.copy
+    append = digests.append
+    for value in values:
+        mac = copy()
+        mac.update(value)
+        append(mac.finalize())
+    return digests
+
+
+def _macs_remembered(base: hmac.HMAC, values: list[bytes], memo: dict[bytes, bytes]) -> list[bytes]:
+    """`_macs`, reading and filling `memo`. A `HashMemo` that filled up and then served under
+    one value in 16 retires: in a column whose values do not recur (e-mail addresses,
+    customer ids) every lookup is a miss, and misses cost an eighth of the MACs."""
+    digests, copy, lookup = [], base.copy, memo.get
+    append = digests.append
+    room = MEMO_CAPACITY - len(memo)
+    full, hits = room <= 0, 0  # judged only on batches that found it full
+    for value in values:
+        digest = lookup(value)
+        if digest is None:
+            mac = copy()
+            mac.update(value)
+            digest = mac.finalize()
+            if room > 0 and len(value) <= MEMO_MAX_VALUE_BYTES:
+                memo[value] = digest
+                room -= 1
+        else:
+            hits += 1
+        append(digest)
+    if isinstance(memo, HashMemo) and full and hits * 16 < len(values):
+        memo.retired = True
+        memo.clear()  # nothing more to gain from it, and it holds raw values
+    return digests
+
+
+class HashMemo(dict):  # type: ignore[type-arg]
+    """Digests of values seen in earlier batches of one upload (see OperatorContext.memo)."""
+
+    retired = False
 
 
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint8).reshape(256, 2)
@@ -285,18 +319,10 @@ def _fpe(values: Column, key: bytes, tweak: bytes | str, alphabet: str, *, decry
     return _per_distinct(values, transform)
 
 
-def _string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets from 0, UTF-8 bytes) of a string array with no nulls."""
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
-    data = arr.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    return offsets - offsets[0], raw[offsets[0]:offsets[-1]]
-
-
 def _with_bytes_replaced(arr: pa.Array, select: Callable[[np.ndarray], np.ndarray], values: Any) -> pa.Array:
     """`arr` (strings, no nulls) with the bytes `select(data)` picks set to `values`, every
     string's length unchanged: for rewrites that swap ASCII bytes one for one."""
-    offsets, data = _string_bytes(arr)
+    offsets, data = string_bytes(arr)
     data = data.copy()
     data[select(data)] = values
     return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
@@ -309,7 +335,7 @@ def _fpe_digits(distinct: pa.Array, cipher: FF1, tweak: bytes, fallback: Callabl
     bytes of the values, so separators and letters stay where they were (an ASCII digit
     is one byte in UTF-8 and never part of another character). Values whose digits are too
     many for 64-bit halves, or too few for FF1, go through `fallback`."""
-    numerals = pc.replace_substring_regex(distinct, r"[^0-9]", "")
+    numerals = digits_only(distinct)
     count = pc.utf8_length(numerals).to_numpy(zero_copy_only=False)
     fast = np.zeros(len(distinct), dtype=bool)
     pieces: list[tuple[np.ndarray, pa.Array]] = []
@@ -334,7 +360,7 @@ def _fpe_digits(distinct: pa.Array, cipher: FF1, tweak: bytes, fallback: Callabl
         rows = rows[order]
         digits = pa.concat_arrays([d for _, d in pieces]).take(pa.array(order))
         filled = _with_bytes_replaced(distinct.take(pa.array(rows)), lambda data: (data >= 0x30) & (data <= 0x39),
-                                      _string_bytes(digits)[1])
+                                      string_bytes(digits)[1])
         mask = np.zeros(len(distinct), dtype=bool)
         mask[rows] = True
         out = pc.replace_with_mask(out, pa.array(mask), filled)

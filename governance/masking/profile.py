@@ -44,6 +44,7 @@ from governance.masking.entities import PiiType
 from governance.masking.kanon import Hierarchy, KAnonymityReport, k_anonymise
 from governance.masking.operators import (
     OPERATORS,
+    HashMemo,
     MaskingKeys,
     OperatorContext,
     check_params,
@@ -349,7 +350,7 @@ class MaskingPlan:
     # Per column, keyed hashes of values seen in earlier batches (see OperatorContext.memo).
     # They hold raw values, so they live only as long as this plan and are never pickled:
     # each worker process starts its own.
-    _memos: dict[str, dict[bytes, bytes]] = field(default_factory=dict, init=False, repr=False)
+    _memos: dict[str, HashMemo] = field(default_factory=dict, init=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_memos": {}}
@@ -378,7 +379,7 @@ class MaskingPlan:
             raise InvalidArgument("columns", f"expected columns {expected}, got {table.column_names}")
         out = table.select([])  # keeps the row count even if every column is dropped
         for plan in self._plans:
-            memo = self._memos.setdefault(plan.column, {})
+            memo = self._memos.setdefault(plan.column, HashMemo())
             masked = _mask_column(table.column(plan.column), plan, self.profile, self.keys, memo)
             if masked is not None:
                 out = out.append_column(plan.column, masked)

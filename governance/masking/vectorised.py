@@ -27,6 +27,7 @@ from phonenumbers import PhoneMetadata
 from stdnum import numdb
 
 from governance.masking import validators as v
+from governance.masking.strings import digits_only
 
 __all__ = ["REJECTED", "UNDECIDED", "iban_scores", "phone_scores"]
 
@@ -202,7 +203,7 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
     # Decided: printable ASCII in the phone pattern's alphabet (what the recognizer feeds).
     body = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, _EXTENSION, ""))
     ascii_ = (_full(arr, r"[\x20-\x7e]*") & _full(body, r"\+?[0-9 ().\-/]*"))
-    digits = pc.replace_substring_regex(body, r"[^0-9]", "")
+    digits = digits_only(body)
     ndig = pc.utf8_length(digits).to_numpy(zero_copy_only=False)
     plus = pc.starts_with(body, "+").to_numpy(zero_copy_only=False)
     shape = pc.match_substring_regex(body, v.LOOKS_LIKE_DATE.pattern).to_numpy(zero_copy_only=False) | \

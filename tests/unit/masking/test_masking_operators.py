@@ -25,7 +25,7 @@ from governance.masking import (
     scan,
     tokenise,
 )
-from governance.masking.operators import OPERATORS, check_params
+from governance.masking.operators import OPERATORS, HashMemo, check_params
 
 KEY = bytes(range(32))
 
@@ -72,6 +72,21 @@ def test_keyed_hash_memo_carries_digests_across_batches_up_to_its_capacity(monke
     # A remembered value is served from the memo, not re-hashed: plant a digest to see it.
     memo[b"ann"] = bytes(32)
     assert keyed_hash(pa.array(["ann"]), KEY, length=8, memo=memo).to_pylist() == ["00000000"]
+
+
+def test_a_full_memo_that_stops_paying_retires(monkeypatch):
+    monkeypatch.setattr("governance.masking.operators.MEMO_CAPACITY", 4)
+    memo = HashMemo()
+    recurring = pa.array(["ann", "bob", "cy", "dee"])
+    keyed_hash(recurring, KEY, memo=memo)
+    keyed_hash(recurring, KEY, memo=memo)  # full, and every value a hit: it stays
+    assert not memo.retired and len(memo) == 4
+    fresh = pa.array([f"user{i}" for i in range(40)] + ["ann"])  # 1 hit in 41
+    expected = keyed_hash(fresh, KEY).to_pylist()
+    assert keyed_hash(fresh, KEY, memo=memo).to_pylist() == expected
+    assert memo.retired and len(memo) == 0  # and the raw values it held are gone
+    assert keyed_hash(fresh, KEY, memo=memo).to_pylist() == expected  # still right, unremembered
+    assert len(memo) == 0
 
 
 @pytest.mark.parametrize("values", [pa.array([], pa.string()), pa.array([None, None], pa.string()),

@@ -9,10 +9,15 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from faker import Faker
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from governance.masking import validators as v
+from governance.masking.strings import digits_only
 from governance.masking.vectorised import REJECTED, iban_scores, phone_scores
 
 _PHONE_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "en_IN", "zh_CN", "pt_BR",
@@ -123,3 +128,11 @@ def test_replace_entities_fast_path_matches_the_general_path() -> None:
     slow = [detect._substitute(t, f, None) if f else t for t, f in zip(distinct.to_pylist(), found)]
     assert fast == slow
     assert sum(a != b for a, b in zip(fast, distinct.to_pylist())) > len(fast) // 2  # it did replace things
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=30), st.integers(0, 5))
+@settings(max_examples=300, deadline=None)
+def test_digits_only_is_the_regex_it_replaces(values: list[str | None], cut: int) -> None:
+    arr = pa.array(values, type=pa.string())
+    for view in (arr, arr.slice(min(cut, len(arr))), pa.chunked_array([arr, arr.slice(min(cut, len(arr)))])):
+        assert digits_only(view).to_pylist() == pc.replace_substring_regex(view, r"[^0-9]", "").to_pylist()
