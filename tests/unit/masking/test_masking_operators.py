@@ -54,6 +54,8 @@ def test_keyed_hash_is_hmac_sha256_once_per_distinct_value():
     expected = hmac.new(KEY, b"hash\x00alice@x.org", hashlib.sha256).hexdigest()
     assert out[0] == out[3] == expected
     assert out[2] is None and out[1] != out[0] and out[4] != out[0]
+    for length in (8, 31, 32, 63):  # a prefix of the hex digest, odd lengths too
+        assert keyed_hash(col, KEY, length=length).to_pylist()[0] == expected[:length]
     folded = keyed_hash(col, KEY, normalize="lower").to_pylist()
     assert folded[4] == folded[0] and len(folded[0]) == 32
     assert keyed_hash(col, b"x" * 32).to_pylist()[0] != folded[0]
