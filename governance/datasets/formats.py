@@ -50,6 +50,9 @@ class Spooled:
     path: pathlib.Path
     size: int
     sha256: str
+    # '"' bytes in the upload, counted as it streamed in: CSV's usual quote character, whose
+    # count must be even (an odd one is an unterminated field); saves reading the file again.
+    double_quotes: int | None = None
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -63,7 +66,7 @@ def spool(chunks: Iterable[bytes], directory: pathlib.Path, *, limit: int) -> Sp
     """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"upload-{os.getpid()}-{os.urandom(8).hex()}"
-    digest, size = hashlib.sha256(), 0
+    digest, size, quotes = hashlib.sha256(), 0, 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -72,13 +75,14 @@ def spool(chunks: Iterable[bytes], directory: pathlib.Path, *, limit: int) -> Sp
                 if size > limit:
                     raise ResourceExhausted(f"upload larger than the limit of {limit} bytes")
                 digest.update(chunk)
+                quotes += chunk.count(b'"')
                 f.write(chunk)
         if size == 0:
             raise InvalidArgument("chunk", "the file is empty")
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return Spooled(path, size, digest.hexdigest())
+    return Spooled(path, size, digest.hexdigest(), quotes)
 
 
 def _sniff(path: pathlib.Path, dialect: CsvDialect) -> tuple[str, str]:
@@ -98,7 +102,7 @@ def _sniff(path: pathlib.Path, dialect: CsvDialect) -> tuple[str, str]:
     return dialect.delimiter or delimiter, dialect.quote_char or quote
 
 
-def _csv_batches(path: pathlib.Path, dialect: CsvDialect) -> Iterator[pa.RecordBatch]:
+def _csv_batches(path: pathlib.Path, dialect: CsvDialect, double_quotes: int | None = None) -> Iterator[pa.RecordBatch]:
     delimiter, quote = _sniff(path, dialect)
     bad_rows: list[str] = []
 
@@ -107,7 +111,8 @@ def _csv_batches(path: pathlib.Path, dialect: CsvDialect) -> Iterator[pa.RecordB
         bad_rows.append(f"line {number}: expected {row.expected_columns} columns, got {row.actual_columns}")
         return "error"
 
-    if _odd_quotes(path, quote):
+    odd = double_quotes % 2 == 1 if quote == '"' and double_quotes is not None else _odd_quotes(path, quote)
+    if odd:
         raise InvalidArgument("chunk", f"unterminated quoted field: the file has an odd number of {quote} characters")
 
     read = pacsv.ReadOptions(block_size=BLOCK_SIZE, encoding=dialect.encoding or "utf8", autogenerate_column_names=not dialect.header)
@@ -199,7 +204,7 @@ def _parquet_batches(path: pathlib.Path) -> Iterator[pa.RecordBatch]:
 def read_batches(spooled: Spooled, fmt: str, dialect: CsvDialect = CsvDialect()) -> Iterator[pa.RecordBatch]:
     """Record batches of the upload, streaming. Raises InvalidArgument naming what is wrong."""
     if fmt == "csv":
-        batches = _csv_batches(spooled.path, dialect)
+        batches = _csv_batches(spooled.path, dialect, spooled.double_quotes)
     elif fmt == "jsonl":
         batches = _jsonl_batches(spooled.path)
     elif fmt == "parquet":
