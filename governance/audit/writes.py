@@ -4,8 +4,8 @@ Driver-level on purpose: this runs once per group commit, and SQLAlchemy's per-s
 is of the order of the commit itself. On PostgreSQL every statement is a network round trip:
 a batch with a session costs three (BEGIN with the head lock pipelined, then every row and the
 new head in one statement of data-modifying CTEs, then COMMIT); a batch of pure appends one
-(the Transactor pipelines BEGIN, that statement and COMMIT; the head is not read, see
-`AuditLog.begin`). SQLite has no round trips; there each table gets one
+(the head is not read, see `AuditLog.begin`, and the Transactor runs that statement as a
+transaction of its own). SQLite has no round trips; there each table gets one
 multi-row INSERT, so the driver steps (and drops the GIL) once per table, not once per row.
 """
 
@@ -41,9 +41,9 @@ def lock_head(conn: Connection) -> int:
     return cursor.fetchone()[0]
 
 
-def _values(rows: list[dict[str, Any]], ph: str) -> tuple[str, list[Any]]:
+def _values(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
     cols = list(rows[0])
-    row_sql = "(" + ", ".join([ph] * len(cols)) + ")"
+    row_sql = "(" + ", ".join(["?"] * len(cols)) + ")"
     return f"({', '.join(cols)}) VALUES {', '.join([row_sql] * len(rows))}", [v for row in rows for v in row.values()]
 
 
@@ -60,7 +60,7 @@ def write_batch(conn: Connection, events: list[dict[str, Any]], nodes: list[dict
     driver = _driver(conn)
     if conn.dialect.name == "sqlite":
         for table, rows in _chunks("audit_events", events) + _chunks("audit_nodes", nodes):
-            sql, params = _values(rows, "?")
+            sql, params = _values(rows)
             driver.execute(f"INSERT INTO {table} {sql}", params)
         driver.execute("UPDATE audit_head SET size = ? WHERE id = 1", (size,))
         return
