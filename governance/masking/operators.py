@@ -27,7 +27,7 @@ from governance.masking.detect import SCAN_MIN_SCORE, replace_entities
 from governance.masking.entities import PiiType
 from governance.masking.ff1 import FF1
 from governance.masking.patterns import DATE_FORMATS
-from governance.masking.strings import digits_only, string_bytes
+from governance.masking.strings import ascii_digits, digits_only, string_bytes
 
 __all__ = [
     "OPERATORS",
@@ -359,7 +359,7 @@ def _fpe_digits(distinct: pa.Array, cipher: FF1, tweak: bytes, fallback: Callabl
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
         digits = pa.concat_arrays([d for _, d in pieces]).take(pa.array(order))
-        filled = _with_bytes_replaced(distinct.take(pa.array(rows)), lambda data: (data >= 0x30) & (data <= 0x39),
+        filled = _with_bytes_replaced(distinct.take(pa.array(rows)), ascii_digits,
                                       string_bytes(digits)[1])
         mask = np.zeros(len(distinct), dtype=bool)
         mask[rows] = True

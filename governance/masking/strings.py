@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["digits_only", "string_bytes"]
+__all__ = ["ascii_digits", "digits_only", "string_bytes"]
 
 _Strings = TypeVar("_Strings", pa.Array, pa.ChunkedArray)
 
@@ -22,6 +22,11 @@ def string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], raw[offsets[0]:offsets[-1]]
 
 
+def ascii_digits(data: np.ndarray) -> np.ndarray:
+    """Which of these UTF-8 bytes are ASCII digits."""
+    return (data >= 0x30) & (data <= 0x39)
+
+
 def digits_only(values: _Strings) -> _Strings:
     """Each string with everything but its ASCII digits removed: what replacing the regex
     `[^0-9]` with "" gives (non-ASCII characters go too: all their UTF-8 bytes are ≥ 0x80),
@@ -32,7 +37,7 @@ def digits_only(values: _Strings) -> _Strings:
     if arr.null_count:
         return pc.if_else(arr.is_valid(), digits_only(arr.fill_null("")), pa.scalar(None, pa.string()))
     offsets, data = string_bytes(arr)
-    keep = (data >= 0x30) & (data <= 0x39)
+    keep = ascii_digits(data)
     kept_before = np.zeros(len(data) + 1, dtype=np.int64)
     np.cumsum(keep, out=kept_before[1:])
     return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(kept_before[offsets].astype(np.int32)),
