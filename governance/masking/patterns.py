@@ -29,7 +29,7 @@ __all__ = [
     "DATE_FORMATS",
     "DETECTION_THRESHOLD",
     "GroupRefiner",
-    "LAYOUT_CHARS",
+    "LAYOUT_BYTES",
     "MAX_SCORE",
     "PERSON_NAME_PATTERN",
     "POSTAL_CODE_PATTERN",
@@ -85,9 +85,10 @@ def _ignore_region(check: Callable[[str], float | None]) -> Callable[[str, str],
 
 
 # Printable ASCII but the space, to one letter: a match's layout, for `GroupRefiner.spans`
-# (the same characters as an RE2 class, for layouts computed over a column).
-LAYOUT_CHARS = r"[\x21-\x7f]"
+# (and as a byte table, for layouts computed over a column: strings.translate_bytes).
 _LAYOUT = {c: "x" for c in range(0x21, 0x80)}
+LAYOUT_BYTES = np.arange(256, dtype=np.uint8)
+LAYOUT_BYTES[0x21:0x80] = ord("x")
 
 
 @functools.lru_cache(maxsize=4096)

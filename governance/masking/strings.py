@@ -1,5 +1,6 @@
-"""Byte-level helpers over Arrow string arrays, in numpy: for rewrites that RE2 would do one
-match at a time (an ASCII digit is one byte in UTF-8 and never part of another character)."""
+"""Byte-level helpers over Arrow string arrays, in numpy: for tests and rewrites that RE2
+would do one match at a time. They take sets of ASCII characters only: an ASCII character is
+one byte in UTF-8 and never part of another character, so a byte test is a character test."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["ascii_digits", "digits_only", "string_bytes"]
+__all__ = ["ascii_digits", "byte_set", "count_bytes", "digits_only", "drop_bytes", "only_bytes", "slice_bytes",
+           "string_bytes", "translate_bytes"]
 
 _Strings = TypeVar("_Strings", pa.Array, pa.ChunkedArray)
 
@@ -22,9 +24,79 @@ def string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets - offsets[0], raw[offsets[0]:offsets[-1]]
 
 
+def byte_set(chars: str) -> np.ndarray:
+    """A 256-entry membership table of ASCII characters."""
+    codes = [ord(c) for c in chars]
+    if any(c > 0x7F for c in codes):
+        raise ValueError("byte sets hold ASCII characters only")
+    table = np.zeros(256, dtype=bool)
+    table[codes] = True
+    return table
+
+
 def ascii_digits(data: np.ndarray) -> np.ndarray:
     """Which of these UTF-8 bytes are ASCII digits."""
     return (data >= 0x30) & (data <= 0x39)
+
+
+def _no_nulls(values: pa.Array) -> pa.Array:
+    arr = values if values.type == pa.string() else values.cast(pa.string())
+    if arr.null_count:
+        raise ValueError("expected a string array with no nulls")
+    return arr
+
+
+def count_bytes(values: pa.Array, table: np.ndarray) -> np.ndarray:
+    """Per string, how many of its characters are in `table` (a `byte_set`): what
+    `count_substring_regex` with that one-character class gives. No nulls."""
+    offsets, data = string_bytes(_no_nulls(values))
+    before = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(table[data], out=before[1:])
+    return before[offsets[1:]] - before[offsets[:-1]]
+
+
+def only_bytes(values: pa.Array, table: np.ndarray) -> np.ndarray:
+    """Per string, whether every character is in `table` (a `byte_set`): a full match of
+    `[class]*`. No nulls."""
+    return count_bytes(values, ~table) == 0
+
+
+def translate_bytes(values: pa.Array, table: np.ndarray) -> pa.Array:
+    """Each string with its bytes mapped through `table` (256 uint8), which must map ASCII
+    to ASCII and leave bytes ≥ 0x80 as they are. No nulls."""
+    arr = _no_nulls(values)
+    offsets, data = string_bytes(arr)
+    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                          pa.py_buffer(np.ascontiguousarray(table[data]))])
+
+
+def slice_bytes(values: pa.Array, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """Each string's bytes [start, end), `starts` and `ends` per string (byte offsets on
+    character boundaries, as `extract_regex_span` gives them). No nulls."""
+    arr = _no_nulls(values)
+    offsets, data = string_bytes(arr)
+    lengths = (ends - starts).astype(np.int64)
+    new_offsets = np.zeros(len(arr) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    shift = offsets[:-1] + starts - new_offsets[:-1]
+    picked = np.arange(new_offsets[-1], dtype=np.int64) + np.repeat(shift, lengths)
+    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(new_offsets.astype(np.int32)),
+                                                          pa.py_buffer(data[picked])])
+
+
+def _kept(arr: pa.Array, offsets: np.ndarray, data: np.ndarray, keep: np.ndarray) -> pa.Array:
+    kept_before = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(kept_before[offsets].astype(np.int32)),
+                                                          pa.py_buffer(np.ascontiguousarray(data[keep]))])
+
+
+def drop_bytes(values: pa.Array, table: np.ndarray) -> pa.Array:
+    """Each string without the characters in `table` (a `byte_set`): what replacing that
+    one-character class with "" gives. No nulls."""
+    arr = _no_nulls(values)
+    offsets, data = string_bytes(arr)
+    return _kept(arr, offsets, data, ~table[data])
 
 
 def digits_only(values: _Strings) -> _Strings:
@@ -37,8 +109,4 @@ def digits_only(values: _Strings) -> _Strings:
     if arr.null_count:
         return pc.if_else(arr.is_valid(), digits_only(arr.fill_null("")), pa.scalar(None, pa.string()))
     offsets, data = string_bytes(arr)
-    keep = ascii_digits(data)
-    kept_before = np.zeros(len(data) + 1, dtype=np.int64)
-    np.cumsum(keep, out=kept_before[1:])
-    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(kept_before[offsets].astype(np.int32)),
-                                                          pa.py_buffer(np.ascontiguousarray(data[keep]))])
+    return _kept(arr, offsets, data, ascii_digits(data))

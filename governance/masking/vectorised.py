@@ -27,7 +27,7 @@ from phonenumbers import PhoneMetadata
 from stdnum import numdb
 
 from governance.masking import validators as v
-from governance.masking.strings import digits_only
+from governance.masking.strings import byte_set, count_bytes, digits_only, drop_bytes, only_bytes
 
 __all__ = ["REJECTED", "UNDECIDED", "iban_scores", "phone_scores"]
 
@@ -35,7 +35,10 @@ REJECTED = -1.0  # the validator's None: not this type at all
 UNDECIDED = np.nan  # ask the Python validator
 
 _EXTENSION = r"(?i)\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$"
-_SEPARATOR = r"[ \-./]"
+_SEPARATORS = byte_set(" -./")
+_DASH_OR_SPACE = byte_set(" -")
+_PRINTABLE = byte_set("".join(map(chr, range(0x20, 0x7F))))
+_IBAN_SEPARATORS = byte_set("\t\n\f\r -.")  # stdnum's compact; RE2's \s is [\t\n\f\r ]
 
 
 def _regex_ok(pattern: str) -> bool:
@@ -202,7 +205,7 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
         return out
     # Decided: printable ASCII in the phone pattern's alphabet (what the recognizer feeds).
     body = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, _EXTENSION, ""))
-    ascii_ = (_full(arr, r"[\x20-\x7e]*") & _full(body, r"\+?[0-9 ().\-/]*"))
+    ascii_ = only_bytes(arr, _PRINTABLE) & _full(body, r"\+?[0-9 ().\-/]*")
     digits = digits_only(body)
     ndig = pc.utf8_length(digits).to_numpy(zero_copy_only=False)
     plus = pc.starts_with(body, "+").to_numpy(zero_copy_only=False)
@@ -211,8 +214,8 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
     rejected = (ndig < 7) | (ndig > 15) | shape
     international = plus | pc.starts_with(digits, "00").to_numpy(zero_copy_only=False)
     wrong_length = ~international & ~_length_in(ndig, tuple(v.national_lengths(home.code)))
-    separators = pc.count_substring_regex(body, _SEPARATOR).to_numpy(zero_copy_only=False)
-    dash_or_space = pc.match_substring_regex(body, r"[ \-]").to_numpy(zero_copy_only=False)
+    separators = count_bytes(body, _SEPARATORS)
+    dash_or_space = count_bytes(body, _DASH_OR_SPACE) > 0
     formatted = plus | pc.match_substring(body, "(").to_numpy(zero_copy_only=False) | (separators >= 2) | \
         ((separators == 1) & dash_or_space)
 
@@ -322,9 +325,9 @@ def iban_scores(texts: list[str] | pa.Array) -> np.ndarray:
     out = np.full(n, UNDECIDED)
     if n == 0:
         return out
-    ascii_ = _full(arr, r"[\x20-\x7e]*")  # decided: printable ASCII
+    ascii_ = only_bytes(arr, _PRINTABLE)  # decided: printable ASCII
     # stdnum's compact: separators ' -.' and surrounding whitespace go, upper case.
-    compact = pc.utf8_upper(pc.replace_substring_regex(arr, r"[\s\-.]", ""))
+    compact = pc.utf8_upper(drop_bytes(arr, _IBAN_SEPARATORS))
     shaped = _full(compact, "[A-Z]{2}[0-9]{2}[A-Z0-9]{1,30}") & ascii_
     out[ascii_ & ~shaped] = REJECTED
     idx = np.flatnonzero(shaped)

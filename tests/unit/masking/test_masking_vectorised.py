@@ -17,7 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance.masking import validators as v
-from governance.masking.strings import digits_only
+from governance.masking.strings import (
+    byte_set,
+    count_bytes,
+    digits_only,
+    drop_bytes,
+    only_bytes,
+    slice_bytes,
+    translate_bytes,
+)
 from governance.masking.vectorised import REJECTED, iban_scores, phone_scores
 
 _PHONE_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "en_IN", "zh_CN", "pt_BR",
@@ -99,10 +107,6 @@ def test_iban_scores_match_validate_iban() -> None:
 def test_replace_entities_fast_path_matches_the_general_path() -> None:
     """Texts with one match of one recognizer are rewritten in pyarrow; the result must be
     what finding and substituting text by text gives."""
-    import pyarrow as pa
-
-    from governance.masking import detect
-
     fake = Faker("en_US")
     fake.seed_instance(9)
     rng = random.Random(13)
@@ -120,14 +124,38 @@ def test_replace_entities_fast_path_matches_the_general_path() -> None:
         lambda: "nothing to see here",
     ]
     texts = [rng.choice(templates)() for _ in range(1500)]
+    fast, slow, distinct = _fast_and_slow(texts)
+    assert fast == slow
+    assert sum(a != b for a, b in zip(fast, distinct)) > len(fast) // 2  # it did replace things
+
+
+def _fast_and_slow(texts: list[str]) -> tuple[list[str], list[str], list[str]]:
+    from governance.masking import detect
+
     recs = tuple(r for r in detect.RECOGNIZERS if r.type in detect.TEXT_TYPES and not r.exact)
-    finder = detect._Finder(recs, "US", detect.SCAN_MIN_SCORE)
     distinct = pa.array(sorted(set(texts)))
-    fast = finder.replace(distinct, None).to_pylist()
+    fast = detect._Finder(recs, "US", detect.SCAN_MIN_SCORE).replace(distinct, None).to_pylist()
     found = detect._Finder(recs, "US", detect.SCAN_MIN_SCORE).find(distinct)
     slow = [detect._substitute(t, f, None) if f else t for t, f in zip(distinct.to_pylist(), found)]
+    return fast, slow, distinct.to_pylist()
+
+
+def test_a_recognizer_the_sample_missed_still_finds_its_few_matches() -> None:
+    # Past a few thousand candidates, recognizers that match nothing in an even sample are
+    # tried together first; a card and an SSN off the sampled positions must still be found.
+    from governance.masking import detect
+
+    fake = Faker("en_US")
+    fake.seed_instance(3)
+    texts = [f"Call {fake.phone_number()} ref {i}" for i in range(5 * detect._MASK_SAMPLE)]
+    texts += ["card 4111 1111 1111 1111 expires soon", "ssn 123-45-6789 on file", "zzz nothing"]
+    fast, slow, distinct = _fast_and_slow(texts)
+    sampled = set(np.linspace(0, len(distinct) - 1, detect._MASK_SAMPLE).astype(np.int64).tolist())
+    assert not sampled & {distinct.index(texts[-3]), distinct.index(texts[-2])}  # both off the sample
     assert fast == slow
-    assert sum(a != b for a, b in zip(fast, distinct.to_pylist())) > len(fast) // 2  # it did replace things
+    changed = {t: f for t, f in zip(distinct, fast)}
+    assert changed["card 4111 1111 1111 1111 expires soon"] == "card <CREDIT_CARD> expires soon"
+    assert changed["ssn 123-45-6789 on file"] == "ssn <US_SSN> on file"
 
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=30), st.integers(0, 5))
@@ -136,3 +164,42 @@ def test_digits_only_is_the_regex_it_replaces(values: list[str | None], cut: int
     arr = pa.array(values, type=pa.string())
     for view in (arr, arr.slice(min(cut, len(arr))), pa.chunked_array([arr, arr.slice(min(cut, len(arr)))])):
         assert digits_only(view).to_pylist() == pc.replace_substring_regex(view, r"[^0-9]", "").to_pylist()
+
+
+_ASCII_CLASSES = st.sampled_from([" -./", " -", "\t\n\f\r -.", "0123456789", "x(+"])
+
+
+@given(st.lists(st.text(max_size=12), max_size=30), _ASCII_CLASSES, st.integers(0, 5))
+@settings(max_examples=300, deadline=None)
+def test_byte_class_helpers_are_the_regexes_they_replace(values: list[str], chars: str, cut: int) -> None:
+    table = byte_set(chars)
+    cls = "[" + "".join(f"\\x{ord(c):02x}" for c in chars) + "]"
+    for view in (pa.array(values, type=pa.string()), pa.array(values, type=pa.string()).slice(min(cut, len(values)))):
+        assert count_bytes(view, table).tolist() == pc.count_substring_regex(view, cls).to_pylist()
+        assert only_bytes(view, table).tolist() == pc.match_substring_regex(view, f"^{cls}*$").to_pylist()
+        assert drop_bytes(view, table).to_pylist() == pc.replace_substring_regex(view, cls, "").to_pylist()
+        mapped = np.arange(256, dtype=np.uint8)
+        mapped[table] = ord("x")
+        assert translate_bytes(view, mapped).to_pylist() == pc.replace_substring_regex(view, cls, "x").to_pylist()
+
+
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=30), st.data())
+@settings(max_examples=300, deadline=None)
+def test_slice_bytes_cuts_on_the_byte_offsets_given(values: list[str], data: st.DataObject) -> None:
+    encoded = [v.encode() for v in values]
+    bounds = [sorted(data.draw(st.lists(st.sampled_from([i for i in range(len(b) + 1)
+                                                          if i == len(b) or (b[i] & 0xC0) != 0x80]),
+                                        min_size=2, max_size=2))) for b in encoded]
+    starts, ends = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+    got = slice_bytes(pa.array(values, type=pa.string()), starts, ends).to_pylist()
+    assert got == [b[s:e].decode() for b, s, e in zip(encoded, starts, ends)]
+
+
+def test_first_match_splits_each_text_around_its_first_match() -> None:
+    from governance.masking.detect import _first_match
+
+    texts = pa.array(["call +1 555 123 4567 now", "é 555-123-4567 and 555-999-0000", "555-123-4567", "ü\n1234567"])
+    pre, matched, post = _first_match(texts, r"[0-9][0-9 \-]{5,}[0-9]")
+    assert pre.to_pylist() == ["call +", "é ", "", "ü\n"]
+    assert matched.to_pylist() == ["1 555 123 4567", "555-123-4567", "555-123-4567", "1234567"]
+    assert post.to_pylist() == [" now", " and 555-999-0000", "", ""]
