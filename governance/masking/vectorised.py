@@ -137,6 +137,15 @@ def _has_type(nsn: pa.Array, lengths: np.ndarray, region: _Region) -> np.ndarray
     return any_type & _matches(nsn, lengths, region.general)
 
 
+@functools.lru_cache(maxsize=64)
+def _any_type_pattern(cc: int) -> str | None:
+    """One alternation of every type pattern of every region of country code `cc`, or None
+    when RE2 does not take it."""
+    regions = [_region(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())]
+    pattern = "|".join(f"(?:{d.pattern})" for r in regions if r is not None for d in r.types)
+    return pattern if pattern and _regex_ok(f"^(?:{pattern})$") else None
+
+
 def _is_valid(nsn: pa.Array, cc: int) -> np.ndarray | None:
     """phonenumbers.is_valid_number for national significant numbers of country code `cc`:
     the number's region is the first of the code's regions whose leading digits match or
@@ -150,7 +159,10 @@ def _is_valid(nsn: pa.Array, cc: int) -> np.ndarray | None:
     if len(regions) == 1:  # the code's only region: no leading-digit test
         return _has_type(nsn, lengths, regions[0])  # type: ignore[arg-type]
     valid = np.zeros(len(nsn), dtype=bool)
-    open_ = np.ones(len(nsn), dtype=bool)
+    # A number no region of the code has a type for is valid in none: one pass of all their
+    # type patterns spares the regions after the first their passes over such numbers.
+    anywhere = _any_type_pattern(cc)
+    open_ = _full(nsn, anywhere) if anywhere else np.ones(len(nsn), dtype=bool)
     for region in regions:
         idx = np.flatnonzero(open_)
         if not idx.size:
