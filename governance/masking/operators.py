@@ -328,48 +328,60 @@ def _with_bytes_replaced(arr: pa.Array, select: Callable[[np.ndarray], np.ndarra
     return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
 
 
+def _decimal_values(numerals: np.ndarray) -> np.ndarray:
+    """Rows of decimal numerals (0-9) as the uint64 numbers they spell."""
+    powers = np.uint64(10) ** np.arange(numerals.shape[1] - 1, -1, -1, dtype=np.uint64)
+    return numerals.astype(np.uint64) @ powers
+
+
+def _decimal_digits(values: np.ndarray, width: int) -> np.ndarray:
+    """uint64 numbers as rows of `width` numerals (0-9), zero-padded on the left."""
+    out = np.empty((len(values), width), dtype=np.uint8)
+    for j in range(width - 1, -1, -1):
+        values, digit = np.divmod(values, np.uint64(10))
+        out[:, j] = digit
+    return out
+
+
 def _fpe_digits(distinct: pa.Array, cipher: FF1, tweak: bytes, fallback: Callable[[list[str]], list[str]], *,
                 decrypt: bool) -> pa.Array:
-    """FF1 on the digits of each value, in numpy: the digits are read off as the halves'
-    numbers with pyarrow, encrypted a length at a time, and written back over the digit
-    bytes of the values, so separators and letters stay where they were (an ASCII digit
-    is one byte in UTF-8 and never part of another character). Values whose digits are too
-    many for 64-bit halves, or too few for FF1, go through `fallback`."""
-    numerals = digits_only(distinct)
-    count = pc.utf8_length(numerals).to_numpy(zero_copy_only=False)
+    """FF1 on the digits of each value, in numpy: the values' digits are read off as one
+    stream of numerals, each value's as its halves' numbers, encrypted a digit count at a
+    time, and written back over the same bytes, so separators and letters stay where they
+    were (an ASCII digit is one byte in UTF-8 and never part of another character). Values
+    whose digits are too many for 64-bit halves, or too few for FF1, go through `fallback`."""
+    offsets, data = string_bytes(distinct)
+    where = np.flatnonzero(ascii_digits(data))  # every digit's byte, value after value
+    bounds = np.searchsorted(where, offsets)
+    first, count = bounds[:-1], np.diff(bounds)  # each value's digits: stream[first:first + count]
+    stream = data[where] - np.uint8(0x30)
     fast = np.zeros(len(distinct), dtype=bool)
-    pieces: list[tuple[np.ndarray, pa.Array]] = []
     for n in np.unique(count).tolist():
         if n < cipher.minlen or not cipher.numpy_ok(n):
             continue
         rows = np.flatnonzero(count == n)
-        group = numerals.take(pa.array(rows))
+        # Usually every value has this many digits: the stream itself, in rows, no gather.
+        at = None if rows.size * n == stream.size else first[rows][:, None] + np.arange(n)
+        numerals = stream.reshape(rows.size, n) if at is None else stream[at]
         u = n // 2
-        a = pc.cast(pc.utf8_slice_codeunits(group, 0, u), pa.uint64()).to_numpy(zero_copy_only=False)
-        b = pc.cast(pc.utf8_slice_codeunits(group, u), pa.uint64()).to_numpy(zero_copy_only=False)
-        a, b = cipher.crypt_halves(a, b, n, tweak, decrypt=decrypt)
-        digits = pc.binary_join_element_wise(pc.utf8_lpad(pc.cast(pa.array(a), pa.string()), u, "0"),
-                                             pc.utf8_lpad(pc.cast(pa.array(b), pa.string()), n - u, "0"), "")
+        a, b = cipher.crypt_halves(_decimal_values(numerals[:, :u]), _decimal_values(numerals[:, u:]), n, tweak,
+                                   decrypt=decrypt)
+        numerals[:, :u] = _decimal_digits(a, u)
+        numerals[:, u:] = _decimal_digits(b, n - u)
+        if at is not None:
+            stream[at] = numerals
         fast[rows] = True
-        pieces.append((rows, digits))
+    out = data.copy()
+    out[where] = stream + np.uint8(0x30)
+    result = pa.Array.from_buffers(pa.string(), len(distinct), [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                                 pa.py_buffer(out)])
     slow = np.flatnonzero(~fast & (count > 0))
-    out = distinct
-    if pieces:
-        rows = np.concatenate([r for r, _ in pieces])
-        order = np.argsort(rows, kind="stable")
-        rows = rows[order]
-        digits = pa.concat_arrays([d for _, d in pieces]).take(pa.array(order))
-        filled = _with_bytes_replaced(distinct.take(pa.array(rows)), ascii_digits,
-                                      string_bytes(digits)[1])
-        mask = np.zeros(len(distinct), dtype=bool)
-        mask[rows] = True
-        out = pc.replace_with_mask(out, pa.array(mask), filled)
     if slow.size:
         mask = np.zeros(len(distinct), dtype=bool)
         mask[slow] = True
-        out = pc.replace_with_mask(out, pa.array(mask), pa.array(fallback(distinct.take(pa.array(slow)).to_pylist()),
-                                                                 type=pa.string()))
-    return out
+        result = pc.replace_with_mask(result, pa.array(mask), pa.array(fallback(distinct.take(pa.array(slow)).to_pylist()),
+                                                                       type=pa.string()))
+    return result
 
 
 def tokenise(values: Column, key: bytes, *, tweak: bytes | str, alphabet: str = "digits") -> Column:
