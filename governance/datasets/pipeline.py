@@ -79,9 +79,9 @@ def _check_columns(schema: pa.Schema, spec: AnonymisationSpec) -> None:
 
 
 def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first: pa.RecordBatch,
-                    workers: int) -> Iterator[pa.Table]:
+                    workers: int, workdir: pathlib.Path) -> Iterator[pa.Table]:
     if workers > 1:  # the first batch too: the workers start on it while the next is parsed
-        yield from masked_in_workers(itertools.chain([first], batches), plan, workers)
+        yield from masked_in_workers(itertools.chain([first], batches), plan, workers, workdir)
         return
     yield plan.mask(first)
     for batch in batches:
@@ -118,7 +118,7 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
         if workers is None:
             workers = os.cpu_count() or 1
         parallel = workers if spooled.size >= parallel_min_bytes else 1
-        for masked in _masked_batches(batches, plan, first, parallel):
+        for masked in _masked_batches(batches, plan, first, parallel, workdir):
             rows_in += masked.num_rows
             if keep_columns:
                 qi_parts.append(masked.select(keep_columns))

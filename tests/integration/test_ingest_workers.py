@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from governance.datasets import formats
+from governance.datasets import workers as worker_pool
 from governance.datasets.formats import CsvDialect, spool
 from governance.datasets.pipeline import AnonymisationSpec, mask_upload
 from governance.datasets.prefetch import BackgroundWriter, prefetched
@@ -53,6 +54,7 @@ def test_workers_mask_exactly_as_in_process(tmp_path: pathlib.Path, small_blocks
     in_workers = _ingest(csv, tmp_path, workers=2, spec=spec)
     assert in_process.num_rows > 2000
     assert in_workers.equals(in_process)
+    assert not list(tmp_path.glob("masking-*"))  # the batches' exchange directory is gone
 
 
 def test_pii_in_a_later_batch_stops_ingestion_from_a_worker(tmp_path: pathlib.Path, small_blocks: None) -> None:
@@ -64,6 +66,7 @@ def test_pii_in_a_later_batch_stops_ingestion_from_a_worker(tmp_path: pathlib.Pa
     with pytest.raises(FailedPrecondition, match="'reference' holds PII \\(EMAIL\\) in a later batch"):
         _ingest(csv, tmp_path, workers=2)
     assert not list(tmp_path.glob("*.parquet"))  # nothing left behind
+    assert not list(tmp_path.glob("masking-*"))
 
 
 def test_a_ragged_row_late_in_the_file_fails_with_its_line_and_leaves_nothing(tmp_path: pathlib.Path,
@@ -76,6 +79,16 @@ def test_a_ragged_row_late_in_the_file_fails_with_its_line_and_leaves_nothing(tm
     with pytest.raises(InvalidArgument, match="ragged CSV line 2501"):
         _ingest(csv, tmp_path, workers=2)
     assert not list(tmp_path.glob("*.parquet"))
+    assert not list(tmp_path.glob("masking-*"))
+
+
+def test_batches_cross_to_the_workers_in_files_only_their_owner_reads(tmp_path: pathlib.Path) -> None:
+    batch = pa.record_batch({"email": ["a@example.org", "b@example.org"]})
+    path = tmp_path / "0.in"
+    worker_pool._write(str(path), batch)
+    assert path.stat().st_mode & 0o777 == 0o600  # raw values: private from the first byte
+    assert worker_pool._take(str(path)).to_batches()[0].equals(batch)
+    assert not path.exists()
 
 
 def test_prefetched_yields_in_order_and_raises_where_the_source_did() -> None:
