@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import pathlib
 import shutil
-import tempfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -74,7 +73,10 @@ def masked_in_workers(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, work
                       workdir: pathlib.Path) -> Iterator[pa.Table]:
     """`plan.verify(b); plan.mask(b)` for each batch, computed by `workers` processes,
     yielded in the batches' order. Exchange files live in a directory under `workdir`."""
-    exchange = pathlib.Path(tempfile.mkdtemp(prefix="masking-", dir=workdir))
+    # Named `<label>-<pid>-<random>` like the upload's other temporaries, so that if this
+    # process dies mid-upload the blob store's start-up sweep removes it (raw values).
+    exchange = workdir / f"masking-{os.getpid()}-{os.urandom(8).hex()}"
+    exchange.mkdir(mode=0o700)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_install, initargs=(plan,))
     pending: deque[Future[str]] = deque()
     try:

@@ -10,6 +10,7 @@ import hashlib
 import os
 import pathlib
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -82,7 +83,10 @@ class BlobStore:
         for tmp in (self.root / _TMP_DIR).iterdir():
             pid = _writer_pid(tmp.name)
             if pid is not None and pid != os.getpid() and not process_alive(pid):
-                tmp.unlink(missing_ok=True)
+                if tmp.is_dir():  # an ingestion's exchange with its workers
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
                 removed += 1
         return removed
 

@@ -198,10 +198,13 @@ def test_orphan_temporaries_of_dead_writers_are_swept(tmp_path: pathlib.Path) ->
     store = BlobStore(tmp_path / "blobs")
     orphan = tmp_path / "blobs" / "tmp" / "999999-deadbeef"  # no such pid
     orphan.write_bytes(b"half a blob")
+    exchange = tmp_path / "blobs" / "tmp" / "masking-999999-cafe"  # a dead ingestion's worker files
+    exchange.mkdir()
+    (exchange / "3.in").write_bytes(b"raw batch")
     mine = store.writer()
     mine.write(b"in flight")
-    assert store.sweep_orphans() == 1
-    assert not orphan.exists()
+    assert store.sweep_orphans() == 2
+    assert not orphan.exists() and not exchange.exists()
     assert mine.commit()  # a live writer's temporary is left alone
 
 
