@@ -9,7 +9,6 @@ transaction. Participants (the audit log) hook into the batch's life cycle.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
