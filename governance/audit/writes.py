@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
+
+from governance.store.tables import AuditEvent, AuditNode
 
 __all__ = ["lock_head", "write_batch"]
-
-_EVENT_COLUMNS = ("seq", "time_us", "principal", "action", "resource", "decision", "policy_ids", "details", "leaf", "leaf_hash")
-_NODE_COLUMNS = ("level", "idx", "hash")
 
 # Parameters per SQLite statement: under its limit of 32,766 host parameters.
 _MAX_PARAMS = 30_000
@@ -77,10 +76,10 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
                       separators=(",", ":"))
 
 
-def _pg_insert(table: str, columns: tuple[str, ...]) -> str:
-    names = ", ".join(columns)
-    return f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s::json)"
+def _pg_insert(table: Table) -> str:
+    names = ", ".join(column.name for column in table.columns)
+    return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table.name}, %s::json)"
 
 
-_PG_WRITE = (f"WITH e AS ({_pg_insert('audit_events', _EVENT_COLUMNS)}), n AS ({_pg_insert('audit_nodes', _NODE_COLUMNS)}) "
+_PG_WRITE = (f"WITH e AS ({_pg_insert(AuditEvent.__table__)}), n AS ({_pg_insert(AuditNode.__table__)}) "
              "UPDATE audit_head SET size = %s WHERE id = 1")
