@@ -27,7 +27,7 @@ from governance.masking.detect import SCAN_MIN_SCORE, replace_entities
 from governance.masking.entities import PiiType
 from governance.masking.ff1 import FF1
 from governance.masking.patterns import DATE_FORMATS
-from governance.masking.strings import ascii_digits, digits_only, string_bytes
+from governance.masking.strings import ascii_digits, digits_only, string_bytes, strings_from
 
 __all__ = [
     "OPERATORS",
@@ -269,11 +269,8 @@ class HashMemo(dict):  # type: ignore[type-arg]
 def _hex_strings(digests: bytes, count: int, length: int) -> pa.Array:
     """`count` concatenated 32-byte digests as strings of their first `length` hex digits
     (hexlify in C, then each row cut in numpy: 4x faster than a numpy table lookup)."""
-    text = np.frombuffer(binascii.hexlify(digests), dtype=np.uint8).reshape(count, 64)
-    if length < 64:
-        text = np.ascontiguousarray(text[:, :length])
-    offsets = np.arange(0, count * length + 1, length, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    text = np.frombuffer(binascii.hexlify(digests), dtype=np.uint8).reshape(count, 64)[:, :length]
+    return strings_from(np.arange(0, count * length + 1, length, dtype=np.int32), text)
 
 
 _ALPHABETS = {"digits": (10, re.compile(r"[0-9]")), "alnum": (36, re.compile(r"[0-9A-Za-z]"))}
@@ -325,7 +322,7 @@ def _with_bytes_replaced(arr: pa.Array, select: Callable[[np.ndarray], np.ndarra
     offsets, data = string_bytes(arr)
     data = data.copy()
     data[select(data)] = values
-    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
+    return strings_from(offsets, data)
 
 
 def _decimal_values(numerals: np.ndarray) -> np.ndarray:
@@ -373,8 +370,7 @@ def _fpe_digits(distinct: pa.Array, cipher: FF1, tweak: bytes, fallback: Callabl
         fast[rows] = True
     out = data.copy()
     out[where] = stream + np.uint8(0x30)
-    result = pa.Array.from_buffers(pa.string(), len(distinct), [None, pa.py_buffer(offsets.astype(np.int32)),
-                                                                 pa.py_buffer(out)])
+    result = strings_from(offsets, out)
     slow = np.flatnonzero(~fast & (count > 0))
     if slow.size:
         mask = np.zeros(len(distinct), dtype=bool)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = ["ascii_digits", "byte_set", "count_bytes", "digits_only", "drop_bytes", "only_bytes", "slice_bytes",
-           "string_bytes", "translate_bytes"]
+           "string_bytes", "strings_from", "translate_bytes"]
 
 _Strings = TypeVar("_Strings", pa.Array, pa.ChunkedArray)
 
@@ -22,6 +22,19 @@ def string_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data = arr.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
     return offsets - offsets[0], raw[offsets[0]:offsets[-1]]
+
+
+def strings_from(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    """The `string` array (no nulls) whose value i is data[offsets[i]:offsets[i + 1]]."""
+    return pa.Array.from_buffers(pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                                  pa.py_buffer(np.ascontiguousarray(data))])
+
+
+def _counted_before(flags: np.ndarray) -> np.ndarray:
+    """How many of `flags` are set before each position (one more entry than `flags`)."""
+    before = np.zeros(len(flags) + 1, dtype=np.int64)
+    np.cumsum(flags, out=before[1:])
+    return before
 
 
 def byte_set(chars: str) -> np.ndarray:
@@ -50,8 +63,7 @@ def count_bytes(values: pa.Array, table: np.ndarray) -> np.ndarray:
     """Per string, how many of its characters are in `table` (a `byte_set`): what
     `count_substring_regex` with that one-character class gives. No nulls."""
     offsets, data = string_bytes(_no_nulls(values))
-    before = np.zeros(len(data) + 1, dtype=np.int64)
-    np.cumsum(table[data], out=before[1:])
+    before = _counted_before(table[data])
     return before[offsets[1:]] - before[offsets[:-1]]
 
 
@@ -64,39 +76,31 @@ def only_bytes(values: pa.Array, table: np.ndarray) -> np.ndarray:
 def translate_bytes(values: pa.Array, table: np.ndarray) -> pa.Array:
     """Each string with its bytes mapped through `table` (256 uint8), which must map ASCII
     to ASCII and leave bytes ≥ 0x80 as they are. No nulls."""
-    arr = _no_nulls(values)
-    offsets, data = string_bytes(arr)
-    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(offsets.astype(np.int32)),
-                                                          pa.py_buffer(np.ascontiguousarray(table[data]))])
+    offsets, data = string_bytes(_no_nulls(values))
+    return strings_from(offsets, table[data])
 
 
 def slice_bytes(values: pa.Array, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     """Each string's bytes [start, end), `starts` and `ends` per string (byte offsets on
     character boundaries, as `extract_regex_span` gives them). No nulls."""
-    arr = _no_nulls(values)
-    offsets, data = string_bytes(arr)
+    offsets, data = string_bytes(_no_nulls(values))
     lengths = (ends - starts).astype(np.int64)
-    new_offsets = np.zeros(len(arr) + 1, dtype=np.int64)
+    new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=new_offsets[1:])
     shift = offsets[:-1] + starts - new_offsets[:-1]
     picked = np.arange(new_offsets[-1], dtype=np.int64) + np.repeat(shift, lengths)
-    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(new_offsets.astype(np.int32)),
-                                                          pa.py_buffer(data[picked])])
+    return strings_from(new_offsets, data[picked])
 
 
-def _kept(arr: pa.Array, offsets: np.ndarray, data: np.ndarray, keep: np.ndarray) -> pa.Array:
-    kept_before = np.zeros(len(data) + 1, dtype=np.int64)
-    np.cumsum(keep, out=kept_before[1:])
-    return pa.Array.from_buffers(pa.string(), len(arr), [None, pa.py_buffer(kept_before[offsets].astype(np.int32)),
-                                                          pa.py_buffer(np.ascontiguousarray(data[keep]))])
+def _kept(offsets: np.ndarray, data: np.ndarray, keep: np.ndarray) -> pa.Array:
+    return strings_from(_counted_before(keep)[offsets], data[keep])
 
 
 def drop_bytes(values: pa.Array, table: np.ndarray) -> pa.Array:
     """Each string without the characters in `table` (a `byte_set`): what replacing that
     one-character class with "" gives. No nulls."""
-    arr = _no_nulls(values)
-    offsets, data = string_bytes(arr)
-    return _kept(arr, offsets, data, ~table[data])
+    offsets, data = string_bytes(_no_nulls(values))
+    return _kept(offsets, data, ~table[data])
 
 
 def digits_only(values: _Strings) -> _Strings:
@@ -109,4 +113,4 @@ def digits_only(values: _Strings) -> _Strings:
     if arr.null_count:
         return pc.if_else(arr.is_valid(), digits_only(arr.fill_null("")), pa.scalar(None, pa.string()))
     offsets, data = string_bytes(arr)
-    return _kept(arr, offsets, data, ascii_digits(data))
+    return _kept(offsets, data, ascii_digits(data))
