@@ -18,6 +18,7 @@ from governance.store.dataset_tables import Dataset
 from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from services.common.identity import caller
+from services.common.streams import messages
 
 __all__ = ["IngestionServicer", "dataset_message"]
 
@@ -39,7 +40,8 @@ def _spec(header: ingestion_pb2.DatasetHeader) -> DatasetSpec:
     )
 
 
-def _split(requests: Iterator[ingestion_pb2.CreateDatasetRequest]) -> tuple[ingestion_pb2.DatasetHeader, Iterator[bytes]]:
+def _split(requests: Iterator[ingestion_pb2.CreateDatasetRequest],
+           context: grpc.ServicerContext) -> tuple[ingestion_pb2.DatasetHeader, Iterator[bytes]]:
     first = next(requests, None)
     if first is None or not first.HasField("header"):
         raise InvalidArgument("header", "the first message must be the header")
@@ -47,7 +49,7 @@ def _split(requests: Iterator[ingestion_pb2.CreateDatasetRequest]) -> tuple[inge
 
     def chunks() -> Iterator[bytes]:
         received = 0
-        for message in requests:
+        for message in messages(requests, context, sized=bool(header.expected_size)):
             if message.HasField("header"):
                 raise InvalidArgument("header", "only the first message may be a header")
             received += len(message.chunk)
@@ -89,12 +91,12 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         return caller(context, self._rt).id.principal
 
     def CreateDataset(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        header, chunks = _split(request_iterator)
+        header, chunks = _split(request_iterator, context)
         row = create_dataset(self._rt, self._who(context), _spec(header), chunks)
         return dataset_message(row, budget_message(self._rt, row))
 
     def PreviewMasking(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        header, chunks = _split(request_iterator)
+        header, chunks = _split(request_iterator, context)
         columns = preview_dataset(self._rt, _spec(header), chunks)
         return ingestion_pb2.PreviewMaskingResponse(columns=[
             ingestion_pb2.ColumnPreview(name=c.column, action=c.action, detected_types=c.pii_types, original=[str(v) for v in c.original], masked=[str(v) for v in (c.masked or [])])

@@ -18,6 +18,7 @@ from governance.identity.principals import Principal
 from governance.registry import ModelRecord, ModelRegistry, VersionRecord, VersionSpec
 from governance.runtime import Runtime
 from services.common.identity import caller
+from services.common.streams import messages
 
 __all__ = ["RegistryServicer", "spec_from_metadata", "version_message"]
 
@@ -91,7 +92,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         spec = spec_from_metadata(first.metadata)
 
         def chunks() -> Iterator[bytes]:
-            for message in request_iterator:
+            for message in messages(request_iterator, context, sized=bool(spec.expected_size)):
                 if message.WhichOneof("part") != "chunk":
                     raise InvalidArgument("metadata", "metadata may only be sent once, first")
                 yield message.chunk
