@@ -53,7 +53,8 @@ class Runtime:
         blobs = BlobStore(settings.blob_dir)
         blobs.sweep_orphans()
         signer = NoteSigner.from_text((home.keys / "audit.key").read_text().strip())
-        checkpointer = Checkpointer(engines, signer, settings.audit_origin, every_events=settings.checkpoint_every_events, every_seconds=settings.checkpoint_every_seconds)
+        checkpointer = Checkpointer(engines, signer, settings.audit_origin, every_events=settings.checkpoint_every_events,
+                                    every_seconds=settings.checkpoint_every_seconds, audit_log=audit)
         audit.on_commit(checkpointer.notify)
         runtime = cls(home, settings, engines, audit, transactor, policies, blobs, checkpointer, signer.verifier)
         runtime.check_audit_log()

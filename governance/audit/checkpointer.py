@@ -11,8 +11,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from governance.audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from governance.audit.log import AuditLog
 from governance.audit.merkle import root
 from governance.audit.storage import SqlNodeReader, head_size, latest_checkpoint
+from governance.errors import DataLoss
 from governance.store.engine import Engines
 from governance.store.tables import AuditCheckpoint
 
@@ -22,8 +24,10 @@ log = logging.getLogger("privet.audit")
 
 
 class Checkpointer:
-    def __init__(self, engines: Engines, signer: NoteSigner, origin: str, *, every_events: int, every_seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engines: Engines, signer: NoteSigner, origin: str, *, every_events: int, every_seconds: float,
+                 clock: Callable[[], float] = time.time, audit_log: AuditLog | None = None) -> None:
         self._engines = engines
+        self._log = audit_log  # this process's own appends: a root it can check the stored tree against
         self._signer = signer
         self._origin = origin
         self._every_events = every_events
@@ -61,6 +65,19 @@ class Checkpointer:
             except Exception:  # noqa: BLE001 - keep checkpointing; the next round retries
                 log.exception("checkpoint failed")
 
+    def _root_to_sign(self, size: int, session: Session) -> bytes:
+        """The stored tree's root at `size`, refused (and the log frozen) when it is not the
+        root this process computed as it appended: signing it would vouch for a tree head
+        that the events do not give."""
+        stored = root(size, SqlNodeReader(session))
+        own = self._log.edge_root(size) if self._log is not None else None
+        if own is not None and own != stored:
+            message = f"audit log altered: the stored tree's root at size {size} is not the one this process appended"
+            log.error("%s; refusing writes (DATA_LOSS) and signing nothing until an operator investigates", message)
+            self._log.tampered = message  # type: ignore[union-attr]
+            raise DataLoss(message)
+        return stored
+
     def checkpoint_now(self) -> AuditCheckpoint:
         """Sign the current tree head (or return the stored one if the log has not grown)."""
         with self._lock, Session(self._engines.writer, expire_on_commit=False) as session, session.begin():
@@ -69,7 +86,7 @@ class Checkpointer:
             if existing is not None and existing.size == size:
                 self._last_size = size
                 return existing
-            head = Checkpoint(self._origin, size, root(size, SqlNodeReader(session)))
+            head = Checkpoint(self._origin, size, self._root_to_sign(size, session))
             row = AuditCheckpoint(size=size, root_hash=head.root_hash, note=sign_checkpoint(head, self._signer), time_us=int(self._clock() * 1e6), key_id=self._signer.name)
             values = row.model_dump()
             # Several replicas may sign the same size at once: identical content, keep the first.

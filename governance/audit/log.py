@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from governance.audit.hashing import leaf_hash
 from governance.audit.leaf import canonical_json, encode_leaf_fast
-from governance.audit.merkle import nodes_to_store_on_append
+from governance.audit.merkle import nodes_to_store_on_append, root
 from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
 from governance.audit.writes import lock_head, write_batch
 from governance.errors import DataLoss
@@ -65,6 +65,8 @@ class AuditLog:
         self._events: list[dict[str, Any]] = []
         self._nodes: list[dict[str, Any]] = []
         self.committed_size = 0
+        # (size, right edge) as of the last commit: the tree as this process appended it.
+        self._committed_edge: tuple[int, dict[tuple[int, int], bytes]] | None = None
         self._listeners: list = []
         # Set when the run-time integrity check fails: from then on every write is refused.
         self.tampered: str | None = None
@@ -88,7 +90,7 @@ class AuditLog:
             try:
                 self._frontier = {key: reader.get_node(*key) for key in frontier_keys(size)}
             except LookupError as exc:
-                raise RuntimeError(f"audit log: stored tree is missing right-edge nodes at size {size}: {exc}") from exc
+                raise DataLoss(f"audit log altered: the stored tree lacks its right edge at size {size}: {exc}") from exc
             self._size = size
 
     def savepoint(self) -> Any:
@@ -108,12 +110,23 @@ class AuditLog:
         self._events, self._nodes = [], []
         self.committed_size = self._size or 0
         if grew:
+            self._committed_edge = (self.committed_size, dict(self._frontier))
+        if grew:
             for listener in self._listeners:
                 listener(self.committed_size)
 
     def after_rollback(self) -> None:
         self._events, self._nodes = [], []
         self._size = None  # reload from the database next time
+
+    def edge_root(self, size: int) -> bytes | None:
+        """The root at `size` from the right edge this process computed as it appended (None
+        unless the log was at `size` when this process last committed). Stored tree nodes can
+        be edited behind its back; these hashes never left its memory."""
+        edge = self._committed_edge
+        if edge is None or edge[0] != size:
+            return None
+        return root(size, _EdgeReader(edge[1]))
 
     # -- appending ----------------------------------------------------------------------
     def get_node(self, level: int, index: int) -> bytes:
@@ -146,3 +159,13 @@ class AuditLog:
             self._frontier.pop((level, (seq >> level) - 1), None)
             self._frontier.pop((level, seq >> level), None)
         return seq
+
+
+class _EdgeReader:
+    """A NodeReader over a right edge (KeyError, a LookupError, for any other node)."""
+
+    def __init__(self, edge: dict[tuple[int, int], bytes]) -> None:
+        self._edge = edge
+
+    def get_node(self, level: int, index: int) -> bytes:
+        return self._edge[(level, index)]

@@ -313,6 +313,12 @@ class MerkleFrontier:
     def append(self, leaf_data: bytes) -> bytes:
         """Hash `leaf_data` as a leaf, append it, and return its leaf hash."""
         leaf = leaf_hash(leaf_data)
+        self.append_leaf_hash(leaf)
+        return leaf
+
+    def append_leaf_hash(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Append a 32-byte leaf hash; returns the perfect nodes it completed, as
+        `nodes_to_store_on_append` does (the leaf itself first)."""
         new_nodes = nodes_to_store_on_append(self.size, leaf, self)
         top_level, top_index, top_hash = new_nodes[-1]
         # The peaks below the new top were its left descendants' siblings: merged away.
@@ -320,7 +326,7 @@ class MerkleFrontier:
             self._peaks.pop(level, None)
         self._peaks[top_level] = (top_index, top_hash)
         self.size += 1
-        return leaf
+        return new_nodes
 
     def root(self) -> bytes:
         """MTH of everything appended so far (EMPTY_ROOT when nothing was)."""

@@ -6,20 +6,27 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlmodel import Session
 
 from governance.audit.leaf import EventRecord
 from governance.audit.merkle import perfect_root
-from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead
+from governance.errors import DataLoss
+from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 
-__all__ = ["LOWEST_STORED_LEVEL", "SqlNodeReader", "EventFilter", "head_size", "list_events", "iter_events", "latest_checkpoint", "checkpoint_at", "record_of"]
+__all__ = ["LOWEST_STORED_LEVEL", "MissingFromLog", "SqlNodeReader", "EventFilter", "head_size", "list_events", "iter_events",
+           "stored_nodes", "count_stored_nodes", "latest_checkpoint", "checkpoint_at", "record_of"]
 
 
 # Perfect nodes below this level are not stored: a node of 2**level leaves is folded from
 # the events' own leaf hashes. That keeps the append path to ~1/8 of a node
 # row per event instead of ~2, and a proof still reads O(log n) rows.
 LOWEST_STORED_LEVEL = 4
+
+
+class MissingFromLog(DataLoss, LookupError):
+    """A node or an event that the stored log must hold is not there (a row was deleted):
+    the NodeReader's LookupError, and a DATA_LOSS for whoever asked."""
 
 
 class SqlNodeReader:
@@ -49,11 +56,12 @@ class SqlNodeReader:
             offset = first % self._RUN
             hashes = run[offset:offset + (1 << level)]
             if len(hashes) != 1 << level:
-                raise LookupError(f"audit node ({level}, {index}): leaves {first}.. are not all stored")
+                missing = first - offset + len(run)  # the run stops at its first gap
+                raise MissingFromLog(f"audit log altered: event {missing} is not stored")
             return hashes[0] if level == 0 else perfect_root(hashes)
         value = self._conn.exec_driver_sql(self._node_sql, (level, index)).scalar_one_or_none()
         if value is None:
-            raise LookupError(f"audit node ({level}, {index}) is not stored")
+            raise MissingFromLog(f"audit log altered: tree node ({level}, {index}) is not stored")
         return value
 
     def _run(self, number: int) -> list[bytes]:
@@ -127,6 +135,17 @@ def record_of(row: AuditEvent) -> EventRecord:
         policy_ids=tuple(json.loads(row.policy_ids)),
         details=json.loads(row.details),
     )
+
+
+def stored_nodes(session: Session, level: int, first: int, end: int) -> list[tuple[int, bytes]]:
+    """The stored nodes of one level with first <= idx < end, as (idx, hash) in idx order."""
+    query = (select(AuditNode.idx, AuditNode.hash)
+             .where(AuditNode.level == level, AuditNode.idx >= first, AuditNode.idx < end).order_by(AuditNode.idx))
+    return [(idx, h) for idx, h in session.execute(query)]
+
+
+def count_stored_nodes(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(AuditNode)).scalar_one()
 
 
 def latest_checkpoint(session: Session) -> AuditCheckpoint | None:

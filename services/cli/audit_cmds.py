@@ -20,6 +20,15 @@ audit_app = typer.Typer(help="Read, export and verify the tamper-evident audit l
 app.add_typer(audit_app, name="audit")
 
 
+def _details(stored: str):  # type: ignore[no-untyped-def]
+    """The details object, or the stored text as it is where an edit left something that is
+    not JSON: the line must still be written, so that `verify` names that event."""
+    try:
+        return json.loads(stored)
+    except ValueError:
+        return stored
+
+
 def export_line(e) -> str:  # type: ignore[no-untyped-def]
     """One AuditEvent message as an export line: the decoded fields and `leaf`, the base64 of
     the exact leaf bytes (docs/audit-format.md)."""
@@ -31,7 +40,7 @@ def export_line(e) -> str:  # type: ignore[no-untyped-def]
         "resource": e.resource,
         "decision": e.decision,
         "policy_ids": list(e.policy_ids),
-        "details": json.loads(e.details_json),
+        "details": _details(e.details_json),
         "leaf": base64.b64encode(e.leaf).decode(),
     }, sort_keys=True)
 

@@ -100,3 +100,55 @@ def test_checkpoints_are_produced_every_n_events(sqlite_runtime) -> None:  # typ
             break
         time.sleep(0.05)
     assert cp is not None and cp.size >= 20
+
+
+def _field_of(call) -> list[str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value
+    return bad_request_fields(err.value)
+
+
+def test_bad_requests_name_their_own_field(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    _seed(sqlite_runtime, 5)
+    assert _field_of(lambda: audit.GetConsistencyProof(audit_pb2.GetConsistencyProofRequest(from_size=1, to_size=10**6))) == ["to_size"]
+    assert _field_of(lambda: audit.GetConsistencyProof(audit_pb2.GetConsistencyProofRequest(from_size=1, to_size=-2))) == ["to_size"]
+    assert _field_of(lambda: list(audit.ExportEvents(audit_pb2.ExportEventsRequest(to_seq=-1)))) == ["to_seq"]
+    assert _field_of(lambda: list(audit.ExportEvents(audit_pb2.ExportEventsRequest(from_seq=-1)))) == ["from_seq"]
+    assert _field_of(lambda: audit.GetCheckpoint(audit_pb2.GetCheckpointRequest(tree_size=-1))) == ["tree_size"]
+    huge_token = types_pb2.PageRequest(page_token=str(2**70))
+    assert _field_of(lambda: audit.ListEvents(audit_pb2.ListEventsRequest(page=huge_token))) == ["page.page_token"]
+    far = Timestamp(seconds=10**15)
+    assert _field_of(lambda: audit.ListEvents(audit_pb2.ListEventsRequest(until=far))) == ["until"]
+    assert _field_of(lambda: audit.ListEvents(audit_pb2.ListEventsRequest(since=far))) == ["since"]
+
+
+def test_a_deleted_event_is_data_loss_for_proofs(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    _seed(sqlite_runtime, 20)
+    with sqlite_runtime.engines.writer.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE seq = 3"))
+    for call in (lambda: audit.GetInclusionProof(audit_pb2.GetInclusionProofRequest(seq=5, tree_size=20)),
+                 lambda: audit.GetConsistencyProof(audit_pb2.GetConsistencyProofRequest(from_size=5, to_size=20))):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.DATA_LOSS and err.value.details() == "audit log altered: event 3 is not stored"
+
+
+def test_auditors_can_still_read_a_log_frozen_as_altered(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    _seed(sqlite_runtime, 6)
+    with sqlite_runtime.engines.writer.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET principal = 'user/mallory' WHERE seq = 2"))
+    with pytest.raises(grpc.RpcError) as err:
+        audit.CheckLog(audit_pb2.CheckLogRequest())
+    assert err.value.code() == grpc.StatusCode.DATA_LOSS
+    assert sqlite_runtime.audit.tampered
+    # Reads cannot be recorded in a frozen log (the process log has them); they still answer.
+    exported = list(audit.ExportEvents(audit_pb2.ExportEventsRequest()))
+    assert [e.principal for e in exported][2] == "user/mallory"
+    assert audit.ListEvents(audit_pb2.ListEventsRequest(principal="user/mallory")).events[0].seq == 2
