@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from cryptography.hazmat.primitives import hashes, hmac
 
 from governance.errors import InvalidArgument
@@ -70,6 +71,9 @@ _ContextWindow = (40, 20)  # characters before and after a match searched for ke
 _CLAIMED = 0.8
 # Texts per batch of candidates on which each recognizer's pattern is tried first (_masks).
 _MASK_SAMPLE = 1024
+# How CSV files spell a missing value ("", "N/A", "null": pyarrow's defaults, which ingestion
+# reads with). A numeric column reads them as null; a string column keeps them as text.
+_MISSING = pa.array(pacsv.ConvertOptions().null_values, pa.string())
 
 Kind = Literal["structured", "free_text", "empty", "not_text", "opaque"]
 
@@ -642,14 +646,16 @@ def replace_entities(values: pa.Array | pa.ChunkedArray, *, replace: Literal["to
 class ColumnClassification:
     """What a column holds.
 
-    `kind`: `structured` (short values), `free_text` (prose), `empty` (no non-null
-    cells), `not_text` (numbers, booleans, non-birth dates: nothing to detect), or
-    `opaque` (binary or nested values the detectors cannot read: a profile must name it).
+    `kind`: `structured` (short values), `free_text` (prose), `empty` (no cell holds a
+    value: all null, NaN, blank or a missing-value marker such as `N/A`), `not_text`
+    (booleans, non-birth dates, fractional numbers with no identifier among their whole
+    values: nothing to detect), or `opaque` (binary or nested values the detectors cannot
+    read: a profile must name it).
     `pii_type`: the type most cells are (`FREE_TEXT` when the entities sit inside text
     or are too sparse to be the column's type), None when no PII was found.
     `found`: every type detected, primary first. `shares`: per type, the share of
-    sampled non-null cells that validated (with a full scan, of all cells). `sampled`:
-    how many non-null cells were looked at."""
+    sampled cells holding a value that validated (with a full scan, of all such cells).
+    `sampled`: how many cells holding a value were looked at."""
 
     name: str
     kind: Kind
@@ -670,6 +676,46 @@ def _even_sample(values: pa.Array | pa.ChunkedArray, size: int) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values
+
+
+def _values_only(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The cells not null and, in a float column, not NaN (how pandas and numpy spell a
+    missing number)."""
+    values = values.drop_null()
+    if pa.types.is_floating(values.type):
+        values = values.filter(pc.invert(pc.is_nan(values)))
+    return values
+
+
+def _filled(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The text cells that hold a value: not blank, not a missing-value marker. In a CSV an
+    empty cell is an empty string, not a null; counted, the blanks of a sparsely filled
+    SSN or phone column would outvote the identifiers in the rest."""
+    trimmed = pc.utf8_trim_whitespace(text)
+    return text.filter(pc.invert(pc.is_in(trimmed, value_set=_MISSING.cast(trimmed.type))))
+
+
+def _identifier_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """`_text_view`, and for floats and decimals their whole numbers as integer text
+    (536221234.0 -> "536221234"): pandas stores an integer column with a missing value as
+    float64, so an SSN or phone number may arrive as one. Fractions and infinities are
+    null: no identifier is one."""
+    t = values.type
+    if pa.types.is_floating(t):
+        numbers = values.cast(pa.float64())
+        # Below 2**63 a whole float fits int64, and no identifier is longer.
+        whole = pc.and_(pc.equal(pc.floor(numbers), numbers), pc.less(pc.abs(numbers), 2.0 ** 63))
+        return pc.if_else(whole, numbers, pa.scalar(None, pa.float64())).cast(pa.int64()).cast(pa.string())
+    if pa.types.is_decimal(t):
+        whole = pc.equal(pc.floor(values), values)
+        text = pc.if_else(whole, values, pa.scalar(None, t)).cast(pa.string())
+        return pc.replace_substring_regex(text, r"\.0*$", "")  # scale > 0: "536221234.00"
+    return _text_view(values)
+
+
+def _share(matched: pa.Array) -> float:
+    """Share of cells matched; a null cell (a fraction in a number column) is not."""
+    return pc.mean(matched.fill_null(False).cast(pa.float64())).as_py()
 
 
 def _dob_share(values: pa.Array) -> float:
@@ -738,7 +784,9 @@ def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, fl
 def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: int = DEFAULT_SAMPLE,
                     default_region: str = "US", min_share: float = DEFAULT_MIN_SHARE,
                     full_scan: bool = False, max_candidates: int = 20_000) -> ColumnClassification:
-    """Classify a column by what an even sample of `sample` non-null cells holds.
+    """Classify a column by what an even sample of `sample` cells holding a value holds
+    (not null, NaN, blank or a missing-value marker: an empty CSV cell is no evidence).
+    Integers, and the whole values of floats and decimals, are read as digits.
 
     A type is the column's when at least `min_share` of the sampled cells validate as it
     (the column's name lends context: `ssn` lets a bare 9-digit number count as an SSN,
@@ -763,7 +811,7 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
     if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) \
             or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
         return ColumnClassification(name, "opaque", None)
-    non_null = values.drop_null()
+    non_null = _values_only(values)
     n = len(non_null)
     if n == 0:
         return ColumnClassification(name, "empty", None)
@@ -776,9 +824,16 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
         return ColumnClassification(name, "structured", PiiType.DATE_OF_BIRTH if is_dob else None,
                                     (PiiType.DATE_OF_BIRTH,) if is_dob else (), {PiiType.DATE_OF_BIRTH: share},
                                     min(n, sample))
-    text = _text_view(non_null)
-    if text is None:
+    text = _identifier_text(non_null)
+    fractional = pa.types.is_floating(t) or pa.types.is_decimal(t)
+    if text is None or (fractional and text.null_count == n):
         return ColumnClassification(name, "not_text", None, sampled=min(n, sample))
+    numeric = fractional or pa.types.is_integer(t)
+    if not numeric:
+        text = _filled(text)
+        n = len(text)
+        if n == 0:
+            return ColumnClassification(name, "empty", None)
 
     raw = _even_sample(text, sample)
     cells = pc.utf8_trim_whitespace(raw)
@@ -786,9 +841,9 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
     hit = _structured_shares(cells, region, hints)
     shares = {k: float(v.mean()) for k, v in hit.items() if v.any()}
     if PiiType.POSTAL_CODE in hints:
-        shares[PiiType.POSTAL_CODE] = pc.mean(pc.match_substring_regex(cells, POSTAL_CODE_PATTERN).cast(pa.float64())).as_py()
+        shares[PiiType.POSTAL_CODE] = _share(pc.match_substring_regex(cells, POSTAL_CODE_PATTERN))
     if PiiType.PERSON_NAME in hints:
-        shares[PiiType.PERSON_NAME] = pc.mean(pc.match_substring_regex(cells, PERSON_NAME_PATTERN).cast(pa.float64())).as_py()
+        shares[PiiType.PERSON_NAME] = _share(pc.match_substring_regex(cells, PERSON_NAME_PATTERN))
     if PiiType.DATE_OF_BIRTH in hints:
         shares[PiiType.DATE_OF_BIRTH] = _dob_share(cells)
     if PiiType.ADDRESS in hints:
@@ -800,14 +855,14 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
     sparse = [k for k, v in shares.items() if k in distinctive and 0 < v < min_share]
 
     words = pc.mean(pc.add(pc.count_substring_regex(cells, r"\s+"), 1).cast(pa.float64())).as_py() or 0.0
-    prose = not pa.types.is_integer(t) and words >= 3 and not majority
+    prose = not numeric and words >= 3 and not majority
     kind: Kind = "free_text" if prose else "structured"
     if prose:
         for type_, share in _entity_shares(cells, region, RECOGNIZERS).items():
             shares[type_] = max(shares.get(type_, 0.0), share)
             if type_ not in sparse:
                 sparse.append(type_)
-    if not majority and not sparse and full_scan and not pa.types.is_integer(t) and n > size:
+    if not majority and not sparse and full_scan and not numeric and n > size:
         recs = RECOGNIZERS if prose else tuple(r for r in RECOGNIZERS if r.distinctive)
         for type_, share in _full_scan(text, region, recs, max_candidates).items():
             shares[type_] = share
@@ -818,6 +873,8 @@ def classify_column(name: str, values: pa.Array | pa.ChunkedArray, *, sample: in
         primary: PiiType | None = majority[0]
     else:
         primary = PiiType.FREE_TEXT if sparse else None
+    if fractional and primary is None:
+        kind = "not_text"  # a measurement: its whole values are no identifier
     return ColumnClassification(name, kind, primary, found, shares, size)
 
 

@@ -1,0 +1,151 @@
+"""Personal data the default profile used to keep raw: identifier columns mostly blank (a CSV
+reads an empty cell as "", not null, and the blanks outvoted the identifiers), and
+identifiers stored as floats or decimals (pandas writes an integer column with a missing
+value as float64)."""
+
+from __future__ import annotations
+
+import decimal
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from governance.datasets.formats import CsvDialect, spool
+from governance.datasets.pipeline import AnonymisationSpec, mask_upload
+from governance.masking import MaskingKeys, apply_profile, classify_column, load_profile
+
+KEYS = MaskingKeys.derive(b"test-secret-of-32-bytes-at-least!", key_id="test/v1")
+ROWS = 2000
+SSNS = ("536-22-1234", "412-55-8765", "601-32-7788")
+PHONES = ("(415) 555-2671", "212-555-1234", "415.555.0123")
+SSN_NUMBERS = (536221234, 412558765, 601327788)
+PHONE_NUMBERS = (14155552671, 14155550123, 12125551234)
+
+
+@pytest.fixture(scope="module")
+def default_profile():
+    return load_profile(Path(__file__).resolve().parents[3] / "policies" / "masking" / "default.yaml")
+
+
+def _sparse(values: tuple[str, ...], filled: float, blank: str = "") -> list[str]:
+    """ROWS cells, `filled` of them (in every run of 20) holding `values` in turn, the rest `blank`."""
+    return [values[i % len(values)] if i % 20 < round(filled * 20) else blank for i in range(ROWS)]
+
+
+def _raw_survivors(masked: pa.Table, raw: set[str]) -> list[str]:
+    cells = [str(v) for col in masked.columns for v in col.to_pylist() if v is not None]
+    return [c for c in cells if c in raw or any(r in c for r in raw)]
+
+
+# --- mostly blank identifier columns ---------------------------------------------------------
+
+@pytest.mark.parametrize("filled", [0.30, 0.40, 0.45])
+def test_sparsely_filled_ssn_and_phone_columns_are_masked(default_profile, filled):
+    table = pa.table({"ssn": _sparse(SSNS, filled), "phone": _sparse(PHONES, filled)})
+    masked, report = apply_profile(table, default_profile, KEYS)
+    actions = {c.column: (c.action, c.pii_types) for c in report.columns}
+    assert actions == {"ssn": ("hash", ["US_SSN"]), "phone": ("hash", ["PHONE"])}
+    assert not _raw_survivors(masked, {*SSNS, *PHONES})
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", "N/A", "null"])
+def test_whitespace_and_missing_markers_do_not_dilute_the_vote(blank):
+    result = classify_column("ssn", pa.array(_sparse(SSNS, 0.3, blank)))
+    assert result.pii_type is not None and result.pii_type.value == "US_SSN"
+    assert result.shares[result.pii_type] == 1.0  # a share of the cells holding a value
+
+
+def test_a_column_of_blanks_only_is_empty():
+    assert classify_column("ssn", pa.array(["", "  ", "N/A"] * 10)).kind == "empty"
+
+
+def test_sparse_csv_upload_stores_no_raw_identifier(default_profile, tmp_path):
+    lines = ["id,ssn,phone"] + [f"{i},{s},{p}" for i, (s, p) in
+                                enumerate(zip(_sparse(SSNS, 0.4), _sparse(PHONES, 0.4)))]
+    upload = spool([("\n".join(lines) + "\n").encode()], tmp_path, limit=1 << 30)
+    out = mask_upload(upload, "csv", CsvDialect(), default_profile, KEYS, AnonymisationSpec(), tmp_path)
+    try:
+        actions = {c.column: c.action for c in out.report.columns}
+        assert actions["ssn"] == "hash" and actions["phone"] == "hash"
+        assert not _raw_survivors(pq.read_table(out.path), {*SSNS, *PHONES})
+    finally:
+        out.discard()
+        upload.discard()
+
+
+# --- identifiers stored as floats or decimals -----------------------------------------------
+
+def _numbers(values: tuple[int, ...], type_: pa.DataType) -> pa.Array:
+    cells = [*values, None] * 5
+    if pa.types.is_decimal(type_):
+        return pa.array([None if v is None else decimal.Decimal(v) for v in cells], type_)
+    return pa.array([None if v is None else float(v) for v in cells], type_)
+
+
+def _spellings(values: tuple[int, ...]) -> set[str]:
+    """How a raw value could show in the output: as digits, a float, or a decimal."""
+    return {s for v in values for s in (str(v), str(float(v)), f"{v}.00", f"{float(v):g}")}
+
+
+NUMBER_TYPES = [pa.float64(), pa.decimal128(20, 0), pa.decimal128(20, 2)]
+
+
+@pytest.mark.parametrize("type_", NUMBER_TYPES, ids=str)
+def test_float_and_decimal_identifiers_are_masked(default_profile, type_):
+    table = pa.table({"ssn": _numbers(SSN_NUMBERS, type_), "phone": _numbers(PHONE_NUMBERS, type_)})
+    masked, report = apply_profile(table, default_profile, KEYS)
+    actions = {c.column: (c.action, c.pii_types) for c in report.columns}
+    assert actions == {"ssn": ("hash", ["US_SSN"]), "phone": ("hash", ["PHONE"])}
+    for name in ("ssn", "phone"):
+        column = masked.column(name)
+        assert column.type == pa.string()  # as a hashed integer column becomes
+        assert column.null_count == table.column(name).null_count
+    assert not _raw_survivors(masked, _spellings(SSN_NUMBERS) | _spellings(PHONE_NUMBERS))
+
+
+def test_whole_decimals_are_masked_as_the_integer_column_is(default_profile):
+    ints = pa.table({"ssn": pa.array([*SSN_NUMBERS, None], pa.int64()),
+                     "phone": pa.array([*PHONE_NUMBERS, None], pa.int64())})
+    decimals = pa.table({"ssn": _numbers(SSN_NUMBERS, pa.decimal128(20, 0)).slice(0, 4),
+                         "phone": _numbers(PHONE_NUMBERS, pa.decimal128(20, 0)).slice(0, 4)})
+    assert apply_profile(decimals, default_profile, KEYS)[0].equals(apply_profile(ints, default_profile, KEYS)[0])
+
+
+def test_float_identifiers_through_the_parquet_upload(default_profile, tmp_path):
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"ssn": _numbers(SSN_NUMBERS, pa.float64()),
+                             "phone": _numbers(PHONE_NUMBERS, pa.float64())}), buf)
+    upload = spool([buf.getvalue()], tmp_path, limit=1 << 30)
+    out = mask_upload(upload, "parquet", CsvDialect(), default_profile, KEYS, AnonymisationSpec(), tmp_path)
+    try:
+        assert {c.column: c.action for c in out.report.columns} == {"ssn": "hash", "phone": "hash"}
+        assert not _raw_survivors(pq.read_table(out.path), _spellings(SSN_NUMBERS) | _spellings(PHONE_NUMBERS))
+    finally:
+        out.discard()
+        upload.discard()
+
+
+@pytest.mark.parametrize("type_", [pa.float64(), pa.decimal128(20, 2)], ids=str)
+def test_fractional_numbers_are_not_identifiers(default_profile, type_):
+    """Amounts and measurements stay as they are: only whole values are read as digits."""
+    cells = [4155552671.5, 536221234.25, 19.99, 5.0, None] * 5
+    if pa.types.is_decimal(type_):
+        values = pa.array([None if v is None else decimal.Decimal(str(v)) for v in cells], type_)
+    else:
+        values = pa.array(cells, type_)
+    table = pa.table({"phone": values, "amount": values})
+    masked, report = apply_profile(table, default_profile, KEYS)
+    assert {(c.column, c.action, c.kind) for c in report.columns} == {("phone", "keep", "not_text"),
+                                                                        ("amount", "keep", "not_text")}
+    assert masked.equals(table)
+
+
+def test_nan_is_a_missing_number():
+    """pandas and numpy spell a missing float NaN: it must not outvote the identifiers."""
+    values = pa.array([float(v) for v in PHONE_NUMBERS] + [float("nan")] * 6)
+    result = classify_column("phone", values)
+    assert result.pii_type is not None and result.pii_type.value == "PHONE"
+    assert classify_column("phone", pa.array([float("nan")] * 3)).kind == "empty"
