@@ -119,10 +119,28 @@ def _as_strings(values: Column) -> Column:
         values, t = values.cast(t.value_type), t.value_type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return values
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return _whole_as_digits(values)
     try:
         return values.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise InvalidArgument("values", f"cannot read a {t} column as text") from None
+
+
+def _whole_as_digits(values: Column) -> Column:
+    """Floats and decimals as text, their whole values as integer digits (14155552671.0 ->
+    "14155552671", where Arrow writes "1.4155552671e+10"): an id column pandas stored as
+    float64 must hash and tokenise as the same integers would. Fractions keep Arrow's text."""
+    t = values.type
+    text = values.cast(pa.string())
+    if pa.types.is_floating(t):
+        numbers = values.cast(pa.float64())
+        whole = pc.and_(pc.equal(pc.floor(numbers), numbers), pc.less(pc.abs(numbers), 2.0 ** 63))
+        digits = pc.if_else(whole, numbers, pa.scalar(None, pa.float64())).cast(pa.int64()).cast(pa.string())
+    else:
+        whole = pc.equal(pc.floor(values), values)
+        digits = pc.replace_substring_regex(text, r"\.0*$", "")
+    return pc.if_else(whole, digits, text)
 
 
 def _per_distinct(values: Column, fn: Callable[[list[str]], list[str]] | None = None, *,
