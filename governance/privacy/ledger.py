@@ -8,6 +8,7 @@ accountant and releases the rest. Every entry is audited in the same transaction
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -15,14 +16,17 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from governance.audit.log import AuditLog, Event
-from governance.errors import FailedPrecondition, NotFound, ResourceExhausted
+from governance.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from governance.privacy.accounting import Mechanism, conservative_epsilon
 from governance.store.privacy_tables import LedgerEntry, PrivacyBudgetRow
 
-__all__ = ["Budget", "BudgetLedger", "to_micro", "from_micro"]
+__all__ = ["Budget", "BudgetLedger", "MAX_EPSILON", "check_epsilon", "to_micro", "from_micro"]
 
 MICRO = 1_000_000
 PRIVACY_UNIT = "row"
+# ε is stored as micro-ε in BIGINT columns: the largest whole ε whose micro-ε (even
+# rounded up through a double) still fits in a signed 64-bit integer.
+MAX_EPSILON = (2**63 - 1) // MICRO
 
 
 def to_micro(epsilon: float) -> int:
@@ -32,6 +36,17 @@ def to_micro(epsilon: float) -> int:
 
 def from_micro(value: int) -> float:
     return value / MICRO
+
+
+def representable(epsilon: float) -> bool:
+    """Whether the ledger can hold `epsilon`: finite, not negative, within the columns."""
+    return math.isfinite(epsilon) and 0 <= epsilon <= MAX_EPSILON
+
+
+def check_epsilon(field: str, epsilon: float) -> None:
+    """InvalidArgument naming `field` unless `epsilon` is a budget the ledger can hold."""
+    if not (representable(epsilon) and epsilon > 0):
+        raise InvalidArgument(field, f"must be finite, positive and at most {MAX_EPSILON:g}, got {epsilon!r}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class BudgetLedger:
 
     def open_budget(self, session: Session, dataset_id: str, epsilon: float, delta: float, principal: str) -> None:
         """Create the dataset's budget (in the dataset's own creation unit)."""
+        check_epsilon("epsilon", epsilon)
         session.add(PrivacyBudgetRow(dataset_id=dataset_id, epsilon_total_micro=to_micro(epsilon), delta=delta, reserved_micro=0, spent_micro=0))
         self._entry(session, dataset_id, "", "open", to_micro(epsilon), delta, principal)
 
@@ -76,6 +92,7 @@ class BudgetLedger:
     def reserve(self, session: Session, dataset_id: str, job_id: str, epsilon: float, delta: float, principal: str) -> None:
         """Reserve `epsilon` for a job, atomically. ResourceExhausted (saying what is left) if
         it does not fit; FailedPrecondition if δ exceeds the dataset's δ."""
+        check_epsilon("epsilon", epsilon)
         need = to_micro(epsilon)
         row = session.get(PrivacyBudgetRow, dataset_id)
         if row is None:
@@ -95,15 +112,24 @@ class BudgetLedger:
             raise ResourceExhausted(f"privacy budget exhausted: ε {epsilon:g} requested, {left:g} of {from_micro(row.epsilon_total_micro):g} left")
         self._entry(session, dataset_id, job_id, "reserve", need, delta, principal)
 
-    def settle(self, session: Session, dataset_id: str, job_id: str, reserved: float, mechanism: Mechanism | None, principal: str) -> float:
+    def settle(self, session: Session, dataset_id: str, job_id: str, reserved: float, mechanism: Mechanism | None, principal: str, *, within_reservation: bool = False) -> float:
         """End a job: charge what `mechanism` spent (0 if it took no noisy step), release the
         rest of the reservation. Returns the ε charged.
 
         The charge is the most conservative accountant's figure. If that exceeds the job's
         reservation, the excess is taken from the remaining budget; if even that cannot cover
-        it, FailedPrecondition (the trainer must never run past its reservation)."""
+        it, FailedPrecondition (the trainer must never run past its reservation).
+
+        `within_reservation`: the caller vouches that `mechanism` is a prefix of the run whose
+        noise was calibrated to the reservation (a lease within the planned steps), so the
+        reservation bounds the spend too and the charge is the lesser bound: an accountant's
+        numerical slack can then never push the charge past the reservation."""
         held = to_micro(reserved)
         spent_eps, accountant = (0.0, "") if mechanism is None or mechanism.steps == 0 else conservative_epsilon(mechanism)
+        if within_reservation and spent_eps > reserved:
+            spent_eps, accountant = reserved, "reservation"
+        if not representable(spent_eps):
+            raise FailedPrecondition(f"job {job_id} spent ε {spent_eps:g}, more than any budget can hold")
         charge = to_micro(spent_eps)
         t = PrivacyBudgetRow
         result = session.execute(

@@ -18,12 +18,12 @@ from governance.datasets.catalog import get_dataset
 from governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from governance.identity.spiffe import check_name
 from governance.privacy.accounting import Mechanism, accountant_names
-from governance.privacy.ledger import BudgetLedger
+from governance.privacy.ledger import BudgetLedger, check_epsilon
 from governance.processes import process_alive
 from governance.runtime import Runtime
 from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 
-__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans"]
+__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
 
 DEVICES = ("auto", "cpu", "cuda")
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
@@ -53,6 +53,13 @@ def _now_us() -> int:
     return int(time.time() * 1e6)
 
 
+def planned_steps(epochs: int, sample_rate: float) -> int:
+    """The horizon σ is calibrated for (Opacus's Poisson sampler runs 1/q steps an epoch):
+    the most steps a job can take, so the most any lease may allow. Within it, the ε of any
+    lease is at most the job's reservation."""
+    return int(epochs / sample_rate)
+
+
 def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
     """Check the request against the dataset up front: InvalidArgument names the field."""
     by_name = {c["name"]: c for c in columns if c["action"] != "drop"}
@@ -78,8 +85,7 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
         raise InvalidArgument("batch_size", f"{spec.batch_size} is larger than the dataset ({rows} rows)")
     if not spec.learning_rate > 0:
         raise InvalidArgument("learning_rate", "must be positive")
-    if not spec.target_epsilon > 0:
-        raise InvalidArgument("target_epsilon", "must be positive")
+    check_epsilon("target_epsilon", spec.target_epsilon)
     if not 0 < spec.delta < 1:
         raise InvalidArgument("delta", "must be in (0, 1)")
     if spec.delta >= 1 / rows:
@@ -169,9 +175,10 @@ def record_progress(runtime: Runtime, job_id: str, progress: dict, *, steps_allo
     return runtime.write(save)
 
 
-def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, guarantee: dict | None = None, metrics: dict | None = None, model: tuple[str, int] | None = None, device: str = "") -> TrainingJob:
+def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, guarantee: dict | None = None, metrics: dict | None = None, model: tuple[str, int] | None = None, device: str = "", within_reservation: bool = False) -> TrainingJob:
     """End a job: charge what it spent (by its mechanism; nothing if it took no step),
-    release the rest of its reservation, record the outcome, audit it — one transaction."""
+    release the rest of its reservation, record the outcome, audit it — one transaction.
+    `within_reservation`: see BudgetLedger.settle."""
     assert state in TERMINAL_STATES
     ledger = BudgetLedger(runtime.audit)
 
@@ -181,7 +188,7 @@ def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism
             raise NotFound(f"no job {job_id!r}")
         if job.state in TERMINAL_STATES:
             raise FailedPrecondition(f"job {job_id} already ended ({job.state})")
-        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training")
+        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", within_reservation=within_reservation)
         job.state, job.reason, job.finished_at_us, job.epsilon_charged = state, reason, _now_us(), charged
         job.guarantee_json = json.dumps(guarantee or {})
         job.metrics_json = json.dumps(metrics or {})
@@ -221,22 +228,33 @@ def _claimer_is_dead(claimed_by: str) -> bool:
     return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
 
 
+def _orphan_mechanism(job: TrainingJob) -> Mechanism | None:
+    """An upper bound on what an orphan spent: every step its lease allowed, but never past
+    the planned steps — the worker stops there, whatever lease an older service granted."""
+    if not (job.steps_allowed and job.noise_multiplier):
+        return None
+    spec = json.loads(job.spec_json)
+    steps = min(job.steps_allowed, planned_steps(spec["epochs"], job.sample_rate))
+    return Mechanism(job.noise_multiplier, job.sample_rate, steps, spec["delta"])
+
+
 def recover_orphans(runtime: Runtime, *, stale_after_s: float = 60.0) -> list[TrainingJob]:
     """Jobs left RUNNING by a service that died (its process is gone from this host, or it
-    stopped beating): FAILED, charged for every step its lease allowed — an upper bound on
-    what it took — and never rerun."""
+    stopped beating): FAILED, charged for every step its lease allowed (capped at the
+    planned steps) — an upper bound on what it took, and never more than it reserved — and
+    never rerun."""
     cutoff = _now_us() - int(stale_after_s * 1e6)
     with runtime.read() as s:
         running = list(s.execute(select(TrainingJob).where(TrainingJob.state == "RUNNING")).scalars())
     stale = [j for j in running if j.heartbeat_us < cutoff or _claimer_is_dead(j.claimed_by)]
     ended = []
+    reason = "interrupted by a service restart; charged for every step its lease allowed"
     for job in stale:
-        spec = json.loads(job.spec_json)
-        mechanism = Mechanism(job.noise_multiplier, job.sample_rate, job.steps_allowed, spec["delta"]) if job.steps_allowed and job.noise_multiplier else None
         try:
-            ended.append(finish_job(runtime, job.id, "FAILED", "interrupted by a service restart; charged for every step its lease allowed", mechanism))
+            ended.append(finish_job(runtime, job.id, "FAILED", reason, _orphan_mechanism(job), within_reservation=True))
         except FailedPrecondition:
-            continue  # another replica got there first
+            if get_job(runtime, job.id).state == "RUNNING":
+                raise  # our own failure to end it, not another replica's success
     return ended
 
 

@@ -31,11 +31,11 @@ from governance.errors import PrivetError
 from governance.privacy.accounting import Mechanism, accountant_names, noise_multiplier_for
 from governance.runtime import Runtime
 from governance.store.training_tables import TrainingJob
-from governance.training.jobs import claim_next_job, finish_job, recover_orphans, record_progress
+from governance.training.jobs import claim_next_job, finish_job, planned_steps, recover_orphans, record_progress
 from services.training.registration import fetch_dataset, register_model
 from services.training.worker import WorkerHandles, run_worker, spawn_context
 
-__all__ = ["Scheduler", "PreparedData", "prepare_data", "planned_mechanism"]
+__all__ = ["Scheduler", "PreparedData", "prepare_data", "planned_mechanism", "next_lease"]
 
 log = logging.getLogger("privet.training")
 VALID_SHARE = 0.2
@@ -71,9 +71,17 @@ def planned_mechanism(spec: dict, n_train: int) -> tuple[float, float]:
     1/q steps an epoch; σ is the largest any accountant needs), for charging a worker
     that dies before it reports its own guarantee."""
     q = 1 / math.ceil(n_train / spec["batch_size"])
-    steps = int(spec["epochs"] / q)
+    steps = planned_steps(spec["epochs"], q)
     sigma = max(noise_multiplier_for(target_epsilon=spec["target_epsilon"], delta=spec["delta"], sample_rate=q, steps=steps, accountant=a) for a in accountant_names())
     return sigma, q
+
+
+def next_lease(allowed: int, taken: int, lease: int, horizon: int) -> int:
+    """The steps to allow the worker: `lease` beyond those taken once half the current lease
+    is used, but never past `horizon` (the planned steps, whose ε is the reservation)."""
+    if allowed < horizon and allowed - taken < lease // 2:
+        return min(taken + lease, horizon)
+    return allowed
 
 
 class Scheduler:
@@ -148,12 +156,12 @@ class Scheduler:
         proc.start()
         self.current = proc
         progress: dict = {}
-        allowed = 0
+        allowed, horizon = 0, planned_steps(spec["epochs"], q)
         while True:
             # Persist the lease before granting it: a restart then charges at most `allowed` steps.
-            taken = handles.taken.value
-            if allowed - taken < self._lease // 2:
-                allowed = taken + self._lease
+            lease = next_lease(allowed, handles.taken.value, self._lease, horizon)
+            if lease > allowed:
+                allowed = lease
                 cancel = record_progress(self._rt, job.id, progress, steps_allowed=allowed, noise_multiplier=sigma, sample_rate=q)
                 handles.allowed.value = allowed
             else:
@@ -178,7 +186,7 @@ class Scheduler:
             # The worker died (SIGKILL, OOM): charge every step it may have taken.
             taken = handles.taken.value
             mechanism = Mechanism(sigma, q, taken, spec["delta"]) if taken else None
-            self._finish_quietly(job.id, "FAILED", f"worker died (exit code {exitcode}) after at most {taken} noisy steps", mechanism)
+            self._finish_quietly(job.id, "FAILED", f"worker died (exit code {exitcode}) after at most {taken} noisy steps", mechanism, within_reservation=True)
             return
         result = json.loads(result_path.read_text())
         g = result.get("guarantee")
