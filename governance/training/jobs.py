@@ -4,6 +4,7 @@ with their audit events; the queue is the jobs table itself (SKIP LOCKED on Post
 from __future__ import annotations
 
 import json
+import math
 import socket
 import time
 import uuid
@@ -83,15 +84,15 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
         raise InvalidArgument("batch_size", "must be at least 1")
     if spec.batch_size > rows:
         raise InvalidArgument("batch_size", f"{spec.batch_size} is larger than the dataset ({rows} rows)")
-    if not spec.learning_rate > 0:
-        raise InvalidArgument("learning_rate", "must be positive")
+    if not 0 < spec.learning_rate < math.inf:
+        raise InvalidArgument("learning_rate", "must be positive and finite")
     check_epsilon("target_epsilon", spec.target_epsilon)
     if not 0 < spec.delta < 1:
         raise InvalidArgument("delta", "must be in (0, 1)")
     if spec.delta >= 1 / rows:
         raise InvalidArgument("delta", f"δ {spec.delta:g} ≥ 1/n = {1 / rows:g}: it would allow releasing a whole row")
-    if not spec.max_grad_norm > 0:
-        raise InvalidArgument("max_grad_norm", "must be positive")
+    if not 0 < spec.max_grad_norm < math.inf:
+        raise InvalidArgument("max_grad_norm", "must be positive and finite")
     if spec.device not in DEVICES:
         raise InvalidArgument("device", f"must be one of {', '.join(DEVICES)}")
     if spec.accountant not in accountant_names():

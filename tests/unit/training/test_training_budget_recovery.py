@@ -156,6 +156,15 @@ def test_a_target_epsilon_the_ledger_cannot_hold_is_an_invalid_argument(sqlite_r
     assert dataset_budget(sqlite_runtime, ds.id).epsilon_remaining == 3.0
 
 
+@pytest.mark.parametrize("field", ["learning_rate", "max_grad_norm"])
+@pytest.mark.parametrize("value", [math.inf, math.nan, 0.0])
+def test_optimiser_settings_must_be_finite_and_positive(sqlite_runtime: Runtime, field: str, value: float) -> None:
+    _dataset(sqlite_runtime, 3.0)
+    with pytest.raises(InvalidArgument) as caught:
+        submit_job(sqlite_runtime, "user/alice", JobSpec(dataset="custs", target="label", delta=1e-5, **{field: value}))
+    assert caught.value.field == field
+
+
 def test_the_largest_epsilon_fits_the_ledger_columns() -> None:
     assert to_micro(float(MAX_EPSILON)) <= 2**63 - 1
 
