@@ -7,6 +7,7 @@ facts the release gates decide over (`gates`) sit behind it. The rules are in
 
 from governance.registry.gates import ReleaseFacts, Stage
 from governance.registry.registry import (
+    MAX_EPSILON,
     ApprovalRecord,
     ModelRecord,
     ModelRegistry,
@@ -20,6 +21,7 @@ from governance.registry.weights_format import (
 )
 
 __all__ = [
+    "MAX_EPSILON",
     "ApprovalRecord",
     "ModelRecord",
     "ModelRegistry",

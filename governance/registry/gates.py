@@ -29,11 +29,20 @@ class Stage:
     ORDER = (REGISTERED, CANDIDATE, APPROVED, RELEASED, REVOKED)
 
 
+# Cedar's integers are signed 64-bit; one outside that range fails the whole request (every
+# transition of the version, revocation included), so a scaled value saturates instead.
+_CEDAR_LONG_MIN, _CEDAR_LONG_MAX = -(2**63), 2**63 - 1
+
+
 def _scaled_up(value: float | None, scale: int) -> int:
-    """`value * scale` rounded up, exactly (no binary floating-point error)."""
-    if value is None or not math.isfinite(value):
-        return 0 if value is None else 2**62
-    return int((Decimal(repr(float(value))) * scale).to_integral_value(rounding=ROUND_CEILING))
+    """`value * scale` rounded up, exactly (no binary floating-point error), saturated at
+    Cedar's integer range; not a number (NaN, infinity) reads as the largest, which no limit passes."""
+    if value is None:
+        return 0
+    if not math.isfinite(value):
+        return _CEDAR_LONG_MAX
+    exact = int((Decimal(repr(float(value))) * scale).to_integral_value(rounding=ROUND_CEILING))
+    return max(_CEDAR_LONG_MIN, min(exact, _CEDAR_LONG_MAX))
 
 
 def metrics_shortfalls(metrics: dict[str, float], thresholds: dict[str, float]) -> list[str]:

@@ -8,11 +8,20 @@
 
 Writes follow one order so that nothing half-done is ever visible: weights are sealed into
 a temporary blob under a fresh data key; an upload record (the wrapped data key, this
-host and pid) is committed; the blob is committed (fsync + rename); only then are the
-version row and its audit event inserted and the upload record deleted, in one
-transaction. If anything fails on the way, the blob is removed again; if the process is
-killed, the blob store sweeps its temporary and the next registry start on this host
-recognises the committed-but-unregistered blob by its upload record and removes it.
+host and this process's pid and start time) is committed; the blob is committed (fsync +
+rename); only then are the version row and its audit event inserted and the upload record
+deleted, in one transaction. If anything fails on the way, the blob is removed again; if
+the process is killed, the blob store sweeps its temporary and the next registry start on
+this host recognises the committed-but-unregistered blob by its upload record and removes
+it (even when the new process has the dead one's pid, as a restarted container's pid 1 has).
+
+A version is only ever registered under the keyring's current key-encryption key: an
+upload's data key is wrapped when sealing starts, so one that a rotation overtook is
+rewrapped in the transaction that registers it (see `_registered_key`).
+
+Facts are checked, not just stored: a DP guarantee must be complete and in range
+(`_check_guarantee`), and a version whose lineage names a dataset the platform holds is
+trained on personal data if that dataset has any (`_lineage_has_personal_data`).
 
 Every transition (request, approve, release, revoke) runs inside one write unit: read the
 version (locked on PostgreSQL), decide with Cedar over its facts, append the decision to
@@ -36,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -58,10 +67,11 @@ from governance.errors import (
     ResourceExhausted,
 )
 from governance.identity.principals import Principal
-from governance.processes import process_alive
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from governance.runtime import Runtime
+from governance.store.blobs import identity_alive, process_identity
+from governance.store.dataset_tables import Dataset
 from governance.store.registry_tables import (
     Model,
     ModelApproval,
@@ -69,13 +79,16 @@ from governance.store.registry_tables import (
     ModelVersion,
 )
 
-__all__ = ["ApprovalRecord", "ModelRecord", "ModelRegistry", "VersionRecord", "VersionSpec"]
+__all__ = ["MAX_EPSILON", "ApprovalRecord", "ModelRecord", "ModelRegistry", "VersionRecord", "VersionSpec"]
 
 log = logging.getLogger("privet.registry")
 
 _SERVICE = "registry"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MAX_PAGE = 1000
+# The largest epsilon a guarantee may state. Far weaker than any guarantee worth the name,
+# and far below where the release gate's integers (epsilon in thousandths) would overflow.
+MAX_EPSILON = 1e6
 
 
 @dataclass(frozen=True)
@@ -194,7 +207,7 @@ class ModelRegistry:
             # Before the blob becomes visible, note how to recognise it: should this process
             # die before the version row exists, the next start removes the blob.
             upload = ModelUpload(version_id=version_id, model_name=spec.model_name, kek_id=sealed.kek_id, wrapped_key=sealed.wrapped_key,
-                                 host=socket.gethostname(), pid=os.getpid(), started_us=_now_us())
+                                 host=_writer_host(), pid=os.getpid(), started_us=_now_us())
             self._rt.write(lambda session: session.add(upload))
         except BaseException:
             writer.abort()
@@ -222,9 +235,8 @@ class ModelRegistry:
         """Remove the blobs of uploads that a process on this host left unfinished when it
         died (after its blob was committed, before its version was recorded), and their
         upload records. Returns the number of blobs removed. Called at start."""
-        host = socket.gethostname()
         with self._rt.read() as session:
-            dead = [u for u in session.scalars(select(ModelUpload).where(ModelUpload.host == host)) if u.pid != os.getpid() and not process_alive(u.pid)]
+            dead = [u for u in session.scalars(select(ModelUpload)) if _written_here_by_dead_process(u)]
             referenced = set(session.scalars(select(ModelVersion.blob_digest))) if dead else set()
         if not dead:
             return 0
@@ -240,7 +252,7 @@ class ModelRegistry:
             def unit(session: Session, upload: ModelUpload = upload, orphan: str | None = orphan) -> None:
                 session.execute(delete(ModelUpload).where(ModelUpload.version_id == upload.version_id))
                 self._rt.audit.append(Event(principal=f"service/{_SERVICE}", action="registry.SweepInterruptedUpload", resource=f"model/{upload.model_name}",
-                                            decision="info", details={"version_id": upload.version_id, "pid": upload.pid, "removed_blob": orphan}))
+                                            decision="info", details={"version_id": upload.version_id, "pid": upload.pid, "writer": upload.host, "removed_blob": orphan}))
 
             self._rt.write(unit)
         return removed
@@ -267,6 +279,9 @@ class ModelRegistry:
 
         def unit(session: Session) -> VersionRecord:
             now = _now_us()
+            kek_id, wrapped_key = self._registered_key(session, version_id)
+            # An uploader may say more than the platform knows, never less.
+            personal = spec.trained_on_personal_data or _lineage_has_personal_data(session, spec.lineage)
             model = session.get(Model, spec.model_name, with_for_update=True)
             if model is None:
                 model = Model(name=spec.model_name, owner=who, created_us=now, latest_version=0)
@@ -274,12 +289,12 @@ class ModelRegistry:
             model.latest_version += 1
             row = ModelVersion(
                 id=version_id, model_name=spec.model_name, version=model.latest_version, stage=Stage.REGISTERED,
-                digest=sealed.digest, size_bytes=sealed.size, blob_digest=blob_digest, kek_id=sealed.kek_id,
-                wrapped_key=sealed.wrapped_key, erased=False, tensors_json=_dumps([t.to_json() for t in tensors]),
+                digest=sealed.digest, size_bytes=sealed.size, blob_digest=blob_digest, kek_id=kek_id,
+                wrapped_key=wrapped_key, erased=False, tensors_json=_dumps([t.to_json() for t in tensors]),
                 architecture=spec.architecture, signature_json=_dumps({"inputs": spec.inputs, "outputs": spec.outputs}),
                 metrics_json=_dumps(spec.metrics), lineage_json=_dumps(spec.lineage), has_guarantee=guarantee is not None,
                 dp_epsilon=guarantee.get("epsilon") if guarantee else None, dp_delta=guarantee.get("delta") if guarantee else None,
-                guarantee_json=_dumps(guarantee or {}), trained_on_personal_data=spec.trained_on_personal_data, trainer=trainer,
+                guarantee_json=_dumps(guarantee or {}), trained_on_personal_data=personal, trainer=trainer,
                 preprocessing_json=spec.preprocessing_json, description=spec.description, created_by=who, created_us=now,
                 thresholds_json="{}",
             )
@@ -290,8 +305,9 @@ class ModelRegistry:
                 principal=who, action="registry.CreateModelVersion", resource=_resource(spec.model_name, row.version),
                 decision="allow",
                 details={"version_id": version_id, "digest": sealed.digest, "size": sealed.size, "blob": blob_digest,
-                         "kek_id": sealed.kek_id, "tensors": len(tensors), "architecture": spec.architecture,
-                         "has_guarantee": guarantee is not None, "trained_on_personal_data": spec.trained_on_personal_data,
+                         "kek_id": kek_id, "tensors": len(tensors), "architecture": spec.architecture,
+                         "has_guarantee": guarantee is not None, "trained_on_personal_data": personal,
+                         "stated_personal_data": spec.trained_on_personal_data,
                          "lineage": spec.lineage},
             ))
             return _record(row, [])
@@ -303,6 +319,27 @@ class ModelRegistry:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _registered_key(self, session: Session, version_id: str) -> tuple[str, bytes]:
+        """The upload's data key, wrapped under the keyring's current key-encryption key.
+
+        Sealing wrapped it when the upload began; a rotation since then made another key
+        current and rewrapped only the rows it found, so the key is read from the upload
+        record (which a rotation rewraps too), locked, and rewrapped here if it is not under
+        the current key. A rotation that makes a key current after the check below rewraps
+        in a transaction that locks this record first, so it waits for this one to commit
+        and then finds the version row; one before the check is seen by it. (Write units are
+        also serialised by the audit log's head lock today; this does not rely on that.)
+        """
+        upload = session.get(ModelUpload, version_id, with_for_update=True)
+        if upload is None:
+            raise FailedPrecondition(f"the upload record of version {version_id} is gone (swept as interrupted?); upload the weights again")
+        if upload.kek_id == self._keyring.active_id:
+            return upload.kek_id, upload.wrapped_key
+        try:
+            return rewrap(upload.kek_id, upload.wrapped_key, self._keyring)
+        except WeightsTampered:  # the key file it began under was removed after a rotation
+            raise FailedPrecondition(f"the key-encryption key {upload.kek_id} this upload began under is gone; upload the weights again") from None
 
     # -- reading --------------------------------------------------------------------------
     def get_model(self, name: str) -> ModelRecord:
@@ -476,12 +513,16 @@ class ModelRegistry:
 
     # -- keys -----------------------------------------------------------------------------
     def rotate_keys(self, principal: Principal) -> tuple[str, int]:
-        """Make a new key-encryption key active and rewrap every live data key under it.
-        Blobs are not touched. Returns (new key id, number of keys rewrapped)."""
+        """Make a new key-encryption key active and rewrap every live data key under it,
+        those of uploads in flight included. Blobs are not touched. Returns (new key id,
+        number of versions' keys rewrapped)."""
         new_id = self._keyring.rotate()
         who = principal.id.principal
 
         def unit(session: Session) -> int:
+            # Upload records first: an upload registering now holds its record's lock, so this
+            # waits for it to commit and the version query below then sees its row.
+            in_flight = self._rewrap_uploads(session)
             rows = list(session.scalars(select(ModelVersion).where(ModelVersion.wrapped_key.is_not(None)).with_for_update()))  # type: ignore[union-attr]
             count = 0
             for row in rows:
@@ -492,10 +533,26 @@ class ModelRegistry:
                     count += 1
             session.flush()
             self._rt.audit.append(Event(principal=who, action="registry.RotateKeys", resource="keys/kek", decision="allow",
-                                        details={"active_key": self._keyring.active_id, "rewrapped": count}))
+                                        details={"active_key": self._keyring.active_id, "rewrapped": count, "uploads_rewrapped": in_flight}))
             return count
 
         return new_id, self._rt.write(unit)
+
+    def _rewrap_uploads(self, session: Session) -> int:
+        """Rewrap the data keys of uploads not yet registered (and of interrupted ones, so
+        that the sweep still recognises their blobs once old key files are removed)."""
+        count = 0
+        for upload in session.scalars(select(ModelUpload).with_for_update()):
+            try:
+                kek_id, wrapped = rewrap(upload.kek_id, upload.wrapped_key, self._keyring)
+            except WeightsTampered:  # its key file is gone already: its registration fails anyway
+                log.warning("the data key of upload %s does not unwrap; left as it is", upload.version_id)
+                continue
+            if (kek_id, wrapped) != (upload.kek_id, upload.wrapped_key):
+                upload.kek_id, upload.wrapped_key = kek_id, wrapped
+                count += 1
+        session.flush()
+        return count
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -557,11 +614,7 @@ def _check_spec(spec: VersionSpec) -> None:
         if not math.isfinite(value):
             raise InvalidArgument(f"metadata.metrics[{key}]", "must be a finite number")
     if spec.guarantee is not None:
-        eps, delta = spec.guarantee.get("epsilon"), spec.guarantee.get("delta")
-        if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-            raise InvalidArgument("metadata.guarantee.epsilon", "must be a finite number >= 0")
-        if not isinstance(delta, (int, float)) or not 0 <= delta < 1:
-            raise InvalidArgument("metadata.guarantee.delta", "must be in [0, 1)")
+        _check_guarantee(spec.guarantee)
     if spec.expected_size < 0:
         raise InvalidArgument("metadata.expected_size", "must not be negative")
     for which in ("preprocessing_json",):
@@ -571,6 +624,59 @@ def _check_spec(spec: VersionSpec) -> None:
                 json.loads(text)
             except ValueError:
                 raise InvalidArgument(f"metadata.{which}", "must be JSON") from None
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What a stated DP-SGD guarantee must hold, in this order: (field, valid, what it must be).
+# All of it, because a guarantee with a parameter missing (proto3 sends 0 for "unset") says
+# nothing: an empty one would otherwise read as epsilon 0, the strongest there is.
+_GUARANTEE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("epsilon", lambda v: _real(v) and 0 < v <= MAX_EPSILON, f"must be a number in (0, {MAX_EPSILON:g}]"),
+    ("delta", lambda v: _real(v) and 0 < v < 1, "must be in (0, 1)"),
+    ("noise_multiplier", lambda v: _real(v) and v > 0, "must be a finite number > 0"),
+    ("sample_rate", lambda v: _real(v) and 0 < v <= 1, "must be in (0, 1]"),
+    ("steps", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "must be a whole number > 0"),
+    ("accountant", lambda v: isinstance(v, str) and bool(v.strip()), 'must name the accountant (e.g. "prv" or "rdp")'),
+    ("max_grad_norm", lambda v: _real(v) and v > 0, "must be a finite number > 0 (the per-sample clipping norm)"),
+)
+
+
+def _check_guarantee(guarantee: dict[str, Any]) -> None:
+    for name, valid, what in _GUARANTEE_RULES:
+        if not valid(guarantee.get(name)):
+            raise InvalidArgument(f"metadata.guarantee.{name}", what)
+
+
+def _writer_host() -> str:
+    """What an upload record's `host` holds: `<hostname>/<pid>.<start>` (process_identity),
+    so that a later process with the same pid is not taken for the uploader."""
+    return f"{socket.gethostname()}/{process_identity()}"
+
+
+def _written_here_by_dead_process(upload: ModelUpload) -> bool:
+    """Whether `upload` was recorded on this host by a process that is gone. Records from
+    before the start time was kept hold the bare hostname: their pid is all there is."""
+    host, _, identity = upload.host.partition("/")
+    return host == socket.gethostname() and not identity_alive(identity or str(upload.pid))
+
+
+# How a lineage may name a dataset: (lineage field, dataset column it matches).
+_LINEAGE_TO_DATASET = (("dataset_id", Dataset.id), ("dataset_id", Dataset.name),
+                       ("dataset_digest", Dataset.blob_digest), ("raw_digest", Dataset.raw_digest))
+
+
+def _lineage_has_personal_data(session: Session, lineage: dict[str, str]) -> bool:
+    """Whether a dataset that `lineage` names (deleted ones included) had personal data
+    detected in any column when it was ingested, as the training service also judges it.
+    A lineage that names no dataset the platform holds leaves it to the uploader."""
+    named = [column == lineage[key] for key, column in _LINEAGE_TO_DATASET if lineage.get(key)]
+    if not named:
+        return False
+    datasets = session.scalars(select(Dataset).where(or_(*named)))
+    return any(column.get("pii_types") for dataset in datasets for column in json.loads(dataset.columns_json))
 
 
 def _page_size(size: int) -> int:
@@ -615,7 +721,7 @@ def _facts(session: Session, row: ModelVersion, override: dict[str, Any]) -> Rel
         "requester": row.requested_by or "",
         "approvers": tuple(a.principal for a in _approvals(session, row.id)),
         "trained_on_personal_data": row.trained_on_personal_data,
-        "has_guarantee": row.has_guarantee,
+        "has_guarantee": _has_usable_guarantee(row),
         "epsilon": row.dp_epsilon,
         "delta": row.dp_delta,
         "metrics": json.loads(row.metrics_json),
@@ -623,6 +729,13 @@ def _facts(session: Session, row: ModelVersion, override: dict[str, Any]) -> Rel
     }
     values.update(override)
     return ReleaseFacts(**values)
+
+
+def _has_usable_guarantee(row: ModelVersion) -> bool:
+    """A row registered before guarantees were checked may hold an empty one (epsilon and
+    delta 0, the strongest values there are): to a gate, that is no guarantee."""
+    eps, delta = row.dp_epsilon, row.dp_delta
+    return row.has_guarantee and _real(eps) and eps > 0 and _real(delta) and 0 < delta < 1  # type: ignore[operator]
 
 
 def _model_record(session: Session, model: Model) -> ModelRecord:

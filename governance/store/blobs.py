@@ -2,6 +2,11 @@
 
 A blob is streamed to a temporary file, fsynced and renamed to its SHA-256 name, so a crash
 never leaves a partial blob visible; temporaries orphaned by a crash are swept at start.
+
+A temporary is named after the incarnation of the process that writes it: its pid and its
+start time (`process_identity`). A pid alone is not enough: a restarted container brings
+the server back as pid 1, the same pid as the process that died, and its leftovers would
+look alive forever.
 """
 
 from __future__ import annotations
@@ -18,10 +23,55 @@ from governance.errors import NotFound, ResourceExhausted
 from governance.fsutil import fsync_dir
 from governance.processes import process_alive
 
-__all__ = ["BlobStore", "BlobWriter"]
+__all__ = ["BlobStore", "BlobWriter", "identity_alive", "process_identity", "temporary_name"]
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _TMP_DIR = "tmp"
+_IDENTITY = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")  # <pid> or <pid>.<start ticks>
+
+
+def process_identity(pid: int | None = None) -> str:
+    """`<pid>.<start>` for a process of this host (this one by default), `start` being when it
+    started in clock ticks since boot (/proc/<pid>/stat, field 22): a later process that
+    reuses the pid has another. Just `<pid>` where /proc cannot tell."""
+    pid = os.getpid() if pid is None else pid
+    start = _start_ticks(pid)
+    return f"{pid}" if start is None else f"{pid}.{start}"
+
+
+def identity_alive(identity: str) -> bool:
+    """Whether the process incarnation `identity` (from `process_identity`) still runs.
+    Conservative: what cannot be told apart from a live process counts as alive."""
+    match = _IDENTITY.match(identity)
+    if match is None:
+        return True
+    pid, start = int(match.group(1)), match.group(2)
+    if not process_alive(pid):
+        return False
+    if start is None:  # recorded without a start time: the pid is all there is to go on
+        return True
+    now = _start_ticks(pid)
+    return now is None or str(now) == start
+
+
+def temporary_name(label: str = "") -> str:
+    """A unique name for a temporary under the blob store's `tmp/`, `[<label>-]<identity>-<random>`,
+    that `sweep_orphans` removes once the process that made it is gone."""
+    name = f"{process_identity()}-{os.urandom(8).hex()}"
+    return f"{label}-{name}" if label else name
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2 (the command) is parenthesised and may hold spaces or ')': count from the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        return int(fields[22 - 3])
+    except (IndexError, ValueError):
+        return None
 
 
 class BlobWriter:
@@ -32,7 +82,7 @@ class BlobWriter:
         self._limit = limit
         self._hash = hashlib.sha256()
         self.size = 0
-        self._path = store.root / _TMP_DIR / f"{os.getpid()}-{os.urandom(8).hex()}"
+        self._path = store.root / _TMP_DIR / temporary_name()
         self._file: BinaryIO | None = open(self._path, "wb")
 
     def write(self, data: bytes | memoryview) -> None:
@@ -81,8 +131,8 @@ class BlobStore:
         """Remove temporaries left by a crashed writer of this host. Call at start, before serving."""
         removed = 0
         for tmp in (self.root / _TMP_DIR).iterdir():
-            pid = _writer_pid(tmp.name)
-            if pid is not None and pid != os.getpid() and not process_alive(pid):
+            writer = _writer_identity(tmp.name)
+            if writer is not None and not identity_alive(writer):
                 if tmp.is_dir():  # an ingestion's exchange with its workers
                     shutil.rmtree(tmp, ignore_errors=True)
                 else:
@@ -133,10 +183,11 @@ class BlobStore:
                 yield from (p.name for p in sub.iterdir() if _DIGEST.match(p.name))
 
 
-def _writer_pid(name: str) -> int | None:
-    """Temporaries are named `<pid>-<random>` or `<label>-<pid>-<random>` by their writer."""
+def _writer_identity(name: str) -> str | None:
+    """Temporaries are named `<identity>-<random>` or `<label>-<identity>-<random>` by their
+    writer, the identity being `<pid>.<start>` (`temporary_name`) or, from older writers, `<pid>`."""
     parts = name.split("-")
     for part in parts[:2]:
-        if part.isdigit():
-            return int(part)
+        if _IDENTITY.match(part):
+            return part
     return None

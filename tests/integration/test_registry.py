@@ -30,6 +30,12 @@ from tests.helpers import bad_request_fields, channel, error_info
 
 HEADER = 9  # the sealed blob's format header
 SEALED_CHUNK = DEFAULT_CHUNK_SIZE + 16
+# The rest of a complete DP guarantee, for tests about its ε and δ.
+_DP_MECHANISM = {"noise_multiplier": 1.1, "sample_rate": 0.01, "steps": 100, "accountant": "prv", "max_grad_norm": 1.0}
+
+
+def _dp(epsilon: float, delta: float) -> dict:
+    return {"epsilon": epsilon, "delta": delta, **_DP_MECHANISM}
 
 
 def _weights(seed: int = 0, n: int = 550_000) -> bytes:
@@ -86,7 +92,7 @@ def test_register_show_and_download_round_trip(as_user, sqlite_runtime) -> None:
         inputs=[types_pb2.TensorSpec(name="x", datatype="FP32", shape=[-1, 8])],
         metrics={"accuracy": 0.93},
         lineage=types_pb2.Lineage(dataset_id="ds1", training_job_id="job1"),
-        guarantee=types_pb2.DPGuarantee(epsilon=3.0, delta=1e-6, accountant="prv"),
+        guarantee=types_pb2.DPGuarantee(epsilon=3.0, delta=1e-6, **_DP_MECHANISM),
         trained_on_personal_data=True,
         expected_size=len(data),
     )
@@ -246,7 +252,7 @@ def test_revoke_with_erase_makes_weights_unrecoverable(as_user, sqlite_runtime) 
 def test_release_path_over_grpc_with_denials_named_and_audited(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     alice, bob, dana = as_user("alice"), as_user("bob"), as_user("dana")
     _upload(alice, "m", _weights(n=1000), metrics={"accuracy": 0.91}, trained_on_personal_data=True,
-            guarantee=types_pb2.DPGuarantee(epsilon=2.0, delta=1e-6), lineage=types_pb2.Lineage(trained_by="user/alice"))
+            guarantee=types_pb2.DPGuarantee(epsilon=2.0, delta=1e-6, **_DP_MECHANISM), lineage=types_pb2.Lineage(trained_by="user/alice"))
     with pytest.raises(grpc.RpcError) as early:
         bob.ReleaseModelVersion(registry_pb2.ReleaseModelVersionRequest(name="m", version=1), timeout=10)
     assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -317,11 +323,11 @@ PERSONAL = dict(trained_on_personal_data=True)
     "facts,allowed,policy",
     [
         (dict(), True, "release-request-by-owner"),
-        (dict(trained_on_personal_data=False, guarantee={"epsilon": 50.0, "delta": 1e-3}), True, "release-request-by-owner"),
+        (dict(trained_on_personal_data=False, guarantee=_dp(50.0, 1e-3)), True, "release-request-by-owner"),
         (dict(PERSONAL), False, "dp-guarantee-required"),
-        (dict(PERSONAL, guarantee={"epsilon": 8.0, "delta": 1e-5}), True, "release-request-by-owner"),
-        (dict(PERSONAL, guarantee={"epsilon": 8.001, "delta": 1e-5}), False, "dp-epsilon-at-most-8"),
-        (dict(PERSONAL, guarantee={"epsilon": 1.0, "delta": 1.1e-5}), False, "dp-delta-at-most-1e-5"),
+        (dict(PERSONAL, guarantee=_dp(8.0, 1e-5)), True, "release-request-by-owner"),
+        (dict(PERSONAL, guarantee=_dp(8.001, 1e-5)), False, "dp-epsilon-at-most-8"),
+        (dict(PERSONAL, guarantee=_dp(1.0, 1.1e-5)), False, "dp-delta-at-most-1e-5"),
         (dict(metrics={"accuracy": 0.9}), True, "release-request-by-owner"),
         (dict(metrics={"accuracy": 0.89}), False, "metrics-meet-thresholds"),
         (dict(metrics={"f1": 0.99}), False, "metrics-meet-thresholds"),
@@ -353,7 +359,7 @@ def test_request_by_whom(registry, sqlite_runtime) -> None:  # type: ignore[no-u
 
 
 def test_the_reasons_say_what_is_unmet(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
-    v = _version(registry, sqlite_runtime, trained_on_personal_data=True, guarantee={"epsilon": 9.5, "delta": 1e-4}, metrics={"auc": 0.7})
+    v = _version(registry, sqlite_runtime, trained_on_personal_data=True, guarantee=_dp(9.5, 1e-4), metrics={"auc": 0.7})
     err = _denied(registry.request_release, _principal(sqlite_runtime, "user/alice"), "m", v, thresholds={"auc": 0.8})
     assert set(err.policy_ids) == {"dp-epsilon-at-most-8", "dp-delta-at-most-1e-5", "metrics-meet-thresholds"}
     text = " | ".join(err.reasons)
@@ -438,7 +444,7 @@ def test_bad_metadata_names_the_field(registry, sqlite_runtime) -> None:  # type
     for spec, field in [
         (VersionSpec("no:colons"), "metadata.model_name"),
         (VersionSpec("m", metrics={"acc": float("nan")}), "metadata.metrics[acc]"),
-        (VersionSpec("m", guarantee={"epsilon": 1.0, "delta": 2.0}), "metadata.guarantee.delta"),
+        (VersionSpec("m", guarantee=_dp(1.0, 2.0)), "metadata.guarantee.delta"),
         (VersionSpec("m", expected_size=5), "metadata.expected_size"),
     ]:
         with pytest.raises(InvalidArgument) as err:
@@ -531,7 +537,7 @@ def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:  
     weights.write_bytes(data)
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"architecture": "mlp", "metrics": {"accuracy": 0.95}, "trained_on_personal_data": True,
-                                "guarantee": {"epsilon": 4.0, "delta": 1e-6}, "lineage": {"dataset_id": "ds1"}}))
+                                "guarantee": _dp(4.0, 1e-6), "lineage": {"dataset_id": "ds1"}}))
     code, out, exc = cli("--as", "alice", "--json", "models", "register", "--name", "churn", "--weights", str(weights), "--metadata", str(meta))
     assert code == 0, (out, exc)
     assert json.loads(out)["version"] == "1"  # int64 in proto JSON
