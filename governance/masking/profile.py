@@ -267,6 +267,7 @@ class _Plan:
 
 def _plan(table: pa.Table, profile: MaskingProfile, quasi_identifiers: Sequence[str]) -> list[_Plan]:
     names = table.column_names
+    _require_unique_columns(names)
     for each in profile.rules:
         if each.column is not None and each.column not in names:
             raise InvalidArgument(f"{each.where}.column", f"no column {each.column!r} in the table")
@@ -290,6 +291,16 @@ def _plan(table: pa.Table, profile: MaskingProfile, quasi_identifiers: Sequence[
                               min_share=profile.min_share, full_scan=True)
         plans.append(_plan_unnamed(name, cls, profile))
     return plans
+
+
+def _require_unique_columns(names: Sequence[str]) -> None:
+    # Rules, plans and reports pick columns by name: a repeated one would be ambiguous.
+    seen: set[str] = set()
+    for position, name in enumerate(names, start=1):
+        if name in seen:
+            raise InvalidArgument(name, f"column {name!r} appears more than once (again as column #{position}); "
+                                        "column names must be unique")
+        seen.add(name)
 
 
 def _plan_unnamed(name: str, cls: ColumnClassification, profile: MaskingProfile) -> _Plan:

@@ -2,7 +2,9 @@
 
 Weights come through DownloadWeights as the inference service's own identity, are checked
 against the version's recorded digest, and are never written to disk. A watcher polls the
-registry so that a revoked version stops serving within seconds.
+registry so that a revoked version stops serving within seconds; while the registry cannot
+confirm that a version is still RELEASED (down, timing out), it serves for a bounded grace
+only, then refuses with UNAVAILABLE until the registry answers again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -24,14 +27,20 @@ from governance.catalog.models import load_model
 from governance.catalog.tabular import ClassLabels, TabularPreprocessor
 from governance.catalog.text import TextPreprocessor
 from governance.config import Home
-from governance.errors import DataLoss, FailedPrecondition, NotFound
+from governance.errors import DataLoss, FailedPrecondition, NotFound, Unavailable
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.common.client import secure_channel
 
-__all__ = ["LoadedModel", "ModelCache", "SERVICE_IDENTITY"]
+__all__ = ["LoadedModel", "ModelCache", "SERVICE_IDENTITY", "UNCONFIRMED_POLLS"]
 
 log = logging.getLogger("privet.inference")
 SERVICE_IDENTITY = "inference"
+# How long the watcher waits for the registry's answer about one version.
+POLL_TIMEOUT_S = 5.0
+# Poll periods a loaded version keeps serving without the registry confirming it is still
+# RELEASED; the grace is never shorter than two polls that time out, so that one slow
+# answer does not take a model down.
+UNCONFIRMED_POLLS = 5
 
 
 @dataclass
@@ -49,6 +58,8 @@ class LoadedModel:
     labels: ClassLabels
     revoked: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # When the registry last said this version is RELEASED (ModelCache's clock); 0: never.
+    confirmed_at: float = 0.0
 
     def predict(self, table: pa.Table) -> np.ndarray:
         """Class probabilities (float32) for each row of `table` (one forward pass)."""
@@ -64,9 +75,14 @@ class LoadedModel:
 class ModelCache:
     """name:version → LoadedModel; `released` resolves to the newest released version."""
 
-    def __init__(self, home: Home, *, poll_s: float = 1.0) -> None:
+    def __init__(self, home: Home, *, poll_s: float = 1.0, unconfirmed_grace_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._home = home
         self._poll_s = poll_s
+        # Fail closed: a revocation the registry cannot report must not leave a model serving for ever.
+        self._grace_s = max(UNCONFIRMED_POLLS * poll_s, 2 * POLL_TIMEOUT_S) if unconfirmed_grace_s is None else unconfirmed_grace_s
+        self._clock = clock
+        self._unconfirmed: set[tuple[str, int]] = set()  # the watcher's: versions it warned about
         self._models: dict[tuple[str, int], LoadedModel] = {}
         self._aliases: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
@@ -103,30 +119,42 @@ class ModelCache:
             # (the watcher drops a revoked version sooner than that matters).
             with self._lock:
                 resolved = self._aliases.get((name, version or "released"))
-            if resolved is not None and resolved[1] > time.monotonic():
+            if resolved is not None and resolved[1] > self._clock():
                 version = str(resolved[0])
         if version.isdigit():
             with self._lock:
                 cached = self._models.get((name, int(version)))
             if cached is not None:
-                if cached.revoked:
-                    raise FailedPrecondition(f"{name}:{version} was revoked and no longer serves")
+                self._require_serving(cached)
                 return cached
         described = self._describe(name, version)
-        if not version.isdigit() and described.stage == registry_pb2.STAGE_RELEASED:
+        confirmed_at = self._clock()
+        released = described.stage == registry_pb2.STAGE_RELEASED
+        if not version.isdigit() and released:
             with self._lock:
-                self._aliases[(name, version or "released")] = (described.version, time.monotonic() + self._poll_s)
+                self._aliases[(name, version or "released")] = (described.version, confirmed_at + self._poll_s)
         key = (name, described.version)
         with self._lock:
             cached = self._models.get(key)
-        if cached is not None and not cached.revoked:
-            return cached
-        if described.stage != registry_pb2.STAGE_RELEASED:
+        if not released:
             raise FailedPrecondition(f"{name}:{described.version} is {registry_pb2.Stage.Name(described.stage).removeprefix('STAGE_')}, not RELEASED: it does not serve")
+        if cached is not None and not cached.revoked:
+            cached.confirmed_at = max(cached.confirmed_at, confirmed_at)  # the registry just said RELEASED
+            return cached
         loaded = self._load(described)
+        loaded.confirmed_at = confirmed_at
         with self._lock:
             self._models[key] = loaded
         return loaded
+
+    def _require_serving(self, model: LoadedModel) -> None:
+        if model.revoked:
+            raise FailedPrecondition(f"{model.name}:{model.version} was revoked and no longer serves")
+        # Checked here, not only by the watcher: a watcher stuck on a registry that does not
+        # answer must not leave the model serving.
+        if self._clock() - model.confirmed_at > self._grace_s:
+            raise Unavailable(f"{model.name}:{model.version} does not serve: the registry has not confirmed for more than "
+                              f"{self._grace_s:g} s that it is still RELEASED; retry later")
 
     def _load(self, v: registry_pb2.ModelVersion) -> LoadedModel:
         digest = hashlib.sha256()
@@ -151,15 +179,48 @@ class ModelCache:
 
     def _watch(self) -> None:
         while not self._stop.wait(self._poll_s):
-            for model in self.loaded():
-                if model.revoked:
-                    continue
-                try:
-                    v = self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=model.name, version=model.version), timeout=5)
-                    gone = v.stage != registry_pb2.STAGE_RELEASED
-                except grpc.RpcError as exc:
-                    gone = exc.code() == grpc.StatusCode.NOT_FOUND
-                if gone:
-                    model.revoked = True
-                    model.module = torch.nn.Identity()  # drop the weights from memory
-                    log.warning("%s:%d is no longer RELEASED: it stops serving", model.name, model.version)
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        """One round of the watcher (its thread runs one every poll period): ask the registry
+        about each loaded version; revoke those it no longer releases."""
+        for model in self.loaded():
+            if not model.revoked:
+                self._poll(model)
+
+    def _poll(self, model: LoadedModel) -> None:
+        asked_at = self._clock()  # the answer holds from the asking, not from its arrival
+        try:
+            v = self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=model.name, version=model.version), timeout=POLL_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                self._revoke(model)
+            else:
+                self._not_confirmed(model, exc.code().name)
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever stops the answer, the watcher lives on
+            self._not_confirmed(model, type(exc).__name__)
+            return
+        if v.stage != registry_pb2.STAGE_RELEASED:
+            self._revoke(model)
+        else:
+            self._confirmed(model, asked_at)
+
+    def _revoke(self, model: LoadedModel) -> None:
+        model.revoked = True
+        model.module = torch.nn.Identity()  # drop the weights from memory
+        log.warning("%s:%d is no longer RELEASED: it stops serving", model.name, model.version)
+
+    def _confirmed(self, model: LoadedModel, asked_at: float) -> None:
+        model.confirmed_at = max(model.confirmed_at, asked_at)
+        if (model.name, model.version) in self._unconfirmed:
+            self._unconfirmed.discard((model.name, model.version))
+            log.warning("%s:%d is confirmed RELEASED again: it serves again", model.name, model.version)
+
+    def _not_confirmed(self, model: LoadedModel, reason: str) -> None:
+        # The weights stay: the version serves again as soon as the registry confirms it.
+        key = (model.name, model.version)
+        if self._clock() - model.confirmed_at > self._grace_s and key not in self._unconfirmed:
+            self._unconfirmed.add(key)
+            log.warning("%s:%d: the registry has not confirmed it is RELEASED for more than %.0f s (%s): "
+                        "it stops serving until it does", model.name, model.version, self._grace_s, reason)
