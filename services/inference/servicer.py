@@ -26,7 +26,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
         conf = runtime.settings.extra.get("inference", {})
-        self.models = ModelCache(runtime.home, poll_s=float(conf.get("revocation_poll_seconds", 1.0)))
+        grace = conf.get("revocation_grace_seconds")
+        self.models = ModelCache(runtime.home, poll_s=float(conf.get("revocation_poll_seconds", 1.0)),
+                                 unconfirmed_grace_s=None if grace is None else float(grace))
         self.quotas = Quotas(int(conf.get("requests_per_minute", 6000)))
         self.audit = AuditCounter(runtime)
         self._max_rows = int(conf.get("max_batch_rows", 256))
