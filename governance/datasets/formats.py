@@ -24,6 +24,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from governance.errors import InvalidArgument, ResourceExhausted
+from governance.store.blobs import temporary_name
 
 __all__ = ["FORMATS", "CsvDialect", "Spooled", "spool", "read_batches"]
 
@@ -69,7 +70,7 @@ def spool(chunks: Iterable[bytes], directory: pathlib.Path, *, limit: int) -> Sp
     on any error (a stream that ends early, a cancelled call) the file is removed.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"upload-{os.getpid()}-{os.urandom(8).hex()}"
+    path = directory / temporary_name("upload")
     digest, size, quotes = hashlib.sha256(), 0, 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -24,6 +24,7 @@ from governance.errors import InvalidArgument
 from governance.masking.kanon import plan_k_anonymity
 from governance.masking.operators import MaskingKeys
 from governance.masking.profile import MaskingPlan, MaskingProfile, MaskingReport, plan_masking, preview
+from governance.store.blobs import temporary_name
 
 __all__ = ["PARALLEL_MIN_BYTES", "AnonymisationSpec", "MaskedFile", "mask_upload", "preview_upload"]
 
@@ -66,7 +67,7 @@ class MaskedFile:
 
 
 def _temp(workdir: pathlib.Path, label: str) -> pathlib.Path:
-    return workdir / f"{label}-{os.getpid()}-{os.urandom(8).hex()}.parquet"
+    return workdir / f"{temporary_name(label)}.parquet"
 
 
 def _check_columns(schema: pa.Schema, spec: AnonymisationSpec) -> None:

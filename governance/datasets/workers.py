@@ -26,6 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import pyarrow as pa
 
 from governance.masking.profile import MaskingPlan
+from governance.store.blobs import temporary_name
 
 __all__ = ["masked_in_workers"]
 
@@ -75,7 +76,7 @@ def masked_in_workers(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, work
     yielded in the batches' order. Exchange files live in a directory under `workdir`."""
     # Named `<label>-<pid>-<random>` like the upload's other temporaries, so that if this
     # process dies mid-upload the blob store's start-up sweep removes it (raw values).
-    exchange = workdir / f"masking-{os.getpid()}-{os.urandom(8).hex()}"
+    exchange = workdir / temporary_name("masking")
     exchange.mkdir(mode=0o700)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_install, initargs=(plan,))
     pending: deque[Future[str]] = deque()
