@@ -44,7 +44,7 @@ from governance.masking.patterns import (
     boosted,
     column_hints,
 )
-from governance.masking.strings import slice_bytes, translate_bytes
+from governance.masking.strings import slice_bytes, translate_bytes, whole_numbers_as_digits
 
 __all__ = [
     "DEFAULT_MIN_SHARE",
@@ -700,16 +700,8 @@ def _identifier_text(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunke
     (536221234.0 -> "536221234"): pandas stores an integer column with a missing value as
     float64, so an SSN or phone number may arrive as one. Fractions and infinities are
     null: no identifier is one."""
-    t = values.type
-    if pa.types.is_floating(t):
-        numbers = values.cast(pa.float64())
-        # Below 2**63 a whole float fits int64, and no identifier is longer.
-        whole = pc.and_(pc.equal(pc.floor(numbers), numbers), pc.less(pc.abs(numbers), 2.0 ** 63))
-        return pc.if_else(whole, numbers, pa.scalar(None, pa.float64())).cast(pa.int64()).cast(pa.string())
-    if pa.types.is_decimal(t):
-        whole = pc.equal(pc.floor(values), values)
-        text = pc.if_else(whole, values, pa.scalar(None, t)).cast(pa.string())
-        return pc.replace_substring_regex(text, r"\.0*$", "")  # scale > 0: "536221234.00"
+    if pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
+        return whole_numbers_as_digits(values)
     return _text_view(values)
 
 

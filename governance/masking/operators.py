@@ -27,7 +27,7 @@ from governance.masking.detect import SCAN_MIN_SCORE, replace_entities
 from governance.masking.entities import PiiType
 from governance.masking.ff1 import FF1
 from governance.masking.patterns import DATE_FORMATS
-from governance.masking.strings import ascii_digits, digits_only, string_bytes, strings_from
+from governance.masking.strings import ascii_digits, digits_only, string_bytes, strings_from, whole_numbers_as_digits
 
 __all__ = [
     "OPERATORS",
@@ -128,19 +128,9 @@ def _as_strings(values: Column) -> Column:
 
 
 def _whole_as_digits(values: Column) -> Column:
-    """Floats and decimals as text, their whole values as integer digits (14155552671.0 ->
-    "14155552671", where Arrow writes "1.4155552671e+10"): an id column pandas stored as
-    float64 must hash and tokenise as the same integers would. Fractions keep Arrow's text."""
-    t = values.type
-    text = values.cast(pa.string())
-    if pa.types.is_floating(t):
-        numbers = values.cast(pa.float64())
-        whole = pc.and_(pc.equal(pc.floor(numbers), numbers), pc.less(pc.abs(numbers), 2.0 ** 63))
-        digits = pc.if_else(whole, numbers, pa.scalar(None, pa.float64())).cast(pa.int64()).cast(pa.string())
-    else:
-        whole = pc.equal(pc.floor(values), values)
-        digits = pc.replace_substring_regex(text, r"\.0*$", "")
-    return pc.if_else(whole, digits, text)
+    """Floats and decimals as text, whole values as integer digits: an id column pandas stored
+    as float64 must hash and tokenise as the same integers would. Fractions keep Arrow's text."""
+    return pc.coalesce(whole_numbers_as_digits(values), values.cast(pa.string()))
 
 
 def _per_distinct(values: Column, fn: Callable[[list[str]], list[str]] | None = None, *,

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = ["ascii_digits", "byte_set", "count_bytes", "digits_only", "drop_bytes", "only_bytes", "slice_bytes",
-           "string_bytes", "strings_from", "translate_bytes"]
+           "string_bytes", "strings_from", "translate_bytes", "whole_numbers_as_digits"]
 
 _Strings = TypeVar("_Strings", pa.Array, pa.ChunkedArray)
 
@@ -114,3 +114,19 @@ def digits_only(values: _Strings) -> _Strings:
         return pc.if_else(arr.is_valid(), digits_only(arr.fill_null("")), pa.scalar(None, pa.string()))
     offsets, data = string_bytes(arr)
     return _kept(offsets, data, ascii_digits(data))
+
+
+def whole_numbers_as_digits(values: _Strings) -> _Strings:
+    """A float or decimal column's whole values as integer digits (536221234.0 and
+    536221234.00 -> "536221234"; Arrow's own text for 14155552671.0 is "1.4155552671e+10"),
+    null for fractions, infinities and NaN: pandas stores an integer id column with a missing
+    value as float64, and it must read (and hash) as the integers would."""
+    t = values.type
+    if pa.types.is_floating(t):
+        numbers = values.cast(pa.float64())
+        # Below 2**63 a whole float fits int64, and no identifier is longer.
+        whole = pc.and_(pc.equal(pc.floor(numbers), numbers), pc.less(pc.abs(numbers), 2.0 ** 63))
+        return pc.if_else(whole, numbers, pa.scalar(None, pa.float64())).cast(pa.int64()).cast(pa.string())
+    whole = pc.equal(pc.floor(values), values)
+    text = pc.if_else(whole, values, pa.scalar(None, t)).cast(pa.string())
+    return pc.replace_substring_regex(text, r"\.0*$", "")  # scale > 0: "536221234.00"
