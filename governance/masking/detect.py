@@ -547,8 +547,11 @@ class _Pseudonyms:
 
 
 def _normal_form(pii_type: PiiType, value: str) -> str:
-    if pii_type in (PiiType.EMAIL, PiiType.URL, PiiType.MAC_ADDRESS):
-        return value.strip().lower().replace("-", ":") if pii_type is PiiType.MAC_ADDRESS else value.strip().lower()
+    if pii_type is PiiType.MAC_ADDRESS:  # one address, one pseudonym, however it is written
+        hex_digits = re.sub(r"[^0-9a-f]", "", value.lower())
+        return ":".join(hex_digits[i:i + 2] for i in range(0, len(hex_digits), 2))
+    if pii_type in (PiiType.EMAIL, PiiType.URL):
+        return value.strip().lower()
     if pii_type is PiiType.IP_ADDRESS:
         try:
             return str(ipaddress.ip_address(value.strip()))

@@ -138,6 +138,14 @@ _NATIONAL_ID_WORDS = ("national id", "id number", "identity number", "personal i
 _GENERIC_ID_COLUMNS = ("nationalid", "citizenid", "personalid", "idnumber", "taxid", "tin", "taxnumber",
                        "taxcode", "identitynumber", "idno", "personnummer")
 
+# Cisco's dotted form, 001a.2b3c.4d5e, with at least one hex letter: twelve digits in groups of
+# four are as often a version or a reference number. RE2 has no lookahead, so the group that
+# holds the letter is spelled out.
+_HEX4, _HEX4_WITH_LETTER = r"[0-9a-f]{4}", r"(?:[a-f][0-9a-f]{3}|[0-9a-f][a-f][0-9a-f]{2}|[0-9a-f]{2}[a-f][0-9a-f]|[0-9a-f]{3}[a-f])"
+_CISCO_MAC = (r"\b(?:" + r"|".join(r"\.".join(_HEX4_WITH_LETTER if i == j else _HEX4 for i in range(3)) for j in range(3))
+              + r")\b")
+
+
 RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         PiiType.EMAIL,
@@ -174,7 +182,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     Recognizer(
         PiiType.MAC_ADDRESS,
-        r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b|\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b",
+        r"(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b|\b[0-9a-f]{2}(?:-[0-9a-f]{2}){5}\b|" + _CISCO_MAC,
         _ignore_region(v.validate_mac),
         keywords=("mac",),
         column_words=("mac", "macaddress", "hwaddr", "bssid"),

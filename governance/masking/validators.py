@@ -96,6 +96,8 @@ def validate_ipv6(text: str) -> float | None:
 
 
 def validate_mac(text: str) -> float | None:
+    if len(text) == 14 and text[4] == text[9] == ".":  # Cisco's 001a.2b3c.4d5e (the pattern wants a hex letter)
+        return 0.85
     seps = {text[i] for i in range(2, len(text), 3)}
     return 0.85 if len(seps) == 1 else None
 
