@@ -201,7 +201,8 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
                memo: dict[bytes, bytes] | None = None) -> Column:
     """HMAC-SHA256 of each value under `key`, as `length` hex characters (8..64). Each
     distinct value is hashed once. `normalize`: None (exact bytes), "lower" (case-folded:
-    emails), or "digits" (digits only: phone numbers written differently). `memo`, if
+    emails), "digits" (digits only: phone numbers written differently) or "mac" (MAC
+    addresses in colon, hyphen or dotted notation as one colon form). `memo`, if
     given, maps normalised value bytes to digests under this same key and normalisation:
     it is read, and filled up to MEMO_CAPACITY entries (a `HashMemo` retires when that stops
     paying)."""
@@ -214,8 +215,10 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
         text = pc.utf8_lower(text)
     elif normalize == "digits":
         text = digits_only(text)
+    elif normalize == "mac":
+        text = _mac_colon_form(text)
     elif normalize is not None:
-        raise InvalidArgument("normalize", "expected 'lower' or 'digits'")
+        raise InvalidArgument("normalize", "expected 'lower', 'digits' or 'mac'")
     base = hmac.HMAC(key, hashes.SHA256())
     base.update(b"hash\x00")  # the domain prefix every value's MAC starts with
 
@@ -230,6 +233,19 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
         return _hex_strings(b"".join(digests), len(digests), length)
 
     return _per_distinct(text, on_array=digest_all)
+
+
+def _mac_colon_form(text: Column) -> Column:
+    """A MAC address as lower-case colon pairs (00:1a:2b:3c:4d:5e) whether written with
+    colons, hyphens or Cisco's dots: one device, one pseudonym. Anything that is not twelve
+    hex digits stays as it is, lower-cased (the colon form lower-cased is unchanged, so its
+    pseudonyms are those "lower" gave)."""
+    lowered = pc.utf8_lower(text)
+    hex_digits = pc.replace_substring_regex(lowered, r"[^0-9a-f]", "")
+    pairs = [pc.utf8_slice_codeunits(hex_digits, i, i + 2) for i in range(0, 12, 2)]
+    colon_form = pc.binary_join_element_wise(*pairs, ":")
+    is_mac = pc.and_(pc.equal(pc.utf8_length(hex_digits), 12), pc.match_substring_regex(lowered, r"^[0-9a-f:.\-]+$"))
+    return pc.if_else(is_mac, colon_form, lowered)
 
 
 def _macs(base: hmac.HMAC, values: list[bytes]) -> list[bytes]:
@@ -595,7 +611,7 @@ OPERATORS: Mapping[str, OperatorSpec] = {spec.name: spec for spec in (
         "hash", lambda v, p, c: keyed_hash(v, _need_key(c, "hash_key"), length=p["length"], normalize=p["normalize"],
                                            memo=c.memo),
         {"length": Param((int,), default=32, check=lambda x: None if 8 <= x <= 64 else "must be 8..64"),
-         "normalize": Param((str,), default=None, check=_one_of("lower", "digits"))},
+         "normalize": Param((str,), default=None, check=_one_of("lower", "digits", "mac"))},
         needs="hash_key", doc="HMAC-SHA256 under the dataset's key, hex"),
     OperatorSpec(
         "tokenise",
