@@ -202,7 +202,7 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
     """HMAC-SHA256 of each value under `key`, as `length` hex characters (8..64). Each
     distinct value is hashed once. `normalize`: None (exact bytes), "lower" (case-folded:
     emails), "digits" (digits only: phone numbers written differently) or "mac" (MAC
-    addresses in colon, hyphen or dotted notation as one colon form). `memo`, if
+    addresses in colon, hyphen or dotted notation as one colon form). Blank cells stay blank. `memo`, if
     given, maps normalised value bytes to digests under this same key and normalisation:
     it is read, and filled up to MEMO_CAPACITY entries (a `HashMemo` retires when that stops
     paying)."""
@@ -232,7 +232,10 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
             digests = _macs_remembered(base, values, memo)
         return _hex_strings(b"".join(digests), len(digests), length)
 
-    return _per_distinct(text, on_array=digest_all)
+    hashed = _per_distinct(text, on_array=digest_all)
+    # A blank cell holds nothing to protect; hashed, it would read as a value like any other.
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+    return pc.if_else(blank, text, hashed) if pc.any(blank).as_py() else hashed
 
 
 def _mac_colon_form(text: Column) -> Column:

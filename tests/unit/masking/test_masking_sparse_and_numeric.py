@@ -152,3 +152,11 @@ def test_nan_is_a_missing_number():
     result = classify_column("phone", values)
     assert result.pii_type is not None and result.pii_type.value == "PHONE"
     assert classify_column("phone", pa.array([float("nan")] * 3)).kind == "empty"
+
+
+def test_blank_cells_stay_blank_when_a_column_is_hashed(default_profile):
+    table = pa.table({"ssn": pa.array(_sparse(SSNS, 0.4))})
+    masked, _ = apply_profile(table, default_profile, KEYS)
+    before, after = table.column("ssn").to_pylist(), masked.column("ssn").to_pylist()
+    assert [b == "" for b in before] == [a == "" for a in after]
+    assert len({a for a in after if a}) == len(SSNS)
