@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import pathlib
 import time
 import traceback
 from dataclasses import asdict
 from typing import Any
 
-__all__ = ["WorkerHandles", "run_worker"]
+__all__ = ["WorkerHandles", "run_worker", "wait_for_lease"]
 
 
 class WorkerHandles:
@@ -41,13 +42,11 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
     def on_progress(p) -> None:  # type: ignore[no-untyped-def]
         handles.progress.put(asdict(p))
 
+    parent = os.getppid()
+
     def should_stop() -> bool:
-        if handles.cancel.is_set():
+        if handles.cancel.is_set() or not wait_for_lease(handles, parent):
             return True
-        while handles.taken.value >= handles.allowed.value:  # wait for the parent's lease
-            if handles.cancel.is_set():
-                return True
-            time.sleep(0.005)
         with handles.taken.get_lock():
             handles.taken.value += 1
         return False
@@ -67,6 +66,17 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which charges by `taken`
         summary = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "guarantee": None}
     (out / "result.json").write_text(json.dumps(summary, default=str))
+
+
+def wait_for_lease(handles: WorkerHandles, parent: int, poll_s: float = 0.005) -> bool:
+    """Block until the parent's lease covers one more step: True then; False once the job is
+    cancelled or the parent is gone. A parent killed outright (SIGKILL) cannot stop its
+    daemonic worker, and a lease it will never extend would hold this process for ever."""
+    while handles.taken.value >= handles.allowed.value:
+        if handles.cancel.is_set() or os.getppid() != parent:  # orphans are re-parented
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 def spawn_context() -> Any:

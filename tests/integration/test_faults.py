@@ -107,6 +107,20 @@ def test_sigkill_during_model_upload_leaves_no_version_and_no_blob(served: Serve
         rt.close()
 
 
+def _spawned_children(parent: int) -> list[int]:
+    """Processes that `parent` started with multiprocessing's spawn (its training workers)."""
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_sigkill_during_training_fails_the_job_and_charges_its_lease(served: ServeProcess) -> None:
     home = served.home
     addresses = home.settings().addresses
@@ -119,7 +133,13 @@ def test_sigkill_during_training_fails_the_job_and_charges_its_lease(served: Ser
         while stub.GetJob(training_pb2.GetJobRequest(job_id=job.id)).progress.step == 0:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+    workers = _spawned_children(served.proc.pid)
+    assert workers, "the job's worker process is not running"
     served.kill()
+    deadline = time.monotonic() + 15  # orphaned, the worker must notice and end, not wait for a lease for ever
+    while any(pathlib.Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if pathlib.Path(f"/proc/{pid}").exists()]
     rt = _after_restart(served)
     try:
         deadline = time.monotonic() + 30

@@ -5,6 +5,7 @@ repeated or blank column names are refused up front, in every format."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 
@@ -102,18 +103,25 @@ def test_csv_invalid_utf8_late_in_a_column_names_the_column(tmp_path: pathlib.Pa
     assert error.field == "name" and "UTF-8" in error.description
 
 
-def test_csv_type_change_ingests_end_to_end(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    rows = [f"{i},{1000 + i},plan{i % 3}" for i in range(_ROWS)] + [f"{_ROWS},A-1234,plan1"]
-    upload = spool([_csv("id,order_ref,plan", rows)], tmp_path, limit=1 << 30)
+@contextlib.contextmanager
+def _ingested(tmp_path: pathlib.Path, data: bytes, fmt: str):  # type: ignore[no-untyped-def]
+    """The upload through `mask_upload`, the masked dataset removed afterwards."""
+    upload = spool([data], tmp_path, limit=1 << 30)
     try:
-        masked = mask_upload(upload, "csv", CsvDialect(), load_profile(_PROFILE), _KEYS, AnonymisationSpec(), tmp_path)
+        masked = mask_upload(upload, fmt, CsvDialect(), load_profile(_PROFILE), _KEYS, AnonymisationSpec(), tmp_path)
     finally:
         upload.discard()
     try:
-        assert masked.report.rows_out == _ROWS + 1
-        assert pq.read_table(masked.path)["order_ref"][-1].as_py() == "A-1234"
+        yield masked
     finally:
         masked.discard()
+
+
+def test_csv_type_change_ingests_end_to_end(tmp_path: pathlib.Path, small_blocks: None) -> None:
+    rows = [f"{i},{1000 + i},plan{i % 3}" for i in range(_ROWS)] + [f"{_ROWS},A-1234,plan1"]
+    with _ingested(tmp_path, _csv("id,order_ref,plan", rows), "csv") as masked:
+        assert masked.report.rows_out == _ROWS + 1
+        assert pq.read_table(masked.path)["order_ref"][-1].as_py() == "A-1234"
 
 
 # --- JSON Lines: keys and types that appear after the first block ---------------------------
@@ -150,16 +158,10 @@ def test_jsonl_dates_then_other_text_read_as_text(tmp_path: pathlib.Path, small_
 
 def test_jsonl_type_change_ingests_end_to_end(tmp_path: pathlib.Path, small_blocks: None) -> None:
     records = [{"id": i, "plan": f"plan{i % 3}", "note": None} for i in range(_ROWS)]
-    upload = spool([_jsonl(records + [{"id": _ROWS, "plan": "x", "note": "call back", "extra": 1}])], tmp_path, limit=1 << 30)
-    try:
-        masked = mask_upload(upload, "jsonl", CsvDialect(), load_profile(_PROFILE), _KEYS, AnonymisationSpec(), tmp_path)
-    finally:
-        upload.discard()
-    try:
+    data = _jsonl(records + [{"id": _ROWS, "plan": "x", "note": "call back", "extra": 1}])
+    with _ingested(tmp_path, data, "jsonl") as masked:
         assert masked.report.rows_out == _ROWS + 1
         assert [c.column for c in masked.report.columns] == ["id", "plan", "note", "extra"]
-    finally:
-        masked.discard()
 
 
 def test_jsonl_number_then_text_in_a_later_block_names_column_and_line(tmp_path: pathlib.Path, small_blocks: None) -> None:

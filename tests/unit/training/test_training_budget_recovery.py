@@ -179,3 +179,21 @@ def test_the_ledger_refuses_what_it_cannot_hold(sqlite_runtime: Runtime, epsilon
         sqlite_runtime.write(lambda s: ledger.reserve(s, "ds", "j", epsilon, 1e-5, "user/alice"))
     with sqlite_runtime.read() as s:
         assert ledger.budget(s, "ds").epsilon_remaining == 3.0
+
+
+def test_a_worker_whose_parent_is_gone_stops_waiting_for_a_lease() -> None:
+    import multiprocessing as mp
+    import subprocess
+    import sys
+
+    from services.training.worker import WorkerHandles, wait_for_lease
+
+    handles = WorkerHandles(mp.get_context("spawn"))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert wait_for_lease(handles, gone.pid) is False  # no lease, and the parent is not ours: stop
+    handles.allowed.value = 1
+    assert wait_for_lease(handles, gone.pid) is True  # a lease already granted is still taken
+    handles.allowed.value = 0
+    handles.cancel.set()
+    assert wait_for_lease(handles, __import__("os").getppid()) is False
