@@ -67,6 +67,7 @@ from governance.errors import (
     ResourceExhausted,
 )
 from governance.identity.principals import Principal
+from governance.privacy.accounting import Mechanism, epsilon_for
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from governance.runtime import Runtime
@@ -648,6 +649,21 @@ def _check_guarantee(guarantee: dict[str, Any]) -> None:
     for name, valid, what in _GUARANTEE_RULES:
         if not valid(guarantee.get(name)):
             raise InvalidArgument(f"metadata.guarantee.{name}", what)
+    # The gates read ε: it must be at least what the stated accountant gives for the stated
+    # mechanism, or an understated ε would let a weaker model through them.
+    mechanism = Mechanism(guarantee["noise_multiplier"], guarantee["sample_rate"], guarantee["steps"], guarantee["delta"])
+    try:
+        computed = epsilon_for(mechanism, guarantee["accountant"])
+    except InvalidArgument as exc:
+        raise InvalidArgument("metadata.guarantee.accountant", exc.description) from None
+    if guarantee["epsilon"] < computed * (1 - _EPSILON_RTOL):
+        raise InvalidArgument("metadata.guarantee.epsilon",
+                              f"{guarantee['epsilon']:g} is below the {computed:.4g} that the {guarantee['accountant']} accountant "
+                              "gives for the stated noise multiplier, sample rate, steps and delta")
+
+
+# Room for the accountants' own numerical error when a stated ε is checked against them.
+_EPSILON_RTOL = 1e-6
 
 
 def _writer_host() -> str:

@@ -104,6 +104,18 @@ def test_every_part_of_a_guarantee_is_checked(registry, sqlite_runtime, field, b
     assert list(sqlite_runtime.blobs.digests()) == [] and _uploads(sqlite_runtime) == []
 
 
+@pytest.mark.parametrize("field,change", [
+    ("epsilon", {"epsilon": 0.3}),                                # σ 1.1, q 0.01, 100 steps give more than that
+    ("epsilon", {"noise_multiplier": 0.3}),                       # the same ε with far less noise
+    ("accountant", {"accountant": "made-up"}),                    # an accountant nobody can check it against
+])
+def test_a_guarantee_its_own_mechanism_contradicts_is_refused(registry, sqlite_runtime, field, change) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidArgument) as err:
+        registry.create_version(_p(sqlite_runtime, "user/alice"), VersionSpec("m", trained_on_personal_data=True, guarantee=GUARANTEE | change), [_weights()])
+    assert err.value.field == f"metadata.guarantee.{field}"
+    assert list(sqlite_runtime.blobs.digests()) == [] and _uploads(sqlite_runtime) == []
+
+
 def test_a_complete_guarantee_up_to_the_largest_epsilon_registers(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     alice = _p(sqlite_runtime, "user/alice")
     for guarantee in (GUARANTEE, GUARANTEE | {"epsilon": MAX_EPSILON, "sample_rate": 1.0, "steps": 1}):
