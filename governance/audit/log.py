@@ -111,7 +111,6 @@ class AuditLog:
         self.committed_size = self._size or 0
         if grew:
             self._committed_edge = (self.committed_size, dict(self._frontier))
-        if grew:
             for listener in self._listeners:
                 listener(self.committed_size)
 

@@ -24,6 +24,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from governance.errors import InvalidArgument, ResourceExhausted
+from governance.masking.profile import require_unique_columns
 from governance.store.blobs import temporary_name
 
 __all__ = ["FORMATS", "CsvDialect", "Spooled", "spool", "read_batches"]
@@ -167,7 +168,7 @@ def _csv_column_types(open_reader: Callable[..., pacsv.CSVStreamingReader], name
     with open_reader() as first:  # closed at once: it reads ahead on a thread
         names[:] = _column_names(first.schema)
         types = {field.name: field.type for field in first.schema}
-    _require_unique_names(names)
+    _require_named_columns(names)
     rows = 0  # rows known to fit; a restart skips them (Arrow counts blank lines too: never too many)
     while True:
         checked = [name for name, kind in types.items() if not _holds_any_text(kind)]
@@ -402,8 +403,9 @@ def read_batches(spooled: Spooled, fmt: str, dialect: CsvDialect = CsvDialect())
     else:
         raise InvalidArgument("header.format", f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     empty = True
-    for batch in batches:
-        _require_unique_names(_column_names(batch.schema))
+    for number, batch in enumerate(batches):
+        if number == 0:  # every batch has the first one's schema
+            _require_named_columns(_column_names(batch.schema))
         if batch.num_rows:
             empty = False
             yield batch
@@ -421,13 +423,9 @@ def _column_names(schema: pa.Schema) -> list[str]:
     return names
 
 
-def _require_unique_names(names: list[str]) -> None:
-    # Every later stage picks columns by name: a repeated or blank one is ambiguous.
-    seen: set[str] = set()
+def _require_named_columns(names: list[str]) -> None:
+    # Every later stage picks columns by name: a blank or repeated one is ambiguous.
     for position, name in enumerate(names, start=1):
         if not name.strip():
             raise InvalidArgument(f"column #{position}", "the column has no name; every column needs one")
-        if name in seen:
-            raise InvalidArgument(name, f"column {name!r} appears more than once (again as column #{position}); "
-                                        "column names must be unique")
-        seen.add(name)
+    require_unique_columns(names)

@@ -74,7 +74,7 @@ def masked_in_workers(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, work
                       workdir: pathlib.Path) -> Iterator[pa.Table]:
     """`plan.verify(b); plan.mask(b)` for each batch, computed by `workers` processes,
     yielded in the batches' order. Exchange files live in a directory under `workdir`."""
-    # Named `<label>-<pid>-<random>` like the upload's other temporaries, so that if this
+    # Named `<label>-<process identity>-<random>` like the upload's other temporaries, so that if this
     # process dies mid-upload the blob store's start-up sweep removes it (raw values).
     exchange = workdir / temporary_name("masking")
     exchange.mkdir(mode=0o700)

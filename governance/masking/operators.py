@@ -202,10 +202,10 @@ def keyed_hash(values: Column, key: bytes, *, length: int = 32, normalize: str |
     """HMAC-SHA256 of each value under `key`, as `length` hex characters (8..64). Each
     distinct value is hashed once. `normalize`: None (exact bytes), "lower" (case-folded:
     emails), "digits" (digits only: phone numbers written differently) or "mac" (MAC
-    addresses in colon, hyphen or dotted notation as one colon form). Blank cells stay blank. `memo`, if
-    given, maps normalised value bytes to digests under this same key and normalisation:
-    it is read, and filled up to MEMO_CAPACITY entries (a `HashMemo` retires when that stops
-    paying)."""
+    addresses in colon, hyphen or dotted notation as one colon form). Blank cells stay
+    blank. `memo`, if given, maps normalised value bytes to digests under this same key and
+    normalisation: it is read, and filled up to MEMO_CAPACITY entries (a `HashMemo` retires
+    when that stops paying)."""
     if not isinstance(key, bytes) or len(key) < 16:
         raise InvalidArgument("keys.hash_key", "must be at least 16 bytes")
     if not 8 <= length <= 64:

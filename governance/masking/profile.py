@@ -62,6 +62,7 @@ __all__ = [
     "parse_profile",
     "plan_masking",
     "preview",
+    "require_unique_columns",
 ]
 
 _TOP_KEYS = ("name", "description", "domain", "default_region", "sample", "min_share", "max_suppression",
@@ -267,7 +268,7 @@ class _Plan:
 
 def _plan(table: pa.Table, profile: MaskingProfile, quasi_identifiers: Sequence[str]) -> list[_Plan]:
     names = table.column_names
-    _require_unique_columns(names)
+    require_unique_columns(names)
     for each in profile.rules:
         if each.column is not None and each.column not in names:
             raise InvalidArgument(f"{each.where}.column", f"no column {each.column!r} in the table")
@@ -293,8 +294,9 @@ def _plan(table: pa.Table, profile: MaskingProfile, quasi_identifiers: Sequence[
     return plans
 
 
-def _require_unique_columns(names: Sequence[str]) -> None:
-    # Rules, plans and reports pick columns by name: a repeated one would be ambiguous.
+def require_unique_columns(names: Sequence[str]) -> None:
+    """InvalidArgument naming the first repeated column: rules, plans and reports (and every
+    later stage of an upload) pick columns by name, so a repeated one would be ambiguous."""
     seen: set[str] = set()
     for position, name in enumerate(names, start=1):
         if name in seen:

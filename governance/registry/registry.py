@@ -68,10 +68,10 @@ from governance.errors import (
 )
 from governance.identity.principals import Principal
 from governance.privacy.accounting import Mechanism, epsilon_for
+from governance.processes import identity_alive, process_identity
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from governance.runtime import Runtime
-from governance.store.blobs import identity_alive, process_identity
 from governance.store.dataset_tables import Dataset
 from governance.store.registry_tables import (
     Model,

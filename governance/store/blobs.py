@@ -3,10 +3,9 @@
 A blob is streamed to a temporary file, fsynced and renamed to its SHA-256 name, so a crash
 never leaves a partial blob visible; temporaries orphaned by a crash are swept at start.
 
-A temporary is named after the incarnation of the process that writes it: its pid and its
-start time (`process_identity`). A pid alone is not enough: a restarted container brings
-the server back as pid 1, the same pid as the process that died, and its leftovers would
-look alive forever.
+A temporary is named after the process that writes it, by pid and start time
+(`governance.processes.process_identity`), so that the sweep never takes a dead process's
+leftovers for a live one's.
 """
 
 from __future__ import annotations
@@ -21,37 +20,12 @@ from typing import BinaryIO
 
 from governance.errors import NotFound, ResourceExhausted
 from governance.fsutil import fsync_dir
-from governance.processes import process_alive
+from governance.processes import IDENTITY_PATTERN, identity_alive, process_identity
 
-__all__ = ["BlobStore", "BlobWriter", "identity_alive", "process_identity", "temporary_name"]
+__all__ = ["BlobStore", "BlobWriter", "temporary_name"]
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _TMP_DIR = "tmp"
-_IDENTITY = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")  # <pid> or <pid>.<start ticks>
-
-
-def process_identity(pid: int | None = None) -> str:
-    """`<pid>.<start>` for a process of this host (this one by default), `start` being when it
-    started in clock ticks since boot (/proc/<pid>/stat, field 22): a later process that
-    reuses the pid has another. Just `<pid>` where /proc cannot tell."""
-    pid = os.getpid() if pid is None else pid
-    start = _start_ticks(pid)
-    return f"{pid}" if start is None else f"{pid}.{start}"
-
-
-def identity_alive(identity: str) -> bool:
-    """Whether the process incarnation `identity` (from `process_identity`) still runs.
-    Conservative: what cannot be told apart from a live process counts as alive."""
-    match = _IDENTITY.match(identity)
-    if match is None:
-        return True
-    pid, start = int(match.group(1)), match.group(2)
-    if not process_alive(pid):
-        return False
-    if start is None:  # recorded without a start time: the pid is all there is to go on
-        return True
-    now = _start_ticks(pid)
-    return now is None or str(now) == start
 
 
 def temporary_name(label: str = "") -> str:
@@ -59,19 +33,6 @@ def temporary_name(label: str = "") -> str:
     that `sweep_orphans` removes once the process that made it is gone."""
     name = f"{process_identity()}-{os.urandom(8).hex()}"
     return f"{label}-{name}" if label else name
-
-
-def _start_ticks(pid: int) -> int | None:
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 2 (the command) is parenthesised and may hold spaces or ')': count from the last ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    try:
-        return int(fields[22 - 3])
-    except (IndexError, ValueError):
-        return None
 
 
 class BlobWriter:
@@ -188,6 +149,6 @@ def _writer_identity(name: str) -> str | None:
     writer, the identity being `<pid>.<start>` (`temporary_name`) or, from older writers, `<pid>`."""
     parts = name.split("-")
     for part in parts[:2]:
-        if _IDENTITY.match(part):
+        if IDENTITY_PATTERN.match(part):
             return part
     return None

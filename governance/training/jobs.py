@@ -20,7 +20,7 @@ from governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from governance.identity.spiffe import check_name
 from governance.privacy.accounting import Mechanism, accountant_names
 from governance.privacy.ledger import BudgetLedger, check_epsilon
-from governance.processes import process_alive
+from governance.processes import identity_alive
 from governance.runtime import Runtime
 from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 
@@ -225,8 +225,9 @@ def cancel_job(runtime: Runtime, principal: str, job_id: str, reason: str) -> Tr
 
 
 def _claimer_is_dead(claimed_by: str) -> bool:
-    host, _, pid = claimed_by.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
+    """`claimed_by` is `<host>:<process identity>` (or, from older services, `<host>:<pid>`)."""
+    host, _, identity = claimed_by.rpartition(":")
+    return host == socket.gethostname() and not identity_alive(identity)
 
 
 def _orphan_mechanism(job: TrainingJob) -> Mechanism | None:

@@ -139,7 +139,7 @@ class ModelCache:
         if not released:
             raise FailedPrecondition(f"{name}:{described.version} is {registry_pb2.Stage.Name(described.stage).removeprefix('STAGE_')}, not RELEASED: it does not serve")
         if cached is not None and not cached.revoked:
-            cached.confirmed_at = max(cached.confirmed_at, confirmed_at)  # the registry just said RELEASED
+            self._confirmed(cached, confirmed_at)  # the registry just said RELEASED
             return cached
         loaded = self._load(described)
         loaded.confirmed_at = confirmed_at

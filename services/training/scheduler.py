@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import pathlib
 import queue
 import shutil
@@ -29,6 +28,7 @@ from governance.catalog.tabular import ClassLabels, TabularPreprocessor
 from governance.catalog.text import TextPreprocessor
 from governance.errors import PrivetError
 from governance.privacy.accounting import Mechanism, accountant_names, noise_multiplier_for
+from governance.processes import process_identity
 from governance.runtime import Runtime
 from governance.store.training_tables import TrainingJob
 from governance.training.jobs import claim_next_job, finish_job, planned_steps, recover_orphans, record_progress
@@ -91,7 +91,7 @@ class Scheduler:
         self._lease = lease_steps
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = f"{socket.gethostname()}:{process_identity()}"
         self.current: Any = None  # the running worker process, for tests that kill it
 
     def start(self) -> None:

@@ -34,7 +34,7 @@ from governance.datasets.pipeline import AnonymisationSpec
 from governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from governance.registry import MAX_EPSILON, ModelRegistry, Stage, VersionSpec
 from governance.runtime import Runtime
-from governance.store.blobs import process_identity
+from governance.processes import process_identity
 from governance.store.registry_tables import Model, ModelUpload, ModelVersion
 from governance.store.tables import AuditEvent
 from tests.helpers import bad_request_fields, channel

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from governance.registry import ReleaseFacts, Stage
-from governance.store.blobs import BlobStore, identity_alive, process_identity, temporary_name
+from governance.processes import identity_alive, process_identity
+from governance.store.blobs import BlobStore, temporary_name
 
 CEDAR_LONG_MAX = 2**63 - 1
 
