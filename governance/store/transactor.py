@@ -310,6 +310,9 @@ class Transactor:
             value = fn(session)
             session.flush()
             nested.commit()
+            # The batch's units share one session: without this, a later unit that loads the
+            # same row changes the very object an earlier unit returned to its caller.
+            session.expunge_all()
             return True, value
         except (OperationalError,) as exc:
             raise exc  # the connection itself failed: the whole batch fails

@@ -26,7 +26,7 @@ from governance.runtime import Runtime
 from governance.store import schema
 from governance.store.blobs import BlobStore
 from governance.store.engine import SQLITE_PAGE_SIZE, make_engines
-from governance.store.tables import AuditEvent, AuditHead, AuditNode
+from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 from tests.conftest import make_home
 
 
@@ -279,6 +279,33 @@ def test_callers_queued_behind_one_that_gave_up_are_still_woken(runtime: Runtime
         assert not t.is_alive(), "a caller behind the one that gave up was never woken"
     blocker.join(5)
     assert [outcomes[i] for i in range(1, 5)] == [1, 2, 3, 4]
+
+
+def test_an_object_a_unit_returns_is_not_changed_by_a_later_unit_of_its_batch(runtime: Runtime) -> None:
+    # The units of a batch share one session: a later unit that loads the same row must not
+    # change what an earlier unit already handed back to its caller.
+    transactor = runtime.transactor
+    gate = threading.Event()
+    blocker = threading.Thread(target=lambda: transactor.run(lambda _s: gate.wait(10), isolated=False))
+    blocker.start()
+    _wait_for(lambda: len(transactor._inbox._items) == 0)  # the committer is inside the gate
+
+    def create(session):  # type: ignore[no-untyped-def]
+        row = AuditCheckpoint(size=999, root_hash=b"r" * 32, note="as created", time_us=1)
+        session.add(row)
+        return row
+
+    def edit(session):  # type: ignore[no-untyped-def]
+        session.get(AuditCheckpoint, 999).note = "as edited"
+
+    created, edited = transactor.submit(create), transactor.submit(edit)
+    _wait_for(lambda: len(transactor._inbox._items) == 2)
+    gate.set()
+    edited.result(5)
+    blocker.join(5)
+    assert created.result(5).note == "as created"
+    with runtime.read() as session:
+        assert session.get(AuditCheckpoint, 999).note == "as edited"
 
 
 def _wait_for(condition, seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]
