@@ -251,10 +251,7 @@ def test_callers_queued_behind_one_that_gave_up_are_still_woken(runtime: Runtime
     # A committed batch wakes its callers in a chain, each waking the next: the first caller
     # here timed out, so the committer itself must wake the rest.
     transactor = runtime.transactor
-    gate = threading.Event()
-    blocker = threading.Thread(target=lambda: transactor.run(lambda _s: gate.wait(10), isolated=False))
-    blocker.start()
-    _wait_for(lambda: len(transactor._inbox._items) == 0)  # the committer is inside the gate
+    gate, blocker = _hold_committer(transactor)
 
     outcomes: dict[int, object] = {}
 
@@ -285,10 +282,7 @@ def test_an_object_a_unit_returns_is_not_changed_by_a_later_unit_of_its_batch(ru
     # The units of a batch share one session: a later unit that loads the same row must not
     # change what an earlier unit already handed back to its caller.
     transactor = runtime.transactor
-    gate = threading.Event()
-    blocker = threading.Thread(target=lambda: transactor.run(lambda _s: gate.wait(10), isolated=False))
-    blocker.start()
-    _wait_for(lambda: len(transactor._inbox._items) == 0)  # the committer is inside the gate
+    gate, blocker = _hold_committer(transactor)
 
     def create(session):  # type: ignore[no-untyped-def]
         row = AuditCheckpoint(size=999, root_hash=b"r" * 32, note="as created", time_us=1)
@@ -306,6 +300,16 @@ def test_an_object_a_unit_returns_is_not_changed_by_a_later_unit_of_its_batch(ru
     assert created.result(5).note == "as created"
     with runtime.read() as session:
         assert session.get(AuditCheckpoint, 999).note == "as edited"
+
+
+def _hold_committer(transactor) -> tuple[threading.Event, threading.Thread]:  # type: ignore[no-untyped-def]
+    """Keep the committer inside a unit until the returned event is set, so that what is
+    submitted meanwhile queues up for the next batch."""
+    gate = threading.Event()
+    blocker = threading.Thread(target=lambda: transactor.run(lambda _s: gate.wait(10), isolated=False))
+    blocker.start()
+    _wait_for(lambda: len(transactor._inbox._items) == 0)  # the committer is inside the gate
+    return gate, blocker
 
 
 def _wait_for(condition, seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]
