@@ -16,8 +16,12 @@ whose `step(x, y)` does one physical batch. Three ways to clip per-sample gradie
 
 Opacus's optimizers draw the noise one parameter tensor at a time (plus a zero tensor
 each) and deep-copy every gradient; the subclasses here draw it once for all parameters
-from the same generator and distribution, N(0, (σC)²) per coordinate, and clone instead
-of deep-copying.
+from the same distribution, N(0, (σC)²) per coordinate, and clone instead of deep-copying.
+
+Noise and Poisson sampling come from a `SecureRandom` (AES-CTR under a key from the OS
+CSPRNG, never recorded), never from a seedable generator: a released model must not be
+reproducible from its data and any recorded value. Every optimizer and loader Opacus would
+build otherwise is refused, so no path falls back to torch's generators.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ import torch
 from opacus import PrivacyEngine
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from governance.errors import InvalidArgument
 from governance.privacy.accounting import accountant_names, noise_multiplier_for
+from governance.privacy.secure_random import SecureRandom
 from services.training.clipping import BookkeepingClipper, supports_bookkeeping
 
 __all__ = [
@@ -111,30 +117,33 @@ def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor,
 
 
 class _FlatNoise(DPOptimizer):
-    """One Gaussian draw for all parameters; in-place scaling. Same law as Opacus's.
-    Mixed in ahead of an Opacus optimizer class, whose methods `super()` reaches."""
+    """One Gaussian draw for all parameters from the job's `SecureRandom`; in-place
+    scaling. Same law as Opacus's. Mixed in ahead of an Opacus optimizer class, whose
+    methods `super()` reaches. `secure_random` must be set before the first step."""
+
+    secure_random: SecureRandom
 
     def add_noise(self) -> None:
+        if hasattr(self, "_adjusted_noise_multiplier"):
+            raise RuntimeError("adaptive clipping is not supported")  # Privet never builds it
         params = self.params
-        uniform = len({(p.device, p.dtype) for p in params}) == 1
-        if self.secure_mode or hasattr(self, "_adjusted_noise_multiplier") or not uniform:
-            super().add_noise()
-            return
         std = self.noise_multiplier * self.max_grad_norm
-        total = sum(p.numel() for p in params)
-        if std == 0:
-            noise = torch.zeros(total, device=params[0].device, dtype=params[0].dtype)
-        else:
-            noise = torch.normal(
-                0.0, std, size=(total,), generator=self.generator, device=params[0].device, dtype=params[0].dtype
-            )
-        offset = 0
+        groups: dict[tuple[torch.device, torch.dtype], list[torch.nn.Parameter]] = {}
         for p in params:
-            _check_processed_flag(p.summed_grad)
-            n = p.numel()
-            p.grad = (p.summed_grad.reshape(-1) + noise[offset : offset + n]).view_as(p)
-            offset += n
-            _mark_as_processed(p.summed_grad)
+            groups.setdefault((p.device, p.dtype), []).append(p)
+        for (device, dtype), group in groups.items():
+            total = sum(p.numel() for p in group)
+            if std == 0:
+                noise = torch.zeros(total, device=device, dtype=dtype)
+            else:
+                noise = self.secure_random.normal(total, std, device=device, dtype=dtype)
+            offset = 0
+            for p in group:
+                _check_processed_flag(p.summed_grad)
+                n = p.numel()
+                p.grad = (p.summed_grad.reshape(-1) + noise[offset : offset + n]).view_as(p)
+                offset += n
+                _mark_as_processed(p.summed_grad)
 
     def scale_grad(self) -> None:
         if self.loss_reduction == "mean":
@@ -156,26 +165,64 @@ class _GhostOptimizer(_FlatNoise, DPOptimizerFastGradientClipping):
                 p.summed_grad = p.grad.detach().clone()
 
 
+class _SecurePoissonSampler(UniformWithReplacementSampler):
+    """Opacus's Poisson sampler (each row independently with probability q, int(1/q)
+    batches an epoch), drawing from a `SecureRandom` instead of a torch generator."""
+
+    def __init__(self, *, num_samples: int, sample_rate: float, random: SecureRandom) -> None:
+        super().__init__(num_samples=num_samples, sample_rate=sample_rate, generator=None)
+        self._random = random
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.steps):
+            mask = self._random.bernoulli_mask(self.num_samples, self.sample_rate)
+            yield mask.nonzero(as_tuple=False).reshape(-1).tolist()
+
+
 class _PrivacyEngine(PrivacyEngine):
-    """Opacus's engine, building the optimizers above for flat, single-process clipping."""
+    """Opacus's engine, building the optimizers and Poisson loader above (flat,
+    single-process clipping) so that all randomness comes from `random`."""
+
+    def __init__(self, *, accountant: str, random: SecureRandom) -> None:
+        super().__init__(accountant=accountant, secure_mode=False)
+        self._random = random
+
+    def _prepare_data_loader(self, data_loader: DataLoader, *, poisson_sampling: bool, distributed: bool, **kwargs: Any) -> DataLoader:
+        if not poisson_sampling or distributed:
+            raise RuntimeError("only single-process Poisson sampling is supported")
+        loader = super()._prepare_data_loader(data_loader, poisson_sampling=True, distributed=False, **kwargs)
+        # Opacus built its sampler on a torch generator; keep its collate (empty batches)
+        # and swap the sampler for the secure one.
+        secure = DataLoader(
+            loader.dataset,
+            batch_sampler=_SecurePoissonSampler(
+                num_samples=len(loader.dataset), sample_rate=float(loader.sample_rate), random=self._random
+            ),
+            collate_fn=loader.collate_fn,
+        )
+        secure.sample_rate = loader.sample_rate  # type: ignore[attr-defined]  # read by Opacus and by make_private
+        return secure
 
     def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:
         mode = kwargs.get("grad_sample_mode", "hooks")
         simple = kwargs.get("clipping", "flat") == "flat" and not kwargs.get("distributed", False)
         cls = {"ghost": _GhostOptimizer, "hooks": _HooksOptimizer}.get(mode)
-        if cls is None or not simple or self.secure_mode:
-            return super()._prepare_optimizer(optimizer=optimizer, **kwargs)
+        if cls is None or not simple:
+            # Opacus's own optimizers draw from torch generators: never fall back to them.
+            raise RuntimeError(f"unsupported DP optimizer set-up (mode {mode!r}, clipping {kwargs.get('clipping')!r})")
         if isinstance(optimizer, DPOptimizer):
             optimizer = optimizer.original_optimizer
-        return cls(
+        dp_optimizer = cls(
             optimizer=optimizer,
             noise_multiplier=kwargs["noise_multiplier"],
             max_grad_norm=kwargs["max_grad_norm"],
             expected_batch_size=kwargs["expected_batch_size"],
             loss_reduction=kwargs.get("loss_reduction", "mean"),
-            generator=kwargs.get("noise_generator"),
+            generator=None,
             secure_mode=False,
         )
+        dp_optimizer.secure_random = self._random
+        return dp_optimizer
 
 
 # -- the training set-up ------------------------------------------------------------------
@@ -267,12 +314,11 @@ def make_private(
     accountant: str,
     mode: str,
     calibration: str = "conservative",
-    sampling_generator: torch.Generator | None = None,
-    noise_generator: torch.Generator | None = None,
 ) -> PrivateTraining:
     """Make `model`/`optimizer` private over `train` with Opacus, for `epochs` epochs of
     Poisson-sampled batches of expected size `batch_size`, spending at most
-    `target_epsilon` at `delta`.
+    `target_epsilon` at `delta`. Noise and sampling draw from a fresh `SecureRandom`
+    made here and kept nowhere else: nothing the caller holds can reproduce them.
 
     Raises InvalidArgument("target_epsilon") when Opacus cannot reach the target with
     any noise multiplier up to its ceiling; ("accountant"), ("grad_sample_mode") or
@@ -289,13 +335,11 @@ def make_private(
     if mode == "bk" and not supports_bookkeeping(model):
         raise InvalidArgument("grad_sample_mode", "bk needs a model made only of linear layers")
 
-    base_loader = DataLoader(
-        train, batch_size=batch_size, collate_fn=cast(Any, _keep_batch), generator=sampling_generator
-    )
+    base_loader = DataLoader(train, batch_size=batch_size, collate_fn=cast(Any, _keep_batch))
     with warnings.catch_warnings():
         # "Secure RNG turned off" and Opacus's notes on optional features: not actionable here.
         warnings.simplefilter("ignore")
-        engine = _PrivacyEngine(accountant=accountant)
+        engine = _PrivacyEngine(accountant=accountant, random=SecureRandom())
         try:
             made = engine.make_private_with_epsilon(
                 module=model,
@@ -309,7 +353,6 @@ def make_private(
                 poisson_sampling=True,  # the accountants assume it; never turned off
                 grad_sample_mode="hooks" if mode == "hooks" else "ghost",
                 wrap_model=mode != "bk",
-                noise_generator=noise_generator,
             )
         except ValueError as exc:
             if "privacy budget is too low" in str(exc):

@@ -87,7 +87,7 @@ class TrainConfig:
     calibration: str = "conservative"
     poisson_sampling: bool = True
     device: str = "auto"
-    seed: int = 0
+    seed: int = 0  # initial weights only; never the noise or the sampling
     max_physical_batch_size: int = 1024
     grad_sample_mode: str = "auto"
     max_noise_to_batch: float = 0.1
@@ -424,13 +424,14 @@ def train_dp(
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
 
+    # The public seed fixes the initial weights only. Poisson sampling and noise come
+    # from a secret CSPRNG inside make_private, so two runs of the same job differ.
     torch.manual_seed(config.seed)
     model = spec.build().to(device)
+    torch.seed()  # nothing after initialisation follows from the public seed
     mode = config.grad_sample_mode
     if mode == "auto":
         mode = choose_grad_sample_mode(config.arch, model)
-    sampling = torch.Generator().manual_seed(config.seed)
-    noise = torch.Generator(device=device).manual_seed(config.seed + 1)
     # Frozen parameters (text-minilm's pre-trained lower layers) get no gradient, no noise.
     trained = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
@@ -450,8 +451,6 @@ def train_dp(
         accountant=config.accountant,
         mode=mode,
         calibration=config.calibration,
-        sampling_generator=sampling,
-        noise_generator=noise,
     )
     try:
         ratio = training.noise_multiplier / max(training.expected_batch_size, 1)
