@@ -7,6 +7,8 @@ import pathlib
 import tomllib
 from dataclasses import dataclass, field
 
+from governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON, MAX_ACCOUNTED_EPSILON
+
 __all__ = ["SERVICES", "DEFAULT_PORTS", "DEFAULT_METRICS_PORTS", "Home", "Settings", "home_from_env"]
 
 SERVICES = ("ingestion", "training", "registry", "inference")
@@ -46,6 +48,12 @@ max_upload_bytes = 4294967296
 origin = "privet.local/audit"
 checkpoint_every_events = 1000
 checkpoint_every_seconds = 10
+
+[privacy]
+# The most privacy budget any body of data may have (an uploader may ask for less, never
+# more), and the cap release gates hold a dataset's cumulative spent epsilon to.
+max_dataset_epsilon = 10.0
+max_dataset_delta = 1e-5
 """
 
 
@@ -60,6 +68,8 @@ class Settings:
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 10.0
     metrics_addresses: dict[str, str] = field(default_factory=dict)
+    max_dataset_epsilon: float = DEFAULT_MAX_DATASET_EPSILON
+    max_dataset_delta: float = DEFAULT_MAX_DATASET_DELTA
     extra: dict = field(default_factory=dict)
 
 
@@ -110,6 +120,14 @@ class Home:
         metrics.update(raw.get("metrics", {}))
         limits = raw.get("limits", {})
         audit = raw.get("audit", {})
+        privacy = raw.get("privacy", {})
+        max_eps = float(privacy.get("max_dataset_epsilon", DEFAULT_MAX_DATASET_EPSILON))
+        max_delta = float(privacy.get("max_dataset_delta", DEFAULT_MAX_DATASET_DELTA))
+        # A cap no accountant can honour would only fail later, job by job: refuse it here.
+        if not 0 < max_eps <= MAX_ACCOUNTED_EPSILON:
+            raise ValueError(f"{self.config_path}: [privacy] max_dataset_epsilon must be in (0, {MAX_ACCOUNTED_EPSILON:g}], got {max_eps!r}")
+        if not 0 < max_delta < 1:
+            raise ValueError(f"{self.config_path}: [privacy] max_dataset_delta must be in (0, 1), got {max_delta!r}")
         # An environment override lets one home be pointed at PostgreSQL without editing it.
         db = os.environ.get("PRIVET_DATABASE_URL", db)
         return Settings(
@@ -122,6 +140,8 @@ class Home:
             checkpoint_every_events=int(audit.get("checkpoint_every_events", 1000)),
             checkpoint_every_seconds=float(audit.get("checkpoint_every_seconds", 10)),
             metrics_addresses=metrics,
+            max_dataset_epsilon=max_eps,
+            max_dataset_delta=max_delta,
             extra=raw,
         )
 

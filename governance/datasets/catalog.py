@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 import uuid
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -25,8 +26,10 @@ from governance.identity.spiffe import check_name
 from governance.masking.operators import MaskingKeys
 from governance.masking.profile import MaskingProfile, load_profile
 from governance.privacy.ledger import Budget, BudgetLedger
+from governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON
 from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset, PseudonymKey
+from governance.store.privacy_tables import DatasetBudget
 
 __all__ = ["DatasetSpec", "dataset_budget", "dataset_ledger", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
 
@@ -42,7 +45,9 @@ class DatasetSpec:
     delta: float
     description: str = ""
 
-    def validate(self) -> None:
+    def validate(self, *, max_epsilon: float = DEFAULT_MAX_DATASET_EPSILON, max_delta: float = DEFAULT_MAX_DATASET_DELTA) -> None:
+        """InvalidArgument naming the header field at fault. `max_epsilon` and `max_delta`
+        are the operator's cap ([privacy] in privet.toml): a budget may be less, never more."""
         check_name(self.name, "header.name")
         if self.format not in FORMATS:
             raise InvalidArgument("header.format", f"must be one of {', '.join(FORMATS)}")
@@ -57,10 +62,14 @@ class DatasetSpec:
             raise InvalidArgument("header.quasi_identifiers", "names a column twice")
         if a.max_suppression is not None and not 0 <= a.max_suppression < 1:
             raise InvalidArgument("header.max_suppression", "must be in [0, 1)")
-        if not (self.epsilon > 0 and self.epsilon < 1000):
+        if not (self.epsilon > 0 and math.isfinite(self.epsilon)):
             raise InvalidArgument("header.epsilon_budget", "must be a positive privacy budget (e.g. 8)")
+        if self.epsilon > max_epsilon:
+            raise InvalidArgument("header.epsilon_budget", f"{self.epsilon:g} is above the operator's cap of {max_epsilon:g} ([privacy] max_dataset_epsilon); ask for at most that")
         if not 0 < self.delta < 1:
             raise InvalidArgument("header.delta_budget", "must be in (0, 1), e.g. 1e-5")
+        if self.delta > max_delta:
+            raise InvalidArgument("header.delta_budget", f"{self.delta:g} is above the operator's cap of {max_delta:g} ([privacy] max_dataset_delta); ask for at most that")
 
 
 def _profile(runtime: Runtime, name: str) -> tuple[MaskingProfile, str]:
@@ -117,8 +126,12 @@ def list_datasets(runtime: Runtime, *, after: str, limit: int) -> list[Dataset]:
         return list(s.execute(select(Dataset).where(Dataset.deleted_at_us == 0, Dataset.name > after).order_by(Dataset.name).limit(limit)).scalars())
 
 
+def _validate(runtime: Runtime, spec: DatasetSpec) -> None:
+    spec.validate(max_epsilon=runtime.settings.max_dataset_epsilon, max_delta=runtime.settings.max_dataset_delta)
+
+
 def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes]) -> list:  # type: ignore[type-arg]
-    spec.validate()
+    _validate(runtime, spec)
     profile, _ = _profile(runtime, spec.profile)
     upload = spool(chunks, runtime.settings.blob_dir / "tmp", limit=runtime.settings.max_upload_bytes)
     try:
@@ -131,8 +144,13 @@ def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes]
 def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: Iterable[bytes]) -> Dataset:
     """Mask and store an upload. Nothing is stored unless every step succeeds: the spooled
     upload and temporaries are removed on any error, the blob is removed if the record cannot
-    be written, and the record, its key and its audit event commit together."""
-    spec.validate()
+    be written, and the record, its key, its budget link and its audit event commit together.
+
+    The privacy budget belongs to the raw bytes: if a dataset was ever made from the same
+    upload (under any name, deleted or not), the new one shares that budget, which stands
+    as it is whatever this upload asked; the record's epsilon_total/delta and its report's
+    "privacy_budget" say which budget applies and whether it was shared."""
+    _validate(runtime, spec)
     profile, profile_digest = _profile(runtime, spec.profile)
     with runtime.read() as s:
         if _live(s, spec.name) is not None:
@@ -166,12 +184,20 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
             raise AlreadyExists(f"a dataset named {spec.name!r} exists")
         if new_key is not None:
             session.add(PseudonymKey.model_validate(new_key.model_dump()))
+        budget = BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal, raw_digest=upload.sha256)
+        # Linked before this one (a live dataset, or an erased one: its budget stays spent).
+        shared = session.execute(select(func.count()).select_from(DatasetBudget).where(DatasetBudget.budget_id == budget.budget_id)).scalar_one() > 1
+        note = {"budget_id": budget.budget_id, "epsilon_total": budget.epsilon_total, "delta": budget.delta, "requested_epsilon": spec.epsilon, "requested_delta": spec.delta}
+        if shared:
+            note["note"] = "the same raw data already has a privacy budget; it stands as it is (never raised) and this dataset draws on it"
+        record.epsilon_total, record.delta = budget.epsilon_total, budget.delta
+        record.report_json = json.dumps(json.loads(record.report_json) | {"privacy_budget": note}, default=str)
         session.add(record)
         session.flush()
-        BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal)
         runtime.audit.append(Event(principal=principal, action="ingestion.CreateDataset", resource=f"dataset/{spec.name}", decision="allow", details={
             "dataset_id": dataset_id, "digest": blob_digest, "raw_digest": upload.sha256, "rows_in": report.rows_in, "rows_out": report.rows_out,
             "profile": spec.profile, "profile_digest": profile_digest, "k": spec.anonymisation.k, "epsilon_budget": spec.epsilon, "delta_budget": spec.delta,
+            "budget_id": budget.budget_id, "budget_epsilon_total": budget.epsilon_total, "budget_delta": budget.delta,
         }))
         return record
 

@@ -6,7 +6,8 @@ and audited long after the job. Accountants sit behind one small interface and a
 looked up by name; "prv" and "rdp" are Opacus's own, fed the job's history directly, so
 the figures agree exactly with what Opacus reported during training.
 
-Everything here is a pure function of its arguments.
+Everything here is a pure function of its arguments. Composition of many mechanisms on one
+budget is `governance.privacy.composition`'s job; the limits are `governance.privacy.limits`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import warnings
 from dataclasses import dataclass
 
 from governance.errors import InvalidArgument
+from governance.privacy.limits import MAX_ACCOUNTED_EPSILON
 
 __all__ = [
     "DEFAULT_ACCOUNTANT",
     "Accountant",
     "Mechanism",
     "accountant_names",
+    "calibrate_noise_multiplier",
     "conservative_epsilon",
     "epsilon_for",
     "get_accountant",
@@ -78,17 +81,30 @@ class _OpacusAccountant(Accountant):
     def epsilon(self, mechanism: Mechanism) -> float:
         if mechanism.steps == 0:
             return 0.0
-        from opacus.accountants import create_accountant  # heavy import, only when used
+        if self.name == "prv":
+            # PRV's domain, hence its memory, grows with ε (ε ≈ 500 took 2.4 GB): ask the
+            # analytic RDP bound first and refuse where it is beyond any accountable ε.
+            bound = _opacus_epsilon("rdp", mechanism)
+            if bound > MAX_ACCOUNTED_EPSILON:
+                raise InvalidArgument(
+                    "noise_multiplier",
+                    f"too little noise to account with prv: RDP gives ε {bound:.4g}, above {MAX_ACCOUNTED_EPSILON:g}",
+                )
+        return _opacus_epsilon(self.name, mechanism)
 
-        accountant = create_accountant(mechanism=self.name)
-        # The same (noise multiplier, sample rate, steps) triple the optimizer's step
-        # hook accumulates, so this is what Opacus itself reports for the run.
-        accountant.history = [(float(mechanism.noise_multiplier), float(mechanism.sample_rate), mechanism.steps)]
-        with warnings.catch_warnings():
-            # RDP warns when the best order is the largest it tries and PRV warns about
-            # log(0) at q = 1; neither changes the bound it returns.
-            warnings.simplefilter("ignore")
-            return float(accountant.get_epsilon(delta=float(mechanism.delta)))
+
+def _opacus_epsilon(name: str, mechanism: Mechanism) -> float:
+    from opacus.accountants import create_accountant  # heavy import, only when used
+
+    accountant = create_accountant(mechanism=name)
+    # The same (noise multiplier, sample rate, steps) triple the optimizer's step
+    # hook accumulates, so this is what Opacus itself reports for the run.
+    accountant.history = [(float(mechanism.noise_multiplier), float(mechanism.sample_rate), mechanism.steps)]
+    with warnings.catch_warnings():
+        # RDP warns when the best order is the largest it tries and PRV warns about
+        # log(0) at q = 1; neither changes the bound it returns.
+        warnings.simplefilter("ignore")
+        return float(accountant.get_epsilon(delta=float(mechanism.delta)))
 
 
 _REGISTRY: dict[str, Accountant] = {}
@@ -124,15 +140,48 @@ def epsilon_for(mechanism: Mechanism, accountant: str) -> float:
 def conservative_epsilon(mechanism: Mechanism) -> tuple[float, str]:
     """The largest ε any registered accountant gives, and which one gave it.
 
-    This is the figure the ledger charges: where sound accountants disagree, the higher
-    bound is the one nobody can dispute. On a tie the earlier-registered name wins.
+    This is a job's own figure: where sound accountants disagree, the higher bound is the
+    one nobody can dispute. On a tie the earlier-registered name wins. An accountant that
+    refuses the mechanism as beyond MAX_ACCOUNTED_EPSILON (InvalidArgument) is passed over:
+    every other figure is still a valid bound, and all of them are beyond any budget.
     """
     best_eps, best_name = -1.0, ""
+    refused: InvalidArgument | None = None
     for name, accountant in _REGISTRY.items():
-        eps = accountant.epsilon(mechanism)
+        try:
+            eps = accountant.epsilon(mechanism)
+        except InvalidArgument as exc:
+            refused = exc
+            continue
         if eps > best_eps:
             best_eps, best_name = eps, name
+    if not best_name and refused is not None:
+        raise refused
     return best_eps, best_name
+
+
+def _check_calibration(target_epsilon: float, delta: float) -> None:
+    # Before any accountant runs: a huge target makes PRV's search allocate without bound.
+    if not (isinstance(target_epsilon, (int, float)) and 0 < target_epsilon <= MAX_ACCOUNTED_EPSILON):
+        raise InvalidArgument("target_epsilon", f"must be in (0, {MAX_ACCOUNTED_EPSILON:g}] to calibrate noise, got {target_epsilon!r}")
+    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise InvalidArgument("delta", f"must be in (0, 1), got {delta!r}")
+
+
+def calibrate_noise_multiplier(*, target_epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
+    """The noise multiplier for `steps` steps at `sample_rate` that every registered
+    accountant agrees spends at most `target_epsilon` at `delta`: the largest σ any of them
+    needs, so that the conservative figure (`conservative_epsilon`) meets the target too.
+
+    The one σ calibration in Privet: the scheduler and the worker both call it.
+    Raises InvalidArgument("target_epsilon") for a target above MAX_ACCOUNTED_EPSILON
+    (before any accountant runs) or one no sane noise reaches, InvalidArgument("delta")
+    for δ outside (0, 1)."""
+    _check_calibration(target_epsilon, delta)
+    return max(
+        noise_multiplier_for(target_epsilon=target_epsilon, delta=delta, sample_rate=sample_rate, steps=steps, accountant=name)
+        for name in accountant_names()
+    )
 
 
 def noise_multiplier_for(
@@ -143,9 +192,11 @@ def noise_multiplier_for(
 
     This is Opacus's own search (`get_noise_multiplier`), the one
     `make_private_with_epsilon` runs. Raises InvalidArgument("target_epsilon") when no
-    noise multiplier up to Opacus's ceiling reaches the target.
+    noise multiplier up to Opacus's ceiling reaches the target, or when the target is above
+    MAX_ACCOUNTED_EPSILON (refused before any accountant runs).
     """
     get_accountant(accountant)
+    _check_calibration(target_epsilon, delta)
     from opacus.accountants.utils import get_noise_multiplier
 
     try:

@@ -1,64 +1,73 @@
-"""The privacy budget ledger: each dataset's (ε, δ) budget, never overspent.
+"""The privacy budget ledger: each body of data's (ε, δ) budget, never overspent.
 
-The ledger, not the trainer, owns the accounting: a reservation is taken atomically at submit
-(one conditional UPDATE, so no interleaving of concurrent submits on SQLite or PostgreSQL can
-overshoot), a job's end charges what its recorded mechanism spent by the most conservative
-accountant and releases the rest. Every entry is audited in the same transaction.
+A budget belongs to the data, not to a dataset record: it is keyed by the raw upload's
+SHA-256 digest (`sha256:<hex>`), and every dataset made from those bytes is linked to it
+(`DatasetBudget`). Deleting a dataset never touches its budget, so re-creating it from the
+same bytes resumes what was spent. Callers still name datasets; the ledger resolves each
+to its budget.
+
+The ledger, not the trainer, owns the accounting:
+
+- a reservation is taken atomically at submit: one conditional UPDATE (reserved + spent +
+  new ≤ total), so no interleaving of concurrent submits on SQLite or PostgreSQL can
+  overshoot. Reservations are linear: a job's target ε, whole;
+- a job's end charges what it spent: its DP-SGD run and its DP releases, each stored as its
+  own entry with what it was computed from. The budget's spent ε is then the composition of
+  every charged mechanism at the budget's δ (a pessimistic PLD, `composition`), and never
+  more than their plain sum where that sum is a valid bound at the budget's δ (see
+  `_spend`). The rest of the reservation is released;
+- every entry is audited in the same transaction.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from governance.audit.log import AuditLog, Event
 from governance.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from governance.privacy.accounting import Mechanism, conservative_epsilon
-from governance.store.privacy_tables import LedgerEntry, PrivacyBudgetRow
+from governance.privacy.composition import composed_epsilon
+from governance.privacy.limits import MAX_EPSILON, check_epsilon, from_micro, representable, to_micro
+from governance.privacy.releases import Release
+from governance.store.privacy_tables import DatasetBudget, LedgerEntry, PrivacyBudgetRow
 
-__all__ = ["Budget", "BudgetLedger", "MAX_EPSILON", "check_epsilon", "to_micro", "from_micro"]
+__all__ = ["Budget", "BudgetLedger", "MAX_EPSILON", "SUBSAMPLED_GAUSSIAN", "budget_key", "check_epsilon", "from_micro", "to_micro"]
 
-MICRO = 1_000_000
 PRIVACY_UNIT = "row"
-# ε is stored as micro-ε in BIGINT columns: the largest whole ε whose micro-ε (even
-# rounded up through a double) still fits in a signed 64-bit integer.
-MAX_EPSILON = (2**63 - 1) // MICRO
+# The `mechanism` of a DP-SGD run's charge entry (its σ, q, steps and δ are on the entry).
+SUBSAMPLED_GAUSSIAN = "subsampled-gaussian"
 
 
-def to_micro(epsilon: float) -> int:
-    """ε to integer micro-ε, rounding up: the ledger errs on the side of spending more."""
-    return -int(-epsilon * MICRO // 1)
-
-
-def from_micro(value: int) -> float:
-    return value / MICRO
-
-
-def representable(epsilon: float) -> bool:
-    """Whether the ledger can hold `epsilon`: finite, not negative, within the columns."""
-    return math.isfinite(epsilon) and 0 <= epsilon <= MAX_EPSILON
-
-
-def check_epsilon(field: str, epsilon: float) -> None:
-    """InvalidArgument naming `field` unless `epsilon` is a budget the ledger can hold."""
-    if not (representable(epsilon) and epsilon > 0):
-        raise InvalidArgument(field, f"must be finite, positive and at most {MAX_EPSILON:g}, got {epsilon!r}")
+def budget_key(raw_digest: str) -> str:
+    """The budget id of the data whose raw upload has SHA-256 `raw_digest` (hex)."""
+    return f"sha256:{raw_digest}"
 
 
 @dataclass(frozen=True)
 class Budget:
+    """A budget as callers see it. `epsilon_spent` is the composed ε of every charge at
+    `delta`; `budget_id` names the data it belongs to."""
+
     epsilon_total: float
     delta: float
     epsilon_reserved: float
     epsilon_spent: float
+    budget_id: str = ""
 
     @property
     def epsilon_remaining(self) -> float:
         return self.epsilon_total - self.epsilon_reserved - self.epsilon_spent
+
+
+def _budget(row: PrivacyBudgetRow) -> Budget:
+    return Budget(from_micro(row.epsilon_total_micro), row.delta, from_micro(row.reserved_micro), from_micro(row.spent_micro), row.budget_id)
 
 
 class BudgetLedger:
@@ -66,35 +75,92 @@ class BudgetLedger:
         self._audit = audit
         self._clock = clock
 
-    def _entry(self, session: Session, dataset_id: str, job_id: str, kind: str, eps_micro: int, delta: float, principal: str, accountant: str = "", mechanism: Mechanism | None = None) -> None:
+    # -- entries --------------------------------------------------------------------------
+    def _entry(
+        self, session: Session, budget_id: str, dataset_id: str, job_id: str, kind: str, eps_micro: int, delta: float, principal: str, *,
+        accountant: str = "", mechanism: Mechanism | None = None, release: Release | None = None, details: dict | None = None,
+    ) -> None:
+        name = SUBSAMPLED_GAUSSIAN if mechanism else (release.mechanism if release else "")
+        purpose = release.purpose if release else ""
         session.add(LedgerEntry(
-            dataset_id=dataset_id, job_id=job_id, kind=kind, epsilon_micro=eps_micro, delta=delta,
+            budget_id=budget_id, dataset_id=dataset_id, job_id=job_id, kind=kind, epsilon_micro=eps_micro, delta=delta, mechanism=name, purpose=purpose,
             noise_multiplier=mechanism.noise_multiplier if mechanism else None, sample_rate=mechanism.sample_rate if mechanism else None,
             steps=mechanism.steps if mechanism else None, accountant=accountant, privacy_unit=PRIVACY_UNIT, principal=principal, time_us=int(self._clock() * 1e6),
         ))
-        details = {"dataset_id": dataset_id, "job_id": job_id, "epsilon": from_micro(eps_micro), "delta": delta, "accountant": accountant}
+        audited = {"dataset_id": dataset_id, "budget_id": budget_id, "job_id": job_id, "epsilon": from_micro(eps_micro), "delta": delta, "accountant": accountant}
         if mechanism:
-            details |= {"noise_multiplier": mechanism.noise_multiplier, "sample_rate": mechanism.sample_rate, "steps": mechanism.steps}
-        self._audit.append(Event(principal=principal, action=f"privacy.{kind}", resource=f"dataset/{dataset_id}", decision="allow", details=details))
+            audited |= {"mechanism": name, "noise_multiplier": mechanism.noise_multiplier, "sample_rate": mechanism.sample_rate, "steps": mechanism.steps}
+        if release:
+            audited |= {"mechanism": name, "purpose": purpose}
+        self._audit.append(Event(principal=principal, action=f"privacy.{kind}", resource=f"dataset/{dataset_id}", decision="allow", details=audited | (details or {})))
 
-    def open_budget(self, session: Session, dataset_id: str, epsilon: float, delta: float, principal: str) -> None:
-        """Create the dataset's budget (in the dataset's own creation unit)."""
+    # -- budgets --------------------------------------------------------------------------
+    def open_budget(self, session: Session, dataset_id: str, epsilon: float, delta: float, principal: str, *, raw_digest: str = "") -> Budget:
+        """Link `dataset_id` to the budget of its data, opening that budget with (`epsilon`,
+        `delta`) if the data has none yet. `raw_digest` is the SHA-256 (hex) of the raw
+        upload the dataset was made from (or that it derives from); without one the budget
+        is the dataset's own (`dataset:<id>`).
+
+        If the data already has a budget, it stands as it is: never raised, never lowered,
+        whatever was asked; the link is audited ("privacy.link") with what was asked.
+        Returns the budget the dataset draws on. InvalidArgument("epsilon"/"delta") for a
+        budget the ledger cannot hold; FailedPrecondition if the dataset is already linked."""
         check_epsilon("epsilon", epsilon)
-        session.add(PrivacyBudgetRow(dataset_id=dataset_id, epsilon_total_micro=to_micro(epsilon), delta=delta, reserved_micro=0, spent_micro=0))
-        self._entry(session, dataset_id, "", "open", to_micro(epsilon), delta, principal)
+        if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+            raise InvalidArgument("delta", f"must be in (0, 1), got {delta!r}")
+        if session.get(DatasetBudget, dataset_id) is not None:
+            raise FailedPrecondition(f"dataset {dataset_id} already has a privacy budget")
+        budget_id = budget_key(raw_digest) if raw_digest else f"dataset:{dataset_id}"
+        row = self._row(session, budget_id)
+        if row is None:
+            try:
+                # A savepoint: on PostgreSQL a concurrent ingestion of the same bytes may open
+                # it first, and then this one links to that budget instead.
+                with session.begin_nested():
+                    session.add(PrivacyBudgetRow(budget_id=budget_id, dataset_id=dataset_id, epsilon_total_micro=to_micro(epsilon), delta=delta, reserved_micro=0, spent_micro=0))
+                    session.flush()
+            except IntegrityError:
+                row = self._row(session, budget_id)
+                if row is None:
+                    raise
+            else:
+                session.add(DatasetBudget(dataset_id=dataset_id, budget_id=budget_id))
+                self._entry(session, budget_id, dataset_id, "", "open", to_micro(epsilon), delta, principal)
+                return Budget(from_micro(to_micro(epsilon)), delta, 0.0, 0.0, budget_id)
+        session.add(DatasetBudget(dataset_id=dataset_id, budget_id=budget_id))
+        self._entry(session, budget_id, dataset_id, "", "link", row.epsilon_total_micro, row.delta, principal,
+                    details={"requested_epsilon": epsilon, "requested_delta": delta, "epsilon_spent": from_micro(row.spent_micro)})
+        return _budget(row)
+
+    def budget_id(self, session: Session, dataset_id: str) -> str:
+        """The budget `dataset_id` draws on. NotFound if it has none."""
+        link = session.get(DatasetBudget, dataset_id)
+        if link is None:
+            raise NotFound(f"no privacy budget for dataset {dataset_id}")
+        return link.budget_id
 
     def budget(self, session: Session, dataset_id: str) -> Budget:
-        row = session.get(PrivacyBudgetRow, dataset_id)
+        row = self._row(session, self.budget_id(session, dataset_id))
         if row is None:
             raise NotFound(f"no privacy budget for dataset {dataset_id}")
-        return Budget(from_micro(row.epsilon_total_micro), row.delta, from_micro(row.reserved_micro), from_micro(row.spent_micro))
+        return _budget(row)
 
+    @staticmethod
+    def _row(session: Session, budget_id: str, *, lock: bool = False) -> PrivacyBudgetRow | None:
+        # Always read the row afresh: the conditional UPDATEs below bypass the session.
+        query = select(PrivacyBudgetRow).where(PrivacyBudgetRow.budget_id == budget_id).execution_options(populate_existing=True)
+        if lock:
+            query = query.with_for_update()  # PostgreSQL; SQLite's writer holds the lock already
+        return session.execute(query).scalar_one_or_none()
+
+    # -- reservations -----------------------------------------------------------------------
     def reserve(self, session: Session, dataset_id: str, job_id: str, epsilon: float, delta: float, principal: str) -> None:
         """Reserve `epsilon` for a job, atomically. ResourceExhausted (saying what is left) if
-        it does not fit; FailedPrecondition if δ exceeds the dataset's δ."""
+        it does not fit; FailedPrecondition if δ exceeds the budget's δ."""
         check_epsilon("epsilon", epsilon)
         need = to_micro(epsilon)
-        row = session.get(PrivacyBudgetRow, dataset_id)
+        budget_id = self.budget_id(session, dataset_id)
+        row = self._row(session, budget_id)
         if row is None:
             raise NotFound(f"no privacy budget for dataset {dataset_id}")
         if delta > row.delta:
@@ -102,49 +168,120 @@ class BudgetLedger:
         t = PrivacyBudgetRow
         result = session.execute(
             update(t)
-            .where(t.dataset_id == dataset_id, t.epsilon_total_micro - t.reserved_micro - t.spent_micro >= need)
+            .where(t.budget_id == budget_id, t.epsilon_total_micro - t.reserved_micro - t.spent_micro >= need)
             .values(reserved_micro=t.reserved_micro + need)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
-            session.refresh(row)
+            row = self._row(session, budget_id)
+            assert row is not None
             left = from_micro(row.epsilon_total_micro - row.reserved_micro - row.spent_micro)
             raise ResourceExhausted(f"privacy budget exhausted: ε {epsilon:g} requested, {left:g} of {from_micro(row.epsilon_total_micro):g} left")
-        self._entry(session, dataset_id, job_id, "reserve", need, delta, principal)
+        self._entry(session, budget_id, dataset_id, job_id, "reserve", need, delta, principal)
 
-    def settle(self, session: Session, dataset_id: str, job_id: str, reserved: float, mechanism: Mechanism | None, principal: str, *, within_reservation: bool = False) -> float:
-        """End a job: charge what `mechanism` spent (0 if it took no noisy step), release the
-        rest of the reservation. Returns the ε charged.
+    def settle(
+        self, session: Session, dataset_id: str, job_id: str, reserved: float, mechanism: Mechanism | None, principal: str, *,
+        releases: Sequence[Release] = (), within_reservation: bool = False,
+    ) -> float:
+        """End a job: charge its DP-SGD run `mechanism` (None, or 0 steps, if it took no noisy
+        step) and its DP `releases`, each as its own "charge" entry, and release the rest of
+        the reservation. Returns the ε charged for the job: the increase of the budget's
+        spent ε, which is the composition of every mechanism ever charged to it (see
+        `_spend`), so it is at most the job's own figure (its run's conservative ε plus its
+        releases' ε) and usually well below it when the budget has been charged before.
 
-        The charge is the most conservative accountant's figure. If that exceeds the job's
-        reservation, the excess is taken from the remaining budget; if even that cannot cover
-        it, FailedPrecondition (the trainer must never run past its reservation).
+        If the increase exceeds the reservation, the excess is taken from the remaining
+        budget; if even that cannot cover it, FailedPrecondition. Each charged mechanism's δ
+        must be at most the budget's δ (FailedPrecondition).
 
         `within_reservation`: the caller vouches that `mechanism` is a prefix of the run whose
-        noise was calibrated to the reservation (a lease within the planned steps), so the
-        reservation bounds the spend too and the charge is the lesser bound: an accountant's
-        numerical slack can then never push the charge past the reservation."""
+        noise was calibrated to the reservation (a lease within the planned steps), with the
+        releases included in what the reservation covers, so the reservation bounds the
+        job's spend too: the run's own figure and the increase are then capped at the
+        reservation, and an accountant's numerical slack never pushes a charge past it."""
+        run = mechanism if mechanism is not None and mechanism.steps > 0 else None
+        releases = tuple(releases)
+        budget_id = self.budget_id(session, dataset_id)
+        row = self._row(session, budget_id, lock=True)
+        if row is None:
+            raise NotFound(f"no privacy budget for dataset {dataset_id}")
+        for what, d in ([("mechanism", run.delta)] if run else []) + [(f"release {r.purpose}", r.delta) for r in releases]:
+            if d > row.delta:
+                raise FailedPrecondition(f"job {job_id}'s {what} has δ {d:g}, above the budget's δ {row.delta:g}")
         held = to_micro(reserved)
-        spent_eps, accountant = (0.0, "") if mechanism is None or mechanism.steps == 0 else conservative_epsilon(mechanism)
-        if within_reservation and spent_eps > reserved:
-            spent_eps, accountant = reserved, "reservation"
-        if not representable(spent_eps):
-            raise FailedPrecondition(f"job {job_id} spent ε {spent_eps:g}, more than any budget can hold")
-        charge = to_micro(spent_eps)
+        run_eps, accountant = (0.0, "") if run is None else conservative_epsilon(run)
+        if within_reservation and run_eps > reserved:
+            run_eps, accountant = reserved, "reservation"
+        own = run_eps + math.fsum(r.epsilon for r in releases)
+        if not representable(own):
+            raise FailedPrecondition(f"job {job_id} spent ε {own:g}, more than any budget can hold")
+
+        before = row.spent_micro
+        after = before
+        if run is not None or releases:
+            after = max(before, self._spend(session, budget_id, row.delta, [(run, to_micro(run_eps))] if run else [], releases))
+            if within_reservation:
+                after = min(after, before + held)
+        increase = after - before
         t = PrivacyBudgetRow
         result = session.execute(
             update(t)
-            .where(t.dataset_id == dataset_id, t.reserved_micro >= held, t.epsilon_total_micro - t.reserved_micro - t.spent_micro + held >= charge)
-            .values(reserved_micro=t.reserved_micro - held, spent_micro=t.spent_micro + charge)
+            .where(t.budget_id == budget_id, t.spent_micro == before, t.reserved_micro >= held,
+                   t.epsilon_total_micro - t.reserved_micro - t.spent_micro + held >= increase)
+            .values(reserved_micro=t.reserved_micro - held, spent_micro=t.spent_micro + increase)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
-            raise FailedPrecondition(f"job {job_id} spent ε {spent_eps:g}, more than its reservation and the budget left")
-        if charge:
-            self._entry(session, dataset_id, job_id, "charge", charge, mechanism.delta if mechanism else 0.0, principal, accountant, mechanism)
-        if held - charge > 0:
-            self._entry(session, dataset_id, job_id, "release", held - charge, 0.0, principal)
-        return from_micro(charge)
+            raise FailedPrecondition(f"job {job_id} spent ε {from_micro(increase):g}, more than its reservation and the budget left")
+        spend = {"budget_epsilon_spent_before": from_micro(before), "budget_epsilon_spent_after": from_micro(after), "job_epsilon_charged": from_micro(increase)}
+        if run is not None:
+            self._entry(session, budget_id, dataset_id, job_id, "charge", to_micro(run_eps), run.delta, principal, accountant=accountant, mechanism=run, details=spend)
+        for r in releases:
+            self._entry(session, budget_id, dataset_id, job_id, "charge", to_micro(r.epsilon), r.delta, principal, release=r, details=spend)
+        if held - increase > 0:
+            self._entry(session, budget_id, dataset_id, job_id, "release", held - increase, 0.0, principal)
+        return from_micro(increase)
+
+    # -- composition ----------------------------------------------------------------------
+    def _spend(self, session: Session, budget_id: str, delta: float, runs: list[tuple[Mechanism, int]], releases: tuple[Release, ...]) -> int:
+        """Micro-ε spent by everything charged to the budget so far plus `runs` (each with
+        its own micro-ε) and `releases`, at the budget's `delta`:
+
+        - composed: a pessimistic PLD of every mechanism, at `delta` — always valid;
+        - linear: the plain sum of each mechanism's own ε. By basic composition it holds at
+          the sum of their own δs, so it is a valid bound at the budget's δ only when those
+          δs add up to at most `delta` (one DP-SGD run at the budget's δ with pure-ε
+          releases, say); then the lesser of the two is charged, so composing never costs
+          more than summing. Otherwise the composed figure alone holds at `delta`.
+
+        FailedPrecondition if no finite ε holds at `delta` (releases whose δs exceed it)."""
+        past = list(session.execute(select(LedgerEntry).where(LedgerEntry.budget_id == budget_id, LedgerEntry.kind == "charge")).scalars())
+        all_runs = [Mechanism(e.noise_multiplier, e.sample_rate, int(e.steps), e.delta) for e in past if e.mechanism == SUBSAMPLED_GAUSSIAN and e.steps]
+        all_runs += [m for m, _ in runs]
+        # A release's ε is stored rounded up to micro-ε: recomputing from entries overstates it, never understates it.
+        all_releases = [Release(e.purpose or "?", e.mechanism, from_micro(e.epsilon_micro), e.delta) for e in past if e.mechanism not in ("", SUBSAMPLED_GAUSSIAN)]
+        all_releases += list(releases)
+        linear = sum(e.epsilon_micro for e in past) + sum(eps for _, eps in runs) + sum(to_micro(r.epsilon) for r in releases)
+        deltas = math.fsum([e.delta for e in past] + [m.delta for m, _ in runs] + [r.delta for r in releases])
+        try:
+            composed = composed_epsilon(mechanisms=all_runs, releases=all_releases, delta=delta)
+        except InvalidArgument:
+            composed = math.inf  # too little noise to compose: only the linear bound can speak
+        best = min(to_micro(composed) if representable(composed) else math.inf, linear if deltas <= delta else math.inf)
+        if not math.isfinite(best):
+            raise FailedPrecondition(f"the charges on budget {budget_id} compose to no finite ε at the budget's δ {delta:g}")
+        return int(best)
+
+    def spent_epsilon(self, session: Session, dataset_id: str) -> float:
+        """The composed ε spent on the budget `dataset_id` draws on (0 if it has none): the
+        dataset's cumulative spend, which release gates compare with the operator's cap."""
+        link = session.get(DatasetBudget, dataset_id)
+        row = self._row(session, link.budget_id) if link else None
+        return from_micro(row.spent_micro) if row else 0.0
 
     def history(self, session: Session, dataset_id: str) -> list[LedgerEntry]:
-        return list(session.execute(select(LedgerEntry).where(LedgerEntry.dataset_id == dataset_id).order_by(LedgerEntry.id)).scalars())
+        """Every entry of the budget `dataset_id` draws on (those of other datasets made from
+        the same data included: they spend the same budget), oldest first."""
+        link = session.get(DatasetBudget, dataset_id)
+        where = or_(LedgerEntry.budget_id == link.budget_id, LedgerEntry.dataset_id == dataset_id) if link else LedgerEntry.dataset_id == dataset_id
+        return list(session.execute(select(LedgerEntry).where(where).order_by(LedgerEntry.id)).scalars())

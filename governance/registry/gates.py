@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from governance.policy.engine import DEFAULT_DENY, NAMESPACE
 
-__all__ = ["DELTA_LIMIT", "EPSILON_LIMIT", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for"]
+__all__ = ["DATASET_SPEND_POLICY", "DELTA_LIMIT", "EPSILON_LIMIT", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for"]
 
 EPSILON_LIMIT = 8.0  # stated here for messages only; the rule is in release.cedar
 DELTA_LIMIT = 1e-5
+# The policy that holds the lineage dataset's cumulative spend to the operator's cap.
+DATASET_SPEND_POLICY = "dataset-cumulative-epsilon-within-cap"
 
 
 class Stage:
@@ -32,6 +34,15 @@ class Stage:
 # Cedar's integers are signed 64-bit; one outside that range fails the whole request (every
 # transition of the version, revocation included), so a scaled value saturates instead.
 _CEDAR_LONG_MIN, _CEDAR_LONG_MAX = -(2**63), 2**63 - 1
+
+
+def _scaled_down(value: float, scale: int) -> int:
+    """`value * scale` rounded down, exactly, saturated: for a limit, so rounding never
+    lets a value through."""
+    if not math.isfinite(value):
+        return _CEDAR_LONG_MAX if value > 0 else _CEDAR_LONG_MIN
+    exact = int((Decimal(repr(float(value))) * scale).to_integral_value(rounding=ROUND_FLOOR))
+    return max(_CEDAR_LONG_MIN, min(exact, _CEDAR_LONG_MAX))
 
 
 def _scaled_up(value: float | None, scale: int) -> int:
@@ -75,6 +86,11 @@ class ReleaseFacts:
     delta: float | None
     metrics: dict[str, float] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
+    # The composed ε spent so far on the privacy budget of the dataset the lineage names
+    # (every job on the same data, this one included; None: no dataset the platform holds),
+    # and the operator's cap on it ([privacy] max_dataset_epsilon; None: no cap).
+    dataset_epsilon_spent: float | None = None
+    dataset_epsilon_cap: float | None = None
 
     @property
     def shortfalls(self) -> list[str]:
@@ -97,6 +113,8 @@ class ReleaseFacts:
                 "epsilon_milli": _scaled_up(self.epsilon, 1000) if self.has_guarantee else 0,
                 "delta_ppb": _scaled_up(self.delta, 10**9) if self.has_guarantee else 0,
                 "metrics_ok": not self.shortfalls,
+                "dataset_epsilon_spent_milli": _scaled_up(self.dataset_epsilon_spent, 1000),
+                "dataset_epsilon_cap_milli": _CEDAR_LONG_MAX if self.dataset_epsilon_cap is None else _scaled_down(self.dataset_epsilon_cap, 1000),
             },
             "parents": [],
         }
@@ -113,6 +131,8 @@ class ReleaseFacts:
             "delta": self.delta,
             "metrics": self.metrics,
             "thresholds": self.thresholds,
+            "dataset_epsilon_spent": self.dataset_epsilon_spent,
+            "dataset_epsilon_cap": self.dataset_epsilon_cap,
         }
 
 
@@ -132,6 +152,11 @@ def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, a
             "release-needs-approval": "the version has no approval",
             "dp-guarantee-required": "the model was trained on personal data but carries no differential-privacy guarantee",
             "dp-epsilon-at-most-8": f"the model was trained on personal data with epsilon {facts.epsilon:g}, above the limit of {EPSILON_LIMIT:g}" if facts.epsilon is not None else "epsilon is above the limit",
+            DATASET_SPEND_POLICY: (
+                f"the data this model was trained on has spent epsilon {facts.dataset_epsilon_spent:g} in total (composed over every job on its budget), "
+                f"above the operator's cap of {facts.dataset_epsilon_cap:g}"
+                if facts.dataset_epsilon_spent is not None and facts.dataset_epsilon_cap is not None else "the training data's cumulative epsilon is above the operator's cap"
+            ),
             "dp-delta-at-most-1e-5": f"the model was trained on personal data with delta {facts.delta:g}, above the limit of {DELTA_LIMIT:g}" if facts.delta is not None else "delta is above the limit",
         }.get(pid, f"denied by policy {pid}")
         out.append(text)

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from governance.errors import ResourceExhausted
 from governance.privacy.accounting import Mechanism, conservative_epsilon
-from governance.privacy.ledger import BudgetLedger
+from governance.privacy.composition import composed_epsilon
+from governance.privacy.ledger import BudgetLedger, to_micro
 from governance.runtime import Runtime
 from governance.store.privacy_tables import LedgerEntry
 from governance.store.tables import AuditEvent
@@ -56,13 +57,16 @@ def test_32_concurrent_reservations_never_exceed_the_budget(runtime: Runtime) ->
     assert len(reserve_events) == 3
 
 
-def test_settle_charges_the_conservative_accountant_and_releases_the_rest(runtime: Runtime) -> None:
+def test_settle_records_the_conservative_accountant_charges_the_lesser_bound_and_releases_the_rest(runtime: Runtime) -> None:
     ledger = _open(runtime, "ds2", 8.0)
     runtime.write(lambda s: ledger.reserve(s, "ds2", "j1", 3.0, 1e-5, "user/alice"))
     mechanism = Mechanism(noise_multiplier=1.1, sample_rate=0.01, steps=200, delta=1e-5)
     charged = runtime.write(lambda s: ledger.settle(s, "ds2", "j1", 3.0, mechanism, "service/training"))
-    expected, accountant = conservative_epsilon(mechanism)
-    assert charged == pytest.approx(expected, abs=1e-6) and 0 < charged < 3.0
+    own, accountant = conservative_epsilon(mechanism)
+    # The budget's spend is the lesser of two valid bounds at its δ: the PLD and the job's own
+    # conservative figure (one run at the budget's δ, so the plain sum holds there too).
+    expected = min(to_micro(composed_epsilon(mechanisms=[mechanism], delta=1e-5)), to_micro(own)) / 1e6
+    assert charged == pytest.approx(expected, abs=1e-6) and 0 < charged <= own < 3.0
     runtime.write(lambda s: ledger.reserve(s, "ds2", "j2", 2.0, 1e-5, "user/alice"))
     assert runtime.write(lambda s: ledger.settle(s, "ds2", "j2", 2.0, None, "service/training")) == 0.0  # never took a step
     with runtime.read() as s:
@@ -70,7 +74,8 @@ def test_settle_charges_the_conservative_accountant_and_releases_the_rest(runtim
         history = ledger.history(s, "ds2")
     assert budget.epsilon_spent == pytest.approx(expected, abs=1e-6) and budget.epsilon_reserved == 0
     charge = next(e for e in history if e.kind == "charge")
-    assert (charge.noise_multiplier, charge.sample_rate, charge.steps, charge.accountant) == (1.1, 0.01, 200, accountant)
+    assert (charge.noise_multiplier, charge.sample_rate, charge.steps, charge.accountant, charge.mechanism) == (1.1, 0.01, 200, accountant, "subsampled-gaussian")
+    assert charge.epsilon_micro == to_micro(own)  # the entry keeps the run's own figure, to recompute from
     assert [e.kind for e in history] == ["open", "reserve", "charge", "release", "reserve", "release"]
     assert isinstance(history[0], LedgerEntry)
 
