@@ -1,17 +1,26 @@
-"""Preprocessing for tabular models: the exact mapping from Arrow columns to model inputs.
+"""Preprocessing for tabular models: the mapping from Arrow columns to model inputs.
 
-A `TabularPreprocessor` is fitted once on the training table and then travels with the
-model as JSON (`to_metadata()`), so the inference service rebuilds the very same
-mapping (`from_metadata()`) and a row is encoded identically at training and at serving.
+A `TabularPreprocessor` is built once per training job and then travels with the model as
+JSON (`to_metadata()`), so the inference service rebuilds the very same mapping
+(`from_metadata()`) and a row is encoded identically at training and at serving.
 
-- Numeric columns (integers, floats, booleans) are standardised with the mean and the
-  population standard deviation of the training column; a missing or non-finite value
-  becomes the mean (so 0 after standardising).
-- String columns are one-hot encoded over the vocabulary seen in training (sorted);
-  a missing value or a value outside the vocabulary encodes as all zeros.
+Everything in it is published with the model, so none of it may be an exact function of
+the private rows (a mean reconstructs chosen rows; a one-row category names its row).
+Each column's parameters are either *declared* public by the job's owner or *DP*,
+computed by a mechanism in `governance.privacy.dp_statistics` and charged:
 
-`ClassLabels` does the same for a classifier's target: the distinct numeric labels seen
-in training, in order, become class indices 0..k-1.
+- Numeric columns (integers, floats, booleans) are clipped to [lower, upper] and mapped
+  linearly onto [-1, 1]; a missing or non-finite value becomes 0. The bounds are the
+  declared ones, or the DP 5th and 95th percentiles.
+- String columns are one-hot encoded over a vocabulary: the declared domain, or the values
+  that survive DP partition selection; a missing value or one outside the vocabulary
+  encodes as all zeros.
+
+`ClassLabels` holds a classifier's classes: declared, or those that survive DP partition
+selection over the target; rows whose label is not a class are left out of training and
+evaluation (a row-by-row filter, which costs no privacy of its own).
+
+Models registered before this (metadata version 1, exact means and deviations) still load.
 """
 
 from __future__ import annotations
@@ -28,40 +37,78 @@ import torch
 
 from governance.errors import InvalidArgument
 
-__all__ = ["MAX_CATEGORIES", "ClassLabels", "TabularPreprocessor"]
+__all__ = ["MAX_CATEGORIES", "ClassLabels", "TabularPreprocessor", "check_bounds", "check_domain", "column_kind"]
 
 #: The largest vocabulary a categorical column may have. A column with more distinct
 #: values is almost always an identifier, and one-hot encoding it would memorise rows.
 MAX_CATEGORIES = 1000
 
-_METADATA_VERSION = 1
+_METADATA_VERSION = 2
+_SOURCES = ("declared", "dp")
 
 
 @dataclass(frozen=True)
 class _Numeric:
+    """A numeric column clipped to [lower, upper] and mapped onto [-1, 1]. Version 1
+    models stored a (mean, std) standardisation instead: kept so they still serve."""
+
     name: str
-    mean: float
-    std: float
+    lower: float
+    upper: float
+    source: str = "declared"
+    standardised: bool = False  # version 1: lower = mean, upper = std, no clipping
 
     @property
     def width(self) -> int:
         return 1
 
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        if self.standardised:
+            mean, std = self.lower, self.upper
+            return (np.where(np.isnan(values), mean, values) - mean) / std
+        centre, half = (self.lower + self.upper) / 2.0, (self.upper - self.lower) / 2.0
+        return np.where(np.isnan(values), 0.0, (np.clip(values, self.lower, self.upper) - centre) / half)
+
     def to_metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "numeric", "mean": self.mean, "std": self.std}
+        if self.standardised:
+            return {"name": self.name, "kind": "numeric", "mean": self.lower, "std": self.upper}
+        return {"name": self.name, "kind": "numeric", "lower": self.lower, "upper": self.upper, "source": self.source}
 
 
 @dataclass(frozen=True)
 class _Categorical:
     name: str
     vocabulary: tuple[str, ...]
+    source: str = "declared"
 
     @property
     def width(self) -> int:
         return len(self.vocabulary)
 
     def to_metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary)}
+        return {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary), "source": self.source}
+
+
+def check_bounds(name: str, bounds: Sequence[float]) -> tuple[float, float]:
+    """(lower, upper) from a declared pair. InvalidArgument naming the column unless both
+    are finite and lower < upper."""
+    try:
+        lower, upper = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise InvalidArgument(name, f"bounds must be a pair [lower, upper], got {bounds!r}") from None
+    if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+        raise InvalidArgument(name, f"bounds must be finite with lower < upper, got [{lower!r}, {upper!r}]")
+    return lower, upper
+
+
+def check_domain(name: str, values: Sequence[str], *, max_categories: int = MAX_CATEGORIES) -> tuple[str, ...]:
+    """A declared category domain: distinct strings, at most `max_categories`, sorted."""
+    domain = tuple(sorted({str(v) for v in values}))
+    if not domain:
+        raise InvalidArgument(name, "a declared category domain needs at least one value")
+    if len(domain) > max_categories:
+        raise InvalidArgument(name, f"{len(domain)} declared categories, more than {max_categories}")
+    return domain
 
 
 def _is_numeric(dtype: pa.DataType) -> bool:
@@ -72,6 +119,15 @@ def _is_string(dtype: pa.DataType) -> bool:
     if pa.types.is_dictionary(dtype):
         return _is_string(dtype.value_type)
     return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
+
+
+def column_kind(dtype: pa.DataType) -> str | None:
+    """"numeric", "string", or None for a type no tabular model takes."""
+    if _is_numeric(dtype):
+        return "numeric"
+    if _is_string(dtype):
+        return "string"
+    return None
 
 
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray:
@@ -111,15 +167,21 @@ class TabularPreprocessor:
     # -- construction ----------------------------------------------------------------
 
     @classmethod
-    def fit(
-        cls, table: pa.Table, features: Sequence[str], *, max_categories: int = MAX_CATEGORIES
+    def build(
+        cls,
+        table: pa.Table,
+        features: Sequence[str],
+        *,
+        bounds: Mapping[str, tuple[float, float]],
+        domains: Mapping[str, Sequence[str]],
+        sources: Mapping[str, str],
     ) -> TabularPreprocessor:
-        """Learn the encoding of `features` (in that order) from `table`.
-
-        Raises InvalidArgument naming the column when a column is missing, has a type
-        that is neither numeric nor string, or has more than `max_categories` values;
-        naming `features` when the list is empty or repeats a column.
-        """
+        """The encoding of `features` (in that order) from public or DP parameters: each
+        numeric column needs `bounds[name]`, each string column `domains[name]`;
+        `sources[name]` says which ("declared" or "dp"). `table` is read only for column
+        types. Raises InvalidArgument naming the column when a column is missing, of
+        another type, or lacks its parameters; naming `features` when the list is empty
+        or repeats a column."""
         if not features:
             raise InvalidArgument("features", "at least one feature column is needed")
         if len(set(features)) != len(features):
@@ -127,26 +189,21 @@ class TabularPreprocessor:
         columns: list[_Numeric | _Categorical] = []
         for name in features:
             column = _column(table, name)
+            source = sources.get(name, "declared")
+            if source not in _SOURCES:
+                raise InvalidArgument(name, f"unknown parameter source {source!r}")
             if _is_numeric(column.type):
-                values = _as_float64(name, column)
-                present = values[~np.isnan(values)]
-                if present.size == 0:
-                    mean, std = 0.0, 1.0
-                else:
-                    mean = float(present.mean())
-                    std = float(present.std())
-                    if not math.isfinite(std) or std == 0.0:
-                        std = 1.0
-                columns.append(_Numeric(name, mean, std))
+                if name not in bounds:
+                    raise InvalidArgument(name, "a numeric feature needs declared or DP bounds")
+                lower, upper = check_bounds(name, bounds[name])
+                columns.append(_Numeric(name, lower, upper, source))
             elif _is_string(column.type):
-                distinct = pc.unique(_as_string(name, column)).drop_null().to_pylist()
-                if len(distinct) > max_categories:
-                    raise InvalidArgument(
-                        name,
-                        f"{len(distinct)} distinct values, more than the {max_categories} "
-                        "a categorical feature may have (is it an identifier?)",
-                    )
-                columns.append(_Categorical(name, tuple(sorted(distinct))))
+                if name not in domains:
+                    raise InvalidArgument(name, "a string feature needs a declared or DP category domain")
+                vocabulary = tuple(sorted({str(v) for v in domains[name]}))
+                if len(vocabulary) > MAX_CATEGORIES:
+                    raise InvalidArgument(name, f"{len(vocabulary)} categories, more than {MAX_CATEGORIES}")
+                columns.append(_Categorical(name, vocabulary, source))
             else:
                 raise InvalidArgument(name, f"unsupported column type {column.type} (numeric or string only)")
         return cls(columns)
@@ -161,21 +218,25 @@ class TabularPreprocessor:
         """Rebuild from `to_metadata()` output. Raises InvalidArgument("preprocessing", ...)
         on anything malformed."""
         try:
-            if metadata["version"] != _METADATA_VERSION:
-                raise InvalidArgument("preprocessing", f"unknown metadata version {metadata['version']!r}")
+            version = metadata["version"]
+            if version not in (1, _METADATA_VERSION):
+                raise InvalidArgument("preprocessing", f"unknown metadata version {version!r}")
             columns: list[_Numeric | _Categorical] = []
             for entry in metadata["columns"]:
                 name = str(entry["name"])
-                if entry["kind"] == "numeric":
+                if entry["kind"] == "numeric" and version == 1:
                     mean, std = float(entry["mean"]), float(entry["std"])
                     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
                         raise InvalidArgument("preprocessing", f"column {name}: bad mean/std")
-                    columns.append(_Numeric(name, mean, std))
+                    columns.append(_Numeric(name, mean, std, "declared", standardised=True))
+                elif entry["kind"] == "numeric":
+                    lower, upper = check_bounds("preprocessing", (entry["lower"], entry["upper"]))
+                    columns.append(_Numeric(name, lower, upper, str(entry.get("source", "declared"))))
                 elif entry["kind"] == "categorical":
                     vocabulary = tuple(str(v) for v in entry["vocabulary"])
                     if len(set(vocabulary)) != len(vocabulary):
                         raise InvalidArgument("preprocessing", f"column {name}: repeated vocabulary entry")
-                    columns.append(_Categorical(name, vocabulary))
+                    columns.append(_Categorical(name, vocabulary, str(entry.get("source", "declared"))))
                 else:
                     raise InvalidArgument("preprocessing", f"column {name}: unknown kind {entry['kind']!r}")
         except (KeyError, TypeError, ValueError) as exc:
@@ -216,9 +277,7 @@ class TabularPreprocessor:
         for c in self._columns:
             column = _column(table, c.name)
             if isinstance(c, _Numeric):
-                values = _as_float64(c.name, column)
-                values = np.where(np.isnan(values), c.mean, values)
-                out[:, offset] = ((values - c.mean) / c.std).astype(np.float32)
+                out[:, offset] = c.encode(_as_float64(c.name, column)).astype(np.float32)
             elif c.vocabulary:
                 index = pc.index_in(_as_string(c.name, column), value_set=pa.array(c.vocabulary, pa.string()))
                 index = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -240,18 +299,21 @@ class TabularPreprocessor:
 
 
 class ClassLabels:
-    """The classes of a classifier's target: sorted distinct numeric labels → 0..k-1."""
+    """The classes of a classifier's target (declared or DP-selected numeric labels),
+    sorted, as class indices 0..k-1."""
 
     def __init__(self, column: str, classes: Sequence[int]) -> None:
         self.column = column
-        self.classes = tuple(int(c) for c in classes)
+        self.classes = tuple(sorted(int(c) for c in classes))
         if len(self.classes) < 2:
             raise InvalidArgument(column, "a classifier needs at least two classes in the target")
         if len(set(self.classes)) != len(self.classes):
             raise InvalidArgument(column, "repeated class label")
 
     @staticmethod
-    def _labels(table: pa.Table, column: str) -> np.ndarray:
+    def values(table: pa.Table, column: str) -> np.ndarray:
+        """The target column as int64. InvalidArgument naming the column when it is
+        missing, not numeric, has nulls or fractions."""
         data = _column(table, column)
         if not (pa.types.is_integer(data.type) or pa.types.is_boolean(data.type) or pa.types.is_floating(data.type)):
             raise InvalidArgument(column, f"a classifier's target must be numeric, got {data.type}")
@@ -262,19 +324,13 @@ class ClassLabels:
             raise InvalidArgument(column, "class labels must be whole numbers")
         return values.astype(np.int64)
 
-    @classmethod
-    def fit(cls, table: pa.Table, column: str, *, max_classes: int = MAX_CATEGORIES) -> ClassLabels:
-        """The distinct labels of `column`. Raises InvalidArgument naming the column when it
-        is missing, not numeric, has nulls or fractions, or has fewer than 2 or more than
-        `max_classes` classes."""
-        classes = np.unique(cls._labels(table, column))
-        if len(classes) > max_classes:
-            raise InvalidArgument(column, f"{len(classes)} classes, more than {max_classes}")
-        return cls(column, classes.tolist())
+    def known(self, table: pa.Table) -> np.ndarray:
+        """A boolean mask of the rows whose label is one of the classes."""
+        return np.isin(self.values(table, self.column), np.asarray(self.classes, dtype=np.int64))
 
     def encode(self, table: pa.Table) -> torch.Tensor:
         """Class indices (int64) for each row. Raises InvalidArgument on an unknown label."""
-        values = self._labels(table, self.column)
+        values = self.values(table, self.column)
         classes = np.asarray(self.classes, dtype=np.int64)
         order = np.argsort(classes)
         pos = np.searchsorted(classes[order], values)

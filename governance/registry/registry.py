@@ -68,11 +68,15 @@ from governance.errors import (
 )
 from governance.identity.principals import Principal
 from governance.privacy.accounting import Mechanism, epsilon_for
+from governance.privacy.ledger import budget_key
+from governance.privacy.limits import MAX_EPSILON
+from governance.privacy.releases import releases_from_json, total_delta, total_epsilon
 from governance.processes import identity_alive, process_identity
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset
+from governance.store.privacy_tables import DatasetBudget, PrivacyBudgetRow
 from governance.store.registry_tables import (
     Model,
     ModelApproval,
@@ -87,9 +91,7 @@ log = logging.getLogger("privet.registry")
 _SERVICE = "registry"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MAX_PAGE = 1000
-# The largest epsilon a guarantee may state. Far weaker than any guarantee worth the name,
-# and far below where the release gate's integers (epsilon in thousandths) would overflow.
-MAX_EPSILON = 1e6
+# The largest epsilon a guarantee may state: the one limit the ledger holds too (limits.py).
 
 
 @dataclass(frozen=True)
@@ -480,7 +482,7 @@ class ModelRegistry:
             if why is not None:
                 self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="deny", details={"reason": why, "stage": row.stage}))
                 return None, FailedPrecondition(why)
-            facts = _facts(session, row, facts_override or {})
+            facts = _facts(session, row, facts_override or {}, epsilon_cap=self._rt.settings.max_dataset_epsilon)
             decision = engine.decide(principal, action, ("ModelVersion", row.id), {"caller": who}, [facts.entity()])
             policy_ids = tuple(sorted(decision.policy_ids))
             details = {"from": row.stage, "to": to, "version_id": row.id, "facts": facts.audit_details(), **(extra_details or {})}
@@ -660,6 +662,29 @@ def _check_guarantee(guarantee: dict[str, Any]) -> None:
         raise InvalidArgument("metadata.guarantee.epsilon",
                               f"{guarantee['epsilon']:g} is below the {computed:.4g} that the {guarantee['accountant']} accountant "
                               "gives for the stated noise multiplier, sample rate, steps and delta")
+    if guarantee.get("sgd_delta") or guarantee.get("releases"):
+        _check_composition(guarantee, mechanism)
+
+
+def _check_composition(guarantee: dict[str, Any], mechanism: Mechanism) -> None:
+    """A composed guarantee (governance.privacy.guarantee): the DP-SGD part must be what
+    its accountant gives at its own δ, and the whole at least the sum of its parts, so no
+    part's ε or δ can be left out of the figure the gates read."""
+    sgd_delta = guarantee.get("sgd_delta")
+    if not (_real(sgd_delta) and 0 < sgd_delta < 1):
+        raise InvalidArgument("metadata.guarantee.sgd_delta", "must be in (0, 1)")
+    try:
+        releases = releases_from_json(guarantee.get("releases") or [])
+    except InvalidArgument as exc:
+        raise InvalidArgument("metadata.guarantee.releases", exc.message) from None
+    computed = epsilon_for(Mechanism(mechanism.noise_multiplier, mechanism.sample_rate, mechanism.steps, sgd_delta), guarantee["accountant"])
+    sgd_epsilon = guarantee.get("sgd_epsilon")
+    if not (_real(sgd_epsilon) and sgd_epsilon >= computed * (1 - _EPSILON_RTOL)):
+        raise InvalidArgument("metadata.guarantee.sgd_epsilon", f"must be at least the {computed:.4g} its accountant gives at sgd_delta")
+    if guarantee["epsilon"] < total_epsilon([*releases]) + sgd_epsilon - _EPSILON_RTOL * guarantee["epsilon"]:
+        raise InvalidArgument("metadata.guarantee.epsilon", "is below sgd_epsilon plus the releases' ε")
+    if guarantee["delta"] < total_delta([*releases]) + sgd_delta - _EPSILON_RTOL * guarantee["delta"]:
+        raise InvalidArgument("metadata.guarantee.delta", "is below sgd_delta plus the releases' δ")
 
 
 # Room for the accountants' own numerical error when a stated ε is checked against them.
@@ -725,7 +750,20 @@ def _approvals(session: Session, version_id: str) -> list[ApprovalRecord]:
     return [ApprovalRecord(a.principal, a.at_us, a.note) for a in rows]
 
 
-def _facts(session: Session, row: ModelVersion, override: dict[str, Any]) -> ReleaseFacts:
+def _lineage_epsilon_spent(session: Session, lineage: dict[str, str]) -> float | None:
+    """The composed ε spent on the privacy budget of the data `lineage` names (the largest,
+    should it name several budgets), deleted datasets included: their budgets stay spent.
+    None when it names no data the ledger holds a budget for."""
+    named = [column == lineage[key] for key, column in _LINEAGE_TO_DATASET if lineage.get(key)]
+    ids = list(session.scalars(select(Dataset.id).where(or_(*named)))) if named else []
+    budgets = set(session.scalars(select(DatasetBudget.budget_id).where(DatasetBudget.dataset_id.in_(ids)))) if ids else set()
+    if lineage.get("raw_digest"):
+        budgets.add(budget_key(lineage["raw_digest"]))
+    spent = list(session.scalars(select(PrivacyBudgetRow.spent_micro).where(PrivacyBudgetRow.budget_id.in_(budgets)))) if budgets else []
+    return max(spent) / 1e6 if spent else None
+
+
+def _facts(session: Session, row: ModelVersion, override: dict[str, Any], *, epsilon_cap: float | None = None) -> ReleaseFacts:
     model = session.get(Model, row.model_name)
     values: dict[str, Any] = {
         "version_id": row.id,
@@ -742,6 +780,8 @@ def _facts(session: Session, row: ModelVersion, override: dict[str, Any]) -> Rel
         "delta": row.dp_delta,
         "metrics": json.loads(row.metrics_json),
         "thresholds": json.loads(row.thresholds_json),
+        "dataset_epsilon_spent": _lineage_epsilon_spent(session, json.loads(row.lineage_json)),
+        "dataset_epsilon_cap": epsilon_cap,
     }
     values.update(override)
     return ReleaseFacts(**values)

@@ -19,12 +19,14 @@ from governance.datasets.catalog import get_dataset
 from governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from governance.identity.spiffe import check_name
 from governance.privacy.accounting import Mechanism, accountant_names
+from governance.catalog.tabular import MAX_CATEGORIES, check_bounds, check_domain
 from governance.privacy.ledger import BudgetLedger, check_epsilon
+from governance.privacy.releases import Release, releases_from_json
 from governance.processes import identity_alive
 from governance.runtime import Runtime
 from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 
-__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
+__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
 
 DEVICES = ("auto", "cpu", "cuda")
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
@@ -48,6 +50,16 @@ class JobSpec:
     model_name: str = ""
     max_physical_batch_size: int = 1024
     hparams: dict = field(default_factory=dict)
+    # Declared public by the job's owner (so not DP-released, nothing charged): bounds of
+    # numeric features {column: [lower, upper]}, domains of string features
+    # {column: [values]}, and the classifier's classes [labels]. Anything undeclared is
+    # computed with DP from the job's share (governance.privacy.plan).
+    feature_bounds: dict = field(default_factory=dict)
+    categories: dict = field(default_factory=dict)
+    classes: tuple[int, ...] = ()
+    # A column naming the person each row is about: the job then keeps one row per person
+    # and its guarantee holds per person (governance.training.preparation).
+    person_key: str = ""
 
 
 def _now_us() -> int:
@@ -99,7 +111,40 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
         raise InvalidArgument("accountant", f"must be one of {', '.join(accountant_names())}")
     model_name = spec.model_name or f"{spec.dataset}-{spec.arch}"
     check_name(model_name, "model_name")
-    return JobSpec(**(asdict(spec) | {"features": tuple(features), "model_name": model_name}))
+    declared = _validate_declared(spec, features, by_name)
+    if spec.person_key and (spec.person_key not in by_name or spec.person_key == spec.target or spec.person_key in features):
+        raise InvalidArgument("person_key", f"must name a column of {spec.dataset!r} that is neither the target nor a feature")
+    return JobSpec(**(asdict(spec) | {"features": tuple(features), "model_name": model_name} | declared))
+
+
+def _validate_declared(spec: JobSpec, features: tuple[str, ...], by_name: dict[str, dict]) -> dict:
+    """Declared public parameters: each names a feature of the right kind and is well formed."""
+    def numeric(name: str) -> bool:
+        return any(by_name[name]["type"].startswith(t) for t in NUMERIC_TYPES)
+
+    bounds = {}
+    for name, pair in dict(spec.feature_bounds or {}).items():
+        if name not in features or not numeric(name):
+            raise InvalidArgument(f"feature_bounds[{name}]", "names no numeric feature of this job")
+        try:
+            bounds[name] = list(check_bounds(name, pair))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"feature_bounds[{name}]", exc.message) from None
+    domains = {}
+    for name, values in dict(spec.categories or {}).items():
+        if name not in features or numeric(name):
+            raise InvalidArgument(f"categories[{name}]", "names no string feature of this job")
+        try:
+            domains[name] = list(check_domain(name, list(values)))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"categories[{name}]", exc.message) from None
+    classes = tuple(spec.classes or ())
+    if classes:
+        if any(isinstance(c, bool) or not isinstance(c, int) for c in classes):
+            raise InvalidArgument("classes", "class labels must be whole numbers")
+        if len(set(classes)) != len(classes) or not 2 <= len(classes) <= MAX_CATEGORIES:
+            raise InvalidArgument("classes", f"between 2 and {MAX_CATEGORIES} distinct classes are needed")
+    return {"feature_bounds": bounds, "categories": domains, "classes": tuple(sorted(classes))}
 
 
 def submit_job(runtime: Runtime, principal: str, spec: JobSpec) -> TrainingJob:
@@ -176,10 +221,24 @@ def record_progress(runtime: Runtime, job_id: str, progress: dict, *, steps_allo
     return runtime.write(save)
 
 
-def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, guarantee: dict | None = None, metrics: dict | None = None, model: tuple[str, int] | None = None, device: str = "", within_reservation: bool = False) -> TrainingJob:
-    """End a job: charge what it spent (by its mechanism; nothing if it took no step),
-    release the rest of its reservation, record the outcome, audit it — one transaction.
-    `within_reservation`: see BudgetLedger.settle."""
+def record_releases(runtime: Runtime, job_id: str, releases: tuple[Release, ...]) -> None:
+    """Record the DP releases a running job has made, before anything else can fail: a
+    job that ends without the scheduler (a restart) is charged for them too."""
+
+    def save(session: Session) -> None:
+        job = session.get(TrainingJob, job_id)
+        if job is None or job.state != "RUNNING":
+            raise FailedPrecondition(f"job {job_id} is not running")
+        job.guarantee_json = json.dumps({"releases": [r.to_dict() for r in releases]})
+        session.add(job)
+
+    runtime.write(save)
+
+
+def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...] = (), guarantee: dict | None = None, metrics: dict | None = None, model: tuple[str, int] | None = None, device: str = "", within_reservation: bool = False) -> TrainingJob:
+    """End a job: charge what it spent (its DP-SGD mechanism, nothing if it took no step,
+    and its other DP `releases`), release the rest of its reservation, record the
+    outcome, audit it — one transaction. `within_reservation`: see BudgetLedger.settle."""
     assert state in TERMINAL_STATES
     ledger = BudgetLedger(runtime.audit)
 
@@ -189,7 +248,7 @@ def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism
             raise NotFound(f"no job {job_id!r}")
         if job.state in TERMINAL_STATES:
             raise FailedPrecondition(f"job {job_id} already ended ({job.state})")
-        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", within_reservation=within_reservation)
+        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", releases=releases, within_reservation=within_reservation)
         job.state, job.reason, job.finished_at_us, job.epsilon_charged = state, reason, _now_us(), charged
         job.guarantee_json = json.dumps(guarantee or {})
         job.metrics_json = json.dumps(metrics or {})
@@ -240,6 +299,14 @@ def _orphan_mechanism(job: TrainingJob) -> Mechanism | None:
     return Mechanism(job.noise_multiplier, job.sample_rate, steps, spec["delta"])
 
 
+def _recorded_releases(job: TrainingJob) -> tuple[Release, ...]:
+    """The releases `record_releases` stored for a running job (none if it stored none)."""
+    try:
+        return releases_from_json(json.loads(job.guarantee_json or "{}").get("releases"))
+    except (ValueError, AttributeError):
+        return ()
+
+
 def recover_orphans(runtime: Runtime, *, stale_after_s: float = 60.0) -> list[TrainingJob]:
     """Jobs left RUNNING by a service that died (its process is gone from this host, or it
     stopped beating): FAILED, charged for every step its lease allowed (capped at the
@@ -253,7 +320,7 @@ def recover_orphans(runtime: Runtime, *, stale_after_s: float = 60.0) -> list[Tr
     reason = "interrupted by a service restart; charged for every step its lease allowed"
     for job in stale:
         try:
-            ended.append(finish_job(runtime, job.id, "FAILED", reason, _orphan_mechanism(job), within_reservation=True))
+            ended.append(finish_job(runtime, job.id, "FAILED", reason, _orphan_mechanism(job), releases=_recorded_releases(job), within_reservation=True))
         except FailedPrecondition:
             if get_job(runtime, job.id).state == "RUNNING":
                 raise  # our own failure to end it, not another replica's success

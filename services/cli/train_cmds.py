@@ -9,6 +9,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from governance.errors import InvalidArgument
 from services.cli.app import app, console, ctx_of, emit
 from services.cli.clients import stub
 
@@ -33,12 +34,47 @@ def watch(s, job_id: str, quiet: bool = False):  # type: ignore[no-untyped-def]
     from privet.training.v1 import training_pb2
 
     last = None
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step {task.completed:.0f}/{task.total:.0f}"), TextColumn("loss {task.fields[loss]:.4f} ε {task.fields[eps]:.3f}"), TimeRemainingColumn(), console=console, transient=True, disable=quiet) as bar:
-        task = bar.add_task("training", total=1, loss=0.0, eps=0.0)
+    # No loss column: the loss of private batches is not released (docs/privacy.md).
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step {task.completed:.0f}/{task.total:.0f}"), TextColumn("ε {task.fields[eps]:.3f}"), TimeRemainingColumn(), console=console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("training", total=1, eps=0.0)
         for p in s.WatchJob(training_pb2.WatchJobRequest(job_id=job_id)):
             last = p
-            bar.update(task, total=max(p.total_steps, 1), completed=p.step, loss=p.loss, eps=p.epsilon_spent, description=f"epoch {p.epoch}")
+            bar.update(task, total=max(p.total_steps, 1), completed=p.step, eps=p.epsilon_spent, description=f"epoch {p.epoch}")
     return last
+
+
+def _pairs(option: str, text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidArgument(option, f"expected NAME=VALUE, got {item!r}")
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def _bounds(text: str) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, value in _pairs("--bounds", text):
+        lower, sep, upper = value.partition(":")
+        try:
+            out[name] = (float(lower), float(upper))
+        except ValueError:
+            raise InvalidArgument("--bounds", f"{name}: expected LOWER:UPPER, got {value!r}") from None
+        if not sep:
+            raise InvalidArgument("--bounds", f"{name}: expected LOWER:UPPER, got {value!r}")
+    return out
+
+
+def _categories(text: str) -> dict[str, list[str]]:
+    return {name: [v for v in value.split("|") if v] for name, value in _pairs("--categories", text)}
+
+
+def _classes(text: str) -> list[int]:
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise InvalidArgument("--classes", f"expected whole numbers separated by commas, got {text!r}") from None
 
 
 @app.command()
@@ -55,7 +91,11 @@ def train(
     learning_rate: float = typer.Option(0.01, "--learning-rate"),
     device: str = typer.Option("auto", "--device"),
     model_name: str = typer.Option("", "--model-name"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="initial weights only; noise and sampling are secret"),
+    bounds: str = typer.Option("", "--bounds", help="public bounds of numeric features, e.g. age=0:120,spend=0:1000 (else DP bounds, charged)"),
+    categories: str = typer.Option("", "--categories", help="public domains of string features, e.g. 'plan=basic|plus|pro' (else DP selection, charged)"),
+    classes: str = typer.Option("", "--classes", help="the target's classes, e.g. 0,1 (else DP selection, charged)"),
+    person_key: str = typer.Option("", "--person-key", help="column naming the person a row is about: one row per person, ε per person"),
     watch_: bool = typer.Option(False, "--watch", help="follow the job with a live progress bar"),
 ) -> None:
     """Submit a DP training job; its target ε is reserved against the dataset's budget."""
@@ -63,7 +103,10 @@ def train(
 
     c = ctx_of(ctx)
     request = training_pb2.SubmitJobRequest(dataset=dataset, target=target, features=[f for f in features.split(",") if f], arch=arch, epochs=epochs, batch_size=batch_size,
-                                            learning_rate=learning_rate, target_epsilon=epsilon, delta=delta, device=device, model_name=model_name, seed=seed)
+                                            learning_rate=learning_rate, target_epsilon=epsilon, delta=delta, device=device, model_name=model_name, seed=seed,
+                                            feature_bounds={k: training_pb2.Bounds(lower=lo, upper=hi) for k, (lo, hi) in _bounds(bounds).items()},
+                                            categories={k: training_pb2.Domain(values=v) for k, v in _categories(categories).items()},
+                                            classes=_classes(classes), person_key=person_key)
     with _training(ctx) as s:
         job = s.SubmitJob(request)
         if not watch_:

@@ -22,7 +22,11 @@ from services.common.streams import messages
 
 __all__ = ["RegistryServicer", "spec_from_metadata", "version_message"]
 
-_GUARANTEE_FIELDS = ("epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant", "max_grad_norm", "privacy_unit", "target_epsilon")
+_GUARANTEE_FIELDS = (
+    "epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant", "max_grad_norm", "privacy_unit", "target_epsilon",
+    "neighbouring_relation", "sgd_epsilon", "sgd_delta",
+)
+_RELEASE_FIELDS = ("purpose", "mechanism", "epsilon", "delta")
 _LINEAGE_FIELDS = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest")
 
 
@@ -40,6 +44,7 @@ def spec_from_metadata(meta: registry_pb2.ModelVersionMetadata) -> VersionSpec:
     guarantee = None
     if meta.HasField("guarantee"):
         guarantee = {f: getattr(meta.guarantee, f) for f in _GUARANTEE_FIELDS}
+        guarantee["releases"] = [{f: getattr(r, f) for f in _RELEASE_FIELDS} for r in meta.guarantee.releases]
     lineage = {f: getattr(meta.lineage, f) for f in _LINEAGE_FIELDS if getattr(meta.lineage, f)}
     return VersionSpec(
         model_name=meta.model_name,
@@ -68,7 +73,10 @@ def version_message(v: VersionRecord) -> registry_pb2.ModelVersion:
         released_by=v.released_by, revoked_reason=v.revoked_reason, erased=v.erased, key_id=v.key_id, description=v.description,
     )
     if v.guarantee is not None:
-        msg.guarantee.CopyFrom(types_pb2.DPGuarantee(**{k: v.guarantee[k] for k in _GUARANTEE_FIELDS if k in v.guarantee}))
+        msg.guarantee.CopyFrom(types_pb2.DPGuarantee(
+            **{k: v.guarantee[k] for k in _GUARANTEE_FIELDS if k in v.guarantee},
+            releases=[types_pb2.DPRelease(**{f: r[f] for f in _RELEASE_FIELDS if f in r}) for r in v.guarantee.get("releases") or []],
+        ))
     return msg
 
 

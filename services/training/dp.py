@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from governance.errors import InvalidArgument
-from governance.privacy.accounting import accountant_names, noise_multiplier_for
+from governance.privacy.accounting import accountant_names, calibrate_noise_multiplier
 from governance.privacy.secure_random import SecureRandom
 from services.training.clipping import BookkeepingClipper, supports_bookkeeping
 
@@ -379,19 +379,10 @@ def make_private(
     sample_rate = float(loader.sample_rate)
     planned_steps = int(epochs / sample_rate)  # exactly Opacus's calibration horizon
     if calibration == "conservative":
-        sigma = float(dp_optimizer.noise_multiplier)
-        for other in accountant_names():
-            if other != accountant:
-                sigma = max(
-                    sigma,
-                    noise_multiplier_for(
-                        target_epsilon=target_epsilon,
-                        delta=delta,
-                        sample_rate=sample_rate,
-                        steps=planned_steps,
-                        accountant=other,
-                    ),
-                )
+        sigma = max(
+            float(dp_optimizer.noise_multiplier),
+            calibrate_noise_multiplier(target_epsilon=target_epsilon, delta=delta, sample_rate=sample_rate, steps=planned_steps),
+        )
         # The accountant's step hook reads this attribute at every step, so the history
         # (and so the reported ε) follows the noise actually added.
         dp_optimizer.noise_multiplier = sigma

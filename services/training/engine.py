@@ -41,6 +41,9 @@ from services.training.dp import (
     make_private,
     quiet_hook_warnings,
 )
+from governance.privacy.plan import HISTOGRAM
+from governance.privacy.releases import Release
+from governance.privacy.secure_random import SecureRandom
 from services.training.metrics import Metrics, evaluate
 from services.training.runtime import DEVICES, resolve_device, tune_allocator
 
@@ -80,6 +83,7 @@ class TrainConfig:
     target_epsilon: float
     delta: float
     max_grad_norm: float = 1.0
+    evaluation_epsilon: float = 0.1  # the held-out metrics' own ε (a DP histogram), not in target_epsilon
     hparams: Mapping[str, Any] = field(default_factory=dict)
     n_classes: int | None = None  # None: 1 + the largest label in train and valid
     optimizer: str = "adam"
@@ -99,14 +103,13 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Progress:
     """A progress report. `epoch` is 1-based; `step` counts noisy (logical) steps done;
-    `loss` is the mean training loss since the previous report; `epsilon` is what the
-    accountant says the steps so far spent; `eta_s` estimates the seconds left."""
+    `epsilon` is what the accountant says the steps so far spent; `eta_s` estimates the
+    seconds left. No training loss: it is an exact function of private batches."""
 
     epoch: int
     epochs: int
     step: int
     total_steps: int
-    loss: float
     epsilon: float
     eta_s: float
 
@@ -169,6 +172,7 @@ class TrainResult:
     metrics: Metrics
     guarantee: DPGuarantee
     integrity: Integrity
+    evaluation: Release  # the DP release the metrics came from
     cancelled: bool
     epochs_completed: int
     grad_sample_mode: str
@@ -241,6 +245,7 @@ def _validate(config: TrainConfig, n_rows: int) -> None:
     _positive_float("target_epsilon", config.target_epsilon)
     _positive_float("max_grad_norm", config.max_grad_norm)
     _positive_float("max_noise_to_batch", config.max_noise_to_batch)
+    _positive_float("evaluation_epsilon", config.evaluation_epsilon)
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
         raise InvalidArgument("seed", f"must be an integer >= 0, got {config.seed!r}")
     if not config.poisson_sampling:
@@ -287,13 +292,7 @@ class _Reporter:
         self._interval = config.progress_interval_s
         self._last = time.monotonic()
         self._start = self._last
-        self._loss = 0.0
-        self._rows = 0
         self._cache: tuple[int, float] = (0, 0.0)
-
-    def add_loss(self, loss_sum: torch.Tensor | float, rows: int) -> None:
-        self._loss += float(loss_sum)
-        self._rows += rows
 
     def epsilon(self, steps: int) -> float:
         if steps != self._cache[0]:
@@ -316,18 +315,9 @@ class _Reporter:
         total = t.steps_per_epoch * self._config.epochs
         elapsed = now - self._start
         eta = elapsed / steps * (total - steps) if steps else float("nan")
-        loss = self._loss / self._rows if self._rows else float("nan")
-        self._loss, self._rows, self._last = 0.0, 0, now
+        self._last = now
         self._callback(
-            Progress(
-                epoch=epoch,
-                epochs=self._config.epochs,
-                step=steps,
-                total_steps=total,
-                loss=loss,
-                epsilon=eps,
-                eta_s=max(eta, 0.0),
-            )
+            Progress(epoch=epoch, epochs=self._config.epochs, step=steps, total_steps=total, epsilon=eps, eta_s=max(eta, 0.0))
         )
 
 
@@ -361,6 +351,8 @@ def _guarantee(training: PrivateTraining, config: TrainConfig) -> DPGuarantee:
 
 
 def _integrity(model: torch.nn.Module, metrics: Metrics, guarantee: DPGuarantee) -> Integrity:
+    """Whether to register. Decided on DP figures only (the metrics are DP; the weights
+    are DP-SGD's output), so the decision itself publishes nothing more."""
     reasons = []
     if guarantee.epsilon > guarantee.target_epsilon:
         # Cannot happen by construction (σ is calibrated for at least the steps run);
@@ -368,12 +360,12 @@ def _integrity(model: torch.nn.Module, metrics: Metrics, guarantee: DPGuarantee)
         reasons.append(f"spent ε {guarantee.epsilon} exceeds the target {guarantee.target_epsilon}")
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         reasons.append("weights contain NaN or infinity")
-    if not math.isfinite(metrics.loss):
-        reasons.append(f"held-out loss is not finite ({metrics.loss})")
-    if not metrics.accuracy > metrics.baseline_accuracy:
+    # Both figures are noisy: refuse only what the noise cannot explain (two standard
+    # deviations), so a good model on a small held-out split is not thrown away by chance.
+    if not metrics.accuracy + 2 * metrics.accuracy_noise > metrics.baseline_accuracy:
         reasons.append(
             f"held-out accuracy {metrics.accuracy:.4f} is not better than the majority-class "
-            f"baseline {metrics.baseline_accuracy:.4f}"
+            f"baseline {metrics.baseline_accuracy:.4f} (both DP, noise ±{metrics.accuracy_noise:.4f})"
         )
     return Integrity(ok=not reasons, reasons=tuple(reasons))
 
@@ -472,7 +464,11 @@ def train_dp(
     # Token inputs run a transformer: attention memory grows with rows × tokens², so
     # evaluate in smaller batches than a tabular model's.
     eval_batch = 256 if kind == "tokens" else 4096
-    metrics = evaluate(model, x_valid.to(device), y_valid.to(device), batch_size=eval_batch)
+    evaluation = Release("evaluation", HISTOGRAM, float(config.evaluation_epsilon))
+    metrics = evaluate(
+        model, x_valid.to(device), y_valid.to(device),
+        n_classes=int(n_classes), epsilon=evaluation.epsilon, random=SecureRandom(), batch_size=eval_batch,
+    )
     guarantee = _guarantee(training, config)
     return TrainResult(
         weights=export_weights(model),
@@ -480,6 +476,7 @@ def train_dp(
         metrics=metrics,
         guarantee=guarantee,
         integrity=_integrity(model, metrics, guarantee),
+        evaluation=evaluation,
         cancelled=cancelled,
         epochs_completed=epochs_completed,
         grad_sample_mode=mode,
@@ -513,24 +510,17 @@ def _epochs(
         ) as loader:
             boundary_steps = training.steps
             at_boundary = True
-            loss_sum: torch.Tensor | float = 0.0
-            rows = 0
             for features, labels in loader:
                 # Between noisy steps: the only place a run may stop. A partly
                 # accumulated logical batch is never released, so costs nothing.
                 if at_boundary and should_stop():
-                    reporter.add_loss(loss_sum, rows)
                     reporter.report(epoch)
                     return True, epoch - 1
-                loss_sum = loss_sum + training.step(features, labels)
-                rows += features.shape[0]
+                training.step(features, labels)
                 at_boundary = training.steps != boundary_steps
                 if at_boundary:
                     boundary_steps = training.steps
                     if reporter.due():
-                        reporter.add_loss(loss_sum, rows)
-                        loss_sum, rows = 0.0, 0
                         reporter.report(epoch)
-            reporter.add_loss(loss_sum, rows)
         reporter.report(epoch)
     return False, config.epochs

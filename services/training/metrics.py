@@ -1,89 +1,133 @@
-"""Held-out evaluation of a classifier: accuracy, ROC AUC, loss, majority baseline."""
+"""Held-out evaluation of a classifier, released with DP: accuracy, ROC AUC, loss, baseline.
+
+The exact figures are functions of the held-out rows (the majority baseline alone gives
+away labels), so nothing exact leaves `evaluate`. Each held-out row falls into one cell
+of a histogram — for two classes, (true class, predicted probability of class 1 in one of
+`BINS` bins); for more, (true class, predicted class) — and the histogram is released
+with Laplace noise (`governance.privacy.dp_statistics.noisy_histogram`, ε-DP). Every
+metric is computed from the noisy histogram alone (post-processing):
+
+- accuracy and the majority-class baseline, from the cells' totals;
+- for two classes, ROC AUC from the binned scores (ties within a bin count half) and the
+  cross-entropy loss at each bin's midpoint; both None for more classes;
+- `examples`, the noisy number of held-out rows.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-__all__ = ["Metrics", "evaluate", "roc_auc"]
+from governance.privacy.dp_statistics import noisy_histogram
+from governance.privacy.secure_random import SecureRandom
+
+__all__ = ["BINS", "Metrics", "evaluate", "metrics_from_histogram"]
+
+#: Probability bins of a binary classifier's evaluation histogram (0.5 is a boundary).
+#: Few, because each cell carries its own noise; enough for a useful ROC AUC.
+BINS = 6
 
 
 @dataclass(frozen=True)
 class Metrics:
-    """Held-out metrics. `roc_auc` is None when undefined (a split with one class only);
-    for more than two classes it is the macro average of one-vs-rest AUCs over the
-    classes present. `baseline_accuracy` is what always predicting the split's most
-    frequent class scores — the bar a model must clear."""
+    """DP held-out metrics (see the module docstring). `roc_auc` and `loss` are None for
+    more than two classes or when the noisy histogram leaves them undefined.
+    `accuracy_noise` is the standard deviation the Laplace noise adds to accuracy minus
+    baseline (a function of ε, the histogram's shape and the noisy row count only)."""
 
     accuracy: float
     roc_auc: float | None
-    loss: float
+    loss: float | None
     baseline_accuracy: float
     examples: int
+    accuracy_noise: float = 0.0
 
     def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their average rank."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    last = np.cumsum(counts)  # rank of the last member of each run of equal values
-    return (last - (counts - 1) / 2.0)[inverse]
-
-
-def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
+def _binary_auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    """P(a positive's bin > a negative's) + ½ P(same bin), from bin counts."""
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos <= 0 or n_neg <= 0:
         return None
-    ranks = _average_ranks(scores)
-    # Mann–Whitney U: the probability a random positive outscores a random negative.
-    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    below = np.concatenate(([0.0], np.cumsum(neg)[:-1]))
+    return float(np.clip((pos * (below + neg / 2.0)).sum() / (n_pos * n_neg), 0.0, 1.0))
 
 
-def roc_auc(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
-    """ROC AUC from class probabilities (rows × classes) and integer labels.
-
-    Two classes: the AUC of the class-1 probability. More: the unweighted mean of the
-    one-vs-rest AUCs of the classes that are present and absent somewhere. None when no
-    class qualifies.
-    """
-    n_classes = probabilities.shape[1]
-    if n_classes == 2:
-        return _binary_auc(probabilities[:, 1], labels == 1)
-    aucs = [a for k in range(n_classes) if (a := _binary_auc(probabilities[:, k], labels == k)) is not None]
-    return float(np.mean(aucs)) if aucs else None
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 4096) -> Metrics:
-    """Evaluate `model` (put in eval mode) on a held-out split. Requires at least one row."""
-    if features.shape[0] == 0:
-        raise ValueError("cannot evaluate on an empty split")
-    model.eval()
-    losses, probs = [], []
-    for start in range(0, features.shape[0], batch_size):
-        logits = model(features[start : start + batch_size]).float()
-        y = labels[start : start + batch_size]
-        losses.append(F.cross_entropy(logits, y, reduction="sum"))
-        probs.append(torch.softmax(logits, dim=1))
-    p = torch.cat(probs).cpu().numpy().astype(np.float64)
-    truth = labels.cpu().numpy()
-    n = len(truth)
-    loss = float(torch.stack(losses).sum().item()) / n
-    accuracy = float((p.argmax(axis=1) == truth).mean())
-    baseline = float(np.bincount(truth, minlength=p.shape[1]).max() / n)
-    auc = roc_auc(p, truth) if np.all(np.isfinite(p)) else None
+def metrics_from_histogram(hist: np.ndarray, *, laplace_scale: float = 0.0) -> Metrics:
+    """Metrics from a (noisy) histogram: k × BINS for two classes (k = 2), else k × k.
+    `laplace_scale` is the noise's scale per cell (0 for exact counts)."""
+    total = float(hist.sum())
+    if total <= 0:
+        return Metrics(accuracy=0.0, roc_auc=None, loss=None, baseline_accuracy=1.0, examples=0)
+    per_class = hist.sum(axis=1)
+    baseline = float(per_class.max() / total)
+    if hist.shape[1] == BINS and hist.shape[0] == 2:
+        half = BINS // 2
+        correct = hist[0, :half].sum() + hist[1, half:].sum()
+        mid = (np.arange(BINS) + 0.5) / BINS
+        loss = float((hist[1] * -np.log(mid)).sum() + (hist[0] * -np.log1p(-mid)).sum()) / total
+        auc = _binary_auc(hist[1], hist[0])
+    else:
+        correct = float(np.trace(hist))
+        loss, auc = None, None
+    # Correct cells: one per row of the histogram's width halves (binary) or the diagonal;
+    # the baseline reads one class's row. Laplace(b) has variance 2b² per cell.
+    correct_cells = hist.shape[1] if hist.shape[1] == BINS and hist.shape[0] == 2 else hist.shape[0]
+    noise = math.sqrt(2 * laplace_scale**2 * (correct_cells + hist.shape[1])) / total
     return Metrics(
-        accuracy=accuracy,
+        accuracy=float(min(correct / total, 1.0)),
         roc_auc=auc,
         loss=loss,
         baseline_accuracy=baseline,
-        examples=n,
+        examples=int(round(total)),
+        accuracy_noise=noise,
     )
+
+
+@torch.no_grad()
+def _histogram(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch_size: int, n_classes: int) -> np.ndarray:
+    model.eval()
+    probs = []
+    for start in range(0, features.shape[0], batch_size):
+        probs.append(torch.softmax(model(features[start : start + batch_size]).float(), dim=1))
+    p = torch.cat(probs).cpu().numpy().astype(np.float64)
+    truth = labels.cpu().numpy()
+    if not np.all(np.isfinite(p)):
+        p = np.nan_to_num(p, nan=1.0 / n_classes)
+    if n_classes == 2:
+        cell = np.minimum((p[:, 1] * BINS).astype(np.int64), BINS - 1)
+        # argmax picks class 0 on an exact tie, so p1 = 0.5 goes below the boundary.
+        cell = np.where(p[:, 1] == 0.5, BINS // 2 - 1, cell)
+        width = BINS
+    else:
+        cell = p.argmax(axis=1)
+        width = n_classes
+    counts = np.zeros((n_classes, width), dtype=np.float64)
+    np.add.at(counts, (truth, cell), 1.0)
+    return counts
+
+
+def evaluate(
+    model: nn.Module,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    n_classes: int,
+    epsilon: float,
+    random: SecureRandom,
+    batch_size: int = 4096,
+) -> Metrics:
+    """ε-DP metrics of `model` (put in eval mode) on a held-out split (see the module
+    docstring). Requires at least one row and epsilon > 0."""
+    if features.shape[0] == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError("the evaluation's epsilon must be finite and > 0")
+    exact = _histogram(model, features, labels, batch_size, n_classes)
+    return metrics_from_histogram(noisy_histogram(exact, epsilon=epsilon, random=random), laplace_scale=1.0 / epsilon)

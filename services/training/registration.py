@@ -14,7 +14,7 @@ from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.common.client import secure_channel
 
-__all__ = ["SERVICE_IDENTITY", "fetch_dataset", "register_model", "CODE_VERSION"]
+__all__ = ["SERVICE_IDENTITY", "fetch_dataset", "guarantee_to_proto", "register_model", "CODE_VERSION"]
 
 SERVICE_IDENTITY = "training"
 CHUNK = 1 << 20
@@ -34,6 +34,16 @@ def fetch_dataset(home: Home, name: str, columns: list[str]) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
+def guarantee_to_proto(g: dict) -> types_pb2.DPGuarantee:
+    """The composed guarantee's JSON form (governance.privacy.guarantee) as its message."""
+    return types_pb2.DPGuarantee(
+        epsilon=g["epsilon"], delta=g["delta"], noise_multiplier=g["noise_multiplier"], sample_rate=g["sample_rate"], steps=g["steps"],
+        accountant=g["accountant"], max_grad_norm=g["max_grad_norm"], privacy_unit=g["privacy_unit"], target_epsilon=g["target_epsilon"],
+        neighbouring_relation=g["neighbouring_relation"], sgd_epsilon=g["sgd_epsilon"], sgd_delta=g["sgd_delta"],
+        releases=[types_pb2.DPRelease(**r) for r in g["releases"]],
+    )
+
+
 def _signature(data: Any, table_types: dict[str, str]) -> list[types_pb2.TensorSpec]:
     """One input per feature column: BYTES for text (a text model's one column is text
     whatever the dataset's listing says), FP64 for numbers."""
@@ -45,9 +55,10 @@ def _signature(data: Any, table_types: dict[str, str]) -> list[types_pb2.TensorS
     return specs
 
 
-def register_model(home: Home, job: Any, spec: dict, result: dict, data: Any, weights: bytes) -> int:
-    """CreateModelVersion with the weights, signature, metrics, lineage and DP guarantee."""
-    g = result["guarantee"]
+def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: dict, data: Any, weights: bytes) -> int:
+    """CreateModelVersion with the weights, signature, DP metrics, lineage and the composed
+    DP guarantee (`governance.privacy.guarantee.composed_guarantee`)."""
+    g = guarantee
     metrics = {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float)) and v is not None}
     columns = {c["name"]: c for c in json.loads(_dataset_columns(home, job.dataset_name))}
     personal = any(c["pii_types"] for c in columns.values())
@@ -58,10 +69,7 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, data: Any, we
         outputs=[types_pb2.TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(data.labels.classes)])],
         metrics=metrics,
         lineage=types_pb2.Lineage(dataset_id=job.dataset_id, dataset_digest=job.dataset_digest, training_job_id=job.id, code_version=CODE_VERSION, trained_by=job.submitted_by),
-        guarantee=types_pb2.DPGuarantee(
-            epsilon=g["conservative_epsilon"], delta=g["delta"], noise_multiplier=g["noise_multiplier"], sample_rate=g["sample_rate"], steps=g["steps"],
-            accountant=g["conservative_accountant"], max_grad_norm=g["max_grad_norm"], privacy_unit=g["privacy_unit"], target_epsilon=g["target_epsilon"],
-        ),
+        guarantee=guarantee_to_proto(g),
         trained_on_personal_data=personal,
         preprocessing_json=json.dumps({"model": result["model"], "preprocessor": data.preprocessor.to_metadata(), "labels": data.labels.to_metadata()}),
         description=f"trained by job {job.id} on dataset {job.dataset_name}",

@@ -8,72 +8,43 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import pathlib
 import queue
 import shutil
 import socket
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import torch
 from safetensors.torch import save_file
 
-from governance.catalog import input_kind
-from governance.catalog.tabular import ClassLabels, TabularPreprocessor
-from governance.catalog.text import TextPreprocessor
 from governance.errors import PrivetError
-from governance.privacy.accounting import Mechanism, accountant_names, noise_multiplier_for
+from governance.privacy.accounting import Mechanism, calibrate_noise_multiplier
+from governance.privacy.guarantee import composed_guarantee
+from governance.privacy.releases import Release, releases_from_json
 from governance.processes import process_identity
 from governance.runtime import Runtime
 from governance.store.training_tables import TrainingJob
-from governance.training.jobs import claim_next_job, finish_job, planned_steps, recover_orphans, record_progress
+from governance.training.jobs import claim_next_job, finish_job, planned_steps, recover_orphans, record_progress, record_releases
+from governance.training.preparation import PreparationRefused, PreparedData, prepare_data
 from services.training.registration import fetch_dataset, register_model
 from services.training.worker import WorkerHandles, run_worker, spawn_context
+from services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
 
-__all__ = ["Scheduler", "PreparedData", "prepare_data", "planned_mechanism", "next_lease"]
+__all__ = ["Scheduler", "planned_mechanism", "next_lease"]
 
 log = logging.getLogger("privet.training")
-VALID_SHARE = 0.2
 
 
-@dataclass
-class PreparedData:
-    tensors: dict[str, torch.Tensor]
-    preprocessor: TabularPreprocessor | TextPreprocessor
-    labels: ClassLabels
-    n_train: int
-
-
-def prepare_data(table: pa.Table, spec: dict) -> PreparedData:
-    """Seeded 80/20 split; preprocessing fitted on the training split only. Text
-    architectures (`input_kind` "tokens") take one string column, tokenized."""
-    rng = np.random.default_rng(spec["seed"])
-    order = rng.permutation(table.num_rows)
-    n_valid = max(1, int(table.num_rows * VALID_SHARE))
-    valid, train = table.take(order[:n_valid]), table.take(order[n_valid:])
-    pre: TabularPreprocessor | TextPreprocessor
-    if input_kind(spec["arch"]) == "tokens":
-        pre = TextPreprocessor.fit(train, spec["features"])
-    else:
-        pre = TabularPreprocessor.fit(train, spec["features"])
-    labels = ClassLabels.fit(table, spec["target"])
-    tensors = {"x_train": pre.transform(train), "y_train": labels.encode(train), "x_valid": pre.transform(valid), "y_valid": labels.encode(valid)}
-    return PreparedData({k: v.contiguous() for k, v in tensors.items()}, pre, labels, train.num_rows)
-
-
-def planned_mechanism(spec: dict, n_train: int) -> tuple[float, float]:
-    """(σ, q) exactly as the worker will calibrate them (Opacus's Poisson sampler runs
-    1/q steps an epoch; σ is the largest any accountant needs), for charging a worker
-    that dies before it reports its own guarantee."""
-    q = 1 / math.ceil(n_train / spec["batch_size"])
-    steps = planned_steps(spec["epochs"], q)
-    sigma = max(noise_multiplier_for(target_epsilon=spec["target_epsilon"], delta=spec["delta"], sample_rate=q, steps=steps, accountant=a) for a in accountant_names())
-    return sigma, q
+def planned_mechanism(*, epsilon: float, delta: float, n_train: int, batch_size: int, epochs: int) -> tuple[float, float]:
+    """(σ, q) exactly as the worker will calibrate them for DP-SGD's share (`epsilon`,
+    `delta`) of the job (Opacus's Poisson sampler runs 1/q steps an epoch; σ is the largest
+    any accountant needs), for charging a worker that dies before it reports its own
+    guarantee."""
+    q = 1 / -(-n_train // batch_size)
+    steps = planned_steps(epochs, q)
+    return calibrate_noise_multiplier(target_epsilon=epsilon, delta=delta, sample_rate=q, steps=steps), q
 
 
 def next_lease(allowed: int, taken: int, lease: int, horizon: int) -> int:
@@ -82,6 +53,22 @@ def next_lease(allowed: int, taken: int, lease: int, horizon: int) -> int:
     if allowed < horizon and allowed - taken < lease // 2:
         return min(taken + lease, horizon)
     return allowed
+
+
+@dataclass
+class _Spent:
+    """An upper bound of what the running job has spent so far, kept current by the
+    scheduler so that any way out — a database error included — charges it."""
+
+    releases: list[Release] = field(default_factory=list)
+    sigma: float = 0.0
+    q: float = 0.0
+    delta: float = 0.0
+    handles: WorkerHandles | None = None
+
+    def mechanism(self) -> Mechanism | None:
+        taken = self.handles.taken.value if self.handles is not None else 0
+        return Mechanism(self.sigma, self.q, taken, self.delta) if taken and self.sigma else None
 
 
 class Scheduler:
@@ -95,6 +82,7 @@ class Scheduler:
         self.current: Any = None  # the running worker process, for tests that kill it
 
     def start(self) -> None:
+        sweep_job_dirs()  # training tensors a killed predecessor left behind
         for job in recover_orphans(self._rt):
             log.warning("job %s was interrupted by a restart: FAILED, charged ε %.4f", job.id, job.epsilon_charged)
         self._thread = threading.Thread(target=self._loop, name="privet-scheduler", daemon=True)
@@ -115,46 +103,82 @@ class Scheduler:
             if job is None:
                 self._stop.wait(self._poll_s)
                 continue
+            spent = _Spent()
             try:
-                self._run(job)
+                self._run(job, spent)
             except Exception:  # noqa: BLE001 - a job's failure must never stop the scheduler
                 log.exception("job %s failed in the scheduler", job.id)
-                self._finish_quietly(job.id, "FAILED", "internal error in the scheduler", None)
+                # Whatever failed (the database included), the worker may have taken steps
+                # and releases may have been made: charge every one of them.
+                self._finish_quietly(job.id, "FAILED", "internal error in the scheduler", spent.mechanism(), releases=tuple(spent.releases), within_reservation=True)
 
     def _finish_quietly(self, job_id: str, state: str, reason: str, mechanism: Mechanism | None, **kw: Any) -> None:
         try:
             finish_job(self._rt, job_id, state, reason, mechanism, **kw)
-        except PrivetError:
+        except Exception:  # noqa: BLE001 - left RUNNING, recovery charges its lease and releases
             log.exception("could not end job %s", job_id)
 
-    def _run(self, job: TrainingJob) -> None:
+    def _run(self, job: TrainingJob, spent: _Spent) -> None:
         spec = json.loads(job.spec_json)
         try:
-            table = fetch_dataset(self._rt.home, job.dataset_name, [*spec["features"], spec["target"]])
+            columns = [*spec["features"], spec["target"], *([spec["person_key"]] if spec.get("person_key") else [])]
+            table = fetch_dataset(self._rt.home, job.dataset_name, columns)
             data = prepare_data(table, spec)
-            sigma, q = planned_mechanism(spec, data.n_train)
+        except PreparationRefused as exc:
+            finish_job(self._rt, job.id, "FAILED", f"refused before training: {exc.message}", None, releases=exc.releases)
+            return
         except PrivetError as exc:
             finish_job(self._rt, job.id, "FAILED", f"refused before training: {exc.message}", None)
             return
-        workdir = pathlib.Path(tempfile.mkdtemp(prefix=f"privet-job-{job.id[:8]}-"))
+        spent.releases.extend(data.releases)
+        # Durable before anything else can fail: a restart charges these too.
+        record_releases(self._rt, job.id, data.releases)
+        try:
+            sigma, q = planned_mechanism(
+                epsilon=data.plan.sgd_epsilon, delta=data.plan.sgd_delta, n_train=data.n_train, batch_size=spec["batch_size"], epochs=spec["epochs"]
+            )
+        except PrivetError as exc:
+            finish_job(self._rt, job.id, "FAILED", f"refused before training: {exc.message}", None, releases=data.releases)
+            return
+        spent.sigma, spent.q, spent.delta = sigma, q, data.plan.sgd_delta
+        workdir = pathlib.Path(tempfile.mkdtemp(prefix=f"{JOB_DIR_PREFIX}{process_identity()}-{job.id[:8]}-"))
         try:
             save_file(data.tensors, str(workdir / "data.safetensors"))
-            self._supervise(job, spec, data, sigma, q, workdir)
+            self._supervise(job, spec, data, spent, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _supervise(self, job: TrainingJob, spec: dict, data: PreparedData, sigma: float, q: float, workdir: pathlib.Path) -> None:
+    def _supervise(self, job: TrainingJob, spec: dict, data: PreparedData, spent: _Spent, workdir: pathlib.Path) -> None:
         ctx = spawn_context()
         handles = WorkerHandles(ctx)
+        spent.handles = handles
+        sigma, q = spent.sigma, spent.q
         config = {
             "arch": spec["arch"], "epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": spec["learning_rate"],
-            "target_epsilon": spec["target_epsilon"], "delta": spec["delta"], "max_grad_norm": spec["max_grad_norm"], "hparams": spec.get("hparams") or {},
+            "target_epsilon": data.plan.sgd_epsilon, "delta": data.plan.sgd_delta, "max_grad_norm": spec["max_grad_norm"], "hparams": spec.get("hparams") or {},
+            "evaluation_epsilon": data.plan.release("evaluation").epsilon,
             "n_classes": len(data.labels.classes), "accountant": spec["accountant"], "device": spec["device"], "seed": spec["seed"],
             "max_physical_batch_size": spec["max_physical_batch_size"], "progress_interval_s": 0.5,
         }
         proc = ctx.Process(target=run_worker, args=(config, str(workdir / "data.safetensors"), str(workdir), handles), daemon=True)
         proc.start()
         self.current = proc
+        try:
+            self._watch(job, spec, handles, proc, sigma, q)
+        except BaseException:
+            # A database error (say) while the worker runs: stop it, so that the steps it
+            # took are final before the job is charged for them.
+            handles.cancel.set()
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            raise
+        finally:
+            self.current = None
+        self._conclude(job, spec, data, spent, workdir, proc.exitcode)
+
+    def _watch(self, job: TrainingJob, spec: dict, handles: WorkerHandles, proc: Any, sigma: float, q: float) -> None:
         progress: dict = {}
         allowed, horizon = 0, planned_steps(spec["epochs"], q)
         while True:
@@ -177,36 +201,38 @@ class Scheduler:
             if not proc.is_alive():
                 break
         proc.join()
-        self.current = None
-        self._conclude(job, spec, data, sigma, q, workdir, handles, proc.exitcode)
 
-    def _conclude(self, job: TrainingJob, spec: dict, data: PreparedData, sigma: float, q: float, workdir: pathlib.Path, handles: WorkerHandles, exitcode: int | None) -> None:
+    def _conclude(self, job: TrainingJob, spec: dict, data: PreparedData, spent: _Spent, workdir: pathlib.Path, exitcode: int | None) -> None:
         result_path = workdir / "result.json"
+        releases = tuple(spent.releases)
         if not result_path.exists():
             # The worker died (SIGKILL, OOM): charge every step it may have taken.
-            taken = handles.taken.value
-            mechanism = Mechanism(sigma, q, taken, spec["delta"]) if taken else None
-            self._finish_quietly(job.id, "FAILED", f"worker died (exit code {exitcode}) after at most {taken} noisy steps", mechanism, within_reservation=True)
+            mechanism = spent.mechanism()
+            taken = mechanism.steps if mechanism else 0
+            self._finish_quietly(job.id, "FAILED", f"worker died (exit code {exitcode}) after at most {taken} noisy steps", mechanism, releases=releases, within_reservation=True)
             return
         result = json.loads(result_path.read_text())
         g = result.get("guarantee")
         mechanism = Mechanism(g["noise_multiplier"], g["sample_rate"], g["steps"], g["delta"]) if g and g["steps"] else None
         if not result["ok"]:
-            if g is None and handles.taken.value:
-                mechanism = Mechanism(sigma, q, handles.taken.value, spec["delta"])
-            self._finish_quietly(job.id, "FAILED", result["error"], mechanism, guarantee=g)
+            if g is None:
+                mechanism = spent.mechanism()
+            stated = composed_guarantee(g, releases, target_epsilon=spec["target_epsilon"], person_key=spec.get("person_key", "")) if g else None
+            self._finish_quietly(job.id, "FAILED", result["error"], mechanism, releases=releases, guarantee=stated, within_reservation=True)
             return
+        # The metrics leave the job from here on: their release is charged with the rest.
+        releases += releases_from_json([result["evaluation"]])
+        spent.releases[:] = releases
+        stated = composed_guarantee(g, releases, target_epsilon=spec["target_epsilon"], person_key=spec.get("person_key", ""))
         if result["cancelled"]:
-            self._finish_quietly(job.id, "CANCELLED", result["refusal"] or "cancelled", mechanism, guarantee=g, metrics=result["metrics"], device=result["device"])
+            self._finish_quietly(job.id, "CANCELLED", result["refusal"] or "cancelled", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], device=result["device"], within_reservation=True)
             return
         if not result["registrable"]:
-            self._finish_quietly(job.id, "FAILED", f"model not registered: {result['refusal']}", mechanism, guarantee=g, metrics=result["metrics"], device=result["device"])
+            self._finish_quietly(job.id, "FAILED", f"model not registered: {result['refusal']}", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], device=result["device"], within_reservation=True)
             return
         try:
-            version = register_model(self._rt.home, job, spec, result, data, (workdir / "weights.safetensors").read_bytes())
+            version = register_model(self._rt.home, job, spec, result, stated, data, (workdir / "weights.safetensors").read_bytes())
         except Exception as exc:  # noqa: BLE001 - the ε was spent all the same
-            self._finish_quietly(job.id, "FAILED", f"registration failed: {exc}", mechanism, guarantee=g, metrics=result["metrics"], device=result["device"])
+            self._finish_quietly(job.id, "FAILED", f"registration failed: {exc}", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], device=result["device"], within_reservation=True)
             return
-        self._finish_quietly(job.id, "SUCCEEDED", "", mechanism, guarantee=g, metrics=result["metrics"], model=(spec["model_name"], version), device=result["device"])
-
-
+        self._finish_quietly(job.id, "SUCCEEDED", "", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], model=(spec["model_name"], version), device=result["device"], within_reservation=True)

@@ -14,6 +14,7 @@ from governance.training.jobs import JobSpec, cancel_job, get_job, list_jobs, su
 from privet.common.v1 import types_pb2
 from privet.training.v1 import training_pb2, training_pb2_grpc
 from services.common.identity import caller
+from services.training.registration import guarantee_to_proto
 from services.training.scheduler import Scheduler
 
 __all__ = ["TrainingServicer", "job_message"]
@@ -31,7 +32,7 @@ def _progress(job: TrainingJob) -> training_pb2.JobProgress:
     p = json.loads(job.progress_json or "{}")
     return training_pb2.JobProgress(
         job_id=job.id, state=training_pb2.JobState.Value(f"JOB_STATE_{job.state}"), epoch=int(p.get("epoch", 0)), step=int(p.get("step", 0)),
-        total_steps=int(p.get("total_steps", 0)), loss=float(p.get("loss", 0.0)), epsilon_spent=float(p.get("epsilon", job.epsilon_charged)),
+        total_steps=int(p.get("total_steps", 0)), epsilon_spent=float(p.get("epsilon", job.epsilon_charged)),
         eta_seconds=float(p.get("eta_s", 0.0)), reason=job.reason,
     )
 
@@ -43,9 +44,15 @@ def job_message(job: TrainingJob) -> training_pb2.Job:
         dataset=spec["dataset"], target=spec["target"], features=spec["features"], arch=spec["arch"], epochs=spec["epochs"], batch_size=spec["batch_size"],
         learning_rate=spec["learning_rate"], target_epsilon=spec["target_epsilon"], delta=spec["delta"], max_grad_norm=spec["max_grad_norm"],
         device=spec["device"], seed=spec["seed"], accountant=spec["accountant"], model_name=spec["model_name"], max_physical_batch_size=spec["max_physical_batch_size"],
+        feature_bounds={k: training_pb2.Bounds(lower=v[0], upper=v[1]) for k, v in (spec.get("feature_bounds") or {}).items()},
+        categories={k: training_pb2.Domain(values=v) for k, v in (spec.get("categories") or {}).items()},
+        classes=spec.get("classes") or [],
+        person_key=spec.get("person_key", ""),
     )
     guarantee = None
-    if g:
+    if "sgd_epsilon" in g:
+        guarantee = guarantee_to_proto(g)
+    elif "noise_multiplier" in g:  # recorded before guarantees were composed
         guarantee = types_pb2.DPGuarantee(
             epsilon=g.get("conservative_epsilon", g.get("epsilon", 0.0)), delta=g["delta"], noise_multiplier=g["noise_multiplier"], sample_rate=g["sample_rate"],
             steps=g["steps"], accountant=g.get("conservative_accountant", g.get("accountant", "")), max_grad_norm=g["max_grad_norm"], privacy_unit=g.get("privacy_unit", "row"), target_epsilon=g["target_epsilon"],
@@ -63,6 +70,10 @@ def _spec(r: training_pb2.SubmitJobRequest) -> JobSpec:
         dataset=r.dataset, target=r.target, features=tuple(r.features), arch=r.arch or "mlp", epochs=r.epochs or 3, batch_size=r.batch_size or 256,
         learning_rate=r.learning_rate or 1e-3, target_epsilon=r.target_epsilon, delta=r.delta or 1e-5, max_grad_norm=r.max_grad_norm or 1.0,
         device=r.device or "auto", seed=r.seed, accountant=r.accountant or "prv", model_name=r.model_name, max_physical_batch_size=r.max_physical_batch_size or 1024,
+        feature_bounds={k: [b.lower, b.upper] for k, b in r.feature_bounds.items()},
+        categories={k: list(d.values) for k, d in r.categories.items()},
+        classes=tuple(r.classes),
+        person_key=r.person_key,
     )
 
 

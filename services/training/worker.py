@@ -56,7 +56,7 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
         (out / "weights.safetensors").write_bytes(result.weights)
         summary = {
             "ok": True, "model": result.model, "metrics": asdict(result.metrics) if hasattr(result.metrics, "__dataclass_fields__") else dict(result.metrics),
-            "guarantee": result.guarantee.to_dict(), "registrable": result.registrable, "refusal": result.refusal, "cancelled": result.cancelled,
+            "guarantee": result.guarantee.to_dict(), "evaluation": result.evaluation.to_dict(), "registrable": result.registrable, "refusal": result.refusal, "cancelled": result.cancelled,
             "device": result.device, "grad_sample_mode": result.grad_sample_mode,
         }
     except TrainingAborted as exc:

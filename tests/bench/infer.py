@@ -37,10 +37,14 @@ def _model() -> tuple[bytes, dict]:
 
     torch.manual_seed(0)
     train = pa.table({"age": [23.0, 45.0, 60.0], "tenure_months": [1.0, 50.0, 90.0], "monthly_spend": [20.0, 90.0, 200.0], "plan": ["basic", "plus", "premium"], "support_calls": [0.0, 3.0, 9.0], "churned": [1, 0, 1]})
-    pre = TabularPreprocessor.fit(train, list(FEATURES))
+    pre = TabularPreprocessor.build(
+        train, list(FEATURES),
+        bounds={"age": (18, 90), "tenure_months": (0, 120), "monthly_spend": (0, 300), "support_calls": (0, 20)},
+        domains={"plan": ["basic", "plus", "premium"]}, sources={},
+    )
     spec = ModelSpec.create("mlp", pre.n_features, 2)
     signature = [{"name": n, "datatype": "BYTES" if n == "plan" else "FP64", "shape": [-1]} for n in FEATURES]
-    return export_weights(spec.build()), {"model": spec.to_metadata(), "preprocessor": pre.to_metadata(), "labels": ClassLabels.fit(train, "churned").to_metadata(), "signature": signature}
+    return export_weights(spec.build()), {"model": spec.to_metadata(), "preprocessor": pre.to_metadata(), "labels": ClassLabels("churned", [0, 1]).to_metadata(), "signature": signature}
 
 
 def _register_and_release(home, weights: bytes, meta: dict) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,12 @@ DP/non-private ratio, and peak memory (process RSS on CPU, whose imports alone t
 DP step is the one training runs (`PrivateTraining.step`: forward, per-sample clipping,
 noise, optimizer step); `dp_loop_step_ms` adds Poisson sampling and Opacus's
 BatchMemoryManager, i.e. a whole logical step of the real loop.
+
+Noise and Poisson sampling come from the secret AES-CTR source (`SecureRandom`), as in
+training. What that costs against torch's seedable generator (which training used before
+and must not) is measured in the same process: `noise_secure_ms` / `noise_torch_ms` for
+one draw of the model's parameter count, and `--noise-sizes` adds draws of other sizes
+(text-minilm trains 1.8 M parameters).
 """
 
 from __future__ import annotations
@@ -103,6 +109,7 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
 
     plain_s = statistics.median(plain_times)
     dp_s = statistics.median(dp_times)
+    noise = {n: _noise_cost(n, device, opts["rounds"]) for n in [n_params, *opts["noise_sizes"]]}
     return {
         "arch": arch,
         "mode": mode,
@@ -118,11 +125,37 @@ def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
         "plain_samples_per_s": round(batch / plain_s),
         "dp_samples_per_s": round(batch / dp_s),
         "dp_loop_step_ms": round(loop_time * 1e3, 4),
+        "noise_secure_ms": noise[n_params][0],
+        "noise_torch_ms": noise[n_params][1],
+        "noise_by_size": {str(n): {"secure_ms": a, "torch_ms": b, "ratio": round(a / b, 2)} for n, (a, b) in noise.items()},
         "peak_mib_setup": round(peak_setup, 1),
         "peak_mib_plain": round(peak_plain, 1),
         "peak_mib_dp": round(peak_dp, 1),
         "peak_mib_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process max RSS",
     }
+
+
+def _noise_cost(n: int, device: Any, rounds: int) -> tuple[float, float]:
+    """Median ms of one N(0, 1) draw of `n` values: the secret source against torch's
+    generator, alternated so machine noise hits both alike."""
+    import torch
+
+    from governance.privacy.secure_random import SecureRandom
+
+    secure, generator = SecureRandom(), torch.Generator(device=device).manual_seed(0)
+    times: dict[str, list[float]] = {"secure": [], "torch": []}
+    draws = {
+        "secure": lambda: secure.normal(n, 1.0, device=device),
+        "torch": lambda: torch.normal(0.0, 1.0, size=(n,), generator=generator, device=device),
+    }
+    for _ in range(max(rounds, 3) * 3):
+        for name, draw in draws.items():
+            sync(device)
+            start = time.perf_counter()
+            draw()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return round(statistics.median(times["secure"]) * 1e3, 4), round(statistics.median(times["torch"]) * 1e3, 4)
 
 
 def _child(arch: str, mode: str, opts: dict[str, Any], queue: Any) -> None:
@@ -147,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-tune-allocator", dest="tune_allocator", action="store_false")
+    parser.add_argument("--noise-sizes", default="1800000", help="extra noise draw sizes to time, comma-separated")
     args = parser.parse_args(argv)
 
     opts = {
@@ -160,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "threads": args.threads,
         "tune_allocator": args.tune_allocator,
+        "noise_sizes": [int(n) for n in args.noise_sizes.split(",") if n],
     }
     results = in_children(_child, [(arch, mode, opts) for arch in args.arch.split(",") for mode in args.modes.split(",")])
 
@@ -179,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"torch {torch.__version__}, opacus {opacus.__version__}, {os.cpu_count()} CPUs, device {args.device}")
         print(
-            f"{'arch':8} {'mode':6} {'plain ms':>9} {'DP ms':>9} {'ratio':>6} {'DP rows/s':>10} {'loop ms':>8} {'peak MiB':>9}"
+            f"{'arch':8} {'mode':6} {'plain ms':>9} {'DP ms':>9} {'ratio':>6} {'DP rows/s':>10} {'loop ms':>8} {'peak MiB':>9} {'noise ms secure/torch':>22}"
         )
         for r in results:
             if "error" in r:
@@ -187,8 +222,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(
                 f"{r['arch']:8} {r['mode']:6} {r['plain_step_ms']:9.3f} {r['dp_step_ms']:9.3f} {r['ratio']:6.2f} "
-                f"{r['dp_samples_per_s']:10d} {r['dp_loop_step_ms']:8.3f} {r['peak_mib_dp']:9.1f}"
+                f"{r['dp_samples_per_s']:10d} {r['dp_loop_step_ms']:8.3f} {r['peak_mib_dp']:9.1f} "
+                f"{r['noise_secure_ms']:10.3f}/{r['noise_torch_ms']:.3f}"
             )
+            for size, cost in r["noise_by_size"].items():
+                print(f"    noise draw of {size} values: secure {cost['secure_ms']} ms, torch {cost['torch_ms']} ms ({cost['ratio']}×)")
     return 1 if any("error" in r for r in results) else 0
 
 

@@ -128,7 +128,7 @@ def test_sigkill_during_training_fails_the_job_and_charges_its_lease(served: Ser
         ingestion_pb2_grpc.IngestionServiceStub(ch).CreateDataset(_requests(_header("train-kill", k=1, quasi_identifiers=[]), _csv_bytes(customer_table(1500, seed=9))))
     with channel(home, "alice", addresses["training"]) as ch:
         stub = training_pb2_grpc.TrainingServiceStub(ch)
-        job = stub.SubmitJob(training_pb2.SubmitJobRequest(dataset="train-kill", target="churned", features=["age", "tenure_months", "monthly_spend"], arch="mlp", epochs=300, batch_size=64, learning_rate=0.01, target_epsilon=3.0, delta=1e-5, device="cpu"))
+        job = stub.SubmitJob(training_pb2.SubmitJobRequest(dataset="train-kill", target="churned", features=["age", "tenure_months", "monthly_spend"], arch="mlp", epochs=100, batch_size=64, learning_rate=0.01, target_epsilon=3.0, delta=1e-5, device="cpu"))
         deadline = time.monotonic() + 90
         while stub.GetJob(training_pb2.GetJobRequest(job_id=job.id)).progress.step == 0:
             assert time.monotonic() < deadline

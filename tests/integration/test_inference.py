@@ -33,8 +33,8 @@ TRAIN = pa.table({"age": [23.0, 45.0, 31.0, 60.0, 52.0, 38.0], "plan": ["basic",
 
 def _model_bytes() -> tuple[bytes, dict]:
     torch.manual_seed(0)
-    pre = TabularPreprocessor.fit(TRAIN, ["age", "plan"])
-    labels = ClassLabels.fit(TRAIN, "churned")
+    pre = TabularPreprocessor.build(TRAIN, ["age", "plan"], bounds={"age": (18, 90)}, domains={"plan": ["basic", "plus", "premium"]}, sources={})
+    labels = ClassLabels("churned", [0, 1])
     spec = ModelSpec.create("logreg", pre.n_features, 2)
     weights = export_weights(spec.build())
     return weights, {"model": spec.to_metadata(), "preprocessor": pre.to_metadata(), "labels": labels.to_metadata()}

@@ -38,26 +38,43 @@ def _table() -> pa.Table:
 
 
 FEATURES = ["age", "income", "member", "city", "plan"]
+BOUNDS = {"age": (20.0, 60.0), "income": (0.0, 10.0), "member": (0.0, 1.0)}
+DOMAINS = {"city": ["rome", "paris", "oslo"], "plan": ["a", "b"]}
 
 
-def test_fit_standardises_numeric_and_one_hot_encodes_strings() -> None:
-    pre = TabularPreprocessor.fit(_table(), FEATURES)
+def _build(table: pa.Table, features: list[str], **kw) -> TabularPreprocessor:  # type: ignore[no-untyped-def]
+    return TabularPreprocessor.build(
+        table, features, bounds=kw.get("bounds", BOUNDS), domains=kw.get("domains", DOMAINS), sources=kw.get("sources", {})
+    )
+
+
+def test_numeric_columns_are_clipped_to_their_bounds_and_strings_one_hot_encoded() -> None:
+    pre = _build(_table(), FEATURES)
     assert pre.features == tuple(FEATURES)
     assert pre.feature_names == ("age", "income", "member", "city=oslo", "city=paris", "city=rome", "plan=a", "plan=b")
     out = pre.transform(_table())
     assert out.dtype == torch.float32 and out.shape == (5, 8)
-    # age: mean 45, population std sqrt(125); the missing value becomes the mean → 0.
-    std = 125**0.5
-    expected_age = torch.tensor([-15 / std, -5 / std, 0.0, 5 / std, 15 / std], dtype=torch.float32)
-    assert torch.allclose(out[:, 0], expected_age)
-    assert out[1, 1] == 0.0  # NaN income imputed with the mean
+    # age in [20, 60] → [-1, 1]; 60 is the upper bound; a missing value becomes 0.
+    assert torch.allclose(out[:, 0], torch.tensor([-0.5, 0.0, 0.0, 0.5, 1.0]))
+    assert out[1, 1] == 0.0  # NaN income → 0, the middle of its bounds
+    clipped = pre.transform(pa.table({"age": [5, 1000], "income": [-3.0, 99.0], "member": [True, False], "city": ["oslo", "x"], "plan": ["a", "b"]}))
+    assert clipped[:, 0].tolist() == [-1.0, 1.0] and clipped[:, 1].tolist() == [-1.0, 1.0]
     # city one-hot, sorted vocabulary; null → all zeros.
     assert out[:, 3:6].tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 0], [0, 1, 0], [0, 0, 1]]
     assert out[:, 6:8].tolist() == [[1, 0], [0, 1], [1, 0], [0, 1], [1, 0]]
 
 
+def test_nothing_in_the_metadata_is_an_exact_statistic_of_the_rows() -> None:
+    """Declared bounds and domains are what travel, not the table's mean or vocabulary:
+    a value held by one row ("rome") and not declared never appears."""
+    pre = _build(_table(), FEATURES, domains={"city": ["paris", "oslo"], "plan": ["a", "b"]})
+    meta = json.dumps(pre.to_metadata())
+    assert "rome" not in meta and "mean" not in meta and "std" not in meta
+    assert pre.to_metadata()["version"] == 2
+
+
 def test_unknown_category_encodes_as_zeros() -> None:
-    pre = TabularPreprocessor.fit(_table(), ["city"])
+    pre = _build(_table(), ["city"])
     out = pre.transform(pa.table({"city": ["berlin", "oslo"]}))
     assert out.tolist() == [[0, 0, 0], [1, 0, 0]]
 
@@ -72,12 +89,21 @@ def test_metadata_round_trip_reproduces_outputs_exactly() -> None:
             "c": pa.array([["red", "green", "blue", None][i % 4] for i in range(rows)]),
         }
     )
-    pre = TabularPreprocessor.fit(table, ["x", "n", "c"])
+    pre = _build(table, ["x", "n", "c"], bounds={"x": (-2e3, 2e3), "n": (-5, 5)}, domains={"c": ["red", "green", "blue"]}, sources={"x": "dp"})
     rebuilt = TabularPreprocessor.from_metadata(json.loads(json.dumps(pre.to_metadata())))
     assert rebuilt == pre
     probe = table.append_column("extra", pa.array(range(rows)))
     probe = pa.concat_tables([probe, pa.table({"x": [1e9], "n": [3], "c": ["purple"], "extra": [0]})])
     assert torch.equal(rebuilt.transform(probe), pre.transform(probe))
+
+
+def test_version_1_metadata_still_serves() -> None:
+    """Models registered with standardisation (mean, std) keep loading and encoding as before."""
+    meta = {"version": 1, "columns": [{"name": "age", "kind": "numeric", "mean": 45.0, "std": 10.0}, {"name": "city", "kind": "categorical", "vocabulary": ["oslo"]}]}
+    pre = TabularPreprocessor.from_metadata(meta)
+    out = pre.transform(pa.table({"age": [55, None], "city": ["oslo", None]}))
+    assert out.tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    assert pre.to_metadata()["columns"][0] == meta["columns"][0]
 
 
 @pytest.mark.parametrize(
@@ -88,48 +114,52 @@ def test_metadata_round_trip_reproduces_outputs_exactly() -> None:
         (["age", "age"], "features"),
     ],
 )
-def test_fit_errors_name_the_field(features: list[str], field: str) -> None:
+def test_build_errors_name_the_field(features: list[str], field: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        TabularPreprocessor.fit(_table(), features)
+        _build(_table(), features)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(("bounds", "domains", "field"), [({}, DOMAINS, "age"), (BOUNDS, {}, "city"), ({**BOUNDS, "age": (5, 5)}, DOMAINS, "age")])
+def test_a_column_without_valid_public_parameters_is_refused(bounds: dict, domains: dict, field: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        _build(_table(), ["age", "city"], bounds=bounds, domains=domains)
     assert caught.value.field == field
 
 
 def test_unsupported_type_and_wrong_type_at_transform_are_refused() -> None:
     table = pa.table({"when": pa.array([1, 2], pa.timestamp("s"))})
     with pytest.raises(InvalidArgument) as caught:
-        TabularPreprocessor.fit(table, ["when"])
+        _build(table, ["when"])
     assert caught.value.field == "when"
-    pre = TabularPreprocessor.fit(_table(), ["age"])
+    pre = _build(_table(), ["age"])
     with pytest.raises(InvalidArgument) as caught:
         pre.transform(pa.table({"age": ["thirty"]}))
     assert caught.value.field == "age"
-
-
-def test_identifier_like_column_is_refused() -> None:
-    table = pa.table({"id": [f"user-{i}" for i in range(50)]})
-    with pytest.raises(InvalidArgument) as caught:
-        TabularPreprocessor.fit(table, ["id"], max_categories=10)
-    assert caught.value.field == "id"
 
 
 def test_malformed_metadata_is_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
         TabularPreprocessor.from_metadata({"version": 1, "columns": [{"name": "x", "kind": "numeric", "std": 0}]})
     assert caught.value.field == "preprocessing"
+    with pytest.raises(InvalidArgument) as caught:
+        TabularPreprocessor.from_metadata({"version": 2, "columns": [{"name": "x", "kind": "numeric", "lower": 1, "upper": 1}]})
+    assert caught.value.field == "preprocessing"
 
 
 def test_class_labels() -> None:
     table = pa.table({"y": [3, 7, 3, 9]})
-    labels = ClassLabels.fit(table, "y")
+    labels = ClassLabels("y", [9, 3, 7])
     assert labels.classes == (3, 7, 9)
     assert labels.encode(table).tolist() == [0, 1, 0, 2]
     assert labels.decode(torch.tensor([2, 0])) == [9, 3]
     assert ClassLabels.from_metadata(json.loads(json.dumps(labels.to_metadata()))) == labels
+    assert ClassLabels("y", [3, 9]).known(table).tolist() == [True, False, True, True]
     with pytest.raises(InvalidArgument) as caught:
         labels.encode(pa.table({"y": [4]}))
     assert caught.value.field == "y"
     with pytest.raises(InvalidArgument) as caught:
-        ClassLabels.fit(pa.table({"y": ["a", "b"]}), "y")
+        ClassLabels.values(pa.table({"y": ["a", "b"]}), "y")
     assert caught.value.field == "y"
 
 

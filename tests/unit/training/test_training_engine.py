@@ -74,6 +74,7 @@ def default_run() -> tuple[TrainResult, list[Progress]]:
         delta=1e-3,
         device="cpu",
         progress_interval_s=0.0,
+        evaluation_epsilon=5.0,  # little noise on the metrics, so the bounds below hold
     )
     progress: list[Progress] = []
     result = train_dp(config, train, valid, on_progress=progress.append, should_stop=_never)
@@ -98,7 +99,8 @@ def test_default_run_trains_a_registrable_model(default_run) -> None:
     assert not result.cancelled and result.epochs_completed == 2
     assert result.grad_sample_mode == "bk" and result.device == "cpu"
     m = result.metrics
-    assert m.examples == VALID and math.isfinite(m.loss)
+    assert abs(m.examples - VALID) <= 10 and m.loss is not None and math.isfinite(m.loss)
+    assert result.evaluation.epsilon == 5.0 and result.evaluation.purpose == "evaluation"
     assert m.accuracy > m.baseline_accuracy and m.roc_auc is not None and m.roc_auc > 0.8
     assert result.integrity.ok and result.registrable and result.refusal is None
     model = load_model("mlp", result.model, result.weights)
@@ -119,7 +121,8 @@ def test_progress_reports(default_run) -> None:
         result.guarantee.steps,
     )
     assert last.epsilon == result.guarantee.epsilon and last.eta_s == 0.0
-    assert all(math.isfinite(p.loss) and p.eta_s >= 0 for p in progress)
+    assert all(p.eta_s >= 0 for p in progress)
+    assert not hasattr(last, "loss")  # the loss of private batches is never reported
 
 
 def test_cancel_after_k_steps_reports_the_epsilon_spent() -> None:

@@ -1,8 +1,8 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -15,7 +15,7 @@ class PageRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class DPGuarantee(_message.Message):
-    __slots__ = ("epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant", "max_grad_norm", "privacy_unit", "target_epsilon")
+    __slots__ = ("epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "accountant", "max_grad_norm", "privacy_unit", "target_epsilon", "neighbouring_relation", "sgd_epsilon", "sgd_delta", "releases")
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     NOISE_MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,10 @@ class DPGuarantee(_message.Message):
     MAX_GRAD_NORM_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_UNIT_FIELD_NUMBER: _ClassVar[int]
     TARGET_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURING_RELATION_FIELD_NUMBER: _ClassVar[int]
+    SGD_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    SGD_DELTA_FIELD_NUMBER: _ClassVar[int]
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
     epsilon: float
     delta: float
     noise_multiplier: float
@@ -34,7 +38,23 @@ class DPGuarantee(_message.Message):
     max_grad_norm: float
     privacy_unit: str
     target_epsilon: float
-    def __init__(self, epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., noise_multiplier: _Optional[float] = ..., sample_rate: _Optional[float] = ..., steps: _Optional[int] = ..., accountant: _Optional[str] = ..., max_grad_norm: _Optional[float] = ..., privacy_unit: _Optional[str] = ..., target_epsilon: _Optional[float] = ...) -> None: ...
+    neighbouring_relation: str
+    sgd_epsilon: float
+    sgd_delta: float
+    releases: _containers.RepeatedCompositeFieldContainer[DPRelease]
+    def __init__(self, epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., noise_multiplier: _Optional[float] = ..., sample_rate: _Optional[float] = ..., steps: _Optional[int] = ..., accountant: _Optional[str] = ..., max_grad_norm: _Optional[float] = ..., privacy_unit: _Optional[str] = ..., target_epsilon: _Optional[float] = ..., neighbouring_relation: _Optional[str] = ..., sgd_epsilon: _Optional[float] = ..., sgd_delta: _Optional[float] = ..., releases: _Optional[_Iterable[_Union[DPRelease, _Mapping]]] = ...) -> None: ...
+
+class DPRelease(_message.Message):
+    __slots__ = ("purpose", "mechanism", "epsilon", "delta")
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    purpose: str
+    mechanism: str
+    epsilon: float
+    delta: float
+    def __init__(self, purpose: _Optional[str] = ..., mechanism: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
 
 class Lineage(_message.Message):
     __slots__ = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest")

@@ -27,7 +27,21 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size")
+    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size", "feature_bounds", "categories", "classes", "person_key")
+    class FeatureBoundsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Bounds
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Bounds, _Mapping]] = ...) -> None: ...
+    class CategoriesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Domain
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Domain, _Mapping]] = ...) -> None: ...
     DATASET_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +57,10 @@ class SubmitJobRequest(_message.Message):
     ACCOUNTANT_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_PHYSICAL_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    PERSON_KEY_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     target: str
     features: _containers.RepeatedScalarFieldContainer[str]
@@ -58,7 +76,25 @@ class SubmitJobRequest(_message.Message):
     accountant: str
     model_name: str
     max_physical_batch_size: int
-    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ...) -> None: ...
+    feature_bounds: _containers.MessageMap[str, Bounds]
+    categories: _containers.MessageMap[str, Domain]
+    classes: _containers.RepeatedScalarFieldContainer[int]
+    person_key: str
+    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ..., feature_bounds: _Optional[_Mapping[str, Bounds]] = ..., categories: _Optional[_Mapping[str, Domain]] = ..., classes: _Optional[_Iterable[int]] = ..., person_key: _Optional[str] = ...) -> None: ...
+
+class Bounds(_message.Message):
+    __slots__ = ("lower", "upper")
+    LOWER_FIELD_NUMBER: _ClassVar[int]
+    UPPER_FIELD_NUMBER: _ClassVar[int]
+    lower: float
+    upper: float
+    def __init__(self, lower: _Optional[float] = ..., upper: _Optional[float] = ...) -> None: ...
+
+class Domain(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobProgress(_message.Message):
     __slots__ = ("job_id", "state", "epoch", "step", "total_steps", "loss", "epsilon_spent", "eta_seconds", "reason")

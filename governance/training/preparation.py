@@ -1,0 +1,194 @@
+"""A training job's data, made ready for DP-SGD without publishing any exact statistic.
+
+`prepare_data(table, spec)`:
+0. with a `person_key` (a column naming the person a row is about, e.g. a pseudonymised
+   customer id), keeps one row per person, chosen by a secret coin among that person's
+   rows (rows without a key are dropped). Every later step then sees each person at most
+   once, so the whole guarantee holds per person, not merely per row;
+1. splits the rows: each row independently goes to the held-out split with probability
+   `VALID_SHARE`, drawn from a secret CSPRNG. A row's side depends on nothing else — not
+   on other rows, their order, nor the public seed — so adding or removing one row never
+   moves another between the splits;
+2. plans the job's privacy (`governance.privacy.plan`): declared public parameters cost
+   nothing, every other one is a DP release with its own (ε, δ);
+3. computes those releases on the training split: DP bounds of undeclared numeric
+   features, DP domains of undeclared string features, the DP class list of an
+   undeclared target (`governance.privacy.dp_statistics`);
+4. builds the preprocessor and class labels from them, and drops rows whose label is not
+   a class (a row-by-row filter; it costs nothing more).
+
+The evaluation share is spent later, by the worker, on the held-out split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from governance.catalog import input_kind
+from governance.catalog.tabular import ClassLabels, TabularPreprocessor, check_bounds, check_domain, column_kind
+from governance.catalog.text import TextPreprocessor
+from governance.errors import InvalidArgument
+from governance.privacy.dp_statistics import exponential_quantile, laplace_partition_selection
+from governance.privacy.plan import PrivacyPlan, plan_job
+from governance.privacy.releases import Release
+from governance.privacy.secure_random import SecureRandom
+
+__all__ = ["VALID_SHARE", "PreparationRefused", "PreparedData", "prepare_data"]
+
+VALID_SHARE = 0.2
+#: The DP bounds of a numeric feature: these quantiles of its training values.
+LOWER_QUANTILE, UPPER_QUANTILE = 0.05, 0.95
+
+
+class PreparationRefused(InvalidArgument):
+    """The job cannot train on what its DP releases left (e.g. fewer than two classes
+    survived selection). `releases` were already computed and must be charged: the
+    refusal itself is a function of them."""
+
+    def __init__(self, field: str, message: str, releases: tuple[Release, ...]) -> None:
+        super().__init__(field, message)
+        self.releases = releases
+
+
+@dataclass
+class PreparedData:
+    tensors: dict[str, torch.Tensor]
+    preprocessor: TabularPreprocessor | TextPreprocessor
+    labels: ClassLabels
+    n_train: int
+    plan: PrivacyPlan
+    releases: tuple[Release, ...]  # the preprocessing releases made (evaluation is the worker's)
+
+
+def _split(n: int, random: SecureRandom) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, held-out indices). Redrawn in the rare case a side is empty: the
+    redraw depends only on n and the secret coins."""
+    if n < 2:
+        raise InvalidArgument("dataset", f"{n} rows: at least two are needed to train and evaluate")
+    while True:
+        held_out = random.bernoulli_mask(n, VALID_SHARE).numpy()
+        if 0 < held_out.sum() < n:
+            return np.nonzero(~held_out)[0], np.nonzero(held_out)[0]
+
+
+def one_row_per_person(table: pa.Table, key: str, random: SecureRandom) -> pa.Table:
+    """One row of each person (`key`'s value), chosen uniformly among theirs by secret
+    coins; rows with no key are dropped. A person's kept row depends on their own rows
+    only, so this filter never lets one person's data influence another's presence."""
+    if key not in table.column_names:
+        raise InvalidArgument("person_key", f"no column {key!r} in the dataset")
+    encoded = pc.dictionary_encode(pc.cast(table.column(key), pa.string()).combine_chunks())
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    priority = random.uniform(table.num_rows)
+    order = np.lexsort((-priority, codes))  # by person, highest coin first
+    sorted_codes = codes[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = sorted_codes[1:] != sorted_codes[:-1]
+    keep = order[first & (sorted_codes >= 0)]
+    return table.take(np.sort(keep))
+
+
+def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(pc.cast(column, pa.string()).drop_null())
+    return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+
+
+def _declared(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return dict(spec.get(key) or {})
+
+
+def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRandom | None = None) -> PreparedData:
+    """Split, plan, release and encode (see the module docstring). `spec` is a job spec:
+    features, target, arch, target_epsilon, delta, and the declared `feature_bounds`
+    ({column: [lower, upper]}), `categories` ({column: [values]}) and `classes` ([labels]).
+
+    Raises InvalidArgument naming the field before any release is made; PreparationRefused
+    (carrying the releases made) after."""
+    random = random or SecureRandom()
+    features, target = list(spec["features"]), spec["target"]
+    if spec.get("person_key"):
+        table = one_row_per_person(table, spec["person_key"], random)
+    text = input_kind(spec["arch"]) == "tokens"
+    bounds = _declared(spec, "feature_bounds")
+    domains = _declared(spec, "categories")
+    declared_classes = list(spec.get("classes") or [])
+    ClassLabels.values(table, target)  # type checks before anything is spent
+
+    scaled, selected = [], []
+    if not text:
+        for name in features:
+            if name not in table.column_names:
+                raise InvalidArgument(name, "column not in the table")
+            kind = column_kind(table.column(name).type)
+            if kind == "numeric" and name not in bounds:
+                scaled.append(name)
+            elif kind == "string" and name not in domains:
+                selected.append(name)
+    plan = plan_job(
+        target_epsilon=float(spec["target_epsilon"]),
+        delta=float(spec["delta"]),
+        scaled_columns=scaled,
+        selected_columns=selected,
+        select_classes_of=None if declared_classes else target,
+    )
+    train_rows, valid_rows = _split(table.num_rows, random)
+    train, valid = table.take(train_rows), table.take(valid_rows)
+
+    made: list[Release] = []
+    fitted_bounds = {name: check_bounds(name, b) for name, b in bounds.items()}
+    fitted_domains = {name: check_domain(name, d) for name, d in domains.items()}
+    for name in scaled:
+        release = plan.release(f"scale:{name}")
+        values = pc.cast(train.column(name), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        half = release.epsilon / 2.0
+        lower = exponential_quantile(values, LOWER_QUANTILE, epsilon=half, random=random)
+        upper = exponential_quantile(values, UPPER_QUANTILE, epsilon=half, random=random)
+        made.append(release)
+        if upper <= lower:  # post-processing: a degenerate draw still needs a width
+            lower, upper = min(lower, upper) - 0.5, max(lower, upper) + 0.5
+        fitted_bounds[name] = (lower, upper)
+    for name in selected:
+        release = plan.release(f"domain:{name}")
+        fitted_domains[name] = tuple(
+            laplace_partition_selection(_value_counts(train.column(name)), epsilon=release.epsilon, delta=release.delta, random=random)
+        )
+        made.append(release)
+    if declared_classes:
+        classes = [int(c) for c in declared_classes]
+    else:
+        release = plan.release(f"classes:{target}")
+        counts = {str(k): int(v) for k, v in zip(*np.unique(ClassLabels.values(train, target), return_counts=True))}
+        classes = [int(c) for c in laplace_partition_selection(counts, epsilon=release.epsilon, delta=release.delta, random=random)]
+        made.append(release)
+    releases = tuple(made)
+
+    try:
+        labels = ClassLabels(target, classes)
+    except InvalidArgument as exc:
+        hint = "" if declared_classes else " (after DP selection of the classes: declare them with `classes`)"
+        raise PreparationRefused(target, exc.message + hint, releases) from None
+    train = train.filter(pa.array(labels.known(train)))
+    valid = valid.filter(pa.array(labels.known(valid)))
+    if train.num_rows == 0 or valid.num_rows == 0:
+        raise PreparationRefused(target, "no rows left with a label among the classes", releases)
+
+    pre: TabularPreprocessor | TextPreprocessor
+    if text:
+        pre = TextPreprocessor.fit(train, features)
+    else:
+        sources = {n: "dp" for n in (*scaled, *selected)}
+        pre = TabularPreprocessor.build(train, features, bounds=fitted_bounds, domains=fitted_domains, sources=sources)
+    tensors = {
+        "x_train": pre.transform(train),
+        "y_train": labels.encode(train),
+        "x_valid": pre.transform(valid),
+        "y_valid": labels.encode(valid),
+    }
+    return PreparedData({k: v.contiguous() for k, v in tensors.items()}, pre, labels, train.num_rows, plan, releases)
