@@ -23,12 +23,15 @@ the others' outputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from governance.privacy.releases import Release
+from governance.errors import InvalidArgument
+from governance.privacy.accounting import Mechanism, epsilon_for
+from governance.privacy.limits import MAX_EPSILON
+from governance.privacy.releases import Release, releases_from_json, total_delta, total_epsilon
 
-__all__ = ["NEIGHBOURING_RELATION", "PRIVACY_UNIT", "composed_guarantee"]
+__all__ = ["NEIGHBOURING_RELATION", "PRIVACY_UNIT", "check_stated_guarantee", "composed_guarantee", "is_real"]
 
 NEIGHBOURING_RELATION = "add-remove-one"
 PRIVACY_UNIT = "row"
@@ -56,3 +59,71 @@ def composed_guarantee(sgd: Mapping[str, Any], releases: Sequence[Release], *, t
         "neighbouring_relation": NEIGHBOURING_RELATION,
         "privacy_unit": f"person:{person_key}" if person_key else PRIVACY_UNIT,
     }
+
+
+def is_real(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What a stated DP-SGD guarantee must hold, in this order: (field, valid, what it must be).
+# All of it, because a guarantee with a parameter missing (proto3 sends 0 for "unset") says
+# nothing: an empty one would otherwise read as epsilon 0, the strongest there is.
+_GUARANTEE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("epsilon", lambda v: is_real(v) and 0 < v <= MAX_EPSILON, f"must be a number in (0, {MAX_EPSILON:g}]"),
+    ("delta", lambda v: is_real(v) and 0 < v < 1, "must be in (0, 1)"),
+    ("noise_multiplier", lambda v: is_real(v) and v > 0, "must be a finite number > 0"),
+    ("sample_rate", lambda v: is_real(v) and 0 < v <= 1, "must be in (0, 1]"),
+    ("steps", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "must be a whole number > 0"),
+    ("accountant", lambda v: isinstance(v, str) and bool(v.strip()), 'must name the accountant (e.g. "prv" or "rdp")'),
+    ("max_grad_norm", lambda v: is_real(v) and v > 0, "must be a finite number > 0 (the per-sample clipping norm)"),
+)
+
+
+def check_stated_guarantee(guarantee: Mapping[str, Any], *, field: str = "guarantee") -> None:
+    """Refuse (InvalidArgument naming `field`.<part>) a stated guarantee that is incomplete,
+    out of range, or smaller than its own parts say: ε below what its accountant gives for
+    its mechanism, or, for a composed guarantee, below DP-SGD's ε at its own δ plus every
+    release's ε (and δ likewise). Passing says the figures are consistent, not that Privet
+    produced them."""
+    for name, valid, what in _GUARANTEE_RULES:
+        if not valid(guarantee.get(name)):
+            raise InvalidArgument(f"{field}.{name}", what)
+    # The gates read ε: it must be at least what the stated accountant gives for the stated
+    # mechanism, or an understated ε would let a weaker model through them.
+    mechanism = Mechanism(guarantee["noise_multiplier"], guarantee["sample_rate"], guarantee["steps"], guarantee["delta"])
+    try:
+        computed = epsilon_for(mechanism, guarantee["accountant"])
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{field}.accountant", exc.description) from None
+    if guarantee["epsilon"] < computed * (1 - _EPSILON_RTOL):
+        raise InvalidArgument(f"{field}.epsilon",
+                              f"{guarantee['epsilon']:g} is below the {computed:.4g} that the {guarantee['accountant']} accountant "
+                              "gives for the stated noise multiplier, sample rate, steps and delta")
+    if guarantee.get("sgd_delta") or guarantee.get("releases"):
+        _check_composition(guarantee, mechanism, field)
+
+
+def _check_composition(guarantee: Mapping[str, Any], mechanism: Mechanism, field: str) -> None:
+    """A composed guarantee (governance.privacy.guarantee): the DP-SGD part must be what
+    its accountant gives at its own δ, and the whole at least the sum of its parts, so no
+    part's ε or δ can be left out of the figure the gates read."""
+    sgd_delta = guarantee.get("sgd_delta")
+    if not (is_real(sgd_delta) and 0 < sgd_delta < 1):
+        raise InvalidArgument(f"{field}.sgd_delta", "must be in (0, 1)")
+    try:
+        releases = releases_from_json(guarantee.get("releases") or [])
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{field}.releases", exc.message) from None
+    computed = epsilon_for(Mechanism(mechanism.noise_multiplier, mechanism.sample_rate, mechanism.steps, sgd_delta), guarantee["accountant"])
+    sgd_epsilon = guarantee.get("sgd_epsilon")
+    if not (is_real(sgd_epsilon) and sgd_epsilon >= computed * (1 - _EPSILON_RTOL)):
+        raise InvalidArgument(f"{field}.sgd_epsilon", f"must be at least the {computed:.4g} its accountant gives at sgd_delta")
+    if guarantee["epsilon"] < total_epsilon([*releases]) + sgd_epsilon - _EPSILON_RTOL * guarantee["epsilon"]:
+        raise InvalidArgument(f"{field}.epsilon", "is below sgd_epsilon plus the releases' ε")
+    if guarantee["delta"] < total_delta([*releases]) + sgd_delta - _EPSILON_RTOL * guarantee["delta"]:
+        raise InvalidArgument(f"{field}.delta", "is below sgd_delta plus the releases' δ")
+
+
+# Room for the accountants' own numerical error when a stated ε is checked against them.
+_EPSILON_RTOL = 1e-6

@@ -20,7 +20,7 @@ upload's data key is wrapped when sealing starts, so one that a rotation overtoo
 rewrapped in the transaction that registers it (see `_registered_key`).
 
 Facts are checked, not just stored: a DP guarantee must be complete and in range
-(`_check_guarantee`), and a version whose lineage names a dataset the platform holds is
+(`governance.privacy.guarantee.check_stated_guarantee`), and a version whose lineage names a dataset the platform holds is
 trained on personal data if that dataset has any (`_lineage_has_personal_data`).
 
 Every transition (request, approve, release, revoke) runs inside one write unit: read the
@@ -67,10 +67,9 @@ from governance.errors import (
     ResourceExhausted,
 )
 from governance.identity.principals import Principal
-from governance.privacy.accounting import Mechanism, epsilon_for
 from governance.privacy.ledger import budget_key
 from governance.privacy.limits import MAX_EPSILON
-from governance.privacy.releases import releases_from_json, total_delta, total_epsilon
+from governance.privacy.guarantee import check_stated_guarantee, is_real
 from governance.processes import identity_alive, process_identity
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
@@ -617,7 +616,7 @@ def _check_spec(spec: VersionSpec) -> None:
         if not math.isfinite(value):
             raise InvalidArgument(f"metadata.metrics[{key}]", "must be a finite number")
     if spec.guarantee is not None:
-        _check_guarantee(spec.guarantee)
+        check_stated_guarantee(spec.guarantee, field="metadata.guarantee")
     if spec.expected_size < 0:
         raise InvalidArgument("metadata.expected_size", "must not be negative")
     for which in ("preprocessing_json",):
@@ -627,68 +626,6 @@ def _check_spec(spec: VersionSpec) -> None:
                 json.loads(text)
             except ValueError:
                 raise InvalidArgument(f"metadata.{which}", "must be JSON") from None
-
-
-def _real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# What a stated DP-SGD guarantee must hold, in this order: (field, valid, what it must be).
-# All of it, because a guarantee with a parameter missing (proto3 sends 0 for "unset") says
-# nothing: an empty one would otherwise read as epsilon 0, the strongest there is.
-_GUARANTEE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ("epsilon", lambda v: _real(v) and 0 < v <= MAX_EPSILON, f"must be a number in (0, {MAX_EPSILON:g}]"),
-    ("delta", lambda v: _real(v) and 0 < v < 1, "must be in (0, 1)"),
-    ("noise_multiplier", lambda v: _real(v) and v > 0, "must be a finite number > 0"),
-    ("sample_rate", lambda v: _real(v) and 0 < v <= 1, "must be in (0, 1]"),
-    ("steps", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "must be a whole number > 0"),
-    ("accountant", lambda v: isinstance(v, str) and bool(v.strip()), 'must name the accountant (e.g. "prv" or "rdp")'),
-    ("max_grad_norm", lambda v: _real(v) and v > 0, "must be a finite number > 0 (the per-sample clipping norm)"),
-)
-
-
-def _check_guarantee(guarantee: dict[str, Any]) -> None:
-    for name, valid, what in _GUARANTEE_RULES:
-        if not valid(guarantee.get(name)):
-            raise InvalidArgument(f"metadata.guarantee.{name}", what)
-    # The gates read ε: it must be at least what the stated accountant gives for the stated
-    # mechanism, or an understated ε would let a weaker model through them.
-    mechanism = Mechanism(guarantee["noise_multiplier"], guarantee["sample_rate"], guarantee["steps"], guarantee["delta"])
-    try:
-        computed = epsilon_for(mechanism, guarantee["accountant"])
-    except InvalidArgument as exc:
-        raise InvalidArgument("metadata.guarantee.accountant", exc.description) from None
-    if guarantee["epsilon"] < computed * (1 - _EPSILON_RTOL):
-        raise InvalidArgument("metadata.guarantee.epsilon",
-                              f"{guarantee['epsilon']:g} is below the {computed:.4g} that the {guarantee['accountant']} accountant "
-                              "gives for the stated noise multiplier, sample rate, steps and delta")
-    if guarantee.get("sgd_delta") or guarantee.get("releases"):
-        _check_composition(guarantee, mechanism)
-
-
-def _check_composition(guarantee: dict[str, Any], mechanism: Mechanism) -> None:
-    """A composed guarantee (governance.privacy.guarantee): the DP-SGD part must be what
-    its accountant gives at its own δ, and the whole at least the sum of its parts, so no
-    part's ε or δ can be left out of the figure the gates read."""
-    sgd_delta = guarantee.get("sgd_delta")
-    if not (_real(sgd_delta) and 0 < sgd_delta < 1):
-        raise InvalidArgument("metadata.guarantee.sgd_delta", "must be in (0, 1)")
-    try:
-        releases = releases_from_json(guarantee.get("releases") or [])
-    except InvalidArgument as exc:
-        raise InvalidArgument("metadata.guarantee.releases", exc.message) from None
-    computed = epsilon_for(Mechanism(mechanism.noise_multiplier, mechanism.sample_rate, mechanism.steps, sgd_delta), guarantee["accountant"])
-    sgd_epsilon = guarantee.get("sgd_epsilon")
-    if not (_real(sgd_epsilon) and sgd_epsilon >= computed * (1 - _EPSILON_RTOL)):
-        raise InvalidArgument("metadata.guarantee.sgd_epsilon", f"must be at least the {computed:.4g} its accountant gives at sgd_delta")
-    if guarantee["epsilon"] < total_epsilon([*releases]) + sgd_epsilon - _EPSILON_RTOL * guarantee["epsilon"]:
-        raise InvalidArgument("metadata.guarantee.epsilon", "is below sgd_epsilon plus the releases' ε")
-    if guarantee["delta"] < total_delta([*releases]) + sgd_delta - _EPSILON_RTOL * guarantee["delta"]:
-        raise InvalidArgument("metadata.guarantee.delta", "is below sgd_delta plus the releases' δ")
-
-
-# Room for the accountants' own numerical error when a stated ε is checked against them.
-_EPSILON_RTOL = 1e-6
 
 
 def _writer_host() -> str:
@@ -791,7 +728,7 @@ def _has_usable_guarantee(row: ModelVersion) -> bool:
     """A row registered before guarantees were checked may hold an empty one (epsilon and
     delta 0, the strongest values there are): to a gate, that is no guarantee."""
     eps, delta = row.dp_epsilon, row.dp_delta
-    return row.has_guarantee and _real(eps) and eps > 0 and _real(delta) and 0 < delta < 1  # type: ignore[operator]
+    return row.has_guarantee and is_real(eps) and eps > 0 and is_real(delta) and 0 < delta < 1  # type: ignore[operator]
 
 
 def _model_record(session: Session, model: Model) -> ModelRecord:
