@@ -324,6 +324,22 @@ class ClassLabels:
             raise InvalidArgument(column, "class labels must be whole numbers")
         return values.astype(np.int64)
 
+    @staticmethod
+    def check_type(table: pa.Table, column: str) -> None:
+        """InvalidArgument naming the column unless it exists and is numeric (schema only)."""
+        data = _column(table, column)
+        if not (pa.types.is_integer(data.type) or pa.types.is_boolean(data.type) or pa.types.is_floating(data.type)):
+            raise InvalidArgument(column, f"a classifier's target must be numeric, got {data.type}")
+
+    @classmethod
+    def valid(cls, table: pa.Table, column: str) -> np.ndarray:
+        """A boolean mask of the rows whose label is present and a whole number."""
+        cls.check_type(table, column)
+        values = pc.cast(_column(table, column), pa.float64()).to_numpy(zero_copy_only=False)
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(values) & (values == np.round(values))
+
     def known(self, table: pa.Table) -> np.ndarray:
         """A boolean mask of the rows whose label is one of the classes."""
         return np.isin(self.values(table, self.column), np.asarray(self.classes, dtype=np.int64))

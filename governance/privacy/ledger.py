@@ -154,9 +154,11 @@ class BudgetLedger:
         return session.execute(query).scalar_one_or_none()
 
     # -- reservations -----------------------------------------------------------------------
-    def reserve(self, session: Session, dataset_id: str, job_id: str, epsilon: float, delta: float, principal: str) -> None:
+    def reserve(self, session: Session, dataset_id: str, job_id: str, epsilon: float, delta: float, principal: str, *, release_delta: float = 0.0) -> None:
         """Reserve `epsilon` for a job, atomically. ResourceExhausted (saying what is left) if
-        it does not fit; FailedPrecondition if δ exceeds the budget's δ."""
+        it does not fit, or if the δ its releases will spend (`release_delta`, spent for good:
+        see `release_delta_spent`) does not fit beside what earlier releases spent;
+        FailedPrecondition if δ exceeds the budget's δ."""
         check_epsilon("epsilon", epsilon)
         need = to_micro(epsilon)
         budget_id = self.budget_id(session, dataset_id)
@@ -165,6 +167,15 @@ class BudgetLedger:
             raise NotFound(f"no privacy budget for dataset {dataset_id}")
         if delta > row.delta:
             raise FailedPrecondition(f"δ {delta:g} exceeds the dataset's δ {row.delta:g}")
+        if release_delta > 0:
+            spent_delta = self.release_delta_spent(session, dataset_id)
+            # Keep half the δ for the DP-SGD runs, whose composed ε grows as the releases' δ
+            # eats into the budget's (settling enforces the whole; this refuses early).
+            if spent_delta + release_delta > row.delta / 2:
+                raise ResourceExhausted(
+                    f"privacy budget's δ exhausted by earlier DP selections (δ {spent_delta:.3g} of {row.delta:g} spent): "
+                    "declare the categories and classes (they then cost no δ)"
+                )
         t = PrivacyBudgetRow
         result = session.execute(
             update(t)
@@ -220,7 +231,10 @@ class BudgetLedger:
         after = before
         if run is not None or releases:
             after = max(before, self._spend(session, budget_id, row.delta, [(run, to_micro(run_eps))] if run else [], releases))
-            if within_reservation:
+            # The reservation bounds the job's own spend, and composition never adds more
+            # than that while the releases' δ leave the Gaussians their room; past numerical
+            # slack, a larger increase is real (the budget's δ is running out) and is charged.
+            if within_reservation and after - (before + held) <= max(1, held // 10**6):
                 after = min(after, before + held)
         increase = after - before
         t = PrivacyBudgetRow
@@ -271,6 +285,15 @@ class BudgetLedger:
         if not math.isfinite(best):
             raise FailedPrecondition(f"the charges on budget {budget_id} compose to no finite ε at the budget's δ {delta:g}")
         return int(best)
+
+    def release_delta_spent(self, session: Session, dataset_id: str) -> float:
+        """Σ δ of the DP releases charged to the budget `dataset_id` draws on. A release's δ
+        is spent for good: composition adds it to whatever δ the budget's ε is read at."""
+        budget_id = self.budget_id(session, dataset_id)
+        deltas = session.execute(
+            select(LedgerEntry.delta).where(LedgerEntry.budget_id == budget_id, LedgerEntry.kind == "charge", LedgerEntry.mechanism != SUBSAMPLED_GAUSSIAN)
+        ).scalars()
+        return math.fsum(deltas)
 
     def spent_epsilon(self, session: Session, dataset_id: str) -> float:
         """The composed ε spent on the budget `dataset_id` draws on (0 if it has none): the

@@ -8,8 +8,10 @@ is calibrated for what is left. By basic composition the job's guarantee is then
 any adaptivity, and it is what the job states.
 
 Shares: 10 % of ε for the preprocessing statistics the job needs (split evenly between
-them), 10 % for evaluation, and 10 % of δ for partition selections (split evenly). Declare
-bounds, domains and classes to give DP-SGD all but the evaluation's 10 %.
+them), 10 % for evaluation, 2 % for the training rows' count (DP-SGD's sampling rate and
+step count are set from it, so they reveal no exact count), and 1 % of δ for partition
+selections (split evenly: every selection's δ is spent from the data's δ for good, so it is
+kept small). Declare bounds, domains and classes to give DP-SGD all but 12 %.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from dataclasses import dataclass
 from governance.errors import InvalidArgument
 from governance.privacy.releases import Release
 
-__all__ = ["EVALUATION_SHARE", "PREPROCESSING_SHARE", "SELECTION_DELTA_SHARE", "PrivacyPlan", "plan_job"]
+__all__ = ["COUNT_SHARE", "EVALUATION_SHARE", "PREPROCESSING_SHARE", "SELECTION_DELTA_SHARE", "PrivacyPlan", "plan_job", "planned_selection_delta"]
 
 PREPROCESSING_SHARE = 0.10
 EVALUATION_SHARE = 0.10
-SELECTION_DELTA_SHARE = 0.10
+COUNT_SHARE = 0.02
+SELECTION_DELTA_SHARE = 0.01
 
 #: What each kind of release is, by purpose prefix.
 QUANTILES = "exponential-quantile"
 SELECTION = "laplace-partition-selection"
 HISTOGRAM = "laplace-histogram"
+COUNT = "laplace-count"
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ def plan_job(
 ) -> PrivacyPlan:
     """The plan for a job whose owner left `scaled_columns` (numeric: DP bounds) and
     `selected_columns` (strings: DP domains) undeclared, and `select_classes_of` (the
-    target) when the classes are undeclared. Evaluation is always planned.
+    target) when the classes are undeclared. The row count and evaluation are always
+    planned.
 
     Requires target_epsilon > 0 and 0 < delta < 1 (InvalidArgument naming the field)."""
     if not target_epsilon > 0:
@@ -70,9 +75,10 @@ def plan_job(
     scales = [f"scale:{c}" for c in scaled_columns]
     needs = len(selections) + len(scales)
     per_need = PREPROCESSING_SHARE * target_epsilon / needs if needs else 0.0
-    per_selection_delta = SELECTION_DELTA_SHARE * delta / len(selections) if selections else 0.0
+    per_selection_delta = planned_selection_delta(delta, len(selections)) / len(selections) if selections else 0.0
     releases = [Release(p, QUANTILES, per_need) for p in scales]
     releases += [Release(p, SELECTION, per_need, per_selection_delta) for p in selections]
+    releases.append(Release("rows", COUNT, COUNT_SHARE * target_epsilon))
     releases.append(Release("evaluation", HISTOGRAM, EVALUATION_SHARE * target_epsilon))
     spent_eps = sum(r.epsilon for r in releases)
     spent_delta = sum(r.delta for r in releases)
@@ -83,3 +89,9 @@ def plan_job(
         sgd_delta=delta - spent_delta,
         releases=tuple(releases),
     )
+
+
+def planned_selection_delta(delta: float, selections: int) -> float:
+    """The δ a job with `selections` partition selections spends from the data's δ: known
+    at submit, so a job that would exhaust it is refused before it touches the data."""
+    return SELECTION_DELTA_SHARE * delta if selections else 0.0

@@ -41,6 +41,9 @@ class TrainingJob(SQLModel, table=True):
     guarantee_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     metrics_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
     epsilon_charged: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+    # When the ledger charged the job (0: not yet). Set before its model is published, so a
+    # job can be charged and still RUNNING; then nothing may charge it again.
+    charged_at_us: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     model_name: str = Field(default="", sa_column=Column(Text, nullable=False))
     model_version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     device: str = Field(default="", sa_column=Column(Text, nullable=False))

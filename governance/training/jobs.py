@@ -21,12 +21,13 @@ from governance.identity.spiffe import check_name
 from governance.privacy.accounting import Mechanism, accountant_names
 from governance.catalog.tabular import MAX_CATEGORIES, check_bounds, check_domain
 from governance.privacy.ledger import BudgetLedger, check_epsilon
+from governance.privacy.plan import planned_selection_delta
 from governance.privacy.releases import Release, releases_from_json
 from governance.processes import identity_alive
 from governance.runtime import Runtime
 from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 
-__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
+__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "charge_job", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
 
 DEVICES = ("auto", "cpu", "cuda")
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
@@ -158,13 +159,24 @@ def submit_job(runtime: Runtime, principal: str, spec: JobSpec) -> TrainingJob:
     )
     ledger = BudgetLedger(runtime.audit)
 
+    selections = _planned_selections(spec, json.loads(dataset.columns_json))
+
     def queue(session: Session) -> TrainingJob:
-        ledger.reserve(session, dataset.id, job.id, spec.target_epsilon, spec.delta, principal)
+        ledger.reserve(session, dataset.id, job.id, spec.target_epsilon, spec.delta, principal, release_delta=planned_selection_delta(spec.delta, selections))
         session.add(job)
         runtime.audit.append(Event(principal=principal, action="training.SubmitJob", resource=f"job/{job.id}", decision="allow", details={"dataset": dataset.name, "arch": spec.arch, "target_epsilon": spec.target_epsilon, "delta": spec.delta}))
         return job
 
     return runtime.write(queue)
+
+
+def _planned_selections(spec: JobSpec, columns: list[dict]) -> int:
+    """How many DP partition selections the job will make (each spends δ): its undeclared
+    string features' domains, and its classes unless declared (governance.privacy.plan)."""
+    types = {c["name"]: c["type"] for c in columns}
+    tabular = input_kind(spec.arch) != "tokens"
+    strings = [f for f in spec.features if tabular and not any(types.get(f, "").startswith(t) for t in NUMERIC_TYPES)]
+    return sum(1 for f in strings if f not in spec.categories) + (0 if spec.classes else 1)
 
 
 def get_job(runtime: Runtime, job_id: str) -> TrainingJob:
@@ -235,10 +247,35 @@ def record_releases(runtime: Runtime, job_id: str, releases: tuple[Release, ...]
     runtime.write(save)
 
 
+def charge_job(runtime: Runtime, job_id: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...] = (), guarantee: dict | None = None, metrics: dict | None = None, within_reservation: bool = False) -> float:
+    """Charge a running job for everything it spent (its DP-SGD run and its releases) and
+    release the rest of its reservation, before anything it made is published: if the
+    charge cannot be made (the data's budget cannot hold it), nothing leaves the job.
+    The job stays RUNNING, marked charged; `finish_job` then ends it without charging again.
+    Returns the ε charged. FailedPrecondition if the job is not running or already charged."""
+    ledger = BudgetLedger(runtime.audit)
+
+    def charge(session: Session) -> float:
+        job = session.get(TrainingJob, job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if job.state in TERMINAL_STATES or job.charged_at_us:
+            raise FailedPrecondition(f"job {job_id} already ended or was charged")
+        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", releases=releases, within_reservation=within_reservation)
+        job.epsilon_charged, job.charged_at_us = charged, _now_us()
+        job.guarantee_json = json.dumps(guarantee or {})
+        job.metrics_json = json.dumps(metrics or {})
+        session.add(job)
+        return charged
+
+    return runtime.write(charge)
+
+
 def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...] = (), guarantee: dict | None = None, metrics: dict | None = None, model: tuple[str, int] | None = None, device: str = "", within_reservation: bool = False) -> TrainingJob:
     """End a job: charge what it spent (its DP-SGD mechanism, nothing if it took no step,
-    and its other DP `releases`), release the rest of its reservation, record the
-    outcome, audit it — one transaction. `within_reservation`: see BudgetLedger.settle."""
+    and its other DP `releases`) unless `charge_job` already did, release the rest of its
+    reservation, record the outcome, audit it — one transaction. `within_reservation`: see
+    BudgetLedger.settle."""
     assert state in TERMINAL_STATES
     ledger = BudgetLedger(runtime.audit)
 
@@ -248,10 +285,13 @@ def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism
             raise NotFound(f"no job {job_id!r}")
         if job.state in TERMINAL_STATES:
             raise FailedPrecondition(f"job {job_id} already ended ({job.state})")
-        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", releases=releases, within_reservation=within_reservation)
-        job.state, job.reason, job.finished_at_us, job.epsilon_charged = state, reason, _now_us(), charged
-        job.guarantee_json = json.dumps(guarantee or {})
-        job.metrics_json = json.dumps(metrics or {})
+        if not job.charged_at_us:
+            job.epsilon_charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", releases=releases, within_reservation=within_reservation)
+            job.charged_at_us = _now_us()
+            job.guarantee_json = json.dumps(guarantee or {})
+            job.metrics_json = json.dumps(metrics or {})
+        charged = job.epsilon_charged
+        job.state, job.reason, job.finished_at_us = state, reason, _now_us()
         job.device = device or job.device
         if model:
             job.model_name, job.model_version = model
@@ -301,6 +341,8 @@ def _orphan_mechanism(job: TrainingJob) -> Mechanism | None:
 
 def _recorded_releases(job: TrainingJob) -> tuple[Release, ...]:
     """The releases `record_releases` stored for a running job (none if it stored none)."""
+    if job.charged_at_us:
+        return ()  # charged already; finish_job will not charge again
     try:
         return releases_from_json(json.loads(job.guarantee_json or "{}").get("releases"))
     except (ValueError, AttributeError):

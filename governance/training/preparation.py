@@ -32,10 +32,10 @@ import pyarrow.compute as pc
 import torch
 
 from governance.catalog import input_kind
-from governance.catalog.tabular import ClassLabels, TabularPreprocessor, check_bounds, check_domain, column_kind
+from governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor, check_bounds, check_domain, column_kind
 from governance.catalog.text import TextPreprocessor
 from governance.errors import InvalidArgument
-from governance.privacy.dp_statistics import exponential_quantile, laplace_partition_selection
+from governance.privacy.dp_statistics import exponential_quantile, laplace, laplace_partition_selection
 from governance.privacy.plan import PrivacyPlan, plan_job
 from governance.privacy.releases import Release
 from governance.privacy.secure_random import SecureRandom
@@ -62,7 +62,8 @@ class PreparedData:
     tensors: dict[str, torch.Tensor]
     preprocessor: TabularPreprocessor | TextPreprocessor
     labels: ClassLabels
-    n_train: int
+    n_train: int  # exact: stays inside the job (the worker's tensors)
+    public_rows: int  # the DP count of training rows: what sampling rate and steps are set from
     plan: PrivacyPlan
     releases: tuple[Release, ...]  # the preprocessing releases made (evaluation is the worker's)
 
@@ -71,7 +72,7 @@ def _split(n: int, random: SecureRandom) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, held-out indices). Redrawn in the rare case a side is empty: the
     redraw depends only on n and the secret coins."""
     if n < 2:
-        raise InvalidArgument("dataset", f"{n} rows: at least two are needed to train and evaluate")
+        raise InvalidArgument("dataset", "too few rows with a usable label to train and evaluate")
     while True:
         held_out = random.bernoulli_mask(n, VALID_SHARE).numpy()
         if 0 < held_out.sum() < n:
@@ -104,33 +105,48 @@ def _declared(spec: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(spec.get(key) or {})
 
 
+def _undeclared(table: pa.Table, features: list[str], bounds: Mapping[str, Any], domains: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(numeric features without declared bounds, string features without a declared
+    domain). InvalidArgument naming a column that is missing or of a type no tabular
+    model takes: schema only, so nothing is spent and nothing private is told."""
+    scaled, selected = [], []
+    for name in features:
+        if name not in table.column_names:
+            raise InvalidArgument(name, "column not in the table")
+        kind = column_kind(table.column(name).type)
+        if kind is None:
+            raise InvalidArgument(name, f"unsupported column type {table.column(name).type} (numeric or string only)")
+        if kind == "numeric" and name not in bounds:
+            scaled.append(name)
+        elif kind == "string" and name not in domains:
+            selected.append(name)
+    return scaled, selected
+
+
 def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRandom | None = None) -> PreparedData:
     """Split, plan, release and encode (see the module docstring). `spec` is a job spec:
     features, target, arch, target_epsilon, delta, and the declared `feature_bounds`
-    ({column: [lower, upper]}), `categories` ({column: [values]}) and `classes` ([labels]).
+    ({column: [lower, upper]}), `categories` ({column: [values]}), `classes` ([labels])
+    and `person_key`.
 
-    Raises InvalidArgument naming the field before any release is made; PreparationRefused
-    (carrying the releases made) after."""
+    Raises InvalidArgument naming the field for what the schema and the request decide,
+    before any release is made; after the first release, every refusal is a
+    PreparationRefused carrying the releases made, which must be charged."""
     random = random or SecureRandom()
     features, target = list(spec["features"]), spec["target"]
-    if spec.get("person_key"):
-        table = one_row_per_person(table, spec["person_key"], random)
     text = input_kind(spec["arch"]) == "tokens"
     bounds = _declared(spec, "feature_bounds")
     domains = _declared(spec, "categories")
     declared_classes = list(spec.get("classes") or [])
-    ClassLabels.values(table, target)  # type checks before anything is spent
-
-    scaled, selected = [], []
-    if not text:
-        for name in features:
-            if name not in table.column_names:
-                raise InvalidArgument(name, "column not in the table")
-            kind = column_kind(table.column(name).type)
-            if kind == "numeric" and name not in bounds:
-                scaled.append(name)
-            elif kind == "string" and name not in domains:
-                selected.append(name)
+    # What the schema and the request decide, before anything is spent.
+    ClassLabels.check_type(table, target)
+    if text:
+        TextPreprocessor.fit(table.slice(0, 0), features)
+        scaled, selected = [], []
+    else:
+        scaled, selected = _undeclared(table, features, bounds, domains)
+    fitted_bounds = {name: check_bounds(name, b) for name, b in bounds.items()}
+    fitted_domains = {name: check_domain(name, d) for name, d in domains.items()}
     plan = plan_job(
         target_epsilon=float(spec["target_epsilon"]),
         delta=float(spec["delta"]),
@@ -138,49 +154,80 @@ def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRand
         selected_columns=selected,
         select_classes_of=None if declared_classes else target,
     )
+    # Row-by-row filters, which cost nothing: one row per person, and rows whose label is
+    # missing or not a whole number (refusing the job for them would tell that they exist).
+    if spec.get("person_key"):
+        table = one_row_per_person(table, spec["person_key"], random)
+    table = table.filter(pa.array(ClassLabels.valid(table, target)))
     train_rows, valid_rows = _split(table.num_rows, random)
     train, valid = table.take(train_rows), table.take(valid_rows)
 
     made: list[Release] = []
-    fitted_bounds = {name: check_bounds(name, b) for name, b in bounds.items()}
-    fitted_domains = {name: check_domain(name, d) for name, d in domains.items()}
+    try:
+        return _release_and_encode(train, valid, spec, plan, scaled, selected, fitted_bounds, fitted_domains, made, random)
+    except PreparationRefused:
+        raise
+    except InvalidArgument as exc:
+        raise PreparationRefused(exc.field, exc.message, tuple(made)) from None
+
+
+def _release_and_encode(
+    train: pa.Table,
+    valid: pa.Table,
+    spec: Mapping[str, Any],
+    plan: PrivacyPlan,
+    scaled: list[str],
+    selected: list[str],
+    fitted_bounds: dict[str, tuple[float, float]],
+    fitted_domains: dict[str, tuple[str, ...]],
+    made: list[Release],
+    random: SecureRandom,
+) -> PreparedData:
+    """The DP releases (appended to `made` as they are made) and the encoding."""
+    features, target = list(spec["features"]), spec["target"]
+    declared_classes = list(spec.get("classes") or [])
     for name in scaled:
         release = plan.release(f"scale:{name}")
         values = pc.cast(train.column(name), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
         half = release.epsilon / 2.0
+        made.append(release)
         lower = exponential_quantile(values, LOWER_QUANTILE, epsilon=half, random=random)
         upper = exponential_quantile(values, UPPER_QUANTILE, epsilon=half, random=random)
-        made.append(release)
         if upper <= lower:  # post-processing: a degenerate draw still needs a width
             lower, upper = min(lower, upper) - 0.5, max(lower, upper) + 0.5
         fitted_bounds[name] = (lower, upper)
     for name in selected:
         release = plan.release(f"domain:{name}")
-        fitted_domains[name] = tuple(
-            laplace_partition_selection(_value_counts(train.column(name)), epsilon=release.epsilon, delta=release.delta, random=random)
-        )
         made.append(release)
+        domain = laplace_partition_selection(_value_counts(train.column(name)), epsilon=release.epsilon, delta=release.delta, random=random)
+        if len(domain) > MAX_CATEGORIES:
+            raise InvalidArgument(name, f"more than {MAX_CATEGORIES} categories survived DP selection (is it an identifier?)")
+        fitted_domains[name] = tuple(domain)
     if declared_classes:
         classes = [int(c) for c in declared_classes]
     else:
         release = plan.release(f"classes:{target}")
+        made.append(release)
         counts = {str(k): int(v) for k, v in zip(*np.unique(ClassLabels.values(train, target), return_counts=True))}
         classes = [int(c) for c in laplace_partition_selection(counts, epsilon=release.epsilon, delta=release.delta, random=random)]
-        made.append(release)
-    releases = tuple(made)
-
+        if len(classes) > MAX_CATEGORIES:
+            raise InvalidArgument(target, f"more than {MAX_CATEGORIES} classes survived DP selection")
     try:
         labels = ClassLabels(target, classes)
     except InvalidArgument as exc:
         hint = "" if declared_classes else " (after DP selection of the classes: declare them with `classes`)"
-        raise PreparationRefused(target, exc.message + hint, releases) from None
+        raise InvalidArgument(target, exc.message + hint) from None
     train = train.filter(pa.array(labels.known(train)))
     valid = valid.filter(pa.array(labels.known(valid)))
+    # DP-SGD's sampling rate and step count are set from this count, never the exact one.
+    release = plan.release("rows")
+    made.append(release)
+    public_rows = max(1, int(round(train.num_rows + float(laplace(1.0 / release.epsilon, 1, random)[0]))))
     if train.num_rows == 0 or valid.num_rows == 0:
-        raise PreparationRefused(target, "no rows left with a label among the classes", releases)
+        raise InvalidArgument(target, "no rows left to train and evaluate on with a label among the classes")
 
     pre: TabularPreprocessor | TextPreprocessor
-    if text:
+    if spec.get("arch") and input_kind(spec["arch"]) == "tokens":
         pre = TextPreprocessor.fit(train, features)
     else:
         sources = {n: "dp" for n in (*scaled, *selected)}
@@ -191,4 +238,4 @@ def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRand
         "x_valid": pre.transform(valid),
         "y_valid": labels.encode(valid),
     }
-    return PreparedData({k: v.contiguous() for k, v in tensors.items()}, pre, labels, train.num_rows, plan, releases)
+    return PreparedData({k: v.contiguous() for k, v in tensors.items()}, pre, labels, train.num_rows, public_rows, plan, tuple(made))

@@ -39,7 +39,7 @@ from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processe
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from governance.errors import InvalidArgument
 from governance.privacy.accounting import accountant_names, calibrate_noise_multiplier
@@ -163,6 +163,20 @@ class _GhostOptimizer(_FlatNoise, DPOptimizerFastGradientClipping):
                 # p.grad is rebuilt by the next backward pass; a detached clone is all
                 # Opacus's deepcopy achieved, at a fraction of the cost.
                 p.summed_grad = p.grad.detach().clone()
+
+
+class _Batches(Sampler[list[int]]):
+    """A batch sampler that only states how many batches an epoch has (Opacus derives the
+    sampling rate from it and replaces the sampler before anything is drawn)."""
+
+    def __init__(self, batches: int) -> None:
+        self._batches = max(1, batches)
+
+    def __len__(self) -> int:
+        return self._batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        raise RuntimeError("never iterated: the Poisson sampler replaces it")
 
 
 class _SecurePoissonSampler(UniformWithReplacementSampler):
@@ -314,11 +328,16 @@ def make_private(
     accountant: str,
     mode: str,
     calibration: str = "conservative",
+    public_rows: int | None = None,
 ) -> PrivateTraining:
     """Make `model`/`optimizer` private over `train` with Opacus, for `epochs` epochs of
     Poisson-sampled batches of expected size `batch_size`, spending at most
     `target_epsilon` at `delta`. Noise and sampling draw from a fresh `SecureRandom`
     made here and kept nowhere else: nothing the caller holds can reproduce them.
+
+    `public_rows`: the row count the sampling rate (1/⌈public_rows/batch_size⌉), the step
+    count and the expected batch are set from, so that none of them is a function of the
+    exact count; each row is still drawn with that rate. None: `len(train)`.
 
     Raises InvalidArgument("target_epsilon") when Opacus cannot reach the target with
     any noise multiplier up to its ceiling; ("accountant"), ("grad_sample_mode") or
@@ -335,7 +354,9 @@ def make_private(
     if mode == "bk" and not supports_bookkeeping(model):
         raise InvalidArgument("grad_sample_mode", "bk needs a model made only of linear layers")
 
-    base_loader = DataLoader(train, batch_size=batch_size, collate_fn=cast(Any, _keep_batch))
+    rows = public_rows if public_rows is not None else len(train)
+    # Opacus reads the sampling rate off the loader's length; only that length is used.
+    base_loader = DataLoader(train, batch_sampler=_Batches(-(-rows // batch_size)), collate_fn=cast(Any, _keep_batch))
     with warnings.catch_warnings():
         # "Secure RNG turned off" and Opacus's notes on optional features: not actionable here.
         warnings.simplefilter("ignore")
@@ -378,6 +399,8 @@ def make_private(
 
     sample_rate = float(loader.sample_rate)
     planned_steps = int(epochs / sample_rate)  # exactly Opacus's calibration horizon
+    # Opacus sets the gradient's divisor from the exact count; the public one serves as well.
+    dp_optimizer.expected_batch_size = int(rows * sample_rate)
     if calibration == "conservative":
         sigma = max(
             float(dp_optimizer.noise_multiplier),

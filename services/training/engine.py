@@ -93,6 +93,10 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0  # initial weights only; never the noise or the sampling
     max_physical_batch_size: int = 1024
+    # The number of training rows everything public is set from (sampling rate, steps,
+    # checks and messages): a DP count from the job's preparation. None: the exact count
+    # (for callers whose row count is public).
+    public_rows: int | None = None
     grad_sample_mode: str = "auto"
     max_noise_to_batch: float = 0.1
     progress_interval_s: float = 1.0
@@ -400,7 +404,9 @@ def train_dp(
     kind = input_kind(config.arch)
     x_train, y_train = _check_split("train", train, kind)
     x_valid, y_valid = _check_split("valid", valid, kind)
-    n_rows = x_train.shape[0]
+    if config.public_rows is not None:
+        _positive_int("public_rows", config.public_rows)
+    n_rows = config.public_rows or x_train.shape[0]
     _validate(config, n_rows)
     if x_valid.shape[1] != x_train.shape[1]:
         raise InvalidArgument("valid", f"{x_valid.shape[1]} features, but train has {x_train.shape[1]}")
@@ -443,6 +449,7 @@ def train_dp(
         accountant=config.accountant,
         mode=mode,
         calibration=config.calibration,
+        public_rows=config.public_rows,
     )
     try:
         ratio = training.noise_multiplier / max(training.expected_batch_size, 1)

@@ -80,14 +80,20 @@ def metrics_from_histogram(hist: np.ndarray, *, laplace_scale: float = 0.0) -> M
     # the baseline reads one class's row. Laplace(b) has variance 2b² per cell.
     correct_cells = hist.shape[1] if hist.shape[1] == BINS and hist.shape[0] == 2 else hist.shape[0]
     noise = math.sqrt(2 * laplace_scale**2 * (correct_cells + hist.shape[1])) / total
+    # Four decimals: far finer than the noise, and no full-precision sum of Laplace draws
+    # (floating-point attacks on noise read exactly those low-order bits).
     return Metrics(
-        accuracy=float(min(correct / total, 1.0)),
-        roc_auc=auc,
-        loss=loss,
-        baseline_accuracy=baseline,
+        accuracy=_published(min(correct / total, 1.0)),
+        roc_auc=None if auc is None else _published(auc),
+        loss=None if loss is None else _published(loss),
+        baseline_accuracy=_published(baseline),
         examples=int(round(total)),
-        accuracy_noise=noise,
+        accuracy_noise=_published(noise),
     )
+
+
+def _published(value: float) -> float:
+    return round(float(value), 4)
 
 
 @torch.no_grad()

@@ -14,19 +14,20 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from safetensors.torch import save_file
 
-from governance.errors import PrivetError
+from governance.errors import FailedPrecondition, PrivetError
 from governance.privacy.accounting import Mechanism, calibrate_noise_multiplier
 from governance.privacy.guarantee import composed_guarantee
 from governance.privacy.releases import Release, releases_from_json
 from governance.processes import process_identity
 from governance.runtime import Runtime
 from governance.store.training_tables import TrainingJob
-from governance.training.jobs import claim_next_job, finish_job, planned_steps, recover_orphans, record_progress, record_releases
+from governance.training.jobs import charge_job, claim_next_job, finish_job, planned_steps, recover_orphans, record_progress, record_releases
 from governance.training.preparation import PreparationRefused, PreparedData, prepare_data
 from services.training.registration import fetch_dataset, register_model
 from services.training.worker import WorkerHandles, run_worker, spawn_context
@@ -135,7 +136,7 @@ class Scheduler:
         record_releases(self._rt, job.id, data.releases)
         try:
             sigma, q = planned_mechanism(
-                epsilon=data.plan.sgd_epsilon, delta=data.plan.sgd_delta, n_train=data.n_train, batch_size=spec["batch_size"], epochs=spec["epochs"]
+                epsilon=data.plan.sgd_epsilon, delta=data.plan.sgd_delta, n_train=data.public_rows, batch_size=spec["batch_size"], epochs=spec["epochs"]
             )
         except PrivetError as exc:
             finish_job(self._rt, job.id, "FAILED", f"refused before training: {exc.message}", None, releases=data.releases)
@@ -158,7 +159,7 @@ class Scheduler:
             "target_epsilon": data.plan.sgd_epsilon, "delta": data.plan.sgd_delta, "max_grad_norm": spec["max_grad_norm"], "hparams": spec.get("hparams") or {},
             "evaluation_epsilon": data.plan.release("evaluation").epsilon,
             "n_classes": len(data.labels.classes), "accountant": spec["accountant"], "device": spec["device"], "seed": spec["seed"],
-            "max_physical_batch_size": spec["max_physical_batch_size"], "progress_interval_s": 0.5,
+            "max_physical_batch_size": spec["max_physical_batch_size"], "progress_interval_s": 0.5, "public_rows": data.public_rows,
         }
         proc = ctx.Process(target=run_worker, args=(config, str(workdir / "data.safetensors"), str(workdir), handles), daemon=True)
         proc.start()
@@ -209,7 +210,7 @@ class Scheduler:
             # The worker died (SIGKILL, OOM): charge every step it may have taken.
             mechanism = spent.mechanism()
             taken = mechanism.steps if mechanism else 0
-            self._finish_quietly(job.id, "FAILED", f"worker died (exit code {exitcode}) after at most {taken} noisy steps", mechanism, releases=releases, within_reservation=True)
+            self._end(job, "FAILED", f"worker died (exit code {exitcode}) after at most {taken} noisy steps", mechanism, releases=releases)
             return
         result = json.loads(result_path.read_text())
         g = result.get("guarantee")
@@ -218,21 +219,37 @@ class Scheduler:
             if g is None:
                 mechanism = spent.mechanism()
             stated = composed_guarantee(g, releases, target_epsilon=spec["target_epsilon"], person_key=spec.get("person_key", "")) if g else None
-            self._finish_quietly(job.id, "FAILED", result["error"], mechanism, releases=releases, guarantee=stated, within_reservation=True)
+            self._end(job, "FAILED", result["error"], mechanism, releases=releases, guarantee=stated)
             return
-        # The metrics leave the job from here on: their release is charged with the rest.
+        # The metrics leave the job from here on: their release is charged with the rest,
+        # and recorded first, so that a restart from here on charges it too.
         releases += releases_from_json([result["evaluation"]])
         spent.releases[:] = releases
+        record_releases(self._rt, job.id, releases)
         stated = composed_guarantee(g, releases, target_epsilon=spec["target_epsilon"], person_key=spec.get("person_key", ""))
+        ending = dict(releases=releases, guarantee=stated, metrics=result["metrics"], device=result["device"])
         if result["cancelled"]:
-            self._finish_quietly(job.id, "CANCELLED", result["refusal"] or "cancelled", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], device=result["device"], within_reservation=True)
-            return
-        if not result["registrable"]:
-            self._finish_quietly(job.id, "FAILED", f"model not registered: {result['refusal']}", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], device=result["device"], within_reservation=True)
-            return
+            self._end(job, "CANCELLED", result["refusal"] or "cancelled", mechanism, **ending)
+        elif not result["registrable"]:
+            self._end(job, "FAILED", f"model not registered: {result['refusal']}", mechanism, **ending)
+        else:
+            weights = (workdir / "weights.safetensors").read_bytes()
+            self._end(job, "SUCCEEDED", "", mechanism, **ending, publish=lambda: (spec["model_name"], register_model(self._rt.home, job, spec, result, stated, data, weights)))
+
+    def _end(self, job: TrainingJob, state: str, reason: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...], guarantee: dict | None = None,
+             metrics: dict | None = None, device: str = "", publish: Callable[[], tuple[str, int]] | None = None) -> None:
+        """Charge the job, then publish what it made (`publish` registers the model), then
+        end it. Nothing is published before the charge is committed; a charge the data's
+        budget cannot hold ends the job with nothing published and nothing charged."""
         try:
-            version = register_model(self._rt.home, job, spec, result, stated, data, (workdir / "weights.safetensors").read_bytes())
-        except Exception as exc:  # noqa: BLE001 - the ε was spent all the same
-            self._finish_quietly(job.id, "FAILED", f"registration failed: {exc}", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], device=result["device"], within_reservation=True)
+            charge_job(self._rt, job.id, mechanism, releases=releases, guarantee=guarantee, metrics=metrics, within_reservation=True)
+        except FailedPrecondition as exc:
+            self._finish_quietly(job.id, "FAILED", f"nothing published: the data's privacy budget cannot hold this job's charge ({exc.message})", None)
             return
-        self._finish_quietly(job.id, "SUCCEEDED", "", mechanism, releases=releases, guarantee=stated, metrics=result["metrics"], model=(spec["model_name"], version), device=result["device"], within_reservation=True)
+        model = None
+        if publish is not None:
+            try:
+                model = publish()
+            except Exception as exc:  # noqa: BLE001 - the ε was spent all the same
+                state, reason = "FAILED", f"registration failed: {exc}"
+        self._finish_quietly(job.id, state, reason, mechanism, model=model, device=device)

@@ -81,11 +81,22 @@ def test_a_job_charges_its_run_and_each_release_as_entries_audited_together(runt
 def test_within_reservation_a_job_never_charges_more_than_it_reserved(runtime: Runtime) -> None:
     ds = _ingest(runtime, "custs", _csv())
     ledger = BudgetLedger(runtime.audit)
+    runtime.write(lambda s: ledger.reserve(s, ds.id, "j", 1.3, DELTA, "user/alice"))
+    # The run (ε ≤ 1 by every accountant) and its release fit the reservation.
+    charged = runtime.write(lambda s: ledger.settle(s, ds.id, "j", 1.3, RUN, "service/training", releases=[Release("evaluation", "laplace", 0.3)], within_reservation=True))
+    assert charged <= 1.3
+    assert dataset_budget(runtime, ds.id).epsilon_spent <= 1.3
+
+
+def test_within_reservation_caps_only_numerical_slack(runtime: Runtime) -> None:
+    """A vouch the composition contradicts by more than numerical slack is not believed:
+    the real increase is charged (capping it stated less than the data had spent)."""
+    ds = _ingest(runtime, "custs", _csv())
+    ledger = BudgetLedger(runtime.audit)
     runtime.write(lambda s: ledger.reserve(s, ds.id, "j", 0.5, DELTA, "user/alice"))
-    # The run and its releases would cost more than 0.5 alone; the caller vouches they do not.
     charged = runtime.write(lambda s: ledger.settle(s, ds.id, "j", 0.5, RUN, "service/training", releases=[Release("evaluation", "laplace", 0.3)], within_reservation=True))
-    assert charged <= 0.5
-    assert dataset_budget(runtime, ds.id).epsilon_spent <= 0.5
+    assert charged > 0.5
+    assert dataset_budget(runtime, ds.id).epsilon_spent == pytest.approx(charged)
 
 
 def test_a_release_whose_delta_exceeds_the_budgets_is_refused(runtime: Runtime) -> None:

@@ -221,3 +221,25 @@ def test_person_level_privacy_states_its_unit(stubs) -> None:  # type: ignore[no
     with pytest.raises(grpc.RpcError) as err:
         _submit(training, person_key="churned")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(err.value) == ["person_key"]
+
+
+def test_nothing_is_published_before_the_charge_is_committed(stubs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The data's budget cannot hold the job's charge: no model is registered, no metrics
+    are shown, and the reservation is released (the model used to be registered first and
+    the charge then failed, leaving it public and uncharged)."""
+    from governance.errors import FailedPrecondition
+    from services.training import scheduler as scheduler_module
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise FailedPrecondition("the charges on this budget compose to no finite ε")
+
+    monkeypatch.setattr(scheduler_module, "charge_job", refuse)
+    training, registry, ingestion = stubs
+    job = _submit(training, model_name="never-published", classes=[0, 1])
+    final = _wait(training, job.id)
+    assert final.state == training_pb2.JOB_STATE_FAILED and "nothing published" in final.reason
+    assert not final.metrics and not final.model_name
+    with pytest.raises(grpc.RpcError) as err:
+        registry.GetModel(registry_pb2.GetModelRequest(name="never-published"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget.epsilon_reserved == 0

@@ -18,7 +18,7 @@ from governance.privacy.dp_statistics import (
     noisy_histogram,
     partition_threshold,
 )
-from governance.privacy.plan import EVALUATION_SHARE, PREPROCESSING_SHARE, plan_job
+from governance.privacy.plan import COUNT_SHARE, EVALUATION_SHARE, PREPROCESSING_SHARE, plan_job
 from governance.privacy.secure_random import SecureRandom
 from governance.training.preparation import PreparationRefused, prepare_data
 from services.training.metrics import BINS, metrics_from_histogram
@@ -62,16 +62,18 @@ def test_a_category_held_by_one_row_and_the_exact_statistics_never_reach_the_mod
         assert np.quantile(values, 0.01) <= c["upper"] and c["lower"] <= np.quantile(values, 0.3)
     assert data.labels.classes == (0, 1)
     purposes = sorted(r.purpose for r in data.releases)
-    assert purposes == ["classes:label", "domain:plan", "scale:age", "scale:spend"]
-    assert math.isclose(sum(r.epsilon for r in data.releases), PREPROCESSING_SHARE * 3.0)
+    assert purposes == ["classes:label", "domain:plan", "rows", "scale:age", "scale:spend"]
+    assert math.isclose(sum(r.epsilon for r in data.releases), (PREPROCESSING_SHARE + COUNT_SHARE) * 3.0)
+    # The sampling rate is set from a DP count of the training rows, not the exact one.
+    assert data.public_rows > 0 and abs(data.public_rows - data.n_train) < 200
     assert data.plan.release("evaluation").epsilon == pytest.approx(EVALUATION_SHARE * 3.0)
 
 
 def test_declared_parameters_are_used_as_declared_and_cost_nothing() -> None:
     spec = SPEC | {"feature_bounds": {"age": [0, 120], "spend": [0, 1000]}, "categories": {"plan": ["basic", "plus", "pro", "gold"]}, "classes": [0, 1]}
     data = prepare_data(_table(), spec)
-    assert data.releases == ()
-    assert data.plan.sgd_epsilon == pytest.approx(3.0 * (1 - EVALUATION_SHARE)) and data.plan.sgd_delta == 1e-5
+    assert [r.purpose for r in data.releases] == ["rows"]
+    assert data.plan.sgd_epsilon == pytest.approx(3.0 * (1 - EVALUATION_SHARE - COUNT_SHARE)) and data.plan.sgd_delta == 1e-5
     columns = {c["name"]: c for c in data.preprocessor.to_metadata()["columns"]}
     assert (columns["age"]["lower"], columns["age"]["upper"], columns["age"]["source"]) == (0.0, 120.0, "declared")
     assert columns["plan"]["vocabulary"] == ["basic", "gold", "plus", "pro"]
@@ -143,9 +145,10 @@ def test_metrics_from_an_exact_histogram_are_the_exact_metrics() -> None:
     m = metrics_from_histogram(hist)
     assert m.accuracy_noise == 0 and m.examples == 100 and m.accuracy == pytest.approx(0.8) and m.baseline_accuracy == pytest.approx(0.6)
     # P(pos > neg): the top bin's positives beat all 40 negatives; bin 1's beat the 30 at bin 0.
-    assert m.roc_auc == pytest.approx((50 * 40 + 10 * 30) / (60 * 40))
+    assert m.roc_auc == pytest.approx((50 * 40 + 10 * 30) / (60 * 40), abs=1e-4)  # published to 4 decimals
     three = metrics_from_histogram(np.array([[5.0, 1, 0], [0, 4, 0], [2, 0, 8]]))
     assert three.accuracy == pytest.approx(17 / 20) and three.roc_auc is None and three.loss is None
+    assert metrics_from_histogram(np.array([[1.0, 2], [0, 3]]) / 3).accuracy == 0.6667  # never full precision
 
 
 def test_a_person_key_keeps_one_row_per_person_chosen_in_secret() -> None:
@@ -165,3 +168,32 @@ def test_a_person_key_keeps_one_row_per_person_chosen_in_secret() -> None:
     with pytest.raises(InvalidArgument) as caught:
         one_row_per_person(table, "nobody", SecureRandom())
     assert caught.value.field == "person_key"
+
+
+def test_rows_without_a_usable_label_are_left_out_not_refused() -> None:
+    """A missing or fractional target in one row used to refuse the whole job with an exact
+    count ("1 rows have no target value"): whether that row exists is private."""
+    table = _table(400)
+    labels = table.column("label").to_pylist()
+    labels[5], labels[9] = None, None
+    table = table.set_column(3, "label", pa.array([None if v is None else float(v) for v in labels[:-1]] + [0.5]))
+    spec = SPEC | {"feature_bounds": {"age": [0, 120], "spend": [0, 1000]}, "categories": {"plan": ["basic"]}, "classes": [0, 1]}
+    data = prepare_data(table, spec)
+    assert data.n_train + data.tensors["x_valid"].shape[0] == 397
+
+
+def test_everything_refused_after_a_release_carries_the_releases() -> None:
+    """More categories survive selection than a model may take: refused, and charged."""
+    rows = 40_000
+    table = pa.table({"code": pa.array([f"c{i % 1200}" for i in range(rows)]), "label": pa.array([i % 2 for i in range(rows)])})
+    spec = {"features": ["code"], "target": "label", "arch": "mlp", "target_epsilon": 50.0, "delta": 1e-5, "classes": [0, 1]}
+    with pytest.raises(PreparationRefused) as caught:
+        prepare_data(table, spec)
+    assert caught.value.field == "code" and {r.purpose for r in caught.value.releases} == {"domain:code"}
+
+
+def test_an_unsupported_feature_is_refused_before_anything_is_spent() -> None:
+    table = _table(50).append_column("when", pa.array(list(range(50)), pa.timestamp("s")))
+    with pytest.raises(InvalidArgument) as caught:
+        prepare_data(table, SPEC | {"features": ["age", "when"]})
+    assert not isinstance(caught.value, PreparationRefused) and caught.value.field == "when"

@@ -345,3 +345,15 @@ def test_mechanism_of_the_guarantee(default_run) -> None:
         "accountant",
         "max_grad_norm",
     }
+
+
+def test_the_sampling_rate_and_steps_follow_the_public_row_count() -> None:
+    """With a DP row count given, q = 1/⌈public_rows / batch⌉ whatever the exact count, and
+    refusals name the public count, never the exact one."""
+    train, valid = _data()
+    result = train_dp(replace(QUICK, public_rows=437), train, valid, on_progress=lambda p: None, should_stop=_never)
+    assert result.guarantee.sample_rate == 1 / math.ceil(437 / QUICK.batch_size)
+    assert result.guarantee.steps == math.ceil(437 / QUICK.batch_size) * QUICK.epochs
+    with pytest.raises(InvalidArgument) as caught:
+        train_dp(replace(QUICK, public_rows=30), train, valid, on_progress=lambda p: None, should_stop=_never)
+    assert caught.value.field == "batch_size" and "30 training rows" in caught.value.message and str(ROWS) not in caught.value.message
