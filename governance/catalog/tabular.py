@@ -37,7 +37,7 @@ import torch
 
 from governance.errors import InvalidArgument
 
-__all__ = ["MAX_CATEGORIES", "ClassLabels", "TabularPreprocessor", "check_bounds", "check_domain", "column_kind"]
+__all__ = ["MAX_CATEGORIES", "ClassLabels", "TabularPreprocessor", "check_bounds", "check_domain", "column_kind", "numeric_values"]
 
 #: The largest vocabulary a categorical column may have. A column with more distinct
 #: values is almost always an identifier, and one-hot encoding it would memorise rows.
@@ -140,10 +140,15 @@ def _as_float64(name: str, column: pa.ChunkedArray) -> np.ndarray:
     """The column as float64 with NaN wherever the value is missing or not finite."""
     if not _is_numeric(column.type):
         raise InvalidArgument(name, f"expected a numeric column, got {column.type}")
-    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-    values = np.array(values, dtype=np.float64, copy=True)
+    values = np.array(_floats(column), dtype=np.float64, copy=True)
     values[~np.isfinite(values)] = np.nan
     return values
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """float64 values, NaN where missing. Unsafe on purpose: an integer past 2⁵³ is rounded
+    rather than failing the cast, so that no single value can make a job crash."""
+    return np.asarray(pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _as_string(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -310,19 +315,22 @@ class ClassLabels:
         if len(set(self.classes)) != len(self.classes):
             raise InvalidArgument(column, "repeated class label")
 
-    @staticmethod
-    def values(table: pa.Table, column: str) -> np.ndarray:
+    @classmethod
+    def values(cls, table: pa.Table, column: str) -> np.ndarray:
         """The target column as int64. InvalidArgument naming the column when it is
-        missing, not numeric, has nulls or fractions."""
+        missing, not numeric, has nulls or fractions. Integers are read as integers (no
+        float cast, which fails past 2⁵³ and would make one huge label crash the job)."""
+        cls.check_type(table, column)
         data = _column(table, column)
-        if not (pa.types.is_integer(data.type) or pa.types.is_boolean(data.type) or pa.types.is_floating(data.type)):
-            raise InvalidArgument(column, f"a classifier's target must be numeric, got {data.type}")
         if data.null_count:
             raise InvalidArgument(column, f"{data.null_count} rows have no target value")
-        values = pc.cast(data, pa.float64()).to_numpy(zero_copy_only=False)
+        if not pa.types.is_floating(data.type):
+            return np.asarray(pc.cast(data, pa.int64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.int64)
+        values = _floats(data)
         if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
             raise InvalidArgument(column, "class labels must be whole numbers")
-        return values.astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            return values.astype(np.int64)
 
     @staticmethod
     def check_type(table: pa.Table, column: str) -> None:
@@ -335,8 +343,10 @@ class ClassLabels:
     def valid(cls, table: pa.Table, column: str) -> np.ndarray:
         """A boolean mask of the rows whose label is present and a whole number."""
         cls.check_type(table, column)
-        values = pc.cast(_column(table, column), pa.float64()).to_numpy(zero_copy_only=False)
-        values = np.asarray(values, dtype=np.float64)
+        data = _column(table, column)
+        if not pa.types.is_floating(data.type):
+            return np.asarray(pc.is_valid(data).to_numpy(zero_copy_only=False), dtype=bool)
+        values = _floats(data)
         with np.errstate(invalid="ignore"):
             return np.isfinite(values) & (values == np.round(values))
 
@@ -379,3 +389,8 @@ class ClassLabels:
 
     def __repr__(self) -> str:
         return f"ClassLabels(column={self.column!r}, classes={list(self.classes)!r})"
+
+
+def numeric_values(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column's values as float64, NaN where missing (see `_floats`)."""
+    return _floats(column)

@@ -8,7 +8,8 @@
 1. splits the rows: each row independently goes to the held-out split with probability
    `VALID_SHARE`, drawn from a secret CSPRNG. A row's side depends on nothing else — not
    on other rows, their order, nor the public seed — so adding or removing one row never
-   moves another between the splits;
+   moves another between the splits. Nothing is refused for how many rows are left on a
+   side (none, even): that refusal would itself be an exact count;
 2. plans the job's privacy (`governance.privacy.plan`): declared public parameters cost
    nothing, every other one is a DP release with its own (ε, δ);
 3. computes those releases on the training split: DP bounds of undeclared numeric
@@ -32,7 +33,7 @@ import pyarrow.compute as pc
 import torch
 
 from governance.catalog import input_kind
-from governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor, check_bounds, check_domain, column_kind
+from governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, numeric_values, TabularPreprocessor, check_bounds, check_domain, column_kind
 from governance.catalog.text import TextPreprocessor
 from governance.errors import InvalidArgument
 from governance.privacy.dp_statistics import exponential_quantile, laplace, laplace_partition_selection
@@ -69,14 +70,10 @@ class PreparedData:
 
 
 def _split(n: int, random: SecureRandom) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, held-out indices). Redrawn in the rare case a side is empty: the
-    redraw depends only on n and the secret coins."""
-    if n < 2:
-        raise InvalidArgument("dataset", "too few rows with a usable label to train and evaluate")
-    while True:
-        held_out = random.bernoulli_mask(n, VALID_SHARE).numpy()
-        if 0 < held_out.sum() < n:
-            return np.nonzero(~held_out)[0], np.nonzero(held_out)[0]
+    """(train indices, held-out indices), one secret coin per row. Either side may be empty:
+    the job then runs on noise alone rather than refuse, which would tell how few rows it had."""
+    held_out = random.bernoulli_mask(n, VALID_SHARE).numpy()
+    return np.nonzero(~held_out)[0], np.nonzero(held_out)[0]
 
 
 def one_row_per_person(table: pa.Table, key: str, random: SecureRandom) -> pa.Table:
@@ -188,7 +185,7 @@ def _release_and_encode(
     declared_classes = list(spec.get("classes") or [])
     for name in scaled:
         release = plan.release(f"scale:{name}")
-        values = pc.cast(train.column(name), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        values = numeric_values(train.column(name))
         half = release.epsilon / 2.0
         made.append(release)
         lower = exponential_quantile(values, LOWER_QUANTILE, epsilon=half, random=random)
@@ -223,8 +220,6 @@ def _release_and_encode(
     release = plan.release("rows")
     made.append(release)
     public_rows = max(1, int(round(train.num_rows + float(laplace(1.0 / release.epsilon, 1, random)[0]))))
-    if train.num_rows == 0 or valid.num_rows == 0:
-        raise InvalidArgument(target, "no rows left to train and evaluate on with a label among the classes")
 
     pre: TabularPreprocessor | TextPreprocessor
     if spec.get("arch") and input_kind(spec["arch"]) == "tokens":

@@ -184,7 +184,10 @@ class _SecurePoissonSampler(UniformWithReplacementSampler):
     batches an epoch), drawing from a `SecureRandom` instead of a torch generator."""
 
     def __init__(self, *, num_samples: int, sample_rate: float, random: SecureRandom) -> None:
-        super().__init__(num_samples=num_samples, sample_rate=sample_rate, generator=None)
+        # Not Opacus's __init__: it refuses an empty dataset, and a job whose filters left
+        # no training row must still run (refusing it would tell that no row was left).
+        self.num_samples, self.sample_rate, self.generator = num_samples, sample_rate, None
+        self.steps = int(1 / sample_rate)
         self._random = random
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -204,17 +207,17 @@ class _PrivacyEngine(PrivacyEngine):
     def _prepare_data_loader(self, data_loader: DataLoader, *, poisson_sampling: bool, distributed: bool, **kwargs: Any) -> DataLoader:
         if not poisson_sampling or distributed:
             raise RuntimeError("only single-process Poisson sampling is supported")
-        loader = super()._prepare_data_loader(data_loader, poisson_sampling=True, distributed=False, **kwargs)
-        # Opacus built its sampler on a torch generator; keep its collate (empty batches)
-        # and swap the sampler for the secure one.
+        self.dataset = data_loader.dataset
+        # Opacus's own Poisson loader draws from a torch generator: build the secure one.
+        # The rows come out of TensorRows.__getitems__ as tensors, empty draws included.
+        sample_rate = 1 / len(data_loader)
+        dataset = data_loader.dataset
         secure = DataLoader(
-            loader.dataset,
-            batch_sampler=_SecurePoissonSampler(
-                num_samples=len(loader.dataset), sample_rate=float(loader.sample_rate), random=self._random
-            ),
-            collate_fn=loader.collate_fn,
+            dataset,
+            batch_sampler=_SecurePoissonSampler(num_samples=len(dataset), sample_rate=sample_rate, random=self._random),  # type: ignore[arg-type]
+            collate_fn=data_loader.collate_fn,
         )
-        secure.sample_rate = loader.sample_rate  # type: ignore[attr-defined]  # read by Opacus and by make_private
+        secure.sample_rate = sample_rate  # type: ignore[attr-defined]  # read by make_private
         return secure
 
     def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:

@@ -59,6 +59,11 @@ __all__ = [
 ]
 
 _OPTIMIZERS = ("adam", "sgd")
+#: The largest noise (standard deviation) on held-out accuracy a registrable model may
+#: have: beyond it, the DP metrics say nothing about the model.
+MAX_ACCURACY_NOISE = 0.1
+#: Weights beyond this have diverged (the held-out loss that used to tell is not published).
+MAX_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
@@ -230,9 +235,9 @@ def _check_split(name: str, split: Any, kind: str = "features") -> tuple[torch.T
         raise InvalidArgument(name, "labels must be a 1-D integer tensor of class indices")
     if features.shape[0] != labels.shape[0]:
         raise InvalidArgument(name, f"{features.shape[0]} feature rows but {labels.shape[0]} labels")
-    if features.shape[0] == 0:
-        raise InvalidArgument(name, "no rows")
-    if int(labels.min()) < 0:
+    # No rows is allowed: a job's filters may leave none, and refusing would say so. Its
+    # steps are then noise alone and its evaluation a histogram of noise.
+    if labels.numel() and int(labels.min()) < 0:
         raise InvalidArgument(name, "labels must be class indices >= 0")
     if kind == "tokens":
         return features, labels.to(torch.int64)
@@ -364,9 +369,16 @@ def _integrity(model: torch.nn.Module, metrics: Metrics, guarantee: DPGuarantee)
         reasons.append(f"spent ε {guarantee.epsilon} exceeds the target {guarantee.target_epsilon}")
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         reasons.append("weights contain NaN or infinity")
+    elif (largest := max((float(p.detach().abs().max()) for p in model.parameters() if p.numel()), default=0.0)) > MAX_WEIGHT:
+        reasons.append(f"training diverged: a weight of magnitude {largest:.3g} (limit {MAX_WEIGHT:g})")
     # Both figures are noisy: refuse only what the noise cannot explain (two standard
     # deviations), so a good model on a small held-out split is not thrown away by chance.
-    if not metrics.accuracy + 2 * metrics.accuracy_noise > metrics.baseline_accuracy:
+    if metrics.accuracy_noise > MAX_ACCURACY_NOISE:
+        reasons.append(
+            f"the held-out evaluation is too noisy to judge the model (accuracy ±{metrics.accuracy_noise:.3f}, "
+            f"limit {MAX_ACCURACY_NOISE}): more rows or a larger ε are needed"
+        )
+    elif not metrics.accuracy + 2 * metrics.accuracy_noise > metrics.baseline_accuracy:
         reasons.append(
             f"held-out accuracy {metrics.accuracy:.4f} is not better than the majority-class "
             f"baseline {metrics.baseline_accuracy:.4f} (both DP, noise ±{metrics.accuracy_noise:.4f})"
@@ -410,8 +422,10 @@ def train_dp(
     _validate(config, n_rows)
     if x_valid.shape[1] != x_train.shape[1]:
         raise InvalidArgument("valid", f"{x_valid.shape[1]} features, but train has {x_train.shape[1]}")
-    largest = max(int(y_train.max()), int(y_valid.max()))
+    largest = max((int(y.max()) for y in (y_train, y_valid) if y.numel()), default=-1)
     n_classes = config.n_classes if config.n_classes is not None else largest + 1
+    if n_classes < 2:
+        raise InvalidArgument("n_classes", "at least two classes are needed (state them when the splits may be empty)")
     if n_classes <= largest:
         raise InvalidArgument("n_classes", f"{n_classes} classes, but a label is {largest}")
     spec = ModelSpec.create(config.arch, int(x_train.shape[1]), int(n_classes), **dict(config.hparams))

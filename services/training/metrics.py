@@ -64,7 +64,8 @@ def metrics_from_histogram(hist: np.ndarray, *, laplace_scale: float = 0.0) -> M
     `laplace_scale` is the noise's scale per cell (0 for exact counts)."""
     total = float(hist.sum())
     if total <= 0:
-        return Metrics(accuracy=0.0, roc_auc=None, loss=None, baseline_accuracy=1.0, examples=0)
+        # Nothing but noise, and cancelling noise at that: no figure here means anything.
+        return Metrics(accuracy=0.0, roc_auc=None, loss=None, baseline_accuracy=1.0, examples=0, accuracy_noise=1.0 if laplace_scale else 0.0)
     per_class = hist.sum(axis=1)
     baseline = float(per_class.max() / total)
     if hist.shape[1] == BINS and hist.shape[0] == 2:
@@ -102,7 +103,7 @@ def _histogram(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, b
     probs = []
     for start in range(0, features.shape[0], batch_size):
         probs.append(torch.softmax(model(features[start : start + batch_size]).float(), dim=1))
-    p = torch.cat(probs).cpu().numpy().astype(np.float64)
+    p = torch.cat(probs).cpu().numpy().astype(np.float64) if probs else np.zeros((0, n_classes))
     truth = labels.cpu().numpy()
     if not np.all(np.isfinite(p)):
         p = np.nan_to_num(p, nan=1.0 / n_classes)
@@ -130,9 +131,7 @@ def evaluate(
     batch_size: int = 4096,
 ) -> Metrics:
     """ε-DP metrics of `model` (put in eval mode) on a held-out split (see the module
-    docstring). Requires at least one row and epsilon > 0."""
-    if features.shape[0] == 0:
-        raise ValueError("cannot evaluate on an empty split")
+    docstring); an empty split gives a histogram of noise alone. Requires epsilon > 0."""
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise ValueError("the evaluation's epsilon must be finite and > 0")
     exact = _histogram(model, features, labels, batch_size, n_classes)

@@ -62,6 +62,7 @@ class _Spent:
     scheduler so that any way out — a database error included — charges it."""
 
     releases: list[Release] = field(default_factory=list)
+    touched: bool = False  # the job has read the data
     sigma: float = 0.0
     q: float = 0.0
     delta: float = 0.0
@@ -109,9 +110,14 @@ class Scheduler:
                 self._run(job, spent)
             except Exception:  # noqa: BLE001 - a job's failure must never stop the scheduler
                 log.exception("job %s failed in the scheduler", job.id)
-                # Whatever failed (the database included), the worker may have taken steps
-                # and releases may have been made: charge every one of them.
-                self._finish_quietly(job.id, "FAILED", "internal error in the scheduler", spent.mechanism(), releases=tuple(spent.releases), within_reservation=True)
+                if spent.touched:
+                    # A failure nobody planned for, after the job read the data, may itself
+                    # depend on the data (one odd value that crashes a step): charge the
+                    # whole reservation, an upper bound of anything the job could spend.
+                    whole = Release("unexpected-failure", "whole-reservation", float(job.epsilon_reserved))
+                    self._finish_quietly(job.id, "FAILED", "internal error in the scheduler; charged its whole reservation", None, releases=(whole,), within_reservation=True)
+                else:
+                    self._finish_quietly(job.id, "FAILED", "internal error in the scheduler", None)
 
     def _finish_quietly(self, job_id: str, state: str, reason: str, mechanism: Mechanism | None, **kw: Any) -> None:
         try:
@@ -124,6 +130,7 @@ class Scheduler:
         try:
             columns = [*spec["features"], spec["target"], *([spec["person_key"]] if spec.get("person_key") else [])]
             table = fetch_dataset(self._rt.home, job.dataset_name, columns)
+            spent.touched = True
             data = prepare_data(table, spec)
         except PreparationRefused as exc:
             finish_job(self._rt, job.id, "FAILED", f"refused before training: {exc.message}", None, releases=exc.releases)

@@ -197,3 +197,13 @@ def test_an_unsupported_feature_is_refused_before_anything_is_spent() -> None:
     with pytest.raises(InvalidArgument) as caught:
         prepare_data(table, SPEC | {"features": ["age", "when"]})
     assert not isinstance(caught.value, PreparationRefused) and caught.value.field == "when"
+
+
+def test_one_huge_value_cannot_crash_a_job() -> None:
+    """An integer past 2⁵³ in the target or a feature made the float cast fail: the job
+    crashed uncharged, and whether it crashed told whether such a row existed."""
+    table = _table(300)
+    table = table.set_column(0, "age", pa.array([2**60] + table.column("age").to_pylist()[1:], pa.int64()))
+    table = table.set_column(3, "label", pa.array([2**62] + table.column("label").to_pylist()[1:], pa.int64()))
+    data = prepare_data(table, SPEC | {"classes": [0, 1]})
+    assert data.n_train + data.tensors["x_valid"].shape[0] == 299  # the huge label is not a class

@@ -250,7 +250,7 @@ def test_diverged_model_is_not_registrable() -> None:
     config = replace(QUICK, optimizer="sgd", learning_rate=1e38)
     result = train_dp(config, train, valid, on_progress=lambda p: None, should_stop=_never)
     assert not result.integrity.ok and not result.registrable
-    assert "not finite" in result.refusal or "NaN or infinity" in result.refusal
+    assert "diverged" in result.refusal or "NaN or infinity" in result.refusal
 
 
 @pytest.mark.parametrize(
@@ -301,7 +301,6 @@ def test_mismatched_splits_are_refused() -> None:
         (((x, y[:-1]), (xv, yv)), "train"),
         (((x, y.float()), (xv, yv)), "train"),
         (((x, y), (xv[:, :3], yv)), "valid"),
-        (((x, y), (xv[:0], yv[:0])), "valid"),
     ]
     for (train, valid), field in cases:
         with pytest.raises(InvalidArgument) as caught:
@@ -357,3 +356,15 @@ def test_the_sampling_rate_and_steps_follow_the_public_row_count() -> None:
     with pytest.raises(InvalidArgument) as caught:
         train_dp(replace(QUICK, public_rows=30), train, valid, on_progress=lambda p: None, should_stop=_never)
     assert caught.value.field == "batch_size" and "30 training rows" in caught.value.message and str(ROWS) not in caught.value.message
+
+
+@pytest.mark.parametrize("mode", ["bk", "ghost", "hooks"])
+def test_empty_splits_run_on_noise_instead_of_being_refused(mode: str) -> None:
+    """A job whose filters left no row must not be refused (the refusal would tell so): it
+    takes its noisy steps on empty Poisson draws and evaluates a histogram of noise, which
+    is too noisy to register."""
+    x, y = torch.zeros(0, FEATURES), torch.zeros(0, dtype=torch.long)
+    config = replace(QUICK, public_rows=400, n_classes=2, grad_sample_mode=mode, arch="mlp", hparams={"hidden": [8]})
+    result = train_dp(config, (x, y), (x.clone(), y.clone()), on_progress=lambda p: None, should_stop=_never)
+    assert result.guarantee.steps == math.ceil(400 / QUICK.batch_size) and not result.cancelled
+    assert not result.registrable and "too noisy" in result.refusal
