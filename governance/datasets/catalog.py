@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from governance.audit.log import Event
 from governance.crypto.keyring import FileKeyring
+from governance.datasets.fingerprint import ContentSketch, similarity, sketch_from_bytes
 from governance.datasets.formats import FORMATS, CsvDialect, spool
 from governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
 from governance.errors import AlreadyExists, InvalidArgument, NotFound
@@ -28,7 +30,7 @@ from governance.masking.profile import MaskingProfile, load_profile
 from governance.privacy.ledger import Budget, BudgetLedger
 from governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON
 from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset, PseudonymKey
+from governance.store.dataset_tables import Dataset, DatasetContent, DatasetContentHash, PseudonymKey
 from governance.store.privacy_tables import DatasetBudget
 
 __all__ = ["DatasetSpec", "dataset_budget", "dataset_ledger", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
@@ -146,10 +148,12 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
     upload and temporaries are removed on any error, the blob is removed if the record cannot
     be written, and the record, its key, its budget link and its audit event commit together.
 
-    The privacy budget belongs to the raw bytes: if a dataset was ever made from the same
-    upload (under any name, deleted or not), the new one shares that budget, which stands
-    as it is whatever this upload asked; the record's epsilon_total/delta and its report's
-    "privacy_budget" say which budget applies and whether it was shared."""
+    The privacy budget belongs to the data: if a dataset was ever made (under any name,
+    deleted or not) from the same upload, or from the same rows in other bytes, or if this
+    upload holds that dataset's stored masked table, or shares most of its rows with either
+    (`_same_data`), the new one shares that budget, which stands as it is whatever this
+    upload asked; the record's epsilon_total/delta and its report's "privacy_budget" say
+    which budget applies, whether it was shared and how the data was recognised."""
     _validate(runtime, spec)
     profile, profile_digest = _profile(runtime, spec.profile)
     with runtime.read() as s:
@@ -184,18 +188,24 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
             raise AlreadyExists(f"a dataset named {spec.name!r} exists")
         if new_key is not None:
             session.add(PseudonymKey.model_validate(new_key.model_dump()))
-        budget = BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal, raw_digest=upload.sha256)
+        matches = _same_data(session, masked.raw_content)
+        match = {"datasets": matches} if matches else None
+        budget = BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal, raw_digest=upload.sha256,
+                                                         same_data_as=[str(m["dataset_id"]) for m in matches], match=match)
+        _record_content(session, dataset_id, {"raw": masked.raw_content, "masked": masked.masked_content})
         # Linked before this one (a live dataset, or an erased one: its budget stays spent).
         shared = session.execute(select(func.count()).select_from(DatasetBudget).where(DatasetBudget.budget_id == budget.budget_id)).scalar_one() > 1
         note = {"budget_id": budget.budget_id, "epsilon_total": budget.epsilon_total, "delta": budget.delta, "requested_epsilon": spec.epsilon, "requested_delta": spec.delta}
         if shared:
-            note["note"] = "the same raw data already has a privacy budget; it stands as it is (never raised) and this dataset draws on it"
+            note["note"] = "the same data already has a privacy budget; it stands as it is (never raised) and this dataset draws on it"
+            if matches:
+                note["matched"] = matches
         record.epsilon_total, record.delta = budget.epsilon_total, budget.delta
         record.report_json = json.dumps(json.loads(record.report_json) | {"privacy_budget": note}, default=str)
         session.add(record)
         session.flush()
         runtime.audit.append(Event(principal=principal, action="ingestion.CreateDataset", resource=f"dataset/{spec.name}", decision="allow", details={
-            "dataset_id": dataset_id, "digest": blob_digest, "raw_digest": upload.sha256, "rows_in": report.rows_in, "rows_out": report.rows_out,
+            "dataset_id": dataset_id, "digest": blob_digest, "raw_digest": upload.sha256, "raw_content": masked.raw_content.fingerprint, "rows_in": report.rows_in, "rows_out": report.rows_out,
             "profile": spec.profile, "profile_digest": profile_digest, "k": spec.anonymisation.k, "epsilon_budget": spec.epsilon, "delta_budget": spec.delta,
             "budget_id": budget.budget_id, "budget_epsilon_total": budget.epsilon_total, "budget_delta": budget.delta,
         }))
@@ -211,6 +221,47 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
     except BaseException:
         _drop_blob_if_unused(runtime, blob_digest)
         raise
+
+
+# Serialises the matching and recording of content on PostgreSQL, so that two uploads of
+# the same data in different bytes, committed at once, cannot both open a budget. SQLite's
+# one writer serialises them already.
+_CONTENT_LOCK = 7208658
+
+
+def _same_data(session: Session, raw: ContentSketch) -> list[dict[str, object]]:
+    """Datasets (live or erased) whose data the upload `raw` is: the same rows as their raw
+    upload or their stored masked table (`content` fingerprint), or enough of them by the
+    sketches (`similar`: `fingerprint.SIMILARITY_THRESHOLD`), each with how it matched.
+    Datasets made before content was recorded match by raw digest only (the ledger's)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CONTENT_LOCK})
+    if raw.rows == 0:
+        return []
+    found: dict[str, dict[str, object]] = {}
+    exact = select(DatasetContent.dataset_id, DatasetContent.kind).where(DatasetContent.fingerprint == raw.fingerprint, DatasetContent.rows > 0)
+    for dataset_id, kind in session.execute(exact):
+        found.setdefault(dataset_id, {"dataset_id": dataset_id, "of": kind, "by": "content"})
+    hashes = [int(h) for h in raw.sketch.view(np.int64)]
+    candidates = select(DatasetContentHash.dataset_id, DatasetContentHash.kind).where(DatasetContentHash.hash.in_(hashes)).distinct()
+    for dataset_id, kind in sorted(session.execute(candidates).all()):
+        if dataset_id in found:
+            continue
+        stored = session.get(DatasetContent, (dataset_id, kind))
+        if stored is None or stored.rows == 0:
+            continue
+        overlap = similarity(raw.sketch, sketch_from_bytes(stored.sketch))
+        if overlap.same_data:
+            found[dataset_id] = {"dataset_id": dataset_id, "of": kind, "by": "similar", "jaccard": round(overlap.jaccard, 3),
+                                 "contained": None if overlap.contained is None else round(overlap.contained, 3),
+                                 "contains": None if overlap.contains is None else round(overlap.contains, 3)}
+    return [found[k] for k in sorted(found)]
+
+
+def _record_content(session: Session, dataset_id: str, contents: dict[str, ContentSketch]) -> None:
+    for kind, content in contents.items():
+        session.add(DatasetContent(dataset_id=dataset_id, kind=kind, fingerprint=content.fingerprint, rows=content.rows, sketch=content.sketch_bytes()))
+        session.add_all(DatasetContentHash(dataset_id=dataset_id, kind=kind, hash=int(h)) for h in content.sketch.view(np.int64))
 
 
 def _drop_blob_if_unused(runtime: Runtime, digest: str) -> None:

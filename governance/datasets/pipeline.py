@@ -12,11 +12,12 @@ import itertools
 import os
 import pathlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from governance.datasets.fingerprint import ContentSketch
 from governance.datasets.formats import CsvDialect, Spooled, read_batches
 from governance.datasets.prefetch import BackgroundWriter, prefetched
 from governance.datasets.workers import masked_in_workers
@@ -61,6 +62,10 @@ class MaskedFile:
     path: pathlib.Path
     report: MaskingReport
     schema: pa.Schema
+    # What the upload held and what the stored table holds (`governance/datasets/fingerprint.py`):
+    # the budget of the data is found by them.
+    raw_content: ContentSketch = field(default_factory=ContentSketch)
+    masked_content: ContentSketch = field(default_factory=ContentSketch)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -77,6 +82,12 @@ def _check_columns(schema: pa.Schema, spec: AnonymisationSpec) -> None:
             raise InvalidArgument(f"header.quasi_identifiers[{i}]", f"no column {qi!r} in the file (columns: {', '.join(schema.names)})")
     if spec.sensitive_column and spec.sensitive_column not in names:
         raise InvalidArgument("header.sensitive_column", f"no column {spec.sensitive_column!r} in the file")
+
+
+def _hashed(batches: Iterator[pa.RecordBatch], content: ContentSketch) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        content.add(batch)
+        yield batch
 
 
 def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first: pa.RecordBatch,
@@ -104,7 +115,10 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
     """
     batches = read_batches(spooled, fmt, dialect)
     first = next(batches)
-    batches = prefetched(batches)  # the next block is parsed while this one is masked
+    raw_content, masked_content = ContentSketch(), ContentSketch()
+    raw_content.add(first)
+    # The next block is parsed (and its rows hashed) while this one is masked.
+    batches = prefetched(_hashed(batches, raw_content))
     _check_columns(first.schema, spec)
     qis = spec.quasi_identifiers if spec.active else ()
     plan = plan_masking(pa.Table.from_batches([first]), profile, keys, quasi_identifiers=qis)
@@ -125,7 +139,10 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
                 qi_parts.append(masked.select(keep_columns))
             if writer is None:
                 writer = _parquet_writer(stage_one, masked.schema, plan)
-                writes = BackgroundWriter(writer.write_table)  # compressed while the next batch is masked
+                # Hashed and compressed while the next batch is masked; with k-anonymity the
+                # stored table is the generalised one, hashed as it is written.
+                write = writer.write_table if spec.active else _hashing(writer.write_table, masked_content)
+                writes = BackgroundWriter(write)
             writes.put(masked.cast(writer.schema) if masked.schema != writer.schema else masked)  # type: ignore[union-attr]
         assert writer is not None and writes is not None
         plan.forget_values()  # the memos hold raw values: not a moment longer than masking
@@ -144,11 +161,11 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
                 l=spec.l_diversity,
             )
             qi_parts.clear()
-            kreport = _generalise_into(stage_one, final, kplan, plan)
+            kreport = _generalise_into(stage_one, final, kplan, plan, masked_content)
             stage_one.unlink()
         schema = pq.read_schema(final)
         rows_out = pq.ParquetFile(final).metadata.num_rows
-        return MaskedFile(final, plan.report(rows_in, rows_out, kreport), schema)
+        return MaskedFile(final, plan.report(rows_in, rows_out, kreport), schema, raw_content, masked_content)
     except BaseException:
         plan.forget_values()
         if writes is not None:
@@ -161,7 +178,14 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
         raise
 
 
-def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan, plan: MaskingPlan) -> object:  # type: ignore[no-untyped-def]
+def _hashing(write, content: ContentSketch):  # type: ignore[no-untyped-def]
+    def hash_and_write(table: pa.Table) -> None:
+        content.add(table)
+        write(table)
+    return hash_and_write
+
+
+def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan, plan: MaskingPlan, content: ContentSketch) -> object:  # type: ignore[no-untyped-def]
     offset = 0
     writer: pq.ParquetWriter | None = None
     for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024):
@@ -169,7 +193,9 @@ def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan, plan: Ma
         offset += batch.num_rows
         if writer is None:
             writer = _parquet_writer(target, released.schema, plan)
-        writer.write_table(released.cast(writer.schema) if released.schema != writer.schema else released)
+        released = released.cast(writer.schema) if released.schema != writer.schema else released
+        content.add(released)
+        writer.write_table(released)
     assert writer is not None
     writer.close()
     return kplan.report

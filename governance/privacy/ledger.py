@@ -1,9 +1,10 @@
 """The privacy budget ledger: each body of data's (ε, δ) budget, never overspent.
 
 A budget belongs to the data, not to a dataset record: it is keyed by the raw upload's
-SHA-256 digest (`sha256:<hex>`), and every dataset made from those bytes is linked to it
-(`DatasetBudget`). Deleting a dataset never touches its budget, so re-creating it from the
-same bytes resumes what was spent. Callers still name datasets; the ledger resolves each
+SHA-256 digest (`sha256:<hex>`) of the first dataset made from that data, and every dataset
+made from those bytes, or from the same content in other bytes (`open_budget`'s
+`same_data_as`), is linked to it (`DatasetBudget`). Deleting a dataset never touches its
+budget, so re-creating it from the same data resumes what was spent. Callers still name datasets; the ledger resolves each
 to its budget.
 
 The ledger, not the trainer, owns the accounting:
@@ -95,23 +96,29 @@ class BudgetLedger:
         self._audit.append(Event(principal=principal, action=f"privacy.{kind}", resource=f"dataset/{dataset_id}", decision="allow", details=audited | (details or {})))
 
     # -- budgets --------------------------------------------------------------------------
-    def open_budget(self, session: Session, dataset_id: str, epsilon: float, delta: float, principal: str, *, raw_digest: str = "") -> Budget:
+    def open_budget(self, session: Session, dataset_id: str, epsilon: float, delta: float, principal: str, *, raw_digest: str = "",
+                    same_data_as: Sequence[str] = (), match: dict | None = None) -> Budget:
         """Link `dataset_id` to the budget of its data, opening that budget with (`epsilon`,
         `delta`) if the data has none yet. `raw_digest` is the SHA-256 (hex) of the raw
-        upload the dataset was made from (or that it derives from); without one the budget
-        is the dataset's own (`dataset:<id>`).
+        upload the dataset was made from (or that it derives from); `same_data_as` names
+        datasets (live or erased) whose data this dataset's is by content, in other bytes
+        (`governance/datasets/fingerprint.py`). The data has a budget if the raw digest has
+        one or any of those datasets is linked to one; if several, the one with the least ε
+        left, the most spent of them. Without any, a new budget is opened under the raw
+        digest (`sha256:<hex>`), or without one as the dataset's own (`dataset:<id>`).
 
         If the data already has a budget, it stands as it is: never raised, never lowered,
-        whatever was asked; the link is audited ("privacy.link") with what was asked.
-        Returns the budget the dataset draws on. InvalidArgument("epsilon"/"delta") for a
-        budget the ledger cannot hold; FailedPrecondition if the dataset is already linked."""
+        whatever was asked; the link is audited ("privacy.link") with what was asked and
+        `match` (how the data was recognised). Returns the budget the dataset draws on.
+        InvalidArgument("epsilon"/"delta") for a budget the ledger cannot hold;
+        FailedPrecondition if the dataset is already linked."""
         check_epsilon("epsilon", epsilon)
         if not (isinstance(delta, (int, float)) and 0 < delta < 1):
             raise InvalidArgument("delta", f"must be in (0, 1), got {delta!r}")
         if session.get(DatasetBudget, dataset_id) is not None:
             raise FailedPrecondition(f"dataset {dataset_id} already has a privacy budget")
         budget_id = budget_key(raw_digest) if raw_digest else f"dataset:{dataset_id}"
-        row = self._row(session, budget_id)
+        row = self._existing_budget(session, budget_id, same_data_as)
         if row is None:
             try:
                 # A savepoint: on PostgreSQL a concurrent ingestion of the same bytes may open
@@ -127,10 +134,18 @@ class BudgetLedger:
                 session.add(DatasetBudget(dataset_id=dataset_id, budget_id=budget_id))
                 self._entry(session, budget_id, dataset_id, "", "open", to_micro(epsilon), delta, principal)
                 return Budget(from_micro(to_micro(epsilon)), delta, 0.0, 0.0, budget_id)
-        session.add(DatasetBudget(dataset_id=dataset_id, budget_id=budget_id))
-        self._entry(session, budget_id, dataset_id, "", "link", row.epsilon_total_micro, row.delta, principal,
-                    details={"requested_epsilon": epsilon, "requested_delta": delta, "epsilon_spent": from_micro(row.spent_micro)})
+        session.add(DatasetBudget(dataset_id=dataset_id, budget_id=row.budget_id))
+        details = {"requested_epsilon": epsilon, "requested_delta": delta, "epsilon_spent": from_micro(row.spent_micro)}
+        self._entry(session, row.budget_id, dataset_id, "", "link", row.epsilon_total_micro, row.delta, principal, details=details | ({"match": match} if match else {}))
         return _budget(row)
+
+    def _existing_budget(self, session: Session, budget_id: str, same_data_as: Sequence[str]) -> PrivacyBudgetRow | None:
+        """The budget `budget_id`, or of a dataset in `same_data_as`, with the least ε left."""
+        ids = {budget_id}
+        if same_data_as:
+            ids |= set(session.execute(select(DatasetBudget.budget_id).where(DatasetBudget.dataset_id.in_(list(same_data_as)))).scalars())
+        rows = [row for b in sorted(ids) if (row := self._row(session, b)) is not None]
+        return min(rows, key=lambda r: (r.epsilon_total_micro - r.reserved_micro - r.spent_micro, r.budget_id), default=None)
 
     def budget_id(self, session: Session, dataset_id: str) -> str:
         """The budget `dataset_id` draws on. NotFound if it has none."""

@@ -1,4 +1,4 @@
-"""Tables of the ingestion side: datasets and pseudonymisation keys."""
+"""Tables of the ingestion side: datasets, what their data holds, and pseudonymisation keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Dataset", "PseudonymKey"]
+__all__ = ["Dataset", "DatasetContent", "DatasetContentHash", "PseudonymKey"]
 
 
 class Dataset(SQLModel, table=True):
@@ -36,6 +36,33 @@ class Dataset(SQLModel, table=True):
     created_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     # 0 while live; erasure sets the time, so a name can be reused after deletion.
     deleted_at_us: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class DatasetContent(SQLModel, table=True):
+    """What a dataset's data holds, format aside (`governance/datasets/fingerprint.py`): of
+    its raw upload (`kind` "raw") and of its stored masked table ("masked"). Kept after
+    erasure, like the budget it finds: neither can be turned back into a row."""
+
+    __tablename__ = "dataset_content"
+    __table_args__ = (Index("ix_dataset_content_fingerprint", "fingerprint"),)
+
+    dataset_id: str = Field(sa_column=Column(Text, primary_key=True))
+    kind: str = Field(sa_column=Column(Text, primary_key=True))  # raw | masked
+    fingerprint: str = Field(sa_column=Column(Text, nullable=False))  # content:<hex>
+    rows: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sketch: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # ascending uint64 row hashes, little-endian
+
+
+class DatasetContentHash(SQLModel, table=True):
+    """Each hash of a `DatasetContent` sketch, as a signed 64-bit integer: an index from a
+    row hash to the datasets that may share rows with an upload."""
+
+    __tablename__ = "dataset_content_hashes"
+    __table_args__ = (Index("ix_dataset_content_hashes_hash", "hash"),)
+
+    dataset_id: str = Field(sa_column=Column(Text, primary_key=True))
+    kind: str = Field(sa_column=Column(Text, primary_key=True))
+    hash: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
 
 
 class PseudonymKey(SQLModel, table=True):

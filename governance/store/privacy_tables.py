@@ -1,8 +1,9 @@
 """Tables of the privacy budget ledger. ε is stored in micro-ε integers: sums never drift.
 
-A budget belongs to the data, not to a dataset record: its key (`budget_id`) is the raw
-upload's digest (`sha256:<hex>`), so every dataset made from the same bytes (another name,
-another masking profile, a re-creation after deletion) is linked to the same budget.
+A budget belongs to the data, not to a dataset record: its key (`budget_id`) is the digest
+of the first raw upload of that data (`sha256:<hex>`), and every dataset made from the same
+bytes or the same content (another name, another masking profile, another file format, a
+re-creation after deletion: `dataset_tables.DatasetContent`) is linked to the same budget.
 """
 
 from __future__ import annotations
