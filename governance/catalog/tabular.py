@@ -26,6 +26,7 @@ Models registered before this (metadata version 1, exact means and deviations) s
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,10 @@ class _Numeric:
             mean, std = self.lower, self.upper
             return (np.where(np.isnan(values), mean, values) - mean) / std
         centre, half = (self.lower + self.upper) / 2.0, (self.upper - self.lower) / 2.0
-        return np.where(np.isnan(values), 0.0, (np.clip(values, self.lower, self.upper) - centre) / half)
+        with np.errstate(all="ignore"):
+            scaled = np.clip((np.clip(values, self.lower, self.upper) - centre) / half, -1.0, 1.0)
+        # Never a non-finite feature, whatever the value: a refusal for one would tell it exists.
+        return np.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=-1.0)
 
     def to_metadata(self) -> dict[str, Any]:
         if self.standardised:
@@ -98,6 +102,11 @@ def check_bounds(name: str, bounds: Sequence[float]) -> tuple[float, float]:
         raise InvalidArgument(name, f"bounds must be a pair [lower, upper], got {bounds!r}") from None
     if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
         raise InvalidArgument(name, f"bounds must be finite with lower < upper, got [{lower!r}, {upper!r}]")
+    half = (upper - lower) / 2.0
+    # The encoding divides by the half-width: it must be a normal number whose inverse is
+    # finite, or a value inside the bounds would encode as infinity or NaN.
+    if not (math.isfinite(half) and half >= sys.float_info.min and math.isfinite(1.0 / half)):
+        raise InvalidArgument(name, f"bounds [{lower!r}, {upper!r}] are too close together or too far apart to scale by")
     return lower, upper
 
 

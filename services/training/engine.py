@@ -49,6 +49,7 @@ from services.training.runtime import DEVICES, resolve_device, tune_allocator
 
 __all__ = [
     "DPGuarantee",
+    "DataRefused",
     "Integrity",
     "Metrics",
     "Progress",
@@ -154,6 +155,12 @@ class DPGuarantee:
         return asdict(self)
 
 
+class DataRefused(InvalidArgument):
+    """The training or held-out tensors themselves are unfit (non-finite features, bad
+    labels): a refusal that depends on the private rows, unlike every other refusal here,
+    which depends on the configuration and public counts only."""
+
+
 class TrainingAborted(Exception):
     """The run failed part-way. `guarantee` covers the noisy steps it took before the
     failure (ε = 0 if none), which the ledger must still charge; the cause is chained."""
@@ -223,26 +230,26 @@ def _check_split(name: str, split: Any, kind: str = "features") -> tuple[torch.T
     try:
         features, labels = split
     except (TypeError, ValueError):
-        raise InvalidArgument(name, "must be a (features, labels) pair of tensors") from None
+        raise DataRefused(name, "must be a (features, labels) pair of tensors") from None
     if kind == "tokens":
         if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.dtype != torch.int64:
-            raise InvalidArgument(name, "token ids must be a 2-D int64 tensor (rows × tokens)")
+            raise DataRefused(name, "token ids must be a 2-D int64 tensor (rows × tokens)")
         if features.numel() and int(features.min()) < 0:
-            raise InvalidArgument(name, "token ids must be >= 0")
+            raise DataRefused(name, "token ids must be >= 0")
     elif not isinstance(features, torch.Tensor) or features.dim() != 2 or not features.is_floating_point():
-        raise InvalidArgument(name, "features must be a 2-D floating-point tensor (rows × features)")
+        raise DataRefused(name, "features must be a 2-D floating-point tensor (rows × features)")
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype not in (torch.int32, torch.int64):
-        raise InvalidArgument(name, "labels must be a 1-D integer tensor of class indices")
+        raise DataRefused(name, "labels must be a 1-D integer tensor of class indices")
     if features.shape[0] != labels.shape[0]:
-        raise InvalidArgument(name, f"{features.shape[0]} feature rows but {labels.shape[0]} labels")
+        raise DataRefused(name, f"{features.shape[0]} feature rows but {labels.shape[0]} labels")
     # No rows is allowed: a job's filters may leave none, and refusing would say so. Its
     # steps are then noise alone and its evaluation a histogram of noise.
     if labels.numel() and int(labels.min()) < 0:
-        raise InvalidArgument(name, "labels must be class indices >= 0")
+        raise DataRefused(name, "labels must be class indices >= 0")
     if kind == "tokens":
         return features, labels.to(torch.int64)
     if not bool(torch.isfinite(features).all()):
-        raise InvalidArgument(name, "features contain NaN or infinity")
+        raise DataRefused(name, "features contain NaN or infinity")
     return features.to(torch.float32), labels.to(torch.int64)
 
 

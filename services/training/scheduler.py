@@ -223,6 +223,13 @@ class Scheduler:
         g = result.get("guarantee")
         mechanism = Mechanism(g["noise_multiplier"], g["sample_rate"], g["steps"], g["delta"]) if g and g["steps"] else None
         if not result["ok"]:
+            if result.get("data_dependent", True):
+                # Whether and how it failed may depend on the private rows: no detail leaves
+                # the job (the operator's log has it), and the whole reservation is charged.
+                log.warning("job %s failed in its worker: %s", job.id, result["error"])
+                whole = Release("unexpected-failure", "whole-reservation", float(job.epsilon_reserved))
+                self._end(job, "FAILED", "training failed; charged its whole reservation (details in the service log)", None, releases=(whole,))
+                return
             if g is None:
                 mechanism = spent.mechanism()
             stated = composed_guarantee(g, releases, target_epsilon=spec["target_epsilon"], person_key=spec.get("person_key", "")) if g else None

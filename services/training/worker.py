@@ -34,7 +34,7 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
     from safetensors.torch import load_file
 
     from governance.errors import InvalidArgument
-    from services.training.engine import TrainConfig, TrainingAborted, train_dp
+    from services.training.engine import DataRefused, TrainConfig, TrainingAborted, train_dp
 
     out = pathlib.Path(out_dir)
     tensors = load_file(data_path)
@@ -59,12 +59,17 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
             "guarantee": result.guarantee.to_dict(), "evaluation": result.evaluation.to_dict(), "registrable": result.registrable, "refusal": result.refusal, "cancelled": result.cancelled,
             "device": result.device, "grad_sample_mode": result.grad_sample_mode,
         }
+    # `data_dependent`: whether the failure may depend on the private rows (the parent then
+    # charges the whole reservation and publishes no detail); refusals of the configuration
+    # and public counts do not.
     except TrainingAborted as exc:
-        summary = {"ok": False, "error": str(exc), "guarantee": exc.guarantee.to_dict()}
+        summary = {"ok": False, "error": str(exc), "guarantee": exc.guarantee.to_dict(), "data_dependent": True}
+    except DataRefused as exc:
+        summary = {"ok": False, "error": exc.message, "field": exc.field, "guarantee": None, "data_dependent": True}
     except InvalidArgument as exc:
-        summary = {"ok": False, "error": exc.message, "field": exc.field, "guarantee": None}
+        summary = {"ok": False, "error": exc.message, "field": exc.field, "guarantee": None, "data_dependent": False}
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which charges by `taken`
-        summary = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "guarantee": None}
+        summary = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "guarantee": None, "data_dependent": True}
     (out / "result.json").write_text(json.dumps(summary, default=str))
 
 

@@ -217,3 +217,34 @@ def test_an_orphan_is_charged_the_releases_its_preparation_recorded(sqlite_runti
         entries = [e for e in BudgetLedger(sqlite_runtime.audit).history(s, ds.id) if e.job_id == job_id and e.kind == "charge"]
     assert len(entries) == 3  # the leased run and both releases
     assert get_job(sqlite_runtime, job_id).epsilon_charged > 0
+
+
+def test_a_worker_failure_that_may_depend_on_the_data_is_charged_its_whole_reservation(sqlite_runtime: Runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A refusal of the tensors themselves (non-finite features) tells something about the
+    rows: it is charged the whole reservation and publishes no detail (the red team read
+    "features contain NaN" as an exact membership answer for 0.0002 ε)."""
+    from services.training.scheduler import Scheduler, _Spent
+
+    ds = _dataset(sqlite_runtime, 8.0)
+    job = submit_job(sqlite_runtime, "user/alice", JobSpec(dataset="custs", target="label", epochs=3, batch_size=256, target_epsilon=3.0, delta=1e-5))
+    claimed = claim_next_job(sqlite_runtime, "here:1")
+    (tmp_path / "result.json").write_text(json.dumps({"ok": False, "error": "features contain NaN or infinity", "field": "train", "guarantee": None, "data_dependent": True}))
+    Scheduler(sqlite_runtime)._conclude(claimed, json.loads(claimed.spec_json), None, _Spent(), tmp_path, 0)  # type: ignore[arg-type]
+    final = get_job(sqlite_runtime, job.id)
+    assert final.state == "FAILED" and "NaN" not in final.reason and "whole reservation" in final.reason
+    assert dataset_budget(sqlite_runtime, ds.id).epsilon_spent == pytest.approx(3.0, abs=1e-4)
+
+
+def test_a_refusal_of_the_configuration_is_charged_only_its_releases(sqlite_runtime: Runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from governance.privacy.releases import Release
+    from services.training.scheduler import Scheduler, _Spent
+
+    ds = _dataset(sqlite_runtime, 8.0)
+    job = submit_job(sqlite_runtime, "user/alice", JobSpec(dataset="custs", target="label", epochs=3, batch_size=256, target_epsilon=3.0, delta=1e-5))
+    claimed = claim_next_job(sqlite_runtime, "here:1")
+    (tmp_path / "result.json").write_text(json.dumps({"ok": False, "error": "too few rows (817) for ε = 2.6", "field": "target_epsilon", "guarantee": None, "data_dependent": False}))
+    spent = _Spent(releases=[Release("rows", "laplace-count", 0.06)])
+    Scheduler(sqlite_runtime)._conclude(claimed, json.loads(claimed.spec_json), None, spent, tmp_path, 0)  # type: ignore[arg-type]
+    final = get_job(sqlite_runtime, job.id)
+    assert final.state == "FAILED" and "too few rows (817)" in final.reason
+    assert dataset_budget(sqlite_runtime, ds.id).epsilon_spent == pytest.approx(0.06, abs=1e-4)

@@ -236,3 +236,18 @@ def test_weights_of_another_shape_are_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
         load_model("logreg", ModelSpec.create("mlp", 3, 2).to_metadata(), small)
     assert caught.value.field == "arch"
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 5e-324), (0.0, 1e-308), (-1.7e308, 1.7e308)])
+def test_bounds_the_encoding_cannot_divide_by_are_refused(bounds: tuple[float, float]) -> None:
+    """A half-width that underflows made every value inside encode as NaN or infinity, and the
+    worker's refusal of non-finite features answered a membership question exactly."""
+    with pytest.raises(InvalidArgument) as caught:
+        _build(_table(), ["age"], bounds={"age": bounds})
+    assert caught.value.field == "age"
+
+
+def test_the_encoding_is_always_finite() -> None:
+    pre = _build(_table(), ["age"], bounds={"age": (0.0, 1e-300)})
+    out = pre.transform(pa.table({"age": pa.array([0.0, 5e-301, 1e308, float("nan"), float("-inf")])}))
+    assert bool(torch.isfinite(out).all()) and out.abs().max() <= 1
