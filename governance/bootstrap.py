@@ -66,6 +66,9 @@ def init_home(home: Home) -> InitReport:
         write_atomic(signer_path, (signer + "\n").encode(), mode=0o600, overwrite=False)
         write_atomic(verifier_path, (verifier + "\n").encode(), overwrite=False)
         report.created.append("keys/audit.key")
+    if not home.content_key_path.exists():
+        home.content_key()
+        report.created.append("keys/content.key")
     if not any(home.keys.glob("kek-*.key")):
         FileKeyring.ensure(home.keys)
         report.created.append("keys/kek-1.key")

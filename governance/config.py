@@ -7,6 +7,7 @@ import pathlib
 import tomllib
 from dataclasses import dataclass, field
 
+from governance.fsutil import write_atomic
 from governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON, MAX_ACCOUNTED_EPSILON
 
 __all__ = ["SERVICES", "DEFAULT_PORTS", "DEFAULT_METRICS_PORTS", "Home", "Settings", "home_from_env"]
@@ -16,6 +17,7 @@ DEFAULT_PORTS = {"ingestion": 50051, "training": 50052, "registry": 50053, "infe
 # Prometheus metrics: plain HTTP, one port a service, loopback unless configured otherwise.
 DEFAULT_METRICS_PORTS = {"ingestion": 9451, "training": 9452, "registry": 9453, "inference": 9454}
 TRUST_DOMAIN = "privet.local"
+CONTENT_KEY_SIZE = 32
 
 DEFAULT_TOML = """\
 # Privet settings. Edit and restart the services.
@@ -94,6 +96,25 @@ class Home:
     @property
     def policies(self) -> pathlib.Path:
         return self.root / "policies"
+
+    @property
+    def content_key_path(self) -> pathlib.Path:
+        """The installation's content key: 32 random bytes keying every row hash
+        (`governance/datasets/fingerprint.py`), so nobody outside can pick rows by their hash."""
+        return self.keys / "content.key"
+
+    def content_key(self) -> bytes:
+        """The content key, created on first use (`privet init` makes it; a home made before
+        it existed gets it at its first ingestion). Never overwritten: a concurrent creator's
+        key wins and is the one read."""
+        path = self.content_key_path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, os.urandom(CONTENT_KEY_SIZE), mode=0o600, overwrite=False)
+        key = path.read_bytes()
+        if len(key) != CONTENT_KEY_SIZE:
+            raise ValueError(f"{path}: a content key is {CONTENT_KEY_SIZE} bytes, found {len(key)}")
+        return key
 
     @property
     def run(self) -> pathlib.Path:

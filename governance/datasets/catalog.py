@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from governance.audit.log import Event
 from governance.crypto.keyring import FileKeyring
-from governance.datasets.fingerprint import ContentSketch, similarity, sketch_from_bytes
+from governance.datasets.fingerprint import SIMILARITY_THRESHOLD, ContentSketch, containment_in, similarity, sketch_from_bytes
 from governance.datasets.formats import FORMATS, CsvDialect, spool
 from governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
 from governance.errors import AlreadyExists, InvalidArgument, NotFound
@@ -166,7 +166,7 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
     upload = spool(chunks, workdir, limit=runtime.settings.max_upload_bytes)
     masked: MaskedFile | None = None
     try:
-        masked = mask_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation, workdir)
+        masked = mask_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation, workdir, content_key=runtime.home.content_key())
         with open(masked.path, "rb") as f:
             blob_digest, size = runtime.blobs.put(iter(lambda: f.read(1 << 20), b""))
     finally:
@@ -232,7 +232,9 @@ _CONTENT_LOCK = 7208658
 def _same_data(session: Session, raw: ContentSketch) -> list[dict[str, object]]:
     """Datasets (live or erased) whose data the upload `raw` is: the same rows as their raw
     upload or their stored masked table (`content` fingerprint), or enough of them by the
-    sketches (`similar`: `fingerprint.SIMILARITY_THRESHOLD`), each with how it matched.
+    sketches (`similar`: `fingerprint.SIMILARITY_THRESHOLD`), or because the upload holds
+    enough of their rows (`containment`: the share of their sketch's hashes among every
+    distinct row hash of the upload, which added rows cannot hide), each with how it matched.
     Datasets made before content was recorded match by raw digest only (the ledger's)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CONTENT_LOCK})
@@ -255,7 +257,22 @@ def _same_data(session: Session, raw: ContentSketch) -> list[dict[str, object]]:
             found[dataset_id] = {"dataset_id": dataset_id, "of": kind, "by": "similar", "jaccard": round(overlap.jaccard, 3),
                                  "contained": None if overlap.contained is None else round(overlap.contained, 3),
                                  "contains": None if overlap.contains is None else round(overlap.contains, 3)}
+    if raw.keep_hashes:
+        _contained_in_upload(session, raw.hashes, found)
     return [found[k] for k in sorted(found)]
+
+
+def _contained_in_upload(session: Session, upload: np.ndarray, found: dict[str, dict[str, object]]) -> None:
+    """Add to `found` every dataset (live or erased) whose raw or masked sketch is at least
+    `SIMILARITY_THRESHOLD` contained in the upload's full set of distinct row hashes. The
+    stored sketches are read in bulk, a few thousand at a time, and tested together."""
+    stored = select(DatasetContent.dataset_id, DatasetContent.kind, DatasetContent.sketch).where(DatasetContent.rows > 0).order_by(DatasetContent.dataset_id, DatasetContent.kind)
+    for part in session.execute(stored.execution_options(yield_per=4096)).partitions():
+        rows = [(dataset_id, kind, sketch) for dataset_id, kind, sketch in part if dataset_id not in found]
+        shares = containment_in(upload, [sketch_from_bytes(sketch) for _, _, sketch in rows])
+        for (dataset_id, kind, _), share in zip(rows, shares, strict=True):
+            if dataset_id not in found and share >= SIMILARITY_THRESHOLD:  # NaN (too few rows) never is
+                found[dataset_id] = {"dataset_id": dataset_id, "of": kind, "by": "containment", "contains": round(float(share), 3)}
 
 
 def _record_content(session: Session, dataset_id: str, contents: dict[str, ContentSketch]) -> None:

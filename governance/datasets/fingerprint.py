@@ -12,10 +12,19 @@ canonical form:
 - text and bytes exactly (not trimmed, not case-folded); a null is its own value, the same
   in every type (an empty column reads as `null` in one format, as text in another).
 
+Row hashes are keyed with the installation's content key (32 random bytes in
+`keys/content.key`, `Home.content_key`): the key seeds each column's name hash and each
+row's starting value, so one installation's hashes say nothing about another's, and nobody
+without the key can choose rows by their hash (no key: the unkeyed hashes, for tools and
+tests).
+
 The `fingerprint` combines the row hashes of every row, duplicates included, with sums
 modulo 2⁶⁴: independent of row order and of how the rows were split into batches. The
 `sketch` keeps the `SKETCH_SIZE` smallest distinct row hashes (a bottom-k MinHash), from
-which `similarity` estimates how much two tables' rows overlap.
+which `similarity` estimates how much two tables' rows overlap. An upload's own sketch can
+be flooded by added rows with small hashes, so ingestion also keeps every distinct row hash
+of the upload (in memory) and tests each stored sketch against that whole set
+(`containment_in`).
 
 Everything is computed a batch at a time in numpy: a string's hash is the sum
 of its 8-byte words, each mixed with its position (MurmurHash3's finaliser), read straight
@@ -26,6 +35,7 @@ List and map columns (rare: nested JSON) are hashed a row at a time in Python.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -35,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["SKETCH_SIZE", "SIMILARITY_THRESHOLD", "ContentSketch", "Overlap", "row_hashes", "similarity", "sketch_from_bytes"]
+__all__ = ["MIN_SAMPLES", "SKETCH_SIZE", "SIMILARITY_THRESHOLD", "ContentSketch", "Overlap", "containment_in", "row_hashes", "similarity", "sketch_from_bytes"]
 
 SKETCH_SIZE = 256  # row hashes kept per sketch: the estimates' standard error is about 1/√256
 # Two tables are the same data when either's estimated share of the other's rows, or their
@@ -62,8 +72,19 @@ def _fmix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> _U64(33))
 
 
-def _name_seed(name: str) -> np.uint64:
-    return _U64(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8, person=b"privet-column").digest(), "little"))
+@functools.lru_cache(maxsize=4096)
+def _name_seed(name: str, key: bytes | None = None) -> np.uint64:
+    """A column's seed: its name's hash, keyed with the installation's content key if any."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8, key=key or b"", person=b"privet-column").digest()
+    return _U64(int.from_bytes(digest, "little"))
+
+
+@functools.lru_cache(maxsize=64)
+def _row_seed(key: bytes | None) -> np.uint64:
+    """Where each row's hash starts: a constant without a key, derived from the key with one."""
+    if not key:
+        return _U64(0x84222325CBF29CE4)
+    return _U64(int.from_bytes(hashlib.blake2b(key, digest_size=8, person=b"privet-row").digest(), "little"))
 
 
 def _bytes_hashes(array: pa.Array) -> np.ndarray:
@@ -168,18 +189,20 @@ def _leaves(name: str, array: pa.Array) -> Iterable[tuple[str, pa.Array]]:
         yield name, array
 
 
-def row_hashes(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
-    """One uint64 per row of `batch`: its canonical row's hash (see the module's docstring)."""
+def row_hashes(batch: pa.RecordBatch | pa.Table, key: bytes | None = None) -> np.ndarray:
+    """One uint64 per row of `batch`: its canonical row's hash (see the module's docstring),
+    keyed with `key` (the installation's content key, `Home.content_key`) when given; None
+    gives the unkeyed hashes."""
     if isinstance(batch, pa.Table):
-        parts = [row_hashes(b) for b in batch.to_batches()]
+        parts = [row_hashes(b, key) for b in batch.to_batches()]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=_U64)
     leaves: list[tuple[str, pa.Array]] = []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         leaves.extend(_leaves(name, column))
-    h = np.full(batch.num_rows, _U64(0x84222325CBF29CE4), dtype=_U64)
+    h = np.full(batch.num_rows, _row_seed(key), dtype=_U64)
     with np.errstate(over="ignore"):
         for name, column in sorted(leaves, key=lambda leaf: leaf[0]):
-            h = _fmix(h * _U64(0x9E3779B97F4A7C15) + _column_hashes(column, _name_seed(name)))
+            h = _fmix(h * _U64(0x9E3779B97F4A7C15) + _column_hashes(column, _name_seed(name, key)))
     return h
 
 
@@ -187,17 +210,35 @@ def row_hashes(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
 class ContentSketch:
     """The content of a table, built a batch at a time (`add`): the number of rows, the
     order-independent `fingerprint`, and the bottom-`SKETCH_SIZE` MinHash `sketch`
-    (ascending distinct uint64 row hashes)."""
+    (ascending distinct uint64 row hashes), each row hashed with `key` (see `row_hashes`).
+
+    With `keep_hashes`, it also keeps every distinct row hash (`hashes`, in memory only,
+    8 bytes a distinct row, never stored): ingestion tests each stored sketch for
+    containment in the whole upload (`containment_in`), which no choice of extra rows can
+    hide, unlike the upload's own bottom-k sketch."""
 
     rows: int = 0
     _sum: int = 0
     _mixed_sum: int = 0
     sketch: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=_U64))
+    key: bytes | None = field(default=None, repr=False)
+    keep_hashes: bool = False
+    _all: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=_U64), repr=False)
+    _pending: list[np.ndarray] = field(default_factory=list, repr=False)
+    _pending_size: int = 0
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows == 0:
             return
-        hashes = row_hashes(batch)
+        hashes = row_hashes(batch, self.key)
+        if self.keep_hashes:
+            # Merged when the batches since the last merge are as many as the merged hashes
+            # (and at least a million): sorting costs O(n log n) over the whole upload.
+            distinct = np.unique(hashes)
+            self._pending.append(distinct)
+            self._pending_size += len(distinct)
+            if self._pending_size >= max(len(self._all), 1 << 20):
+                self._merge()
         self.rows += len(hashes)
         # Python ints from numpy's wrapping sums: exact mod 2⁶⁴ however many batches.
         self._sum = (self._sum + int(hashes.sum(dtype=_U64))) & _MASK
@@ -219,6 +260,19 @@ class ContentSketch:
 
     def sketch_bytes(self) -> bytes:
         return self.sketch.astype("<u8").tobytes()
+
+    def _merge(self) -> None:
+        if self._pending:
+            self._all = np.unique(np.concatenate([self._all, *self._pending]))
+            self._pending, self._pending_size = [], 0
+
+    @property
+    def hashes(self) -> np.ndarray:
+        """Every distinct row hash seen, ascending (only with `keep_hashes`)."""
+        if not self.keep_hashes:
+            raise ValueError("this ContentSketch keeps no full set of row hashes (keep_hashes=False)")
+        self._merge()
+        return self._all
 
 
 def sketch_from_bytes(data: bytes) -> np.ndarray:
@@ -258,3 +312,26 @@ def similarity(a: np.ndarray, b: np.ndarray) -> Overlap:
     # Each of the union's k smallest is in A's sketch if it is in A at all (and so for B).
     both = np.isin(union, a, assume_unique=True) & np.isin(union, b, assume_unique=True)
     return Overlap(float(both.mean()), _containment(a, b), _containment(b, a))
+
+
+def containment_in(hashes: np.ndarray, sketches: list[np.ndarray]) -> np.ndarray:
+    """For each stored sketch, the share of its hashes found in `hashes` (an upload's every
+    distinct row hash, ascending): it estimates what share of that stored table's distinct
+    rows the upload holds, whatever else the upload holds. NaN where the sketch has too few
+    hashes to tell (under `MIN_SAMPLES`, unless it is complete: then it is every row).
+    Vectorised over all the sketches at once."""
+    out = np.full(len(sketches), np.nan)
+    if not sketches:
+        return out
+    sizes = np.array([len(s) for s in sketches], dtype=np.int64)
+    usable = (sizes > 0) & ((sizes >= MIN_SAMPLES) | (sizes < SKETCH_SIZE))
+    if not usable.any() or len(hashes) == 0:
+        out[usable] = 0.0
+        return out
+    flat = np.concatenate([s for s, ok in zip(sketches, usable, strict=True) if ok]).astype(_U64, copy=False)
+    where = np.searchsorted(hashes, flat)
+    found = hashes[np.minimum(where, len(hashes) - 1)] == flat
+    kept = sizes[usable]
+    starts = np.cumsum(kept) - kept
+    out[usable] = np.add.reduceat(found.astype(np.int64), starts) / kept
+    return out

@@ -105,17 +105,20 @@ def _masked_batches(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, first:
 
 def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: MaskingProfile, keys: MaskingKeys,
                 spec: AnonymisationSpec, workdir: pathlib.Path, *, workers: int | None = None,
-                parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> MaskedFile:
+                parallel_min_bytes: int = PARALLEL_MIN_BYTES, content_key: bytes | None = None) -> MaskedFile:
     """Mask the whole upload into one Parquet file under `workdir` (the caller discards it).
     An upload of at least `parallel_min_bytes` is masked by `workers` processes (default:
     one per core); a smaller one in this process, where starting workers would cost more.
 
     Raises InvalidArgument (bad file, unknown column), FailedPrecondition (PII no rule
     covers; k not reachable within the suppression bound). Leaves no file behind on error.
+
+    Rows are hashed with `content_key` (the installation's, `Home.content_key`; None: the
+    unkeyed hashes); the raw content keeps every distinct row hash for matching budgets.
     """
     batches = read_batches(spooled, fmt, dialect)
     first = next(batches)
-    raw_content, masked_content = ContentSketch(), ContentSketch()
+    raw_content, masked_content = ContentSketch(key=content_key, keep_hashes=True), ContentSketch(key=content_key)
     raw_content.add(first)
     # The next block is parsed (and its rows hashed) while this one is masked.
     batches = prefetched(_hashed(batches, raw_content))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import pathlib
 import random
 
 import numpy as np
@@ -17,7 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_batches, dataset_budget, delete_dataset
-from governance.datasets.fingerprint import SKETCH_SIZE, ContentSketch, row_hashes, similarity
+from governance.bootstrap import init_home
+from governance.datasets.fingerprint import SKETCH_SIZE, ContentSketch, containment_in, row_hashes, similarity
 from governance.datasets.formats import CsvDialect
 from governance.datasets.pipeline import AnonymisationSpec
 from governance.privacy.accounting import Mechanism
@@ -25,6 +27,7 @@ from governance.privacy.ledger import BudgetLedger
 from governance.runtime import Runtime
 from governance.store.dataset_tables import DatasetContent
 from governance.store.tables import AuditEvent
+from tests.conftest import make_home
 
 DELTA = 1e-5
 RUN = Mechanism(1.5234375, 0.01, 1000, DELTA)
@@ -135,12 +138,99 @@ def test_each_dataset_records_its_raw_and_masked_content(runtime: Runtime) -> No
     ds = _ingest(runtime, "custs", _csv(rows))
     with runtime.read() as s:
         stored = {c.kind: c for c in s.execute(select(DatasetContent).where(DatasetContent.dataset_id == ds.id)).scalars()}
-    raw, masked = ContentSketch(), ContentSketch()
+    key = runtime.home.content_key()
+    raw, masked = ContentSketch(key=key), ContentSketch(key=key)
     raw.add(_table(_csv(rows)))
     masked.add(_masked_export(runtime, "custs"))
     assert stored["raw"].fingerprint == raw.fingerprint and stored["raw"].rows == 400
     assert stored["masked"].fingerprint == masked.fingerprint != raw.fingerprint  # the emails are masked
     assert len(stored["raw"].sketch) == 8 * SKETCH_SIZE
+    unkeyed = ContentSketch()
+    unkeyed.add(_table(_csv(rows)))
+    assert unkeyed.fingerprint != raw.fingerprint  # the installation's key is in every row hash
+
+
+# -- padding: rows added to hide the data from the upload's own sketch ---------------------
+
+def _padding(rows: list[str], key: bytes | None, count: int = SKETCH_SIZE) -> list[str]:
+    """`count` extra rows (a null label: training drops them) whose hashes under `key` are
+    below every row of `rows`, found by trying candidates: what an attacker who knew the key
+    (None: the public, unkeyed hashes) would add so that a bottom-k sketch saw only them."""
+    floor = row_hashes(_table(_csv(rows)), key).min()
+    chosen: list[str] = []
+    start = 0
+    while len(chosen) < count:
+        candidates = [f"pad{i}@example.com,{18 + i % 70},{i % 9973 / 100:.2f}," for i in range(start, start + 100_000)]
+        hashes = row_hashes(_table(_csv(rows + candidates)), key)[len(rows):]
+        chosen += [c for c, h in zip(candidates, hashes, strict=True) if h < floor]
+        start += 100_000
+    return chosen[:count]
+
+
+def test_padding_an_upload_does_not_hide_the_data_it_holds(runtime: Runtime) -> None:
+    rows = _rows()
+    key = runtime.home.content_key()
+    first = _ingest(runtime, "custs", _csv(rows), epsilon=4.0)
+    spent = _spend(runtime, first.id)
+    # White-box, with the installation's own key: the padded upload's sketch is all padding.
+    padded = rows + _padding(rows, key)
+    random.Random(3).shuffle(padded)
+    upload = ContentSketch(key=key)
+    upload.add(_table(_csv(padded)))
+    original = ContentSketch(key=key)
+    original.add(_table(_csv(rows)))
+    assert not np.isin(upload.sketch, original.sketch).any()
+    assert not similarity(upload.sketch, original.sketch).same_data  # the sketches alone are fooled
+    again = _ingest(runtime, "padded", _csv(padded), epsilon=8.0)
+    budget = dataset_budget(runtime, again.id)
+    assert budget.budget_id == f"sha256:{first.raw_digest}" and budget.epsilon_spent == spent and budget.epsilon_total == 4.0
+    matched = json.loads(again.report_json)["privacy_budget"]["matched"]
+    assert matched == [{"dataset_id": first.id, "of": "raw", "by": "containment", "contains": 1.0}]
+
+
+def test_padded_data_ingested_first_still_holds_the_budget_of_its_rows(runtime: Runtime) -> None:
+    rows = _rows()
+    # The attacker knows the code but not the key: padding chosen on the unkeyed hashes.
+    padding = _padding(rows, None)
+    unkeyed_padded, unkeyed_rows = ContentSketch(), ContentSketch()
+    unkeyed_padded.add(_table(_csv(rows + padding)))
+    unkeyed_rows.add(_table(_csv(rows)))
+    # Unkeyed, the padded table's stored sketch would be all padding: nothing would match.
+    assert not similarity(unkeyed_rows.sketch, unkeyed_padded.sketch).same_data
+    padded = _ingest(runtime, "padded", _csv(padding + rows), epsilon=4.0)
+    spent = _spend(runtime, padded.id)
+    clean = _ingest(runtime, "clean", _csv(rows), epsilon=8.0)
+    budget = dataset_budget(runtime, clean.id)
+    assert budget.budget_id == f"sha256:{padded.raw_digest}" and budget.epsilon_spent == spent and budget.epsilon_total == 4.0
+    assert [m["dataset_id"] for m in json.loads(clean.report_json)["privacy_budget"]["matched"]] == [padded.id]
+
+
+def test_each_installation_hashes_rows_with_its_own_key(tmp_path: pathlib.Path) -> None:
+    one, two = make_home(tmp_path / "one"), make_home(tmp_path / "two")
+    key = one.content_key()
+    assert len(key) == 32 and key != two.content_key()
+    assert one.content_key_path.stat().st_mode & 0o777 == 0o600
+    init_home(one)  # idempotent: the key is kept
+    assert one.content_key() == key
+    table = _table(_csv(_rows()))
+    mine, theirs = row_hashes(table, key), row_hashes(table, two.content_key())
+    assert (mine == row_hashes(table, one.content_key())).all()
+    assert not np.isin(mine, theirs).any() and not np.isin(mine, row_hashes(table)).any()
+    a, b = ContentSketch(key=key), ContentSketch(key=two.content_key())
+    a.add(table)
+    b.add(table)
+    assert a.fingerprint != b.fingerprint and not similarity(a.sketch, b.sketch).same_data
+
+
+def test_containment_in_the_whole_upload() -> None:
+    rows = pa.table({"i": np.arange(20_000)})
+    whole = ContentSketch(keep_hashes=True)
+    for batch in rows.to_batches(max_chunksize=999):
+        whole.add(batch)
+    assert (whole.hashes == np.unique(row_hashes(rows))).all()
+    half, other, tiny = _sketch(rows.slice(0, 10_000)).sketch, _sketch(pa.table({"i": np.arange(-5_000, 0)})).sketch, _sketch(rows.slice(0, 3)).sketch
+    shares = containment_in(whole.hashes, [half, other, tiny, np.zeros(0, np.uint64)])
+    assert shares[0] == 1.0 and shares[1] == 0.0 and shares[2] == 1.0 and np.isnan(shares[3])
 
 
 # -- the fingerprint itself (no database) -------------------------------------------------
