@@ -258,7 +258,14 @@ class Scheduler:
         try:
             charge_job(self._rt, job.id, mechanism, releases=releases, guarantee=guarantee, metrics=metrics, within_reservation=True)
         except FailedPrecondition as exc:
-            self._finish_quietly(job.id, "FAILED", f"nothing published: the data's privacy budget cannot hold this job's charge ({exc.message})", None)
+            # The DP row count was published already (the progress's total steps follow
+            # from it): charge that much, which always fits (pure ε, within the reservation).
+            shown = tuple(r for r in releases if r.purpose == "rows")
+            reason = f"nothing published: the data's privacy budget cannot hold this job's charge ({exc.message})"
+            try:
+                finish_job(self._rt, job.id, "FAILED", reason, None, releases=shown, within_reservation=True)
+            except FailedPrecondition:
+                self._finish_quietly(job.id, "FAILED", reason, None)
             return
         model = None
         if publish is not None:

@@ -243,4 +243,6 @@ def test_nothing_is_published_before_the_charge_is_committed(stubs, monkeypatch)
     with pytest.raises(grpc.RpcError) as err:
         registry.GetModel(registry_pb2.GetModelRequest(name="never-published"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    assert ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget.epsilon_reserved == 0
+    budget = ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget
+    # Only the DP row count, which the progress had shown, is charged (2 % of ε 3).
+    assert budget.epsilon_reserved == 0 and budget.epsilon_spent == pytest.approx(0.06, abs=1e-3)
