@@ -33,6 +33,11 @@ DEVICES = ("auto", "cpu", "cuda")
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
 
 
+def _numeric(type_name: str) -> bool:
+    """Whether a dataset column's listed Arrow type is numeric."""
+    return type_name.startswith(NUMERIC_TYPES)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     dataset: str
@@ -79,7 +84,7 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
     by_name = {c["name"]: c for c in columns if c["action"] != "drop"}
     if spec.target not in by_name:
         raise InvalidArgument("target", f"no column {spec.target!r} in dataset {spec.dataset!r}")
-    if not any(by_name[spec.target]["type"].startswith(t) for t in NUMERIC_TYPES):
+    if not _numeric(by_name[spec.target]["type"]):
         raise InvalidArgument("target", f"a classifier's target must be numeric; {spec.target!r} is {by_name[spec.target]['type']}")
     features = spec.features or tuple(n for n in by_name if n != spec.target)
     for i, name in enumerate(features):
@@ -121,7 +126,7 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
 def _validate_declared(spec: JobSpec, features: tuple[str, ...], by_name: dict[str, dict]) -> dict:
     """Declared public parameters: each names a feature of the right kind and is well formed."""
     def numeric(name: str) -> bool:
-        return any(by_name[name]["type"].startswith(t) for t in NUMERIC_TYPES)
+        return _numeric(by_name[name]["type"])
 
     bounds = {}
     for name, pair in dict(spec.feature_bounds or {}).items():
@@ -175,7 +180,7 @@ def _planned_selections(spec: JobSpec, columns: list[dict]) -> int:
     string features' domains, and its classes unless declared (governance.privacy.plan)."""
     types = {c["name"]: c["type"] for c in columns}
     tabular = input_kind(spec.arch) != "tokens"
-    strings = [f for f in spec.features if tabular and not any(types.get(f, "").startswith(t) for t in NUMERIC_TYPES)]
+    strings = [f for f in spec.features if tabular and not _numeric(types.get(f, ""))]
     return sum(1 for f in strings if f not in spec.categories) + (0 if spec.classes else 1)
 
 
@@ -261,14 +266,20 @@ def charge_job(runtime: Runtime, job_id: str, mechanism: Mechanism | None, *, re
             raise NotFound(f"no job {job_id!r}")
         if job.state in TERMINAL_STATES or job.charged_at_us:
             raise FailedPrecondition(f"job {job_id} already ended or was charged")
-        charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", releases=releases, within_reservation=within_reservation)
-        job.epsilon_charged, job.charged_at_us = charged, _now_us()
-        job.guarantee_json = json.dumps(guarantee or {})
-        job.metrics_json = json.dumps(metrics or {})
+        _charge(ledger, session, job, mechanism, releases, guarantee, metrics, within_reservation)
         session.add(job)
-        return charged
+        return job.epsilon_charged
 
     return runtime.write(charge)
+
+
+def _charge(ledger: BudgetLedger, session: Session, job: TrainingJob, mechanism: Mechanism | None, releases: tuple[Release, ...],
+            guarantee: dict | None, metrics: dict | None, within_reservation: bool) -> None:
+    """Settle the job's spend on the ledger and record it, with what it publishes."""
+    job.epsilon_charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", releases=releases, within_reservation=within_reservation)
+    job.charged_at_us = _now_us()
+    job.guarantee_json = json.dumps(guarantee or {})
+    job.metrics_json = json.dumps(metrics or {})
 
 
 def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...] = (), guarantee: dict | None = None, metrics: dict | None = None, model: tuple[str, int] | None = None, device: str = "", within_reservation: bool = False) -> TrainingJob:
@@ -286,10 +297,7 @@ def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism
         if job.state in TERMINAL_STATES:
             raise FailedPrecondition(f"job {job_id} already ended ({job.state})")
         if not job.charged_at_us:
-            job.epsilon_charged = ledger.settle(session, job.dataset_id, job.id, job.epsilon_reserved, mechanism, "service/training", releases=releases, within_reservation=within_reservation)
-            job.charged_at_us = _now_us()
-            job.guarantee_json = json.dumps(guarantee or {})
-            job.metrics_json = json.dumps(metrics or {})
+            _charge(ledger, session, job, mechanism, releases, guarantee, metrics, within_reservation)
         charged = job.epsilon_charged
         job.state, job.reason, job.finished_at_us = state, reason, _now_us()
         job.device = device or job.device

@@ -56,6 +56,12 @@ def next_lease(allowed: int, taken: int, lease: int, horizon: int) -> int:
     return allowed
 
 
+def _whole_reservation(job: TrainingJob) -> tuple[Release, ...]:
+    """The charge of a failure that may depend on the data: everything the job reserved,
+    an upper bound of anything it could have spent."""
+    return (Release("unexpected-failure", "whole-reservation", float(job.epsilon_reserved)),)
+
+
 @dataclass
 class _Spent:
     """An upper bound of what the running job has spent so far, kept current by the
@@ -114,8 +120,7 @@ class Scheduler:
                     # A failure nobody planned for, after the job read the data, may itself
                     # depend on the data (one odd value that crashes a step): charge the
                     # whole reservation, an upper bound of anything the job could spend.
-                    whole = Release("unexpected-failure", "whole-reservation", float(job.epsilon_reserved))
-                    self._finish_quietly(job.id, "FAILED", "internal error in the scheduler; charged its whole reservation", None, releases=(whole,), within_reservation=True)
+                    self._finish_quietly(job.id, "FAILED", "internal error in the scheduler; charged its whole reservation", None, releases=_whole_reservation(job), within_reservation=True)
                 else:
                     self._finish_quietly(job.id, "FAILED", "internal error in the scheduler", None)
 
@@ -227,8 +232,7 @@ class Scheduler:
                 # Whether and how it failed may depend on the private rows: no detail leaves
                 # the job (the operator's log has it), and the whole reservation is charged.
                 log.warning("job %s failed in its worker: %s", job.id, result["error"])
-                whole = Release("unexpected-failure", "whole-reservation", float(job.epsilon_reserved))
-                self._end(job, "FAILED", "training failed; charged its whole reservation (details in the service log)", None, releases=(whole,))
+                self._end(job, "FAILED", "training failed; charged its whole reservation (details in the service log)", None, releases=_whole_reservation(job))
                 return
             if g is None:
                 mechanism = spent.mechanism()
