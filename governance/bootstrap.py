@@ -11,6 +11,7 @@ from governance.config import DEFAULT_TOML, SERVICES, Home
 from governance.crypto.keyring import FileKeyring
 from governance.fsutil import write_atomic
 from governance.identity.ca import LocalCA
+from governance.attestation.keys import ensure_attestation_key
 from governance.identity.principals import add_principal, load_directory
 from governance.identity.spiffe import SpiffeId
 
@@ -69,15 +70,18 @@ def init_home(home: Home) -> InitReport:
     if not home.content_key_path.exists():
         home.content_key()
         report.created.append("keys/content.key")
+    if not (home.keys / "attestation.key").exists():
+        ensure_attestation_key(home.keys)
+        report.created.append("keys/attestation.key")
     if not any(home.keys.glob("kek-*.key")):
         FileKeyring.ensure(home.keys)
         report.created.append("keys/kek-1.key")
     return report
 
 
-def add_user(home: Home, name: str, role: str) -> bool:
-    """Add a principal to this home's principals.yaml and issue its certificate."""
-    added = add_principal(home.policies / "principals.yaml", name, role)
+def add_user(home: Home, name: str, role: str, team: str = "") -> bool:
+    """Add a principal (in `team`, if given) to this home's principals.yaml and issue its certificate."""
+    added = add_principal(home.policies / "principals.yaml", name, role, team)
     ca = LocalCA.ensure(home.pki)
     issued = ca.ensure_identity(home.pki, name, SpiffeId("user", name))
     return added or issued

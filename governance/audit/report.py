@@ -9,9 +9,13 @@ records what principals sent and a principal may be hostile.
 What it derives from the log alone (docs/audit-format.md names the events):
 
 - lineage of each released model: `registry.CreateModelVersion` (weights digest, the
-  lineage's dataset and training job) → `ingestion.CreateDataset` (raw data digest, masking
+  lineage's dataset and training job, and whether those facts were *established* by Privet
+  or *claimed* by an uploader) → `ingestion.CreateDataset` (raw data digest, masking
   profile and its digest) → the job's `privacy.charge` entries → `registry.ApproveRelease`
-  → `registry.ReleaseModelVersion`, all joined on version / dataset / job ids;
+  → `registry.ReleaseModelVersion`, all joined on version / dataset / job ids. Only an
+  established version's lineage is shown as fact (its ε, dataset and trainer); a claimed
+  one's appears labelled as the uploader's claim. A job named by two versions, or a version
+  whose weights are not those its job produced (`training.EndJob`), is flagged;
 - the privacy ledger of each dataset: `privacy.open|reserve|charge|release`;
 - denials (decision ``deny``) by principal, with the policy ids that decided them;
 - the checkpoint and the verification result.
@@ -120,6 +124,7 @@ class ModelLineage:
     revoked: tuple[str, int, str] | None = None
     requests_served: int = 0
     served_digests: set[str] = field(default_factory=set)
+    provenance: str = "claimed"  # "established" only when the registry said so (events before it: claimed)
 
     @property
     def ref(self) -> str:
@@ -143,6 +148,19 @@ class AuditSummary:
     datasets: dict[str, DatasetLedger]
     models: dict[str, ModelLineage]  # by version id, in creation order
     denials: dict[str, Denials]
+    job_weights: dict[str, str] = field(default_factory=dict)  # job id -> the weights digest its worker produced (training.EndJob)
+
+    def flags(self, m: ModelLineage) -> list[str]:
+        """What does not add up about a version's lineage, in plain words."""
+        out = []
+        if m.job_id:
+            named = sorted(x.ref for x in self.models.values() if x.job_id == m.job_id)
+            if len(named) > 1:
+                out.append(f"training job {m.job_id} is named by {len(named)} versions: {', '.join(named)}")
+            produced = self.job_weights.get(m.job_id, "")
+            if produced and produced != m.weights_digest:
+                out.append(f"the weights ({m.weights_digest[:16]}…) are not those job {m.job_id} produced ({produced[:16]}…)")
+        return out
 
     @property
     def released(self) -> list[ModelLineage]:
@@ -183,6 +201,7 @@ def summarise(events: Sequence[EventRecord]) -> AuditSummary:
     models: dict[str, ModelLineage] = {}
     by_ref: dict[str, str] = {}  # "name:version" -> version id
     denials: dict[str, Denials] = {}
+    job_weights: dict[str, str] = {}
 
     def dataset(dataset_id: str) -> DatasetLedger:
         return datasets.setdefault(dataset_id, DatasetLedger(dataset_id))
@@ -226,9 +245,11 @@ def summarise(events: Sequence[EventRecord]) -> AuditSummary:
                 model=name, version=version, version_id=version_id, weights_digest=_text(d.get("digest")),
                 registered_by=e.principal, registered_us=e.time_us, dataset_id=_text(lineage.get("dataset_id")),
                 dataset_digest=_text(lineage.get("dataset_digest")), job_id=_text(lineage.get("training_job_id")),
-                trained_by=_text(lineage.get("trained_by")),
+                trained_by=_text(lineage.get("trained_by")), provenance="established" if d.get("provenance") == "established" else "claimed",
             )
             by_ref[f"{name}:{version}"] = version_id
+        elif action == "training.EndJob" and _text(d.get("weights_digest")):
+            job_weights[e.resource.removeprefix("job/")] = _text(d.get("weights_digest"))
         elif action in ("registry.RequestRelease", "registry.ApproveRelease", "registry.ReleaseModelVersion", "registry.RevokeModelVersion"):
             name, version = _model_ref(e.resource)
             model = models.get(_text(d.get("version_id"))) or models.get(by_ref.get(f"{name}:{version}", ""))
@@ -249,7 +270,7 @@ def summarise(events: Sequence[EventRecord]) -> AuditSummary:
                 model.requests_served += _int(d.get("requests")) or 0
                 model.served_digests.add(_text(d.get("weights_digest")))
     times = [e.time_us for e in events]
-    return AuditSummary(len(events), min(times, default=None), max(times, default=None), datasets, models, denials)
+    return AuditSummary(len(events), min(times, default=None), max(times, default=None), datasets, models, denials, job_weights)
 
 
 # -- formatting ---------------------------------------------------------------------------
@@ -311,16 +332,22 @@ def _lineage_section(summary: AuditSummary) -> str:
     if not released:
         parts.append('<p class="meta">No model version was released in the verified log.</p>')
     for m in released:
-        ds = summary.datasets.get(m.dataset_id)
+        established = m.provenance == "established"
+        # A claimed lineage is the uploader's word: nothing of the data or its ledger is
+        # attributed to the version as fact.
+        ds = summary.datasets.get(m.dataset_id) if established else None
         charges = [x for x in (ds.entries if ds else []) if x.kind == "charge" and x.job_id == m.job_id and m.job_id]
         spent = sum((x.epsilon for x in charges), Decimal(0))
         mechanism = "; ".join(
             f"{x.accountant or 'accountant?'}: σ {x.noise_multiplier or '?'}, q {x.sample_rate or '?'}, {x.steps if x.steps is not None else '?'} steps" for x in charges
         )
         status = f'<span class="badge revoked">revoked {_e(_when(m.revoked[1]))} by {_e(m.revoked[0])}</span>' if m.revoked else '<span class="badge">released</span>'
-        raw = _digest(ds.raw_digest) if ds else _missing("dataset not in the log")
+        status += ' <span class="badge" data-field="provenance">established</span>' if established else ' <span class="badge revoked" data-field="provenance">claimed</span>'
+        claim = (f'claimed by {_e(m.registered_by)}, not established: dataset <code>{_e(m.dataset_id) or "?"}</code>, job <code>{_e(m.job_id) or "?"}</code>'
+                 + (f", trained by {_e(m.trained_by)}" if m.trained_by else ""))
+        raw = _digest(ds.raw_digest) if ds else (_missing(claim) if not established else _missing("dataset not in the log"))
         if ds is None:
-            masking = _missing("dataset not in the log")
+            masking = _missing("dataset not in the log" if established else "claimed lineage: not established")
         else:
             masking = f'profile <strong data-field="profile">{_e(ds.profile) or "?"}</strong>, digest {_digest(ds.profile_digest)}' + (f", k = {_e(ds.k)}" if ds.k is not None else "")
             masking += f"<br>masked data digest {_digest(ds.digest)}"
@@ -331,7 +358,13 @@ def _lineage_section(summary: AuditSummary) -> str:
         budget += f' of dataset <strong>{_e(ds.name or ds.dataset_id)}</strong>' if ds else ""
         budget += f" by job <code>{_e(m.job_id)}</code>" if m.job_id else ""
         budget += f"<br><span class=\"meta\">{_e(mechanism)}</span>" if mechanism else "<br>" + _missing("no privacy.charge for this job in the log")
-        weights = f"{_digest(m.weights_digest)}<br><span class=\"meta\">registered by {_e(m.registered_by)} at {_e(_when(m.registered_us))}" + (f", trained by {_e(m.trained_by)}" if m.trained_by else "") + "</span>"
+        if not established:
+            budget = _missing("claimed lineage: no privacy budget is attributed to this version")
+        trainer = (f", trained by {_e(m.trained_by)}" if established else f", trainer claimed: {_e(m.trained_by)}") if m.trained_by else ""
+        weights = f"{_digest(m.weights_digest)}<br><span class=\"meta\">registered by {_e(m.registered_by)} at {_e(_when(m.registered_us))}" + trainer + "</span>"
+        for flag in summary.flags(m):
+            weights += f'<br><span class="bad" data-field="flag">{_e(flag)}</span>'
+
         if m.served_digests - {m.weights_digest}:
             weights += '<br><span class="bad">inference served other weights digests: ' + _e(", ".join(sorted(m.served_digests - {m.weights_digest}))) + "</span>"
         approvals = "".join(
@@ -345,7 +378,7 @@ def _lineage_section(summary: AuditSummary) -> str:
             f'<article class="card model" id="model-{_e(m.version_id)}" data-model="{_e(m.ref)}" data-version-id="{_e(m.version_id)}" '
             f'data-dataset-id="{_e(m.dataset_id)}" data-job-id="{_e(m.job_id)}" data-epsilon-spent="{_e(_eps(spent))}" '
             f'data-weights-digest="{_e(m.weights_digest)}" data-raw-digest="{_e(ds.raw_digest if ds else "")}" data-approvals="{len(m.approvals)}" '
-            f'data-released-by="{_e(who)}"><h3>{_e(m.ref)} {status}</h3><ol class="chain">'
+            f'data-released-by="{_e(who)}" data-provenance="{_e(m.provenance)}" data-flags="{len(summary.flags(m))}"><h3>{_e(m.ref)} {status}</h3><ol class="chain">'
             f'<li><span class="label">Raw data</span>{raw}</li>'
             f'<li><span class="label">Masking recipe</span>{masking}</li>'
             f'<li><span class="label">ε spent</span>{budget}</li>'

@@ -1,4 +1,6 @@
-"""Dataset records: create (mask, store, record, audit), read, list, erase."""
+"""Dataset records: create (mask, store, record, audit), read, list, erase, and an operator's
+declaration about personal data. Every act on an existing dataset is checked against its
+owner and team (`governance.policy.ownership`) when a principal is given."""
 
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ from governance.audit.log import Event
 from governance.crypto.keyring import FileKeyring
 from governance.datasets.fingerprint import SIMILARITY_THRESHOLD, ContentSketch, containment_in, similarity, sketch_from_bytes
 from governance.datasets.formats import FORMATS, CsvDialect, spool
+from governance.datasets.personal import OPERATOR_PREFIX, is_personal_basis, personal_basis
 from governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
 from governance.errors import AlreadyExists, InvalidArgument, NotFound
+from governance.identity.principals import Principal
 from governance.identity.spiffe import check_name
+from governance.policy.ownership import Owned, acting_principal, may, require, team_of
 from governance.masking.operators import MaskingKeys
 from governance.masking.profile import MaskingProfile, load_profile
 from governance.privacy.ledger import Budget, BudgetLedger
@@ -33,7 +38,8 @@ from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset, DatasetContent, DatasetContentHash, PseudonymKey
 from governance.store.privacy_tables import DatasetBudget
 
-__all__ = ["DatasetSpec", "dataset_budget", "dataset_ledger", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches"]
+__all__ = ["DatasetSpec", "dataset_budget", "dataset_ledger", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches",
+           "declare_personal_data", "owned_dataset"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class DatasetSpec:
     epsilon: float
     delta: float
     description: str = ""
+    personal: bool = False  # the owner says the data is about people, whatever the detectors find
 
     def validate(self, *, max_epsilon: float = DEFAULT_MAX_DATASET_EPSILON, max_delta: float = DEFAULT_MAX_DATASET_DELTA) -> None:
         """InvalidArgument naming the header field at fault. `max_epsilon` and `max_delta`
@@ -101,15 +108,29 @@ def _keys_for(runtime: Runtime, scope: str) -> tuple[MaskingKeys, PseudonymKey |
     return MaskingKeys.derive(secret, f"{scope}#v1"), new
 
 
-def _live(session: Session, name: str) -> Dataset | None:
-    return session.execute(select(Dataset).where(Dataset.name == name, Dataset.deleted_at_us == 0)).scalar_one_or_none()
+def _live(session: Session, name: str, dataset_id: str = "") -> Dataset | None:
+    query = select(Dataset).where(Dataset.deleted_at_us == 0)
+    if dataset_id:
+        query = query.where(Dataset.id == dataset_id)
+    if name:
+        query = query.where(Dataset.name == name)
+    return session.execute(query).scalar_one_or_none() if (name or dataset_id) else None
 
 
-def get_dataset(runtime: Runtime, name: str) -> Dataset:
+def owned_dataset(row: Dataset) -> Owned:
+    """The dataset as Cedar sees it for an ownership decision."""
+    return Owned("Dataset", row.id, {"name": row.name, "owner": row.created_by, "team": row.team}, f"dataset/{row.name}")
+
+
+def get_dataset(runtime: Runtime, name: str, *, dataset_id: str = "", principal: Principal | str | None = None, action: str = "dataset.describe") -> Dataset:
+    """The live dataset called `name` (or with id `dataset_id`, or both: then it must be that
+    one). With `principal`, they must be allowed `action` on it (PermissionDenied, audited)."""
     with runtime.read() as s:
-        row = _live(s, name)
+        row = _live(s, name, dataset_id)
     if row is None:
-        raise NotFound(f"no dataset named {name!r}")
+        raise NotFound(f"no dataset named {name!r}" if name else f"no live dataset with id {dataset_id!r}")
+    if principal is not None:
+        require(runtime, principal, action, owned_dataset(row))
     return row
 
 
@@ -123,9 +144,17 @@ def dataset_ledger(runtime: Runtime, dataset_id: str) -> list:  # type: ignore[t
         return BudgetLedger(runtime.audit).history(s, dataset_id)
 
 
-def list_datasets(runtime: Runtime, *, after: str, limit: int) -> list[Dataset]:
-    with runtime.read() as s:
-        return list(s.execute(select(Dataset).where(Dataset.deleted_at_us == 0, Dataset.name > after).order_by(Dataset.name).limit(limit)).scalars())
+def list_datasets(runtime: Runtime, *, after: str, limit: int, principal: Principal | str | None = None) -> list[Dataset]:
+    """Live datasets by name after `after`; with `principal`, only those they may describe."""
+    out: list[Dataset] = []
+    while len(out) < limit:
+        with runtime.read() as s:
+            rows = list(s.execute(select(Dataset).where(Dataset.deleted_at_us == 0, Dataset.name > after).order_by(Dataset.name).limit(limit)).scalars())
+        out.extend(r for r in rows if principal is None or may(runtime, principal, "dataset.describe", owned_dataset(r))[0])
+        if len(rows) < limit:
+            break
+        after = rows[-1].name
+    return out[:limit]
 
 
 def _validate(runtime: Runtime, spec: DatasetSpec) -> None:
@@ -143,7 +172,7 @@ def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes]
         upload.discard()
 
 
-def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: Iterable[bytes]) -> Dataset:
+def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSpec, chunks: Iterable[bytes]) -> Dataset:
     """Mask and store an upload. Nothing is stored unless every step succeeds: the spooled
     upload and temporaries are removed on any error, the blob is removed if the record cannot
     be written, and the record, its key, its budget link and its audit event commit together.
@@ -174,14 +203,16 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
         if masked is not None:
             masked.discard()
     report = masked.report
+    owner = acting_principal(runtime, principal)
     columns = [{"name": c.column, "action": c.action, "pii_types": list(c.pii_types), "type": str(masked.schema.field(c.column).type) if c.column in masked.schema.names else ""} for c in report.columns]
     record = Dataset(
         id=dataset_id, name=spec.name, blob_digest=blob_digest, raw_digest=upload.sha256, rows=report.rows_out, size_bytes=size,
         columns_json=json.dumps(columns), profile=spec.profile, profile_digest=profile_digest, domain=profile.domain or "",
         key_version=1 if new_key else int(keys.key_id.rsplit("#v", 1)[1]), report_json=json.dumps(report.to_dict(), default=str),
         quasi_identifiers_json=json.dumps(list(spec.anonymisation.quasi_identifiers)), epsilon_total=spec.epsilon, delta=spec.delta,
-        description=spec.description, created_by=principal, created_at_us=int(time.time() * 1e6), deleted_at_us=0,
+        description=spec.description, created_by=owner.id.principal, created_at_us=int(time.time() * 1e6), deleted_at_us=0, team=owner.team,
     )
+    principal = owner.id.principal
 
     def commit(session: Session) -> Dataset:
         if _live(session, spec.name) is not None:
@@ -190,6 +221,9 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
             session.add(PseudonymKey.model_validate(new_key.model_dump()))
         matches = _same_data(session, masked.raw_content)
         match = {"datasets": matches} if matches else None
+        basis = personal_basis(columns, spec.anonymisation.quasi_identifiers, spec.anonymisation.k, owner_says=spec.personal,
+                               same_data_as=_personal_among(session, [str(m["dataset_id"]) for m in matches], upload.sha256))
+        record.personal, record.personal_basis_json = bool(basis), json.dumps(basis)
         budget = BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal, raw_digest=upload.sha256,
                                                          same_data_as=[str(m["dataset_id"]) for m in matches], match=match)
         _record_content(session, dataset_id, {"raw": masked.raw_content, "masked": masked.masked_content})
@@ -208,6 +242,7 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
             "dataset_id": dataset_id, "digest": blob_digest, "raw_digest": upload.sha256, "raw_content": masked.raw_content.fingerprint, "rows_in": report.rows_in, "rows_out": report.rows_out,
             "profile": spec.profile, "profile_digest": profile_digest, "k": spec.anonymisation.k, "epsilon_budget": spec.epsilon, "delta_budget": spec.delta,
             "budget_id": budget.budget_id, "budget_epsilon_total": budget.epsilon_total, "budget_delta": budget.delta,
+            "personal": record.personal, "personal_basis": basis, "team": record.team,
         }))
         return record
 
@@ -221,6 +256,13 @@ def create_dataset(runtime: Runtime, principal: str, spec: DatasetSpec, chunks: 
     except BaseException:
         _drop_blob_if_unused(runtime, blob_digest)
         raise
+
+
+def _personal_among(session: Session, dataset_ids: list[str], raw_digest: str) -> list[str]:
+    """Those of the datasets holding the same data (matched by content, or by the same raw
+    upload; erased ones included) that were judged personal."""
+    query = select(Dataset.id).where(Dataset.personal.is_(True), (Dataset.id.in_(dataset_ids)) | (Dataset.raw_digest == raw_digest))  # type: ignore[union-attr,attr-defined]
+    return sorted(session.execute(query).scalars())
 
 
 # Serialises the matching and recording of content on PostgreSQL, so that two uploads of
@@ -288,13 +330,16 @@ def _drop_blob_if_unused(runtime: Runtime, digest: str) -> None:
         runtime.blobs.delete(digest)
 
 
-def delete_dataset(runtime: Runtime, principal: str, name: str, reason: str) -> Dataset:
+def delete_dataset(runtime: Runtime, principal: Principal | str, name: str, reason: str) -> Dataset:
     """Erasure: the record is marked deleted, its own pseudonymisation key destroyed, its blob
-    removed; the audit trail stays. A domain key is shared, so it is kept."""
+    removed; the audit trail stays. A domain key is shared, so it is kept. Only those the
+    ownership policy lets delete it may (the key's destruction cannot be undone)."""
+    target = get_dataset(runtime, name, principal=principal, action="dataset.delete")
+    principal = acting_principal(runtime, principal).id.principal
 
     def erase(session: Session) -> Dataset:
         row = _live(session, name)
-        if row is None:
+        if row is None or row.id != target.id:
             raise NotFound(f"no dataset named {name!r}")
         row.deleted_at_us = int(time.time() * 1e6)
         for key in session.execute(select(PseudonymKey).where(PseudonymKey.scope == f"dataset:{row.id}")).scalars():
@@ -308,8 +353,35 @@ def delete_dataset(runtime: Runtime, principal: str, name: str, reason: str) -> 
     return row
 
 
-def dataset_batches(runtime: Runtime, name: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    row = get_dataset(runtime, name)
+def declare_personal_data(runtime: Runtime, principal: Principal | str, name: str, personal: bool, reason: str) -> Dataset:
+    """An operator's declaration that the dataset is (or is not) personal data, kept as the
+    last word of its basis and audited with the basis it overrode. Who may make it is
+    decided per RPC (policies/api.cedar: operators only)."""
+    if not reason.strip():
+        raise InvalidArgument("reason", "say why (it is kept in the audit log)")
+    who = acting_principal(runtime, principal).id.principal
+
+    def declare(session: Session) -> Dataset:
+        row = _live(session, name)
+        if row is None:
+            raise NotFound(f"no dataset named {name!r}")
+        before = json.loads(row.personal_basis_json)
+        kept = [r for r in before if not str(r).startswith(OPERATOR_PREFIX)]
+        basis = [*kept, f"{OPERATOR_PREFIX}{who}:{'personal' if personal else 'not-personal'}"]
+        row.personal_basis_json, row.personal = json.dumps(basis), is_personal_basis(json.dumps(basis))
+        session.add(row)
+        runtime.audit.append(Event(principal=who, action="ingestion.DeclarePersonalData", resource=f"dataset/{name}", decision="allow",
+                                   details={"dataset_id": row.id, "personal": personal, "reason": reason, "basis_before": before}))
+        return row
+
+    return runtime.write(declare)
+
+
+def dataset_batches(runtime: Runtime, name: str, columns: list[str], *, dataset_id: str = "", principal: Principal | str | None = None) -> Iterator[pa.RecordBatch]:
+    """The rows of the live dataset (`name`, or `dataset_id`, or both), for a principal the
+    ownership policy lets read them."""
+    row = get_dataset(runtime, name, dataset_id=dataset_id, principal=principal, action="dataset.read")
+    name = row.name
     with runtime.blobs.open(row.blob_digest) as f:
         parquet = pq.ParquetFile(f)
         missing = [c for c in columns if c not in parquet.schema_arrow.names]

@@ -17,6 +17,7 @@ __all__ = ["Principal", "Directory", "load_directory", "add_principal"]
 class Principal:
     id: SpiffeId
     role: str
+    team: str = ""  # the team whose datasets, jobs and models a user works on ("" = none: own things only)
 
     @property
     def name(self) -> str:
@@ -48,7 +49,10 @@ def load_directory(path: pathlib.Path) -> Directory:
         role = (entry or {}).get("role")
         if role not in roles:
             raise InvalidArgument(f"users.{name}.role", f"unknown role {role!r} (known: {', '.join(roles)})")
-        p = Principal(SpiffeId("user", check_name(name, f"users.{name}")), role)
+        team = (entry or {}).get("team") or ""
+        if team:
+            check_name(str(team), f"users.{name}.team")
+        p = Principal(SpiffeId("user", check_name(name, f"users.{name}")), role, str(team))
         principals[p.id.principal] = p
     for name in raw.get("services") or ():
         p = Principal(SpiffeId("service", check_name(name, f"services.{name}")), "service")
@@ -56,12 +60,14 @@ def load_directory(path: pathlib.Path) -> Directory:
     return Directory(roles, principals)
 
 
-def add_principal(path: pathlib.Path, name: str, role: str) -> bool:
+def add_principal(path: pathlib.Path, name: str, role: str, team: str = "") -> bool:
     """Add a user to principals.yaml (text append, so operators' comments survive).
 
     Returns False if it already exists with that role; raises if it exists with another.
     """
     check_name(name, "principal")
+    if team:
+        check_name(team, "team")
     directory = load_directory(path)
     if role not in directory.roles:
         raise InvalidArgument("role", f"unknown role {role!r} (known: {', '.join(directory.roles)})")
@@ -69,9 +75,11 @@ def add_principal(path: pathlib.Path, name: str, role: str) -> bool:
     if existing:
         if existing.role != role:
             raise InvalidArgument("principal", f"{name} already exists with role {existing.role}")
+        if team and existing.team != team:
+            raise InvalidArgument("team", f"{name} already exists in team {existing.team or '(none)'}")
         return False
     raw = yaml.safe_load(path.read_text()) or {}
-    raw.setdefault("users", {})[name] = {"role": role}
+    raw.setdefault("users", {})[name] = {"role": role, **({"team": team} if team else {})}
     path.write_text(_render(raw))
     return True
 

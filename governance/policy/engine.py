@@ -57,9 +57,9 @@ def _directory_entities(directory: Directory) -> list[dict[str, Any]]:
     ]
     for p in directory.principals.values():
         if p.id.kind == "user":
-            uid, attrs = {"type": f"{NAMESPACE}::User", "id": p.name}, {"name": p.name, "role": p.role}
+            uid, attrs = {"type": f"{NAMESPACE}::User", "id": p.name}, {"name": p.name, "role": p.role, "team": p.team}
         else:
-            uid, attrs = {"type": f"{NAMESPACE}::Service", "id": p.name}, {"name": p.name}
+            uid, attrs = {"type": f"{NAMESPACE}::Service", "id": p.name}, {"name": p.name, "team": ""}
         entities.append({"uid": uid, "attrs": attrs, "parents": [{"type": f"{NAMESPACE}::Role", "id": p.role}]})
     return entities
 
@@ -149,7 +149,7 @@ class PolicyEngine:
         }
         policies, names = self._policies_for(action)
         result = cedarpy.is_authorized(request, policies, entities)
-        ids = tuple(names.get(r, r) for r in result.diagnostics.reasons)
+        ids = tuple(sorted(names.get(r, r) for r in result.diagnostics.reasons))
         if not result.allowed and not ids:
             ids = (DEFAULT_DENY,)
         return Decision(result.allowed, ids, tuple(str(e) for e in result.diagnostics.errors))

@@ -91,6 +91,8 @@ class ReleaseFacts:
     # and the operator's cap on it ([privacy] max_dataset_epsilon; None: no cap).
     dataset_epsilon_spent: float | None = None
     dataset_epsilon_cap: float | None = None
+    team: str = ""  # the model owner's team
+    provenance: str = "claimed"  # or "established" (governance/registry/established.py)
 
     @property
     def shortfalls(self) -> list[str]:
@@ -108,6 +110,8 @@ class ReleaseFacts:
                 "trainer": self.trainer,
                 "requester": self.requester,
                 "approvers": sorted(self.approvers),
+                "team": self.team,
+                "provenance": self.provenance,
                 "trained_on_personal_data": self.trained_on_personal_data,
                 "has_guarantee": self.has_guarantee,
                 "epsilon_milli": _scaled_up(self.epsilon, 1000) if self.has_guarantee else 0,
@@ -125,6 +129,7 @@ class ReleaseFacts:
             "trainer": self.trainer,
             "requester": self.requester,
             "approvers": sorted(self.approvers),
+            "provenance": self.provenance,
             "trained_on_personal_data": self.trained_on_personal_data,
             "has_guarantee": self.has_guarantee,
             "epsilon": self.epsilon,
@@ -151,6 +156,11 @@ def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, a
             "release-only-by-release-manager": f"{caller} is not a release manager",
             "release-needs-approval": "the version has no approval",
             "dp-guarantee-required": "the model was trained on personal data but carries no differential-privacy guarantee",
+            "personal-data-needs-established-facts": (
+                "the version's facts are claimed by its uploader, not established by Privet (it was not registered by the training service for a job "
+                "that checks out), so its lineage and DP guarantee cannot satisfy the rules for personal data; a claimed version is presumed trained on "
+                "personal data unless an operator declares otherwise"
+            ),
             "dp-epsilon-at-most-8": f"the model was trained on personal data with epsilon {facts.epsilon:g}, above the limit of {EPSILON_LIMIT:g}" if facts.epsilon is not None else "epsilon is above the limit",
             DATASET_SPEND_POLICY: (
                 f"the data this model was trained on has spent epsilon {facts.dataset_epsilon_spent:g} in total (composed over every job on its budget), "

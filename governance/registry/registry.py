@@ -19,9 +19,15 @@ A version is only ever registered under the keyring's current key-encryption key
 upload's data key is wrapped when sealing starts, so one that a rotation overtook is
 rewrapped in the transaction that registers it (see `_registered_key`).
 
-Facts are checked, not just stored: a DP guarantee must be complete and in range
-(`governance.privacy.guarantee.check_stated_guarantee`), and a version whose lineage names a dataset the platform holds is
-trained on personal data if that dataset has any (`_lineage_has_personal_data`).
+Facts are checked, not just stored. A version the training service registers for a job is
+*established* only if it agrees with that job's record (`governance.registry.established`),
+and its lineage, guarantee, evaluation and personal-data fact then come from Privet's
+records; anything an uploader sends is *claimed*: a DP guarantee must still be complete
+and in range (`governance.privacy.guarantee.check_stated_guarantee`), and a claimed version
+is presumed trained on personal data unless an operator declares otherwise
+(`declare_personal_data`). Who may add versions to a model, or download its weights, is
+decided by the ownership policy (`governance.policy.ownership`). Releasing a version
+issues its signed attestation (`governance.registry.attest`) in the same transaction.
 
 Every transition (request, approve, release, revoke) runs inside one write unit: read the
 version (locked on PostgreSQL), decide with Cedar over its facts, append the decision to
@@ -67,6 +73,15 @@ from governance.errors import (
     ResourceExhausted,
 )
 from governance.identity.principals import Principal
+from governance.policy.ownership import Owned, acting_principal, may, require
+from governance.attestation.keys import AttestationSigner, ensure_attestation_key, load_signer
+from governance.attestation.verify import attestation_document
+from governance.audit.offline import make_bundle
+from governance.audit.storage import SqlNodeReader
+from governance.registry.attest import cited_seqs, issue_attestation
+from governance.store.tables import AuditEvent
+from governance.registry.established import CLAIMED, ESTABLISHED, establish, job_of, still_established
+from governance.registry.ownership import new_model, owned_model
 from governance.privacy.ledger import budget_key
 from governance.privacy.limits import MAX_EPSILON
 from governance.privacy.guarantee import check_stated_guarantee, is_real
@@ -147,6 +162,11 @@ class VersionRecord:
     erased: bool
     key_id: str
     blob_digest: str
+    provenance: str = CLAIMED
+    job_id: str = ""
+    personal_declared_by: str = ""
+    team: str = ""
+    attestation: str = ""  # the DSSE envelope (JSON) issued at release, "" before
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,7 @@ class ModelRecord:
     created_us: int
     latest_version: int
     released_version: int  # 0 = none
+    team: str = ""
 
 
 def _now_us() -> int:
@@ -180,6 +201,7 @@ class ModelRegistry:
         self._rt = runtime
         self._keyring = keyring if keyring is not None else FileKeyring(runtime.home.keys)
         self._chunk_size = chunk_size
+        self._signer: AttestationSigner | None = None
         if sweep:
             self.sweep_interrupted_uploads()
 
@@ -196,6 +218,7 @@ class ModelRegistry:
         upload limit. On any error no version and no blob remain.
         """
         _check_spec(spec)
+        self._may_add_version(principal, spec)
         version_id = uuid.uuid4().hex
         checker = SafetensorsChecker(field="weights")
         source = _CheckedStream(chunks, checker, self._rt.settings.max_upload_bytes)
@@ -221,11 +244,32 @@ class ModelRegistry:
             raise
         who = principal.id.principal
         try:
-            return self._insert_version(who, spec, version_id, sealed, blob_digest, tensors)
+            return self._insert_version(principal, spec, version_id, sealed, blob_digest, tensors)
         except BaseException:
             self._rt.blobs.delete(blob_digest)  # a fresh data key: no other version shares it
             self._forget_upload(version_id)
             raise
+
+    def _acting_for(self, principal: Principal, spec: VersionSpec) -> Principal:
+        """Whose ownership decides an upload: the uploader's, or, for the training service,
+        the submitter of the job it registers (a fact of the job's record, not the message)."""
+        if principal.id.kind != "service":
+            return principal
+        with self._rt.read() as session:
+            job = job_of(session, spec.lineage)
+        return acting_principal(self._rt, job.submitted_by) if job is not None else principal
+
+    def _may_add_version(self, principal: Principal, spec: VersionSpec) -> None:
+        """PermissionDenied (audited) unless the principal (and, for the training service, the
+        job's submitter) may add a version to an existing model of that name."""
+        with self._rt.read() as session:
+            model = session.get(Model, spec.model_name)
+        if model is None:
+            return
+        require(self._rt, principal, "model.add-version", owned_model(model))
+        acting = self._acting_for(principal, spec)
+        if acting is not principal:
+            require(self._rt, acting, "model.add-version", owned_model(model))
 
     def _forget_upload(self, version_id: str) -> None:
         try:
@@ -273,32 +317,43 @@ class ModelRegistry:
         except (WeightsTampered, NotFound, StopIteration):
             return False
 
-    def _insert_version(self, who, spec, version_id, sealed, blob_digest, tensors: list[TensorInfo]) -> VersionRecord:  # type: ignore[no-untyped-def]
-        guarantee = dict(spec.guarantee) if spec.guarantee is not None else None
-        # Who trained it is a fact only a service (the training service) attests; a user who
-        # uploads weights is their trainer, whatever the lineage they send says.
-        trainer = (spec.lineage.get("trained_by") or who) if who.startswith("service/") else who
+    def _insert_version(self, principal: Principal, spec, version_id, sealed, blob_digest, tensors: list[TensorInfo]) -> VersionRecord:  # type: ignore[no-untyped-def]
+        who = principal.id.principal
+        acting = self._acting_for(principal, spec)
 
         def unit(session: Session) -> VersionRecord:
             now = _now_us()
             kek_id, wrapped_key = self._registered_key(session, version_id)
-            # An uploader may say more than the platform knows, never less.
-            personal = spec.trained_on_personal_data or _lineage_has_personal_data(session, spec.lineage)
+            guarantee = dict(spec.guarantee) if spec.guarantee is not None else None
+            lineage, metrics, job_id = dict(spec.lineage), dict(spec.metrics), None
+            if principal.id.kind == "service" and principal.name == "training":
+                facts = establish(session, model_name=spec.model_name, weights_digest=sealed.digest, lineage=spec.lineage,
+                                  guarantee=guarantee, code_version=spec.lineage.get("code_version", ""))
+                provenance, lineage, guarantee, metrics, job_id = ESTABLISHED, facts.lineage, facts.guarantee, facts.metrics, facts.job.id
+                trainer, personal = facts.trainer, facts.dataset.personal or spec.trained_on_personal_data
+            else:
+                # A user who uploads weights is their trainer, whatever the lineage says; and
+                # what the weights were trained on is unknown: presumed personal (an operator
+                # may declare otherwise), never less than a dataset its lineage names.
+                provenance, trainer, personal = CLAIMED, who, True
             model = session.get(Model, spec.model_name, with_for_update=True)
             if model is None:
-                model = Model(name=spec.model_name, owner=who, created_us=now, latest_version=0)
+                owner = acting_principal(self._rt, acting)
+                model = Model(name=spec.model_name, owner=owner.id.principal, team=owner.team, created_us=now, latest_version=0)
                 session.add(model)
+            elif not (may(self._rt, principal, "model.add-version", owned_model(model))[0] and may(self._rt, acting, "model.add-version", owned_model(model))[0]):
+                raise PermissionDenied(f"{acting.id.principal} may not add a version to model {spec.model_name!r} (created concurrently by {model.owner})")
             model.latest_version += 1
             row = ModelVersion(
                 id=version_id, model_name=spec.model_name, version=model.latest_version, stage=Stage.REGISTERED,
                 digest=sealed.digest, size_bytes=sealed.size, blob_digest=blob_digest, kek_id=kek_id,
                 wrapped_key=wrapped_key, erased=False, tensors_json=_dumps([t.to_json() for t in tensors]),
                 architecture=spec.architecture, signature_json=_dumps({"inputs": spec.inputs, "outputs": spec.outputs}),
-                metrics_json=_dumps(spec.metrics), lineage_json=_dumps(spec.lineage), has_guarantee=guarantee is not None,
+                metrics_json=_dumps(metrics), lineage_json=_dumps(lineage), has_guarantee=guarantee is not None,
                 dp_epsilon=guarantee.get("epsilon") if guarantee else None, dp_delta=guarantee.get("delta") if guarantee else None,
                 guarantee_json=_dumps(guarantee or {}), trained_on_personal_data=personal, trainer=trainer,
                 preprocessing_json=spec.preprocessing_json, description=spec.description, created_by=who, created_us=now,
-                thresholds_json="{}",
+                thresholds_json="{}", provenance=provenance, job_id=job_id,
             )
             session.add(row)
             session.flush()
@@ -309,10 +364,10 @@ class ModelRegistry:
                 details={"version_id": version_id, "digest": sealed.digest, "size": sealed.size, "blob": blob_digest,
                          "kek_id": kek_id, "tensors": len(tensors), "architecture": spec.architecture,
                          "has_guarantee": guarantee is not None, "trained_on_personal_data": personal,
-                         "stated_personal_data": spec.trained_on_personal_data,
-                         "lineage": spec.lineage},
+                         "stated_personal_data": spec.trained_on_personal_data, "provenance": provenance, "training_job_id": job_id or "",
+                         "trainer": trainer, "lineage": lineage, **({"claimed_lineage": spec.lineage} if provenance == CLAIMED else {})},
             ))
-            return _record(row, [])
+            return _record(row, [], model)
 
         for attempt in range(3):  # two replicas creating the same new model: one insert loses, retry
             try:
@@ -365,7 +420,7 @@ class ModelRegistry:
         """`version` > 0, or alias "released" (or "latest") with version 0."""
         with self._rt.read() as session:
             row = _find_version(session, name, version, alias)
-            return _record(row, _approvals(session, row.id))
+            return _record(row, _approvals(session, row.id), session.get(Model, row.model_name))
 
     def list_versions(self, name: str, *, page_size: int = 100, page_token: str = "") -> tuple[list[VersionRecord], str]:
         size = _page_size(page_size)
@@ -379,7 +434,8 @@ class ModelRegistry:
             query = select(ModelVersion).where(ModelVersion.model_name == name, ModelVersion.version > after).order_by(ModelVersion.version).limit(size + 1)
             rows = list(session.scalars(query))
             token = str(rows[size - 1].version) if len(rows) > size else ""
-            return [_record(r, _approvals(session, r.id)) for r in rows[:size]], token
+            model = session.get(Model, name)
+            return [_record(r, _approvals(session, r.id), model) for r in rows[:size]], token
 
     def download(self, principal: Principal, name: str, version: int) -> Iterator[bytes]:
         """Decrypted weights, chunk by chunk; the download is audited before the first byte.
@@ -392,6 +448,8 @@ class ModelRegistry:
         """
         with self._rt.read() as session:
             row = _find_version(session, name, version, "")
+            model = session.get(Model, row.model_name)
+        require(self._rt, principal, "model.weights", _owned_version(row, model))
         if row.erased or row.wrapped_key is None or row.kek_id is None:
             raise FailedPrecondition(f"the weights of {name}:{row.version} were erased")
         self._rt.record(Event(principal=principal.id.principal, action="registry.DownloadWeights", resource=_resource(name, row.version),
@@ -433,9 +491,80 @@ class ModelRegistry:
         return self._transition(principal, name, version, action="model.approve", rpc="ApproveRelease", from_stages=(Stage.CANDIDATE,), to=Stage.APPROVED, also=add_approval, note=note)
 
     def release(self, principal: Principal, name: str, version: int) -> VersionRecord:
-        """APPROVED -> RELEASED, by a release manager."""
+        """APPROVED -> RELEASED, by a release manager; the version's attestation is issued and
+        stored in the same transaction (nothing is released without one)."""
+        signer = self._attestation_signer()
+
+        def attest(session: Session, row: ModelVersion, seq: int) -> None:
+            fresh = session.get(ModelVersion, row.id, populate_existing=True)
+            assert fresh is not None
+            model = session.get(Model, row.model_name)
+            fresh.attestation_json = issue_attestation(session, fresh, release_seq=seq, signer=signer, team=model.team if model else "",
+                                                       log_origin=self._rt.settings.audit_origin)
+            session.add(fresh)
+
         return self._transition(principal, name, version, action="model.release", rpc="ReleaseModelVersion", from_stages=(Stage.APPROVED,), to=Stage.RELEASED,
-                                changes={"released_by": principal.id.principal, "released_us": _now_us()})
+                                changes={"released_by": principal.id.principal, "released_us": _now_us()}, after=attest)
+
+    def _attestation_signer(self) -> AttestationSigner:
+        """The registry's attestation key (made by `privet init`; made here for a home from
+        before attestations, never overwritten)."""
+        if self._signer is None:
+            ensure_attestation_key(self._rt.home.keys)
+            self._signer = load_signer(self._rt.home.keys)
+        return self._signer
+
+    def attestation_key_id(self) -> str:
+        return self._attestation_signer().keyid
+
+    def attestation(self, name: str, version: int = 0, alias: str = "") -> tuple[VersionRecord, str]:
+        """The version and its attestation (DSSE envelope JSON). FailedPrecondition if none
+        was issued (the version was never released)."""
+        record = self.get_version(name, version, alias)
+        if not record.attestation:
+            raise FailedPrecondition(f"{name}:{record.version} has no attestation: one is issued when a version is released")
+        return record, record.attestation
+
+    def attestation_document(self, name: str, version: int = 0, alias: str = "") -> tuple[VersionRecord, dict[str, Any]]:
+        """The attestation with an inclusion proof, against a checkpoint signed now, of every
+        audit event it cites: what `privet models attest` writes (docs/attestation.md)."""
+        record, envelope = self.attestation(name, version, alias)
+        checkpoint = self._rt.checkpointer.checkpoint_now()
+        bundles = []
+        with self._rt.read() as session:
+            reader = SqlNodeReader(session)
+            for seq in cited_seqs(envelope):
+                event = session.get(AuditEvent, seq)
+                if event is None:
+                    raise DataLoss(f"audit event {seq}, cited by the attestation of {name}:{record.version}, is missing from the log")
+                bundles.append(make_bundle(leaf=event.leaf, index=seq, checkpoint_note=checkpoint.note, reader=reader))
+        return record, attestation_document(json.loads(envelope), bundles)
+
+    def declare_personal_data(self, principal: Principal, name: str, version: int, *, personal: bool, reason: str) -> VersionRecord:
+        """An operator's declaration that a claimed version was (or was not) trained on
+        personal data (who may: policies/api.cedar). Only before it is released; an
+        established version's fact comes from its dataset (declare that instead)."""
+        if not reason.strip():
+            raise InvalidArgument("reason", "say why (it is kept in the audit log)")
+        who = principal.id.principal
+
+        def unit(session: Session) -> VersionRecord:
+            row = _find_version(session, name, version, "", lock=True)
+            if row.provenance == ESTABLISHED:
+                raise FailedPrecondition(f"{name}:{row.version} is established: its personal-data fact is its dataset's (declare it on the dataset)")
+            if row.stage in (Stage.RELEASED, Stage.REVOKED):
+                raise FailedPrecondition(f"{name}:{row.version} is {row.stage}: declare before it is released")
+            if not personal and _lineage_has_personal_data(session, json.loads(row.lineage_json)):
+                raise FailedPrecondition(f"{name}:{row.version} names personal data in its lineage; it cannot be declared not personal")
+            before = row.trained_on_personal_data
+            row.trained_on_personal_data, row.personal_declared_by = personal, ("" if personal else who)
+            session.add(row)
+            session.flush()
+            self._rt.audit.append(Event(principal=who, action="registry.DeclarePersonalData", resource=_resource(name, row.version), decision="allow",
+                                        details={"version_id": row.id, "personal": personal, "before": before, "reason": reason}))
+            return _record(row, _approvals(session, row.id), session.get(Model, row.model_name))
+
+        return self._rt.write(unit)
 
     def revoke(self, principal: Principal, name: str, version: int, *, erase: bool = False, reason: str = "") -> VersionRecord:
         """Any stage -> REVOKED. With `erase`, the wrapped data key is dropped: the weights
@@ -467,6 +596,7 @@ class ModelRegistry:
         note: str = "",
         extra_details: dict[str, Any] | None = None,
         precondition: Callable[[ModelVersion], str | None] | None = None,
+        after: Callable[[Session, ModelVersion, int], None] | None = None,
     ) -> VersionRecord:
         who = principal.id.principal
         engine = self._rt.policies.engine
@@ -502,10 +632,13 @@ class ModelRegistry:
             if also is not None:
                 also(session, row)
             session.flush()
-            self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="allow", policy_ids=policy_ids, details=details))
+            seq = self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="allow", policy_ids=policy_ids, details=details))
+            if after is not None:
+                after(session, row, seq)
+                session.flush()
             fresh = session.get(ModelVersion, row.id, populate_existing=True)
             assert fresh is not None
-            return _record(fresh, _approvals(session, row.id)), None
+            return _record(fresh, _approvals(session, row.id), session.get(Model, row.model_name)), None
 
         record, error = self._rt.write(unit)
         if error is not None:
@@ -647,14 +780,32 @@ _LINEAGE_TO_DATASET = (("dataset_id", Dataset.id), ("dataset_id", Dataset.name),
 
 
 def _lineage_has_personal_data(session: Session, lineage: dict[str, str]) -> bool:
-    """Whether a dataset that `lineage` names (deleted ones included) had personal data
-    detected in any column when it was ingested, as the training service also judges it.
-    A lineage that names no dataset the platform holds leaves it to the uploader."""
+    """Whether a dataset that `lineage` names (deleted ones included) is personal data
+    (governance/datasets/personal.py). A lineage that names no dataset the platform holds
+    says nothing either way."""
     named = [column == lineage[key] for key, column in _LINEAGE_TO_DATASET if lineage.get(key)]
     if not named:
         return False
-    datasets = session.scalars(select(Dataset).where(or_(*named)))
-    return any(column.get("pii_types") for dataset in datasets for column in json.loads(dataset.columns_json))
+    return any(d.personal for d in session.scalars(select(Dataset).where(or_(*named))))
+
+
+def _trained_on_personal_data(session: Session, row: ModelVersion, established: bool) -> bool:
+    """The personal-data fact a gate decides on. Established: the job's dataset is personal
+    (as it stands now: an operator may have declared it since). Claimed: presumed, unless an
+    operator declared the version not personal, and never less than what its lineage names."""
+    lineage = json.loads(row.lineage_json)
+    if established:
+        return _lineage_has_personal_data(session, {"dataset_id": lineage.get("dataset_id", "")}) or row.trained_on_personal_data
+    return row.trained_on_personal_data or _lineage_has_personal_data(session, lineage)
+
+
+def _owned_version(row: ModelVersion, model: Model | None) -> Owned:
+    """A version as Cedar sees it for an ownership decision (its model's owner and team, its stage)."""
+    facts = ReleaseFacts(version_id=row.id, model=row.model_name, version=row.version, stage=row.stage, owner=model.owner if model else "",
+                         trainer=row.trainer, requester=row.requested_by or "", approvers=(), team=model.team if model else "", provenance=row.provenance,
+                         trained_on_personal_data=row.trained_on_personal_data, has_guarantee=row.has_guarantee, epsilon=None, delta=None)
+    entity = facts.entity()
+    return Owned("ModelVersion", row.id, entity["attrs"], _resource(row.model_name, row.version))
 
 
 def _page_size(size: int) -> int:
@@ -702,6 +853,7 @@ def _lineage_epsilon_spent(session: Session, lineage: dict[str, str]) -> float |
 
 def _facts(session: Session, row: ModelVersion, override: dict[str, Any], *, epsilon_cap: float | None = None) -> ReleaseFacts:
     model = session.get(Model, row.model_name)
+    established = still_established(session, row)
     values: dict[str, Any] = {
         "version_id": row.id,
         "model": row.model_name,
@@ -711,7 +863,9 @@ def _facts(session: Session, row: ModelVersion, override: dict[str, Any], *, eps
         "trainer": row.trainer,
         "requester": row.requested_by or "",
         "approvers": tuple(a.principal for a in _approvals(session, row.id)),
-        "trained_on_personal_data": row.trained_on_personal_data,
+        "team": model.team if model else "",
+        "provenance": ESTABLISHED if established else CLAIMED,
+        "trained_on_personal_data": _trained_on_personal_data(session, row, established),
         "has_guarantee": _has_usable_guarantee(row),
         "epsilon": row.dp_epsilon,
         "delta": row.dp_delta,
@@ -733,10 +887,10 @@ def _has_usable_guarantee(row: ModelVersion) -> bool:
 
 def _model_record(session: Session, model: Model) -> ModelRecord:
     released = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.model_name == model.name, ModelVersion.stage == Stage.RELEASED))
-    return ModelRecord(model.name, model.owner, model.created_us, model.latest_version, int(released or 0))
+    return ModelRecord(model.name, model.owner, model.created_us, model.latest_version, int(released or 0), model.team)
 
 
-def _record(row: ModelVersion, approvals: list[ApprovalRecord]) -> VersionRecord:
+def _record(row: ModelVersion, approvals: list[ApprovalRecord], model: Model | None = None) -> VersionRecord:
     signature = json.loads(row.signature_json)
     guarantee = json.loads(row.guarantee_json) if row.has_guarantee else None
     return VersionRecord(
@@ -747,5 +901,6 @@ def _record(row: ModelVersion, approvals: list[ApprovalRecord]) -> VersionRecord
         preprocessing_json=row.preprocessing_json, description=row.description, created_by=row.created_by, created_us=row.created_us,
         requested_by=row.requested_by or "", thresholds=json.loads(row.thresholds_json), approvals=approvals,
         released_by=row.released_by or "", revoked_reason=row.revoked_reason or "", erased=row.erased, key_id=row.kek_id or "",
-        blob_digest=row.blob_digest,
+        blob_digest=row.blob_digest, provenance=row.provenance, job_id=row.job_id or "", personal_declared_by=row.personal_declared_by,
+        team=model.team if model is not None else "", attestation=row.attestation_json,
     )

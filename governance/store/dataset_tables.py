@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, Text, false
 from sqlmodel import Field, SQLModel
 
 __all__ = ["Dataset", "DatasetContent", "DatasetContentHash", "PseudonymKey"]
@@ -36,6 +36,10 @@ class Dataset(SQLModel, table=True):
     created_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     # 0 while live; erasure sets the time, so a name can be reused after deletion.
     deleted_at_us: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    # Whether the data is personal, and every reason (governance/datasets/personal.py).
+    personal: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    personal_basis_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    team: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the owner's team at ingestion
 
 
 class DatasetContent(SQLModel, table=True):

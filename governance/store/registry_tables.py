@@ -31,6 +31,7 @@ class Model(SQLModel, table=True):
     owner: str = Field(sa_column=Column(Text, nullable=False))  # principal id of the first registrant
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     latest_version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    team: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the owner's team
 
 
 class ModelVersion(SQLModel, table=True):
@@ -44,6 +45,7 @@ class ModelVersion(SQLModel, table=True):
     __table_args__ = (
         Index("ux_model_versions_name_version", "model_name", "version", unique=True),
         Index("ix_model_versions_stage", "stage"),
+        Index("ux_model_versions_job", "job_id", unique=True),
     )
 
     id: str = Field(sa_column=Column(Text, primary_key=True))
@@ -73,6 +75,14 @@ class ModelVersion(SQLModel, table=True):
     description: str = Field(sa_column=Column(Text, nullable=False))
     created_by: str = Field(sa_column=Column(Text, nullable=False))
     created_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # "established": registered by the training service for a job Privet ran, and checked
+    # against that job (`job_id`, at most one version per job); "claimed": stated by an uploader.
+    provenance: str = Field(default="claimed", sa_column=Column(Text, nullable=False, server_default="claimed"))
+    job_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # An operator's audited declaration that a claimed version is not trained on personal data.
+    personal_declared_by: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # The DSSE envelope (JSON) of the attestation issued at release ("" before).
+    attestation_json: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     # the release path
     thresholds_json: str = Field(sa_column=Column(Text, nullable=False))  # metric -> minimum, fixed at request
     requested_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

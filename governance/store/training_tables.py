@@ -47,4 +47,8 @@ class TrainingJob(SQLModel, table=True):
     model_name: str = Field(default="", sa_column=Column(Text, nullable=False))
     model_version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     device: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # The SHA-256 of the weights the worker produced, recorded with the charge (before the
+    # model is registered): what the registry checks a version of this job against.
+    weights_digest: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    team: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the submitter's team
     note: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))

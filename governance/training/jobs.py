@@ -17,7 +17,11 @@ from governance.audit.log import Event
 from governance.catalog.models import architectures, input_kind
 from governance.datasets.catalog import get_dataset
 from governance.errors import FailedPrecondition, InvalidArgument, NotFound
+from governance.identity.principals import Principal
 from governance.identity.spiffe import check_name
+from governance.policy.ownership import Owned, acting_principal, may, require
+from governance.registry.ownership import owned_model
+from governance.store.registry_tables import Model
 from governance.privacy.accounting import Mechanism, accountant_names
 from governance.catalog.tabular import MAX_CATEGORIES, check_bounds, check_domain
 from governance.privacy.ledger import BudgetLedger, check_epsilon
@@ -27,7 +31,7 @@ from governance.processes import identity_alive
 from governance.runtime import Runtime
 from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 
-__all__ = ["JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "charge_job", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
+__all__ = ["owned_job", "JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "charge_job", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
 
 DEVICES = ("auto", "cpu", "cuda")
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
@@ -153,14 +157,29 @@ def _validate_declared(spec: JobSpec, features: tuple[str, ...], by_name: dict[s
     return {"feature_bounds": bounds, "categories": domains, "classes": tuple(sorted(classes))}
 
 
-def submit_job(runtime: Runtime, principal: str, spec: JobSpec) -> TrainingJob:
+def owned_job(job: TrainingJob) -> Owned:
+    """The job as Cedar sees it for an ownership decision."""
+    return Owned("Job", job.id, {"owner": job.submitted_by, "team": job.team, "dataset": job.dataset_id}, f"job/{job.id}")
+
+
+def submit_job(runtime: Runtime, principal: Principal | str, spec: JobSpec) -> TrainingJob:
     """Validate, reserve the target ε against the dataset's budget and queue the job, in one
-    transaction: ResourceExhausted (with what is left) leaves nothing behind."""
-    dataset = get_dataset(runtime, spec.dataset)
+    transaction: ResourceExhausted (with what is left) leaves nothing behind. The job is
+    bound to the dataset's id (a name reused after deletion is another dataset); the
+    submitter must be allowed to spend that dataset's budget and to add versions to the
+    model it will register (policies/ownership.cedar)."""
+    submitter = acting_principal(runtime, principal)
+    principal = submitter.id.principal
+    dataset = get_dataset(runtime, spec.dataset, principal=submitter, action="dataset.spend")
     spec = _validate(spec, json.loads(dataset.columns_json), dataset.rows)
+    with runtime.read() as s:
+        model = s.get(Model, spec.model_name)
+    if model is not None:
+        require(runtime, submitter, "model.add-version", owned_model(model))
     job = TrainingJob(
         id=str(uuid.uuid4()), dataset_id=dataset.id, dataset_name=dataset.name, dataset_digest=dataset.blob_digest,
         spec_json=json.dumps(asdict(spec)), state="QUEUED", submitted_by=principal, submitted_at_us=_now_us(), epsilon_reserved=spec.target_epsilon,
+        team=submitter.team,
     )
     ledger = BudgetLedger(runtime.audit)
 
@@ -184,22 +203,33 @@ def _planned_selections(spec: JobSpec, columns: list[dict]) -> int:
     return sum(1 for f in strings if f not in spec.categories) + (0 if spec.classes else 1)
 
 
-def get_job(runtime: Runtime, job_id: str) -> TrainingJob:
+def get_job(runtime: Runtime, job_id: str, *, principal: Principal | str | None = None) -> TrainingJob:
+    """The job; with `principal`, only if the ownership policy lets them read it (audited denial)."""
     with runtime.read() as s:
         job = s.get(TrainingJob, job_id)
     if job is None:
         raise NotFound(f"no job {job_id!r}")
+    if principal is not None:
+        require(runtime, principal, "job.read", owned_job(job))
     return job
 
 
-def list_jobs(runtime: Runtime, *, dataset: str = "", state: str = "", after: str = "", limit: int = 100) -> list[TrainingJob]:
-    query = select(TrainingJob).where(TrainingJob.id > after)
-    if dataset:
-        query = query.where(TrainingJob.dataset_name == dataset)
-    if state:
-        query = query.where(TrainingJob.state == state)
-    with runtime.read() as s:
-        return list(s.execute(query.order_by(TrainingJob.id).limit(limit)).scalars())
+def list_jobs(runtime: Runtime, *, dataset: str = "", state: str = "", after: str = "", limit: int = 100, principal: Principal | str | None = None) -> list[TrainingJob]:
+    """Jobs by id after `after`; with `principal`, only those they may read."""
+    out: list[TrainingJob] = []
+    while len(out) < limit:
+        query = select(TrainingJob).where(TrainingJob.id > after)
+        if dataset:
+            query = query.where(TrainingJob.dataset_name == dataset)
+        if state:
+            query = query.where(TrainingJob.state == state)
+        with runtime.read() as s:
+            rows = list(s.execute(query.order_by(TrainingJob.id).limit(limit)).scalars())
+        out.extend(j for j in rows if principal is None or may(runtime, principal, "job.read", owned_job(j))[0])
+        if len(rows) < limit:
+            break
+        after = rows[-1].id
+    return out[:limit]
 
 
 def claim_next_job(runtime: Runtime, worker: str) -> TrainingJob | None:
@@ -252,11 +282,14 @@ def record_releases(runtime: Runtime, job_id: str, releases: tuple[Release, ...]
     runtime.write(save)
 
 
-def charge_job(runtime: Runtime, job_id: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...] = (), guarantee: dict | None = None, metrics: dict | None = None, within_reservation: bool = False) -> float:
+def charge_job(runtime: Runtime, job_id: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...] = (), guarantee: dict | None = None, metrics: dict | None = None,
+               within_reservation: bool = False, weights_digest: str = "") -> float:
     """Charge a running job for everything it spent (its DP-SGD run and its releases) and
     release the rest of its reservation, before anything it made is published: if the
     charge cannot be made (the data's budget cannot hold it), nothing leaves the job.
     The job stays RUNNING, marked charged; `finish_job` then ends it without charging again.
+    `weights_digest` (SHA-256 hex of the weights the worker produced) is recorded with the
+    charge: the registry establishes a version of this job only with exactly those weights.
     Returns the ε charged. FailedPrecondition if the job is not running or already charged."""
     ledger = BudgetLedger(runtime.audit)
 
@@ -267,6 +300,7 @@ def charge_job(runtime: Runtime, job_id: str, mechanism: Mechanism | None, *, re
         if job.state in TERMINAL_STATES or job.charged_at_us:
             raise FailedPrecondition(f"job {job_id} already ended or was charged")
         _charge(ledger, session, job, mechanism, releases, guarantee, metrics, within_reservation)
+        job.weights_digest = weights_digest
         session.add(job)
         return job.epsilon_charged
 
@@ -304,15 +338,20 @@ def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism
         if model:
             job.model_name, job.model_version = model
         session.add(job)
-        runtime.audit.append(Event(principal="service/training", action="training.EndJob", resource=f"job/{job.id}", decision="info", details={"state": state, "reason": reason, "epsilon_charged": charged, "steps": mechanism.steps if mechanism else 0, "model": f"{model[0]}:{model[1]}" if model else ""}))
+        details = {"state": state, "reason": reason, "epsilon_charged": charged, "steps": mechanism.steps if mechanism else 0,
+                   "model": f"{model[0]}:{model[1]}" if model else "", "weights_digest": job.weights_digest}
+        runtime.audit.append(Event(principal="service/training", action="training.EndJob", resource=f"job/{job.id}", decision="info", details=details))
         return job
 
     return runtime.write(end)
 
 
-def cancel_job(runtime: Runtime, principal: str, job_id: str, reason: str) -> TrainingJob:
+def cancel_job(runtime: Runtime, principal: Principal | str, job_id: str, reason: str) -> TrainingJob:
     """A queued job ends at once (its reservation released); a running one is asked to stop
-    and ends, charged for the steps it took, when its worker does."""
+    and ends, charged for the steps it took, when its worker does. Only those the ownership
+    policy lets cancel it may (PermissionDenied, audited)."""
+    require(runtime, principal, "job.cancel", owned_job(get_job(runtime, job_id)))
+    principal = acting_principal(runtime, principal).id.principal
 
     def cancel(session: Session) -> tuple[TrainingJob, bool]:
         job = session.get(TrainingJob, job_id)

@@ -38,7 +38,7 @@ def upload_requests(path: pathlib.Path, header, progress: Progress | None = None
             yield ingestion_pb2.CreateDatasetRequest(chunk=chunk)
 
 
-def make_header(path: pathlib.Path, name: str, profile: str, quasi_identifiers: str, k: int, epsilon: float, delta: float, fmt: Optional[str] = None):  # type: ignore[no-untyped-def]
+def make_header(path: pathlib.Path, name: str, profile: str, quasi_identifiers: str, k: int, epsilon: float, delta: float, fmt: Optional[str] = None, personal: bool = False):  # type: ignore[no-untyped-def]
     from privet.ingestion.v1 import ingestion_pb2
 
     fmt_name = (fmt or _FORMATS.get(path.suffix.lower(), "")).upper()
@@ -47,7 +47,7 @@ def make_header(path: pathlib.Path, name: str, profile: str, quasi_identifiers: 
     return ingestion_pb2.DatasetHeader(
         name=name, format=ingestion_pb2.DataFormat.Value(f"DATA_FORMAT_{fmt_name}"), profile=profile,
         quasi_identifiers=[q for q in quasi_identifiers.split(",") if q], k=k, epsilon_budget=epsilon, delta_budget=delta,
-        expected_size=path.stat().st_size, csv=ingestion_pb2.CsvOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ""),
+        expected_size=path.stat().st_size, personal=personal, csv=ingestion_pb2.CsvOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ""),
     )
 
 
@@ -69,14 +69,16 @@ def ingest(
     epsilon: float = typer.Option(8.0, "--epsilon", help="the dataset's total privacy budget"),
     delta: float = typer.Option(1e-5, "--delta"),
     fmt: Optional[str] = typer.Option(None, "--format"),
+    personal: bool = typer.Option(False, "--personal", help="The data is about people, whatever the detectors find."),
 ) -> None:
     """Upload a CSV/JSONL/Parquet file; it is masked, k-anonymised and stored."""
     c = ctx_of(ctx)
-    header = make_header(path, name, profile, quasi_identifiers, k, epsilon, delta, fmt)
+    header = make_header(path, name, profile, quasi_identifiers, k, epsilon, delta, fmt, personal)
     with _ingestion(ctx) as s, Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console, transient=True, disable=c.json) as progress:
         d = s.CreateDataset(upload_requests(path, header, progress))
     r = d.report
-    summary = f"[green]✓[/green] {d.name}: {r.rows_in} rows in, {r.rows_out} out, {r.suppressed_rows} suppressed; generalisation {dict(r.generalisation) or 'none'}; information loss {r.information_loss:.3f}"
+    summary = (f"[green]✓[/green] {d.name}: {r.rows_in} rows in, {r.rows_out} out, {r.suppressed_rows} suppressed; generalisation {dict(r.generalisation) or 'none'}; "
+               f"information loss {r.information_loss:.3f}; {'personal data (' + ', '.join(d.personal_basis) + ')' if d.personal else 'not personal data'}")
     emit(c, MessageToDict(d, preserving_proto_field_name=True), summary)
     if not c.json:
         console.print(report_table(d))
@@ -129,6 +131,22 @@ def export(ctx: typer.Context, name: str, out: pathlib.Path = typer.Option(..., 
     pq.write_table(table, tmp)
     tmp.replace(out)
     emit(c, {"out": str(out), "rows": table.num_rows}, f"[green]✓[/green] {table.num_rows} rows written to {out}")
+
+
+@datasets_app.command("declare")
+def declare(
+    ctx: typer.Context,
+    name: str,
+    personal: bool = typer.Option(..., "--personal/--not-personal", help="Whether the dataset is personal data."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+) -> None:
+    """Operators only: declare whether a dataset is personal data (overrides the detectors' judgement)."""
+    from privet.ingestion.v1 import ingestion_pb2
+
+    c = ctx_of(ctx)
+    with _ingestion(ctx) as s:
+        d = s.DeclarePersonalData(ingestion_pb2.DeclarePersonalDataRequest(name=name, personal=personal, reason=reason))
+    emit(c, MessageToDict(d, preserving_proto_field_name=True), f"[green]✓[/green] {d.name} declared {'personal' if d.personal else 'not personal'} data")
 
 
 @datasets_app.command("delete")

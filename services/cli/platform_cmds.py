@@ -27,6 +27,7 @@ def init(
     ctx: typer.Context,
     principal: Optional[str] = typer.Option(None, help="Also add this user principal."),
     role: Optional[str] = typer.Option(None, help="Role of --principal."),
+    team: str = typer.Option("", help="Team of --principal: it works on its team's datasets, jobs and models."),
 ) -> None:
     """Create PRIVET_HOME (CA, certificates, keys, policies). Idempotent; never overwrites a key."""
     c = ctx_of(ctx)
@@ -35,7 +36,7 @@ def init(
     if principal:
         if not role:
             raise typer.BadParameter("--principal needs --role")
-        added = add_user(c.home, principal, role)
+        added = add_user(c.home, principal, role, team)
     emit(
         c,
         {"home": str(c.home.root), "created": report.created, "kept": len(report.kept), "principal_added": added},

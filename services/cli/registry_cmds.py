@@ -1,12 +1,12 @@
-"""privet models register | list | show | download; privet release request | approve |
-publish | revoke; privet keys rotate."""
+"""privet models register | list | show | download | declare | attest | verify-attestation;
+privet release request | approve | publish | revoke; privet keys rotate."""
 
 from __future__ import annotations
 
 import json
 import pathlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -137,11 +137,70 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[:VERSI
             token = reply.next_page_token
             if not token:
                 break
-    table = Table("version", "stage", "digest", "bytes", "ε", "approvals", title=f"{model.name} (owner {model.owner})")
+    table = Table("version", "stage", "facts", "digest", "bytes", "ε", "approvals", title=f"{model.name} (owner {model.owner}, team {model.team or 'none'})")
     for v in versions:
         eps = f"{v.guarantee.epsilon:g}" if v.has_guarantee else "-"
-        table.add_row(str(v.version), registry_pb2.Stage.Name(v.stage).removeprefix("STAGE_"), v.digest[:16], str(v.size_bytes), eps, ",".join(a.principal for a in v.approvals))
+        table.add_row(str(v.version), registry_pb2.Stage.Name(v.stage).removeprefix("STAGE_"), v.provenance, v.digest[:16], str(v.size_bytes), eps, ",".join(a.principal for a in v.approvals))
     emit(c, {"model": _as_dict(model), "versions": [_as_dict(v) for v in versions]}, table)
+
+
+@models_app.command("declare")
+def declare(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME:VERSION"),
+    personal: bool = typer.Option(..., "--personal/--not-personal", help="Whether the version was trained on personal data."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+) -> None:
+    """Operators only: declare whether a claimed (uploaded) version was trained on personal data."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    with _registry(ctx) as s:
+        v = s.DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(name=name, version=version, personal=personal, reason=reason))
+    emit(c, _as_dict(v), f"[green]✓[/green] {name}:{version} declared {'personal' if personal else 'not personal'} data")
+
+
+@models_app.command("attest")
+def attest(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME:VERSION"),
+    out: pathlib.Path = typer.Option(..., "--out", help="Where to write the attestation (JSON)."),
+) -> None:
+    """Write a released version's signed attestation with the audit proofs of the events it cites."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    with _registry(ctx) as s:
+        reply = s.GetAttestation(registry_pb2.GetAttestationRequest(name=name, version=version, with_proofs=True))
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(json.loads(reply.document_json), indent=2, sort_keys=True) + "\n")
+    tmp.replace(out)
+    emit(c, {"out": str(out), "key_id": reply.key_id, "audit_events": list(reply.audit_seqs)},
+         f"[green]✓[/green] attestation of {name}:{version} ({len(reply.audit_seqs)} audit events, key {reply.key_id[:20]}…) saved to {out}")
+
+
+@models_app.command("verify-attestation")
+def verify_attestation_cmd(
+    ctx: typer.Context,
+    document: pathlib.Path = typer.Argument(..., help="The file `privet models attest` wrote."),
+    key: pathlib.Path = typer.Option(..., "--key", help="The registry's attestation public key (keys/attestation.pub)."),
+    audit_key: Optional[pathlib.Path] = typer.Option(None, "--audit-key", help="The audit log's public key (keys/audit.pub): also check every cited event's inclusion proof."),
+    weights: Optional[pathlib.Path] = typer.Option(None, "--weights", help="A weights file: check it is the one attested."),
+) -> None:
+    """Check an attestation offline (no server): signature, subject, audit proofs, weights."""
+    from governance.attestation.verify import verify_attestation
+
+    c = ctx_of(ctx)
+    try:
+        data = document.read_bytes()  # parsed by the verifier, strictly and within its limits
+    except OSError as exc:
+        raise typer.BadParameter(f"{document}: {exc}") from None
+    report = verify_attestation(data, attestation_key_pem=key.read_bytes(), audit_key=audit_key.read_text().strip() if audit_key else None, weights=weights)
+    emit(c, {"ok": report.ok, "message": report.message}, f"[green]✓ verified[/green]: {report.message}" if report.ok else f"[red]✗ FAILED[/red]: {report.message}")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @models_app.command("download")

@@ -1,7 +1,11 @@
 """Released models, fetched from the registry over gRPC and kept in memory only.
 
-Weights come through DownloadWeights as the inference service's own identity, are checked
-against the version's recorded digest, and are never written to disk. A watcher polls the
+Before any weights are fetched, the version's attestation (issued by the registry at
+release, docs/attestation.md) must verify with the registry's attestation key
+(keys/attestation.pub) and name this version and its weights' digest; a version whose
+attestation is missing or does not verify is refused, and the refusal audited. Weights
+come through DownloadWeights as the inference service's own identity, are checked
+against that digest, and are never written to disk. A watcher polls the
 registry so that a revoked version stops serving within seconds; while the registry cannot
 confirm that a version is still RELEASED (down, timing out), it serves for a bounded grace
 only, then refuses with UNAVAILABLE until the registry answers again.
@@ -27,6 +31,8 @@ from governance.catalog.models import load_model
 from governance.catalog.tabular import ClassLabels, TabularPreprocessor
 from governance.catalog.text import TextPreprocessor
 from governance.config import Home
+from governance.attestation.verify import attestation_document, verify_attestation
+from governance.audit.log import Event
 from governance.errors import DataLoss, FailedPrecondition, NotFound, Unavailable
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.common.client import secure_channel
@@ -76,8 +82,9 @@ class ModelCache:
     """name:version → LoadedModel; `released` resolves to the newest released version."""
 
     def __init__(self, home: Home, *, poll_s: float = 1.0, unconfirmed_grace_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, record: Callable[[Event], object] | None = None) -> None:
         self._home = home
+        self._record = record  # audits a refusal to load (the service's runtime.record)
         self._poll_s = poll_s
         # Fail closed: a revocation the registry cannot report must not leave a model serving for ever.
         self._grace_s = max(UNCONFIRMED_POLLS * poll_s, 2 * POLL_TIMEOUT_S) if unconfirmed_grace_s is None else unconfirmed_grace_s
@@ -156,7 +163,29 @@ class ModelCache:
             raise Unavailable(f"{model.name}:{model.version} does not serve: the registry has not confirmed for more than "
                               f"{self._grace_s:g} s that it is still RELEASED; retry later")
 
+    def _verify_attestation(self, v: registry_pb2.ModelVersion) -> None:
+        """The registry's signed attestation names this version and these weights, or the
+        version is refused (audited): a registry row alone is not enough to serve."""
+        try:
+            attestation = self._stub().GetAttestation(registry_pb2.GetAttestationRequest(name=v.model_name, version=v.version), timeout=10)
+            key = (self._home.keys / "attestation.pub").read_bytes()
+            report = verify_attestation(attestation_document(json.loads(attestation.envelope_json), []), attestation_key_pem=key, expect_model=(v.model_name, v.version))
+            ok, why = report.ok, report.message
+            if ok and (report.statement or {}).get("subject", [{}])[0].get("digest", {}).get("sha256") != v.digest:
+                ok, why = False, "the attestation names other weights than the version's"
+        except grpc.RpcError as exc:
+            ok, why = False, f"no attestation: {exc.details()}"
+        except (OSError, ValueError) as exc:
+            ok, why = False, f"the attestation cannot be checked: {exc}"
+        if ok:
+            return
+        if self._record is not None:
+            self._record(Event(principal=f"service/{SERVICE_IDENTITY}", action="inference.VerifyAttestation", resource=f"model/{v.model_name}/{v.version}",
+                               decision="deny", details={"reason": why, "digest": v.digest}))
+        raise DataLoss(f"{v.model_name}:{v.version} does not serve: its attestation does not verify ({why})")
+
     def _load(self, v: registry_pb2.ModelVersion) -> LoadedModel:
+        self._verify_attestation(v)
         digest = hashlib.sha256()
         parts = []
         for chunk in self._stub().DownloadWeights(registry_pb2.DownloadWeightsRequest(name=v.model_name, version=v.version), timeout=120):

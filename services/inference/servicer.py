@@ -28,7 +28,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         conf = runtime.settings.extra.get("inference", {})
         grace = conf.get("revocation_grace_seconds")
         self.models = ModelCache(runtime.home, poll_s=float(conf.get("revocation_poll_seconds", 1.0)),
-                                 unconfirmed_grace_s=None if grace is None else float(grace))
+                                 unconfirmed_grace_s=None if grace is None else float(grace), record=runtime.record)
         self.quotas = Quotas(int(conf.get("requests_per_minute", 6000)))
         self.audit = AuditCounter(runtime)
         self._max_rows = int(conf.get("max_batch_rows", 256))

@@ -9,10 +9,22 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget, dataset_ledger, dataset_batches, delete_dataset, get_dataset, list_datasets, preview_dataset
+from governance.datasets.catalog import (
+    DatasetSpec,
+    create_dataset,
+    dataset_batches,
+    dataset_budget,
+    dataset_ledger,
+    declare_personal_data,
+    delete_dataset,
+    get_dataset,
+    list_datasets,
+    preview_dataset,
+)
 from governance.datasets.formats import CsvDialect
 from governance.datasets.pipeline import AnonymisationSpec
 from governance.errors import InvalidArgument
+from governance.identity.principals import Principal
 from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset
 from privet.common.v1 import types_pb2
@@ -37,6 +49,7 @@ def _spec(header: ingestion_pb2.DatasetHeader) -> DatasetSpec:
         epsilon=header.epsilon_budget,
         delta=header.delta_budget,
         description=header.description,
+        personal=header.personal,
     )
 
 
@@ -80,6 +93,7 @@ def dataset_message(row: Dataset, ledger: types_pb2.PrivacyBudget | None = None)
         ),
         budget=ledger or types_pb2.PrivacyBudget(epsilon_total=row.epsilon_total, delta=row.delta, epsilon_remaining=row.epsilon_total),
         created_by=row.created_by, created_at=created, quasi_identifiers=json.loads(row.quasi_identifiers_json), description=row.description,
+        personal=row.personal, personal_basis=json.loads(row.personal_basis_json), team=row.team,
     )
 
 
@@ -87,8 +101,8 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
 
-    def _who(self, context: grpc.ServicerContext) -> str:
-        return caller(context, self._rt).id.principal
+    def _who(self, context: grpc.ServicerContext) -> Principal:
+        return caller(context, self._rt)
 
     def CreateDataset(self, request_iterator, context):  # type: ignore[no-untyped-def]
         header, chunks = _split(request_iterator, context)
@@ -104,7 +118,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         ])
 
     def GetDataset(self, request, context):  # type: ignore[no-untyped-def]
-        row = get_dataset(self._rt, request.name)
+        row = get_dataset(self._rt, request.name, dataset_id=request.dataset_id, principal=self._who(context))
         message = dataset_message(row, budget_message(self._rt, row))
         message.ledger.extend(
             types_pb2.LedgerEntry(kind=e.kind, job_id=e.job_id, epsilon=e.epsilon_micro / 1e6, delta=e.delta, noise_multiplier=e.noise_multiplier or 0.0,
@@ -115,7 +129,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def ListDatasets(self, request, context):  # type: ignore[no-untyped-def]
         size = min(request.page.page_size or 100, 1000)
-        rows = list_datasets(self._rt, after=request.page.page_token, limit=size + 1)
+        rows = list_datasets(self._rt, after=request.page.page_token, limit=size + 1, principal=self._who(context))
         token = rows[size - 1].name if len(rows) > size else ""
         return ingestion_pb2.ListDatasetsResponse(datasets=[dataset_message(r, budget_message(self._rt, r)) for r in rows[:size]], next_page_token=token)
 
@@ -123,7 +137,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         """Arrow IPC stream bytes: the schema and each record batch as they are read."""
         sink = _Collector()
         writer = None
-        for batch in dataset_batches(self._rt, request.name, list(request.columns)):
+        for batch in dataset_batches(self._rt, request.name, list(request.columns), dataset_id=request.dataset_id, principal=self._who(context)):
             if writer is None:
                 writer = pa.ipc.new_stream(sink, batch.schema)
             writer.write_batch(batch)
@@ -135,6 +149,10 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def DeleteDataset(self, request, context):  # type: ignore[no-untyped-def]
         return ingestion_pb2.DeleteDatasetResponse(dataset=dataset_message(delete_dataset(self._rt, self._who(context), request.name, request.reason)))
+
+    def DeclarePersonalData(self, request, context):  # type: ignore[no-untyped-def]
+        row = declare_personal_data(self._rt, self._who(context), request.name, request.personal, request.reason)
+        return dataset_message(row, budget_message(self._rt, row))
 
 
 class _Collector:

@@ -6,6 +6,7 @@ Authorisation per RPC is the interceptor's; the release gates are decided inside
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import grpc
@@ -16,6 +17,7 @@ from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from governance.errors import InvalidArgument
 from governance.identity.principals import Principal
 from governance.registry import ModelRecord, ModelRegistry, VersionRecord, VersionSpec
+from governance.registry.attest import cited_seqs
 from governance.runtime import Runtime
 from services.common.identity import caller
 from services.common.streams import messages
@@ -27,7 +29,7 @@ _GUARANTEE_FIELDS = (
     "neighbouring_relation", "sgd_epsilon", "sgd_delta",
 )
 _RELEASE_FIELDS = ("purpose", "mechanism", "epsilon", "delta")
-_LINEAGE_FIELDS = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest")
+_LINEAGE_FIELDS = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest", "dataset_name", "masking_profile")
 
 
 def _ts(micros: int) -> Timestamp:
@@ -71,6 +73,7 @@ def version_message(v: VersionRecord) -> registry_pb2.ModelVersion:
         preprocessing_json=v.preprocessing_json, created_by=v.created_by, created_at=_ts(v.created_us), requested_by=v.requested_by,
         metric_thresholds=v.thresholds, approvals=[registry_pb2.Approval(principal=a.principal, at=_ts(a.at_us), note=a.note) for a in v.approvals],
         released_by=v.released_by, revoked_reason=v.revoked_reason, erased=v.erased, key_id=v.key_id, description=v.description,
+        provenance=v.provenance, training_job_id=v.job_id, personal_declared_by=v.personal_declared_by, team=v.team, attested=bool(v.attestation),
     )
     if v.guarantee is not None:
         msg.guarantee.CopyFrom(types_pb2.DPGuarantee(
@@ -81,7 +84,7 @@ def version_message(v: VersionRecord) -> registry_pb2.ModelVersion:
 
 
 def _model_message(m: ModelRecord) -> registry_pb2.Model:
-    return registry_pb2.Model(name=m.name, owner=m.owner, created_at=_ts(m.created_us), latest_version=m.latest_version, released_version=m.released_version)
+    return registry_pb2.Model(name=m.name, owner=m.owner, created_at=_ts(m.created_us), latest_version=m.latest_version, released_version=m.released_version, team=m.team)
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
@@ -144,6 +147,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     def RevokeModelVersion(self, request, context):  # type: ignore[no-untyped-def]
         return version_message(self._registry.revoke(self._who(context), request.name, request.version, erase=request.erase, reason=request.reason))
+
+    def DeclarePersonalData(self, request, context):  # type: ignore[no-untyped-def]
+        return version_message(self._registry.declare_personal_data(self._who(context), request.name, request.version, personal=request.personal, reason=request.reason))
+
+    def GetAttestation(self, request, context):  # type: ignore[no-untyped-def]
+        record, envelope = self._registry.attestation(request.name, request.version, request.alias)
+        document = json.dumps(self._registry.attestation_document(request.name, record.version)[1]) if request.with_proofs else ""
+        return registry_pb2.Attestation(envelope_json=envelope, audit_seqs=cited_seqs(envelope), key_id=self._registry.attestation_key_id(), document_json=document)
 
     def RotateKeys(self, request, context):  # type: ignore[no-untyped-def]
         key_id, count = self._registry.rotate_keys(self._who(context))

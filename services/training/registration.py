@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import grpc
 import pyarrow as pa
 
 from governance.config import Home
+from governance.errors import NotFound
 from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -26,11 +28,18 @@ except Exception:  # noqa: BLE001 - running from a checkout without metadata
     CODE_VERSION = "privet (unpackaged)"
 
 
-def fetch_dataset(home: Home, name: str, columns: list[str]) -> pa.Table:
-    """ReadDataset: the masked dataset's Arrow IPC stream, read into a table."""
+def fetch_dataset(home: Home, dataset_id: str, columns: list[str]) -> pa.Table:
+    """ReadDataset: the masked dataset's Arrow IPC stream, read into a table. By id, never
+    by name: a job trains on the dataset it was submitted against or on nothing (a dataset
+    deleted and its name reused by other data is NOT_FOUND)."""
     with secure_channel(home, SERVICE_IDENTITY, home.settings().addresses["ingestion"]) as channel:
         stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
-        data = b"".join(m.arrow_ipc for m in stub.ReadDataset(ingestion_pb2.ReadDatasetRequest(name=name, columns=columns), timeout=600))
+        try:
+            data = b"".join(m.arrow_ipc for m in stub.ReadDataset(ingestion_pb2.ReadDatasetRequest(dataset_id=dataset_id, columns=columns), timeout=600))
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"the dataset this job was submitted against ({dataset_id}) no longer exists") from None
+            raise
     return pa.ipc.open_stream(data).read_all()
 
 
@@ -60,8 +69,8 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
     DP guarantee (`governance.privacy.guarantee.composed_guarantee`)."""
     g = guarantee
     metrics = {k: float(v) for k, v in result["metrics"].items() if isinstance(v, (int, float)) and v is not None}
-    columns = {c["name"]: c for c in json.loads(_dataset_columns(home, job.dataset_name))}
-    personal = any(c["pii_types"] for c in columns.values())
+    dataset = _dataset(home, job.dataset_id)
+    columns = {c.name: {"name": c.name, "type": c.type} for c in dataset.columns}
     metadata = registry_pb2.ModelVersionMetadata(
         model_name=spec["model_name"],
         architecture=spec["arch"],
@@ -70,7 +79,7 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
         metrics=metrics,
         lineage=types_pb2.Lineage(dataset_id=job.dataset_id, dataset_digest=job.dataset_digest, training_job_id=job.id, code_version=CODE_VERSION, trained_by=job.submitted_by),
         guarantee=guarantee_to_proto(g),
-        trained_on_personal_data=personal,
+        trained_on_personal_data=dataset.personal,
         preprocessing_json=json.dumps({"model": result["model"], "preprocessor": data.preprocessor.to_metadata(), "labels": data.labels.to_metadata()}),
         description=f"trained by job {job.id} on dataset {job.dataset_name}",
         expected_size=len(weights),
@@ -86,9 +95,8 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
     return version.version
 
 
-def _dataset_columns(home: Home, name: str) -> str:
+def _dataset(home: Home, dataset_id: str) -> ingestion_pb2.Dataset:
     with secure_channel(home, SERVICE_IDENTITY, home.settings().addresses["ingestion"]) as channel:
-        d = ingestion_pb2_grpc.IngestionServiceStub(channel).GetDataset(ingestion_pb2.GetDatasetRequest(name=name), timeout=30)
-    return json.dumps([{"name": c.name, "type": c.type, "pii_types": list(c.detected_types)} for c in d.columns])
+        return ingestion_pb2_grpc.IngestionServiceStub(channel).GetDataset(ingestion_pb2.GetDatasetRequest(dataset_id=dataset_id), timeout=30)
 
 

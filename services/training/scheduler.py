@@ -6,6 +6,7 @@ to the registry over gRPC, as the training service's own identity.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pathlib
@@ -134,7 +135,7 @@ class Scheduler:
         spec = json.loads(job.spec_json)
         try:
             columns = [*spec["features"], spec["target"], *([spec["person_key"]] if spec.get("person_key") else [])]
-            table = fetch_dataset(self._rt.home, job.dataset_name, columns)
+            table = fetch_dataset(self._rt.home, job.dataset_id, columns)
             spent.touched = True
             data = prepare_data(table, spec)
         except PreparationRefused as exc:
@@ -252,15 +253,16 @@ class Scheduler:
             self._end(job, "FAILED", f"model not registered: {result['refusal']}", mechanism, **ending)
         else:
             weights = (workdir / "weights.safetensors").read_bytes()
+            ending["weights_digest"] = hashlib.sha256(weights).hexdigest()
             self._end(job, "SUCCEEDED", "", mechanism, **ending, publish=lambda: (spec["model_name"], register_model(self._rt.home, job, spec, result, stated, data, weights)))
 
     def _end(self, job: TrainingJob, state: str, reason: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...], guarantee: dict | None = None,
-             metrics: dict | None = None, device: str = "", publish: Callable[[], tuple[str, int]] | None = None) -> None:
+             metrics: dict | None = None, device: str = "", publish: Callable[[], tuple[str, int]] | None = None, weights_digest: str = "") -> None:
         """Charge the job, then publish what it made (`publish` registers the model), then
         end it. Nothing is published before the charge is committed; a charge the data's
         budget cannot hold ends the job with nothing published and nothing charged."""
         try:
-            charge_job(self._rt, job.id, mechanism, releases=releases, guarantee=guarantee, metrics=metrics, within_reservation=True)
+            charge_job(self._rt, job.id, mechanism, releases=releases, guarantee=guarantee, metrics=metrics, within_reservation=True, weights_digest=weights_digest)
         except FailedPrecondition as exc:
             # The DP row count was published already (the progress's total steps follow
             # from it): charge that much, which always fits (pure ε, within the reservation).

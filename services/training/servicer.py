@@ -89,21 +89,21 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self.scheduler.stop(grace)
 
     def SubmitJob(self, request, context):  # type: ignore[no-untyped-def]
-        who = caller(context, self._rt).id.principal
-        return job_message(submit_job(self._rt, who, _spec(request)))
+        return job_message(submit_job(self._rt, caller(context, self._rt), _spec(request)))
 
     def GetJob(self, request, context):  # type: ignore[no-untyped-def]
-        return job_message(get_job(self._rt, request.job_id))
+        return job_message(get_job(self._rt, request.job_id, principal=caller(context, self._rt)))
 
     def ListJobs(self, request, context):  # type: ignore[no-untyped-def]
         size = min(request.page.page_size or 100, 1000)
         state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
-        rows = list_jobs(self._rt, dataset=request.dataset, state=state, after=request.page.page_token, limit=size + 1)
+        rows = list_jobs(self._rt, dataset=request.dataset, state=state, after=request.page.page_token, limit=size + 1, principal=caller(context, self._rt))
         token = rows[size - 1].id if len(rows) > size else ""
         return training_pb2.ListJobsResponse(jobs=[job_message(j) for j in rows[:size]], next_page_token=token)
 
     def WatchJob(self, request, context) -> Iterator[training_pb2.JobProgress]:  # type: ignore[no-untyped-def]
         last = None
+        get_job(self._rt, request.job_id, principal=caller(context, self._rt))  # ownership, once
         while context.is_active():
             job = get_job(self._rt, request.job_id)
             progress = _progress(job)
@@ -115,7 +115,6 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             time.sleep(0.25)
 
     def CancelJob(self, request, context):  # type: ignore[no-untyped-def]
-        who = caller(context, self._rt).id.principal
-        return job_message(cancel_job(self._rt, who, request.job_id, request.reason))
+        return job_message(cancel_job(self._rt, caller(context, self._rt), request.job_id, request.reason))
 
 

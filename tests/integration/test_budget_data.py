@@ -26,6 +26,7 @@ from governance.runtime import Runtime
 from governance.store.tables import AuditEvent
 from services.common.errors import status_for
 from tests.conftest import make_home
+from tests.established import establish_version
 
 DELTA = 1e-5
 RUN = Mechanism(1.5234375, 0.01, 1000, DELTA)  # ε ≤ 1 by every registered accountant
@@ -214,7 +215,8 @@ def test_a_release_is_denied_when_the_datasets_cumulative_spend_exceeds_the_cap(
     assert 1.0 < spent < 10.0
     registry = ModelRegistry(runtime)
     principal = runtime.policies.engine.directory.principals
-    registry.create_version(principal["user/alice"], VersionSpec("m", lineage={"dataset_id": ds.id}), [_weights()])
+    guarantee = {"epsilon": 2.0, "delta": 1e-6, "noise_multiplier": 1.1, "sample_rate": 0.01, "steps": 500, "accountant": "prv", "max_grad_norm": 1.0}
+    establish_version(registry, runtime, VersionSpec("m", guarantee=guarantee), _weights(), dataset=ds)
     registry.request_release(principal["user/alice"], "m", 1)
     # The operator lowers the cap below what the data has spent: no model of it advances.
     lowered = Runtime.open(runtime.home)

@@ -170,6 +170,7 @@ def test_sigkill_during_releases_keeps_stages_and_log_consistent(served: ServePr
         weights = save({"w": np.ones((4, 2), dtype=np.float32)})
         for _ in range(12):
             v = stub.CreateModelVersion(iter([registry_pb2.CreateModelVersionRequest(metadata=registry_pb2.ModelVersionMetadata(model_name="rel", architecture="logreg")), registry_pb2.CreateModelVersionRequest(chunk=weights)]))
+            stub.DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(name="rel", version=v.version, personal=False, reason="test weights"))
             stub.RequestRelease(registry_pb2.RequestReleaseRequest(name="rel", version=v.version))
             versions.append(v.version)
     acknowledged: dict[int, str] = {}

@@ -58,6 +58,9 @@ def env(servers, sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
     reg = {who: registry_pb2_grpc.RegistryServiceStub(ch) for who, ch in chans.items()}
     version, weights, meta = _register(reg["admin"], "churn")
     ref = dict(name="churn", version=version)
+    # Uploaded weights are claimed facts, presumed trained on personal data: an operator
+    # declares these (built from a six-row public table) not personal before release.
+    reg["admin"].DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(**ref, personal=False, reason="public toy table"))
     reg["admin"].RequestRelease(registry_pb2.RequestReleaseRequest(**ref))
     reg["dana"].ApproveRelease(registry_pb2.ApproveReleaseRequest(**ref))
     reg["bob"].ReleaseModelVersion(registry_pb2.ReleaseModelVersionRequest(**ref))

@@ -26,6 +26,7 @@ from governance.registry import ModelRegistry, ReleaseFacts, Stage, VersionSpec
 from governance.runtime import Runtime
 from governance.store.registry_tables import ModelVersion
 from governance.store.tables import AuditEvent
+from tests.established import establish_version
 from tests.helpers import bad_request_fields, channel, error_info
 
 HEADER = 9  # the sealed blob's format header
@@ -107,9 +108,15 @@ def test_register_show_and_download_round_trip(as_user, sqlite_runtime) -> None:
     page = alice.ListModelVersions(registry_pb2.ListModelVersionsRequest(name="churn", page=types_pb2.PageRequest(page_size=1)))
     assert [x.version for x in page.versions] == [1] and page.next_page_token
     assert _download(alice, "churn", 1) == data
-    assert _download(as_user("inference"), "churn", 2) == _weights(1)
+    # The inference service fetches released weights only; nobody else's team downloads them.
+    for outsider in ("inference", "erin"):
+        with pytest.raises(grpc.RpcError) as denied:
+            _download(as_user(outsider), "churn", 2)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert v.provenance == "claimed" and v.trained_on_personal_data and v.team == "risk"
     assert len(_events(sqlite_runtime, "registry.CreateModelVersion")) == 2
-    assert len(_events(sqlite_runtime, "registry.DownloadWeights")) == 2
+    assert len(_events(sqlite_runtime, "registry.DownloadWeights")) == 1
+    assert [e.principal for e in _events(sqlite_runtime, "model.weights")] == ["service/inference", "user/erin"]
     assert _uploads(sqlite_runtime) == []  # the upload record goes with the version's insert
 
 
@@ -251,8 +258,17 @@ def test_revoke_with_erase_makes_weights_unrecoverable(as_user, sqlite_runtime) 
 # -- release gates over gRPC ------------------------------------------------------------------
 def test_release_path_over_grpc_with_denials_named_and_audited(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     alice, bob, dana = as_user("alice"), as_user("bob"), as_user("dana")
-    _upload(alice, "m", _weights(n=1000), metrics={"accuracy": 0.91}, trained_on_personal_data=True,
+    _upload(alice, "m", _weights(n=1000), metrics={"accuracy": 0.91},
             guarantee=types_pb2.DPGuarantee(epsilon=2.0, delta=1e-6, **_DP_MECHANISM), lineage=types_pb2.Lineage(trained_by="user/alice"))
+    # Claimed facts: presumed trained on personal data until an operator says otherwise.
+    with pytest.raises(grpc.RpcError) as claimed:
+        alice.RequestRelease(registry_pb2.RequestReleaseRequest(name="m", version=1), timeout=10)
+    assert error_info(claimed.value)["policy_ids"] == "personal-data-needs-established-facts"
+    with pytest.raises(grpc.RpcError) as not_operator:
+        alice.DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(name="m", version=1, personal=False, reason="mine"), timeout=10)
+    assert not_operator.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    declared = as_user("admin").DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(name="m", version=1, personal=False, reason="public data"), timeout=10)
+    assert not declared.trained_on_personal_data and declared.personal_declared_by == "user/admin"
     with pytest.raises(grpc.RpcError) as early:
         bob.ReleaseModelVersion(registry_pb2.ReleaseModelVersionRequest(name="m", version=1), timeout=10)
     assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -278,6 +294,8 @@ def test_release_path_over_grpc_with_denials_named_and_audited(as_user, sqlite_r
     decisions = [(e.action, e.decision, json.loads(e.policy_ids)) for e in _events_for(sqlite_runtime, "model/m/1")]
     assert decisions == [
         ("registry.CreateModelVersion", "allow", []),
+        ("registry.RequestRelease", "deny", ["personal-data-needs-established-facts"]),
+        ("registry.DeclarePersonalData", "allow", []),
         ("registry.ReleaseModelVersion", "deny", []),
         ("registry.RequestRelease", "deny", ["metrics-meet-thresholds"]),
         ("registry.RequestRelease", "allow", ["release-request-by-owner"]),
@@ -300,8 +318,18 @@ def _principal(rt: Runtime, who: str):  # type: ignore[no-untyped-def]
 
 
 def _version(registry: ModelRegistry, rt: Runtime, *, by: str = "user/alice", trainer: str = "", **facts) -> int:  # type: ignore[no-untyped-def]
+    """A version of model m. Registered by the training service (`by="service/training"`),
+    for a job `trainer` (else alice) ran, its facts are established (tests/established.py);
+    uploaded by a user they are claimed, and, unless it says it was trained on personal
+    data, an operator declares it not personal, so that the gate under test decides."""
+    if by == "service/training":
+        personal = facts.pop("trained_on_personal_data", False)
+        return establish_version(registry, rt, VersionSpec("m", **facts), _weights(n=100), submitted_by=trainer or "user/alice", personal=personal).version
     spec = VersionSpec("m", lineage={"trained_by": trainer} if trainer else {}, **facts)
-    return registry.create_version(_principal(rt, by), spec, [_weights(n=100)]).version
+    v = registry.create_version(_principal(rt, by), spec, [_weights(n=100)]).version
+    if not facts.get("trained_on_personal_data"):
+        registry.declare_personal_data(_principal(rt, "user/admin"), "m", v, personal=False, reason="test: public data")
+    return v
 
 
 def _denied(fn, *args, **kwargs) -> PermissionDenied:  # type: ignore[no-untyped-def]
@@ -316,7 +344,7 @@ def registry(sqlite_runtime) -> ModelRegistry:  # type: ignore[no-untyped-def]
     return ModelRegistry(sqlite_runtime)
 
 
-PERSONAL = dict(trained_on_personal_data=True)
+PERSONAL = dict(trained_on_personal_data=True, by="service/training")
 
 
 @pytest.mark.parametrize(
@@ -331,8 +359,11 @@ PERSONAL = dict(trained_on_personal_data=True)
         (dict(metrics={"accuracy": 0.9}), True, "release-request-by-owner"),
         (dict(metrics={"accuracy": 0.89}), False, "metrics-meet-thresholds"),
         (dict(metrics={"f1": 0.99}), False, "metrics-meet-thresholds"),
+        (dict(trained_on_personal_data=True, guarantee=_dp(1.0, 1e-6)), False, "personal-data-needs-established-facts"),
+        (dict(trained_on_personal_data=False, guarantee=_dp(1.0, 1e-6), by="user/alice"), True, "release-request-by-owner"),
     ],
-    ids=["plain", "no-personal-data-any-eps", "personal-no-guarantee", "eps-8-delta-1e-5", "eps-above-8", "delta-above-1e-5", "metric-met", "metric-below", "metric-missing"],
+    ids=["plain", "no-personal-data-any-eps", "personal-no-guarantee", "eps-8-delta-1e-5", "eps-above-8", "delta-above-1e-5", "metric-met", "metric-below", "metric-missing",
+         "claimed-guarantee-never-counts", "claimed-declared-not-personal"],
 )
 def test_request_gates(registry, sqlite_runtime, facts, allowed, policy) -> None:  # type: ignore[no-untyped-def]
     v = _version(registry, sqlite_runtime, **facts)
@@ -359,7 +390,7 @@ def test_request_by_whom(registry, sqlite_runtime) -> None:  # type: ignore[no-u
 
 
 def test_the_reasons_say_what_is_unmet(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
-    v = _version(registry, sqlite_runtime, trained_on_personal_data=True, guarantee=_dp(9.5, 1e-4), metrics={"auc": 0.7})
+    v = _version(registry, sqlite_runtime, by="service/training", trained_on_personal_data=True, guarantee=_dp(9.5, 1e-4), metrics={"auc": 0.7})
     err = _denied(registry.request_release, _principal(sqlite_runtime, "user/alice"), "m", v, thresholds={"auc": 0.8})
     assert set(err.policy_ids) == {"dp-epsilon-at-most-8", "dp-delta-at-most-1e-5", "metrics-meet-thresholds"}
     text = " | ".join(err.reasons)
@@ -392,14 +423,14 @@ def test_separation_of_duties(registry, sqlite_runtime, owner, trainer, requeste
 
 
 def test_the_requester_never_approves(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
-    """dana owns model m (registered its first version); the training service registers a
-    second, trained by alice. dana may request its release as the owner, but not approve it."""
+    """dana owns model m (registered its first version) and trains a second through the
+    training service. dana may request its release as the owner, but not approve it."""
     _version(registry, sqlite_runtime, by="user/dana")
-    v = _version(registry, sqlite_runtime, by="service/training", trainer="user/alice")
+    v = _version(registry, sqlite_runtime, by="service/training", trainer="user/dana")
     dana = _principal(sqlite_runtime, "user/dana")
     assert registry.request_release(dana, "m", v).stage == Stage.CANDIDATE
-    assert _denied(registry.approve, dana, "m", v).policy_ids == ("approval-not-by-requester",)
-    assert _denied(registry.approve, _principal(sqlite_runtime, "user/alice"), "m", v).policy_ids == ("approval-not-by-trainer", "approval-only-by-approver")
+    assert set(_denied(registry.approve, dana, "m", v).policy_ids) == {"approval-not-by-requester", "approval-not-by-trainer"}
+    assert _denied(registry.approve, _principal(sqlite_runtime, "user/alice"), "m", v).policy_ids == ("approval-only-by-approver",)
 
 
 def test_only_a_release_manager_releases(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
@@ -460,6 +491,7 @@ def test_concurrent_transitions_never_skip_a_stage(runtime: Runtime) -> None:
         registries = [ModelRegistry(runtime), ModelRegistry(other)]
         p = lambda who: _principal(runtime, who)
         v = registries[0].create_version(p("user/alice"), VersionSpec("m"), [_weights(n=100)]).version
+        registries[0].declare_personal_data(p("user/admin"), "m", v, personal=False, reason="test: public data")
         steps = [
             (Stage.CANDIDATE, lambda r: r.request_release(p("user/alice"), "m", v)),
             (Stage.APPROVED, lambda r: r.approve(p("user/dana"), "m", v)),
@@ -499,6 +531,7 @@ def test_concurrent_transitions_never_skip_a_stage(runtime: Runtime) -> None:
         allowed = [e for e in _events_for(runtime, f"model/m/{v}") if e.decision == "allow"]
         assert [(e.action, json.loads(e.details).get("from"), json.loads(e.details).get("to")) for e in allowed] == [
             ("registry.CreateModelVersion", None, None),
+            ("registry.DeclarePersonalData", None, None),
             ("registry.RequestRelease", Stage.REGISTERED, Stage.CANDIDATE),
             ("registry.ApproveRelease", Stage.CANDIDATE, Stage.APPROVED),
             ("registry.ReleaseModelVersion", Stage.APPROVED, Stage.RELEASED),
@@ -536,11 +569,17 @@ def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:  
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(data)
     meta = tmp_path / "meta.json"
-    meta.write_text(json.dumps({"architecture": "mlp", "metrics": {"accuracy": 0.95}, "trained_on_personal_data": True,
+    meta.write_text(json.dumps({"architecture": "mlp", "metrics": {"accuracy": 0.95}, "trained_on_personal_data": False,
                                 "guarantee": _dp(4.0, 1e-6), "lineage": {"dataset_id": "ds1"}}))
     code, out, exc = cli("--as", "alice", "--json", "models", "register", "--name", "churn", "--weights", str(weights), "--metadata", str(meta))
     assert code == 0, (out, exc)
     assert json.loads(out)["version"] == "1"  # int64 in proto JSON
+    assert json.loads(out)["provenance"] == "claimed" and json.loads(out)["trained_on_personal_data"] is True  # presumed
+    code, _, exc = cli("--as", "alice", "release", "request", "churn:1")
+    assert code != 0 and exc.code() == grpc.StatusCode.PERMISSION_DENIED
+    code, out, exc = cli("--as", "admin", "--json", "models", "declare", "churn:1", "--not-personal", "--reason", "synthetic data")
+    assert code == 0, (out, exc)
+    assert json.loads(out)["personal_declared_by"] == "user/admin"
     assert cli("--as", "alice", "release", "request", "churn:1", "--threshold", "accuracy=0.9")[0] == 0
     code, _, exc = cli("--as", "alice", "release", "approve", "churn:1")
     assert code != 0 and isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -552,6 +591,18 @@ def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:  
     assert code == 0 and json.loads(out)["versions"][0]["stage"] == "STAGE_RELEASED"
     code, out, _ = cli("--as", "bob", "--json", "models", "show", "churn:1")
     assert code == 0 and json.loads(out)["approvals"][0]["principal"] == "user/dana"
+    # The signed attestation, with the audit proofs of what it cites, checks offline.
+    attestation = tmp_path / "churn-1.attestation.json"
+    code, out, exc = cli("--as", "carol", "models", "attest", "churn:1", "--out", str(attestation))
+    assert code == 0, (out, exc)
+    keys = sqlite_runtime.home.keys
+    verify = ("models", "verify-attestation", str(attestation), "--key", str(keys / "attestation.pub"), "--audit-key", str(keys / "audit.pub"))
+    code, out, exc = cli(*verify, "--weights", str(weights))
+    assert code == 0 and "verified" in out, (out, exc)
+    altered = tmp_path / "altered.safetensors"
+    altered.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    code, out, _ = cli(*verify, "--weights", str(altered))
+    assert code == 1 and "FAILED" in out
     target = tmp_path / "out.safetensors"
     code, out, exc = cli("--as", "alice", "models", "download", "churn:1", "--out", str(target))
     assert code == 0, (out, exc)

@@ -37,6 +37,7 @@ from governance.runtime import Runtime
 from governance.processes import process_identity
 from governance.store.registry_tables import Model, ModelUpload, ModelVersion
 from governance.store.tables import AuditEvent
+from tests.established import establish_version
 from tests.helpers import bad_request_fields, channel
 
 GUARANTEE = {"epsilon": 3.0, "delta": 1e-6, "noise_multiplier": 1.1, "sample_rate": 0.01, "steps": 500, "accountant": "prv", "max_grad_norm": 1.0}
@@ -120,6 +121,7 @@ def test_a_complete_guarantee_up_to_the_largest_epsilon_registers(registry, sqli
     alice = _p(sqlite_runtime, "user/alice")
     for guarantee in (GUARANTEE, GUARANTEE | {"epsilon": MAX_EPSILON, "sample_rate": 1.0, "steps": 1}):
         assert registry.create_version(alice, VersionSpec("m", guarantee=guarantee), [_weights()]).guarantee == guarantee
+    registry.declare_personal_data(_p(sqlite_runtime, "user/admin"), "m", 1, personal=False, reason="test: public data")
     assert registry.request_release(alice, "m", 1).stage == Stage.CANDIDATE
 
 
@@ -142,14 +144,18 @@ def test_personal_data_follows_the_dataset_the_lineage_names(registry, sqlite_ru
         assert v.trained_on_personal_data, name  # the uploader cannot clear what the platform knows
         with pytest.raises(PermissionDenied) as err:
             registry.request_release(alice, name, 1)
-        assert err.value.policy_ids == ("dp-guarantee-required",)
+        assert set(err.value.policy_ids) == {"dp-guarantee-required", "personal-data-needs-established-facts"}
         (event,) = [e for e in _events(sqlite_runtime, "registry.CreateModelVersion") if e.resource == f"model/{name}/1"]
         details = json.loads(event.details)
         assert details["trained_on_personal_data"] is True and details["stated_personal_data"] is False
-    # A dataset without personal data, or one the platform does not hold: the uploader's word.
-    assert not registry.create_version(alice, VersionSpec("clean", lineage={"dataset_id": plain.id}), [_weights()]).trained_on_personal_data
-    assert registry.create_version(alice, VersionSpec("said", lineage={"dataset_id": plain.id}, trained_on_personal_data=True), [_weights()]).trained_on_personal_data
-    assert not registry.create_version(alice, VersionSpec("elsewhere", lineage={"dataset_id": "unknown"}), [_weights()]).trained_on_personal_data
+        # Not even an operator clears what the platform knows about the data it names.
+        with pytest.raises(FailedPrecondition, match="names personal data"):
+            registry.declare_personal_data(_p(sqlite_runtime, "user/admin"), name, 1, personal=False, reason="no")
+    # Whatever an uploader says, a claimed version is presumed personal; an operator may
+    # declare otherwise where its lineage names no personal data.
+    for name, lineage in (("clean", {"dataset_id": plain.id}), ("elsewhere", {"dataset_id": "unknown"})):
+        assert registry.create_version(alice, VersionSpec(name, lineage=lineage), [_weights()]).trained_on_personal_data
+        assert not registry.declare_personal_data(_p(sqlite_runtime, "user/admin"), name, 1, personal=False, reason="public data").trained_on_personal_data
 
 
 # -- rows already on record: huge epsilon, empty guarantee ---------------------------------------
@@ -159,8 +165,10 @@ def _set(rt: Runtime, name: str, **values) -> None:  # type: ignore[no-untyped-d
 
 def test_a_huge_epsilon_on_record_is_denied_and_still_revocable(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     p = lambda who: _p(sqlite_runtime, who)
-    for name, personal in (("pii", True), ("plain", False)):
-        registry.create_version(p("user/alice"), VersionSpec(name, trained_on_personal_data=personal, guarantee=GUARANTEE), [_weights()])
+    establish_version(registry, sqlite_runtime, VersionSpec("pii", guarantee=GUARANTEE), _weights())
+    registry.create_version(p("user/alice"), VersionSpec("plain", guarantee=GUARANTEE), [_weights()])
+    registry.declare_personal_data(p("user/admin"), "plain", 1, personal=False, reason="test: public data")
+    for name in ("pii", "plain"):
         _set(sqlite_runtime, name, dp_epsilon=1e16)  # registered before the bound existed
     with pytest.raises(PermissionDenied) as err:
         registry.request_release(p("user/alice"), "pii", 1)
@@ -174,7 +182,7 @@ def test_a_huge_epsilon_on_record_is_denied_and_still_revocable(registry, sqlite
 
 def test_an_empty_guarantee_on_record_is_no_guarantee(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     alice = _p(sqlite_runtime, "user/alice")
-    registry.create_version(alice, VersionSpec("pii", trained_on_personal_data=True, guarantee=GUARANTEE), [_weights()])
+    establish_version(registry, sqlite_runtime, VersionSpec("pii", guarantee=GUARANTEE), _weights())
     _set(sqlite_runtime, "pii", dp_epsilon=0.0, dp_delta=0.0)  # what an empty DPGuarantee used to register
     with pytest.raises(PermissionDenied) as err:
         registry.request_release(alice, "pii", 1)

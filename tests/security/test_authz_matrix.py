@@ -56,19 +56,21 @@ INGESTION_READ = {"ingestion.GetDataset", "ingestion.ListDatasets", "ingestion.R
 INGESTION_WRITE = {"ingestion.CreateDataset", "ingestion.PreviewMasking", "ingestion.DeleteDataset"}
 TRAINING_READ = {"training.GetJob", "training.ListJobs", "training.WatchJob"}
 TRAINING_WRITE = {"training.SubmitJob", "training.CancelJob"}
-REGISTRY_READ = {"registry.GetModel", "registry.ListModels", "registry.GetModelVersion", "registry.ListModelVersions"}
+REGISTRY_READ = {"registry.GetModel", "registry.ListModels", "registry.GetModelVersion", "registry.ListModelVersions", "registry.GetAttestation"}
 REGISTRY_WRITE = {"registry.CreateModelVersion"}
 REGISTRY_WEIGHTS = {"registry.DownloadWeights"}
 # At this layer the whole release group goes to release managers; who may approve a given
 # version (never its requester or trainer, only an approver) is the release gates' call.
 REGISTRY_RELEASE = {"registry.RequestRelease", "registry.ApproveRelease", "registry.ReleaseModelVersion", "registry.RevokeModelVersion"}
 REGISTRY_KEYS = {"registry.RotateKeys"}
+# Operators only, whatever else a role is granted: what is, or is not, personal data.
+PERSONAL_DATA = {"ingestion.DeclarePersonalData", "registry.DeclarePersonalData"}
 AUDIT_READ = {"audit.ListEvents", "audit.GetCheckpoint", "audit.GetInclusionProof", "audit.GetConsistencyProof", "audit.ExportEvents", "audit.CheckLog"}
 INFERENCE_CALL = {"inference.ServerMetadata", "inference.ModelMetadata", "inference.ModelReady", "inference.ModelInfer"}
 # Liveness carries no data: any peer with a certificate from our CA may ask.
 OPEN = {"inference.ServerLive", "inference.ServerReady"}
 GROUPS = [INGESTION_READ, INGESTION_WRITE, TRAINING_READ, TRAINING_WRITE, REGISTRY_READ, REGISTRY_WRITE, REGISTRY_WEIGHTS,
-          REGISTRY_RELEASE, REGISTRY_KEYS, AUDIT_READ, INFERENCE_CALL, OPEN]
+          REGISTRY_RELEASE, REGISTRY_KEYS, PERSONAL_DATA, AUDIT_READ, INFERENCE_CALL, OPEN]
 EVERYTHING = set().union(*GROUPS)
 
 UNKNOWN = "user/mallory"  # a certificate from our CA for a principal principals.yaml does not list
@@ -94,13 +96,16 @@ ALLOWED: dict[str, set[str]] = {
     UNKNOWN: OPEN,
 }
 # The auditor's invariant forbids these outright (not merely "not permitted").
-AUDITOR_FORBIDDEN = INGESTION_WRITE | TRAINING_WRITE | REGISTRY_WRITE | REGISTRY_RELEASE | REGISTRY_KEYS | REGISTRY_WEIGHTS
+AUDITOR_FORBIDDEN = INGESTION_WRITE | TRAINING_WRITE | REGISTRY_WRITE | REGISTRY_RELEASE | REGISTRY_KEYS | REGISTRY_WEIGHTS | PERSONAL_DATA
 
 
 def expected_denial_policy(principal: str, action: str) -> str:
+    forbids = []
     if principal == "user/carol" and action in AUDITOR_FORBIDDEN:
-        return "auditor-read-only"
-    return "default-deny"
+        forbids.append("auditor-read-only")
+    if action in PERSONAL_DATA:
+        forbids.append("personal-data-declared-by-operator")
+    return ",".join(sorted(forbids)) or "default-deny"
 
 
 CASES = [(p, a) for p in ALLOWED for a in sorted(RPCS)]
@@ -171,8 +176,8 @@ def test_authorisation_matrix(env: Servers, channel_for: Callable[[str, str], gr
         assert result.code == grpc.StatusCode.PERMISSION_DENIED, (
             f"{principal} should be denied {action}, got {result.code.name}: {result.error and result.error.details()}"
         )
-        expected_ids = [expected_denial_policy(principal, action)]
-        assert error_info(result.error)["policy_ids"] == expected_ids[0]
+        expected_ids = expected_denial_policy(principal, action).split(",")
+        assert error_info(result.error)["policy_ids"] == ",".join(expected_ids)
     assert _denials(env, principal, action) == before + 1, "the denial was not audited"
     with env.runtime.read() as session:
         last = session.exec(

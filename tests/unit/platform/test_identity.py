@@ -15,7 +15,7 @@ from governance.identity.ca import spiffe_ids_of
 from governance.identity.principals import load_directory
 from governance.identity.spiffe import parse_spiffe_id
 
-DEFAULT_USERS = {"admin": "admin", "alice": "data-scientist", "bob": "release-manager", "dana": "approver", "carol": "auditor", "app": "application"}
+DEFAULT_USERS = {"admin": "admin", "alice": "data-scientist", "erin": "data-scientist", "bob": "release-manager", "dana": "approver", "carol": "auditor", "app": "application"}
 
 
 def _cert(home: Home, name: str) -> x509.Certificate:
@@ -36,6 +36,8 @@ def test_init_creates_ca_and_spiffe_identities(home: Home) -> None:
     directory = load_directory(home.policies / "principals.yaml")
     assert {p.name: p.role for p in directory.users()} == DEFAULT_USERS
     assert (home.keys / "audit.key").exists() and (home.keys / "audit.pub").exists()
+    assert (home.keys / "attestation.key").exists() and (home.keys / "attestation.pub").exists()
+    assert {p.name: p.team for p in directory.users() if p.team} == {"alice": "risk", "erin": "fraud"}
     assert (home.policies / "api.cedar").exists() and (home.policies / "privet.cedarschema").exists()
 
 
@@ -50,14 +52,19 @@ def test_init_is_idempotent_and_never_overwrites(home: Home) -> None:
 
 
 def test_add_principal_issues_a_certificate(home: Home) -> None:
-    assert add_user(home, "erin", "auditor")
-    assert spiffe_ids_of(_cert(home, "erin")) == ["spiffe://privet.local/user/erin"]
-    assert load_directory(home.policies / "principals.yaml").principals["user/erin"].role == "auditor"
-    assert not add_user(home, "erin", "auditor")  # idempotent
+    assert add_user(home, "gwen", "auditor")
+    assert spiffe_ids_of(_cert(home, "gwen")) == ["spiffe://privet.local/user/gwen"]
+    assert load_directory(home.policies / "principals.yaml").principals["user/gwen"].role == "auditor"
+    assert not add_user(home, "gwen", "auditor")  # idempotent
     with pytest.raises(InvalidArgument, match="role"):
         add_user(home, "frank", "overlord")
     with pytest.raises(InvalidArgument, match="already exists"):
-        add_user(home, "erin", "admin")
+        add_user(home, "gwen", "admin")
+    # A team is kept with the principal, and cannot be changed by adding it again.
+    assert add_user(home, "hana", "data-scientist", "fraud")
+    assert load_directory(home.policies / "principals.yaml").principals["user/hana"].team == "fraud"
+    with pytest.raises(InvalidArgument, match="team"):
+        add_user(home, "hana", "data-scientist", "risk")
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ class DPRelease(_message.Message):
     def __init__(self, purpose: _Optional[str] = ..., mechanism: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
 
 class Lineage(_message.Message):
-    __slots__ = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest")
+    __slots__ = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest", "dataset_name", "masking_profile")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_DIGEST_FIELD_NUMBER: _ClassVar[int]
     TRAINING_JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,8 @@ class Lineage(_message.Message):
     TRAINED_BY_FIELD_NUMBER: _ClassVar[int]
     RAW_DIGEST_FIELD_NUMBER: _ClassVar[int]
     MASKING_PROFILE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
+    MASKING_PROFILE_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     dataset_digest: str
     training_job_id: str
@@ -72,7 +74,9 @@ class Lineage(_message.Message):
     trained_by: str
     raw_digest: str
     masking_profile_digest: str
-    def __init__(self, dataset_id: _Optional[str] = ..., dataset_digest: _Optional[str] = ..., training_job_id: _Optional[str] = ..., code_version: _Optional[str] = ..., trained_by: _Optional[str] = ..., raw_digest: _Optional[str] = ..., masking_profile_digest: _Optional[str] = ...) -> None: ...
+    dataset_name: str
+    masking_profile: str
+    def __init__(self, dataset_id: _Optional[str] = ..., dataset_digest: _Optional[str] = ..., training_job_id: _Optional[str] = ..., code_version: _Optional[str] = ..., trained_by: _Optional[str] = ..., raw_digest: _Optional[str] = ..., masking_profile_digest: _Optional[str] = ..., dataset_name: _Optional[str] = ..., masking_profile: _Optional[str] = ...) -> None: ...
 
 class TensorSpec(_message.Message):
     __slots__ = ("name", "datatype", "shape")

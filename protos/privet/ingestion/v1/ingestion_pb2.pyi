@@ -35,7 +35,7 @@ class CsvOptions(_message.Message):
     def __init__(self, delimiter: _Optional[str] = ..., quote_char: _Optional[str] = ..., encoding: _Optional[str] = ..., no_header: _Optional[bool] = ...) -> None: ...
 
 class DatasetHeader(_message.Message):
-    __slots__ = ("name", "format", "profile", "quasi_identifiers", "k", "sensitive_column", "l_diversity", "epsilon_budget", "delta_budget", "csv", "max_suppression", "description", "expected_size")
+    __slots__ = ("name", "format", "profile", "quasi_identifiers", "k", "sensitive_column", "l_diversity", "epsilon_budget", "delta_budget", "csv", "max_suppression", "description", "expected_size", "personal")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class DatasetHeader(_message.Message):
     MAX_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     format: DataFormat
     profile: str
@@ -62,7 +63,8 @@ class DatasetHeader(_message.Message):
     max_suppression: float
     description: str
     expected_size: int
-    def __init__(self, name: _Optional[str] = ..., format: _Optional[_Union[DataFormat, str]] = ..., profile: _Optional[str] = ..., quasi_identifiers: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., sensitive_column: _Optional[str] = ..., l_diversity: _Optional[int] = ..., epsilon_budget: _Optional[float] = ..., delta_budget: _Optional[float] = ..., csv: _Optional[_Union[CsvOptions, _Mapping]] = ..., max_suppression: _Optional[float] = ..., description: _Optional[str] = ..., expected_size: _Optional[int] = ...) -> None: ...
+    personal: bool
+    def __init__(self, name: _Optional[str] = ..., format: _Optional[_Union[DataFormat, str]] = ..., profile: _Optional[str] = ..., quasi_identifiers: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., sensitive_column: _Optional[str] = ..., l_diversity: _Optional[int] = ..., epsilon_budget: _Optional[float] = ..., delta_budget: _Optional[float] = ..., csv: _Optional[_Union[CsvOptions, _Mapping]] = ..., max_suppression: _Optional[float] = ..., description: _Optional[str] = ..., expected_size: _Optional[int] = ..., personal: _Optional[bool] = ...) -> None: ...
 
 class CreateDatasetRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -110,7 +112,7 @@ class MaskingReport(_message.Message):
     def __init__(self, rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., suppressed_rows: _Optional[int] = ..., generalisation: _Optional[_Mapping[str, str]] = ..., information_loss: _Optional[float] = ..., cells_masked: _Optional[int] = ..., k: _Optional[int] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("id", "name", "digest", "raw_digest", "rows", "size_bytes", "columns", "profile", "profile_digest", "domain", "key_version", "report", "budget", "created_by", "created_at", "quasi_identifiers", "description", "ledger")
+    __slots__ = ("id", "name", "digest", "raw_digest", "rows", "size_bytes", "columns", "profile", "profile_digest", "domain", "key_version", "report", "budget", "created_by", "created_at", "quasi_identifiers", "description", "ledger", "personal", "personal_basis", "team")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +131,9 @@ class Dataset(_message.Message):
     QUASI_IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LEDGER_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     digest: str
@@ -147,7 +152,10 @@ class Dataset(_message.Message):
     quasi_identifiers: _containers.RepeatedScalarFieldContainer[str]
     description: str
     ledger: _containers.RepeatedCompositeFieldContainer[_types_pb2.LedgerEntry]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., digest: _Optional[str] = ..., raw_digest: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[ColumnInfo, _Mapping]]] = ..., profile: _Optional[str] = ..., profile_digest: _Optional[str] = ..., domain: _Optional[str] = ..., key_version: _Optional[int] = ..., report: _Optional[_Union[MaskingReport, _Mapping]] = ..., budget: _Optional[_Union[_types_pb2.PrivacyBudget, _Mapping]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quasi_identifiers: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., ledger: _Optional[_Iterable[_Union[_types_pb2.LedgerEntry, _Mapping]]] = ...) -> None: ...
+    personal: bool
+    personal_basis: _containers.RepeatedScalarFieldContainer[str]
+    team: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., digest: _Optional[str] = ..., raw_digest: _Optional[str] = ..., rows: _Optional[int] = ..., size_bytes: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[ColumnInfo, _Mapping]]] = ..., profile: _Optional[str] = ..., profile_digest: _Optional[str] = ..., domain: _Optional[str] = ..., key_version: _Optional[int] = ..., report: _Optional[_Union[MaskingReport, _Mapping]] = ..., budget: _Optional[_Union[_types_pb2.PrivacyBudget, _Mapping]] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quasi_identifiers: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., ledger: _Optional[_Iterable[_Union[_types_pb2.LedgerEntry, _Mapping]]] = ..., personal: _Optional[bool] = ..., personal_basis: _Optional[_Iterable[str]] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ColumnPreview(_message.Message):
     __slots__ = ("name", "action", "detected_types", "original", "masked")
@@ -172,10 +180,12 @@ class PreviewMaskingResponse(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[_Union[ColumnPreview, _Mapping]]] = ..., report: _Optional[_Union[MaskingReport, _Mapping]] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "dataset_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    dataset_id: str
+    def __init__(self, name: _Optional[str] = ..., dataset_id: _Optional[str] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
     __slots__ = ("page",)
@@ -192,12 +202,14 @@ class ListDatasetsResponse(_message.Message):
     def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ReadDatasetRequest(_message.Message):
-    __slots__ = ("name", "columns")
+    __slots__ = ("name", "columns", "dataset_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    dataset_id: str
+    def __init__(self, name: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., dataset_id: _Optional[str] = ...) -> None: ...
 
 class ReadDatasetResponse(_message.Message):
     __slots__ = ("arrow_ipc",)
@@ -218,3 +230,13 @@ class DeleteDatasetResponse(_message.Message):
     DATASET_FIELD_NUMBER: _ClassVar[int]
     dataset: Dataset
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+
+class DeclarePersonalDataRequest(_message.Message):
+    __slots__ = ("name", "personal", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    personal: bool
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., personal: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,11 @@ class IngestionServiceStub:
                 request_serializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeleteDatasetRequest.SerializeToString,
                 response_deserializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeleteDatasetResponse.FromString,
                 _registered_method=True)
+        self.DeclarePersonalData = channel.unary_unary(
+                '/privet.ingestion.v1.IngestionService/DeclarePersonalData',
+                request_serializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeclarePersonalDataRequest.SerializeToString,
+                response_deserializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.Dataset.FromString,
+                _registered_method=True)
 
 
 class IngestionServiceServicer:
@@ -109,6 +114,13 @@ class IngestionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclarePersonalData(self, request, context):
+        """An operator's audited declaration that a dataset is, or is not, personal data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +153,11 @@ def add_IngestionServiceServicer_to_server(servicer, server):
                     servicer.DeleteDataset,
                     request_deserializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeleteDatasetRequest.FromString,
                     response_serializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeleteDatasetResponse.SerializeToString,
+            ),
+            'DeclarePersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclarePersonalData,
+                    request_deserializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeclarePersonalDataRequest.FromString,
+                    response_serializer=privet_dot_ingestion_dot_v1_dot_ingestion__pb2.Dataset.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +322,33 @@ class IngestionService:
             '/privet.ingestion.v1.IngestionService/DeleteDataset',
             privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeleteDatasetRequest.SerializeToString,
             privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeleteDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclarePersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privet.ingestion.v1.IngestionService/DeclarePersonalData',
+            privet_dot_ingestion_dot_v1_dot_ingestion__pb2.DeclarePersonalDataRequest.SerializeToString,
+            privet_dot_ingestion_dot_v1_dot_ingestion__pb2.Dataset.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,7 +88,7 @@ class Approval(_message.Message):
     def __init__(self, principal: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("id", "model_name", "version", "stage", "digest", "size_bytes", "architecture", "inputs", "outputs", "metrics", "lineage", "guarantee", "has_guarantee", "trained_on_personal_data", "tensors", "preprocessing_json", "created_by", "created_at", "requested_by", "metric_thresholds", "approvals", "released_by", "revoked_reason", "erased", "key_id", "description")
+    __slots__ = ("id", "model_name", "version", "stage", "digest", "size_bytes", "architecture", "inputs", "outputs", "metrics", "lineage", "guarantee", "has_guarantee", "trained_on_personal_data", "tensors", "preprocessing_json", "created_by", "created_at", "requested_by", "metric_thresholds", "approvals", "released_by", "revoked_reason", "erased", "key_id", "description", "provenance", "training_job_id", "personal_declared_by", "team", "attested")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,11 @@ class ModelVersion(_message.Message):
     ERASED_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_DECLARED_BY_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    ATTESTED_FIELD_NUMBER: _ClassVar[int]
     id: str
     model_name: str
     version: int
@@ -155,21 +160,64 @@ class ModelVersion(_message.Message):
     erased: bool
     key_id: str
     description: str
-    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., version: _Optional[int] = ..., stage: _Optional[_Union[Stage, str]] = ..., digest: _Optional[str] = ..., size_bytes: _Optional[int] = ..., architecture: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., lineage: _Optional[_Union[_types_pb2.Lineage, _Mapping]] = ..., guarantee: _Optional[_Union[_types_pb2.DPGuarantee, _Mapping]] = ..., has_guarantee: _Optional[bool] = ..., trained_on_personal_data: _Optional[bool] = ..., tensors: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., preprocessing_json: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., metric_thresholds: _Optional[_Mapping[str, float]] = ..., approvals: _Optional[_Iterable[_Union[Approval, _Mapping]]] = ..., released_by: _Optional[str] = ..., revoked_reason: _Optional[str] = ..., erased: _Optional[bool] = ..., key_id: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    provenance: str
+    training_job_id: str
+    personal_declared_by: str
+    team: str
+    attested: bool
+    def __init__(self, id: _Optional[str] = ..., model_name: _Optional[str] = ..., version: _Optional[int] = ..., stage: _Optional[_Union[Stage, str]] = ..., digest: _Optional[str] = ..., size_bytes: _Optional[int] = ..., architecture: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., lineage: _Optional[_Union[_types_pb2.Lineage, _Mapping]] = ..., guarantee: _Optional[_Union[_types_pb2.DPGuarantee, _Mapping]] = ..., has_guarantee: _Optional[bool] = ..., trained_on_personal_data: _Optional[bool] = ..., tensors: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., preprocessing_json: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., requested_by: _Optional[str] = ..., metric_thresholds: _Optional[_Mapping[str, float]] = ..., approvals: _Optional[_Iterable[_Union[Approval, _Mapping]]] = ..., released_by: _Optional[str] = ..., revoked_reason: _Optional[str] = ..., erased: _Optional[bool] = ..., key_id: _Optional[str] = ..., description: _Optional[str] = ..., provenance: _Optional[str] = ..., training_job_id: _Optional[str] = ..., personal_declared_by: _Optional[str] = ..., team: _Optional[str] = ..., attested: _Optional[bool] = ...) -> None: ...
+
+class DeclareVersionPersonalDataRequest(_message.Message):
+    __slots__ = ("name", "version", "personal", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    personal: bool
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., personal: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetAttestationRequest(_message.Message):
+    __slots__ = ("name", "version", "alias", "with_proofs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    WITH_PROOFS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    alias: str
+    with_proofs: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., with_proofs: _Optional[bool] = ...) -> None: ...
+
+class Attestation(_message.Message):
+    __slots__ = ("envelope_json", "audit_seqs", "key_id", "document_json")
+    ENVELOPE_JSON_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_SEQS_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    envelope_json: str
+    audit_seqs: _containers.RepeatedScalarFieldContainer[int]
+    key_id: str
+    document_json: str
+    def __init__(self, envelope_json: _Optional[str] = ..., audit_seqs: _Optional[_Iterable[int]] = ..., key_id: _Optional[str] = ..., document_json: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("name", "owner", "created_at", "latest_version", "released_version")
+    __slots__ = ("name", "owner", "created_at", "latest_version", "released_version", "team")
     NAME_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
     RELEASED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     name: str
     owner: str
     created_at: _timestamp_pb2.Timestamp
     latest_version: int
     released_version: int
-    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest_version: _Optional[int] = ..., released_version: _Optional[int] = ...) -> None: ...
+    team: str
+    def __init__(self, name: _Optional[str] = ..., owner: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest_version: _Optional[int] = ..., released_version: _Optional[int] = ..., team: _Optional[str] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("name",)

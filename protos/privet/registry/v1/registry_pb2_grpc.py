@@ -89,6 +89,16 @@ class RegistryServiceStub:
                 request_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.RotateKeysRequest.SerializeToString,
                 response_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.RotateKeysResponse.FromString,
                 _registered_method=True)
+        self.DeclarePersonalData = channel.unary_unary(
+                '/privet.registry.v1.RegistryService/DeclarePersonalData',
+                request_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.DeclareVersionPersonalDataRequest.SerializeToString,
+                response_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+                _registered_method=True)
+        self.GetAttestation = channel.unary_unary(
+                '/privet.registry.v1.RegistryService/GetAttestation',
+                request_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.GetAttestationRequest.SerializeToString,
+                response_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.Attestation.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -162,6 +172,20 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclarePersonalData(self, request, context):
+        """An operator's audited declaration that a claimed version was (not) trained on personal data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAttestation(self, request, context):
+        """The signed attestation (in-toto statement in a DSSE envelope) issued at release.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +243,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.RotateKeys,
                     request_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.RotateKeysRequest.FromString,
                     response_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.RotateKeysResponse.SerializeToString,
+            ),
+            'DeclarePersonalData': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclarePersonalData,
+                    request_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.DeclareVersionPersonalDataRequest.FromString,
+                    response_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
+            ),
+            'GetAttestation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAttestation,
+                    request_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.GetAttestationRequest.FromString,
+                    response_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.Attestation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +552,60 @@ class RegistryService:
             '/privet.registry.v1.RegistryService/RotateKeys',
             privet_dot_registry_dot_v1_dot_registry__pb2.RotateKeysRequest.SerializeToString,
             privet_dot_registry_dot_v1_dot_registry__pb2.RotateKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclarePersonalData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privet.registry.v1.RegistryService/DeclarePersonalData',
+            privet_dot_registry_dot_v1_dot_registry__pb2.DeclareVersionPersonalDataRequest.SerializeToString,
+            privet_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAttestation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privet.registry.v1.RegistryService/GetAttestation',
+            privet_dot_registry_dot_v1_dot_registry__pb2.GetAttestationRequest.SerializeToString,
+            privet_dot_registry_dot_v1_dot_registry__pb2.Attestation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,73 @@
+"""Ownership: whether a principal may act on one dataset, job or model, decided by Cedar over
+the thing's owner and team (`policies/ownership.cedar`); every denial is audited.
+
+The per-RPC check (services/common) says which calls a role may make at all; this is the
+second, per-thing check that the governance functions make once they have loaded the
+thing. Owners and teams are facts Privet recorded when the thing was made (the caller's
+certificate and principals.yaml), never something a request states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from governance.audit.log import Event
+from governance.errors import PermissionDenied
+from governance.identity.principals import Principal
+from governance.identity.spiffe import SpiffeId
+from governance.policy.engine import NAMESPACE
+
+__all__ = ["Owned", "acting_principal", "may", "require", "team_of"]
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A thing with an owner: Cedar entity `kind` (Dataset, Job, Model, ModelVersion) `id`,
+    its attributes (owner and team among them) and the audit resource it is named by."""
+
+    kind: str
+    id: str
+    attrs: dict[str, Any]
+    audit_resource: str
+
+    @property
+    def owner(self) -> str:
+        return str(self.attrs.get("owner", ""))
+
+    def entity(self) -> dict[str, Any]:
+        return {"uid": {"type": f"{NAMESPACE}::{self.kind}", "id": self.id}, "attrs": self.attrs, "parents": []}
+
+
+def acting_principal(runtime: Any, who: Principal | str) -> Principal:
+    """The directory's principal for `who` (a Principal, or its id "user/alice"): its role
+    and team come from principals.yaml, never from the caller."""
+    if isinstance(who, Principal):
+        return who
+    found = runtime.policies.engine.directory.principals.get(who)
+    if found is not None:
+        return found
+    kind, _, name = who.partition("/")
+    return Principal(SpiffeId(kind, name), role="")  # unknown: no role, no team, so only "owner" rules can permit
+
+
+def team_of(runtime: Any, who: Principal | str) -> str:
+    """The team a new dataset, job or model of `who` belongs to ("" for none)."""
+    return acting_principal(runtime, who).team
+
+
+def may(runtime: Any, who: Principal | str, action: str, thing: Owned) -> tuple[bool, tuple[str, ...]]:
+    principal = acting_principal(runtime, who)
+    decision = runtime.policies.engine.decide(principal, action, (thing.kind, thing.id), {"caller": principal.id.principal}, [thing.entity()])
+    return decision.allowed, tuple(sorted(decision.policy_ids))
+
+
+def require(runtime: Any, who: Principal | str, action: str, thing: Owned) -> None:
+    """PermissionDenied (audited, naming the deciding policies) unless `who` may `action` `thing`."""
+    allowed, policy_ids = may(runtime, who, action, thing)
+    if allowed:
+        return
+    principal = acting_principal(runtime, who)
+    reason = f"{principal.id.principal} (team {principal.team or 'none'}) may not {action} {thing.audit_resource}, owned by {thing.owner or 'nobody'} (team {thing.attrs.get('team') or 'none'})"
+    runtime.record(Event(principal=principal.id.principal, action=action, resource=thing.audit_resource, decision="deny", policy_ids=policy_ids, details={"reason": reason}))
+    raise PermissionDenied(f"{reason} (policies: {', '.join(policy_ids)})", policy_ids=policy_ids)
