@@ -5,13 +5,9 @@ from __future__ import annotations
 from governance.policy.ownership import Owned
 from governance.store.registry_tables import Model
 
-__all__ = ["new_model", "owned_model"]
+__all__ = ["owned_model"]
 
 
 def owned_model(model: Model) -> Owned:
     return Owned("Model", model.name, {"name": model.name, "owner": model.owner, "team": model.team}, f"model/{model.name}")
 
-
-def new_model(name: str) -> Owned:
-    """A model name nobody has registered yet: anyone may start it (they become its owner)."""
-    return Owned("Model", name, {"name": name, "owner": "", "team": ""}, f"model/{name}")

@@ -55,7 +55,15 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from governance.attestation.keys import (
+    AttestationSigner,
+    ensure_attestation_key,
+    load_signer,
+)
+from governance.attestation.verify import attestation_document
 from governance.audit.log import Event
+from governance.audit.offline import make_bundle
+from governance.audit.storage import SqlNodeReader
 from governance.crypto import (
     FileKeyring,
     KeyEncryptionKeys,
@@ -74,19 +82,20 @@ from governance.errors import (
 )
 from governance.identity.principals import Principal
 from governance.policy.ownership import Owned, acting_principal, may, require
-from governance.attestation.keys import AttestationSigner, ensure_attestation_key, load_signer
-from governance.attestation.verify import attestation_document
-from governance.audit.offline import make_bundle
-from governance.audit.storage import SqlNodeReader
-from governance.registry.attest import cited_seqs, issue_attestation
-from governance.store.tables import AuditEvent
-from governance.registry.established import CLAIMED, ESTABLISHED, establish, job_of, still_established
-from governance.registry.ownership import new_model, owned_model
+from governance.privacy.guarantee import check_stated_guarantee, is_real
 from governance.privacy.ledger import budget_key
 from governance.privacy.limits import MAX_EPSILON
-from governance.privacy.guarantee import check_stated_guarantee, is_real
 from governance.processes import identity_alive, process_identity
+from governance.registry.attest import cited_seqs, issue_attestation
+from governance.registry.established import (
+    CLAIMED,
+    ESTABLISHED,
+    establish,
+    job_of,
+    still_established,
+)
 from governance.registry.gates import ReleaseFacts, Stage, reasons_for
+from governance.registry.ownership import owned_model
 from governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset
@@ -97,6 +106,7 @@ from governance.store.registry_tables import (
     ModelUpload,
     ModelVersion,
 )
+from governance.store.tables import AuditEvent
 
 __all__ = ["MAX_EPSILON", "ApprovalRecord", "ModelRecord", "ModelRegistry", "VersionRecord", "VersionSpec"]
 
@@ -242,12 +252,14 @@ class ModelRegistry:
         except BaseException:
             self._forget_upload(version_id)
             raise
-        who = principal.id.principal
         try:
             return self._insert_version(principal, spec, version_id, sealed, blob_digest, tensors)
-        except BaseException:
+        except BaseException as exc:
             self._rt.blobs.delete(blob_digest)  # a fresh data key: no other version shares it
             self._forget_upload(version_id)
+            if isinstance(exc, PermissionDenied):  # another team made the model name meanwhile
+                self._rt.record(Event(principal=principal.id.principal, action="model.add-version", resource=f"model/{spec.model_name}",
+                                      decision="deny", details={"reason": exc.message}))
             raise
 
     def _acting_for(self, principal: Principal, spec: VersionSpec) -> Principal:

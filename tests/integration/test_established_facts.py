@@ -36,7 +36,7 @@ from governance.datasets.formats import CsvDialect
 from governance.datasets.pipeline import AnonymisationSpec
 from governance.datasets.synthetic import customer_table
 from governance.errors import AlreadyExists, FailedPrecondition, PermissionDenied
-from governance.registry import ModelRegistry, Stage, VersionSpec
+from governance.registry import ModelRegistry, VersionSpec
 from governance.runtime import Runtime
 from governance.store.tables import AuditEvent
 from governance.training.jobs import JobSpec, submit_job
