@@ -68,6 +68,7 @@ def run_demo(c: Ctx, *, keep: bool) -> None:
         _release(c, story, model, version)
         _infer(c, story, model)
         _audit(c, story)
+        _attest(c, story, model, version)
         console.print(Panel.fit(f"[green]Done in {time.monotonic() - story.started:.0f}s.[/green] Explore with `privet --home {c.home.root} models list`, `… audit events`, `… datasets show {DATASET}`.", style="green"))
     finally:
         if keep:
@@ -192,6 +193,28 @@ def _infer(c: Ctx, story: _Story, model: str) -> None:
             story.say(f"[red]unexpectedly allowed[/red]: {who} / {purpose}")
         except InferenceServerException as exc:
             story.say(f"{who} with purpose {purpose!r}: [red]{exc.status().removeprefix('StatusCode.')}[/red] — {exc.message()}")
+
+
+def _attest(c: Ctx, story: _Story, model: str, version: int) -> None:
+    import json
+
+    from governance.attestation.verify import verify_attestation
+    from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+
+    story.step("carol takes the release's signed attestation (in-toto statement, DSSE envelope) and checks it offline")
+    with stub(_as(c, "carol"), "registry", registry_pb2_grpc.RegistryServiceStub) as s:
+        reply = s.GetAttestation(registry_pb2.GetAttestationRequest(name=model, version=version, with_proofs=True))
+    out = c.home.run / f"demo-{model}-{version}.attestation.json"
+    out.write_text(reply.document_json)
+    report = verify_attestation(json.loads(reply.document_json), attestation_key_pem=(c.home.keys / "attestation.pub").read_bytes(),
+                                audit_key=(c.home.keys / "audit.pub").read_text().strip(), expect_model=(model, version))
+    predicate = (report.statement or {}).get("predicate", {})
+    story.say(f"facts {predicate.get('provenance', '?')} by Privet: job {predicate.get('lineage', {}).get('training_job_id', '?')[:8]}…, "
+              f"ε {((predicate.get('guarantee') or {}).get('epsilon') or 0):.3f}, {len(reply.audit_seqs)} audit events with inclusion proofs")
+    story.say(("[green]✓ attestation verified[/green]: " if report.ok else "[red]✗ attestation failed[/red]: ") + report.message)
+    story.say(f"repeat it yourself: privet models verify-attestation {out} --key {c.home.keys / 'attestation.pub'} --audit-key {c.home.keys / 'audit.pub'}")
+    if not report.ok:
+        raise RuntimeError("the release's attestation did not verify")
 
 
 def _audit(c: Ctx, story: _Story) -> None:
