@@ -214,6 +214,7 @@ class ModelRegistry:
         self._signer: AttestationSigner | None = None
         if sweep:
             self.sweep_interrupted_uploads()
+            self.attest_unattested_releases()
 
     @property
     def keyring(self) -> KeyEncryptionKeys:
@@ -525,6 +526,37 @@ class ModelRegistry:
             ensure_attestation_key(self._rt.home.keys)
             self._signer = load_signer(self._rt.home.keys)
         return self._signer
+
+    def attest_unattested_releases(self) -> int:
+        """Issue the attestation of every RELEASED version that has none (released before
+        attestations existed), citing the audit event of its release; each issue is audited.
+        Returns how many were issued. Called at start."""
+        with self._rt.read() as session:
+            pending = list(session.scalars(select(ModelVersion.id).where(ModelVersion.stage == Stage.RELEASED, ModelVersion.attestation_json == "")))
+        if not pending:
+            return 0
+        signer = self._attestation_signer()
+
+        def issue(session: Session, version_id: str) -> None:
+            row = session.get(ModelVersion, version_id, with_for_update=True)
+            if row is None or row.stage != Stage.RELEASED or row.attestation_json:
+                return
+            resource = _resource(row.model_name, row.version)
+            release = session.scalars(select(AuditEvent).where(AuditEvent.resource == resource, AuditEvent.action == "registry.ReleaseModelVersion",
+                                                               AuditEvent.decision == "allow").order_by(AuditEvent.seq.desc())).first()  # type: ignore[attr-defined]
+            if release is None:
+                log.warning("%s is RELEASED but its release is not in the audit log; not attested", resource)
+                return
+            model = session.get(Model, row.model_name)
+            row.attestation_json = issue_attestation(session, row, release_seq=release.seq, signer=signer, team=model.team if model else "",
+                                                     log_origin=self._rt.settings.audit_origin)
+            session.add(row)
+            self._rt.audit.append(Event(principal=f"service/{_SERVICE}", action="registry.IssueAttestation", resource=resource, decision="info",
+                                        details={"version_id": row.id, "release_seq": release.seq, "key_id": signer.keyid}))
+
+        for version_id in pending:
+            self._rt.write(lambda session, v=version_id: issue(session, v))
+        return len(pending)
 
     def attestation_key_id(self) -> str:
         return self._attestation_signer().keyid

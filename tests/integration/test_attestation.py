@@ -90,7 +90,7 @@ def test_the_attestation_carries_the_established_facts_and_verifies(released) ->
 
 def test_an_independent_dsse_verifier_accepts_it(released) -> None:  # type: ignore[no-untyped-def]
     """securesystemslib (not Privet's code) checks the signature over DSSE's PAE."""
-    envelope = Envelope.from_dict(released["document"]["dsseEnvelope"])
+    envelope = Envelope.from_dict(copy.deepcopy(released["document"]["dsseEnvelope"]))  # it rewrites what it is given
     public = load_public_key(released["key"])
     key = SSlibKey.from_crypto(public, keyid=keyid_of(public))
     assert list(envelope.verify([key], 1)) == [keyid_of(public)]
@@ -169,3 +169,22 @@ def test_inference_refuses_a_version_whose_attestation_does_not_verify(servers, 
         rt.write(lambda s: s.execute(update(ModelVersion).where(ModelVersion.model_name == "churn").values(attestation_json=genuine)))
         reply = infer.ModelInfer(_request(), timeout=30)
         assert reply.model_name == "churn"
+
+
+def test_a_version_released_before_attestations_is_attested_at_the_next_start(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    rt = sqlite_runtime
+    registry = ModelRegistry(rt)
+    v = establish_version(registry, rt, VersionSpec("old", guarantee=GUARANTEE), _weights())
+    registry.request_release(_p(rt, "user/alice"), "old", v.version)
+    registry.approve(_p(rt, "user/dana"), "old", v.version)
+    registry.release(_p(rt, "user/bob"), "old", v.version)
+    rt.write(lambda s: s.execute(update(ModelVersion).where(ModelVersion.model_name == "old").values(attestation_json="")))  # as before the upgrade
+    restarted = ModelRegistry(rt)  # what the registry service does when it starts
+    _, document = restarted.attestation_document("old", v.version)
+    report = verify_attestation(document, attestation_key_pem=(rt.home.keys / "attestation.pub").read_bytes(),
+                                audit_key=(rt.home.keys / "audit.pub").read_text().strip(), weights=_weights(), expect_model=("old", v.version))
+    assert report.ok, report.message
+    with rt.read() as session:
+        (issued,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "registry.IssueAttestation")).all()
+    assert issued.resource == f"model/old/{v.version}"
+    assert ModelRegistry(rt).attest_unattested_releases() == 0
