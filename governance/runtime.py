@@ -13,6 +13,7 @@ import logging
 from governance.audit.checkpoint import NoteSigner, NoteVerifier
 from governance.audit.checkpointer import Checkpointer
 from governance.audit.integrity import IntegrityReport, check_log
+from governance.audit.denials import DenialLog
 from governance.audit.log import AuditLog, Event
 from governance.config import Home, Settings
 from governance.policy.holder import PolicyHolder
@@ -40,6 +41,7 @@ class Runtime:
     checkpointer: Checkpointer
     verifier: NoteVerifier
     _ca_pem: bytes | None = None
+    _denials: DenialLog | None = None
 
     @classmethod
     def open(cls, home: Home) -> "Runtime":
@@ -86,10 +88,18 @@ class Runtime:
         """Append one event on its own (a denial, a read). Returns its sequence number."""
         return self.transactor.run(lambda _s: self.audit.append(event), timeout, isolated=False)
 
+    def deny(self, event: Event) -> None:
+        """Record a denial, identical repeats coalesced into counted events (governance/audit/denials.py)."""
+        if self._denials is None:
+            self._denials = DenialLog(self)
+        self._denials.record(event)
+
     def read(self) -> Session:
         return Session(self.engines.reader, expire_on_commit=False)
 
     def close(self) -> None:
+        if self._denials is not None:
+            self._denials.close()
         self.checkpointer.stop()
         self.transactor.close()
         self.engines.dispose()

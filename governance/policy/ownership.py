@@ -69,5 +69,5 @@ def require(runtime: Any, who: Principal | str, action: str, thing: Owned) -> No
         return
     principal = acting_principal(runtime, who)
     reason = f"{principal.id.principal} (team {principal.team or 'none'}) may not {action} {thing.audit_resource}, owned by {thing.owner or 'nobody'} (team {thing.attrs.get('team') or 'none'})"
-    runtime.record(Event(principal=principal.id.principal, action=action, resource=thing.audit_resource, decision="deny", policy_ids=policy_ids, details={"reason": reason}))
+    runtime.deny(Event(principal=principal.id.principal, action=action, resource=thing.audit_resource, decision="deny", policy_ids=policy_ids, details={"reason": reason}))
     raise PermissionDenied(f"{reason} (policies: {', '.join(policy_ids)})", policy_ids=policy_ids)

@@ -12,12 +12,13 @@ from typing import Any
 import grpc
 
 from governance.audit.log import Event
-from governance.errors import PermissionDenied, PrivetError, Unauthenticated
+from governance.errors import PermissionDenied, PrivetError, ResourceExhausted, Unauthenticated
 from governance.identity.spiffe import SpiffeId
 from governance.runtime import Runtime
 from services.common.errors import abort_with
 from services.common.identity import peer_spiffe_id
 from services.common.metrics import ServerMetrics
+from services.common.uploads import Upload, UploadGate
 
 __all__ = ["GovernanceInterceptor", "action_for"]
 
@@ -37,9 +38,10 @@ def action_for(method: str) -> tuple[str, str] | None:
 
 
 class GovernanceInterceptor(grpc.ServerInterceptor):
-    def __init__(self, runtime: Runtime, metrics: ServerMetrics | None = None) -> None:
+    def __init__(self, runtime: Runtime, metrics: ServerMetrics | None = None, uploads: UploadGate | None = None) -> None:
         self._runtime = runtime
         self._metrics = metrics
+        self._uploads = uploads
         self._cache: dict = {}
         self._cache_engine: object = None
 
@@ -49,14 +51,33 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
             return None
         target = action_for(handler_call_details.method)
         guard = functools.partial(self._guard, target)
-        return _wrap(handler, guard, handler_call_details.method, self._metrics)
+        admit = functools.partial(self._admit, target) if handler.request_streaming and self._uploads is not None else None
+        return _wrap(handler, guard, handler_call_details.method, self._metrics, admit)
 
-    def _guard(self, target: tuple[str, str] | None, context: grpc.ServicerContext) -> None:
+    def _admit(self, target: tuple[str, str] | None, who: str, context: grpc.ServicerContext) -> Upload:
+        """An upload slot (services/common/uploads.py), or ResourceExhausted, audited."""
+        assert self._uploads is not None
+        action = target[1] if target else "upload"
+        try:
+            return self._uploads.admit(who, context, action)
+        except ResourceExhausted as exc:
+            api = target[0] if target else "unknown"
+            self._runtime.deny(Event(principal=who, action=action, resource=f"api/{api}", decision="deny", details={"reason": exc.message}))
+            raise
+
+    def audit_cut_off(self, upload: Upload) -> None:
+        """The watchdog cut an idle upload off: say so in the log (the call itself ends CANCELLED)."""
+        api = upload.action.split(".", 1)[0]
+        self._runtime.record(Event(principal=upload.principal, action=upload.action, resource=f"api/{api}", decision="deny",
+                                   details={"reason": f"upload cut off: no message for {self._uploads.idle_seconds if self._uploads else '?'} s"}))
+
+    def _guard(self, target: tuple[str, str] | None, context: grpc.ServicerContext) -> str:
+        """The caller's principal id, once it may make this call (raises otherwise)."""
         spiffe: SpiffeId | None = None
         try:
             spiffe = peer_spiffe_id(context, self._runtime.ca_pem)
             if target is None:
-                return
+                return spiffe.principal
             principal = self._runtime.policies.engine.directory.resolve(spiffe)
         except Unauthenticated as exc:
             if target is not None:
@@ -67,6 +88,7 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
         if not decision.allowed:
             self._audit_denial(principal.id.principal, target, decision.policy_ids, "policy denied the call")
             raise PermissionDenied(f"{principal.id.principal} may not call {action}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
+        return principal.id.principal
 
     def _decide(self, principal, api: str, action: str):  # type: ignore[no-untyped-def]
         """The per-RPC decision depends only on the policy set, the principal and the RPC, so it
@@ -82,7 +104,7 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
 
     def _audit_denial(self, who: str, target: tuple[str, str], policy_ids: tuple[str, ...], why: str) -> None:
         api, action = target
-        self._runtime.record(Event(principal=who, action=action, resource=f"api/{api}", decision="deny", policy_ids=policy_ids, details={"reason": why}))
+        self._runtime.deny(Event(principal=who, action=action, resource=f"api/{api}", decision="deny", policy_ids=policy_ids, details={"reason": why}))
 
 
 @contextlib.contextmanager
@@ -102,12 +124,15 @@ def _errors_as_status(context: grpc.ServicerContext) -> Iterator[None]:
 
 
 def _mapped(behavior: Callable, guard: Callable, streaming_response: bool, method: str,
-            metrics: ServerMetrics | None) -> Callable:
+            metrics: ServerMetrics | None, admit: Callable[[str, grpc.ServicerContext], Upload] | None = None) -> Callable:
     def unary_response(request: Any, context: grpc.ServicerContext) -> Any:
         started = metrics.started() if metrics else 0.0
         try:
             with _errors_as_status(context):
-                guard(context)
+                who = guard(context)
+                if admit is not None:  # an upload: a slot, and a clock on every message
+                    with admit(who, context) as upload:
+                        return behavior(upload.stream(request), context)
                 return behavior(request, context)
         finally:
             if metrics:
@@ -137,7 +162,8 @@ def _is_abort(exc: BaseException) -> bool:
     return type(exc) is Exception and not exc.args
 
 
-def _wrap(handler: grpc.RpcMethodHandler, guard: Callable, method: str, metrics: ServerMetrics | None) -> grpc.RpcMethodHandler:
+def _wrap(handler: grpc.RpcMethodHandler, guard: Callable, method: str, metrics: ServerMetrics | None,
+          admit: Callable[[str, grpc.ServicerContext], Upload] | None = None) -> grpc.RpcMethodHandler:
     kinds = {
         (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
         (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
@@ -145,5 +171,5 @@ def _wrap(handler: grpc.RpcMethodHandler, guard: Callable, method: str, metrics:
         (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
     }
     attr, factory = kinds[(handler.request_streaming, handler.response_streaming)]
-    behavior = _mapped(getattr(handler, attr), guard, handler.response_streaming, method, metrics)
+    behavior = _mapped(getattr(handler, attr), guard, handler.response_streaming, method, metrics, admit)
     return factory(behavior, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)

@@ -16,6 +16,7 @@ import services
 from governance.runtime import Runtime
 from services.common.interceptor import GovernanceInterceptor
 from services.common.metrics import ServerMetrics
+from services.common.uploads import DEFAULT_IDLE_SECONDS, DEFAULT_PER_PRINCIPAL, UploadGate
 
 __all__ = ["ServiceSpec", "RunningServer", "start_server", "server_credentials"]
 
@@ -69,9 +70,12 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
         raise RuntimeError("grpc was imported before the services package, so TLS 1.2 could not be disabled: import services first")
     limit = runtime.settings.max_message_bytes
     metrics = ServerMetrics(name, runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
+    uploads = _upload_gate(runtime, max_workers)
+    interceptor = GovernanceInterceptor(runtime, metrics, uploads)
+    uploads.on_cut_off(interceptor.audit_cut_off)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"privet-{name}"),
-        interceptors=[GovernanceInterceptor(runtime, metrics)],
+        interceptors=[interceptor],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -97,4 +101,13 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
         metrics.add_gauge("privet_audit_log_size", "Events in the audit log, as this process last committed.",
                           lambda: runtime.audit.committed_size)
     metrics.serve()
-    return RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)
+    running = RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)
+    running.on_stop.append(lambda _grace: uploads.close())
+    return running
+
+
+def _upload_gate(runtime: Runtime, max_workers: int) -> UploadGate:
+    """Uploads get at most half the workers (reads keep the rest), and `[uploads]` settings."""
+    conf = runtime.settings.extra.get("uploads", {})
+    return UploadGate(total=int(conf.get("total", max(1, max_workers // 2))), per_principal=int(conf.get("per_principal", DEFAULT_PER_PRINCIPAL)),
+                      idle_seconds=float(conf.get("idle_seconds", DEFAULT_IDLE_SECONDS)))

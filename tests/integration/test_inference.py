@@ -197,7 +197,7 @@ def test_requests_are_counted_in_the_audit_log_without_payloads(env) -> None:  #
         counted = sum(json.loads(r.details)["requests"] for r in rows if r.decision == "allow")
         time.sleep(0.2)
     assert counted == 5
-    assert any(r.decision == "deny" and "default-deny" in r.policy_ids for r in rows)
+    assert any(r.decision == "deny" and "inference-approved-purpose" in r.policy_ids for r in rows)
     assert all("61.0" not in r.details and "premium" not in r.details for r in rows)
 
 

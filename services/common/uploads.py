@@ -1,0 +1,126 @@
+"""Capacity and patience for uploads (client-streaming calls: CreateDataset, PreviewMasking,
+CreateModelVersion), so that no caller can hold a server's workers by streaming slowly.
+
+A synchronous gRPC server runs each call on one worker thread for its whole life, so an
+upload that sends its first message and then waits holds a worker for ever: 32 of them
+hung the registry, then (as it could not confirm releases) every inference. Three rules:
+
+- at most `per_principal` uploads at once for one principal, and `total` at once for the
+  server (half its workers by default), so reads always find a worker;
+- each upload must deliver a message within `idle_seconds` of the last one (the first
+  counted from the call's start); a watchdog cancels one that does not;
+- a refused or cut-off upload leaves nothing behind (the upload code already discards a
+  stream that ends with the call inactive) and is audited by the caller of `admit`.
+
+Settings: `[uploads]` in privet.toml (`idle_seconds`, `per_principal`, `total`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from governance.errors import ResourceExhausted
+
+__all__ = ["DEFAULT_IDLE_SECONDS", "DEFAULT_PER_PRINCIPAL", "Upload", "UploadGate"]
+
+T = TypeVar("T")
+
+DEFAULT_IDLE_SECONDS = 30.0
+DEFAULT_PER_PRINCIPAL = 4
+
+
+@dataclass(eq=False)
+class Upload:
+    """One admitted upload: its stream refreshes the idle clock with every message."""
+
+    principal: str
+    context: Any
+    last: float
+    _gate: UploadGate
+    action: str = ""
+    cut_off: bool = False
+    _key: int = field(default=0)
+
+    def stream(self, requests: Iterable[T]) -> Iterator[T]:
+        for message in requests:
+            self.last = self._gate.clock()
+            yield message
+
+    def __enter__(self) -> Upload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._gate.release(self)
+
+
+class UploadGate:
+    def __init__(self, *, total: int, per_principal: int = DEFAULT_PER_PRINCIPAL, idle_seconds: float = DEFAULT_IDLE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic, on_cut_off: Callable[[Upload], None] | None = None) -> None:
+        if total < 1 or per_principal < 1 or not idle_seconds > 0:
+            raise ValueError("upload limits must be positive")
+        self.total, self.per_principal, self.idle_seconds = total, per_principal, idle_seconds
+        self.clock = clock
+        self._on_cut_off = on_cut_off
+        self._lock = threading.Lock()
+        self._active: dict[int, Upload] = {}
+        self._ids = itertools.count(1)
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="privet-upload-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def admit(self, principal: str, context: Any, action: str = "") -> Upload:
+        """An upload slot for `principal`, or ResourceExhausted naming the limit reached."""
+        with self._lock:
+            mine = sum(1 for u in self._active.values() if u.principal == principal)
+            if mine >= self.per_principal:
+                raise ResourceExhausted(f"{principal} already has {mine} uploads in progress, the most one principal may have at once "
+                                        f"([uploads] per_principal = {self.per_principal}); finish or cancel one first")
+            if len(self._active) >= self.total:
+                raise ResourceExhausted(f"this server already has {len(self._active)} uploads in progress, the most it takes at once "
+                                        f"([uploads] total = {self.total}); retry later")
+            upload = Upload(principal, context, self.clock(), self, action=action, _key=next(self._ids))
+            self._active[upload._key] = upload
+            return upload
+
+    def on_cut_off(self, callback: Callable[[Upload], None]) -> None:
+        """Called (from the watchdog) for each upload it cuts off: the audit hook."""
+        self._on_cut_off = callback
+
+    def release(self, upload: Upload) -> None:
+        with self._lock:
+            self._active.pop(upload._key, None)
+
+    def in_progress(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def check_idle(self) -> list[Upload]:
+        """Cancel every upload idle for longer than `idle_seconds`; returns them."""
+        now = self.clock()
+        with self._lock:
+            idle = [u for u in self._active.values() if not u.cut_off and now - u.last > self.idle_seconds]
+            for upload in idle:
+                upload.cut_off = True
+        for upload in idle:
+            upload.context.cancel()  # wakes the worker blocked on the stream: it sees the call inactive
+            if self._on_cut_off is not None:
+                self._on_cut_off(upload)
+        return idle
+
+    def _watch(self) -> None:
+        period = min(1.0, self.idle_seconds / 4)
+        while not self._stop.wait(period):
+            try:
+                self.check_idle()
+            except Exception:  # noqa: BLE001 - the watchdog must outlive any one upload's trouble
+                import logging
+
+                logging.getLogger("privet.server").exception("upload watchdog")
