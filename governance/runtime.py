@@ -9,6 +9,7 @@ from typing import TypeVar
 from sqlmodel import Session
 
 import logging
+import threading
 
 from governance.audit.checkpoint import NoteSigner, NoteVerifier
 from governance.audit.checkpointer import Checkpointer
@@ -27,6 +28,7 @@ __all__ = ["Runtime"]
 T = TypeVar("T")
 
 log = logging.getLogger("privet.runtime")
+_LAZY = threading.Lock()  # makes each runtime's coalescing logs once, on first use
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Runtime:
     verifier: NoteVerifier
     _ca_pem: bytes | None = None
     _denials: DenialLog | None = None
+    _reads: DenialLog | None = None
 
     @classmethod
     def open(cls, home: Home) -> "Runtime":
@@ -90,16 +93,25 @@ class Runtime:
 
     def deny(self, event: Event) -> None:
         """Record a denial, identical repeats coalesced into counted events (governance/audit/denials.py)."""
-        if self._denials is None:
-            self._denials = DenialLog(self)
+        with _LAZY:
+            if self._denials is None:
+                self._denials = DenialLog(self)
         self._denials.record(event)
+
+    def count_read(self, event: Event) -> None:
+        """Record a read, counted with identical ones into one event a second (never an fsync per call)."""
+        with _LAZY:
+            if self._reads is None:
+                self._reads = DenialLog(self, immediate_first=False)
+        self._reads.record(event)
 
     def read(self) -> Session:
         return Session(self.engines.reader, expire_on_commit=False)
 
     def close(self) -> None:
-        if self._denials is not None:
-            self._denials.close()
+        for coalesced in (self._denials, self._reads):
+            if coalesced is not None:
+                coalesced.close()
         self.checkpointer.stop()
         self.transactor.close()
         self.engines.dispose()

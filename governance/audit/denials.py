@@ -1,4 +1,5 @@
-"""Denials, coalesced: every refusal is in the audit log, at a bounded cost per caller.
+"""Denials and reads, coalesced: every refusal and every read is in the audit log, at a
+bounded cost per caller.
 
 A durable event per denied call lets one caller write the log as fast as it can be refused
 (3,000 events, 3.4 MB, in 3 s). So identical denials — the same principal, action,
@@ -7,7 +8,9 @@ period is appended at once (so a refusal is in the log as soon as it is answered
 repeats that follow within the period become one event carrying `requests: <how many>`
 (the count inference events use, so reports add them up the same way) when the period
 ends. Who, what, which policy and how many are all kept; only the per-call timestamps of
-repeats within one period are not.
+repeats within one period are not. Reads of metadata (`GetDataset`, `ListDatasets`,
+`PreviewMasking`) are counted the same way, with no immediate event (`immediate_first`
+False): their count is what an auditor needs, never an fsync per call.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ def _key(event: Event) -> tuple[Any, ...]:
 
 
 class DenialLog:
-    """Coalesces identical denials; `record(event)` appends or counts, `flush()` writes the counts."""
+    """Coalesces identical events; `record(event)` appends or counts, `flush()` writes the counts."""
 
-    def __init__(self, runtime: Any, *, period_s: float = 1.0) -> None:
+    def __init__(self, runtime: Any, *, period_s: float = 1.0, immediate_first: bool = True) -> None:
         self._rt = runtime
+        self._immediate_first = immediate_first
         self._lock = threading.Lock()
         self._seen: set[tuple[Any, ...]] = set()  # keys appended this period
         self._repeats: Counter = Counter()
@@ -44,7 +48,7 @@ class DenialLog:
     def record(self, event: Event) -> None:
         key = _key(event)
         with self._lock:
-            first = key not in self._seen
+            first = self._immediate_first and key not in self._seen
             if first:
                 self._seen.add(key)
             else:

@@ -131,6 +131,9 @@ def get_dataset(runtime: Runtime, name: str, *, dataset_id: str = "", principal:
         raise NotFound(f"no dataset named {name!r}" if name else f"no live dataset with id {dataset_id!r}")
     if principal is not None:
         require(runtime, principal, action, owned_dataset(row))
+        if action == "dataset.describe":
+            runtime.count_read(Event(principal=acting_principal(runtime, principal).id.principal, action="ingestion.GetDataset", resource=f"dataset/{row.name}",
+                                     decision="allow", details={"dataset_id": row.id}))
     return row
 
 
@@ -154,6 +157,9 @@ def list_datasets(runtime: Runtime, *, after: str, limit: int, principal: Princi
         if len(rows) < limit:
             break
         after = rows[-1].name
+    if principal is not None:
+        runtime.count_read(Event(principal=acting_principal(runtime, principal).id.principal, action="ingestion.ListDatasets", resource="dataset/*",
+                                 decision="allow", details={}))
     return out[:limit]
 
 
@@ -161,8 +167,12 @@ def _validate(runtime: Runtime, spec: DatasetSpec) -> None:
     spec.validate(max_epsilon=runtime.settings.max_dataset_epsilon, max_delta=runtime.settings.max_dataset_delta)
 
 
-def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes]) -> list:  # type: ignore[type-arg]
+def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes], *, principal: Principal | str | None = None) -> list:  # type: ignore[type-arg]
+    """What each column of an upload would become; stores nothing. Counted in the audit log."""
     _validate(runtime, spec)
+    if principal is not None:
+        runtime.count_read(Event(principal=acting_principal(runtime, principal).id.principal, action="ingestion.PreviewMasking", resource=f"dataset/{spec.name}",
+                                 decision="allow", details={"profile": spec.profile}))
     profile, _ = _profile(runtime, spec.profile)
     upload = spool(chunks, runtime.settings.blob_dir / "tmp", limit=runtime.settings.max_upload_bytes)
     try:
@@ -382,6 +392,9 @@ def dataset_batches(runtime: Runtime, name: str, columns: list[str], *, dataset_
     ownership policy lets read them."""
     row = get_dataset(runtime, name, dataset_id=dataset_id, principal=principal, action="dataset.read")
     name = row.name
+    if principal is not None:  # a read of (masked) personal data: in the log before the first row leaves
+        runtime.record(Event(principal=acting_principal(runtime, principal).id.principal, action="ingestion.ReadDataset", resource=f"dataset/{name}",
+                             decision="allow", details={"dataset_id": row.id, "columns": list(columns)}))
     with runtime.blobs.open(row.blob_digest) as f:
         parquet = pq.ParquetFile(f)
         missing = [c for c in columns if c not in parquet.schema_arrow.names]

@@ -3,20 +3,26 @@ request before it joins a batch, quotas, validation, audit counts."""
 
 from __future__ import annotations
 
+import functools
 import threading
 
-
-from governance.errors import PermissionDenied
-from governance.runtime import Runtime
 from inference import grpc_predict_v2_pb2 as pb
 from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+
+from governance.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    PrivetError,
+    ResourceExhausted,
+)
+from governance.runtime import Runtime
 from services.common.identity import caller
 from services.inference.batcher import Batcher
 from services.inference.loader import LoadedModel, ModelCache
 from services.inference.metering import AuditCounter, Quotas
 from services.inference.tensors import probabilities_output, request_table
 
-__all__ = ["InferenceServicer", "PREDICT_ACTION"]
+__all__ = ["PREDICT_ACTION", "InferenceServicer"]
 
 PREDICT_ACTION = "inference.Predict"
 SERVER_NAME, SERVER_VERSION = "privet", "1"
@@ -90,24 +96,39 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
+        """Every request is counted in the audit log (in batches), whatever its outcome:
+        served, refused by policy, quota or stage, or invalid."""
         who = caller(context, self._rt)
         purpose = request.parameters["purpose"].string_param if "purpose" in request.parameters else ""
-        model = self.models.get(request.model_name, request.model_version or "released")
-        self.quotas.take(who.id.principal, model.name)
+        principal = who.id.principal
+        try:
+            model = self.models.get(request.model_name, request.model_version or "released")
+        except PrivetError as exc:
+            self.audit.count(principal, request.model_name, 0, "", purpose, "deny", (f"not-served:{type(exc).__name__}",))
+            raise
+        count = functools.partial(self.audit.count, principal, model.name, model.version, model.digest, purpose)
+        try:
+            self.quotas.take(principal, model.name)
+        except ResourceExhausted:
+            count("deny", ("quota-exceeded",))
+            raise
         engine = self._rt.policies.engine
         decision = engine.decide(
             who, PREDICT_ACTION, ("ServedModel", f"{model.name}:{model.version}"),
-            {"purpose": purpose, "quota_used": self.quotas.used(who.id.principal, model.name), "quota_limit": self.quotas.per_minute},
+            {"purpose": purpose, "quota_used": self.quotas.used(principal, model.name), "quota_limit": self.quotas.per_minute},
             entities=self._entities_for(engine, model),
         )
-        self.audit.count(who.id.principal, model.name, model.version, model.digest, purpose, "allow" if decision.allowed else "deny", decision.policy_ids)
         if not decision.allowed:
-            raise PermissionDenied(f"{who.id.principal} may not use {model.name}:{model.version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
-        table = request_table(request, model.inputs)
+            count("deny", decision.policy_ids)
+            raise PermissionDenied(f"{principal} may not use {model.name}:{model.version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
+        try:
+            table = request_table(request, model.inputs)
+        except InvalidArgument:
+            count("invalid", decision.policy_ids)
+            raise
+        count("allow", decision.policy_ids)
         remaining = context.time_remaining()
         probabilities = self._batcher(model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)
         response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
         probabilities_output(response, probabilities)
         return response
-
-

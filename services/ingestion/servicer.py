@@ -111,7 +111,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def PreviewMasking(self, request_iterator, context):  # type: ignore[no-untyped-def]
         header, chunks = _split(request_iterator, context)
-        columns = preview_dataset(self._rt, _spec(header), chunks)
+        columns = preview_dataset(self._rt, _spec(header), chunks, principal=self._who(context))
         return ingestion_pb2.PreviewMaskingResponse(columns=[
             ingestion_pb2.ColumnPreview(name=c.column, action=c.action, detected_types=c.pii_types, original=[str(v) for v in c.original], masked=[str(v) for v in (c.masked or [])])
             for c in columns
