@@ -64,6 +64,7 @@ from governance.attestation.verify import attestation_document
 from governance.audit.log import Event
 from governance.audit.offline import make_bundle
 from governance.audit.storage import SqlNodeReader
+from governance.catalog.consistency import check_metadata_matches_weights
 from governance.crypto import (
     FileKeyring,
     KeyEncryptionKeys,
@@ -238,6 +239,7 @@ class ModelRegistry:
             kwargs = {"chunk_size": self._chunk_size} if self._chunk_size else {}
             sealed = seal_weights(source, _Sink(writer), version_id=version_id, keyring=self._keyring, **kwargs)
             tensors = checker.finish()
+            check_metadata_matches_weights(spec.architecture, spec.preprocessing_json, tensors, [i.get("name", "") for i in spec.inputs])
             if spec.expected_size and spec.expected_size != sealed.size:
                 raise InvalidArgument("metadata.expected_size", f"stated {spec.expected_size} bytes, received {sealed.size}")
             # Before the blob becomes visible, note how to recognise it: should this process

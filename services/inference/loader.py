@@ -33,7 +33,7 @@ from governance.catalog.text import TextPreprocessor
 from governance.config import Home
 from governance.attestation.verify import attestation_document, verify_attestation
 from governance.audit.log import Event
-from governance.errors import DataLoss, FailedPrecondition, NotFound, Unavailable
+from governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.common.client import secure_channel
 
@@ -91,6 +91,10 @@ class ModelCache:
         self._clock = clock
         self._unconfirmed: set[tuple[str, int]] = set()  # the watcher's: versions it warned about
         self._models: dict[tuple[str, int], LoadedModel] = {}
+        # Versions whose weights or metadata cannot make a model: versions never change, so
+        # the answer is kept, never worked out again per request (a bad version must not
+        # make every request download and rebuild it).
+        self._unloadable: dict[tuple[str, int], FailedPrecondition] = {}
         self._aliases: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -143,6 +147,9 @@ class ModelCache:
         key = (name, described.version)
         with self._lock:
             cached = self._models.get(key)
+            unloadable = self._unloadable.get(key)
+        if unloadable is not None:
+            raise unloadable
         if not released:
             raise FailedPrecondition(f"{name}:{described.version} is {registry_pb2.Stage.Name(described.stage).removeprefix('STAGE_')}, not RELEASED: it does not serve")
         if cached is not None and not cached.revoked:
@@ -186,6 +193,16 @@ class ModelCache:
 
     def _load(self, v: registry_pb2.ModelVersion) -> LoadedModel:
         self._verify_attestation(v)
+        try:
+            return self._build(v)
+        except (InvalidArgument, DataLoss) as exc:
+            refusal = FailedPrecondition(f"{v.model_name}:{v.version} cannot be served: {exc.message}")
+            with self._lock:
+                self._unloadable[(v.model_name, v.version)] = refusal
+            log.error("%s:%d does not load and will not be retried: %s", v.model_name, v.version, exc.message)
+            raise refusal from None
+
+    def _build(self, v: registry_pb2.ModelVersion) -> LoadedModel:
         digest = hashlib.sha256()
         parts = []
         for chunk in self._stub().DownloadWeights(registry_pb2.DownloadWeightsRequest(name=v.model_name, version=v.version), timeout=120):
@@ -193,13 +210,17 @@ class ModelCache:
             parts.append(chunk.data)
         if digest.hexdigest() != v.digest:
             raise DataLoss(f"weights of {v.model_name}:{v.version} do not match their recorded digest")
-        meta = json.loads(v.preprocessing_json)
-        module = load_model(v.architecture, meta["model"], b"".join(parts))
+        try:
+            meta = json.loads(v.preprocessing_json)
+            spec, preprocessor, labels = meta["model"], preprocessor_from_metadata(meta["preprocessor"]), ClassLabels.from_metadata(meta["labels"])
+        except (ValueError, KeyError, TypeError, RecursionError):
+            raise InvalidArgument("preprocessing_json", "not the metadata a Privet model is served from") from None
+        module = load_model(v.architecture, spec, b"".join(parts))
         log.info("loaded %s:%d (%s)", v.model_name, v.version, v.digest[:12])
         return LoadedModel(
             name=v.model_name, version=v.version, digest=v.digest, stage="RELEASED", epsilon=v.guarantee.epsilon, owner=v.lineage.trained_by or v.created_by,
             inputs=list(v.inputs), outputs=list(v.outputs), module=module,
-            preprocessor=preprocessor_from_metadata(meta["preprocessor"]), labels=ClassLabels.from_metadata(meta["labels"]),
+            preprocessor=preprocessor, labels=labels,
         )
 
     def loaded(self) -> list[LoadedModel]:
