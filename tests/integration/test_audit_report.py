@@ -211,7 +211,7 @@ def test_every_value_from_the_log_is_escaped() -> None:
         _event(0, "user/alice", "privacy.open", "dataset/d1", dataset_id="d1", job_id="", epsilon="8.0"),
         _event(1, "user/alice", "ingestion.CreateDataset", f"dataset/{evil}", dataset_id="d1", raw_digest=evil, digest="ab", profile=evil, profile_digest="cd", k=5),
         _event(2, "user/alice", "privacy.reserve", "dataset/d1", dataset_id="d1", job_id=evil, epsilon="3.0"),
-        _event(3, "service/training", "registry.CreateModelVersion", f"model/{evil}/1", version_id="v1", digest=evil, lineage={"dataset_id": "d1", "training_job_id": evil}),
+        _event(3, "service/training", "registry.CreateModelVersion", f"model/{evil}/1", version_id="v1", digest=evil, provenance="established", lineage={"dataset_id": "d1", "training_job_id": evil}),
         _event(4, "service/training", "privacy.charge", "dataset/d1", dataset_id="d1", job_id=evil, epsilon="2.5", accountant=evil, noise_multiplier="1.1", sample_rate="0.01", steps=10),
         _event(5, "user/dana", "registry.ApproveRelease", f"model/{evil}/1", version_id="v1", note=evil),
         _event(6, "user/bob", "registry.ReleaseModelVersion", f"model/{evil}/1", version_id="v1"),
