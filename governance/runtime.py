@@ -9,6 +9,7 @@ from typing import TypeVar
 from sqlmodel import Session
 
 import logging
+import os
 import threading
 
 from governance.audit.checkpoint import NoteSigner, NoteVerifier
@@ -49,6 +50,10 @@ class Runtime:
     @classmethod
     def open(cls, home: Home) -> "Runtime":
         """Migrate the database, load and validate policies, sweep orphan blobs."""
+        # Owner-only: keys, the database and blobs are secrets. Every file this process makes
+        # is created so (umask), and the home itself closes to others whatever made it.
+        os.umask(0o077)
+        os.chmod(home.root, 0o700)
         settings = home.settings()
         policies = PolicyHolder(home.policies)  # a bad policy stops the process here
         engines = make_engines(settings.database_url)
@@ -104,6 +109,11 @@ class Runtime:
             if self._reads is None:
                 self._reads = DenialLog(self, immediate_first=False)
         self._reads.record(event)
+
+    def scrub(self) -> bool:
+        """After an erasure, leave no copy of the erased bytes in the database's files
+        (SQLite: a truncating checkpoint; see Engines.scrub)."""
+        return self.engines.scrub()
 
     def read(self) -> Session:
         return Session(self.engines.reader, expire_on_commit=False)

@@ -360,6 +360,7 @@ def delete_dataset(runtime: Runtime, principal: Principal | str, name: str, reas
 
     row = runtime.write(erase)
     _drop_blob_if_unused(runtime, row.blob_digest)
+    runtime.scrub()  # no copy of the destroyed key left in the database's files
     return row
 
 

@@ -215,6 +215,7 @@ class ModelRegistry:
         self._signer: AttestationSigner | None = None
         if sweep:
             self.sweep_interrupted_uploads()
+            self.sweep_erased()
             self.attest_unattested_releases()
 
     @property
@@ -623,8 +624,28 @@ class ModelRegistry:
         def not_erased_twice(row: ModelVersion) -> str | None:
             return f"the weights of {name}:{row.version} are already erased" if row.erased else None
 
-        return self._transition(principal, name, version, action="model.revoke", rpc="RevokeModelVersion", from_stages=sources, to=Stage.REVOKED,
-                                changes=changes, note=reason, extra_details={"erase": erase}, precondition=not_erased_twice)
+        record = self._transition(principal, name, version, action="model.revoke", rpc="RevokeModelVersion", from_stages=sources, to=Stage.REVOKED,
+                                  changes=changes, note=reason, extra_details={"erase": erase}, precondition=not_erased_twice)
+        if erase:
+            self._erase_remains(record.blob_digest)
+        return record
+
+    def _erase_remains(self, blob_digest: str) -> None:
+        """After the erasure committed: the sealed blob goes (its data key is gone already;
+        no other version shares a blob), and the database's files keep no copy of the key."""
+        self._rt.blobs.delete(blob_digest)
+        if not self._rt.scrub() and self._rt.engines.sqlite:
+            log.warning("the database's write-ahead log could not be emptied after an erasure (a long reader?); it is retried at the next erasure or start")
+
+    def sweep_erased(self) -> int:
+        """Finish erasures a crash interrupted (the blob of an erased version still on disk).
+        Returns how many blobs were removed. Called at start."""
+        with self._rt.read() as session:
+            digests = list(session.scalars(select(ModelVersion.blob_digest).where(ModelVersion.erased.is_(True))))  # type: ignore[attr-defined]
+        left = [d for d in digests if self._rt.blobs.exists(d)]
+        for digest in left:
+            self._erase_remains(digest)
+        return len(left)
 
     def _transition(
         self,

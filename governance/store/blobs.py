@@ -44,7 +44,7 @@ class BlobWriter:
         self._hash = hashlib.sha256()
         self.size = 0
         self._path = store.root / _TMP_DIR / temporary_name()
-        self._file: BinaryIO | None = open(self._path, "wb")
+        self._file: BinaryIO | None = os.fdopen(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._file is not None, "writer already closed"
@@ -86,7 +86,8 @@ class BlobWriter:
 class BlobStore:
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
-        (root / _TMP_DIR).mkdir(parents=True, exist_ok=True)
+        (root / _TMP_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(root, 0o700)  # blobs are weights and data: owner-only, whatever made the folder
 
     def sweep_orphans(self) -> int:
         """Remove temporaries left by a crashed writer of this host. Call at start, before serving."""

@@ -37,6 +37,31 @@ class Engines:
     def sqlite(self) -> bool:
         return is_sqlite(self.url)
 
+    def scrub(self, attempts: int = 20) -> bool:
+        """After an erasure: leave no copy of erased bytes in the database's files. SQLite
+        overwrites freed content (secure_delete) but keeps old page images in the WAL until
+        a checkpoint; a TRUNCATE checkpoint copies the current pages back and empties the
+        WAL. A reader holding an old snapshot blocks it, so it is retried briefly. Returns
+        whether the WAL was emptied. PostgreSQL: nothing can be guaranteed here (dead tuples,
+        WAL segments and backups keep old rows): see docs/operators.md, "Erasure"."""
+        if not self.sqlite:
+            return False
+        import time
+
+        # A connection of its own, outside the pools: theirs begin a transaction on checkout,
+        # and a checkpoint cannot run inside one.
+        conn = sqlite3.connect(self.url.split(":///", 1)[1], isolation_level=None, timeout=30)
+        try:
+            conn.execute("PRAGMA secure_delete=ON")
+            for _ in range(attempts):
+                busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return True
+                time.sleep(0.05)
+            return False
+        finally:
+            conn.close()
+
     def dispose(self) -> None:
         self.writer.dispose()
         self.reader.dispose()
@@ -60,6 +85,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Deleted or overwritten content is zeroed in the file, not just unlinked from the
+        # b-tree: an erased key must not survive in a free page (see Engines.scrub).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
@@ -74,9 +102,22 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+def _owner_only(url: str) -> None:
+    """Create the SQLite file owner-only (its WAL and shared-memory files take its mode)."""
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if not path or path == ":memory:":
+        return
+    import os
+
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
 def make_engines(url: str) -> Engines:
     url = normalise_url(url)
     if is_sqlite(url):
+        _owner_only(url)
         return Engines(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
     engine = create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=32)
     return Engines(url, engine, engine)
