@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import pathlib
+import re
+import secrets
 import shutil
 from dataclasses import dataclass, field
 
-from governance.audit.checkpoint import generate_signer
+from governance.attestation.keys import ensure_attestation_key
+from governance.audit.checkpoint import NoteSigner, generate_signer
 from governance.config import DEFAULT_TOML, SERVICES, Home
 from governance.crypto.keyring import FileKeyring
 from governance.fsutil import write_atomic
 from governance.identity.ca import LocalCA
-from governance.attestation.keys import ensure_attestation_key
 from governance.identity.principals import add_principal, load_directory
 from governance.identity.spiffe import SpiffeId
 
-__all__ = ["DEFAULT_POLICIES", "InitReport", "init_home", "add_user"]
+__all__ = ["DEFAULT_POLICIES", "LEGACY_AUDIT_ORIGIN", "InitReport", "add_user", "init_home", "new_audit_origin"]
 
 # The defaults that ship with Privet (the repository's policies/ folder).
 DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[1] / "policies"
-AUDIT_KEY_NAME = "privet.local/audit"
+# The one origin (and audit key name) every home had before each got its own: a privet.toml
+# without an [audit] origin still means it, so such a home and its key keep working.
+LEGACY_AUDIT_ORIGIN = "privet.local/audit"
+_ORIGIN_LINE = re.compile(r'^origin = "[^"\n]*"$', re.MULTILINE)
+
+
+def new_audit_origin() -> str:
+    """A fresh log origin, ``privet.local/audit/<16 hex>``: two installations never share a
+    log name, so a checkpoint of one can never pass for the other's."""
+    return f"{LEGACY_AUDIT_ORIGIN}/{secrets.token_hex(8)}"
+
+
+def _default_toml(origin: str) -> str:
+    text, count = _ORIGIN_LINE.subn(f'origin = "{origin}"', DEFAULT_TOML)
+    if count != 1:
+        raise RuntimeError('DEFAULT_TOML must hold exactly one [audit] `origin = "..."` line')
+    return text
 
 
 @dataclass
@@ -48,8 +66,12 @@ def init_home(home: Home) -> InitReport:
         folder.mkdir(parents=True, exist_ok=True)
     home.pki.chmod(0o700)
     home.keys.chmod(0o700)
-    if write_atomic(home.config_path, DEFAULT_TOML.encode(), overwrite=False):
-        report.created.append("privet.toml")
+    signer_path, verifier_path = home.keys / "audit.key", home.keys / "audit.pub"
+    if not home.config_path.exists():
+        # A key without a privet.toml (restored from a backup) keeps its log: the origin is its name.
+        origin = NoteSigner.from_text(signer_path.read_text()).name if signer_path.exists() else new_audit_origin()
+        if write_atomic(home.config_path, _default_toml(origin).encode(), overwrite=False):
+            report.created.append("privet.toml")
     _copy_policies(home, report)
     ca_existed = home.ca_cert.exists()
     ca = LocalCA.ensure(home.pki)
@@ -61,9 +83,9 @@ def init_home(home: Home) -> InitReport:
     for principal in load_directory(home.policies / "principals.yaml").users():
         if ca.ensure_identity(home.pki, principal.name, principal.id):
             report.created.append(f"pki/{principal.name}.pem")
-    signer_path, verifier_path = home.keys / "audit.key", home.keys / "audit.pub"
     if not signer_path.exists():
-        signer, verifier = generate_signer(AUDIT_KEY_NAME)
+        # The key is named after the log's origin (C2SP signed note), whatever privet.toml says it is.
+        signer, verifier = generate_signer(home.settings().audit_origin)
         write_atomic(signer_path, (signer + "\n").encode(), mode=0o600, overwrite=False)
         write_atomic(verifier_path, (verifier + "\n").encode(), overwrite=False)
         report.created.append("keys/audit.key")

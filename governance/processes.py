@@ -38,7 +38,7 @@ def process_identity(pid: int | None = None) -> str:
 def identity_alive(identity: str) -> bool:
     """Whether the process incarnation `identity` (from `process_identity`) still runs.
     Conservative: what cannot be told apart from a live process counts as alive."""
-    match = IDENTITY_PATTERN.match(identity)
+    match = IDENTITY_PATTERN.fullmatch(identity)
     if match is None:
         return True
     pid, start = int(match.group(1)), match.group(2)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 
-
-
-from governance.config import SERVICES
-from governance.runtime import Runtime
 from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
+
+from governance.config import SERVICES
+from governance.runtime import Runtime
 from services.common.server import RunningServer, ServiceSpec, start_server
 
-__all__ = ["specs_for", "start_services", "SERVICE_FULL_NAMES"]
+__all__ = ["SERVICE_FULL_NAMES", "specs_for", "start_services"]
+
+log = logging.getLogger("privet.policy")
 
 
 def _spec(descriptor_module, service: str, add: Callable, servicer: object) -> ServiceSpec:  # type: ignore[no-untyped-def]
@@ -87,8 +89,14 @@ def _watch_policies(runtime: Runtime, started: list[RunningServer], every_s: flo
 
     def loop() -> None:
         while not stop.wait(every_s):
-            runtime.policies.reload_if_changed()
+            try:
+                runtime.policies.reload_if_changed()
+            except Exception:  # the watcher outlives any one bad edit: the next change is still seen
+                log.exception("policy watcher: reload failed; still watching %s", runtime.policies.folder)
 
+    for server in started:
+        if server.metrics is not None:
+            server.metrics.add_policy_load_gauge(lambda: runtime.policies.failing)
     threading.Thread(target=loop, name="privet-policy-watch", daemon=True).start()
     if started:
         started[0].on_stop.append(lambda _grace: stop.set())

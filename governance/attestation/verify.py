@@ -180,7 +180,7 @@ def _proven_events(bundles: list[Any], audit_key: str, origin: str | None) -> di
             raise AttestationInvalid(f"audit proof {i} does not verify: {report.message}")
         checkpoint = open_checkpoint(bundle["checkpoint"], verifier)  # verified above: cannot fail
         if origin is not None and checkpoint.origin != origin:
-            # One key may sign several logs; the statement names the one its events are in.
+            # The statement names the log its events are in; a proof from any other is not evidence.
             raise AttestationInvalid(f"audit proof {i} is from the log {checkpoint.origin!r}, not {origin!r} that the predicate names")
         event = decode_leaf(base64.b64decode(bundle["leaf"], validate=True))
         # Each bundle is sound on its own; two that disagree are signed proof of a fork.

@@ -26,6 +26,15 @@ log = logging.getLogger("privet.audit")
 class Checkpointer:
     def __init__(self, engines: Engines, signer: NoteSigner, origin: str, *, every_events: int, every_seconds: float,
                  clock: Callable[[], float] = time.time, audit_log: AuditLog | None = None) -> None:
+        """Requires `signer`'s key name to be `origin` (C2SP: a log's key is named after its
+        origin, and auditors refuse a checkpoint whose origin is not the key's name); raises
+        ValueError otherwise, so a mismatched home stops at start, not at its first audit."""
+        if signer.name != origin:
+            raise ValueError(
+                f"the audit key (keys/audit.key) is named {signer.name!r} but [audit] origin is {origin!r}: a log's key "
+                f"name must be its origin: set origin = \"{signer.name}\" in privet.toml, or make a key named {origin!r} and give "
+                "auditors its audit.pub (docs/audit-format.md §3)"
+            )
         self._engines = engines
         self._log = audit_log  # this process's own appends: a root it can check the stored tree against
         self._signer = signer
@@ -62,7 +71,7 @@ class Checkpointer:
                 return
             try:
                 self.checkpoint_now()
-            except Exception:  # noqa: BLE001 - keep checkpointing; the next round retries
+            except Exception:
                 log.exception("checkpoint failed")
 
     def _root_to_sign(self, size: int, session: Session) -> bytes:

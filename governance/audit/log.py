@@ -15,13 +15,18 @@ from typing import Any
 from sqlalchemy import Connection
 
 from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import canonical_json, encode_leaf_fast
+from governance.audit.leaf import (
+    canonical_json_fast,
+    encode_leaf_fast,
+    find_surrogate,
+    may_hold_surrogate,
+)
 from governance.audit.merkle import nodes_to_store_on_append, root
 from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
 from governance.audit.writes import lock_head, write_batch
-from governance.errors import DataLoss
+from governance.errors import DataLoss, InvalidArgument
 
-__all__ = ["AuditLog", "Event", "frontier_keys", "canonical_details"]
+__all__ = ["AuditLog", "Event", "canonical_details", "frontier_keys"]
 
 
 @dataclass(frozen=True)
@@ -132,13 +137,20 @@ class AuditLog:
         return self._frontier[(level, index)]
 
     def append(self, event: Event) -> int:
-        """Append `event` to the current batch. Requires being inside a Transactor unit."""
+        """Append `event` to the current batch. Requires being inside a Transactor unit.
+
+        Raises InvalidArgument when a string of the event (details keys and values included)
+        holds a lone surrogate: canonical JSON has no form for it (docs/audit-format.md
+        §1.1). Nothing is appended then; the unit of work fails alone."""
         assert self._size is not None, "AuditLog.append outside a transaction"
         seq = self._size
         time_us = int(self._clock() * 1_000_000)
-        details_json = canonical_json(canonical_details(event.details or {}))
+        details = canonical_details(event.details or {})
+        details_json = canonical_json_fast(details)
         policy_ids = tuple(event.policy_ids)
         leaf = encode_leaf_fast(seq, time_us, event.principal, event.action, event.resource, event.decision, policy_ids, details_json)
+        if may_hold_surrogate(leaf):  # rare (or Hangul): look at the values themselves
+            _refuse_surrogates(event, policy_ids, details)
         lh = leaf_hash(leaf)
         self._events.append(
             {
@@ -158,6 +170,14 @@ class AuditLog:
             self._frontier.pop((level, (seq >> level) - 1), None)
             self._frontier.pop((level, seq >> level), None)
         return seq
+
+
+def _refuse_surrogates(event: Event, policy_ids: tuple[str, ...], details: Any) -> None:
+    fields = {"principal": event.principal, "action": event.action, "resource": event.resource, "decision": event.decision}
+    where = next((name for name, text in fields.items() if find_surrogate(text, name)), None)
+    where = where or find_surrogate(list(policy_ids), "policy_ids") or find_surrogate(details, "details")
+    if where:
+        raise InvalidArgument(f"audit event {where}", "holds a lone surrogate (U+D800..U+DFFF), which is not a character")
 
 
 class _EdgeReader:

@@ -15,7 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from governance.audit.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, peek_checkpoint
+from governance.audit.checkpoint import (
+    Checkpoint,
+    NoteVerifier,
+    open_checkpoint,
+    peek_checkpoint,
+)
 from governance.audit.hashing import HASH_SIZE, leaf_hash
 from governance.audit.leaf import EventRecord, decode_leaf
 from governance.audit.merkle import (
@@ -26,11 +31,25 @@ from governance.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from governance.errors import DataLoss
+from governance.errors import DataLoss, InvalidArgument
+from governance.jsonlimits import check_json_depth
 
-__all__ = ["BUNDLE_FORMAT", "VerifyReport", "verify_export", "make_bundle", "bundle_from_proofs", "verify_bundle"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "MAX_BUNDLE_DEPTH",
+    "VerifyReport",
+    "bundle_from_proofs",
+    "make_bundle",
+    "parse_bundle",
+    "verify_bundle",
+    "verify_bundle_json",
+    "verify_export",
+]
 
 BUNDLE_FORMAT = "privet.audit.bundle.v1"
+# Nesting a bundle file may have before it is parsed at all: a bundle is 3 deep plus its
+# event's details, and json.loads recurses once per level.
+MAX_BUNDLE_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -146,25 +165,35 @@ def _open(note: object, verifier: NoteVerifier, label: str) -> Checkpoint:
     if not isinstance(note, (str, bytes)):
         raise _BadEvidence(f"{label} is not text")
     try:
-        return open_checkpoint(note, verifier)
+        cp = open_checkpoint(note, verifier)
     except DataLoss as exc:
         raise _BadEvidence(f"{label}: {exc.message}") from None
     except ValueError as exc:
         raise _BadEvidence(f"{label} is malformed: {exc}") from None
+    if cp.origin != verifier.name:
+        # C2SP: a log's key is named after its origin, so one key vouches for one log.
+        raise _BadEvidence(f"{label} is for log {cp.origin!r}, but the key is for log {verifier.name!r} (a log's key name is its origin)")
+    return cp
+
+
+def _open_older(older_note: object, cp: Checkpoint, verifier: NoteVerifier, label: str) -> Checkpoint:
+    """Open an older checkpoint of the log `cp` is a head of: same origin, no larger, and
+    (at equal size) the same root."""
+    older = _open(older_note, verifier, label)
+    if older.origin != cp.origin:
+        raise _BadEvidence(f"{label} is for log {older.origin!r}, not {cp.origin!r}")
+    if older.size > cp.size:
+        raise _BadEvidence(f"{label} covers {older.size} events, more than the newer one's {cp.size}")
+    if older.size == cp.size and older.root_hash != cp.root_hash:
+        raise _BadEvidence(f"two signed checkpoints of size {cp.size} have different roots: the log forked")
+    return older
 
 
 def _open_pair(checkpoint_note: object, older_note: object, verifier: NoteVerifier) -> tuple[Checkpoint, Checkpoint | None]:
     cp = _open(checkpoint_note, verifier, "checkpoint")
     if older_note is None:
         return cp, None
-    older = _open(older_note, verifier, "older checkpoint")
-    if older.origin != cp.origin:
-        raise _BadEvidence(f"older checkpoint is for log {older.origin!r}, not {cp.origin!r}")
-    if older.size > cp.size:
-        raise _BadEvidence(f"older checkpoint covers {older.size} events, more than the newer one's {cp.size}")
-    if older.size == cp.size and older.root_hash != cp.root_hash:
-        raise _BadEvidence(f"two signed checkpoints of size {cp.size} have different roots: the log forked")
-    return cp, older
+    return cp, _open_older(older_note, cp, verifier, "older checkpoint")
 
 
 def _suspects(start: int, end: int) -> str:
@@ -364,6 +393,38 @@ def _open_bundle(bundle: object, verifier: NoteVerifier) -> tuple[int, Checkpoin
     return index, cp, older
 
 
+_YOURS = "your older checkpoint"
+
+
+def _check_auditors_checkpoint(mine: Checkpoint, cp: Checkpoint, older: Checkpoint | None) -> None:
+    """The auditor's own older checkpoint `mine` (already opened against `cp`) must be a
+    prefix of `cp`. At size 0 or at `cp`'s size no proof is needed (it is empty); otherwise
+    the bundle must carry the consistency proof from exactly that tree head, which
+    `_check_bundle_proofs` then verifies. Without this, a log forked after the auditor's
+    checkpoint would pass on the strength of the operator's signature alone."""
+    if mine.size in (0, cp.size):
+        if not verify_consistency(mine.size, cp.size, mine.root_hash, cp.root_hash, []):
+            raise _BadEvidence(
+                f"the tree at size {mine.size} ({_YOURS}) is not a prefix of the tree at size {cp.size}: "
+                "the log was rewritten or forked"
+            )
+        return
+    if older is None:
+        raise _BadEvidence(
+            f"the bundle carries no consistency proof, so it cannot show that the log at size {cp.size} extends "
+            f"{_YOURS} at size {mine.size}: make the bundle with `privet audit bundle --from` that checkpoint"
+        )
+    if older.size != mine.size:
+        raise _BadEvidence(
+            f"the bundle's consistency proof starts at size {older.size}, not at the size {mine.size} of {_YOURS}: "
+            "make the bundle with `privet audit bundle --from` that checkpoint"
+        )
+    if older.root_hash != mine.root_hash:
+        raise _BadEvidence(
+            f"two signed checkpoints of size {mine.size} have different roots ({_YOURS} and the bundle's): the log forked"
+        )
+
+
 def _check_bundle_proofs(bundle: dict[str, Any], index: int, cp: Checkpoint, older: Checkpoint | None) -> str:
     """Leaf, readable event, inclusion and consistency; returns the success message."""
     leaf = _b64decode(bundle["leaf"], "leaf")
@@ -394,13 +455,18 @@ def _check_bundle_proofs(bundle: dict[str, Any], index: int, cp: Checkpoint, old
     return message
 
 
-def verify_bundle(bundle: dict[str, Any], verifier_key: str) -> VerifyReport:
+def verify_bundle(bundle: dict[str, Any], verifier_key: str, *, older_checkpoint_note: str | None = None) -> VerifyReport:
     """Check a bundle from `make_bundle` with no network: the checkpoint signature(s), the
     leaf's canonical form and seq, the readable `event` (if present) against the leaf, the
     inclusion proof, and the consistency proof from the older checkpoint (if present).
 
+    `older_checkpoint_note` is the auditor's own older checkpoint (`--from`): it must be
+    signed by `verifier_key`, be of the same log, and be a prefix of the bundle's
+    checkpoint, which (unless its size is 0 or the checkpoint's) takes the bundle's
+    consistency proof from exactly that tree head; a bundle without one fails.
+
     Requires a well-formed `verifier_key` (raises ValueError otherwise); every problem with
-    the bundle is reported, not raised.
+    the bundle or the older checkpoint is reported, not raised.
     """
     verifier = NoteVerifier.from_text(verifier_key)
     try:
@@ -408,7 +474,39 @@ def verify_bundle(bundle: dict[str, Any], verifier_key: str) -> VerifyReport:
     except _BadEvidence as bad:
         return VerifyReport(ok=False, message=bad.message)
     try:
+        mine = None
+        if older_checkpoint_note is not None:
+            mine = _open_older(older_checkpoint_note, cp, verifier, _YOURS)
+            _check_auditors_checkpoint(mine, cp, older)
         message = _check_bundle_proofs(bundle, index, cp, older)
     except _BadEvidence as bad:
         return VerifyReport(ok=False, message=bad.message, size=cp.size, first_bad_seq=bad.seq)
+    if mine is not None:
+        message += f"; {_YOURS} at size {mine.size} is a prefix of it"
     return VerifyReport(ok=True, message=message, size=cp.size)
+
+
+def parse_bundle(text: str | bytes) -> Any:
+    """Parse a bundle file's JSON, as strictly as an export line: UTF-8, nesting bounded by
+    `MAX_BUNDLE_DEPTH` (checked before parsing, in linear time), no duplicate key in any
+    object (a reader's eye may stop at the first, json.loads keeps the last).
+
+    Raises ValueError on any of those; the shape is `verify_bundle`'s to judge.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        check_json_depth(text, field="bundle", limit=MAX_BUNDLE_DEPTH)
+    except InvalidArgument as exc:
+        raise ValueError(exc.description) from None
+    return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+
+
+def verify_bundle_json(text: str | bytes, verifier_key: str, *, older_checkpoint_note: str | None = None) -> VerifyReport:
+    """`parse_bundle` then `verify_bundle`: what `privet audit verify --bundle` runs. A
+    bundle file that does not parse is a failed report, not an exception."""
+    try:
+        bundle = parse_bundle(text)
+    except ValueError as exc:
+        return VerifyReport(ok=False, message=f"bundle is not acceptable JSON: {exc}")
+    return verify_bundle(bundle, verifier_key, older_checkpoint_note=older_checkpoint_note)

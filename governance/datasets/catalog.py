@@ -26,7 +26,7 @@ from governance.datasets.fingerprint import SIMILARITY_THRESHOLD, ContentSketch,
 from governance.datasets.formats import FORMATS, CsvDialect, spool
 from governance.datasets.personal import OPERATOR_PREFIX, is_personal_basis, personal_basis
 from governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
-from governance.errors import AlreadyExists, InvalidArgument, NotFound
+from governance.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
 from governance.identity.principals import Principal
 from governance.identity.spiffe import check_name
 from governance.policy.ownership import Owned, acting_principal, may, require, team_of
@@ -234,6 +234,8 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
         basis = personal_basis(columns, spec.anonymisation.quasi_identifiers, spec.anonymisation.k, owner_says=spec.personal,
                                same_data_as=_personal_among(session, [str(m["dataset_id"]) for m in matches], upload.sha256))
         record.personal, record.personal_basis_json = bool(basis), json.dumps(basis)
+        # The judgement runs both ways: the same rows ingested earlier without it are personal too.
+        also_personal = _mark_same_data_personal(session, [str(m["dataset_id"]) for m in matches], upload.sha256, dataset_id) if record.personal else []
         budget = BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal, raw_digest=upload.sha256,
                                                          same_data_as=[str(m["dataset_id"]) for m in matches], match=match)
         _record_content(session, dataset_id, {"raw": masked.raw_content, "masked": masked.masked_content})
@@ -252,7 +254,7 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
             "dataset_id": dataset_id, "digest": blob_digest, "raw_digest": upload.sha256, "raw_content": masked.raw_content.fingerprint, "rows_in": report.rows_in, "rows_out": report.rows_out,
             "profile": spec.profile, "profile_digest": profile_digest, "k": spec.anonymisation.k, "epsilon_budget": spec.epsilon, "delta_budget": spec.delta,
             "budget_id": budget.budget_id, "budget_epsilon_total": budget.epsilon_total, "budget_delta": budget.delta,
-            "personal": record.personal, "personal_basis": basis, "team": record.team,
+            "personal": record.personal, "personal_basis": basis, "team": record.team, "also_personal": also_personal,
         }))
         return record
 
@@ -273,6 +275,22 @@ def _personal_among(session: Session, dataset_ids: list[str], raw_digest: str) -
     upload; erased ones included) that were judged personal."""
     query = select(Dataset.id).where(Dataset.personal.is_(True), (Dataset.id.in_(dataset_ids)) | (Dataset.raw_digest == raw_digest))  # type: ignore[union-attr,attr-defined]
     return sorted(session.execute(query).scalars())
+
+
+def _mark_same_data_personal(session: Session, dataset_ids: list[str], raw_digest: str, source_id: str) -> list[str]:
+    """Mark personal the datasets holding the same data (by content or raw upload) that were
+    not judged so, unless an operator declared them not personal; returns their ids."""
+    query = select(Dataset).where(Dataset.personal.is_(False), (Dataset.id.in_(dataset_ids)) | (Dataset.raw_digest == raw_digest), Dataset.id != source_id)  # type: ignore[union-attr,attr-defined]
+    marked = []
+    for other in session.execute(query).scalars():
+        basis = json.loads(other.personal_basis_json or "[]")
+        if basis and str(basis[-1]).startswith(OPERATOR_PREFIX):
+            continue  # an operator's word stands until an operator changes it
+        basis.append(f"same-data-as:{source_id}")
+        other.personal_basis_json, other.personal = json.dumps(basis), True
+        session.add(other)
+        marked.append(other.id)
+    return sorted(marked)
 
 
 # Serialises the matching and recording of content on PostgreSQL, so that two uploads of
@@ -397,7 +415,17 @@ def dataset_batches(runtime: Runtime, name: str, columns: list[str], *, dataset_
         runtime.record(Event(principal=acting_principal(runtime, principal).id.principal, action="ingestion.ReadDataset", resource=f"dataset/{name}",
                              decision="allow", details={"dataset_id": row.id, "columns": list(columns)}))
     with runtime.blobs.open(row.blob_digest) as f:
-        parquet = pq.ParquetFile(f)
+        # The stored table is what ingestion recorded, byte for byte, or nothing is read.
+        digest = hashlib.sha256()
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+        if digest.hexdigest() != row.blob_digest:
+            raise DataLoss(f"the stored table of dataset {name!r} does not match its digest: it was altered or damaged")
+        f.seek(0)
+        try:
+            parquet = pq.ParquetFile(f)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataLoss(f"the stored table of dataset {name!r} does not read as Parquet ({exc})") from None
         missing = [c for c in columns if c not in parquet.schema_arrow.names]
         if missing:
             raise InvalidArgument("columns", f"no column {missing[0]!r} in dataset {name!r}")

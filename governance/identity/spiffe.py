@@ -30,7 +30,7 @@ class SpiffeId:
 
 
 def check_name(name: str, field: str = "name") -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidArgument(field, f"{name!r} is not a valid name (lower-case letter, then letters, digits, '-', '_'; at most 63)")
     return name
 
@@ -41,6 +41,6 @@ def parse_spiffe_id(uri: str) -> SpiffeId:
     if not uri.startswith(prefix):
         raise Unauthenticated(f"SPIFFE id {uri!r} is not in trust domain {TRUST_DOMAIN}")
     parts = uri[len(prefix):].split("/")
-    if len(parts) != 2 or parts[0] not in _KINDS or not _NAME.match(parts[1]):
+    if len(parts) != 2 or parts[0] not in _KINDS or not _NAME.fullmatch(parts[1]):
         raise Unauthenticated(f"SPIFFE id {uri!r} does not name a Privet user or service")
     return SpiffeId(parts[0], parts[1])

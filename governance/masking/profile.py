@@ -146,7 +146,7 @@ def parse_profile(source: str | Mapping[str, Any], *, name: str = "") -> Masking
             raise InvalidArgument(str(key), f"unknown profile key; expected one of {', '.join(_TOP_KEYS)}")
 
     domain = data.get("domain")
-    if domain is not None and (not isinstance(domain, str) or not _DOMAIN.match(domain)):
+    if domain is not None and (not isinstance(domain, str) or not _DOMAIN.fullmatch(domain)):
         raise InvalidArgument("domain", "expected a name of letters, digits, '.', '_' or '-' (at most 64)")
     region = data.get("default_region", "US")
     if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import cedarpy
+import yaml
 
 from governance.errors import PermissionDenied
-from governance.identity.principals import Directory, Principal, load_directory
+from governance.identity.principals import (
+    SERVICE_ROLE,
+    Directory,
+    Principal,
+    PrincipalsError,
+    load_directory,
+)
 from governance.policy.source import PolicySource, read_policy_dir
 
-__all__ = ["DEFAULT_DENY", "PolicyError", "Decision", "PolicyEngine", "entity_uid", "principal_uid"]
+__all__ = ["DEFAULT_DENY", "Decision", "PolicyEngine", "PolicyError", "entity_uid", "principal_uid"]
 
 NAMESPACE = "Privet"
 # Named in a denial that no policy permitted (Cedar's default deny has no policy of its own).
@@ -26,7 +35,16 @@ DEFAULT_DENY = "default-deny"
 
 
 class PolicyError(Exception):
-    """A policy set that must not be served: it does not parse or does not validate."""
+    """A policy set that must not be served. `problems` holds every one found, each naming its
+    file and line (and the policy's @id where it has one); the message lists them all on one line."""
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = (problems,) if isinstance(problems, str) else tuple(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems: " + "; ".join(self.problems)
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -80,36 +98,55 @@ class PolicyEngine:
     _ancestors: dict | None = None
 
     @classmethod
-    def load(cls, folder: pathlib.Path) -> "PolicyEngine":
-        """Parse and validate `folder/*.cedar` against `folder/privet.cedarschema`.
+    def load(cls, folder: pathlib.Path) -> PolicyEngine:
+        """Parse and validate `folder/*.cedar` against `folder/privet.cedarschema`, with the
+        principals of `folder/principals.yaml`.
 
-        Raises PolicyError naming the file and line of the first policy that fails.
+        Raises PolicyError listing every problem at once: a schema or policy that does not
+        parse or validate (named by file, line and @id), a policy without an @id or with
+        another's, a role a policy names that principals.yaml does not declare, and each
+        problem of principals.yaml itself.
         """
-        schema_path = folder / "privet.cedarschema"
+        problems: list[str] = []
+        schema = _load_schema(folder, problems)
+        directory, declared = _load_principals(folder, problems)
         try:
-            schema = cedarpy.Schema.from_str(schema_path.read_text())
-        except FileNotFoundError as exc:
-            raise PolicyError(f"{schema_path}: schema file missing") from exc
-        except ValueError as exc:
-            raise PolicyError(f"{schema_path.name}: schema does not parse: {exc}") from exc
-        sources = read_policy_dir(folder)
-        if not sources:
-            raise PolicyError(f"{folder}: no *.cedar policies found")
-        for src in sources:
-            _check_one(src, schema)
+            sources = read_policy_dir(folder)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{folder}: cannot read the policies: {_one_line(str(exc))}")
+            sources = []
+        else:
+            if not sources:
+                problems.append(f"{folder}: no *.cedar policies found")
+        roles = None if declared is None else {*declared, SERVICE_ROLE}
+        ids = {f"policy{i}": _check_one(src, schema, roles, problems) for i, src in enumerate(sources)}
+        first: dict[str, PolicySource] = {}
+        for i, src in enumerate(sources):
+            policy_id = ids[f"policy{i}"]
+            if policy_id is None:
+                continue
+            if policy_id in first:
+                problems.append(f'{src.where}: duplicate @id("{policy_id}") (first at {first[policy_id].where}): every policy needs its own id')
+            else:
+                first[policy_id] = src
+        if problems:
+            raise PolicyError(problems)
         text = "\n".join(s.text for s in sources)
         result = cedarpy.validate_policies(text, schema)
-        if not result.validation_passed:  # cross-policy problems (e.g. duplicate @id) land here
-            raise PolicyError("; ".join(str(e) for e in result.errors))
-        ids = {f"policy{i}": _annotated_id(src) for i, src in enumerate(sources)}
-        dup = {v for v in ids.values() if list(ids.values()).count(v) > 1}
-        if dup:
-            raise PolicyError(f"duplicate @id {sorted(dup)[0]!r}: every policy needs its own id")
-        directory = load_directory(folder / "principals.yaml")
-        entities = cedarpy.Entities.from_json_str(json.dumps(_directory_entities(directory)), schema)
-        engine = cls(folder, directory, cedarpy.PolicySet.from_str(text), schema, entities, ids)
+        if not result.validation_passed:  # cross-policy problems, should any remain, land here
+            raise PolicyError([_one_line(str(e)) for e in result.errors])
+        try:
+            entities = cedarpy.Entities.from_json_str(json.dumps(_directory_entities(directory)), schema)
+        except ValueError as exc:
+            raise PolicyError(f"principals.yaml: the principals do not fit the schema: {_one_line(str(exc))}") from exc
+        engine = cls(folder, directory, cedarpy.PolicySet.from_str(text), schema, entities, {k: v for k, v in ids.items() if v})
         engine._sources = sources
         return engine
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]:
+        """The @id of every policy in the set, in file order."""
+        return tuple(self._ids.values())
 
     def _policies_for(self, action: str) -> tuple[Any, dict[str, str]]:
         """Only the policies whose action scope can match `action` (all actions, the action
@@ -179,21 +216,90 @@ def _scope_matches(scope: dict, related: set[str]) -> bool:
     return True  # anything newer: keep it, never drop a policy that might apply
 
 
-def _annotated_id(src: PolicySource) -> str:
+def _annotated_id(src: PolicySource) -> str | None:
+    """The policy's @id from its text (so even a policy that does not parse is named), or None."""
     marker = '@id("'
     at = src.text.find(marker)
     if at < 0:
-        raise PolicyError(f"{src.where}: policy has no @id(\"...\") annotation")
+        return None
     end = src.text.find('")', at)
     return src.text[at + len(marker) : end]
 
 
-def _check_one(src: PolicySource, schema: Any) -> None:
+def _load_schema(folder: pathlib.Path, problems: list[str]) -> Any:
+    schema_path = folder / "privet.cedarschema"
     try:
-        cedarpy.PolicySet.from_str(src.text)
+        return cedarpy.Schema.from_str(schema_path.read_text())
+    except FileNotFoundError:
+        problems.append(f"{schema_path}: schema file missing")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{schema_path}: cannot read the schema: {_one_line(str(exc))}")
     except ValueError as exc:
-        raise PolicyError(f"{src.where}: policy does not parse: {exc}") from exc
-    result = cedarpy.validate_policies(src.text, schema)
-    if not result.validation_passed:
-        errors = "; ".join(e.error for e in result.errors)
-        raise PolicyError(f"{src.where}: policy does not validate against the schema: {errors}")
+        problems.append(f"{schema_path.name}: schema does not parse: {_one_line(str(exc))}")
+    return None
+
+
+def _load_principals(folder: pathlib.Path, problems: list[str]) -> tuple[Directory | None, tuple[str, ...] | None]:
+    """The directory (None if principals.yaml has problems, which are added) and the roles it
+    declares well (None if there is no telling), to check the policies' roles against."""
+    path = folder / "principals.yaml"
+    try:
+        directory = load_directory(path)
+    except PrincipalsError as exc:
+        problems.extend(exc.problems)
+        return None, exc.roles
+    except FileNotFoundError:
+        problems.append(f"{path}: principals file missing")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problems.append(f"{path}: cannot read the principals: {_one_line(str(exc))}")
+    else:
+        return directory, directory.roles
+    return None, None
+
+
+def _check_one(src: PolicySource, schema: Any, roles: set[str] | None, problems: list[str]) -> str | None:
+    """Check one policy on its own, adding each problem found; returns its @id (None if it has none)."""
+    try:
+        est = json.loads(cedarpy.policies_to_json_str(src.text))
+    except ValueError as exc:
+        policy_id = _annotated_id(src)
+        named = f', @id("{policy_id}")' if policy_id is not None else ""
+        problems.append(f"{src.where}: policy does not parse{named}: {_one_line(str(exc))}")
+        return policy_id
+    parsed = [*est.get("staticPolicies", {}).values(), *est.get("templates", {}).values()]
+    policy_id = next((p["annotations"]["id"] for p in parsed if "id" in p.get("annotations", {})), None)
+    named = f', @id("{policy_id}")' if policy_id is not None else ""
+    if policy_id is None:
+        problems.append(f"{src.where}: policy has no @id(\"...\") annotation")
+    if est.get("templates"):  # nothing links templates here, and decisions read static policies only
+        problems.append(f"{src.where}: policy{named.lstrip(',')} is a template (?principal or ?resource): write it for the principals it means")
+    if schema is not None:
+        result = cedarpy.validate_policies(src.text, schema)
+        if not result.validation_passed:
+            # Each policy is validated alone, so cedar's "for policy `policy0`," says nothing.
+            errors = "; ".join(sorted(_one_line(re.sub(r"^for policy `[^`]*`, ", "", e.error)) for e in result.errors))
+            problems.append(f"{src.where}: policy does not validate against the schema{named}: {errors}")
+    if roles is not None:
+        for role in sorted(_roles_named(est) - roles):
+            problems.append(f"{src.where}: policy{named.lstrip(',')} names role {role!r}, which principals.yaml does not "
+                            f"declare (declared: {', '.join(sorted(roles))})")
+    return policy_id
+
+
+def _roles_named(est: Any) -> set[str]:
+    """Every Privet::Role id that a policy's JSON form mentions (scope and conditions)."""
+    found: set[str] = set()
+    stack = [est]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == f"{NAMESPACE}::Role" and isinstance(node.get("id"), str):
+                found.add(node["id"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -82,6 +82,7 @@ from governance.errors import (
     ResourceExhausted,
 )
 from governance.identity.principals import Principal
+from governance.paging import page_size as page_size_of
 from governance.policy.ownership import Owned, acting_principal, may, require
 from governance.privacy.guarantee import check_stated_guarantee, is_real
 from governance.privacy.ledger import budget_key
@@ -115,8 +116,6 @@ log = logging.getLogger("privet.registry")
 
 _SERVICE = "registry"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_MAX_PAGE = 1000
-# The largest epsilon a guarantee may state: the one limit the ledger holds too (limits.py).
 
 
 @dataclass(frozen=True)
@@ -415,42 +414,61 @@ class ModelRegistry:
             raise FailedPrecondition(f"the key-encryption key {upload.kek_id} this upload began under is gone; upload the weights again") from None
 
     # -- reading --------------------------------------------------------------------------
-    def get_model(self, name: str) -> ModelRecord:
+    # With a principal, a read is decided by the ownership policy (`model.read`: the owner's
+    # team, reviewers and the services; a model's facts name its data and job) and counted
+    # in the audit log; without one (internal callers) it is neither.
+    def _may_read(self, principal: Principal | None, model: Model, rpc: str) -> None:
+        if principal is None:
+            return
+        require(self._rt, principal, "model.read", owned_model(model))
+        self._rt.count_read(Event(principal=principal.id.principal, action=f"registry.{rpc}", resource=f"model/{model.name}", decision="allow", details={}))
+
+    def _model(self, session: Session, name: str) -> Model:
+        model = session.get(Model, name)
+        if model is None:
+            raise NotFound(f"model {name!r} not found")
+        return model
+
+    def get_model(self, name: str, *, principal: Principal | None = None) -> ModelRecord:
         with self._rt.read() as session:
-            model = session.get(Model, name)
-            if model is None:
-                raise NotFound(f"model {name!r} not found")
+            model = self._model(session, name)
+            self._may_read(principal, model, "GetModel")
             return _model_record(session, model)
 
-    def list_models(self, *, page_size: int = 100, page_token: str = "") -> tuple[list[ModelRecord], str]:
-        size = _page_size(page_size)
+    def list_models(self, *, page_size: int = 100, page_token: str = "", principal: Principal | None = None) -> tuple[list[ModelRecord], str]:
+        """Models by name; with `principal`, only those it may read (a page may then hold fewer)."""
+        size = page_size_of(page_size)
         with self._rt.read() as session:
             query = select(Model).order_by(Model.name).limit(size + 1)
             if page_token:
                 query = query.where(Model.name > page_token)
             rows = list(session.scalars(query))
             token = rows[size - 1].name if len(rows) > size else ""
-            return [_model_record(session, m) for m in rows[:size]], token
+            visible = [m for m in rows[:size] if principal is None or may(self._rt, principal, "model.read", owned_model(m))[0]]
+            if principal is not None:
+                self._rt.count_read(Event(principal=principal.id.principal, action="registry.ListModels", resource="model/*", decision="allow", details={}))
+            return [_model_record(session, m) for m in visible], token
 
-    def get_version(self, name: str, version: int = 0, alias: str = "") -> VersionRecord:
+    def get_version(self, name: str, version: int = 0, alias: str = "", *, principal: Principal | None = None) -> VersionRecord:
         """`version` > 0, or alias "released" (or "latest") with version 0."""
         with self._rt.read() as session:
+            model = self._model(session, name)
+            self._may_read(principal, model, "GetModelVersion")
             row = _find_version(session, name, version, alias)
-            return _record(row, _approvals(session, row.id), session.get(Model, row.model_name))
+            return _record(row, _approvals(session, row.id), model)
 
-    def list_versions(self, name: str, *, page_size: int = 100, page_token: str = "") -> tuple[list[VersionRecord], str]:
-        size = _page_size(page_size)
+    def list_versions(self, name: str, *, page_size: int = 100, page_token: str = "", principal: Principal | None = None) -> tuple[list[VersionRecord], str]:
+        size = page_size_of(page_size)
         try:
             after = int(page_token) if page_token else 0
         except ValueError:
             raise InvalidArgument("page.page_token", "not a token this service issued") from None
         with self._rt.read() as session:
-            if session.get(Model, name) is None:
-                raise NotFound(f"model {name!r} not found")
+            model = self._model(session, name)
+            self._may_read(principal, model, "ListModelVersions")
             query = select(ModelVersion).where(ModelVersion.model_name == name, ModelVersion.version > after).order_by(ModelVersion.version).limit(size + 1)
             rows = list(session.scalars(query))
             token = str(rows[size - 1].version) if len(rows) > size else ""
-            model = session.get(Model, name)
             return [_record(r, _approvals(session, r.id), model) for r in rows[:size]], token
 
     def download(self, principal: Principal, name: str, version: int) -> Iterator[bytes]:
@@ -564,18 +582,18 @@ class ModelRegistry:
     def attestation_key_id(self) -> str:
         return self._attestation_signer().keyid
 
-    def attestation(self, name: str, version: int = 0, alias: str = "") -> tuple[VersionRecord, str]:
+    def attestation(self, name: str, version: int = 0, alias: str = "", *, principal: Principal | None = None) -> tuple[VersionRecord, str]:
         """The version and its attestation (DSSE envelope JSON). FailedPrecondition if none
         was issued (the version was never released)."""
-        record = self.get_version(name, version, alias)
+        record = self.get_version(name, version, alias, principal=principal)
         if not record.attestation:
             raise FailedPrecondition(f"{name}:{record.version} has no attestation: one is issued when a version is released")
         return record, record.attestation
 
-    def attestation_document(self, name: str, version: int = 0, alias: str = "") -> tuple[VersionRecord, dict[str, Any]]:
+    def attestation_document(self, name: str, version: int = 0, alias: str = "", *, principal: Principal | None = None) -> tuple[VersionRecord, dict[str, Any]]:
         """The attestation with an inclusion proof, against a checkpoint signed now, of every
         audit event it cites: what `privet models attest` writes (docs/attestation.md)."""
-        record, envelope = self.attestation(name, version, alias)
+        record, envelope = self.attestation(name, version, alias, principal=principal)
         checkpoint = self._rt.checkpointer.checkpoint_now()
         bundles = []
         with self._rt.read() as session:
@@ -873,12 +891,6 @@ def _owned_version(row: ModelVersion, model: Model | None) -> Owned:
                          trained_on_personal_data=row.trained_on_personal_data, has_guarantee=row.has_guarantee, epsilon=None, delta=None)
     entity = facts.entity()
     return Owned("ModelVersion", row.id, entity["attrs"], _resource(row.model_name, row.version))
-
-
-def _page_size(size: int) -> int:
-    if size < 0:
-        raise InvalidArgument("page.page_size", "must not be negative")
-    return min(size or 100, _MAX_PAGE)
 
 
 def _find_version(session: Session, name: str, version: int, alias: str, *, lock: bool = False) -> ModelVersion:

@@ -103,7 +103,7 @@ class BlobStore:
         return removed
 
     def path_of(self, digest: str) -> pathlib.Path:
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise NotFound(f"blob {digest!r} is not a SHA-256 digest")
         return self.root / digest[:2] / digest
 
@@ -142,7 +142,7 @@ class BlobStore:
     def digests(self) -> Iterator[str]:
         for sub in self.root.iterdir():
             if sub.is_dir() and sub.name != _TMP_DIR:
-                yield from (p.name for p in sub.iterdir() if _DIGEST.match(p.name))
+                yield from (p.name for p in sub.iterdir() if _DIGEST.fullmatch(p.name))
 
 
 def _writer_identity(name: str) -> str | None:
@@ -150,6 +150,6 @@ def _writer_identity(name: str) -> str | None:
     writer, the identity being `<pid>.<start>` (`temporary_name`) or, from older writers, `<pid>`."""
     parts = name.split("-")
     for part in parts[:2]:
-        if IDENTITY_PATTERN.match(part):
+        if IDENTITY_PATTERN.fullmatch(part):
             return part
     return None

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from governance.audit.log import Event
 from governance.catalog.models import architectures, input_kind
 from governance.datasets.catalog import get_dataset
-from governance.errors import FailedPrecondition, InvalidArgument, NotFound
+from governance.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from governance.identity.principals import Principal
 from governance.identity.spiffe import check_name
 from governance.policy.ownership import Owned, acting_principal, may, require
@@ -34,6 +34,10 @@ from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 __all__ = ["owned_job", "JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "charge_job", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
 
 DEVICES = ("auto", "cpu", "cuda")
+# The most noisy steps a job may plan (epochs × batches an epoch). Calibrating σ and
+# accounting cost grows with it, in the service's own process, before any cancel can take
+# effect: 10⁵ steps is far beyond any useful DP-SGD run on one dataset.
+MAX_PLANNED_STEPS = 100_000
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
 
 
@@ -106,6 +110,8 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
         raise InvalidArgument("batch_size", "must be at least 1")
     if spec.batch_size > rows:
         raise InvalidArgument("batch_size", f"{spec.batch_size} is larger than the dataset ({rows} rows)")
+    if spec.epochs * math.ceil(rows / spec.batch_size) > MAX_PLANNED_STEPS:
+        raise InvalidArgument("epochs", f"{spec.epochs} epochs of {math.ceil(rows / spec.batch_size)} batches is more than the {MAX_PLANNED_STEPS} steps a job may take")
     if not 0 < spec.learning_rate < math.inf:
         raise InvalidArgument("learning_rate", "must be positive and finite")
     check_epsilon("target_epsilon", spec.target_epsilon)
@@ -186,6 +192,13 @@ def submit_job(runtime: Runtime, principal: Principal | str, spec: JobSpec) -> T
     selections = _planned_selections(spec, json.loads(dataset.columns_json))
 
     def queue(session: Session) -> TrainingJob:
+        # The model name is the submitter's from now on: nobody else can take it while the
+        # job trains and make its registration (after its budget was spent) fail.
+        model = session.get(Model, spec.model_name, with_for_update=True)
+        if model is None:
+            session.add(Model(name=spec.model_name, owner=principal, team=submitter.team, created_us=_now_us(), latest_version=0))
+        elif not may(runtime, submitter, "model.add-version", owned_model(model))[0]:
+            raise PermissionDenied(f"{principal} may not add versions to model {spec.model_name!r} (owned by another team)")
         ledger.reserve(session, dataset.id, job.id, spec.target_epsilon, spec.delta, principal, release_delta=planned_selection_delta(spec.delta, selections))
         session.add(job)
         runtime.audit.append(Event(principal=principal, action="training.SubmitJob", resource=f"job/{job.id}", decision="allow", details={"dataset": dataset.name, "arch": spec.arch, "target_epsilon": spec.target_epsilon, "delta": spec.delta}))

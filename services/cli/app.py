@@ -13,6 +13,7 @@ import grpc
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
+from rich.markup import escape
 
 from governance.config import Home
 from governance.errors import PrivetError
@@ -75,7 +76,7 @@ def main() -> None:
         if isinstance(result, int) and result:
             sys.exit(result)  # click hands typer.Exit codes back instead of exiting
     except (PrivetError, PolicyError, grpc.RpcError, OSError, ValueError, RuntimeError, SQLAlchemyError) as exc:
-        err_console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
@@ -87,5 +88,5 @@ def main() -> None:
         if show:
             show()
         else:
-            err_console.print(f"[red]error:[/red] {exc}")
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(getattr(exc, "exit_code", 2))

@@ -12,7 +12,11 @@ from google.protobuf.json_format import MessageToDict
 from rich.progress import Progress
 from rich.table import Table
 
-from governance.audit.offline import bundle_from_proofs, verify_bundle, verify_export
+from governance.audit.offline import (
+    bundle_from_proofs,
+    verify_bundle_json,
+    verify_export,
+)
 from services.cli.app import app, console, ctx_of, emit
 from services.cli.clients import stub
 
@@ -112,16 +116,22 @@ def verify(
     from_: Optional[pathlib.Path] = typer.Option(None, "--from", help="an older checkpoint: prove the log only grew"),
     bundle: Optional[pathlib.Path] = typer.Option(None, "--bundle", help="verify a one-event bundle instead"),
 ) -> None:
-    """Verify offline (no network): signatures, roots, consistency. Names the first bad event."""
+    """Verify offline (no network): signatures, roots, consistency. Names the first bad event.
+
+    With --from, the log must be shown to extend that older checkpoint: an export is
+    recomputed over it; a bundle must carry the consistency proof from it."""
     c = ctx_of(ctx)
     verifier = key.read_text().strip()
+    older_note = from_.read_text() if from_ else None
     if bundle is not None:
-        report = verify_bundle(json.loads(bundle.read_text()), verifier)
+        if events_file is not None or checkpoint is not None:
+            raise typer.BadParameter("a bundle carries its own checkpoint: give --bundle alone, or EVENTS_FILE and --checkpoint")
+        report = verify_bundle_json(bundle.read_bytes(), verifier, older_checkpoint_note=older_note)
     else:
         if events_file is None or checkpoint is None:
             raise typer.BadParameter("give EVENTS_FILE and --checkpoint, or --bundle")
         with open(events_file) as lines:
-            report = verify_export(lines, checkpoint.read_text(), verifier, older_checkpoint_note=from_.read_text() if from_ else None)
+            report = verify_export(lines, checkpoint.read_text(), verifier, older_checkpoint_note=older_note)
     emit(c, {"ok": report.ok, "message": report.message, "size": report.size, "first_bad_seq": report.first_bad_seq}, f"[green]✓ verified[/green]: {report.message}" if report.ok else f"[red]✗ FAILED[/red]: {report.message}")
     if not report.ok:
         raise typer.Exit(1)
@@ -135,8 +145,9 @@ def bundle(
     from_: Optional[pathlib.Path] = typer.Option(None, "--from", help="your older checkpoint, for a consistency proof"),
 ) -> None:
     """One event with its inclusion proof, the checkpoint and (with --from) a consistency proof."""
-    from governance.audit.checkpoint import peek_checkpoint
     from privet.audit.v1 import audit_pb2
+
+    from governance.audit.checkpoint import peek_checkpoint
 
     c = ctx_of(ctx)
     older_note = from_.read_text() if from_ else None

@@ -7,17 +7,18 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Optional
 
 import typer
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from governance.bootstrap import add_user, init_home
-from governance.config import SERVICES
+from governance.config import SERVICES, Home
+from governance.policy.engine import PolicyEngine, PolicyError
 from governance.runtime import Runtime
 from services.cli.app import app, console, ctx_of, emit
 from services.common.health import check_health
-
 
 __all__: list[str] = []
 
@@ -25,8 +26,8 @@ __all__: list[str] = []
 @app.command()
 def init(
     ctx: typer.Context,
-    principal: Optional[str] = typer.Option(None, help="Also add this user principal."),
-    role: Optional[str] = typer.Option(None, help="Role of --principal."),
+    principal: str | None = typer.Option(None, help="Also add this user principal."),
+    role: str | None = typer.Option(None, help="Role of --principal."),
     team: str = typer.Option("", help="Team of --principal: it works on its team's datasets, jobs and models."),
 ) -> None:
     """Create PRIVET_HOME (CA, certificates, keys, policies). Idempotent; never overwrites a key."""
@@ -75,15 +76,41 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
 
 @app.command()
 def status(ctx: typer.Context) -> None:
-    """Health of each service, checked over mTLS as the acting principal."""
+    """Health of each service, checked over mTLS as the acting principal, and whether the
+    home's policy files load (a set that does not is refused: the services keep the last one)."""
     c = ctx_of(ctx)
     results = check_health(c.home, c.principal)
+    policies = _policy_status(c.home)
     table = Table("service", "address", "health")
     for r in results:
         table.add_row(r.service, r.address, f"[green]{r.status}[/green]" if r.ok else f"[red]{r.status}[/red]")
-    emit(c, [r.__dict__ for r in results], table)
-    if not all(r.ok for r in results):
+    if policies is not None:
+        table.add_row("policies", str(c.home.policies),
+                      f"[green]{policies['status']}[/green]" if policies["ok"] else f"[red]{policies['status']}[/red]")
+    human: object = table
+    if policies is not None and not policies["ok"]:
+        problems = Table.grid()
+        problems.add_row("[red]policy files refused[/red]; services already running keep serving the last set "
+                         "that loaded, and a restart would fail until these are fixed:")
+        for problem in policies["problems"]:
+            problems.add_row(Text(f"  {problem}"))  # plain text: a problem may hold [brackets]
+        human = Group(table, problems)
+    emit(c, [r.__dict__ for r in results] + ([policies] if policies is not None else []), human)
+    if not all(r.ok for r in results) or (policies is not None and not policies["ok"]):
         raise typer.Exit(1)
+
+
+def _policy_status(home: Home) -> dict | None:
+    """Load the home's policies as a service would; None for a home without them (a client's)."""
+    if not home.policies.is_dir():
+        return None
+    try:
+        engine = PolicyEngine.load(home.policies)
+    except PolicyError as exc:
+        return {"service": "policies", "address": str(home.policies), "ok": False,
+                "status": f"REFUSED: {len(exc.problems)} problem(s)", "problems": list(exc.problems)}
+    return {"service": "policies", "address": str(home.policies), "ok": True,
+            "status": f"LOADS ({len(engine.policy_ids)} policies, {len(engine.directory.principals)} principals)", "problems": []}
 
 
 def start_background_server(home_root: str, log_path) -> subprocess.Popen:  # type: ignore[no-untyped-def]

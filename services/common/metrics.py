@@ -12,7 +12,13 @@ import time
 from collections.abc import Callable
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 from governance.errors import InvalidArgument
 
@@ -45,6 +51,12 @@ class ServerMetrics:
     def add_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """A gauge whose value is `read()` at scrape time."""
         Gauge(name, documentation, registry=self.registry).set_function(read)
+
+    def add_policy_load_gauge(self, failing: Callable[[], bool]) -> None:
+        """`privet_policy_load_failing`: 1 while the policy files as they are now were refused
+        (the last set that loaded keeps serving), 0 once a set loads. Alert on 1."""
+        self.add_gauge("privet_policy_load_failing", "1 while the policy files on disk were refused and an older set serves.",
+                       lambda: float(bool(failing())))
 
     def started(self) -> float:
         self._in_flight.inc()

@@ -78,6 +78,14 @@ class LoadedModel:
             return torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, len(self.labels.classes)), np.float32)
 
 
+def _checked_version(version: str) -> str:
+    """`str.isdigit` accepts "²" and int() of 10^23 overflows the registry's int64: both
+    once reached the registry call as an INTERNAL error."""
+    if version in ("", "released") or (version.isascii() and version.isdigit() and len(version) <= 18 and int(version) > 0):
+        return version
+    raise InvalidArgument("model_version", f"{version[:40]!r} is not a version: give a version number or \"released\"")
+
+
 class ModelCache:
     """name:version → LoadedModel; `released` resolves to the newest released version."""
 
@@ -124,7 +132,10 @@ class ModelCache:
             raise
 
     def get(self, name: str, version: str) -> LoadedModel:
-        """The loaded model, loading it on first use. FailedPrecondition unless RELEASED."""
+        """The loaded model, loading it on first use. FailedPrecondition unless RELEASED;
+        InvalidArgument("model_version") unless `version` is "", "released" or a version
+        number (ASCII digits, at most 18 of them)."""
+        version = _checked_version(version)
         if not version.isdigit():
             # The hot path: "released" resolves from the last answer for up to one poll period
             # (the watcher drops a revoked version sooner than that matters).

@@ -34,6 +34,14 @@ def _decode_bytes(raw: bytes, field: str) -> list[str]:
     return out
 
 
+def _decode_typed(elements, field: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """BYTES as typed contents: UTF-8 text, refused otherwise (as the raw format is)."""
+    try:
+        return [b.decode("utf-8") for b in elements]
+    except UnicodeDecodeError:
+        raise InvalidArgument(field, "BYTES elements must be UTF-8 text") from None
+
+
 def _rows(shape: list[int], field: str) -> int:
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
         if shape[0] < 1 or shape[0] > MAX_ROWS:
@@ -45,7 +53,11 @@ def _rows(shape: list[int], field: str) -> int:
 def request_table(request, signature: list) -> pa.Table:  # type: ignore[no-untyped-def]
     """One column per signature input. INVALID_ARGUMENT names the input at fault."""
     expected = {s.name: s for s in signature}
-    given = {t.name: i for i, t in enumerate(request.inputs)}
+    given: dict[str, int] = {}
+    for i, t in enumerate(request.inputs):
+        if t.name in given:
+            raise InvalidArgument(f"inputs.{t.name}", "given twice")
+        given[t.name] = i
     for name in given:
         if name not in expected:
             raise InvalidArgument(f"inputs.{name}", f"not an input of this model (inputs: {', '.join(expected)})")
@@ -59,6 +71,8 @@ def request_table(request, signature: list) -> pa.Table:  # type: ignore[no-unty
             raise InvalidArgument(field, "missing")
         i = given[name]
         tensor = request.inputs[i]
+        if raw and tensor.HasField("contents") and any(len(getattr(tensor.contents, f)) for f in _TYPED_FIELD.values()):
+            raise InvalidArgument(field, "give its values either as raw_input_contents or as contents, not both")
         n = _rows(list(tensor.shape), field)
         if rows is not None and n != rows:
             raise InvalidArgument(field, f"has {n} rows, other inputs have {rows}")
@@ -66,7 +80,7 @@ def request_table(request, signature: list) -> pa.Table:  # type: ignore[no-unty
         if spec.datatype == "BYTES":
             if tensor.datatype != "BYTES":
                 raise InvalidArgument(field, f"datatype must be BYTES, got {tensor.datatype}")
-            values = _decode_bytes(raw[i], field) if raw else [b.decode("utf-8", "replace") for b in tensor.contents.bytes_contents]
+            values = _decode_bytes(raw[i], field) if raw else _decode_typed(tensor.contents.bytes_contents, field)
             column = pa.array(values, pa.string())
         else:
             dtype = _NUMERIC.get(tensor.datatype)

@@ -25,6 +25,7 @@ from governance.datasets.formats import CsvDialect
 from governance.datasets.pipeline import AnonymisationSpec
 from governance.errors import InvalidArgument
 from governance.identity.principals import Principal
+from governance.paging import page_size
 from governance.runtime import Runtime
 from governance.store.dataset_tables import Dataset
 from privet.common.v1 import types_pb2
@@ -128,7 +129,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         return message
 
     def ListDatasets(self, request, context):  # type: ignore[no-untyped-def]
-        size = min(request.page.page_size or 100, 1000)
+        size = page_size(request.page.page_size)
         rows = list_datasets(self._rt, after=request.page.page_token, limit=size + 1, principal=self._who(context))
         token = rows[size - 1].name if len(rows) > size else ""
         return ingestion_pb2.ListDatasetsResponse(datasets=[dataset_message(r, budget_message(self._rt, r)) for r in rows[:size]], next_page_token=token)

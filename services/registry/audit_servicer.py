@@ -13,6 +13,7 @@ from governance.audit.log import Event
 from governance.audit.merkle import consistency_proof, inclusion_proof
 from governance.audit.storage import EventFilter, SqlNodeReader, checkpoint_at, head_size, iter_events, list_events
 from governance.errors import DataLoss, InvalidArgument, NotFound
+from governance.paging import page_size
 from governance.runtime import Runtime
 from governance.store.tables import AuditCheckpoint, AuditEvent
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
@@ -22,7 +23,6 @@ __all__ = ["AuditServicer", "event_message"]
 
 log = logging.getLogger("privet.audit")
 
-DEFAULT_PAGE, MAX_PAGE = 100, 1000
 _MAX_SEQ = 2**63 - 1
 # google.protobuf.Timestamp's own range: 0001-01-01 to 9999-12-31.
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
@@ -86,9 +86,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def ListEvents(self, request, context):  # type: ignore[no-untyped-def]
         page = request.page
-        size = min(page.page_size or DEFAULT_PAGE, MAX_PAGE)
-        if page.page_size < 0:
-            raise InvalidArgument("page.page_size", "must not be negative")
+        size = page_size(page.page_size)
         try:
             after = int(page.page_token) if page.page_token else -1
         except ValueError as exc:

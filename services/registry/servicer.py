@@ -111,17 +111,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return version_message(self._registry.create_version(who, spec, chunks()))
 
     def GetModel(self, request, context):  # type: ignore[no-untyped-def]
-        return _model_message(self._registry.get_model(request.name))
+        return _model_message(self._registry.get_model(request.name, principal=self._who(context)))
 
     def ListModels(self, request, context):  # type: ignore[no-untyped-def]
-        models, token = self._registry.list_models(page_size=request.page.page_size, page_token=request.page.page_token)
+        models, token = self._registry.list_models(page_size=request.page.page_size, page_token=request.page.page_token, principal=self._who(context))
         return registry_pb2.ListModelsResponse(models=[_model_message(m) for m in models], next_page_token=token)
 
     def GetModelVersion(self, request, context):  # type: ignore[no-untyped-def]
-        return version_message(self._registry.get_version(request.name, request.version, request.alias))
+        return version_message(self._registry.get_version(request.name, request.version, request.alias, principal=self._who(context)))
 
     def ListModelVersions(self, request, context):  # type: ignore[no-untyped-def]
-        versions, token = self._registry.list_versions(request.name, page_size=request.page.page_size, page_token=request.page.page_token)
+        versions, token = self._registry.list_versions(request.name, page_size=request.page.page_size, page_token=request.page.page_token, principal=self._who(context))
         return registry_pb2.ListModelVersionsResponse(versions=[version_message(v) for v in versions], next_page_token=token)
 
     def DownloadWeights(self, request, context):  # type: ignore[no-untyped-def]
@@ -152,7 +152,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return version_message(self._registry.declare_personal_data(self._who(context), request.name, request.version, personal=request.personal, reason=request.reason))
 
     def GetAttestation(self, request, context):  # type: ignore[no-untyped-def]
-        record, envelope = self._registry.attestation(request.name, request.version, request.alias)
+        who = self._who(context)
+        record, envelope = self._registry.attestation(request.name, request.version, request.alias, principal=who)
         document = json.dumps(self._registry.attestation_document(request.name, record.version)[1]) if request.with_proofs else ""
         return registry_pb2.Attestation(envelope_json=envelope, audit_seqs=cited_seqs(envelope), key_id=self._registry.attestation_key_id(), document_json=document)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from safetensors.torch import save_file
 
 from governance.errors import FailedPrecondition, PrivetError
@@ -278,5 +279,6 @@ class Scheduler:
             try:
                 model = publish()
             except Exception as exc:  # noqa: BLE001 - the ε was spent all the same
-                state, reason = "FAILED", f"registration failed: {exc}"
+                detail = exc.details() if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "details", None)) else str(exc)
+                state, reason = "FAILED", f"registration failed: {detail}"
         self._finish_quietly(job.id, state, reason, mechanism, model=model, device=device)

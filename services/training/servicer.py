@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from governance.paging import page_size
 from governance.runtime import Runtime
 from governance.store.training_tables import TERMINAL_STATES, TrainingJob
 from governance.training.jobs import JobSpec, cancel_job, get_job, list_jobs, submit_job
@@ -95,7 +96,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         return job_message(get_job(self._rt, request.job_id, principal=caller(context, self._rt)))
 
     def ListJobs(self, request, context):  # type: ignore[no-untyped-def]
-        size = min(request.page.page_size or 100, 1000)
+        size = page_size(request.page.page_size)
         state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
         rows = list_jobs(self._rt, dataset=request.dataset, state=state, after=request.page.page_token, limit=size + 1, principal=caller(context, self._rt))
         token = rows[size - 1].id if len(rows) > size else ""

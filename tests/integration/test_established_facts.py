@@ -313,3 +313,14 @@ def test_the_audit_report_shows_claims_as_claims_and_flags_what_does_not_add_up(
     page = render_report(events, peek_checkpoint(note), note=note, verified_message="ok", verifier="test", generated_at_us=0)
     assert 'data-provenance="established"' in page and 'data-provenance="claimed"' in page
     assert "claimed lineage: no privacy budget is attributed to this version" in page
+
+
+def test_the_same_rows_are_personal_whichever_copy_came_first(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    """Red team F1: a copy ingested before the one declared personal stayed non-personal."""
+    rt = sqlite_runtime
+    plain = create_dataset(rt, "user/alice", DatasetSpec("first", "csv", "default", AnonymisationSpec(), CsvDialect(), 8.0, 1e-5), [_census(seed=7)])
+    assert not plain.personal
+    later = create_dataset(rt, "user/alice", DatasetSpec("second", "csv", "default", AnonymisationSpec(), CsvDialect(), 8.0, 1e-5, personal=True), [_census(seed=7)])
+    assert later.personal
+    first = get_dataset(rt, "first")
+    assert first.personal and json.loads(first.personal_basis_json) == [f"same-data-as:{later.id}"]

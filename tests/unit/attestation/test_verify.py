@@ -70,7 +70,7 @@ class Release:
             "evaluation": {"accuracy": 0.91},
             "release": {"requested_by": "user/alice", "thresholds": {"accuracy": 0.9},
                         "approvals": [{"principal": "user/dana", "at_us": 1}], "released_by": "user/bob", "released_at_us": 2},
-            "auditLog": {"origin": "privet.local/audit"},
+            "auditLog": {"origin": self.rt.settings.audit_origin},
             "auditEvents": [
                 {"seq": self.seq["create"], "action": "registry.CreateModelVersion", "resource": RESOURCE},
                 {"seq": self.seq["release"], "action": "registry.ReleaseModelVersion", "resource": RESOURCE},
@@ -415,7 +415,7 @@ def _leaf_event(bundle: dict[str, Any]) -> EventRecord:
 
 
 def test_a_checkpoint_signed_by_a_different_audit_key_fails(release):
-    impostor = NoteSigner.from_text(generate_signer("privet.local/audit")[0])
+    impostor = NoteSigner.from_text(generate_signer(release.rt.settings.audit_origin)[0])
     document = release.document()
     for bundle in document["auditProofs"]:
         bundle["checkpoint"] = sign_checkpoint(peek_checkpoint(bundle["checkpoint"]), impostor)
@@ -467,7 +467,7 @@ def test_two_checkpoints_of_one_size_with_different_roots_show_a_fork(release):
 
 def test_a_bundle_from_another_log_than_the_predicate_names_fails(release):
     document = release.document(predicate=release.predicate(auditLog={"origin": "example.org/other-log"}))
-    _fails(release, document, "audit proof 0 is from the log 'privet.local/audit', not 'example.org/other-log' that the predicate names")
+    _fails(release, document, f"audit proof 0 is from the log {release.rt.settings.audit_origin!r}, not 'example.org/other-log' that the predicate names")
     document = release.document(predicate=release.predicate(auditLog={"name": "x"}))
     _fails(release, document, "the predicate's auditLog has no origin")
 
