@@ -28,7 +28,7 @@ from typing import Any
 
 from governance.errors import InvalidArgument
 from governance.privacy.accounting import Mechanism, epsilon_for
-from governance.privacy.limits import MAX_EPSILON
+from governance.privacy.limits import MAX_EPSILON, MAX_NOISE_MULTIPLIER, MAX_STEPS, MIN_SAMPLE_RATE
 from governance.privacy.releases import Release, releases_from_json, total_delta, total_epsilon
 
 __all__ = ["NEIGHBOURING_RELATION", "PRIVACY_UNIT", "check_stated_guarantee", "composed_guarantee", "is_real"]
@@ -72,9 +72,9 @@ def is_real(value: Any) -> bool:
 _GUARANTEE_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("epsilon", lambda v: is_real(v) and 0 < v <= MAX_EPSILON, f"must be a number in (0, {MAX_EPSILON:g}]"),
     ("delta", lambda v: is_real(v) and 0 < v < 1, "must be in (0, 1)"),
-    ("noise_multiplier", lambda v: is_real(v) and v > 0, "must be a finite number > 0"),
-    ("sample_rate", lambda v: is_real(v) and 0 < v <= 1, "must be in (0, 1]"),
-    ("steps", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "must be a whole number > 0"),
+    ("noise_multiplier", lambda v: is_real(v) and 0 < v <= MAX_NOISE_MULTIPLIER, f"must be a number in (0, {MAX_NOISE_MULTIPLIER:g}]"),
+    ("sample_rate", lambda v: is_real(v) and MIN_SAMPLE_RATE <= v <= 1, f"must be in [{MIN_SAMPLE_RATE:g}, 1]"),
+    ("steps", lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_STEPS, f"must be a whole number in 1..{MAX_STEPS}"),
     ("accountant", lambda v: isinstance(v, str) and bool(v.strip()), 'must name the accountant (e.g. "prv" or "rdp")'),
     ("max_grad_norm", lambda v: is_real(v) and v > 0, "must be a finite number > 0 (the per-sample clipping norm)"),
 )
@@ -96,6 +96,8 @@ def check_stated_guarantee(guarantee: Mapping[str, Any], *, field: str = "guaran
         computed = epsilon_for(mechanism, guarantee["accountant"])
     except InvalidArgument as exc:
         raise InvalidArgument(f"{field}.accountant", exc.description) from None
+    except (OverflowError, ValueError, FloatingPointError, ZeroDivisionError, MemoryError):
+        raise InvalidArgument(f"{field}.noise_multiplier", "the stated mechanism cannot be accounted for (its figures are out of any accountant's range)") from None
     if guarantee["epsilon"] < computed * (1 - _EPSILON_RTOL):
         raise InvalidArgument(f"{field}.epsilon",
                               f"{guarantee['epsilon']:g} is below the {computed:.4g} that the {guarantee['accountant']} accountant "

@@ -16,7 +16,10 @@ __all__ = [
     "DEFAULT_MAX_DATASET_EPSILON",
     "MAX_ACCOUNTED_EPSILON",
     "MAX_EPSILON",
+    "MAX_NOISE_MULTIPLIER",
+    "MAX_STEPS",
     "MICRO",
+    "MIN_SAMPLE_RATE",
     "check_epsilon",
     "from_micro",
     "representable",
@@ -32,6 +35,13 @@ MAX_EPSILON = 1e6
 # calibrated: PRV's domain (and memory) grows with ε (ε = 500 took 2.4 GB, ε = 1000 reached
 # 10 GB), while a guarantee this weak protects nothing. An operator's cap must lie below it.
 MAX_ACCOUNTED_EPSILON = 100.0
+
+# The range of a DP-SGD mechanism Privet accounts for, whether it ran it or a guarantee states
+# it: beyond these the accountants overflow or take minutes (σ = 1e300, q = 1e-300 raised an
+# OverflowError; 2**62 steps ran past any deadline), and no real training run comes near.
+MAX_NOISE_MULTIPLIER = 1e4
+MIN_SAMPLE_RATE = 1e-9
+MAX_STEPS = 10_000_000
 
 # The operator's policy when privet.toml says nothing: the most a dataset's budget may be.
 DEFAULT_MAX_DATASET_EPSILON = 10.0

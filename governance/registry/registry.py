@@ -82,6 +82,7 @@ from governance.errors import (
     ResourceExhausted,
 )
 from governance.identity.principals import Principal
+from governance.jsonlimits import check_json_depth
 from governance.paging import page_size as page_size_of
 from governance.policy.ownership import Owned, acting_principal, may, require
 from governance.privacy.guarantee import check_stated_guarantee, is_real
@@ -840,6 +841,7 @@ def _check_spec(spec: VersionSpec) -> None:
     for which in ("preprocessing_json",):
         text = getattr(spec, which)
         if text:
+            check_json_depth(text, field=f"metadata.{which}")  # before the parser's recursion sees it
             try:
                 json.loads(text)
             except ValueError:

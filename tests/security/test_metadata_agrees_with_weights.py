@@ -67,3 +67,18 @@ def test_inference_answers_an_unloadable_version_without_reloading_it(servers, s
     with rt.read() as session:
         downloads = session.scalars(select(AuditEvent).where(AuditEvent.action == "registry.DownloadWeights")).all()
     assert len(downloads) == 1  # loaded once, refused from memory after
+
+
+@pytest.mark.parametrize("spec,field", [
+    (VersionSpec("m", preprocessing_json="[" * 100_000 + "]" * 100_000), "metadata.preprocessing_json"),
+    (VersionSpec("m", guarantee={"epsilon": 1e-300, "delta": 1e-5, "noise_multiplier": 1e300, "sample_rate": 1e-300, "steps": 1, "accountant": "prv", "max_grad_norm": 1.0}),
+     "metadata.guarantee.noise_multiplier"),
+    (VersionSpec("m", guarantee={"epsilon": 5.0, "delta": 1e-5, "noise_multiplier": 50.0, "sample_rate": 0.01, "steps": 2**62, "accountant": "prv", "max_grad_norm": 1.0}),
+     "metadata.guarantee.steps"),
+])
+def test_hostile_metadata_is_invalid_argument_not_an_internal_error(sqlite_runtime, spec, field) -> None:  # type: ignore[no-untyped-def]
+    """Red team F8: these reached the registry's parser and accountant as INTERNAL errors."""
+    weights, _ = _model_bytes()
+    with pytest.raises(InvalidArgument) as err:
+        ModelRegistry(sqlite_runtime).create_version(_p(sqlite_runtime, "user/alice"), spec, [weights])
+    assert err.value.field == field
