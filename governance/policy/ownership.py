@@ -68,6 +68,9 @@ def require(runtime: Any, who: Principal | str, action: str, thing: Owned) -> No
     if allowed:
         return
     principal = acting_principal(runtime, who)
-    reason = f"{principal.id.principal} (team {principal.team or 'none'}) may not {action} {thing.audit_resource}, owned by {thing.owner or 'nobody'} (team {thing.attrs.get('team') or 'none'})"
-    runtime.deny(Event(principal=principal.id.principal, action=action, resource=thing.audit_resource, decision="deny", policy_ids=policy_ids, details={"reason": reason}))
-    raise PermissionDenied(f"{reason} (policies: {', '.join(policy_ids)})", policy_ids=policy_ids)
+    said = f"{principal.id.principal} (team {principal.team or 'none'}) may not {action} {thing.audit_resource}"
+    # Who owns it goes to the audit log, not to a caller who may not see the thing at all.
+    owned_by = {"owner": thing.owner, "team": thing.attrs.get("team", "")}
+    runtime.deny(Event(principal=principal.id.principal, action=action, resource=thing.audit_resource, decision="deny", policy_ids=policy_ids,
+                       details={"reason": said, **owned_by}))
+    raise PermissionDenied(f"{said} (policies: {', '.join(policy_ids)})", policy_ids=policy_ids)

@@ -456,7 +456,7 @@ class ModelRegistry:
             model = self._model(session, name)
             self._may_read(principal, model, "GetModelVersion")
             row = _find_version(session, name, version, alias)
-            return _record(row, _approvals(session, row.id), model)
+            return _record(row, _approvals(session, row.id), model, _as_of_now(session, row))
 
     def list_versions(self, name: str, *, page_size: int = 100, page_token: str = "", principal: Principal | None = None) -> tuple[list[VersionRecord], str]:
         size = page_size_of(page_size)
@@ -470,7 +470,7 @@ class ModelRegistry:
             query = select(ModelVersion).where(ModelVersion.model_name == name, ModelVersion.version > after).order_by(ModelVersion.version).limit(size + 1)
             rows = list(session.scalars(query))
             token = str(rows[size - 1].version) if len(rows) > size else ""
-            return [_record(r, _approvals(session, r.id), model) for r in rows[:size]], token
+            return [_record(r, _approvals(session, r.id), model, _as_of_now(session, r)) for r in rows[:size]], token
 
     def download(self, principal: Principal, name: str, version: int) -> Iterator[bytes]:
         """Decrypted weights, chunk by chunk; the download is audited before the first byte.
@@ -971,17 +971,24 @@ def _model_record(session: Session, model: Model) -> ModelRecord:
     return ModelRecord(model.name, model.owner, model.created_us, model.latest_version, int(released or 0), model.team)
 
 
-def _record(row: ModelVersion, approvals: list[ApprovalRecord], model: Model | None = None) -> VersionRecord:
+def _as_of_now(session: Session, row: ModelVersion) -> tuple[str, bool]:
+    """The version's provenance and personal-data fact as the gates read them now (its job
+    may have failed since, its dataset been declared since), not as they were registered."""
+    established = still_established(session, row)
+    return (ESTABLISHED if established else CLAIMED), _trained_on_personal_data(session, row, established)
+
+
+def _record(row: ModelVersion, approvals: list[ApprovalRecord], model: Model | None = None, now: tuple[str, bool] | None = None) -> VersionRecord:
     signature = json.loads(row.signature_json)
     guarantee = json.loads(row.guarantee_json) if row.has_guarantee else None
     return VersionRecord(
         id=row.id, model_name=row.model_name, version=row.version, stage=row.stage, digest=row.digest, size_bytes=row.size_bytes,
         architecture=row.architecture, inputs=signature.get("inputs", []), outputs=signature.get("outputs", []),
         metrics=json.loads(row.metrics_json), lineage=json.loads(row.lineage_json), guarantee=guarantee,
-        trained_on_personal_data=row.trained_on_personal_data, tensors=json.loads(row.tensors_json),
+        trained_on_personal_data=now[1] if now else row.trained_on_personal_data, tensors=json.loads(row.tensors_json),
         preprocessing_json=row.preprocessing_json, description=row.description, created_by=row.created_by, created_us=row.created_us,
         requested_by=row.requested_by or "", thresholds=json.loads(row.thresholds_json), approvals=approvals,
         released_by=row.released_by or "", revoked_reason=row.revoked_reason or "", erased=row.erased, key_id=row.kek_id or "",
-        blob_digest=row.blob_digest, provenance=row.provenance, job_id=row.job_id or "", personal_declared_by=row.personal_declared_by,
+        blob_digest=row.blob_digest, provenance=now[0] if now else row.provenance, job_id=row.job_id or "", personal_declared_by=row.personal_declared_by,
         team=model.team if model is not None else "", attestation=row.attestation_json,
     )
