@@ -33,7 +33,7 @@ from governance.store.registry_tables import ModelVersion
 from governance.store.tables import AuditEvent
 from tests.established import establish_version
 from tests.helpers import channel
-from tests.integration.test_inference import _register, _request
+from tests.integration.test_inference import _request, release_toy
 
 GUARANTEE = {"epsilon": 3.0, "delta": 1e-6, "noise_multiplier": 1.1, "sample_rate": 0.01, "steps": 500, "accountant": "prv", "max_grad_norm": 1.0}
 
@@ -142,15 +142,7 @@ def test_a_tampered_attestation_weights_file_or_audit_proof_fails(released) -> N
 
 def test_inference_refuses_a_version_whose_attestation_does_not_verify(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     rt, home = sqlite_runtime, sqlite_runtime.home
-    with channel(home, "admin", servers["registry"]) as ch:
-        admin = registry_pb2_grpc.RegistryServiceStub(ch)
-        version, _, _ = _register(admin, "churn")
-        ref = {"name": "churn", "version": version}
-        admin.DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(**ref, personal=False, reason="public toy table"))
-        admin.RequestRelease(registry_pb2.RequestReleaseRequest(**ref))
-    registry = ModelRegistry(rt)
-    registry.approve(_p(rt, "user/dana"), "churn", version)
-    registry.release(_p(rt, "user/bob"), "churn", version)
+    version, _, _ = release_toy(home, servers["registry"])
     with rt.read() as session:
         genuine = session.scalars(select(ModelVersion.attestation_json).where(ModelVersion.model_name == "churn")).one()
     # Someone with write access to the database swaps in an attestation signed by another key.

@@ -51,19 +51,26 @@ def _register(registry, name: str) -> tuple[int, bytes, dict]:  # type: ignore[n
     return v.version, weights, meta
 
 
+def release_toy(home, registry_address: str, name: str = "churn") -> tuple[int, bytes, dict]:  # type: ignore[no-untyped-def]
+    """Register the toy model as admin and release it over gRPC (admin declares it not
+    personal: uploaded weights are claimed, presumed personal; dana approves, bob publishes)."""
+    with channel(home, "admin", registry_address) as a, channel(home, "dana", registry_address) as d, channel(home, "bob", registry_address) as b:
+        admin, dana, bob = (registry_pb2_grpc.RegistryServiceStub(c) for c in (a, d, b))
+        version, weights, meta = _register(admin, name)
+        ref = {"name": name, "version": version}
+        admin.DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(**ref, personal=False, reason="public toy table"))
+        admin.RequestRelease(registry_pb2.RequestReleaseRequest(**ref))
+        dana.ApproveRelease(registry_pb2.ApproveReleaseRequest(**ref))
+        bob.ReleaseModelVersion(registry_pb2.ReleaseModelVersionRequest(**ref))
+    return version, weights, meta
+
+
 @pytest.fixture
 def env(servers, sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
     home = sqlite_runtime.home
+    version, weights, meta = release_toy(home, servers["registry"])
     chans = {who: channel(home, who, servers["registry"]) for who in ("admin", "dana", "bob")}
     reg = {who: registry_pb2_grpc.RegistryServiceStub(ch) for who, ch in chans.items()}
-    version, weights, meta = _register(reg["admin"], "churn")
-    ref = dict(name="churn", version=version)
-    # Uploaded weights are claimed facts, presumed trained on personal data: an operator
-    # declares these (built from a six-row public table) not personal before release.
-    reg["admin"].DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(**ref, personal=False, reason="public toy table"))
-    reg["admin"].RequestRelease(registry_pb2.RequestReleaseRequest(**ref))
-    reg["dana"].ApproveRelease(registry_pb2.ApproveReleaseRequest(**ref))
-    reg["bob"].ReleaseModelVersion(registry_pb2.ReleaseModelVersionRequest(**ref))
     yield {"home": home, "servers": servers, "registry": reg, "version": version, "weights": weights, "meta": meta, "runtime": sqlite_runtime}
     for ch in chans.values():
         ch.close()

@@ -14,9 +14,8 @@ from governance.registry import ModelRegistry, VersionSpec
 from governance.store.registry_tables import ModelVersion
 from governance.store.tables import AuditEvent
 from inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.helpers import channel
-from tests.integration.test_inference import _model_bytes, _register, _request
+from tests.integration.test_inference import _model_bytes, _request, release_toy
 
 
 INPUTS = [{"name": "age", "datatype": "FP64", "shape": [-1]}, {"name": "plan", "datatype": "BYTES", "shape": [-1]}]
@@ -46,15 +45,7 @@ def test_the_registry_refuses_metadata_that_does_not_describe_the_weights(sqlite
 
 def test_inference_answers_an_unloadable_version_without_reloading_it(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     rt, home = sqlite_runtime, sqlite_runtime.home
-    with channel(home, "admin", servers["registry"]) as ch:
-        admin = registry_pb2_grpc.RegistryServiceStub(ch)
-        version, _, meta = _register(admin, "churn")
-        ref = {"name": "churn", "version": version}
-        admin.DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(**ref, personal=False, reason="toy"))
-        admin.RequestRelease(registry_pb2.RequestReleaseRequest(**ref))
-    registry = ModelRegistry(rt)
-    registry.approve(_p(rt, "user/dana"), "churn", version)
-    registry.release(_p(rt, "user/bob"), "churn", version)
+    version, _, meta = release_toy(home, servers["registry"])
     # A row registered before the check: metadata that does not fit its weights.
     meta["model"]["n_features"] = 100_000
     rt.write(lambda s: s.execute(update(ModelVersion).where(ModelVersion.model_name == "churn").values(preprocessing_json=json.dumps(meta))))
