@@ -242,9 +242,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_dataset_delta": Key(float, _delta_cap, "the most delta a budget may be"),
     },
     "uploads": {
-        "total": Key(int, _at_least(1), "uploads at once on one server (default: half its workers)"),
+        "total": Key(int, _at_least(1), "uploads at once on one server (default: a quarter of its workers)"),
         "per_principal": Key(int, _at_least(1), "uploads at once for one principal"),
         "idle_seconds": Key(float, _positive, "an upload that sends nothing for this long is cut off"),
+    },
+    "streams": {
+        "total": Key(int, _at_least(1), "downloads (server streams) at once on one server (default: a quarter of its workers)"),
+        "per_principal": Key(int, _at_least(1), "downloads at once for one principal"),
+        "idle_seconds": Key(float, _positive, "a download whose client takes no message for this long is cut off"),
     },
     "inference": {
         "requests_per_minute": Key(int, _at_least(0), "quota per principal and model"),

@@ -117,6 +117,7 @@ log = logging.getLogger("privet.registry")
 
 _SERVICE = "registry"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_DESCRIPTION = 4096
 
 
 @dataclass(frozen=True)
@@ -838,6 +839,8 @@ def _check_spec(spec: VersionSpec) -> None:
         check_stated_guarantee(spec.guarantee, field="metadata.guarantee")
     if spec.expected_size < 0:
         raise InvalidArgument("metadata.expected_size", "must not be negative")
+    if len(spec.description) > MAX_DESCRIPTION:
+        raise InvalidArgument("metadata.description", f"at most {MAX_DESCRIPTION} characters")
     for which in ("preprocessing_json",):
         text = getattr(spec, which)
         if text:

@@ -38,6 +38,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # accounting cost grows with it, in the service's own process, before any cancel can take
 # effect: 10⁵ steps is far beyond any useful DP-SGD run on one dataset.
 MAX_PLANNED_STEPS = 100_000
+MAX_LEARNING_RATE = 10.0  # far above any that trains; beyond it the weights overflow
+MAX_PHYSICAL_BATCH = 65_536  # rows per forward pass (memory), whatever the logical batch
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
 
 
@@ -112,8 +114,10 @@ def _validate(spec: JobSpec, columns: list[dict], rows: int) -> JobSpec:
         raise InvalidArgument("batch_size", f"{spec.batch_size} is larger than the dataset ({rows} rows)")
     if spec.epochs * math.ceil(rows / spec.batch_size) > MAX_PLANNED_STEPS:
         raise InvalidArgument("epochs", f"{spec.epochs} epochs of {math.ceil(rows / spec.batch_size)} batches is more than the {MAX_PLANNED_STEPS} steps a job may take")
-    if not 0 < spec.learning_rate < math.inf:
-        raise InvalidArgument("learning_rate", "must be positive and finite")
+    if not 0 < spec.learning_rate <= MAX_LEARNING_RATE:
+        raise InvalidArgument("learning_rate", f"must be in (0, {MAX_LEARNING_RATE:g}]")
+    if not 1 <= spec.max_physical_batch_size <= MAX_PHYSICAL_BATCH:
+        raise InvalidArgument("max_physical_batch_size", f"must be in 1..{MAX_PHYSICAL_BATCH}")
     check_epsilon("target_epsilon", spec.target_epsilon)
     if not 0 < spec.delta < 1:
         raise InvalidArgument("delta", "must be in (0, 1)")

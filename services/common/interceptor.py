@@ -38,10 +38,11 @@ def action_for(method: str) -> tuple[str, str] | None:
 
 
 class GovernanceInterceptor(grpc.ServerInterceptor):
-    def __init__(self, runtime: Runtime, metrics: ServerMetrics | None = None, uploads: UploadGate | None = None) -> None:
+    def __init__(self, runtime: Runtime, metrics: ServerMetrics | None = None, uploads: UploadGate | None = None, downloads: UploadGate | None = None) -> None:
         self._runtime = runtime
         self._metrics = metrics
         self._uploads = uploads
+        self._downloads = downloads
         self._cache: dict = {}
         self._cache_engine: object = None
 
@@ -51,17 +52,17 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
             return None
         target = action_for(handler_call_details.method)
         guard = functools.partial(self._guard, target)
-        admit = functools.partial(self._admit, target) if handler.request_streaming and self._uploads is not None else None
+        gate = self._uploads if handler.request_streaming else self._downloads if handler.response_streaming else None
+        admit = functools.partial(self._admit, gate, target) if gate is not None and target is not None else None
         return _wrap(handler, guard, handler_call_details.method, self._metrics, admit)
 
-    def _admit(self, target: tuple[str, str] | None, who: str, context: grpc.ServicerContext) -> Upload:
-        """An upload slot (services/common/uploads.py), or ResourceExhausted, audited."""
-        assert self._uploads is not None
-        action = target[1] if target else "upload"
+    def _admit(self, gate: UploadGate, target: tuple[str, str], who: str, context: grpc.ServicerContext) -> Upload:
+        """A stream slot (services/common/uploads.py), or ResourceExhausted, audited."""
+        action = target[1]
         try:
-            return self._uploads.admit(who, context, action)
+            return gate.admit(who, context, action, waiting=gate is self._uploads)
         except ResourceExhausted as exc:
-            api = target[0] if target else "unknown"
+            api = target[0]
             self._runtime.deny(Event(principal=who, action=action, resource=f"api/{api}", decision="deny", details={"reason": exc.message}))
             raise
 
@@ -69,7 +70,7 @@ class GovernanceInterceptor(grpc.ServerInterceptor):
         """The watchdog cut an idle upload off: say so in the log (the call itself ends CANCELLED)."""
         api = upload.action.split(".", 1)[0]
         self._runtime.record(Event(principal=upload.principal, action=upload.action, resource=f"api/{api}", decision="deny",
-                                   details={"reason": f"upload cut off: no message for {self._uploads.idle_seconds if self._uploads else '?'} s"}))
+                                   details={"reason": f"stream cut off: idle for more than {upload.idle_limit} s"}))
 
     def _guard(self, target: tuple[str, str] | None, context: grpc.ServicerContext) -> str:
         """The caller's principal id, once it may make this call (raises otherwise)."""
@@ -142,7 +143,11 @@ def _mapped(behavior: Callable, guard: Callable, streaming_response: bool, metho
         started = metrics.started() if metrics else 0.0
         try:
             with _errors_as_status(context):
-                guard(context)
+                who = guard(context)
+                if admit is not None:  # a download: a slot, and a clock on a client that stops reading
+                    with admit(who, context) as stream:
+                        yield from stream.responses(behavior(request, context))
+                    return
                 yield from behavior(request, context)
         finally:
             if metrics:

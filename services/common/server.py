@@ -70,9 +70,10 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
         raise RuntimeError("grpc was imported before the services package, so TLS 1.2 could not be disabled: import services first")
     limit = runtime.settings.max_message_bytes
     metrics = ServerMetrics(name, runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
-    uploads = _upload_gate(runtime, max_workers)
-    interceptor = GovernanceInterceptor(runtime, metrics, uploads)
-    uploads.on_cut_off(interceptor.audit_cut_off)
+    uploads, downloads = _stream_gate(runtime, "uploads", max_workers), _stream_gate(runtime, "streams", max_workers)
+    interceptor = GovernanceInterceptor(runtime, metrics, uploads, downloads)
+    for gate in (uploads, downloads):
+        gate.on_cut_off(interceptor.audit_cut_off)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"privet-{name}"),
         interceptors=[interceptor],
@@ -102,12 +103,13 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
                           lambda: runtime.audit.committed_size)
     metrics.serve()
     running = RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)
-    running.on_stop.append(lambda _grace: uploads.close())
+    running.on_stop.append(lambda _grace: (uploads.close(), downloads.close()))
     return running
 
 
-def _upload_gate(runtime: Runtime, max_workers: int) -> UploadGate:
-    """Uploads get at most half the workers (reads keep the rest), and `[uploads]` settings."""
-    conf = runtime.settings.extra.get("uploads", {})
-    return UploadGate(total=int(conf.get("total", max(1, max_workers // 2))), per_principal=int(conf.get("per_principal", DEFAULT_PER_PRINCIPAL)),
-                      idle_seconds=float(conf.get("idle_seconds", DEFAULT_IDLE_SECONDS)))
+def _stream_gate(runtime: Runtime, section: str, max_workers: int) -> UploadGate:
+    """Uploads and downloads get at most a quarter of the workers each (unary calls keep the
+    other half), and their `[uploads]` / `[streams]` settings."""
+    conf = runtime.settings.extra.get(section, {})
+    return UploadGate(total=int(conf.get("total", max(1, max_workers // 4))), per_principal=int(conf.get("per_principal", DEFAULT_PER_PRINCIPAL)),
+                      idle_seconds=float(conf.get("idle_seconds", DEFAULT_IDLE_SECONDS)), section=section)

@@ -1,5 +1,7 @@
-"""Capacity and patience for uploads (client-streaming calls: CreateDataset, PreviewMasking,
-CreateModelVersion), so that no caller can hold a server's workers by streaming slowly.
+"""Capacity and patience for streams, so that no caller can hold a server's workers by
+streaming slowly: uploads (client-streaming calls: CreateDataset, PreviewMasking,
+CreateModelVersion) and downloads (server-streaming calls: ReadDataset, WatchJob,
+DownloadWeights, ExportEvents), each kind with a gate of its own.
 
 A synchronous gRPC server runs each call on one worker thread for its whole life, so an
 upload that sends its first message and then waits holds a worker for ever: 32 of them
@@ -12,7 +14,13 @@ hung the registry, then (as it could not confirm releases) every inference. Thre
 - a refused or cut-off upload leaves nothing behind (the upload code already discards a
   stream that ends with the call inactive) and is audited by the caller of `admit`.
 
-Settings: `[uploads]` in privet.toml (`idle_seconds`, `per_principal`, `total`).
+A download is idle while the client does not take the message it was handed (gRPC blocks
+the worker in the send once the flow-control window is full): a client that stops reading
+is cut off after `idle_seconds` of that, while a stream that is merely waiting for news (a
+job's progress) is not.
+
+Settings: `[uploads]` and `[streams]` (downloads) in privet.toml, each with `idle_seconds`,
+`per_principal` and `total`.
 """
 
 from __future__ import annotations
@@ -43,13 +51,28 @@ class Upload:
     last: float
     _gate: UploadGate
     action: str = ""
+    # Whether the stream is waiting on its client: always for an upload (it waits for the
+    # next message), for a download only while the client has not taken the last message.
+    waiting: bool = True
     cut_off: bool = False
     _key: int = field(default=0)
+
+    @property
+    def idle_limit(self) -> float:
+        return self._gate.idle_seconds
 
     def stream(self, requests: Iterable[T]) -> Iterator[T]:
         for message in requests:
             self.last = self._gate.clock()
             yield message
+
+    def responses(self, messages: Iterable[T]) -> Iterator[T]:
+        """A download's messages: waiting on the client from when one is handed to gRPC until
+        gRPC asks for the next (it asks once the previous one is sent)."""
+        for message in messages:
+            self.last, self.waiting = self._gate.clock(), True
+            yield message
+            self.waiting = False
 
     def __enter__(self) -> Upload:
         return self
@@ -60,11 +83,12 @@ class Upload:
 
 class UploadGate:
     def __init__(self, *, total: int, per_principal: int = DEFAULT_PER_PRINCIPAL, idle_seconds: float = DEFAULT_IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic, on_cut_off: Callable[[Upload], None] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, on_cut_off: Callable[[Upload], None] | None = None, section: str = "uploads") -> None:
         if total < 1 or per_principal < 1 or not idle_seconds > 0:
             raise ValueError("upload limits must be positive")
         self.total, self.per_principal, self.idle_seconds = total, per_principal, idle_seconds
         self.clock = clock
+        self.section = section  # its privet.toml section, named in refusals
         self._on_cut_off = on_cut_off
         self._lock = threading.Lock()
         self._active: dict[int, Upload] = {}
@@ -73,17 +97,17 @@ class UploadGate:
         self._watchdog = threading.Thread(target=self._watch, name="privet-upload-watchdog", daemon=True)
         self._watchdog.start()
 
-    def admit(self, principal: str, context: Any, action: str = "") -> Upload:
+    def admit(self, principal: str, context: Any, action: str = "", *, waiting: bool = True) -> Upload:
         """An upload slot for `principal`, or ResourceExhausted naming the limit reached."""
         with self._lock:
             mine = sum(1 for u in self._active.values() if u.principal == principal)
             if mine >= self.per_principal:
-                raise ResourceExhausted(f"{principal} already has {mine} uploads in progress, the most one principal may have at once "
-                                        f"([uploads] per_principal = {self.per_principal}); finish or cancel one first")
+                raise ResourceExhausted(f"{principal} already has {mine} {self.section} in progress, the most one principal may have at once "
+                                        f"([{self.section}] per_principal = {self.per_principal}); finish or cancel one first")
             if len(self._active) >= self.total:
-                raise ResourceExhausted(f"this server already has {len(self._active)} uploads in progress, the most it takes at once "
-                                        f"([uploads] total = {self.total}); retry later")
-            upload = Upload(principal, context, self.clock(), self, action=action, _key=next(self._ids))
+                raise ResourceExhausted(f"this server already has {len(self._active)} {self.section} in progress, the most it takes at once "
+                                        f"([{self.section}] total = {self.total}); retry later")
+            upload = Upload(principal, context, self.clock(), self, action=action, waiting=waiting, _key=next(self._ids))
             self._active[upload._key] = upload
             return upload
 
@@ -106,7 +130,7 @@ class UploadGate:
         """Cancel every upload idle for longer than `idle_seconds`; returns them."""
         now = self.clock()
         with self._lock:
-            idle = [u for u in self._active.values() if not u.cut_off and now - u.last > self.idle_seconds]
+            idle = [u for u in self._active.values() if not u.cut_off and u.waiting and now - u.last > self.idle_seconds]
             for upload in idle:
                 upload.cut_off = True
         for upload in idle:

@@ -46,6 +46,33 @@ class Quotas:
             window.append(time.monotonic())
 
 
+# The most distinct counted keys one principal writes per flush. Purposes and model names
+# come from the caller: without a bound, varying them made every refused call an event.
+MAX_KEYS_PER_PRINCIPAL = 32
+VARIOUS = "(various)"
+
+
+def _bounded(pending: collections.Counter) -> collections.Counter:
+    """`pending` with each principal's keys beyond its MAX_KEYS_PER_PRINCIPAL most counted
+    folded into one key per decision: model and purpose "(various)", the union of the
+    deciding policies. Who, the decision, which policies and how many are kept."""
+    by_principal: dict[str, list] = collections.defaultdict(list)
+    for key, n in pending.items():
+        by_principal[key[0]].append((n, key))
+    out: collections.Counter = collections.Counter()
+    for principal, items in by_principal.items():
+        items.sort(key=lambda item: (-item[0], repr(item[1])))
+        for n, key in items[:MAX_KEYS_PER_PRINCIPAL]:
+            out[key] += n
+        folded: dict[str, tuple[int, set]] = {}
+        for n, (_p, _m, _v, _d, _purpose, decision, ids) in items[MAX_KEYS_PER_PRINCIPAL:]:
+            count, policies = folded.get(decision, (0, set()))
+            folded[decision] = (count + n, policies | set(ids))
+        for decision, (n, policies) in folded.items():
+            out[(principal, VARIOUS, 0, "", VARIOUS, decision, tuple(sorted(policies)))] += n
+    return out
+
+
 class AuditCounter:
     def __init__(self, runtime: Runtime, *, every_s: float = 1.0) -> None:
         self._rt = runtime
@@ -65,6 +92,7 @@ class AuditCounter:
             pending, self._counts = self._counts, collections.Counter()
         if not pending:
             return 0
+        pending = _bounded(pending)
         events = [
             Event(principal=p, action="inference.ModelInfer", resource=f"model/{m}:{v}", decision=d, policy_ids=ids, details={"requests": n, "weights_digest": digest, "purpose": purpose})
             for (p, m, v, digest, purpose, d, ids), n in pending.items()

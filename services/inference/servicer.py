@@ -25,6 +25,7 @@ from services.inference.tensors import probabilities_output, request_table
 __all__ = ["PREDICT_ACTION", "InferenceServicer"]
 
 PREDICT_ACTION = "inference.Predict"
+MAX_PURPOSE = 128  # characters of a declared purpose (and of a model name, as counted)
 SERVER_NAME, SERVER_VERSION = "privet", "1"
 
 
@@ -101,10 +102,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         who = caller(context, self._rt)
         purpose = request.parameters["purpose"].string_param if "purpose" in request.parameters else ""
         principal = who.id.principal
+        if len(purpose) > MAX_PURPOSE:  # the caller's string goes into the log: bounded first
+            self.audit.count(principal, request.model_name[:MAX_PURPOSE], 0, "", "(too long)", "invalid", ("invalid-input",))
+            raise InvalidArgument("parameters.purpose", f"at most {MAX_PURPOSE} characters")
         try:
             model = self.models.get(request.model_name, request.model_version or "released")
         except PrivetError as exc:
-            self.audit.count(principal, request.model_name, 0, "", purpose, "deny", (f"not-served:{type(exc).__name__}",))
+            self.audit.count(principal, request.model_name[:MAX_PURPOSE], 0, "", purpose, "deny", (f"not-served:{type(exc).__name__}",))
             raise
         count = functools.partial(self.audit.count, principal, model.name, model.version, model.digest, purpose)
         try:

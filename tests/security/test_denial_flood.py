@@ -7,6 +7,7 @@ import json
 import time
 
 import grpc
+import pytest
 from sqlalchemy import select
 
 from governance.store.tables import AuditEvent
@@ -42,3 +43,31 @@ def test_a_flood_of_identical_denials_is_counted_not_written_one_by_one(servers,
     assert counted == CALLS  # how many: none lost
     assert len(events) <= 2 * periods < CALLS  # what it cost the log
     assert all(json.loads(e.policy_ids) == ["default-deny"] and e.resource == "api/ingestion" for e in events)  # who, what, which policy
+
+
+def test_varying_the_purpose_or_model_of_refused_predictions_does_not_grow_the_log_per_call(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+    """Red team round 2, N1: each refused inference call with a new purpose (up to 8 MiB of
+    it) was its own event."""
+    from inference import grpc_predict_v2_pb2 as pb
+    from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    calls = 200
+    started = time.monotonic()
+    with channel(sqlite_runtime.home, "app", servers["inference"]) as ch:
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        for i in range(calls):
+            request = pb.ModelInferRequest(model_name=f"no-such-model-{i}")
+            request.parameters["purpose"].string_param = f"purpose-{i}" if i % 2 else "x" * 100_000
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ModelInfer(request, timeout=10)
+            assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+    flushes = time.monotonic() - started + 2  # one flush a second, at most 33 events each (32 keys and the folded rest)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with sqlite_runtime.read() as session:
+            events = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "inference.ModelInfer", AuditEvent.principal == "user/app")))
+        if sum(int(json.loads(e.details)["requests"]) for e in events) == calls:
+            break
+        time.sleep(0.1)
+    assert sum(int(json.loads(e.details)["requests"]) for e in events) == calls
+    assert len(events) <= 34 * flushes and max(len(e.details) for e in events) < 1000  # bounded per second, and small
