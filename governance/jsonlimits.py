@@ -16,16 +16,22 @@ lines on its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from governance.errors import InvalidArgument
 
-__all__ = ["MAX_JSON_DEPTH", "JsonDepthScanner", "check_json_depth"]
+__all__ = ["MAX_JSON_DEPTH", "PIECE_BYTES", "DuplicateKey", "JsonDepthScanner", "check_json_depth", "object_without_duplicates"]
 
 # Nesting any JSON from a caller may have: every `[` or `{` counts, the outermost included
 # (`{"a": [1]}` is 2 deep). Data records, safetensors headers (3), preprocessing metadata and
 # audit bundles all stay far below; a parser stays far from its stack's end.
 MAX_JSON_DEPTH = 64
+
+# Bytes scanned at a time: the scan holds a few arrays of positions per piece (tens of bytes
+# per byte of brackets), so long text goes through in pieces of this size.
+PIECE_BYTES = 256 << 10
 
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _OPEN = (ord("["), ord("{"))
@@ -33,14 +39,32 @@ _CLOSE = (ord("]"), ord("}"))
 _LINE_BREAKS = (ord("\n"), ord("\r"))
 
 
+class DuplicateKey(ValueError):
+    """An object names one key twice."""
+
+
+def object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads(..., object_pairs_hook=object_without_duplicates)`: json keeps the last of
+    two equal keys, another reader (or a reader's eye) may keep the first; a document two
+    readers understand differently is refused (DuplicateKey, a ValueError)."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKey(f"duplicate JSON key {key!r}")
+        obj[key] = value
+    return obj
+
+
 def check_json_depth(data: bytes | str, *, field: str, limit: int = MAX_JSON_DEPTH) -> None:
     """Raise InvalidArgument(field, ...) naming `limit` when the JSON text `data` nests more
     than `limit` levels. Linear time, no recursion; `data` need not be valid JSON (the
     parser that runs next judges that). Requires limit >= 0."""
+    raw = memoryview(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data).cast("B")
     scanner = JsonDepthScanner(limit=limit)
-    offset = scanner.feed(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
-    if offset is not None:
-        raise InvalidArgument(field, f"JSON nested deeper than the limit of {limit} levels (at byte {offset})")
+    for start in range(0, len(raw), PIECE_BYTES):
+        offset = scanner.feed(raw[start:start + PIECE_BYTES])
+        if offset is not None:
+            raise InvalidArgument(field, f"JSON nested deeper than the limit of {limit} levels (at byte {start + offset})")
 
 
 class JsonDepthScanner:

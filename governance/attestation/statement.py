@@ -20,6 +20,12 @@ import re
 from typing import Any
 
 from governance.attestation.dsse import AttestationInvalid
+from governance.errors import InvalidArgument
+from governance.jsonlimits import (
+    DuplicateKey,
+    check_json_depth,
+    object_without_duplicates,
+)
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -52,38 +58,6 @@ _INNERMOST_PAIR = re.compile(rb"[\[{][\]}]")
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def _deeper_than(data: bytes, limit: int) -> bool:
-    """Whether the JSON text `data` nests arrays/objects more than `limit` levels deep.
-
-    Runs before parsing so that a hostile document cannot make the (recursive) decoder
-    work through thousands of levels. Escapes and then strings are dropped first
-    (brackets inside strings do not nest), then only brackets are kept; each pass deletes
-    every innermost open-close pair, i.e. lowers the maximum depth by one. After `limit`
-    passes, any pair that is left means deeper nesting. Unbalanced brackets are left for the parser to reject.
-    Each pass is one C-speed regex substitution, so the cost is O(limit * len(data)).
-    """
-    brackets = _JSON_STRING.sub(b"", _ESCAPE.sub(b"", data)).translate(None, _NOT_BRACKET)
-    for _ in range(limit):
-        if not brackets:
-            return False
-        brackets = _INNERMOST_PAIR.sub(b"", brackets)
-    # What is left pairs up only if some opening bracket comes before some closing one.
-    first_open = min((i for i in (brackets.find(b"["), brackets.find(b"{")) if i >= 0), default=-1)
-    last_close = max(brackets.rfind(b"]"), brackets.rfind(b"}"))
-    return 0 <= first_open < last_close
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json.loads keeps the last of two equal keys; another reader may keep the first. A
-    # signed document that two readers understand differently is rejected outright.
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise AttestationInvalid(f"duplicate JSON key {key!r}")
-        obj[key] = value
-    return obj
-
-
 def _reject_constant(name: str) -> Any:
     raise AttestationInvalid(f"{name} is not JSON")
 
@@ -97,10 +71,14 @@ def loads_strict(data: bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> 
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError:
         raise AttestationInvalid(f"{what} is not UTF-8 text") from None
-    if _deeper_than(bytes(data), max_depth):
-        raise AttestationInvalid(f"{what} nests deeper than {max_depth} levels")
     try:
-        return json.loads(text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
+        check_json_depth(bytes(data), field=what, limit=max_depth)
+    except InvalidArgument:
+        raise AttestationInvalid(f"{what} nests deeper than {max_depth} levels") from None
+    try:
+        return json.loads(text, object_pairs_hook=object_without_duplicates, parse_constant=_reject_constant)
+    except DuplicateKey as exc:
+        raise AttestationInvalid(f"{what}: {exc}") from None
     except AttestationInvalid as exc:
         raise AttestationInvalid(f"{what}: {exc.message}") from None
     except (ValueError, RecursionError) as exc:

@@ -22,7 +22,10 @@ import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from governance.audit.hashing import HASH_SIZE
 from governance.errors import DataLoss
@@ -32,11 +35,11 @@ __all__ = [
     "NoteSigner",
     "NoteVerifier",
     "generate_signer",
-    "sign_note",
-    "open_note",
-    "sign_checkpoint",
     "open_checkpoint",
+    "open_note",
     "peek_checkpoint",
+    "sign_checkpoint",
+    "sign_note",
 ]
 
 _ALG_ED25519 = 0x01

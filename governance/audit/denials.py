@@ -16,6 +16,7 @@ False): their count is what an auditor needs, never an fsync per call.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import Counter
 from typing import Any
@@ -23,6 +24,8 @@ from typing import Any
 from governance.audit.log import Event
 
 __all__ = ["DenialLog"]
+
+log = logging.getLogger("privet.audit")
 
 
 def _key(event: Event) -> tuple[Any, ...]:
@@ -80,12 +83,12 @@ class DenialLog:
         while not self._stop.wait(self._period_s):
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - retried next period
-                pass
+            except Exception:
+                log.warning("could not write the coalesced counts; retried next period", exc_info=True)
 
     def close(self) -> None:
         self._stop.set()
         try:
             self.flush()
-        except Exception:  # noqa: BLE001 - the log is closing; the counts are lost only with it
-            pass
+        except Exception:
+            log.exception("the last coalesced counts could not be written as the log closed")

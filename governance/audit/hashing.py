@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["HASH_SIZE", "EMPTY_ROOT", "leaf_hash", "node_hash"]
+__all__ = ["EMPTY_ROOT", "HASH_SIZE", "leaf_hash", "node_hash"]
 
 HASH_SIZE = 32
 # MTH({}) = SHA-256() — the root of an empty tree.

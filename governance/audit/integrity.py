@@ -16,8 +16,15 @@ from governance.audit.checkpoint import NoteVerifier, open_checkpoint
 from governance.audit.hashing import leaf_hash
 from governance.audit.leaf import encode_leaf
 from governance.audit.merkle import MerkleFrontier, root
-from governance.audit.storage import (LOWEST_STORED_LEVEL, SqlNodeReader, count_stored_nodes, head_size, iter_events,
-                                      record_of, stored_nodes)
+from governance.audit.storage import (
+    LOWEST_STORED_LEVEL,
+    SqlNodeReader,
+    count_stored_nodes,
+    head_size,
+    iter_events,
+    record_of,
+    stored_nodes,
+)
 from governance.errors import DataLoss
 from governance.store.tables import AuditCheckpoint
 

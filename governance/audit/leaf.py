@@ -16,6 +16,9 @@ from json.encoder import (
 )
 from typing import Any
 
+from governance.errors import InvalidArgument
+from governance.jsonlimits import check_json_depth, object_without_duplicates
+
 __all__ = [
     "LEAF_PREFIX",
     "EventRecord",
@@ -177,15 +180,6 @@ def encode_leaf_fast(seq: int, time_us: int, principal: str, action: str, resour
     return LEAF_PREFIX + body.encode("ascii")
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"duplicate key {key!r}")
-        obj[key] = value
-    return obj
-
-
 def _no_float(text: str) -> Any:
     raise ValueError(f"number {text} is not an integer: floats are not canonical")
 
@@ -202,12 +196,16 @@ def decode_leaf(data: bytes) -> EventRecord:
     """Parse leaf bytes back into an event. Raises ValueError on a foreign or non-canonical
     leaf: another prefix, bytes outside ASCII, a float, a duplicate key, a missing, extra or
     mistyped field, a lone surrogate in any string, or anything that does not re-encode to
-    `data` byte for byte. (A deeply nested leaf may raise RecursionError.)"""
+    `data` byte for byte, or nesting deeper than MAX_JSON_DEPTH (checked before parsing)."""
     if not data.startswith(LEAF_PREFIX):
         raise ValueError("leaf does not start with the privet.audit.v1 prefix")
+    try:
+        check_json_depth(data[len(LEAF_PREFIX):], field="leaf")
+    except InvalidArgument as exc:
+        raise ValueError(exc.message) from None
     obj = json.loads(
         data[len(LEAF_PREFIX):].decode("ascii"),
-        object_pairs_hook=_no_duplicate_keys,
+        object_pairs_hook=object_without_duplicates,
         parse_float=_no_float,
         parse_constant=_no_constant,
     )

@@ -20,16 +20,16 @@ from typing import Protocol
 from governance.audit.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 
 __all__ = [
+    "MemoryNodeStore",
+    "MerkleFrontier",
     "NodeReader",
+    "consistency_proof",
+    "inclusion_proof",
     "nodes_to_store_on_append",
     "perfect_root",
     "root",
-    "inclusion_proof",
-    "consistency_proof",
-    "verify_inclusion",
     "verify_consistency",
-    "MemoryNodeStore",
-    "MerkleFrontier",
+    "verify_inclusion",
 ]
 
 

@@ -32,7 +32,7 @@ from governance.audit.merkle import (
     verify_inclusion,
 )
 from governance.errors import DataLoss, InvalidArgument
-from governance.jsonlimits import check_json_depth
+from governance.jsonlimits import check_json_depth, object_without_duplicates
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -117,16 +117,6 @@ def _first_field_difference(claimed: dict[str, Any], event: EventRecord) -> str 
     return None
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json.loads keeps the last duplicate; a reader's eye may stop at the first.
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"duplicate key {key!r}")
-        obj[key] = value
-    return obj
-
-
 def _decode_leaf_evidence(leaf: bytes, seq: int | None = None) -> EventRecord:
     try:
         return decode_leaf(leaf)
@@ -138,7 +128,10 @@ def _decode_leaf_evidence(leaf: bytes, seq: int | None = None) -> EventRecord:
 def _leaf_of_line(text: str, expected_seq: int) -> bytes:
     """Check one export line that should hold seq `expected_seq`; return its leaf bytes."""
     try:
-        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        check_json_depth(text, field="line")
+        obj = json.loads(text, object_pairs_hook=object_without_duplicates)
+    except InvalidArgument as exc:
+        raise _BadEvidence(f"line is not an event ({exc.message})") from None
     except (ValueError, RecursionError) as exc:
         raise _BadEvidence(f"line is not a JSON object ({exc})") from None
     if not isinstance(obj, dict):
@@ -499,7 +492,7 @@ def parse_bundle(text: str | bytes) -> Any:
         check_json_depth(text, field="bundle", limit=MAX_BUNDLE_DEPTH)
     except InvalidArgument as exc:
         raise ValueError(exc.description) from None
-    return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+    return json.loads(text, object_pairs_hook=object_without_duplicates)
 
 
 def verify_bundle_json(text: str | bytes, verifier_key: str, *, older_checkpoint_note: str | None = None) -> VerifyReport:

@@ -14,8 +14,20 @@ from governance.audit.merkle import perfect_root
 from governance.errors import DataLoss
 from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 
-__all__ = ["LOWEST_STORED_LEVEL", "MissingFromLog", "SqlNodeReader", "EventFilter", "head_size", "list_events", "iter_events",
-           "stored_nodes", "count_stored_nodes", "latest_checkpoint", "checkpoint_at", "record_of"]
+__all__ = [
+    "LOWEST_STORED_LEVEL",
+    "EventFilter",
+    "MissingFromLog",
+    "SqlNodeReader",
+    "checkpoint_at",
+    "count_stored_nodes",
+    "head_size",
+    "iter_events",
+    "latest_checkpoint",
+    "list_events",
+    "record_of",
+    "stored_nodes",
+]
 
 
 # Perfect nodes below this level are not stored: a node of 2**level leaves is folded from

@@ -7,7 +7,8 @@ strings), then the byte buffer. Offsets are relative to the buffer's start.
 
 Anything else (a pickle, a zip written by torch.save, a truncated or padded file) is refused
 with InvalidArgument naming the request field: nothing in it is ever deserialised beyond
-the JSON header, whose size is bounded before it is read.
+the JSON header, whose size is bounded before it is read and whose nesting is bounded
+(`governance.jsonlimits`) before it is parsed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from governance.errors import InvalidArgument
+from governance.jsonlimits import check_json_depth, object_without_duplicates
 
 __all__ = ["DTYPE_SIZES", "MAX_HEADER_BYTES", "SafetensorsChecker", "TensorInfo", "parse_safetensors"]
 
@@ -109,19 +111,11 @@ def parse_safetensors(data: bytes, *, field: str = "weights") -> list[TensorInfo
     return checker.finish()
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _parse_header(raw: bytes, field: str) -> tuple[list[TensorInfo], int]:
     """Tensors in header order and the body length their offsets imply."""
+    check_json_depth(raw, field=field)  # a real header nests 3 deep; json.loads recurses per level
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates)
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=object_without_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(field, f"{_NOT_SAFETENSORS}: the header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):

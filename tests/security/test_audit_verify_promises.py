@@ -205,10 +205,10 @@ def test_a_bundle_with_a_duplicate_key_is_refused(where: str, tmp_path: pathlib.
     text = DUPLICATES[where](json.dumps(HONEST_BUNDLE))
     assert verify_bundle(json.loads(text), KEY).ok  # what json.loads makes of it would pass
     report = verify_bundle_json(text, KEY)
-    assert not report.ok and "duplicate key" in report.message, report.message
+    assert not report.ok and "duplicate JSON key" in report.message, report.message
     f = _files(tmp_path, text)
     code, out = _cli("--bundle", f["bundle"], "--key", f["key"])
-    assert code == 1 and out["ok"] is False and "duplicate key" in out["message"], out  # type: ignore[index]
+    assert code == 1 and out["ok"] is False and "duplicate JSON key" in out["message"], out  # type: ignore[index]
 
 
 def test_the_untouched_bundle_file_verifies(tmp_path: pathlib.Path) -> None:

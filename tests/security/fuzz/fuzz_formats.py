@@ -1,7 +1,7 @@
 """Fuzz target: the upload readers (governance.datasets.formats: `spool` + `read_batches`)
 for CSV (with the dialects a header may name), JSON Lines and Parquet.
 
-Contract: any bytes either read as record batches or raise InvalidArgument (the file is
+Contract: any bytes either read as record batches or raise InvalidArgument or ResourceExhausted (the file is
 bad, or empty). Nothing else escapes, and no input hangs."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pathlib
 import shutil
 import tempfile
 
-from governance.errors import InvalidArgument
+from governance.errors import InvalidArgument, ResourceExhausted
 from tests.security.fuzz._harness import Cursor, KnownGaps, fuzz_main
 
 # Dialects a caller may legitimately name: detect, or one of the usual single characters,
@@ -78,7 +78,7 @@ def check(data: bytes) -> None:
     try:
         for batch in formats.read_batches(spooled, fmt, dialect):
             assert batch.num_rows > 0
-    except InvalidArgument:
+    except (InvalidArgument, ResourceExhausted):  # refused: malformed, or past a size limit
         pass
     except Exception as exc:
         if exc not in KNOWN_GAPS:

@@ -198,8 +198,8 @@ def test_line_seq_and_leaf_seq_must_agree():
         ('{"seq": true, "leaf": ""}', "no integer seq"),
         ('{"seq": 4, "leaf": "***"}', "not standard base64"),
         ('{"seq": 4, "leaf": "aGVsbG8="}', "not a canonical privet.audit.v1 leaf"),
-        ('{"seq": 4, "seq": 4, "leaf": ""}', "duplicate key"),
-        ("[" * 100000, "not a JSON object"),
+        ('{"seq": 4, "seq": 4, "leaf": ""}', "duplicate JSON key"),
+        ("[" * 100000, "nested deeper than the limit of 64"),
     ],
 )
 def test_malformed_lines_are_named(bad_line, fragment):

@@ -90,7 +90,7 @@ def test_header_that_is_not_an_object_is_refused() -> None:
 
 def test_duplicate_tensor_names_are_refused() -> None:
     raw = b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}'
-    _refused(struct.pack("<Q", len(raw)) + raw + b"\x00\x00", "duplicate key")
+    _refused(struct.pack("<Q", len(raw)) + raw + b"\x00\x00", "duplicate JSON key")
 
 
 def test_header_padding_with_spaces_is_allowed() -> None:
