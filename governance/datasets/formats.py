@@ -79,8 +79,11 @@ class CsvDialect:
         if self.encoding:
             try:
                 codecs.lookup(self.encoding)
+                # Python also names transforms (rot13, zlib_codec, hex) codecs: only one that
+                # turns bytes into text reads a CSV file (str.encode refuses the others).
+                "a".encode(self.encoding)
             except LookupError:
-                raise InvalidArgument("header.csv.encoding", f"unknown encoding {self.encoding!r}") from None
+                raise InvalidArgument("header.csv.encoding", f"{self.encoding!r} is not a text encoding") from None
 
 
 @dataclass(frozen=True)

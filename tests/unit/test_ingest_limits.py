@@ -273,3 +273,14 @@ def test_the_compact_reader_skips_every_thrift_type() -> None:
     assert reader.pos == len(data)
     with pytest.raises(formats._Truncated):
         formats._CompactReader(data[:-1]).struct()
+
+
+@pytest.mark.parametrize("encoding", ["rot13", "zlib_codec", "hex", "base64", "no-such-codec"])
+def test_a_csv_encoding_must_turn_bytes_into_text(encoding: str) -> None:
+    """Red team F8: Python calls transforms codecs too; they reached the reader as INTERNAL."""
+    from governance.datasets.formats import CsvDialect
+    from governance.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as err:
+        CsvDialect("", "", encoding, True)
+    assert err.value.field == "header.csv.encoding"
