@@ -7,6 +7,11 @@ threads). Each receives the plan once; batches go out and masked tables come bac
 order, at most `workers + 1` in flight, so memory stays bounded per process. An error in
 a worker (PII in a column the plan keeps) arrives as the same exception.
 
+A worker outlives nothing: it watches the process that owns its pool and exits when that
+process is gone. Without the watch, a SIGKILLed service left its workers (and so the fork
+server, whose liveness pipe they hold) blocked for ever on a queue whose pipe they
+themselves keep open.
+
 Batches and tables cross as Arrow IPC files in a private directory beside the upload, not
 through the pool's pipes: pickling a 9 MB batch and pushing it through a pipe cost the parent
 ~22 ms of CPU, writing it as a file ~4 ms, and the reader maps it without a copy. The
@@ -19,6 +24,8 @@ import multiprocessing
 import os
 import pathlib
 import shutil
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,6 +33,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import pyarrow as pa
 
 from governance.masking.profile import MaskingPlan
+from governance.processes import identity_alive, process_identity
 from governance.store.blobs import temporary_name
 
 __all__ = ["masked_in_workers"]
@@ -34,9 +42,20 @@ _PRELOAD = ["governance.datasets.workers"]
 _plan: MaskingPlan | None = None
 
 
-def _install(plan: MaskingPlan) -> None:
+OWNER_POLL_SECONDS = 1.0
+
+
+def _install(plan: MaskingPlan, owner: str) -> None:
     global _plan
     _plan = plan
+    threading.Thread(target=_exit_with, args=(owner,), name="privet-owner-watch", daemon=True).start()
+
+
+def _exit_with(owner: str) -> None:
+    """Exit this worker once the process `owner` (`process_identity`) is gone."""
+    while identity_alive(owner):
+        time.sleep(OWNER_POLL_SECONDS)
+    os._exit(0)  # no cleanup to run: the owner is gone, and with it anyone to hand results to
 
 
 def _write(path: str, data: pa.RecordBatch | pa.Table) -> None:
@@ -78,7 +97,7 @@ def masked_in_workers(batches: Iterator[pa.RecordBatch], plan: MaskingPlan, work
     # process dies mid-upload the blob store's start-up sweep removes it (raw values).
     exchange = workdir / temporary_name("masking")
     exchange.mkdir(mode=0o700)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_install, initargs=(plan,))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_install, initargs=(plan, process_identity()))
     pending: deque[Future[str]] = deque()
     try:
         for number, batch in enumerate(batches):
