@@ -107,3 +107,16 @@ def servers(sqlite_runtime: Runtime) -> Iterator[dict[str, str]]:
     yield addresses
     for s in running:
         s.stop(0)
+
+
+@pytest.fixture
+def served(tmp_path: pathlib.Path) -> Iterator["ServeProcess"]:
+    """`privet serve all` in a child process on free ports: a crash or a kill takes it, not
+    pytest, and a test may restart it."""
+    from tests.helpers import ServeProcess
+
+    home = make_home(tmp_path / "home")
+    use_free_ports(home)
+    server = ServeProcess(home, tmp_path / "serve.log").start()
+    yield server
+    server.stop()

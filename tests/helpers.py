@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -12,6 +14,24 @@ from services.common.client import secure_channel
 
 def channel(home: Home, principal: str, address: str) -> grpc.Channel:
     return secure_channel(home, principal, address)
+
+
+@contextlib.contextmanager
+def stubs_as(home: Home, address: str, stub_class):  # type: ignore[no-untyped-def]
+    """`with stubs_as(home, address, XStub) as as_(who): as_("alice").Call(...)`: one mTLS
+    channel per principal asked for, all closed at the end."""
+    opened: list[grpc.Channel] = []
+
+    def make(who: str):  # type: ignore[no-untyped-def]
+        ch = channel(home, who, address)
+        opened.append(ch)
+        return stub_class(ch)
+
+    try:
+        yield make
+    finally:
+        for ch in opened:
+            ch.close()
 
 
 def error_info(exc: grpc.RpcError) -> dict[str, str]:

@@ -61,19 +61,6 @@ class EventRecord:
         }
 
 
-def _reject_floats(value: Any, path: str = "details") -> None:
-    if isinstance(value, float):
-        raise ValueError(f"{path}: floats are not canonical; store them as strings")  # noqa: TRY004 - bad data, not a bad call: ValueError is the contract
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{path}: keys must be strings")  # noqa: TRY004 - bad data, not a bad call: ValueError is the contract
-            _reject_floats(v, f"{path}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _reject_floats(v, f"{path}[{i}]")
-
-
 def _has_surrogate(text: str) -> bool:
     # UTF-8 cannot encode a surrogate code point: the C codec finds one at memory speed.
     try:
@@ -112,11 +99,13 @@ def may_hold_surrogate(encoded: bytes | str) -> bool:
     return (b"\\ud" if isinstance(encoded, bytes) else "\\ud") in encoded
 
 
-def _check_canonical_value(value: Any, path: str) -> None:
+def _check_canonical_value(value: Any, path: str, *, surrogates: bool = True) -> None:
+    """A value canonical JSON may hold: no float, string keys, and (unless `surrogates` is
+    False, for re-encoding events written before that rule) no lone surrogate."""
     if value is None or isinstance(value, (bool, int)):
         return  # bool before int is irrelevant here: both are written exactly
     if isinstance(value, str):
-        if _has_surrogate(value):
+        if surrogates and _has_surrogate(value):
             raise ValueError(f"{path}: holds a lone surrogate (U+D800..U+DFFF), which is not a character")
         return
     if isinstance(value, float):
@@ -125,13 +114,13 @@ def _check_canonical_value(value: Any, path: str) -> None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ValueError(f"{path}: keys must be strings")  # noqa: TRY004 - bad data, not a bad call: ValueError is the contract
-            if _has_surrogate(k):
+            if surrogates and _has_surrogate(k):
                 raise ValueError(f"{path}: a key holds a lone surrogate (U+D800..U+DFFF), which is not a character")
-            _check_canonical_value(v, f"{path}.{k}")
+            _check_canonical_value(v, f"{path}.{k}", surrogates=surrogates)
         return
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            _check_canonical_value(v, f"{path}[{i}]")
+            _check_canonical_value(v, f"{path}[{i}]", surrogates=surrogates)
         return
     raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
 
@@ -142,7 +131,7 @@ def encode_leaf(event: EventRecord) -> bytes:
     Raises ValueError on a float in `details` (or a non-string key). It does not refuse a
     lone surrogate, so that the run-time integrity check still re-encodes an event written
     before that rule; the append path (`AuditLog.append`) and `decode_leaf` refuse it."""
-    _reject_floats(event.details)
+    _check_canonical_value(event.details, "details", surrogates=False)
     body = json.dumps(event.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return LEAF_PREFIX + body.encode("ascii")
 

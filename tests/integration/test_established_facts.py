@@ -47,7 +47,7 @@ from tests.established import (
     record_dataset,
     training_service,
 )
-from tests.helpers import channel, error_info
+from tests.helpers import channel, error_info, stubs_as
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
 GUARANTEE = {"epsilon": 3.0, "delta": 1e-6, "noise_multiplier": 1.1, "sample_rate": 0.01, "steps": 500, "accountant": "prv", "max_grad_norm": 1.0}
@@ -153,16 +153,8 @@ def _census(n: int = 400, seed: int = 0) -> bytes:
 
 @pytest.fixture
 def ingest(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
-    opened = []
-
-    def stub(who: str):  # type: ignore[no-untyped-def]
-        ch = channel(sqlite_runtime.home, who, servers["ingestion"])
-        opened.append(ch)
-        return ingestion_pb2_grpc.IngestionServiceStub(ch)
-
-    yield stub
-    for ch in opened:
-        ch.close()
+    with stubs_as(sqlite_runtime.home, servers["ingestion"], ingestion_pb2_grpc.IngestionServiceStub) as make:
+        yield make
 
 
 def test_a_census_like_table_is_personal_data(ingest, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]

@@ -26,15 +26,6 @@ from tests.helpers import ServeProcess, channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
 
-@pytest.fixture
-def served(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
-    home = make_home(tmp_path / "home")
-    use_free_ports(home)
-    server = ServeProcess(home, tmp_path / "serve.log").start()
-    yield server
-    server.stop()
-
-
 def _after_restart(server: ServeProcess) -> Runtime:
     """Restart the service, then open the store the way an operator's tool would."""
     server.start()

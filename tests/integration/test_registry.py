@@ -27,7 +27,7 @@ from governance.runtime import Runtime
 from governance.store.registry_tables import ModelVersion
 from governance.store.tables import AuditEvent
 from tests.established import establish_version
-from tests.helpers import bad_request_fields, channel, error_info
+from tests.helpers import bad_request_fields, channel, error_info, stubs_as
 
 HEADER = 9  # the sealed blob's format header
 SEALED_CHUNK = DEFAULT_CHUNK_SIZE + 16
@@ -72,16 +72,8 @@ def _events(rt: Runtime, action: str) -> list[AuditEvent]:
 @pytest.fixture
 def as_user(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
     """as_user("alice") -> a RegistryService stub acting as alice over mTLS."""
-    channels: list[grpc.Channel] = []
-
-    def make(name: str):  # type: ignore[no-untyped-def]
-        ch = channel(sqlite_runtime.home, name, servers["registry"])
-        channels.append(ch)
-        return registry_pb2_grpc.RegistryServiceStub(ch)
-
-    yield make
-    for ch in channels:
-        ch.close()
+    with stubs_as(sqlite_runtime.home, servers["registry"], registry_pb2_grpc.RegistryServiceStub) as make:
+        yield make
 
 
 # -- weights at rest -----------------------------------------------------------------------------

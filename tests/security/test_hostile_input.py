@@ -33,7 +33,6 @@ from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from governance.datasets import formats
 from governance.jsonlimits import MAX_JSON_DEPTH
 from governance.runtime import Runtime
-from tests.conftest import make_home, use_free_ports
 from tests.helpers import ServeProcess, bad_request_fields, channel
 from tests.integration.test_ingestion import (
     _csv_bytes,
@@ -108,16 +107,6 @@ def test_the_reader_refuses_deep_jsonl_instead_of_crashing(tmp_path: pathlib.Pat
     child = _read_in_child(tmp_path, DEEP_JSONL, "jsonl")
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.strip() == f"InvalidArgument line 1: JSON nested deeper than the limit of {MAX_JSON_DEPTH} levels"
-
-
-@pytest.fixture
-def served(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
-    """`privet serve all` in a child process: if it crashed, pytest would not go with it."""
-    home = make_home(tmp_path / "home")
-    use_free_ports(home)
-    server = ServeProcess(home, tmp_path / "serve.log").start()
-    yield server
-    server.stop()
 
 
 def test_the_server_answers_deep_jsonl_with_invalid_argument_and_keeps_serving(served: ServeProcess) -> None:
