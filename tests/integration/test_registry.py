@@ -27,7 +27,7 @@ from governance.runtime import Runtime
 from governance.store.registry_tables import ModelVersion
 from governance.store.tables import AuditEvent
 from tests.established import establish_version
-from tests.helpers import bad_request_fields, channel, error_info, stubs_as
+from tests.helpers import bad_request_fields, error_info, stubs_as
 
 HEADER = 9  # the sealed blob's format header
 SEALED_CHUNK = DEFAULT_CHUNK_SIZE + 16
