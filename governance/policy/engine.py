@@ -96,6 +96,7 @@ class PolicyEngine:
     _sources: list = field(default_factory=list)
     _by_action: dict = field(default_factory=dict)
     _ancestors: dict | None = None
+    _reasons: dict = field(default_factory=dict)  # @id -> its @reason annotation
 
     @classmethod
     def load(cls, folder: pathlib.Path) -> PolicyEngine:
@@ -141,7 +142,12 @@ class PolicyEngine:
             raise PolicyError(f"principals.yaml: the principals do not fit the schema: {_one_line(str(exc))}") from exc
         engine = cls(folder, directory, cedarpy.PolicySet.from_str(text), schema, entities, {k: v for k, v in ids.items() if v})
         engine._sources = sources
+        engine._reasons = _reasons(sources)
         return engine
+
+    def reason(self, policy_id: str) -> str | None:
+        """The policy's @reason annotation (what a denial by it says), if it has one."""
+        return self._reasons.get(policy_id)
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
@@ -214,6 +220,17 @@ def _scope_matches(scope: dict, related: set[str]) -> bool:
         targets = scope.get("entities") or [scope["entity"]]
         return any(t["id"] in related for t in targets)
     return True  # anything newer: keep it, never drop a policy that might apply
+
+
+def _reasons(sources: list[PolicySource]) -> dict[str, str]:
+    """@id -> @reason of every policy that states one (policies/release.cedar)."""
+    out: dict[str, str] = {}
+    for src in sources:
+        for policy in json.loads(cedarpy.policies_to_json_str(src.text)).get("staticPolicies", {}).values():
+            annotations = policy.get("annotations", {})
+            if "id" in annotations and "reason" in annotations:
+                out[annotations["id"]] = annotations["reason"]
+    return out
 
 
 def _annotated_id(src: PolicySource) -> str | None:

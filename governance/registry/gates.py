@@ -1,8 +1,9 @@
 """The facts a release gate decides over, as a Cedar entity, and its denials in plain words.
 
-The rules themselves live in `policies/release.cedar`; this module only states the facts
-(exactly: epsilon and delta become integers, rounded up so that rounding never lets a
-value through) and explains, for each policy that denied, what was not met.
+The rules, and what each says when it denies (its @reason), live in
+`policies/release.cedar`; this module only states the facts (exactly: epsilon and delta
+become integers, rounded up so that rounding never lets a value through) and fills them
+into the reasons of the policies that denied.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from collections.abc import Callable
 from typing import Any
 
 from governance.policy.engine import DEFAULT_DENY, NAMESPACE
 
-__all__ = ["DATASET_SPEND_POLICY", "DELTA_LIMIT", "EPSILON_LIMIT", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for"]
+__all__ = ["DATASET_SPEND_POLICY", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for"]
 
-EPSILON_LIMIT = 8.0  # stated here for messages only; the rule is in release.cedar
-DELTA_LIMIT = 1e-5
 # The policy that holds the lineage dataset's cumulative spend to the operator's cap.
 DATASET_SPEND_POLICY = "dataset-cumulative-epsilon-within-cap"
 
@@ -141,33 +141,33 @@ class ReleaseFacts:
         }
 
 
-def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, action: str) -> tuple[str, ...]:
-    """One plain-word sentence per denying policy (unknown ids get a generic sentence)."""
+def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, action: str, reason_of: Callable[[str], str | None]) -> tuple[str, ...]:
+    """One plain-word sentence per denying policy: its @reason annotation (the policy file
+    is the one home of both the rule and what it says), filled in from the facts; a policy
+    without one gets a generic sentence. Metric shortfalls are listed one by one."""
+    values = _Blank({
+        "caller": caller, "action": action.removeprefix("model."),
+        "epsilon": _g(facts.epsilon), "delta": _g(facts.delta),
+        "dataset_epsilon_spent": _g(facts.dataset_epsilon_spent), "dataset_epsilon_cap": _g(facts.dataset_epsilon_cap),
+    })
     out: list[str] = []
     for pid in policy_ids:
         if pid == "metrics-meet-thresholds":
             out.extend(facts.shortfalls or ["the metrics do not meet the recorded thresholds"])
-            continue
-        text = {
-            DEFAULT_DENY: f"no policy permits {caller} to {action.removeprefix('model.')} this version",
-            "approval-only-by-approver": f"{caller} is not an approver",
-            "approval-not-by-requester": f"{caller} requested this release and cannot also approve it",
-            "approval-not-by-trainer": f"{caller} trained this model and cannot approve its release",
-            "release-only-by-release-manager": f"{caller} is not a release manager",
-            "release-needs-approval": "the version has no approval",
-            "dp-guarantee-required": "the model was trained on personal data but carries no differential-privacy guarantee",
-            "personal-data-needs-established-facts": (
-                "the version's facts are claimed by its uploader, not established by Privet (it was not registered by the training service for a job "
-                "that checks out), so its lineage and DP guarantee cannot satisfy the rules for personal data; a claimed version is presumed trained on "
-                "personal data unless an operator declares otherwise"
-            ),
-            "dp-epsilon-at-most-8": f"the model was trained on personal data with epsilon {facts.epsilon:g}, above the limit of {EPSILON_LIMIT:g}" if facts.epsilon is not None else "epsilon is above the limit",
-            DATASET_SPEND_POLICY: (
-                f"the data this model was trained on has spent epsilon {facts.dataset_epsilon_spent:g} in total (composed over every job on its budget), "
-                f"above the operator's cap of {facts.dataset_epsilon_cap:g}"
-                if facts.dataset_epsilon_spent is not None and facts.dataset_epsilon_cap is not None else "the training data's cumulative epsilon is above the operator's cap"
-            ),
-            "dp-delta-at-most-1e-5": f"the model was trained on personal data with delta {facts.delta:g}, above the limit of {DELTA_LIMIT:g}" if facts.delta is not None else "delta is above the limit",
-        }.get(pid, f"denied by policy {pid}")
-        out.append(text)
+        elif pid == DEFAULT_DENY:
+            out.append(f"no policy permits {caller} to {values['action']} this version")
+        else:
+            template = reason_of(pid)
+            out.append(template.format_map(values) if template else f"denied by policy {pid}")
     return tuple(out)
+
+
+def _g(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+class _Blank(dict):  # type: ignore[type-arg]
+    """Format values where a @reason names a field it does not know: left as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

@@ -705,7 +705,7 @@ class ModelRegistry:
             if note:
                 details["note"] = note
             if not decision.allowed:
-                reasons = reasons_for(policy_ids, facts, who, action)
+                reasons = reasons_for(policy_ids, facts, who, action, engine.reason)
                 self._rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="deny", policy_ids=policy_ids, details=details | {"reasons": list(reasons)}))
                 message = f"{who} may not {rpc} {name}:{row.version}: " + "; ".join(reasons) + f" (policies: {', '.join(policy_ids)})"
                 return None, PermissionDenied(message, policy_ids=policy_ids, reasons=reasons)
