@@ -27,7 +27,9 @@ def write_atomic(path: pathlib.Path, data: bytes, *, mode: int = 0o644, overwrit
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:  # os.write may write less than it is given
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)

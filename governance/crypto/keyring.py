@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from governance.crypto.errors import WeightsTampered
 from governance.errors import FailedPrecondition, InvalidArgument
+from governance.fsutil import fsync_dir
 
 __all__ = ["KEK_SIZE", "FileKeyring", "KeyEncryptionKeys"]
 
@@ -192,7 +193,7 @@ def _create_key_file(directory: Path, number: int) -> bool:
             if final.exists():
                 return False
             os.rename(temporary, final)
-        _fsync_directory(directory)
+        fsync_dir(directory)
         return True
     finally:
         if fd >= 0:
@@ -201,14 +202,6 @@ def _create_key_file(directory: Path, number: int) -> bool:
             os.unlink(temporary)
         except FileNotFoundError:
             pass
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sweep_stale_temporaries(directory: Path) -> None:
