@@ -16,7 +16,7 @@ from typing import Any
 
 from governance.policy.engine import DEFAULT_DENY, NAMESPACE
 
-__all__ = ["DATASET_SPEND_POLICY", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for"]
+__all__ = ["DATASET_SPEND_POLICY", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for", "served_model_entity"]
 
 # The policy that holds the lineage dataset's cumulative spend to the operator's cap.
 DATASET_SPEND_POLICY = "dataset-cumulative-epsilon-within-cap"
@@ -139,6 +139,14 @@ class ReleaseFacts:
             "dataset_epsilon_spent": self.dataset_epsilon_spent,
             "dataset_epsilon_cap": self.dataset_epsilon_cap,
         }
+
+
+def served_model_entity(name: str, version: int, stage: str, epsilon: float | None, owner: str) -> dict[str, Any]:
+    """The `Privet::ServedModel` entity a per-request inference decision is made over, with
+    ε in thousandths rounded up, exactly as the release gates state it (rounding never lets a
+    value through a limit)."""
+    return {"uid": {"type": f"{NAMESPACE}::ServedModel", "id": f"{name}:{version}"},
+            "attrs": {"name": name, "version": version, "stage": stage, "epsilon_milli": _scaled_up(epsilon, 1000), "owner": owner}, "parents": []}
 
 
 def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, action: str, reason_of: Callable[[str], str | None]) -> tuple[str, ...]:

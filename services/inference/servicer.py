@@ -15,6 +15,7 @@ from governance.errors import (
     PrivetError,
     ResourceExhausted,
 )
+from governance.registry.gates import served_model_entity
 from governance.runtime import Runtime
 from services.common.identity import caller
 from services.inference.batcher import Batcher
@@ -66,8 +67,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         key = (id(engine), model.name, model.version)
         cached = self._entities.get(key)
         if cached is None or cached[0] is not engine:
-            facts = {"name": model.name, "version": model.version, "stage": model.stage, "epsilon_milli": int(model.epsilon * 1000), "owner": model.owner}
-            handle = engine.with_entities([{"uid": {"type": "Privet::ServedModel", "id": f"{model.name}:{model.version}"}, "attrs": facts, "parents": []}])
+            handle = engine.with_entities([served_model_entity(model.name, model.version, model.stage, model.epsilon or None, model.owner)])
             cached = self._entities[key] = (engine, handle)
         return cached[1]
 
