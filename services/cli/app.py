@@ -57,7 +57,7 @@ def root(
 
 
 def _register_commands() -> None:
-    from services.cli import audit_cmds, infer_cmds, ingest_cmds, platform_cmds, registry_cmds, report_cmds, train_cmds  # noqa: F401 - they attach to `app`
+    from services.cli import audit_cmds, infer_cmds, ingest_cmds, platform_cmds, policy_cmds, registry_cmds, report_cmds, train_cmds  # noqa: F401 - they attach to `app`
 
 
 def _one_line(exc: BaseException) -> str:
