@@ -355,12 +355,30 @@ def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism
         if model:
             job.model_name, job.model_version = model
         session.add(job)
+        released_name = _release_unused_name(session, job) if not model else ""
         details = {"state": state, "reason": reason, "epsilon_charged": charged, "steps": mechanism.steps if mechanism else 0,
-                   "model": f"{model[0]}:{model[1]}" if model else "", "weights_digest": job.weights_digest}
+                   "model": f"{model[0]}:{model[1]}" if model else "", "weights_digest": job.weights_digest,
+                   **({"released_model_name": released_name} if released_name else {})}
         runtime.audit.append(Event(principal="service/training", action="training.EndJob", resource=f"job/{job.id}", decision="info", details=details))
         return job
 
     return runtime.write(end)
+
+
+def _release_unused_name(session: Session, job: TrainingJob) -> str:
+    """A job that ends without a model gives back the model name it reserved at submit, when
+    no version was ever registered under it and no other job still waits to use it (so a
+    cancelled job does not squat a name for ever). Returns the name given back, or ""."""
+    name = json.loads(job.spec_json).get("model_name", "")
+    model = session.get(Model, name, with_for_update=True) if name else None
+    if model is None or model.latest_version or model.owner != job.submitted_by:
+        return ""
+    session.flush()
+    waiting = session.execute(select(TrainingJob.id).where(TrainingJob.id != job.id, TrainingJob.state.in_(("QUEUED", "RUNNING")))).scalars()  # type: ignore[attr-defined]
+    if any(json.loads(session.get(TrainingJob, other).spec_json).get("model_name") == name for other in waiting):
+        return ""
+    session.delete(model)
+    return name
 
 
 def cancel_job(runtime: Runtime, principal: Principal | str, job_id: str, reason: str) -> TrainingJob:

@@ -240,10 +240,10 @@ def test_nothing_is_published_before_the_charge_is_committed(stubs, monkeypatch)
     final = _wait(training, job.id)
     assert final.state == training_pb2.JOB_STATE_FAILED and "nothing published" in final.reason
     assert not final.metrics and not final.model_name
-    # The name stays reserved for its submitter (since submit), with no version in it.
-    reserved = registry.GetModel(registry_pb2.GetModelRequest(name="never-published"))
-    assert reserved.latest_version == 0 and reserved.owner == "user/alice"
-    assert list(registry.ListModelVersions(registry_pb2.ListModelVersionsRequest(name="never-published")).versions) == []
+    # The name reserved at submit is given back: nothing was ever registered under it.
+    with pytest.raises(grpc.RpcError) as err:
+        registry.GetModel(registry_pb2.GetModelRequest(name="never-published"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
     budget = ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget
     # Only the DP row count, which the progress had shown, is charged (2 % of ε 3).
     assert budget.epsilon_reserved == 0 and budget.epsilon_spent == pytest.approx(0.06, abs=1e-3)
