@@ -245,6 +245,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "total": Key(int, _at_least(1), "uploads at once on one server (default: a quarter of its workers)"),
         "per_principal": Key(int, _at_least(1), "uploads at once for one principal"),
         "idle_seconds": Key(float, _positive, "an upload that sends nothing for this long is cut off"),
+        "min_bytes_per_second": Key(float, _at_least(0), "after idle_seconds, an upload averaging less is cut off (0 = no floor)"),
     },
     "streams": {
         "total": Key(int, _at_least(1), "downloads (server streams) at once on one server (default: a quarter of its workers)"),

@@ -16,7 +16,7 @@ import services
 from governance.runtime import Runtime
 from services.common.interceptor import GovernanceInterceptor
 from services.common.metrics import ServerMetrics
-from services.common.uploads import DEFAULT_IDLE_SECONDS, DEFAULT_PER_PRINCIPAL, UploadGate
+from services.common.uploads import DEFAULT_IDLE_SECONDS, DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_PER_PRINCIPAL, UploadGate
 
 __all__ = ["ServiceSpec", "RunningServer", "start_server", "server_credentials"]
 
@@ -112,4 +112,5 @@ def _stream_gate(runtime: Runtime, section: str, max_workers: int) -> UploadGate
     other half), and their `[uploads]` / `[streams]` settings."""
     conf = runtime.settings.extra.get(section, {})
     return UploadGate(total=int(conf.get("total", max(1, max_workers // 4))), per_principal=int(conf.get("per_principal", DEFAULT_PER_PRINCIPAL)),
-                      idle_seconds=float(conf.get("idle_seconds", DEFAULT_IDLE_SECONDS)), section=section)
+                      idle_seconds=float(conf.get("idle_seconds", DEFAULT_IDLE_SECONDS)), section=section,
+                      min_bytes_per_second=float(conf.get("min_bytes_per_second", DEFAULT_MIN_BYTES_PER_SECOND)) if section == "uploads" else 0.0)

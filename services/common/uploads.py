@@ -10,7 +10,9 @@ hung the registry, then (as it could not confirm releases) every inference. Thre
 - at most `per_principal` uploads at once for one principal, and `total` at once for the
   server (half its workers by default), so reads always find a worker;
 - each upload must deliver a message within `idle_seconds` of the last one (the first
-  counted from the call's start); a watchdog cancels one that does not;
+  counted from the call's start), and, once `idle_seconds` have passed, keep an average of
+  at least `min_bytes_per_second` (a byte every few seconds would otherwise hold a slot for
+  ever); a watchdog cancels one that does not;
 - a refused or cut-off upload leaves nothing behind (the upload code already discards a
   stream that ends with the call inactive) and is audited by the caller of `admit`.
 
@@ -40,6 +42,7 @@ T = TypeVar("T")
 
 DEFAULT_IDLE_SECONDS = 30.0
 DEFAULT_PER_PRINCIPAL = 4
+DEFAULT_MIN_BYTES_PER_SECOND = 1024.0  # uploads only: a slow link still sends far more
 
 
 @dataclass(eq=False)
@@ -54,6 +57,9 @@ class Upload:
     # Whether the stream is waiting on its client: always for an upload (it waits for the
     # next message), for a download only while the client has not taken the last message.
     waiting: bool = True
+    started: float = 0.0
+    received: int = 0  # bytes of the messages an upload's client sent
+    complete: bool = False  # the client's stream has ended
     cut_off: bool = False
     _key: int = field(default=0)
 
@@ -64,7 +70,12 @@ class Upload:
     def stream(self, requests: Iterable[T]) -> Iterator[T]:
         for message in requests:
             self.last = self._gate.clock()
+            size = getattr(message, "ByteSize", None)
+            self.received += size() if callable(size) else len(message)  # type: ignore[arg-type]
             yield message
+        # The client has sent everything: from here the server works (masking a large upload
+        # takes minutes), and the client waits for the answer. Nothing to cut off.
+        self.waiting, self.complete = False, True
 
     def responses(self, messages: Iterable[T]) -> Iterator[T]:
         """A download's messages: waiting on the client from when one is handed to gRPC until
@@ -83,12 +94,14 @@ class Upload:
 
 class UploadGate:
     def __init__(self, *, total: int, per_principal: int = DEFAULT_PER_PRINCIPAL, idle_seconds: float = DEFAULT_IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic, on_cut_off: Callable[[Upload], None] | None = None, section: str = "uploads") -> None:
+                 clock: Callable[[], float] = time.monotonic, on_cut_off: Callable[[Upload], None] | None = None, section: str = "uploads",
+                 min_bytes_per_second: float = 0.0) -> None:
         if total < 1 or per_principal < 1 or not idle_seconds > 0:
             raise ValueError("upload limits must be positive")
         self.total, self.per_principal, self.idle_seconds = total, per_principal, idle_seconds
         self.clock = clock
         self.section = section  # its privet.toml section, named in refusals
+        self.min_bytes_per_second = min_bytes_per_second
         self._on_cut_off = on_cut_off
         self._lock = threading.Lock()
         self._active: dict[int, Upload] = {}
@@ -107,7 +120,8 @@ class UploadGate:
             if len(self._active) >= self.total:
                 raise ResourceExhausted(f"this server already has {len(self._active)} {self.section} in progress, the most it takes at once "
                                         f"([{self.section}] total = {self.total}); retry later")
-            upload = Upload(principal, context, self.clock(), self, action=action, waiting=waiting, _key=next(self._ids))
+            now = self.clock()
+            upload = Upload(principal, context, now, self, action=action, waiting=waiting, started=now, _key=next(self._ids))
             self._active[upload._key] = upload
             return upload
 
@@ -130,7 +144,7 @@ class UploadGate:
         """Cancel every upload idle for longer than `idle_seconds`; returns them."""
         now = self.clock()
         with self._lock:
-            idle = [u for u in self._active.values() if not u.cut_off and u.waiting and now - u.last > self.idle_seconds]
+            idle = [u for u in self._active.values() if not u.cut_off and (self._silent(u, now) or self._trickling(u, now))]
             for upload in idle:
                 upload.cut_off = True
         for upload in idle:
@@ -138,6 +152,13 @@ class UploadGate:
             if self._on_cut_off is not None:
                 self._on_cut_off(upload)
         return idle
+
+    def _silent(self, u: Upload, now: float) -> bool:
+        return u.waiting and now - u.last > self.idle_seconds
+
+    def _trickling(self, u: Upload, now: float) -> bool:
+        elapsed = now - u.started
+        return not u.complete and self.min_bytes_per_second > 0 and elapsed > self.idle_seconds and u.received < self.min_bytes_per_second * elapsed
 
     def _watch(self) -> None:
         period = min(1.0, self.idle_seconds / 4)

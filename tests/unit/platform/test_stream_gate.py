@@ -77,3 +77,39 @@ def test_a_download_is_cut_off_only_while_its_client_does_not_take_a_message(clo
     clock.now += 11  # the client takes nothing for 11 s
     assert gate.check_idle() == [stream] and context.cancelled
     gate.close()
+
+
+def test_an_upload_that_trickles_is_cut_off_once_below_the_floor(clock: _Clock) -> None:
+    """Red team round 2, N4: a byte every 20 s kept an upload's slot for ever."""
+    gate = UploadGate(total=4, idle_seconds=10, clock=clock, min_bytes_per_second=100)
+    context = _Context()
+    upload = gate.admit("user/a", context)
+    messages = upload.stream(iter([b"x"] * 100))
+    for second in range(1, 31):
+        clock.now = float(second)
+        if second % 5 == 0:
+            next(messages)  # never silent for 10 s, but 1 byte in 5 s
+        if gate.check_idle():
+            break
+    assert context.cancelled and clock.now <= 11  # cut off as soon as the floor applies
+    fast = _Context()
+    clock.now = 30.5
+    steady = gate.admit("user/b", fast)
+    feed = steady.stream(iter([b"y" * 200] * 100))
+    for second in range(31, 61):
+        clock.now = float(second)
+        next(feed)
+        assert gate.check_idle() == []
+    assert not fast.cancelled
+    gate.close()
+
+
+def test_an_upload_whose_client_has_sent_everything_is_never_cut_off(clock: _Clock) -> None:
+    """The server may work on a complete upload for minutes (masking): not the client's idling."""
+    gate = UploadGate(total=4, idle_seconds=10, clock=clock, min_bytes_per_second=100)
+    context = _Context()
+    upload = gate.admit("user/a", context)
+    assert list(upload.stream(iter([b"z" * 5000]))) == [b"z" * 5000]
+    clock.now = 600.0
+    assert gate.check_idle() == [] and not context.cancelled
+    gate.close()
