@@ -29,7 +29,7 @@ from governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upl
 from governance.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
 from governance.identity.principals import Principal
 from governance.identity.spiffe import check_name
-from governance.policy.ownership import Owned, acting_principal, may, require, team_of
+from governance.policy.ownership import Owned, acting_principal, may, require
 from governance.masking.operators import MaskingKeys
 from governance.masking.profile import MaskingProfile, load_profile
 from governance.privacy.ledger import Budget, BudgetLedger
@@ -270,17 +270,22 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
         raise
 
 
+def _holding_same_data(dataset_ids: list[str], raw_digest: str):  # type: ignore[no-untyped-def]
+    """The datasets matched by content (`_same_data`'s ids) or made from the same raw upload."""
+    return Dataset.id.in_(dataset_ids) | (Dataset.raw_digest == raw_digest)  # type: ignore[attr-defined]
+
+
 def _personal_among(session: Session, dataset_ids: list[str], raw_digest: str) -> list[str]:
     """Those of the datasets holding the same data (matched by content, or by the same raw
     upload; erased ones included) that were judged personal."""
-    query = select(Dataset.id).where(Dataset.personal.is_(True), (Dataset.id.in_(dataset_ids)) | (Dataset.raw_digest == raw_digest))  # type: ignore[union-attr,attr-defined]
+    query = select(Dataset.id).where(Dataset.personal.is_(True), _holding_same_data(dataset_ids, raw_digest))  # type: ignore[union-attr]
     return sorted(session.execute(query).scalars())
 
 
 def _mark_same_data_personal(session: Session, dataset_ids: list[str], raw_digest: str, source_id: str) -> list[str]:
     """Mark personal the datasets holding the same data (by content or raw upload) that were
     not judged so, unless an operator declared them not personal; returns their ids."""
-    query = select(Dataset).where(Dataset.personal.is_(False), (Dataset.id.in_(dataset_ids)) | (Dataset.raw_digest == raw_digest), Dataset.id != source_id)  # type: ignore[union-attr,attr-defined]
+    query = select(Dataset).where(Dataset.personal.is_(False), _holding_same_data(dataset_ids, raw_digest), Dataset.id != source_id)  # type: ignore[union-attr]
     marked = []
     for other in session.execute(query).scalars():
         basis = json.loads(other.personal_basis_json or "[]")

@@ -18,7 +18,7 @@ from governance.identity.principals import Principal
 from governance.identity.spiffe import SpiffeId
 from governance.policy.engine import NAMESPACE
 
-__all__ = ["Owned", "acting_principal", "may", "require", "team_of"]
+__all__ = ["Owned", "acting_principal", "may", "require"]
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,6 @@ def acting_principal(runtime: Any, who: Principal | str) -> Principal:
         return found
     kind, _, name = who.partition("/")
     return Principal(SpiffeId(kind, name), role="")  # unknown: no role, no team, so only "owner" rules can permit
-
-
-def team_of(runtime: Any, who: Principal | str) -> str:
-    """The team a new dataset, job or model of `who` belongs to ("" for none)."""
-    return acting_principal(runtime, who).team
 
 
 def may(runtime: Any, who: Principal | str, action: str, thing: Owned) -> tuple[bool, tuple[str, ...]]:

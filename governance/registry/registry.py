@@ -232,7 +232,8 @@ class ModelRegistry:
         upload limit. On any error no version and no blob remain.
         """
         _check_spec(spec)
-        self._may_add_version(principal, spec)
+        acting = self._acting_for(principal, spec)
+        self._may_add_version(principal, acting, spec)
         version_id = uuid.uuid4().hex
         checker = SafetensorsChecker(field="weights")
         source = _CheckedStream(chunks, checker, self._rt.settings.max_upload_bytes)
@@ -258,7 +259,7 @@ class ModelRegistry:
             self._forget_upload(version_id)
             raise
         try:
-            return self._insert_version(principal, spec, version_id, sealed, blob_digest, tensors)
+            return self._insert_version(principal, acting, spec, version_id, sealed, blob_digest, tensors)
         except BaseException as exc:
             self._rt.blobs.delete(blob_digest)  # a fresh data key: no other version shares it
             self._forget_upload(version_id)
@@ -276,7 +277,7 @@ class ModelRegistry:
             job = job_of(session, spec.lineage)
         return acting_principal(self._rt, job.submitted_by) if job is not None else principal
 
-    def _may_add_version(self, principal: Principal, spec: VersionSpec) -> None:
+    def _may_add_version(self, principal: Principal, acting: Principal, spec: VersionSpec) -> None:
         """PermissionDenied (audited) unless the principal (and, for the training service, the
         job's submitter) may add a version to an existing model of that name."""
         with self._rt.read() as session:
@@ -284,7 +285,6 @@ class ModelRegistry:
         if model is None:
             return
         require(self._rt, principal, "model.add-version", owned_model(model))
-        acting = self._acting_for(principal, spec)
         if acting is not principal:
             require(self._rt, acting, "model.add-version", owned_model(model))
 
@@ -334,9 +334,8 @@ class ModelRegistry:
         except (WeightsTampered, NotFound, StopIteration):
             return False
 
-    def _insert_version(self, principal: Principal, spec, version_id, sealed, blob_digest, tensors: list[TensorInfo]) -> VersionRecord:  # type: ignore[no-untyped-def]
+    def _insert_version(self, principal: Principal, acting: Principal, spec, version_id, sealed, blob_digest, tensors: list[TensorInfo]) -> VersionRecord:  # type: ignore[no-untyped-def]
         who = principal.id.principal
-        acting = self._acting_for(principal, spec)
 
         def unit(session: Session) -> VersionRecord:
             now = _now_us()

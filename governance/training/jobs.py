@@ -373,9 +373,8 @@ def _release_unused_name(session: Session, job: TrainingJob) -> str:
     model = session.get(Model, name, with_for_update=True) if name else None
     if model is None or model.latest_version or model.owner != job.submitted_by:
         return ""
-    session.flush()
-    waiting = session.execute(select(TrainingJob.id).where(TrainingJob.id != job.id, TrainingJob.state.in_(("QUEUED", "RUNNING")))).scalars()  # type: ignore[attr-defined]
-    if any(json.loads(session.get(TrainingJob, other).spec_json).get("model_name") == name for other in waiting):
+    waiting = session.execute(select(TrainingJob.spec_json).where(TrainingJob.id != job.id, TrainingJob.state.in_(("QUEUED", "RUNNING")))).scalars()  # type: ignore[attr-defined]
+    if any(json.loads(spec).get("model_name") == name for spec in waiting):
         return ""
     session.delete(model)
     return name

@@ -28,6 +28,7 @@ Settings: `[uploads]` and `[streams]` (downloads) in privet.toml, each with `idl
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +40,7 @@ from governance.errors import ResourceExhausted
 __all__ = ["DEFAULT_IDLE_SECONDS", "DEFAULT_PER_PRINCIPAL", "Upload", "UploadGate"]
 
 T = TypeVar("T")
+log = logging.getLogger("privet.server")
 
 DEFAULT_IDLE_SECONDS = 30.0
 DEFAULT_PER_PRINCIPAL = 4
@@ -166,6 +168,4 @@ class UploadGate:
             try:
                 self.check_idle()
             except Exception:  # noqa: BLE001 - the watchdog must outlive any one upload's trouble
-                import logging
-
-                logging.getLogger("privet.server").exception("upload watchdog")
+                log.exception("stream watchdog")
