@@ -5,22 +5,26 @@ from __future__ import annotations
 import pathlib
 import re
 import secrets
-import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
-from governance.attestation.keys import ensure_attestation_key
-from governance.audit.checkpoint import NoteSigner, generate_signer
-from governance.config import DEFAULT_TOML, SERVICES, Home
-from governance.crypto.keyring import FileKeyring
-from governance.fsutil import write_atomic
-from governance.identity.ca import LocalCA
-from governance.identity.principals import add_principal, load_directory
-from governance.identity.spiffe import SpiffeId
+from privet.governance.attestation.keys import ensure_attestation_key
+from privet.governance.audit.checkpoint import NoteSigner, generate_signer
+from privet.governance.config import DEFAULT_TOML, SERVICES, Home
+from privet.governance.crypto.keyring import FileKeyring
+from privet.governance.fsutil import write_atomic
+from privet.governance.identity.ca import LocalCA
+from privet.governance.identity.principals import add_principal, load_directory
+from privet.governance.identity.spiffe import SpiffeId
 
 __all__ = ["DEFAULT_POLICIES", "LEGACY_AUDIT_ORIGIN", "InitReport", "add_user", "init_home", "new_audit_origin"]
 
-# The defaults that ship with Privet (the repository's policies/ folder).
-DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[1] / "policies"
+# The defaults that ship with Privet: package data of `privet.policies` (the repository's
+# policies/ folder), found through importlib.resources so a wheel install finds them too.
+DEFAULT_POLICIES: Traversable = files("privet.policies")
+_NOT_POLICY = ("__init__.py", "__pycache__")
 # The one origin (and audit key name) every home had before each got its own: a privet.toml
 # without an [audit] origin still means it, so such a home and its key keep working.
 LEGACY_AUDIT_ORIGIN = "privet.local/audit"
@@ -47,16 +51,24 @@ class InitReport:
     kept: list[str] = field(default_factory=list)
 
 
-def _copy_policies(home: Home, report: InitReport) -> None:
-    for src in sorted(DEFAULT_POLICIES.rglob("*")):
-        if src.is_dir() or "__pycache__" in src.parts:
+def _shipped_policies(folder: Traversable, relative: pathlib.PurePosixPath) -> Iterator[tuple[pathlib.PurePosixPath, Traversable]]:
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name in _NOT_POLICY:
             continue
-        dst = home.policies / src.relative_to(DEFAULT_POLICIES)
+        if entry.is_dir():
+            yield from _shipped_policies(entry, relative / entry.name)
+        else:
+            yield relative / entry.name, entry
+
+
+def _copy_policies(home: Home, report: InitReport) -> None:
+    for relative, src in _shipped_policies(DEFAULT_POLICIES, pathlib.PurePosixPath()):
+        dst = home.policies / relative
         if dst.exists():
             report.kept.append(str(dst.relative_to(home.root)))
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+        dst.write_bytes(src.read_bytes())
         report.created.append(str(dst.relative_to(home.root)))
 
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from governance.fsutil import write_atomic
-from governance.privacy.limits import (
+from privet.governance.fsutil import write_atomic
+from privet.governance.privacy.limits import (
     DEFAULT_MAX_DATASET_DELTA,
     DEFAULT_MAX_DATASET_EPSILON,
     MAX_ACCOUNTED_EPSILON,

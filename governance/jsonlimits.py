@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["MAX_JSON_DEPTH", "PIECE_BYTES", "DuplicateKey", "JsonDepthScanner", "check_json_depth", "object_without_duplicates"]
 

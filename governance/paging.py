@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["DEFAULT_PAGE", "MAX_PAGE", "page_size"]
 

@@ -12,17 +12,17 @@ import logging
 import os
 import threading
 
-from governance.audit.checkpoint import NoteSigner, NoteVerifier
-from governance.audit.checkpointer import Checkpointer
-from governance.audit.integrity import IntegrityReport, check_log
-from governance.audit.denials import DenialLog
-from governance.audit.log import AuditLog, Event
-from governance.config import Home, Settings
-from governance.policy.holder import PolicyHolder
-from governance.store import schema
-from governance.store.blobs import BlobStore
-from governance.store.engine import Engines, make_engines
-from governance.store.transactor import Transactor
+from privet.governance.audit.checkpoint import NoteSigner, NoteVerifier
+from privet.governance.audit.checkpointer import Checkpointer
+from privet.governance.audit.integrity import IntegrityReport, check_log
+from privet.governance.audit.denials import DenialLog
+from privet.governance.audit.log import AuditLog, Event
+from privet.governance.config import Home, Settings
+from privet.governance.policy.holder import PolicyHolder
+from privet.governance.store import schema
+from privet.governance.store.blobs import BlobStore
+from privet.governance.store.engine import Engines, make_engines
+from privet.governance.store.transactor import Transactor
 
 __all__ = ["Runtime"]
 

@@ -13,7 +13,7 @@ import sys
 from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "protos"
-PACKAGE_DIRS = ("privet", "inference")
+PACKAGE_DIRS = ("privet",)
 
 
 def proto_files() -> list[pathlib.Path]:

@@ -6,15 +6,15 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from inference import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+from privet.kserve.v2 import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
 
-from governance.config import SERVICES
-from governance.runtime import Runtime
-from services.common.server import RunningServer, ServiceSpec, start_server
+from privet.governance.config import SERVICES
+from privet.governance.runtime import Runtime
+from privet.services.common.server import RunningServer, ServiceSpec, start_server
 
 __all__ = ["SERVICE_FULL_NAMES", "specs_for", "start_services"]
 
@@ -30,23 +30,23 @@ def specs_for(name: str, runtime: Runtime) -> list[ServiceSpec]:
     """The services hosted by server `name`. A service not built yet answers UNIMPLEMENTED
     (the generated base servicer's behaviour)."""
     if name == "ingestion":
-        from services.ingestion.servicer import IngestionServicer
+        from privet.services.ingestion.servicer import IngestionServicer
 
         return [_spec(ingestion_pb2, "IngestionService", ingestion_pb2_grpc.add_IngestionServiceServicer_to_server, IngestionServicer(runtime))]
     if name == "training":
-        from services.training.servicer import TrainingServicer
+        from privet.services.training.servicer import TrainingServicer
 
         return [_spec(training_pb2, "TrainingService", training_pb2_grpc.add_TrainingServiceServicer_to_server, TrainingServicer(runtime))]
     if name == "registry":
-        from services.registry.audit_servicer import AuditServicer
-        from services.registry.servicer import RegistryServicer
+        from privet.services.registry.audit_servicer import AuditServicer
+        from privet.services.registry.servicer import RegistryServicer
 
         return [
             _spec(registry_pb2, "RegistryService", registry_pb2_grpc.add_RegistryServiceServicer_to_server, RegistryServicer(runtime)),
             _spec(audit_pb2, "AuditService", audit_pb2_grpc.add_AuditServiceServicer_to_server, AuditServicer(runtime)),
         ]
     if name == "inference":
-        from services.inference.servicer import InferenceServicer
+        from privet.services.inference.servicer import InferenceServicer
 
         return [_spec(grpc_predict_v2_pb2, "GRPCInferenceService", grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server, InferenceServicer(runtime))]
     raise ValueError(f"unknown service {name!r} (known: {', '.join(SERVICES)})")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import services  # noqa: F401 - first, before grpc: pins TLS 1.3 (see services/__init__.py)
+import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
 
 import os
 import pathlib
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from governance.bootstrap import init_home
-from governance.config import SERVICES, Home
-from governance.runtime import Runtime
+from privet.governance.bootstrap import init_home
+from privet.governance.config import SERVICES, Home
+from privet.governance.runtime import Runtime
 
 PG_ADMIN_DSN = os.environ.get("PRIVET_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 
@@ -100,7 +101,7 @@ def use_free_ports(home: Home) -> dict[str, str]:
 @pytest.fixture
 def servers(sqlite_runtime: Runtime) -> Iterator[dict[str, str]]:
     """All four Privet servers on free loopback ports, over mTLS; yields name -> address."""
-    from services.launcher import start_services
+    from privet.services.launcher import start_services
 
     addresses = use_free_ports(sqlite_runtime.home)
     running = start_services(sqlite_runtime, SERVICES, addresses)
@@ -120,3 +121,12 @@ def served(tmp_path: pathlib.Path) -> Iterator["ServeProcess"]:
     server = ServeProcess(home, tmp_path / "serve.log").start()
     yield server
     server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if anything imported a module under a repository folder's name
+    (`governance.x` beside `privet.governance.x`: two copies, two sets of globals)."""
+    bare = sorted(m for m in sys.modules if m.split(".")[0] in ("governance", "services", "inference", "policies"))
+    if bare:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nmodules imported under a folder name instead of privet.*: {bare}", file=sys.stderr)

@@ -15,11 +15,11 @@ import time
 import uuid
 from dataclasses import replace
 
-from governance.registry import ModelRegistry, VersionRecord, VersionSpec
-from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset
-from governance.store.training_tables import TrainingJob
-from governance.training.jobs import finish_job
+from privet.governance.registry import ModelRegistry, VersionRecord, VersionSpec
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import Dataset
+from privet.governance.store.training_tables import TrainingJob
+from privet.governance.training.jobs import finish_job
 
 __all__ = ["end_job", "establish_version", "record_charged_job", "record_dataset", "training_service"]
 

@@ -8,8 +8,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from governance.config import Home
-from services.common.client import secure_channel
+from privet.governance.config import Home
+from privet.services.common.client import secure_channel
 
 
 def channel(home: Home, principal: str, address: str) -> grpc.Channel:
@@ -65,9 +65,9 @@ class ServeProcess:
         import subprocess
         import sys
 
-        from services.common.health import wait_healthy
+        from privet.services.common.health import wait_healthy
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "--home", str(self.home.root), "serve", "all"], stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", str(self.home.root), "serve", "all"], stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
         results = wait_healthy(self.home, "admin", timeout=60)
         assert all(r.ok for r in results), open(self.log_path).read()[-3000:]
         return self

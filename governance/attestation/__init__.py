@@ -14,28 +14,28 @@ with any DSSE/in-toto tool. Pure library: no gRPC, no database. See docs/attesta
 
 from __future__ import annotations
 
-from governance.attestation.dsse import (
+from privet.governance.attestation.dsse import (
     PAYLOAD_TYPE,
     AttestationInvalid,
     open_envelope,
     pae,
     sign_envelope,
 )
-from governance.attestation.keys import (
+from privet.governance.attestation.keys import (
     AttestationSigner,
     ensure_attestation_key,
     keyid_of,
     load_public_key,
     load_signer,
 )
-from governance.attestation.statement import (
+from privet.governance.attestation.statement import (
     PREDICATE_TYPE,
     STATEMENT_TYPE,
     parse_statement,
     release_statement,
     statement_bytes,
 )
-from governance.attestation.verify import (
+from privet.governance.attestation.verify import (
     MEDIA_TYPE,
     AttestationReport,
     attestation_document,

@@ -22,7 +22,7 @@ import binascii
 
 from cryptography.exceptions import InvalidSignature
 
-from governance.attestation.keys import AttestationSigner, keyid_of, load_public_key
+from privet.governance.attestation.keys import AttestationSigner, keyid_of, load_public_key
 
 __all__ = [
     "MAX_ENVELOPE_BYTES",

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from governance.fsutil import write_atomic
+from privet.governance.fsutil import write_atomic
 
 __all__ = [
     "KEY_FILE",

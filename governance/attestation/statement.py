@@ -19,9 +19,9 @@ import json
 import re
 from typing import Any
 
-from governance.attestation.dsse import AttestationInvalid
-from governance.errors import InvalidArgument
-from governance.jsonlimits import (
+from privet.governance.attestation.dsse import AttestationInvalid
+from privet.governance.errors import InvalidArgument
+from privet.governance.jsonlimits import (
     DuplicateKey,
     check_json_depth,
     object_without_duplicates,

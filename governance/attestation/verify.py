@@ -22,16 +22,16 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any
 
-from governance.attestation.dsse import AttestationInvalid, open_envelope
-from governance.attestation.keys import keyid_of, load_public_key
-from governance.attestation.statement import (
+from privet.governance.attestation.dsse import AttestationInvalid, open_envelope
+from privet.governance.attestation.keys import keyid_of, load_public_key
+from privet.governance.attestation.statement import (
     loads_strict,
     parse_statement,
     subject_digest,
 )
-from governance.audit.checkpoint import NoteVerifier, open_checkpoint
-from governance.audit.leaf import EventRecord, decode_leaf
-from governance.audit.offline import verify_bundle
+from privet.governance.audit.checkpoint import NoteVerifier, open_checkpoint
+from privet.governance.audit.leaf import EventRecord, decode_leaf
+from privet.governance.audit.offline import verify_bundle
 
 __all__ = [
     "CREATE_ACTION",

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from governance.audit.hashing import HASH_SIZE
-from governance.errors import DataLoss
+from privet.governance.audit.hashing import HASH_SIZE
+from privet.governance.errors import DataLoss
 
 __all__ = [
     "Checkpoint",

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from governance.audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from governance.audit.log import AuditLog
-from governance.audit.merkle import root
-from governance.audit.storage import SqlNodeReader, head_size, latest_checkpoint
-from governance.errors import DataLoss
-from governance.store.engine import Engines
-from governance.store.tables import AuditCheckpoint
+from privet.governance.audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from privet.governance.audit.log import AuditLog
+from privet.governance.audit.merkle import root
+from privet.governance.audit.storage import SqlNodeReader, head_size, latest_checkpoint
+from privet.governance.errors import DataLoss
+from privet.governance.store.engine import Engines
+from privet.governance.store.tables import AuditCheckpoint
 
 __all__ = ["Checkpointer"]
 

@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from governance.audit.log import Event
+from privet.governance.audit.log import Event
 
 __all__ = ["DenialLog"]
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session
 
-from governance.audit.checkpoint import NoteVerifier, open_checkpoint
-from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import encode_leaf
-from governance.audit.merkle import MerkleFrontier, root
-from governance.audit.storage import (
+from privet.governance.audit.checkpoint import NoteVerifier, open_checkpoint
+from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.leaf import encode_leaf
+from privet.governance.audit.merkle import MerkleFrontier, root
+from privet.governance.audit.storage import (
     LOWEST_STORED_LEVEL,
     SqlNodeReader,
     count_stored_nodes,
@@ -25,8 +25,8 @@ from governance.audit.storage import (
     record_of,
     stored_nodes,
 )
-from governance.errors import DataLoss
-from governance.store.tables import AuditCheckpoint
+from privet.governance.errors import DataLoss
+from privet.governance.store.tables import AuditCheckpoint
 
 __all__ = ["IntegrityReport", "check_log"]
 

@@ -16,8 +16,8 @@ from json.encoder import (
 )
 from typing import Any
 
-from governance.errors import InvalidArgument
-from governance.jsonlimits import check_json_depth, object_without_duplicates
+from privet.governance.errors import InvalidArgument
+from privet.governance.jsonlimits import check_json_depth, object_without_duplicates
 
 __all__ = [
     "LEAF_PREFIX",

@@ -14,17 +14,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import (
+from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.leaf import (
     canonical_json_fast,
     encode_leaf_fast,
     find_surrogate,
     may_hold_surrogate,
 )
-from governance.audit.merkle import nodes_to_store_on_append, root
-from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
-from governance.audit.writes import lock_head, write_batch
-from governance.errors import DataLoss, InvalidArgument
+from privet.governance.audit.merkle import nodes_to_store_on_append, root
+from privet.governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
+from privet.governance.audit.writes import lock_head, write_batch
+from privet.governance.errors import DataLoss, InvalidArgument
 
 __all__ = ["AuditLog", "Event", "canonical_details", "frontier_keys"]
 

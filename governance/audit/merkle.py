@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from governance.audit.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
+from privet.governance.audit.hashing import EMPTY_ROOT, HASH_SIZE, leaf_hash, node_hash
 
 __all__ = [
     "MemoryNodeStore",

@@ -15,15 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from governance.audit.checkpoint import (
+from privet.governance.audit.checkpoint import (
     Checkpoint,
     NoteVerifier,
     open_checkpoint,
     peek_checkpoint,
 )
-from governance.audit.hashing import HASH_SIZE, leaf_hash
-from governance.audit.leaf import EventRecord, decode_leaf
-from governance.audit.merkle import (
+from privet.governance.audit.hashing import HASH_SIZE, leaf_hash
+from privet.governance.audit.leaf import EventRecord, decode_leaf
+from privet.governance.audit.merkle import (
     MerkleFrontier,
     NodeReader,
     consistency_proof,
@@ -31,8 +31,8 @@ from governance.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from governance.errors import DataLoss, InvalidArgument
-from governance.jsonlimits import check_json_depth, object_without_duplicates
+from privet.governance.errors import DataLoss, InvalidArgument
+from privet.governance.jsonlimits import check_json_depth, object_without_duplicates
 
 __all__ = [
     "BUNDLE_FORMAT",

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from governance.audit.checkpoint import Checkpoint
-from governance.audit.leaf import EventRecord
+from privet.governance.audit.checkpoint import Checkpoint
+from privet.governance.audit.leaf import EventRecord
 
 __all__ = ["AuditSummary", "DatasetLedger", "Denials", "LedgerEntry", "ModelLineage", "render_report", "summarise"]
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 from sqlmodel import Session
 
-from governance.audit.leaf import EventRecord
-from governance.audit.merkle import perfect_root
-from governance.errors import DataLoss
-from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
+from privet.governance.audit.leaf import EventRecord
+from privet.governance.audit.merkle import perfect_root
+from privet.governance.errors import DataLoss
+from privet.governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 
 __all__ = [
     "LOWEST_STORED_LEVEL",

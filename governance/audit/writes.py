@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
-from governance.store.tables import AuditEvent, AuditNode
+from privet.governance.store.tables import AuditEvent, AuditNode
 
 __all__ = ["lock_head", "write_batch"]
 

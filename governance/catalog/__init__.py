@@ -9,7 +9,7 @@ metadata plus those bytes.
 from collections.abc import Mapping
 from typing import Any
 
-from governance.catalog.models import (
+from privet.governance.catalog.models import (
     ModelSpec,
     architectures,
     build_model,
@@ -18,8 +18,8 @@ from governance.catalog.models import (
     load_model,
     unwrap_model,
 )
-from governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor
-from governance.catalog.text import TextPreprocessor
+from privet.governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor
+from privet.governance.catalog.text import TextPreprocessor
 
 __all__ = [
     "MAX_CATEGORIES",

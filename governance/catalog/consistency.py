@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from governance.catalog import preprocessor_from_metadata
-from governance.catalog.models import ModelSpec, _exported_state, architectures
-from governance.catalog.tabular import ClassLabels
-from governance.errors import InvalidArgument
+from privet.governance.catalog import preprocessor_from_metadata
+from privet.governance.catalog.models import ModelSpec, _exported_state, architectures
+from privet.governance.catalog.tabular import ClassLabels
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["check_metadata_matches_weights"]
 

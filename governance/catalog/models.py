@@ -19,7 +19,7 @@ from safetensors.torch import load as _load_safetensors
 from safetensors.torch import save as _save_safetensors
 from torch import nn
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = [
     "ModelSpec",

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["MAX_CATEGORIES", "ClassLabels", "TabularPreprocessor", "check_bounds", "check_domain", "column_kind", "numeric_values"]
 

@@ -43,8 +43,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from governance.catalog.models import _Architecture, _register
-from governance.errors import InvalidArgument
+from privet.governance.catalog.models import _Architecture, _register
+from privet.governance.errors import InvalidArgument
 
 __all__ = [
     "ENCODER_PACKAGE",

@@ -4,9 +4,9 @@
 key wrapping stay inside. Any integrity failure is one opaque `WeightsTampered`.
 """
 
-from governance.crypto.errors import WeightsTampered
-from governance.crypto.keyring import FileKeyring, KeyEncryptionKeys
-from governance.crypto.weights import DEFAULT_CHUNK_SIZE, SealedWeights, open_weights, rewrap, seal_weights
+from privet.governance.crypto.errors import WeightsTampered
+from privet.governance.crypto.keyring import FileKeyring, KeyEncryptionKeys
+from privet.governance.crypto.weights import DEFAULT_CHUNK_SIZE, SealedWeights, open_weights, rewrap, seal_weights
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

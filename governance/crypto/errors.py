@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from governance.errors import DataLoss
+from privet.governance.errors import DataLoss
 
 __all__ = ["WeightsTampered"]
 

@@ -29,9 +29,9 @@ from typing import Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from governance.crypto.errors import WeightsTampered
-from governance.errors import FailedPrecondition, InvalidArgument
-from governance.fsutil import fsync_dir
+from privet.governance.crypto.errors import WeightsTampered
+from privet.governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.fsutil import fsync_dir
 
 __all__ = ["KEK_SIZE", "FileKeyring", "KeyEncryptionKeys"]
 

@@ -53,9 +53,9 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from governance.crypto.errors import WeightsTampered
-from governance.crypto.keyring import KeyEncryptionKeys
-from governance.errors import InvalidArgument
+from privet.governance.crypto.errors import WeightsTampered
+from privet.governance.crypto.keyring import KeyEncryptionKeys
+from privet.governance.errors import InvalidArgument
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

@@ -20,23 +20,23 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from governance.audit.log import Event
-from governance.crypto.keyring import FileKeyring
-from governance.datasets.fingerprint import SIMILARITY_THRESHOLD, ContentSketch, containment_in, similarity, sketch_from_bytes
-from governance.datasets.formats import FORMATS, CsvDialect, spool
-from governance.datasets.personal import OPERATOR_PREFIX, is_personal_basis, personal_basis
-from governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
-from governance.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
-from governance.identity.principals import Principal
-from governance.identity.spiffe import check_name
-from governance.policy.ownership import Owned, acting_principal, may, require
-from governance.masking.operators import MaskingKeys
-from governance.masking.profile import MaskingProfile, load_profile
-from governance.privacy.ledger import Budget, BudgetLedger
-from governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON
-from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset, DatasetContent, DatasetContentHash, PseudonymKey
-from governance.store.privacy_tables import DatasetBudget
+from privet.governance.audit.log import Event
+from privet.governance.crypto.keyring import FileKeyring
+from privet.governance.datasets.fingerprint import SIMILARITY_THRESHOLD, ContentSketch, containment_in, similarity, sketch_from_bytes
+from privet.governance.datasets.formats import FORMATS, CsvDialect, spool
+from privet.governance.datasets.personal import OPERATOR_PREFIX, is_personal_basis, personal_basis
+from privet.governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
+from privet.governance.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
+from privet.governance.identity.principals import Principal
+from privet.governance.identity.spiffe import check_name
+from privet.governance.policy.ownership import Owned, acting_principal, may, require
+from privet.governance.masking.operators import MaskingKeys
+from privet.governance.masking.profile import MaskingProfile, load_profile
+from privet.governance.privacy.ledger import Budget, BudgetLedger
+from privet.governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import Dataset, DatasetContent, DatasetContentHash, PseudonymKey
+from privet.governance.store.privacy_tables import DatasetBudget
 
 __all__ = ["DatasetSpec", "dataset_budget", "dataset_ledger", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches",
            "declare_personal_data", "owned_dataset"]

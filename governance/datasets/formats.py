@@ -26,10 +26,10 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from governance.errors import InvalidArgument, PrivetError, ResourceExhausted
-from governance.jsonlimits import MAX_JSON_DEPTH, PIECE_BYTES, JsonDepthScanner
-from governance.masking.profile import require_unique_columns
-from governance.store.blobs import temporary_name
+from privet.governance.errors import InvalidArgument, PrivetError, ResourceExhausted
+from privet.governance.jsonlimits import MAX_JSON_DEPTH, PIECE_BYTES, JsonDepthScanner
+from privet.governance.masking.profile import require_unique_columns
+from privet.governance.store.blobs import temporary_name
 
 __all__ = [
     "BLOCK_SIZE",

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from governance.datasets.fingerprint import ContentSketch
-from governance.datasets.formats import CsvDialect, Spooled, read_batches
-from governance.datasets.prefetch import BackgroundWriter, prefetched
-from governance.datasets.workers import masked_in_workers
-from governance.errors import InvalidArgument
-from governance.masking.kanon import plan_k_anonymity
-from governance.masking.operators import MaskingKeys
-from governance.masking.profile import MaskingPlan, MaskingProfile, MaskingReport, plan_masking, preview
-from governance.store.blobs import temporary_name
+from privet.governance.datasets.fingerprint import ContentSketch
+from privet.governance.datasets.formats import CsvDialect, Spooled, read_batches
+from privet.governance.datasets.prefetch import BackgroundWriter, prefetched
+from privet.governance.datasets.workers import masked_in_workers
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking.kanon import plan_k_anonymity
+from privet.governance.masking.operators import MaskingKeys
+from privet.governance.masking.profile import MaskingPlan, MaskingProfile, MaskingReport, plan_masking, preview
+from privet.governance.store.blobs import temporary_name
 
 __all__ = ["PARALLEL_MIN_BYTES", "AnonymisationSpec", "MaskedFile", "mask_upload", "preview_upload"]
 

@@ -32,13 +32,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import pyarrow as pa
 
-from governance.masking.profile import MaskingPlan
-from governance.processes import identity_alive, process_identity
-from governance.store.blobs import temporary_name
+from privet.governance.masking.profile import MaskingPlan
+from privet.governance.processes import identity_alive, process_identity
+from privet.governance.store.blobs import temporary_name
 
 __all__ = ["masked_in_workers"]
 
-_PRELOAD = ["governance.datasets.workers"]
+_PRELOAD = ["privet.governance.datasets.workers"]
 _plan: MaskingPlan | None = None
 
 

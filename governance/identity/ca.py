@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from governance.fsutil import write_atomic
-from governance.identity.spiffe import SpiffeId
+from privet.governance.fsutil import write_atomic
+from privet.governance.identity.spiffe import SpiffeId
 
 __all__ = ["LocalCA", "IssuedIdentity", "spiffe_ids_of"]
 

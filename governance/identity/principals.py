@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from governance.errors import InvalidArgument, PrivetError, Unauthenticated
-from governance.identity.spiffe import SpiffeId, check_name
+from privet.governance.errors import InvalidArgument, PrivetError, Unauthenticated
+from privet.governance.identity.spiffe import SpiffeId, check_name
 
 __all__ = ["SERVICE_ROLE", "Directory", "Principal", "PrincipalsError", "add_principal", "load_directory", "parse_directory"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from governance.errors import InvalidArgument, Unauthenticated
+from privet.governance.errors import InvalidArgument, Unauthenticated
 
 __all__ = ["TRUST_DOMAIN", "SpiffeId", "parse_spiffe_id", "check_name"]
 

@@ -14,15 +14,15 @@ asked for, `plan_k_anonymity(<the quasi-identifier columns of all masked rows>,
 profile.hierarchies(qis), k)` and `kplan.apply(batch, offset)` per masked batch.
 """
 
-from governance.masking.detect import (
+from privet.governance.masking.detect import (
     ColumnClassification,
     classify_column,
     replace_entities,
     scan_text,
 )
-from governance.masking.entities import Finding, PiiType, type_token
-from governance.masking.ff1 import FF1
-from governance.masking.kanon import (
+from privet.governance.masking.entities import Finding, PiiType, type_token
+from privet.governance.masking.ff1 import FF1
+from privet.governance.masking.kanon import (
     Hierarchy,
     KAnonymityPlan,
     KAnonymityReport,
@@ -30,7 +30,7 @@ from governance.masking.kanon import (
     k_anonymise,
     plan_k_anonymity,
 )
-from governance.masking.operators import (
+from privet.governance.masking.operators import (
     OPERATORS,
     MaskingKeys,
     detokenise,
@@ -44,7 +44,7 @@ from governance.masking.operators import (
     scan,
     tokenise,
 )
-from governance.masking.profile import (
+from privet.governance.masking.profile import (
     ColumnPreview,
     ColumnReport,
     MaskingPlan,

@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from cryptography.hazmat.primitives import hashes, hmac
 
-from governance.errors import InvalidArgument
-from governance.masking.entities import TEXT_TYPES, Finding, PiiType, type_token
-from governance.masking.patterns import (
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking.entities import TEXT_TYPES, Finding, PiiType, type_token
+from privet.governance.masking.patterns import (
     LAYOUT_BYTES,
     MAX_SCORE as _MAX_BOOSTED,
     ADDRESS_NUMBER_PATTERN,
@@ -44,7 +44,7 @@ from governance.masking.patterns import (
     boosted,
     column_hints,
 )
-from governance.masking.strings import slice_bytes, translate_bytes, whole_numbers_as_digits
+from privet.governance.masking.strings import slice_bytes, translate_bytes, whole_numbers_as_digits
 
 __all__ = [
     "DEFAULT_MIN_SHARE",

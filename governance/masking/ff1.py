@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["ALPHABET", "FF1", "min_length"]
 

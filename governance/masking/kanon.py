@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from governance.errors import FailedPrecondition, InvalidArgument
-from governance.masking.operators import (
+from privet.governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.masking.operators import (
     generalise_date,
     generalise_numeric,
     generalise_prefix,

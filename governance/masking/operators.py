@@ -22,12 +22,12 @@ import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from governance.errors import InvalidArgument
-from governance.masking.detect import SCAN_MIN_SCORE, replace_entities
-from governance.masking.entities import PiiType
-from governance.masking.ff1 import FF1
-from governance.masking.patterns import DATE_FORMATS
-from governance.masking.strings import ascii_digits, digits_only, string_bytes, strings_from, whole_numbers_as_digits
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking.detect import SCAN_MIN_SCORE, replace_entities
+from privet.governance.masking.entities import PiiType
+from privet.governance.masking.ff1 import FF1
+from privet.governance.masking.patterns import DATE_FORMATS
+from privet.governance.masking.strings import ascii_digits, digits_only, string_bytes, strings_from, whole_numbers_as_digits
 
 __all__ = [
     "OPERATORS",

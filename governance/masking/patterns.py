@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from governance.masking import validators as v
-from governance.masking import vectorised
-from governance.masking.entities import PiiType
+from privet.governance.masking import validators as v
+from privet.governance.masking import vectorised
+from privet.governance.masking.entities import PiiType
 
 __all__ = [
     "ADDRESS_NUMBER_PATTERN",

@@ -33,16 +33,16 @@ import phonenumbers
 import pyarrow as pa
 import yaml
 
-from governance.errors import FailedPrecondition, InvalidArgument
-from governance.masking.detect import (
+from privet.governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.masking.detect import (
     DEFAULT_MIN_SHARE,
     DEFAULT_SAMPLE,
     ColumnClassification,
     classify_column,
 )
-from governance.masking.entities import PiiType
-from governance.masking.kanon import Hierarchy, KAnonymityReport, k_anonymise
-from governance.masking.operators import (
+from privet.governance.masking.entities import PiiType
+from privet.governance.masking.kanon import Hierarchy, KAnonymityReport, k_anonymise
+from privet.governance.masking.operators import (
     OPERATORS,
     HashMemo,
     MaskingKeys,

@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata
 from stdnum import numdb
 
-from governance.masking import validators as v
-from governance.masking.strings import byte_set, count_bytes, digits_only, drop_bytes, only_bytes
+from privet.governance.masking import validators as v
+from privet.governance.masking.strings import byte_set, count_bytes, digits_only, drop_bytes, only_bytes
 
 __all__ = ["REJECTED", "UNDECIDED", "iban_scores", "phone_scores"]
 

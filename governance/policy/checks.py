@@ -24,7 +24,7 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any
 
-from governance.policy.engine import PolicyEngine
+from privet.governance.policy.engine import PolicyEngine
 
 __all__ = ["CaseResult", "run_policy_tests"]
 

@@ -17,15 +17,15 @@ from typing import Any
 import cedarpy
 import yaml
 
-from governance.errors import PermissionDenied
-from governance.identity.principals import (
+from privet.governance.errors import PermissionDenied
+from privet.governance.identity.principals import (
     SERVICE_ROLE,
     Directory,
     Principal,
     PrincipalsError,
     load_directory,
 )
-from governance.policy.source import PolicySource, read_policy_dir
+from privet.governance.policy.source import PolicySource, read_policy_dir
 
 __all__ = ["DEFAULT_DENY", "Decision", "PolicyEngine", "PolicyError", "entity_uid", "principal_uid"]
 

@@ -12,7 +12,7 @@ import pathlib
 import stat
 import threading
 
-from governance.policy.engine import PolicyEngine, PolicyError
+from privet.governance.policy.engine import PolicyEngine, PolicyError
 
 __all__ = ["PolicyHolder"]
 

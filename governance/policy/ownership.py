@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from governance.audit.log import Event
-from governance.errors import PermissionDenied
-from governance.identity.principals import Principal
-from governance.identity.spiffe import SpiffeId
-from governance.policy.engine import NAMESPACE
+from privet.governance.audit.log import Event
+from privet.governance.errors import PermissionDenied
+from privet.governance.identity.principals import Principal
+from privet.governance.identity.spiffe import SpiffeId
+from privet.governance.policy.engine import NAMESPACE
 
 __all__ = ["Owned", "acting_principal", "may", "require"]
 

@@ -17,8 +17,8 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from governance.errors import InvalidArgument
-from governance.privacy.limits import MAX_ACCOUNTED_EPSILON
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.limits import MAX_ACCOUNTED_EPSILON
 
 __all__ = [
     "DEFAULT_ACCOUNTANT",

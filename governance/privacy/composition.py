@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from governance.errors import InvalidArgument
-from governance.privacy.accounting import Mechanism
-from governance.privacy.releases import Release
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import Mechanism
+from privet.governance.privacy.releases import Release
 
 __all__ = ["VALUE_DISCRETIZATION", "composed_epsilon"]
 

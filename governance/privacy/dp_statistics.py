@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from governance.privacy.secure_random import SecureRandom
+from privet.governance.privacy.secure_random import SecureRandom
 
 __all__ = [
     "QUANTILE_GRID",

@@ -26,10 +26,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from governance.errors import InvalidArgument
-from governance.privacy.accounting import Mechanism, epsilon_for
-from governance.privacy.limits import MAX_EPSILON, MAX_NOISE_MULTIPLIER, MAX_STEPS, MIN_SAMPLE_RATE
-from governance.privacy.releases import Release, releases_from_json, total_delta, total_epsilon
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import Mechanism, epsilon_for
+from privet.governance.privacy.limits import MAX_EPSILON, MAX_NOISE_MULTIPLIER, MAX_STEPS, MIN_SAMPLE_RATE
+from privet.governance.privacy.releases import Release, releases_from_json, total_delta, total_epsilon
 
 __all__ = ["NEIGHBOURING_RELATION", "PRIVACY_UNIT", "check_stated_guarantee", "composed_guarantee", "is_real"]
 

@@ -31,13 +31,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from governance.audit.log import AuditLog, Event
-from governance.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from governance.privacy.accounting import Mechanism, conservative_epsilon
-from governance.privacy.composition import composed_epsilon
-from governance.privacy.limits import MAX_EPSILON, check_epsilon, from_micro, representable, to_micro
-from governance.privacy.releases import Release
-from governance.store.privacy_tables import DatasetBudget, LedgerEntry, PrivacyBudgetRow
+from privet.governance.audit.log import AuditLog, Event
+from privet.governance.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
+from privet.governance.privacy.composition import composed_epsilon
+from privet.governance.privacy.limits import MAX_EPSILON, check_epsilon, from_micro, representable, to_micro
+from privet.governance.privacy.releases import Release
+from privet.governance.store.privacy_tables import DatasetBudget, LedgerEntry, PrivacyBudgetRow
 
 __all__ = ["Budget", "BudgetLedger", "MAX_EPSILON", "SUBSAMPLED_GAUSSIAN", "budget_key", "check_epsilon", "from_micro", "to_micro"]
 

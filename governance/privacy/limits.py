@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = [
     "DEFAULT_MAX_DATASET_DELTA",

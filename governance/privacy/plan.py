@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from governance.errors import InvalidArgument
-from governance.privacy.releases import Release
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.releases import Release
 
 __all__ = ["COUNT_SHARE", "EVALUATION_SHARE", "PREPROCESSING_SHARE", "SELECTION_DELTA_SHARE", "PrivacyPlan", "plan_job", "planned_selection_delta"]
 

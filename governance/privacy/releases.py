@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["Release", "releases_from_json", "total_epsilon", "total_delta"]
 

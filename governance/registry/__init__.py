@@ -5,8 +5,8 @@ facts the release gates decide over (`gates`) sit behind it. The rules are in
 `policies/release.cedar`.
 """
 
-from governance.registry.gates import ReleaseFacts, Stage
-from governance.registry.registry import (
+from privet.governance.registry.gates import ReleaseFacts, Stage
+from privet.governance.registry.registry import (
     MAX_EPSILON,
     ApprovalRecord,
     ModelRecord,
@@ -14,7 +14,7 @@ from governance.registry.registry import (
     VersionRecord,
     VersionSpec,
 )
-from governance.registry.weights_format import (
+from privet.governance.registry.weights_format import (
     SafetensorsChecker,
     TensorInfo,
     parse_safetensors,

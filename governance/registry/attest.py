@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from governance.attestation.dsse import sign_envelope
-from governance.attestation.keys import AttestationSigner
-from governance.attestation.statement import release_statement, statement_bytes
-from governance.store.registry_tables import ModelApproval, ModelVersion
-from governance.store.tables import AuditEvent
+from privet.governance.attestation.dsse import sign_envelope
+from privet.governance.attestation.keys import AttestationSigner
+from privet.governance.attestation.statement import release_statement, statement_bytes
+from privet.governance.store.registry_tables import ModelApproval, ModelVersion
+from privet.governance.store.tables import AuditEvent
 
 __all__ = ["cited_seqs", "issue_attestation"]
 

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from governance.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from governance.store.dataset_tables import Dataset
-from governance.store.registry_tables import ModelVersion
-from governance.store.training_tables import TrainingJob
+from privet.governance.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from privet.governance.store.dataset_tables import Dataset
+from privet.governance.store.registry_tables import ModelVersion
+from privet.governance.store.training_tables import TrainingJob
 
 __all__ = ["CLAIMED", "ESTABLISHED", "Established", "establish", "job_of", "still_established"]
 

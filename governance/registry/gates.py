@@ -14,7 +14,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from collections.abc import Callable
 from typing import Any
 
-from governance.policy.engine import DEFAULT_DENY, NAMESPACE
+from privet.governance.policy.engine import DEFAULT_DENY, NAMESPACE
 
 __all__ = ["DATASET_SPEND_POLICY", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for", "served_model_entity"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from governance.policy.ownership import Owned
-from governance.store.registry_tables import Model
+from privet.governance.policy.ownership import Owned
+from privet.governance.store.registry_tables import Model
 
 __all__ = ["owned_model"]
 

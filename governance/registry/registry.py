@@ -55,17 +55,17 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from governance.attestation.keys import (
+from privet.governance.attestation.keys import (
     AttestationSigner,
     ensure_attestation_key,
     load_signer,
 )
-from governance.attestation.verify import attestation_document
-from governance.audit.log import Event
-from governance.audit.offline import make_bundle
-from governance.audit.storage import SqlNodeReader
-from governance.catalog.consistency import check_metadata_matches_weights
-from governance.crypto import (
+from privet.governance.attestation.verify import attestation_document
+from privet.governance.audit.log import Event
+from privet.governance.audit.offline import make_bundle
+from privet.governance.audit.storage import SqlNodeReader
+from privet.governance.catalog.consistency import check_metadata_matches_weights
+from privet.governance.crypto import (
     FileKeyring,
     KeyEncryptionKeys,
     WeightsTampered,
@@ -73,7 +73,7 @@ from governance.crypto import (
     rewrap,
     seal_weights,
 )
-from governance.errors import (
+from privet.governance.errors import (
     DataLoss,
     FailedPrecondition,
     InvalidArgument,
@@ -81,35 +81,35 @@ from governance.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from governance.identity.principals import Principal
-from governance.jsonlimits import check_json_depth
-from governance.paging import page_size as page_size_of
-from governance.policy.ownership import Owned, acting_principal, may, require
-from governance.privacy.guarantee import check_stated_guarantee, is_real
-from governance.privacy.ledger import budget_key
-from governance.privacy.limits import MAX_EPSILON
-from governance.processes import identity_alive, process_identity
-from governance.registry.attest import cited_seqs, issue_attestation
-from governance.registry.established import (
+from privet.governance.identity.principals import Principal
+from privet.governance.jsonlimits import check_json_depth
+from privet.governance.paging import page_size as page_size_of
+from privet.governance.policy.ownership import Owned, acting_principal, may, require
+from privet.governance.privacy.guarantee import check_stated_guarantee, is_real
+from privet.governance.privacy.ledger import budget_key
+from privet.governance.privacy.limits import MAX_EPSILON
+from privet.governance.processes import identity_alive, process_identity
+from privet.governance.registry.attest import cited_seqs, issue_attestation
+from privet.governance.registry.established import (
     CLAIMED,
     ESTABLISHED,
     establish,
     job_of,
     still_established,
 )
-from governance.registry.gates import ReleaseFacts, Stage, reasons_for
-from governance.registry.ownership import owned_model
-from governance.registry.weights_format import SafetensorsChecker, TensorInfo
-from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset
-from governance.store.privacy_tables import DatasetBudget, PrivacyBudgetRow
-from governance.store.registry_tables import (
+from privet.governance.registry.gates import ReleaseFacts, Stage, reasons_for
+from privet.governance.registry.ownership import owned_model
+from privet.governance.registry.weights_format import SafetensorsChecker, TensorInfo
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import Dataset
+from privet.governance.store.privacy_tables import DatasetBudget, PrivacyBudgetRow
+from privet.governance.store.registry_tables import (
     Model,
     ModelApproval,
     ModelUpload,
     ModelVersion,
 )
-from governance.store.tables import AuditEvent
+from privet.governance.store.tables import AuditEvent
 
 __all__ = ["MAX_EPSILON", "ApprovalRecord", "ModelRecord", "ModelRegistry", "VersionRecord", "VersionSpec"]
 

@@ -18,8 +18,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from governance.errors import InvalidArgument
-from governance.jsonlimits import check_json_depth, object_without_duplicates
+from privet.governance.errors import InvalidArgument
+from privet.governance.jsonlimits import check_json_depth, object_without_duplicates
 
 __all__ = ["DTYPE_SIZES", "MAX_HEADER_BYTES", "SafetensorsChecker", "TensorInfo", "parse_safetensors"]
 

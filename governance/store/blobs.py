@@ -18,9 +18,9 @@ import shutil
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from governance.errors import NotFound, ResourceExhausted
-from governance.fsutil import fsync_dir
-from governance.processes import IDENTITY_PATTERN, identity_alive, process_identity
+from privet.governance.errors import NotFound, ResourceExhausted
+from privet.governance.fsutil import fsync_dir
+from privet.governance.processes import IDENTITY_PATTERN, identity_alive, process_identity
 
 __all__ = ["BlobStore", "BlobWriter", "temporary_name"]
 

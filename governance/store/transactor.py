@@ -19,8 +19,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from governance.errors import Unavailable
-from governance.store.engine import Engines
+from privet.governance.errors import Unavailable
+from privet.governance.store.engine import Engines
 
 __all__ = ["BatchParticipant", "Transactor"]
 

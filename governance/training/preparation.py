@@ -32,14 +32,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from governance.catalog import input_kind
-from governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, numeric_values, TabularPreprocessor, check_bounds, check_domain, column_kind
-from governance.catalog.text import TextPreprocessor
-from governance.errors import InvalidArgument
-from governance.privacy.dp_statistics import exponential_quantile, laplace, laplace_partition_selection
-from governance.privacy.plan import PrivacyPlan, plan_job
-from governance.privacy.releases import Release
-from governance.privacy.secure_random import SecureRandom
+from privet.governance.catalog import input_kind
+from privet.governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, numeric_values, TabularPreprocessor, check_bounds, check_domain, column_kind
+from privet.governance.catalog.text import TextPreprocessor
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.dp_statistics import exponential_quantile, laplace, laplace_partition_selection
+from privet.governance.privacy.plan import PrivacyPlan, plan_job
+from privet.governance.privacy.releases import Release
+from privet.governance.privacy.secure_random import SecureRandom
 
 __all__ = ["VALID_SHARE", "PreparationRefused", "PreparedData", "prepare_data"]
 

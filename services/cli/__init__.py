@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from services.cli.app import app, main
+from privet.services.cli.app import app, main
 
 __all__ = ["app", "main"]

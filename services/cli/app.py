@@ -15,9 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
 from rich.markup import escape
 
-from governance.config import Home
-from governance.errors import PrivetError
-from governance.policy.engine import PolicyError
+from privet.governance.config import Home
+from privet.governance.errors import PrivetError
+from privet.governance.policy.engine import PolicyError
 
 __all__ = ["app", "main", "Ctx", "ctx_of", "emit"]
 
@@ -57,7 +57,7 @@ def root(
 
 
 def _register_commands() -> None:
-    from services.cli import audit_cmds, infer_cmds, ingest_cmds, platform_cmds, policy_cmds, registry_cmds, report_cmds, train_cmds  # noqa: F401 - they attach to `app`
+    from privet.services.cli import audit_cmds, infer_cmds, ingest_cmds, platform_cmds, policy_cmds, registry_cmds, report_cmds, train_cmds  # noqa: F401 - they attach to `app`
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,13 +12,13 @@ from google.protobuf.json_format import MessageToDict
 from rich.progress import Progress
 from rich.table import Table
 
-from governance.audit.offline import (
+from privet.governance.audit.offline import (
     bundle_from_proofs,
     verify_bundle_json,
     verify_export,
 )
-from services.cli.app import app, console, ctx_of, emit
-from services.cli.clients import stub
+from privet.services.cli.app import app, console, ctx_of, emit
+from privet.services.cli.clients import stub
 
 audit_app = typer.Typer(help="Read, export and verify the tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -147,7 +147,7 @@ def bundle(
     """One event with its inclusion proof, the checkpoint and (with --from) a consistency proof."""
     from privet.audit.v1 import audit_pb2
 
-    from governance.audit.checkpoint import peek_checkpoint
+    from privet.governance.audit.checkpoint import peek_checkpoint
 
     c = ctx_of(ctx)
     older_note = from_.read_text() if from_ else None

@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from services.cli.app import Ctx
-from services.common.client import secure_channel
+from privet.services.cli.app import Ctx
+from privet.services.common.client import secure_channel
 
 __all__ = ["stub"]
 

@@ -16,11 +16,11 @@ import pyarrow.csv as pacsv
 from rich.panel import Panel
 from rich.table import Table
 
-from governance.bootstrap import init_home
-from governance.datasets.synthetic import customer_table
-from services.cli.app import Ctx, console
-from services.cli.clients import stub
-from services.common.health import wait_healthy
+from privet.governance.bootstrap import init_home
+from privet.governance.datasets.synthetic import customer_table
+from privet.services.cli.app import Ctx, console
+from privet.services.cli.clients import stub
+from privet.services.common.health import wait_healthy
 
 __all__ = ["run_demo"]
 
@@ -47,7 +47,7 @@ def _as(c: Ctx, principal: str) -> Ctx:
 
 
 def run_demo(c: Ctx, *, keep: bool) -> None:
-    from services.cli.platform_cmds import start_background_server
+    from privet.services.cli.platform_cmds import start_background_server
 
     story = _Story()
     console.print(Panel.fit("Privet demo — governed, privacy-preserving models end to end", style="bold"))
@@ -92,7 +92,7 @@ def _wait_for(proc, c: Ctx) -> list:  # type: ignore[no-untyped-def]
 
 def _ingest(c: Ctx, story: _Story) -> None:
     from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-    from services.cli.ingest_cmds import make_header, upload_requests
+    from privet.services.cli.ingest_cmds import make_header, upload_requests
 
     story.step("Generate a raw customer table full of personal data (Faker): names, emails, phones, cards, IBANs, addresses, notes")
     # Fresh customers on every run: the privacy budget belongs to the data, so the same
@@ -125,7 +125,7 @@ def _ingest(c: Ctx, story: _Story) -> None:
 def _train(c: Ctx, story: _Story) -> tuple[str, int]:
     from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
     from privet.training.v1 import training_pb2, training_pb2_grpc
-    from services.cli.train_cmds import watch
+    from privet.services.cli.train_cmds import watch
 
     story.step("alice trains a DP-SGD mlp with ε = 3 (Opacus, Poisson sampling, secret noise); the ε is reserved against the budget first")
     # Public facts about the product (not the customers) are declared, so they cost no ε;
@@ -179,7 +179,7 @@ def _release(c: Ctx, story: _Story, model: str, version: int) -> None:
 def _infer(c: Ctx, story: _Story, model: str) -> None:
     from tritonclient.utils import InferenceServerException
 
-    from services.cli.infer_cmds import infer_columns
+    from privet.services.cli.infer_cmds import infer_columns
 
     columns = {"age": [34.0, 71.0], "tenure_months": [3.0, 96.0], "monthly_spend": [180.0, 25.0], "plan": ["basic", "premium"], "support_calls": [7.0, 0.0]}
     story.step("The app calls the released model through the stock KServe v2 client (tritonclient), purpose churn-prediction")
@@ -198,7 +198,7 @@ def _infer(c: Ctx, story: _Story, model: str) -> None:
 def _attest(c: Ctx, story: _Story, model: str, version: int) -> None:
     import json
 
-    from governance.attestation.verify import verify_attestation
+    from privet.governance.attestation.verify import verify_attestation
     from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 
     story.step("carol takes the release's signed attestation (in-toto statement, DSSE envelope) and checks it offline")
@@ -218,8 +218,8 @@ def _attest(c: Ctx, story: _Story, model: str, version: int) -> None:
 
 
 def _audit(c: Ctx, story: _Story) -> None:
-    from governance.audit.offline import verify_export
-    from services.cli.audit_cmds import export_line
+    from privet.governance.audit.offline import verify_export
+    from privet.services.cli.audit_cmds import export_line
     from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 
     story.step("carol (auditor) takes a signed checkpoint, exports the log, and verifies it offline")

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from services.cli.app import Ctx, app, ctx_of, emit
+from privet.services.cli.app import Ctx, app, ctx_of, emit
 
 __all__ = ["triton_client", "infer_columns"]
 

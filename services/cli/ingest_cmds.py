@@ -10,8 +10,8 @@ from google.protobuf.json_format import MessageToDict
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from services.cli.app import app, console, ctx_of, emit
-from services.cli.clients import stub
+from privet.services.cli.app import app, console, ctx_of, emit
+from privet.services.cli.clients import stub
 
 datasets_app = typer.Typer(help="Masked datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")

@@ -13,12 +13,12 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from governance.bootstrap import add_user, init_home
-from governance.config import SERVICES, Home
-from governance.policy.engine import PolicyEngine, PolicyError
-from governance.runtime import Runtime
-from services.cli.app import app, console, ctx_of, emit
-from services.common.health import check_health
+from privet.governance.bootstrap import add_user, init_home
+from privet.governance.config import SERVICES, Home
+from privet.governance.policy.engine import PolicyEngine, PolicyError
+from privet.governance.runtime import Runtime
+from privet.services.cli.app import app, console, ctx_of, emit
+from privet.services.common.health import check_health
 
 __all__: list[str] = []
 
@@ -58,7 +58,7 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Imported here: the servers load Privet's KServe protos, which must not share a process
     # with tritonclient's (`privet infer`, `privet demo`).
-    from services.launcher import start_services
+    from privet.services.launcher import start_services
 
     runtime = Runtime.open(c.home)
     servers = start_services(runtime, names)
@@ -116,12 +116,12 @@ def _policy_status(home: Home) -> dict | None:
 def start_background_server(home_root: str, log_path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     """`privet serve all` as a child process (its own session so --keep survives us)."""
     log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "--home", home_root, "serve", "all"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", home_root, "serve", "all"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @app.command()
 def demo(ctx: typer.Context, keep: bool = typer.Option(False, "--keep", help="Leave the services running.")) -> None:
     """The whole path on embedded defaults (SQLite, local blobs, local CA)."""
-    from services.cli.demo import run_demo
+    from privet.services.cli.demo import run_demo
 
     run_demo(ctx_of(ctx), keep=keep)

@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from governance.policy.checks import run_policy_tests
-from services.cli.app import app, ctx_of, emit
+from privet.governance.policy.checks import run_policy_tests
+from privet.services.cli.app import app, ctx_of, emit
 
 __all__: list[str] = []
 

@@ -19,8 +19,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from services.cli.app import app, console, ctx_of, emit
-from services.cli.clients import stub
+from privet.services.cli.app import app, console, ctx_of, emit
+from privet.services.cli.clients import stub
 
 __all__: list[str] = []
 
@@ -190,7 +190,7 @@ def verify_attestation_cmd(
     weights: Optional[pathlib.Path] = typer.Option(None, "--weights", help="A weights file: check it is the one attested."),
 ) -> None:
     """Check an attestation offline (no server): signature, subject, audit proofs, weights."""
-    from governance.attestation.verify import verify_attestation
+    from privet.governance.attestation.verify import verify_attestation
 
     c = ctx_of(ctx)
     try:

@@ -10,13 +10,13 @@ from typing import Optional
 
 import typer
 
-from governance.audit.checkpoint import NoteVerifier, open_checkpoint
-from governance.audit.leaf import decode_leaf
-from governance.audit.offline import verify_export
-from governance.audit.report import render_report
-from services.cli.app import ctx_of, emit
-from services.cli.audit_cmds import audit_app, export_line
-from services.cli.clients import stub
+from privet.governance.audit.checkpoint import NoteVerifier, open_checkpoint
+from privet.governance.audit.leaf import decode_leaf
+from privet.governance.audit.offline import verify_export
+from privet.governance.audit.report import render_report
+from privet.services.cli.app import ctx_of, emit
+from privet.services.cli.audit_cmds import audit_app, export_line
+from privet.services.cli.clients import stub
 
 __all__: list[str] = []
 

@@ -9,9 +9,9 @@ from google.protobuf.json_format import MessageToDict
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from governance.errors import InvalidArgument
-from services.cli.app import app, console, ctx_of, emit
-from services.cli.clients import stub
+from privet.governance.errors import InvalidArgument
+from privet.services.cli.app import app, console, ctx_of, emit
+from privet.services.cli.clients import stub
 
 jobs_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")

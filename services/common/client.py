@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from governance.config import Home
-from governance.errors import Unauthenticated
+from privet.governance.config import Home
+from privet.governance.errors import Unauthenticated
 
 __all__ = ["channel_credentials", "secure_channel"]
 

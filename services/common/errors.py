@@ -10,7 +10,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from governance import errors as e
+from privet.governance import errors as e
 
 __all__ = ["STATUS_TABLE", "status_for", "abort_with"]
 

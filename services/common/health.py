@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from governance.config import SERVICES, Home
-from services.common.client import secure_channel
+from privet.governance.config import SERVICES, Home
+from privet.services.common.client import secure_channel
 
 __all__ = ["HealthResult", "check_health", "wait_healthy"]
 

@@ -12,11 +12,11 @@ import functools
 import grpc
 from cryptography import x509
 
-from governance.errors import Unauthenticated
-from governance.identity.ca import spiffe_ids_of
-from governance.identity.principals import Principal
-from governance.identity.spiffe import SpiffeId, parse_spiffe_id
-from governance.runtime import Runtime
+from privet.governance.errors import Unauthenticated
+from privet.governance.identity.ca import spiffe_ids_of
+from privet.governance.identity.principals import Principal
+from privet.governance.identity.spiffe import SpiffeId, parse_spiffe_id
+from privet.governance.runtime import Runtime
 
 __all__ = ["peer_spiffe_id", "caller"]
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import grpc
 
-from governance.audit.log import Event
-from governance.errors import PermissionDenied, PrivetError, ResourceExhausted, Unauthenticated
-from governance.identity.spiffe import SpiffeId
-from governance.runtime import Runtime
-from services.common.errors import abort_with
-from services.common.identity import peer_spiffe_id
-from services.common.metrics import ServerMetrics
-from services.common.uploads import Upload, UploadGate
+from privet.governance.audit.log import Event
+from privet.governance.errors import PermissionDenied, PrivetError, ResourceExhausted, Unauthenticated
+from privet.governance.identity.spiffe import SpiffeId
+from privet.governance.runtime import Runtime
+from privet.services.common.errors import abort_with
+from privet.services.common.identity import peer_spiffe_id
+from privet.services.common.metrics import ServerMetrics
+from privet.services.common.uploads import Upload, UploadGate
 
 __all__ = ["GovernanceInterceptor", "action_for"]
 

@@ -20,7 +20,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["ServerMetrics"]
 

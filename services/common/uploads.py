@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from governance.errors import ResourceExhausted
+from privet.governance.errors import ResourceExhausted
 
 __all__ = ["DEFAULT_IDLE_SECONDS", "DEFAULT_PER_PRINCIPAL", "Upload", "UploadGate"]
 

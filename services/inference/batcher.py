@@ -11,7 +11,7 @@ from concurrent.futures import Future
 import numpy as np
 import pyarrow as pa
 
-from services.inference.loader import LoadedModel
+from privet.services.inference.loader import LoadedModel
 
 __all__ = ["Batcher"]
 

@@ -26,16 +26,16 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from governance.catalog import preprocessor_from_metadata
-from governance.catalog.models import load_model
-from governance.catalog.tabular import ClassLabels, TabularPreprocessor
-from governance.catalog.text import TextPreprocessor
-from governance.config import Home
-from governance.attestation.verify import attestation_document, verify_attestation
-from governance.audit.log import Event
-from governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from privet.governance.catalog import preprocessor_from_metadata
+from privet.governance.catalog.models import load_model
+from privet.governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from privet.governance.catalog.text import TextPreprocessor
+from privet.governance.config import Home
+from privet.governance.attestation.verify import attestation_document, verify_attestation
+from privet.governance.audit.log import Event
+from privet.governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from services.common.client import secure_channel
+from privet.services.common.client import secure_channel
 
 __all__ = ["LoadedModel", "ModelCache", "SERVICE_IDENTITY", "UNCONFIRMED_POLLS"]
 

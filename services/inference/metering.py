@@ -12,9 +12,9 @@ import collections
 import threading
 import time
 
-from governance.audit.log import Event
-from governance.errors import ResourceExhausted
-from governance.runtime import Runtime
+from privet.governance.audit.log import Event
+from privet.governance.errors import ResourceExhausted
+from privet.governance.runtime import Runtime
 
 __all__ = ["Quotas", "AuditCounter"]
 

@@ -6,22 +6,22 @@ from __future__ import annotations
 import functools
 import threading
 
-from inference import grpc_predict_v2_pb2 as pb
-from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from governance.errors import (
+from privet.governance.errors import (
     InvalidArgument,
     PermissionDenied,
     PrivetError,
     ResourceExhausted,
 )
-from governance.registry.gates import served_model_entity
-from governance.runtime import Runtime
-from services.common.identity import caller
-from services.inference.batcher import Batcher
-from services.inference.loader import LoadedModel, ModelCache
-from services.inference.metering import AuditCounter, Quotas
-from services.inference.tensors import probabilities_output, request_table
+from privet.governance.registry.gates import served_model_entity
+from privet.governance.runtime import Runtime
+from privet.services.common.identity import caller
+from privet.services.inference.batcher import Batcher
+from privet.services.inference.loader import LoadedModel, ModelCache
+from privet.services.inference.metering import AuditCounter, Quotas
+from privet.services.inference.tensors import probabilities_output, request_table
 
 __all__ = ["PREDICT_ACTION", "InferenceServicer"]
 

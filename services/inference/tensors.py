@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pyarrow as pa
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["request_table", "probabilities_output", "MAX_ROWS"]
 

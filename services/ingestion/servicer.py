@@ -9,7 +9,7 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from governance.datasets.catalog import (
+from privet.governance.datasets.catalog import (
     DatasetSpec,
     create_dataset,
     dataset_batches,
@@ -21,17 +21,17 @@ from governance.datasets.catalog import (
     list_datasets,
     preview_dataset,
 )
-from governance.datasets.formats import CsvDialect
-from governance.datasets.pipeline import AnonymisationSpec
-from governance.errors import InvalidArgument
-from governance.identity.principals import Principal
-from governance.paging import page_size
-from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset
+from privet.governance.datasets.formats import CsvDialect
+from privet.governance.datasets.pipeline import AnonymisationSpec
+from privet.governance.errors import InvalidArgument
+from privet.governance.identity.principals import Principal
+from privet.governance.paging import page_size
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import Dataset
 from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from services.common.identity import caller
-from services.common.streams import messages
+from privet.services.common.identity import caller
+from privet.services.common.streams import messages
 
 __all__ = ["IngestionServicer", "dataset_message"]
 

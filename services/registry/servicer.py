@@ -14,13 +14,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from privet.common.v1 import types_pb2
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 
-from governance.errors import InvalidArgument
-from governance.identity.principals import Principal
-from governance.registry import ModelRecord, ModelRegistry, VersionRecord, VersionSpec
-from governance.registry.attest import cited_seqs
-from governance.runtime import Runtime
-from services.common.identity import caller
-from services.common.streams import messages
+from privet.governance.errors import InvalidArgument
+from privet.governance.identity.principals import Principal
+from privet.governance.registry import ModelRecord, ModelRegistry, VersionRecord, VersionSpec
+from privet.governance.registry.attest import cited_seqs
+from privet.governance.runtime import Runtime
+from privet.services.common.identity import caller
+from privet.services.common.streams import messages
 
 __all__ = ["RegistryServicer", "spec_from_metadata", "version_message"]
 

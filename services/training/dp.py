@@ -41,10 +41,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from governance.errors import InvalidArgument
-from governance.privacy.accounting import accountant_names, calibrate_noise_multiplier
-from governance.privacy.secure_random import SecureRandom
-from services.training.clipping import BookkeepingClipper, supports_bookkeeping
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import accountant_names, calibrate_noise_multiplier
+from privet.governance.privacy.secure_random import SecureRandom
+from privet.services.training.clipping import BookkeepingClipper, supports_bookkeeping
 
 __all__ = [
     "CALIBRATIONS",

@@ -23,16 +23,16 @@ from typing import Any
 import torch
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
-from governance.catalog import ModelSpec, export_weights, input_kind
-from governance.errors import InvalidArgument
-from governance.privacy.accounting import (
+from privet.governance.catalog import ModelSpec, export_weights, input_kind
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import (
     DEFAULT_ACCOUNTANT,
     Mechanism,
     accountant_names,
     conservative_epsilon,
     epsilon_for,
 )
-from services.training.dp import (
+from privet.services.training.dp import (
     CALIBRATIONS,
     GRAD_SAMPLE_MODES,
     PrivateTraining,
@@ -41,11 +41,11 @@ from services.training.dp import (
     make_private,
     quiet_hook_warnings,
 )
-from governance.privacy.plan import HISTOGRAM
-from governance.privacy.releases import Release
-from governance.privacy.secure_random import SecureRandom
-from services.training.metrics import Metrics, evaluate
-from services.training.runtime import DEVICES, resolve_device, tune_allocator
+from privet.governance.privacy.plan import HISTOGRAM
+from privet.governance.privacy.releases import Release
+from privet.governance.privacy.secure_random import SecureRandom
+from privet.services.training.metrics import Metrics, evaluate
+from privet.services.training.runtime import DEVICES, resolve_device, tune_allocator
 
 __all__ = [
     "DPGuarantee",

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from governance.privacy.dp_statistics import noisy_histogram
-from governance.privacy.secure_random import SecureRandom
+from privet.governance.privacy.dp_statistics import noisy_histogram
+from privet.governance.privacy.secure_random import SecureRandom
 
 __all__ = ["BINS", "Metrics", "evaluate", "metrics_from_histogram"]
 

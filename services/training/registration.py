@@ -9,12 +9,12 @@ from typing import Any
 import grpc
 import pyarrow as pa
 
-from governance.config import Home
-from governance.errors import NotFound
+from privet.governance.config import Home
+from privet.governance.errors import NotFound
 from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from services.common.client import secure_channel
+from privet.services.common.client import secure_channel
 
 __all__ = ["SERVICE_IDENTITY", "fetch_dataset", "guarantee_to_proto", "register_model", "CODE_VERSION"]
 

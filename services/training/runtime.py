@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 __all__ = ["DEVICES", "resolve_device", "tune_allocator"]
 

@@ -22,18 +22,18 @@ from typing import Any
 import grpc
 from safetensors.torch import save_file
 
-from governance.errors import FailedPrecondition, PrivetError
-from governance.privacy.accounting import Mechanism, calibrate_noise_multiplier
-from governance.privacy.guarantee import composed_guarantee
-from governance.privacy.releases import Release, releases_from_json
-from governance.processes import process_identity
-from governance.runtime import Runtime
-from governance.store.training_tables import TrainingJob
-from governance.training.jobs import charge_job, claim_next_job, finish_job, planned_steps, recover_orphans, record_progress, record_releases
-from governance.training.preparation import PreparationRefused, PreparedData, prepare_data
-from services.training.registration import fetch_dataset, register_model
-from services.training.worker import WorkerHandles, run_worker, spawn_context
-from services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
+from privet.governance.errors import FailedPrecondition, PrivetError
+from privet.governance.privacy.accounting import Mechanism, calibrate_noise_multiplier
+from privet.governance.privacy.guarantee import composed_guarantee
+from privet.governance.privacy.releases import Release, releases_from_json
+from privet.governance.processes import process_identity
+from privet.governance.runtime import Runtime
+from privet.governance.store.training_tables import TrainingJob
+from privet.governance.training.jobs import charge_job, claim_next_job, finish_job, planned_steps, recover_orphans, record_progress, record_releases
+from privet.governance.training.preparation import PreparationRefused, PreparedData, prepare_data
+from privet.services.training.registration import fetch_dataset, register_model
+from privet.services.training.worker import WorkerHandles, run_worker, spawn_context
+from privet.services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
 
 __all__ = ["Scheduler", "planned_mechanism", "next_lease"]
 

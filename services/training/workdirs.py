@@ -14,7 +14,7 @@ import pathlib
 import shutil
 import tempfile
 
-from governance.processes import identity_alive
+from privet.governance.processes import identity_alive
 
 __all__ = ["JOB_DIR_PREFIX", "sweep_job_dirs"]
 

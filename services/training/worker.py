@@ -33,8 +33,8 @@ class WorkerHandles:
 def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandles) -> None:
     from safetensors.torch import load_file
 
-    from governance.errors import InvalidArgument
-    from services.training.engine import DataRefused, TrainConfig, TrainingAborted, train_dp
+    from privet.governance.errors import InvalidArgument
+    from privet.services.training.engine import DataRefused, TrainConfig, TrainingAborted, train_dp
 
     out = pathlib.Path(out_dir)
     tensors = load_file(data_path)

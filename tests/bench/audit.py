@@ -28,12 +28,12 @@ import uuid
 import psycopg
 from sqlalchemy import insert
 
-import services  # noqa: F401 - pins TLS before grpc is imported anywhere
-from governance.audit.log import Event
-from governance.audit.merkle import inclusion_proof
-from governance.audit.storage import SqlNodeReader
-from governance.runtime import Runtime
-from governance.store.tables import AuditEvent
+import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
+from privet.governance.audit.log import Event
+from privet.governance.audit.merkle import inclusion_proof
+from privet.governance.audit.storage import SqlNodeReader
+from privet.governance.runtime import Runtime
+from privet.governance.store.tables import AuditEvent
 from tests.conftest import PG_ADMIN_DSN, make_home
 
 

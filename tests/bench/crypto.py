@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from governance.crypto import FileKeyring, SealedWeights, open_weights, seal_weights
+from privet.governance.crypto import FileKeyring, SealedWeights, open_weights, seal_weights
 
 _MIB = 1 << 20
 _IO_BLOCK = _MIB

@@ -22,10 +22,10 @@ import time
 
 import numpy as np
 
-import services  # noqa: F401 - TLS pinning before grpc
-from governance.catalog.models import ModelSpec, export_weights
-from governance.catalog.tabular import ClassLabels, TabularPreprocessor
-from governance.policy.engine import PolicyEngine
+import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
+from privet.governance.catalog.models import ModelSpec, export_weights
+from privet.governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from privet.governance.policy.engine import PolicyEngine
 from tests.conftest import free_ports, make_home, use_free_ports
 
 FEATURES = {"age": [30.0], "tenure_months": [12.0], "monthly_spend": [80.0], "plan": ["basic"], "support_calls": [2.0]}
@@ -50,7 +50,7 @@ def _model() -> tuple[bytes, dict]:
 def _register_and_release(home, weights: bytes, meta: dict) -> None:  # type: ignore[no-untyped-def]
     from privet.common.v1 import types_pb2
     from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-    from services.common.client import secure_channel
+    from privet.services.common.client import secure_channel
 
     address = home.settings().addresses["registry"]
     md = registry_pb2.ModelVersionMetadata(
@@ -139,10 +139,10 @@ def main() -> None:
     (tmp / "w.safetensors").write_bytes(weights)
     (tmp / "meta.json").write_text(json.dumps(meta))
     plain_port = free_ports(1)[0]
-    serve = subprocess.Popen([sys.executable, "-m", "services.cli", "--home", str(home.root), "serve", "all"], stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT)
+    serve = subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "serve", "all"], stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT)
     plain = subprocess.Popen([sys.executable, "-m", "tests.bench.plain_infer_server", str(plain_port), str(tmp / "w.safetensors"), str(tmp / "meta.json")], stdout=subprocess.PIPE, text=True)
     try:
-        from services.common.health import wait_healthy
+        from privet.services.common.health import wait_healthy
 
         wait_healthy(home, "admin", timeout=60)
         plain.stdout.readline()

@@ -51,10 +51,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from governance.datasets.formats import BLOCK_SIZE, CsvDialect, spool
-from governance.datasets.pipeline import AnonymisationSpec, mask_upload
-from governance.datasets.synthetic import customer_table
-from governance.masking import MaskingKeys, load_profile, replace_entities
+from privet.governance.datasets.formats import BLOCK_SIZE, CsvDialect, spool
+from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
+from privet.governance.datasets.synthetic import customer_table
+from privet.governance.masking import MaskingKeys, load_profile, replace_entities
 
 _POLICIES = pathlib.Path(__file__).resolve().parents[2] / "policies" / "masking"
 _FAKER_ROWS = 20_000

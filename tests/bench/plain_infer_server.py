@@ -15,11 +15,11 @@ import grpc
 import pyarrow as pa
 import torch
 
-from governance.catalog.models import load_model
-from governance.catalog.tabular import TabularPreprocessor
-from inference import grpc_predict_v2_pb2 as pb
-from inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from services.inference.tensors import probabilities_output, request_table
+from privet.governance.catalog.models import load_model
+from privet.governance.catalog.tabular import TabularPreprocessor
+from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from privet.services.inference.tensors import probabilities_output, request_table
 
 
 class PlainServicer(pb_grpc.GRPCInferenceServiceServicer):

@@ -201,13 +201,13 @@ class _ReplayableRandom:
 
 def noise_source(replayable: bool) -> str:
     """What the engine's noise and sampling draw from in this run of the benchmark."""
-    from services.training import dp
+    from privet.services.training import dp
 
     if not hasattr(dp, "SecureRandom"):
         return "engine's own torch generators seeded from the public seed (code before the secret-noise change)"
     if replayable:
         return "seeded torch generators (public seed / seed + 1) patched over services.training.dp.SecureRandom"
-    return "services.training.dp.SecureRandom (AES-CTR, key from os.urandom)"
+    return "privet.services.training.dp.SecureRandom (AES-CTR, key from os.urandom)"
 
 
 @contextlib.contextmanager
@@ -216,7 +216,7 @@ def _noise(replayable: bool, seed: int) -> Iterator[None]:
     seed for the duration (the hook: the name `SecureRandom`, called once per run, in
     `services.training.dp` and, should it move there, `services.training.engine`). Code
     from before the change seeds from the public seed anyway."""
-    from services.training import dp, engine
+    from privet.services.training import dp, engine
 
     modules = [module for module in (dp, engine) if hasattr(module, "SecureRandom")] if replayable else []
     originals = [module.SecureRandom for module in modules]
@@ -279,7 +279,7 @@ def _train(
 ) -> Any:
     import torch
 
-    from services.training.engine import TrainConfig, train_dp
+    from privet.services.training.engine import TrainConfig, train_dp
 
     _memoise_noise_search()
     config = TrainConfig(
@@ -307,7 +307,7 @@ def _margins(result: Any, arch: str, x: Any, y: Any) -> Any:
     import numpy as np
     import torch
 
-    from governance.catalog import load_model
+    from privet.governance.catalog import load_model
 
     model = load_model(arch, result.model, result.weights)
     with torch.no_grad():

@@ -20,12 +20,12 @@ import time
 
 import grpc
 
-import services  # noqa: F401 - TLS pinning before grpc
-from governance.datasets.synthetic import customer_table
-from governance.privacy.ledger import BudgetLedger
-from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset
-from governance.store.training_tables import TrainingJob
+import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
+from privet.governance.datasets.synthetic import customer_table
+from privet.governance.privacy.ledger import BudgetLedger
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import Dataset
+from privet.governance.store.training_tables import TrainingJob
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.ingestion.v1 import ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc

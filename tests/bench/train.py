@@ -37,8 +37,8 @@ _ROWS = 256 * 40
 def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from governance.catalog import build_model
-    from services.training.dp import (
+    from privet.governance.catalog import build_model
+    from privet.services.training.dp import (
         TensorRows,
         make_private,
         plain_step_fn,
@@ -140,7 +140,7 @@ def _noise_cost(n: int, device: Any, rounds: int) -> tuple[float, float]:
     generator, alternated so machine noise hits both alike."""
     import torch
 
-    from governance.privacy.secure_random import SecureRandom
+    from privet.governance.privacy.secure_random import SecureRandom
 
     secure, generator = SecureRandom(), torch.Generator(device=device).manual_seed(0)
     times: dict[str, list[float]] = {"secure": [], "torch": []}
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     import opacus
     import torch
 
-    from services.training.dp import FASTEST_MODE
+    from privet.services.training.dp import FASTEST_MODE
 
     report = {
         "command": "python -m tests.bench.train " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -30,8 +30,8 @@ _ROWS = 32 * 64  # rows behind the Poisson loader (only the noise calibration se
 def _measure(mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from governance.catalog import ModelSpec
-    from services.training.dp import (
+    from privet.governance.catalog import ModelSpec
+    from privet.services.training.dp import (
         TensorRows,
         make_private,
         plain_step_fn,
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     import opacus
     import torch
 
-    from services.training.dp import FASTEST_MODE
+    from privet.services.training.dp import FASTEST_MODE
 
     report = {
         "command": "python -m tests.bench.train_text " + " ".join(argv if argv is not None else sys.argv[1:]),

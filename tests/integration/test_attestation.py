@@ -16,7 +16,7 @@ import json
 import grpc
 import numpy as np
 import pytest
-from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from safetensors.numpy import save
 from securesystemslib.dsse import Envelope
@@ -24,13 +24,13 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 from sqlalchemy import select, update
 
-from governance.attestation.dsse import sign_envelope
-from governance.attestation.keys import AttestationSigner, keyid_of, load_public_key
-from governance.attestation.verify import verify_attestation
-from governance.registry import ModelRegistry, VersionSpec
-from governance.runtime import Runtime
-from governance.store.registry_tables import ModelVersion
-from governance.store.tables import AuditEvent
+from privet.governance.attestation.dsse import sign_envelope
+from privet.governance.attestation.keys import AttestationSigner, keyid_of, load_public_key
+from privet.governance.attestation.verify import verify_attestation
+from privet.governance.registry import ModelRegistry, VersionSpec
+from privet.governance.runtime import Runtime
+from privet.governance.store.registry_tables import ModelVersion
+from privet.governance.store.tables import AuditEvent
 from tests.established import establish_version
 from tests.helpers import channel
 from tests.integration.test_inference import _request, release_toy
@@ -135,7 +135,7 @@ def test_a_tampered_attestation_weights_file_or_audit_proof_fails(released) -> N
     swapped["auditProofs"][0]["index"] = swapped["auditProofs"][1]["index"]
     assert not _verify(released, swapped).ok
     # Checked against another log's key, the proofs do not verify.
-    from governance.audit.checkpoint import generate_signer
+    from privet.governance.audit.checkpoint import generate_signer
 
     assert not verify_attestation(document, attestation_key_pem=released["key"], audit_key=generate_signer("privet.local/audit")[1]).ok
 

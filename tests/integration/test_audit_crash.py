@@ -15,8 +15,8 @@ import time
 import grpc
 from sqlalchemy import select
 
-from governance.runtime import Runtime
-from governance.store.tables import AuditEvent
+from privet.governance.runtime import Runtime
+from privet.governance.store.tables import AuditEvent
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from tests.conftest import make_home
 from tests.helpers import channel
@@ -28,7 +28,7 @@ def test_sigkill_during_appends_loses_no_acknowledged_event(tmp_path: pathlib.Pa
     _use_free_ports(home.root)
     address = home.settings().addresses["registry"]
     log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "services.cli", "--home", str(home.root), "serve", "registry"], stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "serve", "registry"], stdout=log, stderr=subprocess.STDOUT)
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()

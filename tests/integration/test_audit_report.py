@@ -24,16 +24,16 @@ from html.parser import HTMLParser
 
 import pytest
 
-from governance.audit.checkpoint import Checkpoint, NoteVerifier, generate_signer, open_checkpoint
-from governance.audit.leaf import EventRecord, decode_leaf
-from governance.audit.report import render_report
+from privet.governance.audit.checkpoint import Checkpoint, NoteVerifier, generate_signer, open_checkpoint
+from privet.governance.audit.leaf import EventRecord, decode_leaf
+from privet.governance.audit.report import render_report
 from tests.conftest import make_home, use_free_ports
 
 SECTIONS = ("lineage", "ledger", "denials", "checkpoint")
 
 
 def _privet(home: pathlib.Path, *args: str, principal: str = "carol", timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.cli", "--home", str(home), "--as", principal, *args], check=False, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home), "--as", principal, *args], check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def _stop_server(pid_file: pathlib.Path) -> None:
@@ -89,7 +89,7 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     home = make_home(root / "home")
     use_free_ports(home)
     try:
-        demo = subprocess.run([sys.executable, "-m", "services.cli", "--home", str(home.root), "demo", "--keep"], check=False, capture_output=True, text=True, timeout=300)
+        demo = subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "demo", "--keep"], check=False, capture_output=True, text=True, timeout=300)
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         out = root / "report.html"
         result = _privet(home.root, "audit", "report", "--out", str(out))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from governance.audit.checkpoint import open_checkpoint
-from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import decode_leaf
-from governance.audit.log import Event
-from governance.audit.merkle import verify_consistency, verify_inclusion
-from governance.runtime import Runtime
+from privet.governance.audit.checkpoint import open_checkpoint
+from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.leaf import decode_leaf
+from privet.governance.audit.log import Event
+from privet.governance.audit.merkle import verify_consistency, verify_inclusion
+from privet.governance.runtime import Runtime
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.common.v1 import types_pb2
 from tests.helpers import bad_request_fields, channel
@@ -91,7 +91,7 @@ def test_checkpoints_are_produced_every_n_events(sqlite_runtime) -> None:  # typ
     rt.checkpointer.start()
     _seed(rt, 25)
     deadline = time.monotonic() + 10
-    from governance.audit.storage import latest_checkpoint
+    from privet.governance.audit.storage import latest_checkpoint
 
     while time.monotonic() < deadline:
         with rt.read() as s:

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import encode_leaf
-from governance.audit.log import Event
-from governance.audit.storage import iter_events, record_of
-from governance.errors import DataLoss
-from governance.runtime import Runtime
-from governance.store.tables import AuditCheckpoint
-from services.cli.app import _register_commands, app
+from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.leaf import encode_leaf
+from privet.governance.audit.log import Event
+from privet.governance.audit.storage import iter_events, record_of
+from privet.governance.errors import DataLoss
+from privet.governance.runtime import Runtime
+from privet.governance.store.tables import AuditCheckpoint
+from privet.services.cli.app import _register_commands, app
 
 
 def _export(rt: Runtime, path: pathlib.Path) -> None:
@@ -38,7 +38,7 @@ def _verify(rt: Runtime, events: pathlib.Path, checkpoint: pathlib.Path) -> tupl
 def _reencode(conn, seq: int) -> None:  # type: ignore[no-untyped-def]
     """A careful tamperer also rewrites the leaf and its hash so the row is self-consistent."""
     row = conn.execute(text("SELECT seq, time_us, principal, action, resource, decision, policy_ids, details FROM audit_events WHERE seq = :s"), {"s": seq}).one()
-    from governance.audit.leaf import EventRecord
+    from privet.governance.audit.leaf import EventRecord
 
     leaf = encode_leaf(EventRecord(row.seq, row.time_us, row.principal, row.action, row.resource, row.decision, tuple(json.loads(row.policy_ids)), json.loads(row.details)))
     conn.execute(text("UPDATE audit_events SET leaf = :l, leaf_hash = :h WHERE seq = :s"), {"l": leaf, "h": leaf_hash(leaf), "s": seq})
@@ -103,8 +103,8 @@ UNDECODABLE = {
 
 @pytest.mark.parametrize("how", list(UNDECODABLE))
 def test_fields_that_no_longer_decode_are_named_not_crashed_on(runtime: Runtime, tmp_path: pathlib.Path, how: str) -> None:
-    from services.cli.audit_cmds import export_line
-    from services.registry.audit_servicer import event_message
+    from privet.services.cli.audit_cmds import export_line
+    from privet.services.registry.audit_servicer import event_message
 
     _seed(runtime, 10)
     checkpoint = tmp_path / "cp.txt"

@@ -17,16 +17,16 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 
-from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_batches, dataset_budget, delete_dataset
-from governance.bootstrap import init_home
-from governance.datasets.fingerprint import SKETCH_SIZE, ContentSketch, containment_in, row_hashes, similarity
-from governance.datasets.formats import CsvDialect
-from governance.datasets.pipeline import AnonymisationSpec
-from governance.privacy.accounting import Mechanism
-from governance.privacy.ledger import BudgetLedger
-from governance.runtime import Runtime
-from governance.store.dataset_tables import DatasetContent
-from governance.store.tables import AuditEvent
+from privet.governance.datasets.catalog import DatasetSpec, create_dataset, dataset_batches, dataset_budget, delete_dataset
+from privet.governance.bootstrap import init_home
+from privet.governance.datasets.fingerprint import SKETCH_SIZE, ContentSketch, containment_in, row_hashes, similarity
+from privet.governance.datasets.formats import CsvDialect
+from privet.governance.datasets.pipeline import AnonymisationSpec
+from privet.governance.privacy.accounting import Mechanism
+from privet.governance.privacy.ledger import BudgetLedger
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import DatasetContent
+from privet.governance.store.tables import AuditEvent
 from tests.conftest import make_home
 
 DELTA = 1e-5

@@ -12,19 +12,19 @@ import grpc
 import pytest
 from sqlalchemy import select
 
-from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget, dataset_ledger, delete_dataset
-from governance.datasets.formats import CsvDialect
-from governance.datasets.pipeline import AnonymisationSpec
-from governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted
-from governance.privacy.accounting import Mechanism, conservative_epsilon
-from governance.privacy.composition import composed_epsilon
-from governance.privacy.ledger import BudgetLedger, to_micro
-from governance.privacy.releases import Release
-from governance.registry import ModelRegistry, ReleaseFacts, Stage, VersionSpec
-from governance.registry.gates import DATASET_SPEND_POLICY
-from governance.runtime import Runtime
-from governance.store.tables import AuditEvent
-from services.common.errors import status_for
+from privet.governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget, dataset_ledger, delete_dataset
+from privet.governance.datasets.formats import CsvDialect
+from privet.governance.datasets.pipeline import AnonymisationSpec
+from privet.governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted
+from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
+from privet.governance.privacy.composition import composed_epsilon
+from privet.governance.privacy.ledger import BudgetLedger, to_micro
+from privet.governance.privacy.releases import Release
+from privet.governance.registry import ModelRegistry, ReleaseFacts, Stage, VersionSpec
+from privet.governance.registry.gates import DATASET_SPEND_POLICY
+from privet.governance.runtime import Runtime
+from privet.governance.store.tables import AuditEvent
+from privet.services.common.errors import status_for
 from tests.conftest import make_home
 from tests.established import establish_version
 
@@ -243,8 +243,8 @@ def _weights() -> bytes:
 def test_migration_0007_merges_the_budgets_of_the_same_data(db_url: str) -> None:
     from sqlalchemy import text
 
-    from governance.store import schema
-    from governance.store.engine import make_engines
+    from privet.governance.store import schema
+    from privet.governance.store.engine import make_engines
 
     engines = make_engines(db_url)
     try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from governance.errors import ResourceExhausted
-from governance.privacy.accounting import Mechanism
-from governance.privacy.composition import composed_epsilon
-from governance.privacy.ledger import BudgetLedger
-from governance.privacy.releases import Release
-from governance.runtime import Runtime
+from privet.governance.errors import ResourceExhausted
+from privet.governance.privacy.accounting import Mechanism
+from privet.governance.privacy.composition import composed_epsilon
+from privet.governance.privacy.ledger import BudgetLedger
+from privet.governance.privacy.releases import Release
+from privet.governance.runtime import Runtime
 
 SIGMA_EPS1 = 1.5234375  # ε ≤ 1 over 1000 steps at q = 0.01, δ 1e-5 (test_composition)
 RUN = Mechanism(SIGMA_EPS1, 0.01, 1000, 1e-5)

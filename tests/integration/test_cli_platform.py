@@ -10,10 +10,10 @@ import sys
 import time
 
 
-from governance.config import Home
+from privet.governance.config import Home
 from tests.conftest import use_free_ports
 
-PRIVET = [sys.executable, "-m", "services.cli"]
+PRIVET = [sys.executable, "-m", "privet.services.cli"]
 
 
 def _run(home: pathlib.Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ def test_demo_runs_the_whole_path(tmp_path: pathlib.Path) -> None:
     # Twice in one home: a rerun ingests fresh customers, so it has a budget of its own
     # (the same bytes again would resume the budget the first run spent).
     for _ in range(2):
-        result = subprocess.run([sys.executable, "-m", "services.cli", "--home", str(home.root), "demo"], capture_output=True, text=True, timeout=600)
+        result = subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "demo"], capture_output=True, text=True, timeout=600)
         out = result.stdout
         assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
         for expected in ("REGISTERED → CANDIDATE", "APPROVED → RELEASED", "P(churn)", "PERMISSION_DENIED", "✓ verified offline"):

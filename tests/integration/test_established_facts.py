@@ -25,21 +25,21 @@ from privet.training.v1 import training_pb2, training_pb2_grpc
 from safetensors.numpy import load, save
 from sqlalchemy import select
 
-from governance.bootstrap import add_user
-from governance.datasets.catalog import (
+from privet.governance.bootstrap import add_user
+from privet.governance.datasets.catalog import (
     DatasetSpec,
     create_dataset,
     delete_dataset,
     get_dataset,
 )
-from governance.datasets.formats import CsvDialect
-from governance.datasets.pipeline import AnonymisationSpec
-from governance.datasets.synthetic import customer_table
-from governance.errors import AlreadyExists, FailedPrecondition, PermissionDenied
-from governance.registry import ModelRegistry, VersionSpec
-from governance.runtime import Runtime
-from governance.store.tables import AuditEvent
-from governance.training.jobs import JobSpec, submit_job
+from privet.governance.datasets.formats import CsvDialect
+from privet.governance.datasets.pipeline import AnonymisationSpec
+from privet.governance.datasets.synthetic import customer_table
+from privet.governance.errors import AlreadyExists, FailedPrecondition, PermissionDenied
+from privet.governance.registry import ModelRegistry, VersionSpec
+from privet.governance.runtime import Runtime
+from privet.governance.store.tables import AuditEvent
+from privet.governance.training.jobs import JobSpec, submit_job
 from tests.established import (
     end_job,
     establish_version,
@@ -282,9 +282,9 @@ def test_a_teammate_works_on_the_teams_things(sqlite_runtime) -> None:  # type: 
 
 # -- the audit report: established facts only, claims labelled, inconsistencies flagged ---------
 def test_the_audit_report_shows_claims_as_claims_and_flags_what_does_not_add_up(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
-    from governance.audit.checkpoint import peek_checkpoint
-    from governance.audit.leaf import decode_leaf
-    from governance.audit.report import render_report, summarise
+    from privet.governance.audit.checkpoint import peek_checkpoint
+    from privet.governance.audit.leaf import decode_leaf
+    from privet.governance.audit.report import render_report, summarise
 
     rt = sqlite_runtime
     registry = ModelRegistry(rt)
@@ -321,8 +321,8 @@ def test_the_same_rows_are_personal_whichever_copy_came_first(sqlite_runtime) ->
 def test_a_model_name_is_reserved_while_its_job_waits_and_given_back_when_it_ends_without_a_model(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     """Red team round 1 F7 / round 2 N5: names are reserved at submit (nobody can take one
     while the job trains), and a cancelled job does not keep its name for ever."""
-    from governance.store.registry_tables import Model
-    from governance.training.jobs import cancel_job
+    from privet.governance.store.registry_tables import Model
+    from privet.governance.training.jobs import cancel_job
 
     rt = sqlite_runtime
     create_dataset(rt, "user/alice", DatasetSpec("d", "csv", "default", AnonymisationSpec(), CsvDialect(), 8.0, 1e-5), [_csv_bytes(customer_table(300, seed=8))])

@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from governance.datasets.synthetic import customer_table
-from governance.privacy.ledger import BudgetLedger
-from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset
-from governance.store.training_tables import TrainingJob
+from privet.governance.datasets.synthetic import customer_table
+from privet.governance.privacy.ledger import BudgetLedger
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import Dataset
+from privet.governance.store.training_tables import TrainingJob
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
@@ -194,7 +194,7 @@ def test_sigkill_during_releases_keeps_stages_and_log_consistent(served: ServePr
 
 
 def test_database_unavailable_fails_cleanly_then_recovers(tmp_path: pathlib.Path, pg_url: str) -> None:
-    from services.launcher import start_services
+    from privet.services.launcher import start_services
 
     home = make_home(tmp_path / "home", pg_url)
     addresses = use_free_ports(home)

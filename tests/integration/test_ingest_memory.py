@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
-from governance.datasets.synthetic import customer_table
+from privet.governance.datasets.synthetic import customer_table
 
 _MB = 1 << 20
 _SMALL, _LARGE = 15 * _MB, 60 * _MB
@@ -37,10 +37,10 @@ _BLOCK = 256 << 10
 _CHILD = textwrap.dedent("""
     import json, pathlib, sys
     sys.path.insert(0, sys.argv[3])
-    from governance.datasets import formats
-    from governance.datasets.formats import CsvDialect, spool
-    from governance.datasets.pipeline import AnonymisationSpec, mask_upload
-    from governance.masking import MaskingKeys, load_profile
+    from privet.governance.datasets import formats
+    from privet.governance.datasets.formats import CsvDialect, spool
+    from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
+    from privet.governance.masking import MaskingKeys, load_profile
 
     def status(field):
         for line in open("/proc/self/status"):

@@ -12,14 +12,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from governance.datasets import formats
-from governance.datasets import workers as worker_pool
-from governance.datasets.formats import CsvDialect, spool
-from governance.datasets.pipeline import AnonymisationSpec, mask_upload
-from governance.datasets.prefetch import BackgroundWriter, prefetched
-from governance.datasets.synthetic import customer_table
-from governance.errors import FailedPrecondition, InvalidArgument
-from governance.masking import MaskingKeys, load_profile
+from privet.governance.datasets import formats
+from privet.governance.datasets import workers as worker_pool
+from privet.governance.datasets.formats import CsvDialect, spool
+from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
+from privet.governance.datasets.prefetch import BackgroundWriter, prefetched
+from privet.governance.datasets.synthetic import customer_table
+from privet.governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.masking import MaskingKeys, load_profile
 
 _PROFILE = pathlib.Path(__file__).resolve().parents[2] / "policies" / "masking" / "default.yaml"
 _KEYS = MaskingKeys.derive(b"worker-test-secret-of-32-bytes!!", key_id="workers/v1")

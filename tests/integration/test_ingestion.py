@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
 
-from governance.datasets.synthetic import PII_COLUMNS, customer_table
-from governance.runtime import Runtime
-from governance.store.dataset_tables import Dataset
-from governance.store.tables import AuditEvent
+from privet.governance.datasets.synthetic import PII_COLUMNS, customer_table
+from privet.governance.runtime import Runtime
+from privet.governance.store.dataset_tables import Dataset
+from privet.governance.store.tables import AuditEvent
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from tests.helpers import bad_request_fields, channel
 

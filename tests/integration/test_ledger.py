@@ -7,13 +7,13 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from governance.errors import ResourceExhausted
-from governance.privacy.accounting import Mechanism, conservative_epsilon
-from governance.privacy.composition import composed_epsilon
-from governance.privacy.ledger import BudgetLedger, to_micro
-from governance.runtime import Runtime
-from governance.store.privacy_tables import LedgerEntry
-from governance.store.tables import AuditEvent
+from privet.governance.errors import ResourceExhausted
+from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
+from privet.governance.privacy.composition import composed_epsilon
+from privet.governance.privacy.ledger import BudgetLedger, to_micro
+from privet.governance.runtime import Runtime
+from privet.governance.store.privacy_tables import LedgerEntry
+from privet.governance.store.tables import AuditEvent
 
 
 def _open(rt: Runtime, dataset_id: str, epsilon: float) -> BudgetLedger:

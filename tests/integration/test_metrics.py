@@ -10,8 +10,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from governance.config import SERVICES
-from governance.runtime import Runtime
+from privet.governance.config import SERVICES
+from privet.governance.runtime import Runtime
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.conftest import use_free_ports
 from tests.helpers import channel
@@ -25,7 +25,7 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 @pytest.fixture
 def running(sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
-    from services.launcher import start_services
+    from privet.services.launcher import start_services
 
     addresses = use_free_ports(sqlite_runtime.home)
     servers = start_services(sqlite_runtime, SERVICES, addresses)
@@ -63,8 +63,8 @@ def test_each_server_counts_its_calls_on_its_own_port(running, sqlite_runtime: R
 def test_a_busy_metrics_port_does_not_stop_the_service(sqlite_runtime: Runtime) -> None:
     import socket
 
-    from services.common.server import start_server
-    from services.launcher import specs_for
+    from privet.services.common.server import start_server
+    from privet.services.launcher import specs_for
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -82,9 +82,9 @@ def test_a_busy_metrics_port_does_not_stop_the_service(sqlite_runtime: Runtime) 
 
 @pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:http", "127.0.0.1:70000"])
 def test_a_malformed_metrics_address_is_refused_before_the_service_starts(sqlite_runtime: Runtime, address: str) -> None:
-    from governance.errors import InvalidArgument
-    from services.common.server import start_server
-    from services.launcher import specs_for
+    from privet.governance.errors import InvalidArgument
+    from privet.services.common.server import start_server
+    from privet.services.launcher import specs_for
 
     with pytest.raises(InvalidArgument, match="metrics.training: expected host:port"):
         start_server(sqlite_runtime, "training", specs_for("training", sqlite_runtime), "127.0.0.1:0", metrics_address=address)

@@ -14,8 +14,8 @@ import pytest
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from governance.config import SERVICES
-from governance.runtime import Runtime
+from privet.governance.config import SERVICES
+from privet.governance.runtime import Runtime
 from tests.conftest import make_home, use_free_ports
 from tests.helpers import channel
 
@@ -26,7 +26,7 @@ DEADLINE_S = 30  # the watcher looks every second; this only bounds a failing te
 def served(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
     """All four servers on free ports, metrics included (so the runtime reads the home after
     the ports are chosen); yields (runtime, addresses, name -> RunningServer)."""
-    from services.launcher import start_services
+    from privet.services.launcher import start_services
 
     home = make_home(tmp_path / "home")
     addresses = use_free_ports(home)

@@ -19,13 +19,13 @@ from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from safetensors.numpy import save
 from sqlalchemy import select
 
-from governance.crypto import DEFAULT_CHUNK_SIZE
-from governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from governance.policy.engine import DEFAULT_DENY
-from governance.registry import ModelRegistry, ReleaseFacts, Stage, VersionSpec
-from governance.runtime import Runtime
-from governance.store.registry_tables import ModelVersion
-from governance.store.tables import AuditEvent
+from privet.governance.crypto import DEFAULT_CHUNK_SIZE
+from privet.governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from privet.governance.policy.engine import DEFAULT_DENY
+from privet.governance.registry import ModelRegistry, ReleaseFacts, Stage, VersionSpec
+from privet.governance.runtime import Runtime
+from privet.governance.store.registry_tables import ModelVersion
+from privet.governance.store.tables import AuditEvent
 from tests.established import establish_version
 from tests.helpers import bad_request_fields, error_info, stubs_as
 
@@ -170,7 +170,7 @@ def test_a_failed_insert_removes_the_committed_blob(sqlite_runtime, monkeypatch)
 
 
 def _uploads(rt: Runtime) -> list:
-    from governance.store.registry_tables import ModelUpload
+    from privet.governance.store.registry_tables import ModelUpload
 
     with rt.read() as session:
         return list(session.scalars(select(ModelUpload)))
@@ -539,7 +539,7 @@ def cli(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
     """cli("--as", "alice", "models", "list") -> (exit code, output), talking to `servers`."""
     from typer.testing import CliRunner
 
-    from services.cli.app import _register_commands, app
+    from privet.services.cli.app import _register_commands, app
 
     _register_commands()
     home = sqlite_runtime.home
@@ -608,10 +608,10 @@ def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:  
 
 # -- crash safety --------------------------------------------------------------------------------
 _UPLOADER = """
-import services, pathlib, sys, time
-from governance.config import Home
-from governance.registry import ModelRegistry, VersionSpec
-from governance.runtime import Runtime
+import pathlib, sys, time
+from privet.governance.config import Home
+from privet.governance.registry import ModelRegistry, VersionSpec
+from privet.governance.runtime import Runtime
 
 rt = Runtime.open(Home(pathlib.Path(sys.argv[1])))
 data = pathlib.Path(sys.argv[2]).read_bytes()
@@ -677,7 +677,7 @@ def test_sigkill_between_blob_commit_and_registration_leaves_no_blob(tmp_path) -
     import subprocess
     import sys
 
-    from governance.store.registry_tables import ModelUpload
+    from privet.governance.store.registry_tables import ModelUpload
     from tests.conftest import make_home
 
     home = make_home(tmp_path / "home")

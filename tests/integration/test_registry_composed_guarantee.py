@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from governance.errors import InvalidArgument
-from governance.privacy.accounting import Mechanism, epsilon_for
-from governance.registry import ModelRegistry, VersionSpec
-from governance.runtime import Runtime
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import Mechanism, epsilon_for
+from privet.governance.registry import ModelRegistry, VersionSpec
+from privet.governance.runtime import Runtime
 from tests.integration.test_registry_review_fixes import _p, _uploads, _weights
 
 SGD_DELTA = 9e-7

@@ -27,16 +27,16 @@ from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from safetensors.numpy import save
 from sqlalchemy import select, update
 
-from governance.crypto import FileKeyring, seal_weights
-from governance.datasets.catalog import DatasetSpec, create_dataset
-from governance.datasets.formats import CsvDialect
-from governance.datasets.pipeline import AnonymisationSpec
-from governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from governance.registry import MAX_EPSILON, ModelRegistry, Stage, VersionSpec
-from governance.runtime import Runtime
-from governance.processes import process_identity
-from governance.store.registry_tables import Model, ModelUpload, ModelVersion
-from governance.store.tables import AuditEvent
+from privet.governance.crypto import FileKeyring, seal_weights
+from privet.governance.datasets.catalog import DatasetSpec, create_dataset
+from privet.governance.datasets.formats import CsvDialect
+from privet.governance.datasets.pipeline import AnonymisationSpec
+from privet.governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from privet.governance.registry import MAX_EPSILON, ModelRegistry, Stage, VersionSpec
+from privet.governance.runtime import Runtime
+from privet.governance.processes import process_identity
+from privet.governance.store.registry_tables import Model, ModelUpload, ModelVersion
+from privet.governance.store.tables import AuditEvent
 from tests.established import establish_version
 from tests.helpers import bad_request_fields, channel
 

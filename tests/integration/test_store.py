@@ -15,18 +15,18 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
-from governance.audit.integrity import check_log
-from governance.audit.log import Event
-from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import EventRecord, encode_leaf
-from governance.audit.merkle import MemoryNodeStore, inclusion_proof, nodes_to_store_on_append, root, verify_inclusion
-from governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
-from governance.errors import NotFound, ResourceExhausted, Unavailable
-from governance.runtime import Runtime
-from governance.store import schema
-from governance.store.blobs import BlobStore
-from governance.store.engine import SQLITE_PAGE_SIZE, make_engines
-from governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
+from privet.governance.audit.integrity import check_log
+from privet.governance.audit.log import Event
+from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.leaf import EventRecord, encode_leaf
+from privet.governance.audit.merkle import MemoryNodeStore, inclusion_proof, nodes_to_store_on_append, root, verify_inclusion
+from privet.governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
+from privet.governance.errors import NotFound, ResourceExhausted, Unavailable
+from privet.governance.runtime import Runtime
+from privet.governance.store import schema
+from privet.governance.store.blobs import BlobStore
+from privet.governance.store.engine import SQLITE_PAGE_SIZE, make_engines
+from privet.governance.store.tables import AuditCheckpoint, AuditEvent, AuditHead, AuditNode
 from tests.conftest import make_home
 
 
@@ -132,7 +132,7 @@ def test_two_processes_worth_of_runtimes_share_one_log(runtime: Runtime) -> None
 def test_postgres_appends_trust_the_cached_head_and_retry_under_the_lock_when_another_replica_moved_it(
         tmp_path: pathlib.Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # (On SQLite the writer holds the whole database from BEGIN: every batch reads the head.)
-    import governance.audit.log as audit_log
+    import privet.governance.audit.log as audit_log
     locked = []
     real_lock_head = audit_log.lock_head
     monkeypatch.setattr(audit_log, "lock_head", lambda conn: locked.append(1) or real_lock_head(conn))

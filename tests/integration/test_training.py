@@ -11,14 +11,14 @@ import time
 import grpc
 import pytest
 
-from governance.privacy.accounting import Mechanism, conservative_epsilon
-from governance.runtime import Runtime
+from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
+from privet.governance.runtime import Runtime
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
 from tests.helpers import bad_request_fields, channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
-from governance.datasets.synthetic import customer_table
+from privet.governance.datasets.synthetic import customer_table
 
 FEATURES = ["age", "tenure_months", "monthly_spend", "plan", "support_calls"]
 
@@ -165,7 +165,7 @@ def test_a_database_error_mid_run_charges_every_step_taken_and_every_release(stu
     end charged nothing, its reservation released)."""
     from sqlalchemy.exc import OperationalError
 
-    from services.training import scheduler as scheduler_module
+    from privet.services.training import scheduler as scheduler_module
 
     real = scheduler_module.record_progress
     calls = {"n": 0}
@@ -195,8 +195,8 @@ def test_a_killed_schedulers_job_directory_is_swept(tmp_path) -> None:  # type: 
     a live process's directory stays."""
     import subprocess
 
-    from governance.processes import process_identity
-    from services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
+    from privet.governance.processes import process_identity
+    from privet.services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -228,8 +228,8 @@ def test_nothing_is_published_before_the_charge_is_committed(stubs, monkeypatch)
     """The data's budget cannot hold the job's charge: no model is registered, no metrics
     are shown, and the reservation is released (the model used to be registered first and
     the charge then failed, leaving it public and uncharged)."""
-    from governance.errors import FailedPrecondition
-    from services.training import scheduler as scheduler_module
+    from privet.governance.errors import FailedPrecondition
+    from privet.services.training import scheduler as scheduler_module
 
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise FailedPrecondition("the charges on this budget compose to no finite ε")

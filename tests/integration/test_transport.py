@@ -12,11 +12,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from sqlalchemy import select
 
-from governance.config import Home
-from governance.identity.ca import LocalCA
-from governance.identity.spiffe import SpiffeId
-from governance.runtime import Runtime
-from governance.store.tables import AuditEvent
+from privet.governance.config import Home
+from privet.governance.identity.ca import LocalCA
+from privet.governance.identity.spiffe import SpiffeId
+from privet.governance.runtime import Runtime
+from privet.governance.store.tables import AuditEvent
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc

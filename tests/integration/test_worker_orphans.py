@@ -16,8 +16,8 @@ import time
 _OWNER = textwrap.dedent("""
     import json, os, sys, time
     from concurrent.futures import ProcessPoolExecutor
-    from governance.datasets import workers
-    from governance.processes import process_identity
+    from privet.governance.datasets import workers
+    from privet.governance.processes import process_identity
 
     def where():
         return os.getpid(), os.getppid()

@@ -3,7 +3,7 @@ any certificate, and a generic way to call any RPC by its descriptor."""
 
 from __future__ import annotations
 
-import services  # noqa: F401 - first, before grpc: pins TLS 1.3 (see services/__init__.py)
+import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
 
 import contextlib
 import pathlib
@@ -15,9 +15,9 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message_factory import GetMessageClass
 
-from governance.config import SERVICES
-from governance.identity.ca import IssuedIdentity
-from governance.runtime import Runtime
+from privet.governance.config import SERVICES
+from privet.governance.identity.ca import IssuedIdentity
+from privet.governance.runtime import Runtime
 from tests.conftest import make_home, use_free_ports
 
 __all__ = ["CallResult", "Servers", "call_rpc", "creds_for", "running_servers"]
@@ -33,7 +33,7 @@ class Servers:
 def running_servers(root: pathlib.Path, *, limits: dict[str, int] | None = None) -> Iterator[Servers]:
     """What the `servers` fixture does, for a whole module: a fresh home and SQLite file,
     all four servers on free loopback ports; `limits` overrides privet.toml's [limits]."""
-    from services.launcher import start_services
+    from privet.services.launcher import start_services
 
     home = make_home(root)
     text = home.config_path.read_text()

@@ -20,7 +20,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from governance.audit.checkpoint import (
+from privet.governance.audit.checkpoint import (
     Checkpoint,
     NoteSigner,
     generate_signer,
@@ -28,11 +28,11 @@ from governance.audit.checkpoint import (
     peek_checkpoint,
     sign_checkpoint,
 )
-from governance.audit.checkpointer import Checkpointer
-from governance.audit.leaf import EventRecord, encode_leaf
-from governance.audit.log import Event
-from governance.audit.merkle import MemoryNodeStore, root
-from governance.audit.offline import (
+from privet.governance.audit.checkpointer import Checkpointer
+from privet.governance.audit.leaf import EventRecord, encode_leaf
+from privet.governance.audit.log import Event
+from privet.governance.audit.merkle import MemoryNodeStore, root
+from privet.governance.audit.offline import (
     MAX_BUNDLE_DEPTH,
     make_bundle,
     parse_bundle,
@@ -40,11 +40,11 @@ from governance.audit.offline import (
     verify_bundle_json,
     verify_export,
 )
-from governance.audit.storage import iter_events, record_of
-from governance.bootstrap import LEGACY_AUDIT_ORIGIN, init_home
-from governance.config import Home
-from governance.runtime import Runtime
-from services.cli.app import _register_commands, app
+from privet.governance.audit.storage import iter_events, record_of
+from privet.governance.bootstrap import LEGACY_AUDIT_ORIGIN, init_home
+from privet.governance.config import Home
+from privet.governance.runtime import Runtime
+from privet.services.cli.app import _register_commands, app
 
 ORIGIN = "privet.test/audit/promises"
 SIGNER_TEXT, KEY = generate_signer(ORIGIN)

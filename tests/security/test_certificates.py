@@ -9,7 +9,7 @@ not-yet-valid or re-signed certificate must never turn into a known principal.
 
 from __future__ import annotations
 
-import services  # noqa: F401 - first, before grpc: pins TLS 1.3
+import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
 
 import datetime as dt
 import json
@@ -26,11 +26,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import select
 
-from governance.identity.ca import IssuedIdentity, LocalCA
-from governance.store.tables import AuditEvent
+from privet.governance.identity.ca import IssuedIdentity, LocalCA
+from privet.governance.store.tables import AuditEvent
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from services.common.client import channel_credentials
+from privet.services.common.client import channel_credentials
 from tests.helpers import error_info
 from tests.security._support import Servers, creds_for, running_servers
 

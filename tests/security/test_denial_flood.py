@@ -10,7 +10,7 @@ import grpc
 import pytest
 from sqlalchemy import select
 
-from governance.store.tables import AuditEvent
+from privet.governance.store.tables import AuditEvent
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from tests.helpers import channel
 
@@ -48,8 +48,8 @@ def test_a_flood_of_identical_denials_is_counted_not_written_one_by_one(servers,
 def test_varying_the_purpose_or_model_of_refused_predictions_does_not_grow_the_log_per_call(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     """Red team round 2, N1: each refused inference call with a new purpose (up to 8 MiB of
     it) was its own event."""
-    from inference import grpc_predict_v2_pb2 as pb
-    from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+    from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
+    from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
     calls = 200
     started = time.monotonic()

@@ -16,13 +16,13 @@ import numpy as np
 from safetensors.numpy import save
 from sqlalchemy import select
 
-from governance.datasets.catalog import DatasetSpec, create_dataset, delete_dataset
-from governance.datasets.formats import CsvDialect
-from governance.datasets.pipeline import AnonymisationSpec
-from governance.datasets.synthetic import customer_table
-from governance.registry import ModelRegistry, VersionSpec
-from governance.store.dataset_tables import PseudonymKey
-from governance.store.registry_tables import ModelVersion
+from privet.governance.datasets.catalog import DatasetSpec, create_dataset, delete_dataset
+from privet.governance.datasets.formats import CsvDialect
+from privet.governance.datasets.pipeline import AnonymisationSpec
+from privet.governance.datasets.synthetic import customer_table
+from privet.governance.registry import ModelRegistry, VersionSpec
+from privet.governance.store.dataset_tables import PseudonymKey
+from privet.governance.store.registry_tables import ModelVersion
 from tests.integration.test_ingestion import _csv_bytes
 
 

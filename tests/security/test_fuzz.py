@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from governance.datasets.formats import CsvDialect, read_batches, spool
-from governance.errors import InvalidArgument
+from privet.governance.datasets.formats import CsvDialect, read_batches, spool
+from privet.governance.errors import InvalidArgument
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HAVE_ATHERIS = importlib.util.find_spec("atheris") is not None
@@ -105,8 +105,8 @@ def test_hypothesis_finds_no_crash(name: str) -> None:
 
 def test_the_seeds_are_accepted() -> None:
     """Each target's seeds are valid inputs, so the fuzzers start from the parsers' depths."""
-    from governance.masking.profile import parse_profile
-    from governance.registry.weights_format import parse_safetensors
+    from privet.governance.masking.profile import parse_profile
+    from privet.governance.registry.weights_format import parse_safetensors
 
     # The first byte picks the mode: raw text/bytes, or a value built from the rest.
     for seed in _target("fuzz_masking_profile").SEEDS:
@@ -171,14 +171,14 @@ def _safetensors(header: bytes, body: bytes = bytes(4)) -> bytes:
     ],
 )
 def test_bad_safetensors_headers_are_invalid_argument(data: bytes) -> None:
-    from governance.registry.weights_format import parse_safetensors
+    from privet.governance.registry.weights_format import parse_safetensors
 
     with pytest.raises(InvalidArgument):
         parse_safetensors(data)
 
 
 def test_a_deeply_nested_profile_is_invalid_argument() -> None:
-    from governance.masking.profile import parse_profile
+    from privet.governance.masking.profile import parse_profile
 
     with pytest.raises(InvalidArgument):
         parse_profile("rules: " + "[" * 5000 + "]" * 5000)

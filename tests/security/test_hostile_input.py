@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 import pytest
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 
-from governance.datasets import formats
-from governance.jsonlimits import MAX_JSON_DEPTH
-from governance.runtime import Runtime
+from privet.governance.datasets import formats
+from privet.governance.jsonlimits import MAX_JSON_DEPTH
+from privet.governance.runtime import Runtime
 from tests.helpers import ServeProcess, bad_request_fields, channel
 from tests.integration.test_ingestion import (
     _csv_bytes,
@@ -52,8 +52,8 @@ _PARQUET = {"format": ingestion_pb2.DATA_FORMAT_PARQUET, "k": 1, "quasi_identifi
 # Runs in a child process: argv = upload file, format, work dir. Prints the outcome.
 _READ = textwrap.dedent("""
     import pathlib, sys
-    from governance.datasets.formats import read_batches, spool
-    from governance.errors import PrivetError
+    from privet.governance.datasets.formats import read_batches, spool
+    from privet.governance.errors import PrivetError
     upload = spool([pathlib.Path(sys.argv[1]).read_bytes()], pathlib.Path(sys.argv[3]), limit=1 << 30)
     try:
         rows = sum(batch.num_rows for batch in read_batches(upload, sys.argv[2]))

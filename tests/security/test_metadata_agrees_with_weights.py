@@ -9,11 +9,11 @@ import grpc
 import pytest
 from sqlalchemy import select, update
 
-from governance.errors import InvalidArgument
-from governance.registry import ModelRegistry, VersionSpec
-from governance.store.registry_tables import ModelVersion
-from governance.store.tables import AuditEvent
-from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from privet.governance.errors import InvalidArgument
+from privet.governance.registry import ModelRegistry, VersionSpec
+from privet.governance.store.registry_tables import ModelVersion
+from privet.governance.store.tables import AuditEvent
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.helpers import channel
 from tests.integration.test_inference import _model_bytes, _request, release_toy
 

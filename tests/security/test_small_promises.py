@@ -6,10 +6,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from governance.errors import InvalidArgument
-from governance.identity.spiffe import check_name
-from governance.datasets.synthetic import customer_table
-from inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from privet.governance.errors import InvalidArgument
+from privet.governance.identity.spiffe import check_name
+from privet.governance.datasets.synthetic import customer_table
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc

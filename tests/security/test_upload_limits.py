@@ -18,8 +18,8 @@ import grpc
 import pytest
 from sqlalchemy import select
 
-from governance.store.registry_tables import ModelUpload, ModelVersion
-from governance.store.tables import AuditEvent
+from privet.governance.store.registry_tables import ModelUpload, ModelVersion
+from privet.governance.store.tables import AuditEvent
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.helpers import channel
@@ -109,7 +109,7 @@ def test_one_principal_cannot_hold_more_than_its_share_and_reads_keep_answering(
 @pytest.mark.privet_toml("[streams]\nper_principal = 1\ntotal = 8\nidle_seconds = 60.0\n")
 def test_a_client_that_opens_streams_and_never_reads_cannot_hold_more_than_its_share(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     """Red team round 2, N2/N3: unread WatchJob or ReadDataset streams held every worker."""
-    from governance.datasets.synthetic import customer_table
+    from privet.governance.datasets.synthetic import customer_table
     from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
     with channel(sqlite_runtime.home, "alice", servers["ingestion"]) as ch:

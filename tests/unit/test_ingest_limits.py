@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from governance.datasets import formats
-from governance.datasets.formats import CsvDialect, read_batches, spool
-from governance.errors import InvalidArgument, ResourceExhausted
+from privet.governance.datasets import formats
+from privet.governance.datasets.formats import CsvDialect, read_batches, spool
+from privet.governance.errors import InvalidArgument, ResourceExhausted
 
 
 def _read(tmp_path: pathlib.Path, data: bytes, fmt: str) -> pa.Table:
@@ -278,8 +278,8 @@ def test_the_compact_reader_skips_every_thrift_type() -> None:
 @pytest.mark.parametrize("encoding", ["rot13", "zlib_codec", "hex", "base64", "no-such-codec"])
 def test_a_csv_encoding_must_turn_bytes_into_text(encoding: str) -> None:
     """Red team F8: Python calls transforms codecs too; they reached the reader as INTERNAL."""
-    from governance.datasets.formats import CsvDialect
-    from governance.errors import InvalidArgument
+    from privet.governance.datasets.formats import CsvDialect
+    from privet.governance.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument) as err:
         CsvDialect("", "", encoding, True)

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.errors import InvalidArgument
-from governance.jsonlimits import (
+from privet.governance.errors import InvalidArgument
+from privet.governance.jsonlimits import (
     MAX_JSON_DEPTH,
     PIECE_BYTES,
     JsonDepthScanner,
@@ -183,7 +183,7 @@ def test_the_count_is_the_nesting_json_loads_sees(value: object, ascii_only: boo
 def test_a_deep_safetensors_header_is_refused_naming_the_limit() -> None:
     import struct
 
-    from governance.registry.weights_format import parse_safetensors
+    from privet.governance.registry.weights_format import parse_safetensors
 
     header = b'{"a": ' + _nested(100).encode() + b"}"
     with pytest.raises(InvalidArgument) as err:

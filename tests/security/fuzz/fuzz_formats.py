@@ -10,15 +10,15 @@ if __name__ == "__main__":
     import atheris
 
     with atheris.instrument_imports(include=["governance"]):
-        from governance.datasets import formats
+        from privet.governance.datasets import formats
 else:
-    from governance.datasets import formats
+    from privet.governance.datasets import formats
 
 import pathlib
 import shutil
 import tempfile
 
-from governance.errors import InvalidArgument, ResourceExhausted
+from privet.governance.errors import InvalidArgument, ResourceExhausted
 from tests.security.fuzz._harness import Cursor, KnownGaps, fuzz_main
 
 # Dialects a caller may legitimately name: detect, or one of the usual single characters,

@@ -13,17 +13,17 @@ if __name__ == "__main__":
     import atheris
 
     with atheris.instrument_imports(include=["governance"]):
-        from governance.masking import profile as masking_profile
+        from privet.governance.masking import profile as masking_profile
 else:
-    from governance.masking import profile as masking_profile
+    from privet.governance.masking import profile as masking_profile
 
 import pathlib
 
 import yaml
 
-from governance.errors import InvalidArgument
-from governance.masking.entities import PiiType
-from governance.masking.operators import OPERATORS
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking.entities import PiiType
+from privet.governance.masking.operators import OPERATORS
 from tests.security.fuzz._harness import Cursor, KnownGaps, fuzz_main
 
 _SHIPPED = pathlib.Path(__file__).resolve().parents[3] / "policies" / "masking"

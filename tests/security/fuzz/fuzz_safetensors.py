@@ -14,14 +14,14 @@ if __name__ == "__main__":
     import atheris
 
     with atheris.instrument_imports(include=["governance"]):
-        from governance.registry import weights_format
+        from privet.governance.registry import weights_format
 else:
-    from governance.registry import weights_format
+    from privet.governance.registry import weights_format
 
 import json
 import struct
 
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 from tests.security.fuzz._harness import Cursor, KnownGaps, fuzz_main
 
 WORDS = ("dtype", "shape", "data_offsets", "__metadata__", "F32", "BF16", "I8", "U8", "BOOL", "F64", "F4", "w", "a.b")

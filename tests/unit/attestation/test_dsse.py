@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from governance.attestation.dsse import (
+from privet.governance.attestation.dsse import (
     MAX_ENVELOPE_BYTES,
     MAX_SIGNATURES,
     PAYLOAD_TYPE,
@@ -17,7 +17,7 @@ from governance.attestation.dsse import (
     pae,
     sign_envelope,
 )
-from governance.attestation.keys import AttestationSigner
+from privet.governance.attestation.keys import AttestationSigner
 
 SIGNER = AttestationSigner.generate()
 OTHER = AttestationSigner.generate()

@@ -13,15 +13,15 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from governance.attestation.dsse import (
+from privet.governance.attestation.dsse import (
     PAYLOAD_TYPE,
     AttestationInvalid,
     open_envelope,
     pae,
     sign_envelope,
 )
-from governance.attestation.keys import AttestationSigner, load_public_key
-from governance.attestation.statement import (
+from privet.governance.attestation.keys import AttestationSigner, load_public_key
+from privet.governance.attestation.statement import (
     parse_statement,
     release_statement,
     statement_bytes,

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from governance.attestation.keys import (
+from privet.governance.attestation.keys import (
     AttestationSigner,
     ensure_attestation_key,
     keyid_of,

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from governance.attestation.dsse import AttestationInvalid
-from governance.attestation.statement import (
+from privet.governance.attestation.dsse import AttestationInvalid
+from privet.governance.attestation.statement import (
     MAX_JSON_DEPTH,
     PREDICATE_TYPE,
     STATEMENT_TYPE,

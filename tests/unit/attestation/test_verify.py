@@ -16,27 +16,27 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from governance.attestation.dsse import MAX_ENVELOPE_BYTES, sign_envelope
-from governance.attestation.keys import AttestationSigner
-from governance.attestation.statement import release_statement, statement_bytes
-from governance.attestation.verify import (
+from privet.governance.attestation.dsse import MAX_ENVELOPE_BYTES, sign_envelope
+from privet.governance.attestation.keys import AttestationSigner
+from privet.governance.attestation.statement import release_statement, statement_bytes
+from privet.governance.attestation.verify import (
     MEDIA_TYPE,
     attestation_document,
     verify_attestation,
 )
-from governance.audit.checkpoint import (
+from privet.governance.audit.checkpoint import (
     NoteSigner,
     generate_signer,
     peek_checkpoint,
     sign_checkpoint,
 )
-from governance.audit.leaf import EventRecord, decode_leaf, encode_leaf
-from governance.audit.log import Event
-from governance.audit.merkle import MemoryNodeStore, root
-from governance.audit.offline import bundle_from_proofs, make_bundle
-from governance.audit.storage import SqlNodeReader
-from governance.runtime import Runtime
-from governance.store.tables import AuditEvent
+from privet.governance.audit.leaf import EventRecord, decode_leaf, encode_leaf
+from privet.governance.audit.log import Event
+from privet.governance.audit.merkle import MemoryNodeStore, root
+from privet.governance.audit.offline import bundle_from_proofs, make_bundle
+from privet.governance.audit.storage import SqlNodeReader
+from privet.governance.runtime import Runtime
+from privet.governance.store.tables import AuditEvent
 from tests.conftest import make_home
 
 WEIGHTS = bytes(range(256)) * 40

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from governance.audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
-from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import EventRecord, decode_leaf, encode_leaf
-from governance.audit.merkle import MemoryNodeStore, consistency_proof, inclusion_proof, root
+from privet.governance.audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
+from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.leaf import EventRecord, decode_leaf, encode_leaf
+from privet.governance.audit.merkle import MemoryNodeStore, consistency_proof, inclusion_proof, root
 
 ONE_EVENT = EventRecord(
     seq=0,

@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.audit.hashing import leaf_hash
-from governance.audit.leaf import (
+from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.leaf import (
     LEAF_PREFIX,
     EventRecord,
     canonical_json,
     decode_leaf,
     encode_leaf,
 )
-from governance.audit.log import AuditLog, Event
-from governance.errors import InvalidArgument
+from privet.governance.audit.log import AuditLog, Event
+from privet.governance.errors import InvalidArgument
 
 DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "audit-format.md"
 MARKER = "<!-- canonical-json-vectors"

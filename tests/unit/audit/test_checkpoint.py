@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from governance.audit.checkpoint import (
+from privet.governance.audit.checkpoint import (
     Checkpoint,
     NoteSigner,
     NoteVerifier,
@@ -19,8 +19,8 @@ from governance.audit.checkpoint import (
     sign_checkpoint,
     sign_note,
 )
-from governance.audit.hashing import EMPTY_ROOT
-from governance.errors import DataLoss
+from privet.governance.audit.hashing import EMPTY_ROOT
+from privet.governance.errors import DataLoss
 
 VECTORS = json.loads((Path(__file__).parent / "testdata" / "signed_note_vectors.json").read_text())
 GO = VECTORS["go_example"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.audit.leaf import EventRecord, canonical_json, encode_leaf, encode_leaf_fast
-from governance.audit.log import AuditLog, Event, frontier_keys
-from governance.audit.merkle import MemoryNodeStore, root
+from privet.governance.audit.leaf import EventRecord, canonical_json, encode_leaf, encode_leaf_fast
+from privet.governance.audit.log import AuditLog, Event, frontier_keys
+from privet.governance.audit.merkle import MemoryNodeStore, root
 
 text = st.text(max_size=30)
 details = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63) | text, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3), max_leaves=8)

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.audit.hashing import EMPTY_ROOT, leaf_hash, node_hash
-from governance.audit.merkle import (
+from privet.governance.audit.hashing import EMPTY_ROOT, leaf_hash, node_hash
+from privet.governance.audit.merkle import (
     MemoryNodeStore,
     MerkleFrontier,
     consistency_proof,

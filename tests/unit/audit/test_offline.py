@@ -10,12 +10,12 @@ import json
 
 import pytest
 
-from governance.audit.checkpoint import Checkpoint, NoteSigner, generate_signer, sign_checkpoint
-from governance.audit.hashing import EMPTY_ROOT
-from governance.audit.leaf import EventRecord, encode_leaf
-from governance.audit.merkle import MemoryNodeStore, root
-from governance.audit.offline import BUNDLE_FORMAT, make_bundle, verify_bundle, verify_export
-from governance.errors import DataLoss
+from privet.governance.audit.checkpoint import Checkpoint, NoteSigner, generate_signer, sign_checkpoint
+from privet.governance.audit.hashing import EMPTY_ROOT
+from privet.governance.audit.leaf import EventRecord, encode_leaf
+from privet.governance.audit.merkle import MemoryNodeStore, root
+from privet.governance.audit.offline import BUNDLE_FORMAT, make_bundle, verify_bundle, verify_export
+from privet.governance.errors import DataLoss
 
 ORIGIN = "privet.test/audit"
 SIGNER_TEXT, KEY = generate_signer(ORIGIN)

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from governance.crypto import FileKeyring, KeyEncryptionKeys, WeightsTampered
-from governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.crypto import FileKeyring, KeyEncryptionKeys, WeightsTampered
+from privet.governance.errors import FailedPrecondition, InvalidArgument
 
 # RFC 3394 §4.6: wrap 256 bits of key data with a 256-bit KEK.
 RFC3394_KEK = bytes.fromhex("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F")

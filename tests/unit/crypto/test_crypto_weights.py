@@ -10,9 +10,9 @@ import tracemalloc
 
 import pytest
 
-from governance.crypto import FileKeyring, WeightsTampered, open_weights, rewrap, seal_weights
-from governance.crypto.weights import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
-from governance.errors import InvalidArgument
+from privet.governance.crypto import FileKeyring, WeightsTampered, open_weights, rewrap, seal_weights
+from privet.governance.crypto.weights import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
+from privet.governance.errors import InvalidArgument
 
 CHUNK = 64
 HEADER = 9

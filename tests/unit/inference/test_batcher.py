@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from services.inference.batcher import Batcher
+from privet.services.inference.batcher import Batcher
 
 
 class SlowModel:

@@ -9,10 +9,10 @@ import grpc
 import pytest
 import torch
 
-from governance.errors import FailedPrecondition, Unavailable
+from privet.governance.errors import FailedPrecondition, Unavailable
 from privet.registry.v1 import registry_pb2
-from services.common.errors import status_for
-from services.inference.loader import LoadedModel, ModelCache
+from privet.services.common.errors import status_for
+from privet.services.inference.loader import LoadedModel, ModelCache
 
 NAME = "customers-mlp"
 

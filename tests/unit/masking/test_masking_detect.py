@@ -8,8 +8,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from governance.errors import InvalidArgument
-from governance.masking import PiiType, classify_column, replace_entities, scan_text
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking import PiiType, classify_column, replace_entities, scan_text
 
 RECALL_CELLS = 300
 
@@ -125,7 +125,7 @@ def test_only_candidates_reach_python(monkeypatch):
     """The validators run once per distinct candidate, never on cells no pattern matched."""
     import dataclasses
 
-    from governance.masking import detect
+    from privet.governance.masking import detect
 
     calls = []
     email = next(r for r in detect.RECOGNIZERS if r.type is PiiType.EMAIL)
@@ -206,7 +206,7 @@ def test_addresses_need_an_address_column(pii_faker):
     ("wallet_address", False), ("caller_id", False),
 ])
 def test_address_column_names(name, expected):
-    from governance.masking.patterns import column_hints
+    from privet.governance.masking.patterns import column_hints
     assert (PiiType.ADDRESS in column_hints(name)) is expected
 
 

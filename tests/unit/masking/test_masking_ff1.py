@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.errors import InvalidArgument
-from governance.masking.ff1 import ALPHABET, FF1, min_length
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking.ff1 import ALPHABET, FF1, min_length
 
 # NIST SP 800-38G sample vectors for FF1 (csrc.nist.gov, "FF1samples.pdf"), samples 1-9.
 _K128 = "2B7E151628AED2A6ABF7158809CF4F3C"

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from governance.errors import FailedPrecondition, InvalidArgument
-from governance.masking import Hierarchy, is_k_anonymous, k_anonymise, plan_k_anonymity
+from privet.governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.masking import Hierarchy, is_k_anonymous, k_anonymise, plan_k_anonymity
 
 HIERARCHIES = {
     "age": Hierarchy.parse({"bins": [5, 10, 20]}, "age"),

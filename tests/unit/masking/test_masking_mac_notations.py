@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from governance.masking import MaskingKeys, apply_profile, classify_column, load_profile
-from governance.masking.detect import replace_entities
+from privet.governance.masking import MaskingKeys, apply_profile, classify_column, load_profile
+from privet.governance.masking.detect import replace_entities
 
 KEYS = MaskingKeys.derive(b"test-secret-of-32-bytes-at-least!", key_id="test/v1")
 CISCO = ["001a.2b3c.4d5e", "F4CE.4680.0A1B", "3c5a.b41f.9e02", "0050.56c0.0008"]
@@ -41,7 +41,7 @@ def test_one_address_gets_one_pseudonym_however_it_is_written() -> None:
 
 
 def test_a_mac_column_hashes_one_device_the_same_in_any_notation(default_profile) -> None:
-    from governance.masking import keyed_hash
+    from privet.governance.masking import keyed_hash
 
     written = pa.array(["00:1A:2B:3C:4D:5E", "00-1a-2b-3c-4d-5e", "001a.2b3c.4d5e", "not a mac", None])
     hashed = keyed_hash(written, b"k" * 32, normalize="mac").to_pylist()

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.errors import InvalidArgument
-from governance.masking import (
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking import (
     MaskingKeys,
     detokenise,
     generalise_date,
@@ -25,7 +25,7 @@ from governance.masking import (
     scan,
     tokenise,
 )
-from governance.masking.operators import OPERATORS, HashMemo, check_params
+from privet.governance.masking.operators import OPERATORS, HashMemo, check_params
 
 KEY = bytes(range(32))
 
@@ -62,7 +62,7 @@ def test_keyed_hash_is_hmac_sha256_once_per_distinct_value():
 
 
 def test_keyed_hash_memo_carries_digests_across_batches_up_to_its_capacity(monkeypatch):
-    monkeypatch.setattr("governance.masking.operators.MEMO_CAPACITY", 3)
+    monkeypatch.setattr("privet.governance.masking.operators.MEMO_CAPACITY", 3)
     memo: dict[bytes, bytes] = {}
     first = pa.array(["ann", "bob", "cy", "dee", None, "ann"])
     later = pa.array(["dee", "ann", "eve", "Bob"])
@@ -77,7 +77,7 @@ def test_keyed_hash_memo_carries_digests_across_batches_up_to_its_capacity(monke
 
 
 def test_a_full_memo_that_stops_paying_retires(monkeypatch):
-    monkeypatch.setattr("governance.masking.operators.MEMO_CAPACITY", 4)
+    monkeypatch.setattr("privet.governance.masking.operators.MEMO_CAPACITY", 4)
     memo = HashMemo()
     recurring = pa.array(["ann", "bob", "cy", "dee"])
     keyed_hash(recurring, KEY, memo=memo)
@@ -222,7 +222,7 @@ def test_keyed_hash_is_hmac_sha256_of_the_prefixed_value() -> None:
 def test_tokenised_digits_are_ff1_of_each_values_digits_written_back_in_place(values):
     """The column path (digits read and written as bytes, FF1 over numpy halves) gives, value
     by value, FF1 of the value's digits put back where the digits were."""
-    from governance.masking.ff1 import FF1
+    from privet.governance.masking.ff1 import FF1
 
     cipher = FF1(KEY, 10)
     tokens = tokenise(pa.array(values), KEY, tweak="col").to_pylist()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from governance.errors import FailedPrecondition, InvalidArgument
-from governance.masking import (
+from privet.governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.masking import (
     MaskingKeys,
     PiiType,
     apply_profile,

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from governance.datasets.formats import CsvDialect, spool
-from governance.datasets.pipeline import AnonymisationSpec, mask_upload
-from governance.masking import MaskingKeys, apply_profile, classify_column, load_profile
+from privet.governance.datasets.formats import CsvDialect, spool
+from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
+from privet.governance.masking import MaskingKeys, apply_profile, classify_column, load_profile
 
 KEYS = MaskingKeys.derive(b"test-secret-of-32-bytes-at-least!", key_id="test/v1")
 ROWS = 2000

@@ -16,8 +16,8 @@ from faker import Faker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from governance.masking import validators as v
-from governance.masking.strings import (
+from privet.governance.masking import validators as v
+from privet.governance.masking.strings import (
     byte_set,
     count_bytes,
     digits_only,
@@ -26,7 +26,7 @@ from governance.masking.strings import (
     slice_bytes,
     translate_bytes,
 )
-from governance.masking.vectorised import REJECTED, iban_scores, phone_scores
+from privet.governance.masking.vectorised import REJECTED, iban_scores, phone_scores
 
 _PHONE_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "en_IN", "zh_CN", "pt_BR",
                   "en_AU", "en_CA", "ja_JP", "pl_PL")
@@ -130,7 +130,7 @@ def test_replace_entities_fast_path_matches_the_general_path() -> None:
 
 
 def _fast_and_slow(texts: list[str]) -> tuple[list[str], list[str], list[str]]:
-    from governance.masking import detect
+    from privet.governance.masking import detect
 
     recs = tuple(r for r in detect.RECOGNIZERS if r.type in detect.TEXT_TYPES and not r.exact)
     distinct = pa.array(sorted(set(texts)))
@@ -143,7 +143,7 @@ def _fast_and_slow(texts: list[str]) -> tuple[list[str], list[str], list[str]]:
 def test_a_recognizer_the_sample_missed_still_finds_its_few_matches() -> None:
     # Past a few thousand candidates, recognizers that match nothing in an even sample are
     # tried together first; a card and an SSN off the sampled positions must still be found.
-    from governance.masking import detect
+    from privet.governance.masking import detect
 
     fake = Faker("en_US")
     fake.seed_instance(3)
@@ -196,7 +196,7 @@ def test_slice_bytes_cuts_on_the_byte_offsets_given(values: list[str], data: st.
 
 
 def test_first_match_splits_each_text_around_its_first_match() -> None:
-    from governance.masking.detect import _first_match
+    from privet.governance.masking.detect import _first_match
 
     texts = pa.array(["call +1 555 123 4567 now", "é 555-123-4567 and 555-999-0000", "555-123-4567", "ü\n1234567"])
     pre, matched, post = _first_match(texts, r"[0-9][0-9 \-]{5,}[0-9]")

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from governance.config import DEFAULT_TOML, SCHEMA, ConfigError, Home, check_toml
+from privet.governance.config import DEFAULT_TOML, SCHEMA, ConfigError, Home, check_toml
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 

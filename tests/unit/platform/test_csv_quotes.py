@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 
-from governance.datasets.formats import CsvDialect, read_batches, spool
-from governance.errors import InvalidArgument
+from privet.governance.datasets.formats import CsvDialect, read_batches, spool
+from privet.governance.errors import InvalidArgument
 
 
 def _spooled(tmp_path: pathlib.Path, data: bytes):  # type: ignore[no-untyped-def]

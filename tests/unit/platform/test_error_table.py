@@ -6,8 +6,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from governance import errors as e
-from services.common.errors import STATUS_TABLE, status_for
+from privet.governance import errors as e
+from privet.services.common.errors import STATUS_TABLE, status_for
 from grpc_status import rpc_status
 
 

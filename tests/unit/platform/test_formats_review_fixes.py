@@ -14,12 +14,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from governance.datasets import formats
-from governance.datasets.formats import CsvDialect, read_batches, spool
-from governance.datasets.pipeline import AnonymisationSpec, mask_upload
-from governance.errors import InvalidArgument
-from governance.masking import MaskingKeys, load_profile
-from governance.masking.profile import apply_profile
+from privet.governance.datasets import formats
+from privet.governance.datasets.formats import CsvDialect, read_batches, spool
+from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking import MaskingKeys, load_profile
+from privet.governance.masking.profile import apply_profile
 
 _PROFILE = pathlib.Path(__file__).resolve().parents[3] / "policies" / "masking" / "default.yaml"
 _KEYS = MaskingKeys.derive(b"formats-test-secret-of-32-bytes!", key_id="formats/v1")

@@ -8,12 +8,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from governance.bootstrap import add_user, init_home
-from governance.config import SERVICES, Home
-from governance.errors import InvalidArgument, Unauthenticated
-from governance.identity.ca import spiffe_ids_of
-from governance.identity.principals import load_directory
-from governance.identity.spiffe import parse_spiffe_id
+from privet.governance.bootstrap import add_user, init_home
+from privet.governance.config import SERVICES, Home
+from privet.governance.errors import InvalidArgument, Unauthenticated
+from privet.governance.identity.ca import spiffe_ids_of
+from privet.governance.identity.principals import load_directory
+from privet.governance.identity.spiffe import parse_spiffe_id
 
 DEFAULT_USERS = {"admin": "admin", "alice": "data-scientist", "erin": "data-scientist", "bob": "release-manager", "dana": "approver", "carol": "auditor", "app": "application"}
 

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from governance.bootstrap import DEFAULT_POLICIES
-from governance.policy.engine import DEFAULT_DENY, PolicyEngine, PolicyError
-from governance.policy.holder import PolicyHolder
+from privet.governance.bootstrap import DEFAULT_POLICIES
+from privet.governance.policy.engine import DEFAULT_DENY, PolicyEngine, PolicyError
+from privet.governance.policy.holder import PolicyHolder
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import shutil
 
 from typer.testing import CliRunner
 
-from governance.bootstrap import DEFAULT_POLICIES
-from governance.policy.checks import run_policy_tests
+from privet.governance.bootstrap import DEFAULT_POLICIES
+from privet.governance.policy.checks import run_policy_tests
 
 
 def test_the_default_policies_pass_every_case() -> None:
@@ -33,7 +33,7 @@ def test_an_edit_that_drops_an_invariant_fails_its_case(tmp_path: pathlib.Path) 
 
 
 def test_the_cli_reports_failures_with_exit_code_1(tmp_path: pathlib.Path) -> None:
-    from services.cli.app import _register_commands, app
+    from privet.services.cli.app import _register_commands, app
 
     _register_commands()
     edited = tmp_path / "policies"

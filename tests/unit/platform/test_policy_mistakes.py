@@ -11,12 +11,12 @@ import shutil
 
 import pytest
 
-from governance.bootstrap import DEFAULT_POLICIES
-from governance.config import Home
-from governance.identity.principals import PrincipalsError, load_directory
-from governance.policy.engine import PolicyEngine, PolicyError
-from governance.policy.holder import PolicyHolder
-from services.common.metrics import ServerMetrics
+from privet.governance.bootstrap import DEFAULT_POLICIES
+from privet.governance.config import Home
+from privet.governance.identity.principals import PrincipalsError, load_directory
+from privet.governance.policy.engine import PolicyEngine, PolicyError
+from privet.governance.policy.holder import PolicyHolder
+from privet.services.common.metrics import ServerMetrics
 from tests.conftest import use_free_ports
 
 GOOD = (DEFAULT_POLICIES / "principals.yaml").read_text()
@@ -159,7 +159,7 @@ def test_the_metric_says_when_the_files_were_refused() -> None:
 def _status(home: Home) -> tuple[int, str]:
     from typer.testing import CliRunner
 
-    from services.cli.app import _register_commands, app
+    from privet.services.cli.app import _register_commands, app
 
     _register_commands()
     result = CliRunner().invoke(app, ["--home", str(home.root), "--json", "status"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.common.streams import StreamBroken, messages
+from privet.services.common.streams import StreamBroken, messages
 
 
 class _Context:

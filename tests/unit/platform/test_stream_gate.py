@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from governance.errors import ResourceExhausted
-from services.common.uploads import UploadGate
+from privet.governance.errors import ResourceExhausted
+from privet.services.common.uploads import UploadGate
 
 
 class _Context:

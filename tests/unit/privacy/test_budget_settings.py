@@ -6,8 +6,8 @@ import pathlib
 
 import pytest
 
-from governance.config import Home
-from governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON, MAX_ACCOUNTED_EPSILON
+from privet.governance.config import Home
+from privet.governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON, MAX_ACCOUNTED_EPSILON
 
 
 def _home(tmp_path: pathlib.Path, text: str) -> Home:

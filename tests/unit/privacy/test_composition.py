@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from governance.errors import InvalidArgument
-from governance.privacy import accounting
-from governance.privacy.accounting import Mechanism, calibrate_noise_multiplier, conservative_epsilon, epsilon_for, noise_multiplier_for
-from governance.privacy.composition import composed_epsilon
-from governance.privacy.limits import MAX_ACCOUNTED_EPSILON
-from governance.privacy.releases import Release
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy import accounting
+from privet.governance.privacy.accounting import Mechanism, calibrate_noise_multiplier, conservative_epsilon, epsilon_for, noise_multiplier_for
+from privet.governance.privacy.composition import composed_epsilon
+from privet.governance.privacy.limits import MAX_ACCOUNTED_EPSILON
+from privet.governance.privacy.releases import Release
 
 DELTA = 1e-5
 # σ that every registered accountant agrees spends ε ≤ 1 over 1000 steps at q = 0.01 (δ 1e-5);

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from governance.registry import ReleaseFacts, Stage
-from governance.processes import identity_alive, process_identity
-from governance.store.blobs import BlobStore, temporary_name
+from privet.governance.registry import ReleaseFacts, Stage
+from privet.governance.processes import identity_alive, process_identity
+from privet.governance.store.blobs import BlobStore, temporary_name
 
 CEDAR_LONG_MAX = 2**63 - 1
 

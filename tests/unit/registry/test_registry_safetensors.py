@@ -13,8 +13,8 @@ import torch
 from safetensors.numpy import save
 from safetensors.torch import save as torch_save
 
-from governance.errors import InvalidArgument
-from governance.registry.weights_format import (
+from privet.governance.errors import InvalidArgument
+from privet.governance.registry.weights_format import (
     MAX_HEADER_BYTES,
     SafetensorsChecker,
     TensorInfo,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from governance.errors import InvalidArgument
-from services.cli.train_cmds import _bounds, _categories, _classes
+from privet.governance.errors import InvalidArgument
+from privet.services.cli.train_cmds import _bounds, _categories, _classes
 
 
 def test_declared_options_parse() -> None:

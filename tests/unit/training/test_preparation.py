@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from governance.errors import InvalidArgument
-from governance.privacy.dp_statistics import (
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.dp_statistics import (
     QUANTILE_GRID,
     exponential_quantile,
     laplace,
@@ -18,10 +18,10 @@ from governance.privacy.dp_statistics import (
     noisy_histogram,
     partition_threshold,
 )
-from governance.privacy.plan import COUNT_SHARE, EVALUATION_SHARE, PREPROCESSING_SHARE, plan_job
-from governance.privacy.secure_random import SecureRandom
-from governance.training.preparation import PreparationRefused, prepare_data
-from services.training.metrics import BINS, metrics_from_histogram
+from privet.governance.privacy.plan import COUNT_SHARE, EVALUATION_SHARE, PREPROCESSING_SHARE, plan_job
+from privet.governance.privacy.secure_random import SecureRandom
+from privet.governance.training.preparation import PreparationRefused, prepare_data
+from privet.services.training.metrics import BINS, metrics_from_histogram
 
 ROWS = 3000
 
@@ -154,7 +154,7 @@ def test_metrics_from_an_exact_histogram_are_the_exact_metrics() -> None:
 def test_a_person_key_keeps_one_row_per_person_chosen_in_secret() -> None:
     """Person-level privacy: each person contributes one row (picked by a secret coin among
     theirs) to every statistic and to DP-SGD; rows with no key are dropped."""
-    from governance.training.preparation import one_row_per_person
+    from privet.governance.training.preparation import one_row_per_person
 
     table = _table(600)
     people = [f"p{i % 100}" for i in range(590)] + [None] * 10  # 100 people, ~6 rows each

@@ -11,9 +11,9 @@ import torch
 from scipy import stats
 from torch import nn
 
-from governance.catalog import build_model
-from governance.privacy.secure_random import SecureRandom
-from services.training.dp import TensorRows, make_private
+from privet.governance.catalog import build_model
+from privet.governance.privacy.secure_random import SecureRandom
+from privet.services.training.dp import TensorRows, make_private
 
 
 def test_gaussian_draws_follow_the_normal_law() -> None:

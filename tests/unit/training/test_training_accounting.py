@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from opacus.accountants import create_accountant
 
-from governance.errors import InvalidArgument
-from governance.privacy.accounting import (
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import (
     DEFAULT_ACCOUNTANT,
     Mechanism,
     accountant_names,

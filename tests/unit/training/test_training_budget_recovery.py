@@ -12,19 +12,19 @@ import grpc
 import pytest
 from sqlalchemy import update
 
-from governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget
-from governance.datasets.formats import CsvDialect
-from governance.datasets.pipeline import AnonymisationSpec
-from governance.errors import FailedPrecondition, InvalidArgument
-from governance.privacy.accounting import Mechanism, conservative_epsilon
-from governance.privacy.composition import composed_epsilon
-from governance.privacy.ledger import MAX_EPSILON, BudgetLedger, to_micro
-from governance.runtime import Runtime
-from governance.store.privacy_tables import PrivacyBudgetRow
-from governance.training import jobs
-from governance.training.jobs import JobSpec, claim_next_job, get_job, planned_steps, record_progress, recover_orphans, submit_job
-from services.common.errors import status_for
-from services.training.scheduler import next_lease, planned_mechanism
+from privet.governance.datasets.catalog import DatasetSpec, create_dataset, dataset_budget
+from privet.governance.datasets.formats import CsvDialect
+from privet.governance.datasets.pipeline import AnonymisationSpec
+from privet.governance.errors import FailedPrecondition, InvalidArgument
+from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
+from privet.governance.privacy.composition import composed_epsilon
+from privet.governance.privacy.ledger import MAX_EPSILON, BudgetLedger, to_micro
+from privet.governance.runtime import Runtime
+from privet.governance.store.privacy_tables import PrivacyBudgetRow
+from privet.governance.training import jobs
+from privet.governance.training.jobs import JobSpec, claim_next_job, get_job, planned_steps, record_progress, recover_orphans, submit_job
+from privet.services.common.errors import status_for
+from privet.services.training.scheduler import next_lease, planned_mechanism
 
 ROWS = 1000
 LEASE = 25  # the scheduler's default lease, twice the 12 steps these jobs plan
@@ -190,7 +190,7 @@ def test_a_worker_whose_parent_is_gone_stops_waiting_for_a_lease() -> None:
     import subprocess
     import sys
 
-    from services.training.worker import WorkerHandles, wait_for_lease
+    from privet.services.training.worker import WorkerHandles, wait_for_lease
 
     handles = WorkerHandles(mp.get_context("spawn"))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -206,7 +206,7 @@ def test_a_worker_whose_parent_is_gone_stops_waiting_for_a_lease() -> None:
 def test_an_orphan_is_charged_the_releases_its_preparation_recorded(sqlite_runtime: Runtime) -> None:
     """The DP statistics a job released before its service died are charged at recovery,
     beside its leased steps (they are recorded before the worker starts)."""
-    from governance.privacy.releases import Release
+    from privet.governance.privacy.releases import Release
 
     ds = _dataset(sqlite_runtime, 8.0)
     job_id, planned = _orphan(sqlite_runtime)
@@ -223,7 +223,7 @@ def test_a_worker_failure_that_may_depend_on_the_data_is_charged_its_whole_reser
     """A refusal of the tensors themselves (non-finite features) tells something about the
     rows: it is charged the whole reservation and publishes no detail (the red team read
     "features contain NaN" as an exact membership answer for 0.0002 ε)."""
-    from services.training.scheduler import Scheduler, _Spent
+    from privet.services.training.scheduler import Scheduler, _Spent
 
     ds = _dataset(sqlite_runtime, 8.0)
     job = submit_job(sqlite_runtime, "user/alice", JobSpec(dataset="custs", target="label", epochs=3, batch_size=256, target_epsilon=3.0, delta=1e-5))
@@ -236,8 +236,8 @@ def test_a_worker_failure_that_may_depend_on_the_data_is_charged_its_whole_reser
 
 
 def test_a_refusal_of_the_configuration_is_charged_only_its_releases(sqlite_runtime: Runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from governance.privacy.releases import Release
-    from services.training.scheduler import Scheduler, _Spent
+    from privet.governance.privacy.releases import Release
+    from privet.services.training.scheduler import Scheduler, _Spent
 
     ds = _dataset(sqlite_runtime, 8.0)
     job = submit_job(sqlite_runtime, "user/alice", JobSpec(dataset="custs", target="label", epochs=3, batch_size=256, target_epsilon=3.0, delta=1e-5))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from opacus.validators import ModuleValidator
 
-from governance.catalog import (
+from privet.governance.catalog import (
     ClassLabels,
     ModelSpec,
     TabularPreprocessor,
@@ -20,7 +20,7 @@ from governance.catalog import (
     export_weights,
     load_model,
 )
-from governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument
 
 
 def _table() -> pa.Table:

@@ -10,9 +10,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from governance.catalog import build_model
-from services.training.clipping import BookkeepingClipper, supports_bookkeeping
-from services.training.dp import TensorRows, make_private
+from privet.governance.catalog import build_model
+from privet.services.training.clipping import BookkeepingClipper, supports_bookkeeping
+from privet.services.training.dp import TensorRows, make_private
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Secure RNG turned off"),

@@ -10,11 +10,11 @@ import pytest
 import torch
 from opacus.accountants import create_accountant
 
-from governance.catalog import load_model
-from governance.errors import InvalidArgument
-from governance.privacy.accounting import Mechanism, epsilon_for
-from services.training import dp as dp_module
-from services.training.engine import (
+from privet.governance.catalog import load_model
+from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import Mechanism, epsilon_for
+from privet.services.training import dp as dp_module
+from privet.services.training.engine import (
     Progress,
     TrainConfig,
     TrainingAborted,
