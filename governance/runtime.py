@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlmodel import Session
 
-import logging
-import os
-import threading
-
 from privet.governance.audit.checkpoint import NoteSigner, NoteVerifier
 from privet.governance.audit.checkpointer import Checkpointer
-from privet.governance.audit.integrity import IntegrityReport, check_log
 from privet.governance.audit.denials import DenialLog
+from privet.governance.audit.integrity import IntegrityReport, check_log
 from privet.governance.audit.log import AuditLog, Event
 from privet.governance.config import Home, Settings
 from privet.governance.policy.holder import PolicyHolder
@@ -48,7 +47,7 @@ class Runtime:
     _reads: DenialLog | None = None
 
     @classmethod
-    def open(cls, home: Home) -> "Runtime":
+    def open(cls, home: Home) -> Runtime:
         """Migrate the database, load and validate policies, sweep orphan blobs."""
         # Owner-only: keys, the database and blobs are secrets. Every file this process makes
         # is created so (umask), and the home itself closes to others whatever made it.

@@ -6,15 +6,14 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from privet.kserve.v2 import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
-from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from privet.training.v1 import training_pb2, training_pb2_grpc
-
 from privet.governance.config import SERVICES
 from privet.governance.runtime import Runtime
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from privet.kserve.v2 import grpc_predict_v2_pb2, grpc_predict_v2_pb2_grpc
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.server import RunningServer, ServiceSpec, start_server
+from privet.training.v1 import training_pb2, training_pb2_grpc
 
 __all__ = ["SERVICE_FULL_NAMES", "specs_for", "start_services"]
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
-
 import os
 import pathlib
 import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 
+import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
 from privet.governance.bootstrap import init_home
 from privet.governance.config import SERVICES, Home
 from privet.governance.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.helpers import ServeProcess
 
 PG_ADMIN_DSN = os.environ.get("PRIVET_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 
@@ -111,7 +114,7 @@ def servers(sqlite_runtime: Runtime) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def served(tmp_path: pathlib.Path) -> Iterator["ServeProcess"]:
+def served(tmp_path: pathlib.Path) -> Iterator[ServeProcess]:
     """`privet serve all` in a child process on free ports: a crash or a kill takes it, not
     pytest, and a test may restart it."""
     from tests.helpers import ServeProcess

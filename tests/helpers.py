@@ -61,7 +61,7 @@ class ServeProcess:
         self.log_path = log_path
         self.proc = None
 
-    def start(self) -> "ServeProcess":
+    def start(self) -> ServeProcess:
         import subprocess
         import sys
 

@@ -109,11 +109,11 @@ def _check_canonical_value(value: Any, path: str, *, surrogates: bool = True) ->
             raise ValueError(f"{path}: holds a lone surrogate (U+D800..U+DFFF), which is not a character")
         return
     if isinstance(value, float):
-        raise ValueError(f"{path}: floats are not canonical; store them as strings")  # noqa: TRY004 - bad data, not a bad call: ValueError is the contract
+        raise ValueError(f"{path}: floats are not canonical; store them as strings")
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise ValueError(f"{path}: keys must be strings")  # noqa: TRY004 - bad data, not a bad call: ValueError is the contract
+                raise ValueError(f"{path}: keys must be strings")
             if surrogates and _has_surrogate(k):
                 raise ValueError(f"{path}: a key holds a lone surrogate (U+D800..U+DFFF), which is not a character")
             _check_canonical_value(v, f"{path}.{k}", surrogates=surrogates)
@@ -207,7 +207,7 @@ def decode_leaf(data: bytes) -> EventRecord:
     if not isinstance(obj["policy_ids"], list) or not all(isinstance(p, str) for p in obj["policy_ids"]):
         raise ValueError("leaf policy_ids must be a list of strings")
     if not isinstance(obj["details"], dict):
-        raise ValueError("leaf details must be an object")  # noqa: TRY004 - bad data, not a bad call: ValueError is the contract
+        raise ValueError("leaf details must be an object")
     if may_hold_surrogate(data):
         where = find_surrogate(obj, "leaf")
         if where:

@@ -321,7 +321,7 @@ class _BackgroundHasher:
             try:
                 if self._error is None:
                     self._sha.update(data)
-            except BaseException as exc:  # noqa: BLE001 - surfaced by finish() on the caller's thread
+            except BaseException as exc:
                 self._error = exc
             finally:
                 self._slots.release()

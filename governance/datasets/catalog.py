@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -29,9 +29,9 @@ from privet.governance.datasets.pipeline import AnonymisationSpec, MaskedFile, m
 from privet.governance.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
 from privet.governance.identity.principals import Principal
 from privet.governance.identity.spiffe import check_name
-from privet.governance.policy.ownership import Owned, acting_principal, may, require
 from privet.governance.masking.operators import MaskingKeys
 from privet.governance.masking.profile import MaskingProfile, load_profile
+from privet.governance.policy.ownership import Owned, acting_principal, may, require
 from privet.governance.privacy.ledger import Budget, BudgetLedger
 from privet.governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON
 from privet.governance.runtime import Runtime

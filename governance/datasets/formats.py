@@ -664,7 +664,7 @@ def _row_groups(data: mmap.mmap) -> Iterator[tuple[int, list[_Chunk]]]:
 def _chunk(column: object) -> _Chunk:
     meta = column.get(3) if isinstance(column, dict) else None  # ColumnChunk.meta_data
     if not isinstance(meta, dict):
-        raise ValueError("a column chunk without its metadata (an encrypted column is refused)")  # noqa: TRY004 - bad input, reported as InvalidArgument
+        raise ValueError("a column chunk without its metadata (an encrypted column is refused)")
     stats = meta.get(12)
     nulls = stats.get(3) if isinstance(stats, dict) else None
     dictionary_page = meta.get(11)

@@ -174,7 +174,7 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
         if writes is not None:
             try:
                 writes.close()
-            except BaseException:  # noqa: BLE001 - the first error is the one to report
+            except BaseException:
                 pass
         stage_one.unlink(missing_ok=True)
         final.unlink(missing_ok=True)

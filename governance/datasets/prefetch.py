@@ -34,7 +34,7 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
                 if stop.is_set():
                     return
             slots.put((True, _DONE))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             slots.put((False, exc))
 
     thread = threading.Thread(target=produce, name="privet-prefetch", daemon=True)
@@ -74,7 +74,7 @@ class BackgroundWriter(Generic[T]):
             if self._error is None:
                 try:
                     self._write(item)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                except BaseException as exc:
                     self._error = exc
 
     def put(self, item: T) -> None:

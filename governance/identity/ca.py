@@ -28,7 +28,7 @@ class IssuedIdentity:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -47,7 +47,7 @@ class LocalCA:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     @classmethod
-    def ensure(cls, pki: pathlib.Path) -> "LocalCA":
+    def ensure(cls, pki: pathlib.Path) -> LocalCA:
         """Create `ca.pem`/`ca.key` in `pki` unless they exist; never overwrite them."""
         cert_path, key_path = pki / "ca.pem", pki / "ca.key"
         if not key_path.exists():

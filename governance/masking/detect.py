@@ -28,8 +28,6 @@ from cryptography.hazmat.primitives import hashes, hmac
 from privet.governance.errors import InvalidArgument
 from privet.governance.masking.entities import TEXT_TYPES, Finding, PiiType, type_token
 from privet.governance.masking.patterns import (
-    LAYOUT_BYTES,
-    MAX_SCORE as _MAX_BOOSTED,
     ADDRESS_NUMBER_PATTERN,
     ADDRESS_PREFIX_PATTERN,
     ADDRESS_SHAPE_PATTERN,
@@ -37,12 +35,16 @@ from privet.governance.masking.patterns import (
     CONTEXT_BOOST,
     DATE_FORMATS,
     DETECTION_THRESHOLD,
+    LAYOUT_BYTES,
     PERSON_NAME_PATTERN,
     POSTAL_CODE_PATTERN,
     RECOGNIZERS,
     Recognizer,
     boosted,
     column_hints,
+)
+from privet.governance.masking.patterns import (
+    MAX_SCORE as _MAX_BOOSTED,
 )
 from privet.governance.masking.strings import slice_bytes, translate_bytes, whole_numbers_as_digits
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -52,7 +51,7 @@ class Finding(NamedTuple):
     end: int
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def type_token(pii_type: PiiType | str) -> str:
     """The placeholder `scan` writes in place of an entity: `<EMAIL>`."""
     return f"<{PiiType(pii_type).value}>"

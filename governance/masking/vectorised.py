@@ -308,7 +308,7 @@ _STRUCTURE_PART = re.compile(r"([1-9][0-9]*)!([nac])")
 _CLASSES = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bban_pattern(country: str) -> str | None:
     """The BBAN regex of `country` from stdnum's IBAN registry, None when unknown."""
     props = _IBAN_DB.info(country)[0][1]

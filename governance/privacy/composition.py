@@ -65,7 +65,8 @@ def composed_epsilon(*, mechanisms: Sequence[Mechanism] = (), releases: Sequence
     for m in runs:
         if _gaussian_points(m.noise_multiplier) > _MAX_POINTS:
             raise InvalidArgument("noise_multiplier", f"σ {m.noise_multiplier:g} is too little noise to compose")
-    from dp_accounting.pld import common, privacy_loss_distribution as pld  # heavy import, only when used
+    from dp_accounting.pld import common  # heavy import, only when used
+    from dp_accounting.pld import privacy_loss_distribution as pld
 
     parts = [
         pld.from_gaussian_mechanism(

@@ -9,9 +9,9 @@ into the reasons of the policies that denied.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from collections.abc import Callable
 from typing import Any
 
 from privet.governance.policy.engine import DEFAULT_DENY, NAMESPACE

@@ -55,6 +55,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from privet.governance.architectures.consistency import check_metadata_matches_weights
 from privet.governance.attestation.keys import (
     AttestationSigner,
     ensure_attestation_key,
@@ -64,7 +65,6 @@ from privet.governance.attestation.verify import attestation_document
 from privet.governance.audit.log import Event
 from privet.governance.audit.offline import make_bundle
 from privet.governance.audit.storage import SqlNodeReader
-from privet.governance.catalog.consistency import check_metadata_matches_weights
 from privet.governance.crypto import (
     FileKeyring,
     KeyEncryptionKeys,
@@ -291,7 +291,7 @@ class ModelRegistry:
     def _forget_upload(self, version_id: str) -> None:
         try:
             self._rt.write(lambda session: session.execute(delete(ModelUpload).where(ModelUpload.version_id == version_id)))  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - best effort: a row left behind is swept at the next start
+        except Exception:
             log.warning("could not drop the upload record of %s; it is swept at the next start", version_id)
 
     def sweep_interrupted_uploads(self) -> int:

@@ -38,7 +38,7 @@ def temporary_name(label: str = "") -> str:
 class BlobWriter:
     """Write a blob in pieces; `commit()` makes it visible under its digest, `abort()` drops it."""
 
-    def __init__(self, store: "BlobStore", limit: int | None) -> None:
+    def __init__(self, store: BlobStore, limit: int | None) -> None:
         self._store = store
         self._limit = limit
         self._hash = hashlib.sha256()
@@ -75,7 +75,7 @@ class BlobWriter:
             self._file = None
         self._path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "BlobWriter":
+    def __enter__(self) -> BlobWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]

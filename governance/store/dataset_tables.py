@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, Text, false
 from sqlmodel import Field, SQLModel
 
@@ -78,5 +76,5 @@ class PseudonymKey(SQLModel, table=True):
     scope: str = Field(sa_column=Column(Text, primary_key=True))
     version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     kek_id: str = Field(sa_column=Column(Text, nullable=False))
-    wrapped_key: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None = destroyed
+    wrapped_key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # None = destroyed
     destroyed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))

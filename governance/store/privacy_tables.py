@@ -8,8 +8,6 @@ re-creation after deletion: `dataset_tables.DatasetContent`) is linked to the sa
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
@@ -49,7 +47,7 @@ class LedgerEntry(SQLModel, table=True):
     __tablename__ = "privacy_ledger"
     __table_args__ = (Index("ix_privacy_ledger_dataset", "dataset_id", "id"), Index("ix_privacy_ledger_budget", "budget_id", "id"))
 
-    id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
     budget_id: str = Field(sa_column=Column(Text, nullable=False, server_default=""))
     dataset_id: str = Field(sa_column=Column(Text, nullable=False))
     job_id: str = Field(sa_column=Column(Text, nullable=False))
@@ -58,9 +56,9 @@ class LedgerEntry(SQLModel, table=True):
     delta: float = Field(sa_column=Column(Float, nullable=False))
     mechanism: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     purpose: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    noise_multiplier: Optional[float] = Field(default=None, sa_column=Column(Float, nullable=True))
-    sample_rate: Optional[float] = Field(default=None, sa_column=Column(Float, nullable=True))
-    steps: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    noise_multiplier: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    sample_rate: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    steps: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     accountant: str = Field(sa_column=Column(Text, nullable=False))
     privacy_unit: str = Field(sa_column=Column(Text, nullable=False))
     principal: str = Field(sa_column=Column(Text, nullable=False))

@@ -8,9 +8,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-import privet.governance.store.registry_tables  # noqa: F401 - registers the registry's tables wherever the schema is migrated
-import privet.governance.store.dataset_tables  # noqa: F401 - likewise for datasets
-import privet.governance.store.privacy_tables  # noqa: F401 - and for the privacy ledger
+import privet.governance.store.dataset_tables
+import privet.governance.store.privacy_tables
+import privet.governance.store.registry_tables
 import privet.governance.store.training_tables  # noqa: F401 - and for training jobs
 
 __all__ = ["upgrade", "MIGRATIONS"]

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
@@ -62,4 +60,4 @@ class AuditCheckpoint(SQLModel, table=True):
     root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
     time_us: int = Field(sa_column=Column(BigInteger, nullable=False))
-    key_id: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    key_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -51,4 +49,4 @@ class TrainingJob(SQLModel, table=True):
     # model is registered): what the registry checks a version of this job against.
     weights_digest: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     team: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the submitter's team
-    note: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

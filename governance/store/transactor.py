@@ -170,7 +170,7 @@ class Transactor:
         self._inbox.put((fn, waiter, isolated))
         return waiter.result(timeout)
 
-    def submit(self, fn: Callable[[Session], T], *, isolated: bool = True) -> "Future[T]":
+    def submit(self, fn: Callable[[Session], T], *, isolated: bool = True) -> Future[T]:
         """`isolated=False` skips the unit's SAVEPOINT and ORM session (`fn` gets None): only for
         units that touch no table themselves (pure audit appends, buffered by the participants)."""
         future: Future[T] = Future()
@@ -190,7 +190,7 @@ class Transactor:
             # Under concurrency, callers just woken by the previous commit are still on their way
             # back with their next unit: give them a moment (bounded) to join this batch.
             batch = self._inbox.take(last_size, self.GATHER_SECONDS if last_size > 1 else 0.0, self._max_batch,
-                                     lambda: _wake_rest(woken))
+                                     lambda woken=woken: _wake_rest(woken))
             _wake_rest(woken)  # by now the chain has run its course, unless a caller broke it
             stop = _STOP in batch
             if stop:
@@ -220,7 +220,7 @@ class Transactor:
                     raise
                 self._after_rollback()  # another writer moved the log on: read it, under the lock
                 outcomes = self._attempt(batch, optimistic=False)
-        except BaseException as exc:  # noqa: BLE001 - every caller must hear about it
+        except BaseException as exc:
             self._fail_all(batch, self._as_failure(exc))
             return []
         for p in self._participants:
@@ -291,7 +291,7 @@ class Transactor:
             try:
                 self._conn.invalidate()
                 self._conn.close()
-            except Exception:  # noqa: BLE001 - it is already broken
+            except Exception:
                 pass
             self._conn = None
 
@@ -299,7 +299,7 @@ class Transactor:
         tokens = [p.savepoint() for p in self._participants]
         try:
             return True, fn(None)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - this unit alone is undone
+        except Exception as exc:
             self._rollback_participants(tokens)
             return False, exc
 
@@ -314,9 +314,9 @@ class Transactor:
             # same row changes the very object an earlier unit returned to its caller.
             session.expunge_all()
             return True, value
-        except (OperationalError,) as exc:
+        except OperationalError as exc:
             raise exc  # the connection itself failed: the whole batch fails
-        except Exception as exc:  # noqa: BLE001 - this unit alone is rolled back
+        except Exception as exc:
             if nested.is_active:
                 nested.rollback()
             self._rollback_participants(tokens)

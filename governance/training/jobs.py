@@ -13,22 +13,22 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import select
 from sqlmodel import Session
 
+from privet.governance.architectures.models import architectures, input_kind
+from privet.governance.architectures.tabular import MAX_CATEGORIES, check_bounds, check_domain
 from privet.governance.audit.log import Event
-from privet.governance.catalog.models import architectures, input_kind
 from privet.governance.datasets.catalog import get_dataset
 from privet.governance.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from privet.governance.identity.principals import Principal
 from privet.governance.identity.spiffe import check_name
 from privet.governance.policy.ownership import Owned, acting_principal, may, require
-from privet.governance.registry.ownership import owned_model
-from privet.governance.store.registry_tables import Model
 from privet.governance.privacy.accounting import Mechanism, accountant_names
-from privet.governance.catalog.tabular import MAX_CATEGORIES, check_bounds, check_domain
 from privet.governance.privacy.ledger import BudgetLedger, check_epsilon
 from privet.governance.privacy.plan import planned_selection_delta
 from privet.governance.privacy.releases import Release, releases_from_json
 from privet.governance.processes import identity_alive
+from privet.governance.registry.ownership import owned_model
 from privet.governance.runtime import Runtime
+from privet.governance.store.registry_tables import Model
 from privet.governance.store.training_tables import TERMINAL_STATES, TrainingJob
 
 __all__ = ["owned_job", "JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "charge_job", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]

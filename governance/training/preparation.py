@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from privet.governance.catalog import input_kind
-from privet.governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, numeric_values, TabularPreprocessor, check_bounds, check_domain, column_kind
-from privet.governance.catalog.text import TextPreprocessor
+from privet.governance.architectures import input_kind
+from privet.governance.architectures.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor, check_bounds, check_domain, column_kind, numeric_values
+from privet.governance.architectures.text import TextPreprocessor
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.dp_statistics import exponential_quantile, laplace, laplace_partition_selection
 from privet.governance.privacy.plan import PrivacyPlan, plan_job

@@ -8,13 +8,12 @@ Importing any part of Privet imports this module first, and it pins gRPC's TLS p
 Python has no minimum-version setting, but TLS 1.3 suites are not configurable and TLS 1.2
 needs one from GRPC_SSL_CIPHER_SUITES. The only suite allowed here requires an RSA
 certificate and every Privet certificate is ECDSA, so a TLS 1.2 handshake always fails. gRPC
-reads the variable when its core starts, so a process that started gRPC before importing
-Privet cannot be pinned: its servers refuse to start (`privet.services.common.server`).
+reads the variable when it is imported, so a process that imported grpc before Privet cannot
+be pinned; every server proves at start that it refuses TLS 1.2, and refuses to serve
+otherwise (`privet.services.common.tls_probe`).
 """
 
 import os as _os
-import sys as _sys
 
 TLS13_ONLY_SUITES = "ECDHE-RSA-AES128-GCM-SHA256"
-TLS13_ENFORCED = "grpc" not in _sys.modules or _os.environ.get("GRPC_SSL_CIPHER_SUITES") == TLS13_ONLY_SUITES
 _os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_ONLY_SUITES

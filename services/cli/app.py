@@ -7,13 +7,13 @@ import os
 import pathlib
 import sys
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import grpc
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
 from privet.governance.config import Home
 from privet.governance.errors import PrivetError
@@ -48,8 +48,8 @@ def emit(c: Ctx, data: Any, human: Any = None) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    as_: Optional[str] = typer.Option(None, "--as", help="Act as this principal (else $PRIVET_PRINCIPAL, else admin)."),
-    home: Optional[pathlib.Path] = typer.Option(None, "--home", help="PRIVET_HOME (default $PRIVET_HOME or ./.privet)."),
+    as_: str | None = typer.Option(None, "--as", help="Act as this principal (else $PRIVET_PRINCIPAL, else admin)."),
+    home: pathlib.Path | None = typer.Option(None, "--home", help="PRIVET_HOME (default $PRIVET_HOME or ./.privet)."),
     json_: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     root_dir = home or pathlib.Path(os.environ.get("PRIVET_HOME", ".privet"))

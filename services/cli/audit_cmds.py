@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
-from typing import Optional
 
 import typer
 from google.protobuf.json_format import MessageToDict
@@ -110,11 +109,11 @@ def checkpoint(ctx: typer.Context, out: pathlib.Path = typer.Option(..., "--out"
 @audit_app.command("verify")
 def verify(
     ctx: typer.Context,
-    events_file: Optional[pathlib.Path] = typer.Argument(None, help="events.jsonl from `privet audit export`"),
-    checkpoint: Optional[pathlib.Path] = typer.Option(None, "--checkpoint"),
+    events_file: pathlib.Path | None = typer.Argument(None, help="events.jsonl from `privet audit export`"),
+    checkpoint: pathlib.Path | None = typer.Option(None, "--checkpoint"),
     key: pathlib.Path = typer.Option(..., "--key", help="the log's public key (keys/audit.pub)"),
-    from_: Optional[pathlib.Path] = typer.Option(None, "--from", help="an older checkpoint: prove the log only grew"),
-    bundle: Optional[pathlib.Path] = typer.Option(None, "--bundle", help="verify a one-event bundle instead"),
+    from_: pathlib.Path | None = typer.Option(None, "--from", help="an older checkpoint: prove the log only grew"),
+    bundle: pathlib.Path | None = typer.Option(None, "--bundle", help="verify a one-event bundle instead"),
 ) -> None:
     """Verify offline (no network): signatures, roots, consistency. Names the first bad event.
 
@@ -142,11 +141,10 @@ def bundle(
     ctx: typer.Context,
     seq: int = typer.Option(..., "--seq"),
     out: pathlib.Path = typer.Option(..., "--out"),
-    from_: Optional[pathlib.Path] = typer.Option(None, "--from", help="your older checkpoint, for a consistency proof"),
+    from_: pathlib.Path | None = typer.Option(None, "--from", help="your older checkpoint, for a consistency proof"),
 ) -> None:
     """One event with its inclusion proof, the checkpoint and (with --from) a consistency proof."""
     from privet.audit.v1 import audit_pb2
-
     from privet.governance.audit.checkpoint import peek_checkpoint
 
     c = ctx_of(ctx)

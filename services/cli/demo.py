@@ -8,8 +8,8 @@ principal a real deployment would use.
 
 from __future__ import annotations
 
-import signal
 import secrets
+import signal
 import time
 
 import pyarrow.csv as pacsv
@@ -124,8 +124,8 @@ def _ingest(c: Ctx, story: _Story) -> None:
 
 def _train(c: Ctx, story: _Story) -> tuple[str, int]:
     from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-    from privet.training.v1 import training_pb2, training_pb2_grpc
     from privet.services.cli.train_cmds import watch
+    from privet.training.v1 import training_pb2, training_pb2_grpc
 
     story.step("alice trains a DP-SGD mlp with ε = 3 (Opacus, Poisson sampling, secret noise); the ε is reserved against the budget first")
     # Public facts about the product (not the customers) are declared, so they cost no ε;
@@ -218,9 +218,9 @@ def _attest(c: Ctx, story: _Story, model: str, version: int) -> None:
 
 
 def _audit(c: Ctx, story: _Story) -> None:
+    from privet.audit.v1 import audit_pb2, audit_pb2_grpc
     from privet.governance.audit.offline import verify_export
     from privet.services.cli.audit_cmds import export_line
-    from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 
     story.step("carol (auditor) takes a signed checkpoint, exports the log, and verifies it offline")
     time.sleep(1.2)  # let the inference counts reach the log (they are written in batches)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Optional
 
 import typer
 from google.protobuf.json_format import MessageToDict
@@ -38,7 +37,7 @@ def upload_requests(path: pathlib.Path, header, progress: Progress | None = None
             yield ingestion_pb2.CreateDatasetRequest(chunk=chunk)
 
 
-def make_header(path: pathlib.Path, name: str, profile: str, quasi_identifiers: str, k: int, epsilon: float, delta: float, fmt: Optional[str] = None, personal: bool = False):  # type: ignore[no-untyped-def]
+def make_header(path: pathlib.Path, name: str, profile: str, quasi_identifiers: str, k: int, epsilon: float, delta: float, fmt: str | None = None, personal: bool = False):  # type: ignore[no-untyped-def]
     from privet.ingestion.v1 import ingestion_pb2
 
     fmt_name = (fmt or _FORMATS.get(path.suffix.lower(), "")).upper()
@@ -68,7 +67,7 @@ def ingest(
     k: int = typer.Option(1, "--k"),
     epsilon: float = typer.Option(8.0, "--epsilon", help="the dataset's total privacy budget"),
     delta: float = typer.Option(1e-5, "--delta"),
-    fmt: Optional[str] = typer.Option(None, "--format"),
+    fmt: str | None = typer.Option(None, "--format"),
     personal: bool = typer.Option(False, "--personal", help="The data is about people, whatever the detectors find."),
 ) -> None:
     """Upload a CSV/JSONL/Parquet file; it is masked, k-anonymised and stored."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -20,7 +19,7 @@ app.add_typer(policies_app, name="policies")
 @policies_app.command("check")
 def check(
     ctx: typer.Context,
-    folder: Optional[pathlib.Path] = typer.Option(None, "--dir", help="policies folder (default: PRIVET_HOME/policies)"),
+    folder: pathlib.Path | None = typer.Option(None, "--dir", help="policies folder (default: PRIVET_HOME/policies)"),
 ) -> None:
     """Load the policies and run every case under tests/ALLOW and tests/DENY; exit 1 if any fails."""
     c = ctx_of(ctx)

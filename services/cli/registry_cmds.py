@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pathlib
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -77,7 +77,7 @@ def register(
     if metadata is not None:
         try:
             ParseDict(json.loads(metadata.read_text()), meta)
-        except Exception as exc:  # noqa: BLE001 - one clear line for any malformed file
+        except Exception as exc:
             raise ValueError(f"{metadata}: not valid version metadata: {exc}") from None
     size = weights.stat().st_size
     meta.model_name, meta.expected_size = name, size
@@ -186,8 +186,8 @@ def verify_attestation_cmd(
     ctx: typer.Context,
     document: pathlib.Path = typer.Argument(..., help="The file `privet models attest` wrote."),
     key: pathlib.Path = typer.Option(..., "--key", help="The registry's attestation public key (keys/attestation.pub)."),
-    audit_key: Optional[pathlib.Path] = typer.Option(None, "--audit-key", help="The audit log's public key (keys/audit.pub): also check every cited event's inclusion proof."),
-    weights: Optional[pathlib.Path] = typer.Option(None, "--weights", help="A weights file: check it is the one attested."),
+    audit_key: pathlib.Path | None = typer.Option(None, "--audit-key", help="The audit log's public key (keys/audit.pub): also check every cited event's inclusion proof."),
+    weights: pathlib.Path | None = typer.Option(None, "--weights", help="A weights file: check it is the one attested."),
 ) -> None:
     """Check an attestation offline (no server): signature, subject, audit proofs, weights."""
     from privet.governance.attestation.verify import verify_attestation

@@ -6,7 +6,6 @@ import base64
 import json
 import pathlib
 import time
-from typing import Optional
 
 import typer
 
@@ -25,7 +24,7 @@ __all__: list[str] = []
 def report(
     ctx: typer.Context,
     out: pathlib.Path = typer.Option(..., "--out", help="report.html"),
-    key: Optional[pathlib.Path] = typer.Option(None, "--key", help="the log's public key you hold (default: PRIVET_HOME/keys/audit.pub)"),
+    key: pathlib.Path | None = typer.Option(None, "--key", help="the log's public key you hold (default: PRIVET_HOME/keys/audit.pub)"),
 ) -> None:
     """A self-contained HTML report for compliance reviewers: lineage of released models,
     privacy ledgers, denials. Takes a fresh signed checkpoint, exports the log, verifies it

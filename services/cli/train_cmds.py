@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from google.protobuf.json_format import MessageToDict
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -147,7 +145,7 @@ def show(ctx: typer.Context, job_id: str) -> None:
 
 
 @jobs_app.command("cancel")
-def cancel(ctx: typer.Context, job_id: str, reason: Optional[str] = typer.Option("", "--reason")) -> None:
+def cancel(ctx: typer.Context, job_id: str, reason: str | None = typer.Option("", "--reason")) -> None:
     from privet.training.v1 import training_pb2
 
     c = ctx_of(ctx)

@@ -118,7 +118,7 @@ def _errors_as_status(context: grpc.ServicerContext) -> Iterator[None]:
     except grpc.RpcError as exc:  # the client's stream failed (cancelled, oversized): pass it on quietly
         code = exc.code() if callable(getattr(exc, "code", None)) else None
         context.abort(code or grpc.StatusCode.CANCELLED, (exc.details() if callable(getattr(exc, "details", None)) else "") or "the request stream failed")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if _is_abort(exc):
             raise
         abort_with(context, exc)

@@ -12,10 +12,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-import privet
 from privet.governance.runtime import Runtime
 from privet.services.common.interceptor import GovernanceInterceptor
 from privet.services.common.metrics import ServerMetrics
+from privet.services.common.tls_probe import TLS12Accepted, require_tls13_only
 from privet.services.common.uploads import DEFAULT_IDLE_SECONDS, DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_PER_PRINCIPAL, UploadGate
 
 __all__ = ["ServiceSpec", "RunningServer", "start_server", "server_credentials"]
@@ -66,8 +66,6 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
                  metrics_address: str | None = None) -> RunningServer:
     """Start `specs` on `address` ("host:port", port 0 = any free one) as service `name`,
     with its Prometheus metrics on `metrics_address` (default: the configured one)."""
-    if not privet.TLS13_ENFORCED:
-        raise RuntimeError("grpc was imported before privet, so TLS 1.2 could not be disabled: import privet first")
     limit = runtime.settings.max_message_bytes
     metrics = ServerMetrics(name, runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
     uploads, downloads = _stream_gate(runtime, "uploads", max_workers), _stream_gate(runtime, "streams", max_workers)
@@ -97,6 +95,11 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
     if port == 0:
         raise OSError(f"{name}: cannot listen on {address}")
     server.start()
+    try:
+        require_tls13_only(address, port, cert=runtime.home.cert(name), key=runtime.home.key(name))
+    except TLS12Accepted:
+        server.stop(None)
+        raise
     log.info("%s listening on %s (port %d)", name, address, port)
     if name == "registry":  # the process that signs the log's checkpoints
         metrics.add_gauge("privet_audit_log_size", "Events in the audit log, as this process last committed.",

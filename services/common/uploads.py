@@ -167,5 +167,5 @@ class UploadGate:
         while not self._stop.wait(period):
             try:
                 self.check_idle()
-            except Exception:  # noqa: BLE001 - the watchdog must outlive any one upload's trouble
+            except Exception:
                 log.exception("stream watchdog")

@@ -25,7 +25,7 @@ class Batcher:
         self.batches = 0  # forward passes run, for tests and metrics
         threading.Thread(target=self._loop, name=f"privet-batcher-{model.name}", daemon=True).start()
 
-    def submit(self, table: pa.Table) -> "Future[np.ndarray]":
+    def submit(self, table: pa.Table) -> Future[np.ndarray]:
         future: Future[np.ndarray] = Future()
         self._queue.put((table, future))
         return future
@@ -51,7 +51,7 @@ class Batcher:
             tables = [t for t, _ in batch]
             probabilities = self.model.predict(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
             self.batches += 1
-        except Exception as exc:  # noqa: BLE001 - every caller in the batch hears about it
+        except Exception as exc:
             for _, future in batch:
                 future.set_exception(exc)
             return

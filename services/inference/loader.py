@@ -26,13 +26,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from privet.governance.catalog import preprocessor_from_metadata
-from privet.governance.catalog.models import load_model
-from privet.governance.catalog.tabular import ClassLabels, TabularPreprocessor
-from privet.governance.catalog.text import TextPreprocessor
-from privet.governance.config import Home
+from privet.governance.architectures import preprocessor_from_metadata
+from privet.governance.architectures.models import load_model
+from privet.governance.architectures.tabular import ClassLabels, TabularPreprocessor
+from privet.governance.architectures.text import TextPreprocessor
 from privet.governance.attestation.verify import attestation_document, verify_attestation
 from privet.governance.audit.log import Event
+from privet.governance.config import Home
 from privet.governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.client import secure_channel
@@ -259,7 +259,7 @@ class ModelCache:
             else:
                 self._not_confirmed(model, exc.code().name)
             return
-        except Exception as exc:  # noqa: BLE001 - whatever stops the answer, the watcher lives on
+        except Exception as exc:
             self._not_confirmed(model, type(exc).__name__)
             return
         if v.stage != registry_pb2.STAGE_RELEASED:

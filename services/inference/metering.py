@@ -109,7 +109,7 @@ class AuditCounter:
         while not self._stop.wait(self._every_s):
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - retried next round
+            except Exception:
                 pass
 
     def stop(self, _grace: float = 0.0) -> None:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import functools
 import threading
 
-from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
-from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-
 from privet.governance.errors import (
     InvalidArgument,
     PermissionDenied,
@@ -17,6 +14,8 @@ from privet.governance.errors import (
 )
 from privet.governance.registry.gates import served_model_entity
 from privet.governance.runtime import Runtime
+from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.services.common.identity import caller
 from privet.services.inference.batcher import Batcher
 from privet.services.inference.loader import LoadedModel, ModelCache
@@ -83,7 +82,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def ModelReady(self, request, context):  # type: ignore[no-untyped-def]
         try:
             self.models.get(request.name, request.version or "released")
-        except Exception:  # noqa: BLE001 - not ready, whatever the reason
+        except Exception:
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 

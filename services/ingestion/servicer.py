@@ -9,6 +9,7 @@ import grpc
 import pyarrow as pa
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from privet.common.v1 import types_pb2
 from privet.governance.datasets.catalog import (
     DatasetSpec,
     create_dataset,
@@ -28,7 +29,6 @@ from privet.governance.identity.principals import Principal
 from privet.governance.paging import page_size
 from privet.governance.runtime import Runtime
 from privet.governance.store.dataset_tables import Dataset
-from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.services.common.identity import caller
 from privet.services.common.streams import messages

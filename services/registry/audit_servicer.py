@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.governance.audit.log import Event
 from privet.governance.audit.merkle import consistency_proof, inclusion_proof
 from privet.governance.audit.storage import EventFilter, SqlNodeReader, checkpoint_at, head_size, iter_events, list_events
@@ -16,7 +17,6 @@ from privet.governance.errors import DataLoss, InvalidArgument, NotFound
 from privet.governance.paging import page_size
 from privet.governance.runtime import Runtime
 from privet.governance.store.tables import AuditCheckpoint, AuditEvent
-from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.services.common.identity import caller
 
 __all__ = ["AuditServicer", "event_message"]

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from privet.common.v1 import types_pb2
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 
+from privet.common.v1 import types_pb2
 from privet.governance.errors import InvalidArgument
 from privet.governance.identity.principals import Principal
 from privet.governance.registry import ModelRecord, ModelRegistry, VersionRecord, VersionSpec
 from privet.governance.registry.attest import cited_seqs
 from privet.governance.runtime import Runtime
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.identity import caller
 from privet.services.common.streams import messages
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
-from privet.governance.catalog import ModelSpec, export_weights, input_kind
+from privet.governance.architectures import ModelSpec, export_weights, input_kind
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import (
     DEFAULT_ACCOUNTANT,
@@ -32,6 +32,9 @@ from privet.governance.privacy.accounting import (
     conservative_epsilon,
     epsilon_for,
 )
+from privet.governance.privacy.plan import HISTOGRAM
+from privet.governance.privacy.releases import Release
+from privet.governance.privacy.secure_random import SecureRandom
 from privet.services.training.dp import (
     CALIBRATIONS,
     GRAD_SAMPLE_MODES,
@@ -41,11 +44,8 @@ from privet.services.training.dp import (
     make_private,
     quiet_hook_warnings,
 )
-from privet.governance.privacy.plan import HISTOGRAM
-from privet.governance.privacy.releases import Release
-from privet.governance.privacy.secure_random import SecureRandom
-from privet.services.training.metrics import Metrics, evaluate
-from privet.services.training.runtime import DEVICES, resolve_device, tune_allocator
+from privet.services.training.evaluation import Metrics, evaluate
+from privet.services.training.process_settings import DEVICES, resolve_device, tune_allocator
 
 __all__ = [
     "DPGuarantee",
@@ -184,7 +184,7 @@ class TrainResult:
     that failed its integrity check; `refusal` then says why."""
 
     weights: bytes
-    model: dict[str, Any]  # ModelSpec metadata: rebuild with governance.catalog.load_model
+    model: dict[str, Any]  # ModelSpec metadata: rebuild with governance.architectures.load_model
     metrics: Metrics
     guarantee: DPGuarantee
     integrity: Integrity
@@ -404,7 +404,7 @@ def train_dp(
     """Train `config.arch` on `train` under (target ε, δ)-DP and evaluate it on `valid`.
 
     `train`/`valid` are (inputs, int64 class indices); inputs are what the architecture
-    takes (`governance.catalog.input_kind`): float features (rows × features), or int64
+    takes (`governance.architectures.input_kind`): float features (rows × features), or int64
     token ids (rows × tokens, 0 = padding) for text-minilm. Calls
     `on_progress` from time to time and at each epoch end; polls `should_stop` before
     every noisy step and, when it answers True, stops there: the result is then

@@ -9,9 +9,9 @@ from typing import Any
 import grpc
 import pyarrow as pa
 
+from privet.common.v1 import types_pb2
 from privet.governance.config import Home
 from privet.governance.errors import NotFound
-from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.client import secure_channel
@@ -24,7 +24,7 @@ try:
     from importlib.metadata import version as _version
 
     CODE_VERSION = f"privet {_version('privet')}"
-except Exception:  # noqa: BLE001 - running from a checkout without metadata
+except Exception:
     CODE_VERSION = "privet (unpackaged)"
 
 

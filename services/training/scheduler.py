@@ -29,11 +29,11 @@ from privet.governance.privacy.releases import Release, releases_from_json
 from privet.governance.processes import process_identity
 from privet.governance.runtime import Runtime
 from privet.governance.store.training_tables import TrainingJob
-from privet.governance.training.jobs import charge_job, claim_next_job, finish_job, planned_steps, recover_orphans, record_progress, record_releases
+from privet.governance.training.jobs import charge_job, claim_next_job, finish_job, planned_steps, record_progress, record_releases, recover_orphans
 from privet.governance.training.preparation import PreparationRefused, PreparedData, prepare_data
 from privet.services.training.registration import fetch_dataset, register_model
-from privet.services.training.worker import WorkerHandles, run_worker, spawn_context
 from privet.services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
+from privet.services.training.worker import WorkerHandles, run_worker, spawn_context
 
 __all__ = ["Scheduler", "planned_mechanism", "next_lease"]
 
@@ -116,7 +116,7 @@ class Scheduler:
             spent = _Spent()
             try:
                 self._run(job, spent)
-            except Exception:  # noqa: BLE001 - a job's failure must never stop the scheduler
+            except Exception:
                 log.exception("job %s failed in the scheduler", job.id)
                 if spent.touched:
                     # A failure nobody planned for, after the job read the data, may itself
@@ -129,7 +129,7 @@ class Scheduler:
     def _finish_quietly(self, job_id: str, state: str, reason: str, mechanism: Mechanism | None, **kw: Any) -> None:
         try:
             finish_job(self._rt, job_id, state, reason, mechanism, **kw)
-        except Exception:  # noqa: BLE001 - left RUNNING, recovery charges its lease and releases
+        except Exception:
             log.exception("could not end job %s", job_id)
 
     def _run(self, job: TrainingJob, spent: _Spent) -> None:
@@ -278,7 +278,7 @@ class Scheduler:
         if publish is not None:
             try:
                 model = publish()
-            except Exception as exc:  # noqa: BLE001 - the ε was spent all the same
+            except Exception as exc:
                 detail = exc.details() if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "details", None)) else str(exc)
                 state, reason = "FAILED", f"registration failed: {detail}"
         self._finish_quietly(job.id, state, reason, mechanism, model=model, device=device)

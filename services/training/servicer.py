@@ -8,15 +8,15 @@ from collections.abc import Iterator
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from privet.common.v1 import types_pb2
 from privet.governance.paging import page_size
 from privet.governance.runtime import Runtime
 from privet.governance.store.training_tables import TERMINAL_STATES, TrainingJob
 from privet.governance.training.jobs import JobSpec, cancel_job, get_job, list_jobs, submit_job
-from privet.common.v1 import types_pb2
-from privet.training.v1 import training_pb2, training_pb2_grpc
 from privet.services.common.identity import caller
 from privet.services.training.registration import guarantee_to_proto
 from privet.services.training.scheduler import Scheduler
+from privet.training.v1 import training_pb2, training_pb2_grpc
 
 __all__ = ["TrainingServicer", "job_message"]
 

@@ -68,7 +68,7 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
         summary = {"ok": False, "error": exc.message, "field": exc.field, "guarantee": None, "data_dependent": True}
     except InvalidArgument as exc:
         summary = {"ok": False, "error": exc.message, "field": exc.field, "guarantee": None, "data_dependent": False}
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which charges by `taken`
+    except BaseException as exc:
         summary = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "guarantee": None, "data_dependent": True}
     (out / "result.json").write_text(json.dumps(summary, default=str))
 

@@ -100,7 +100,7 @@ def child_setup(opts: dict[str, Any]) -> tuple[Any, bool]:
     set torch's threads. Returns (device, whether the allocator was tuned)."""
     import torch
 
-    from privet.services.training.runtime import resolve_device, tune_allocator
+    from privet.services.training.process_settings import resolve_device, tune_allocator
 
     warnings.simplefilter("ignore")
     device = resolve_device(opts["device"])

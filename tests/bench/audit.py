@@ -15,6 +15,10 @@ local PostgreSQL server.
 
 from __future__ import annotations
 
+import privet  # noqa: F401 - before grpc: pins TLS 1.3 (see privet/__init__.py)
+
+# isort: split
+
 import argparse
 import json
 import pathlib
@@ -28,7 +32,6 @@ import uuid
 import psycopg
 from sqlalchemy import insert
 
-import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
 from privet.governance.audit.log import Event
 from privet.governance.audit.merkle import inclusion_proof
 from privet.governance.audit.storage import SqlNodeReader
@@ -119,7 +122,7 @@ def grow_log(rt: Runtime, target: int, batch: int = 20_000) -> None:
     while rt.audit.committed_size < target:
         n = min(batch, target - rt.audit.committed_size)
         events = [_event(i) for i in range(n)]
-        rt.write(lambda _s: [rt.audit.append(e) for e in events])
+        rt.write(lambda _s, events=events: [rt.audit.append(e) for e in events])
 
 
 def proof_micros(rt: Runtime, size: int, samples: int = 200) -> dict[str, float]:

@@ -10,6 +10,10 @@ client each). Also the Cedar decision's own latency on the live policy set.
 
 from __future__ import annotations
 
+import privet  # noqa: F401 - before grpc: pins TLS 1.3 (see privet/__init__.py)
+
+# isort: split
+
 import argparse
 import json
 import pathlib
@@ -22,9 +26,8 @@ import time
 
 import numpy as np
 
-import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
-from privet.governance.catalog.models import ModelSpec, export_weights
-from privet.governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from privet.governance.architectures.models import ModelSpec, export_weights
+from privet.governance.architectures.tabular import ClassLabels, TabularPreprocessor
 from privet.governance.policy.engine import PolicyEngine
 from tests.conftest import free_ports, make_home, use_free_ports
 
@@ -89,7 +92,7 @@ def _drive(make_client, seconds: float, callers: int, purpose: str | None) -> di
             try:
                 client.infer("bench", tensors, parameters={"purpose": purpose} if purpose else None)
                 mine.append(time.perf_counter() - start)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 with lock:
                     errors[0] += 1
         with lock:
@@ -148,8 +151,8 @@ def main() -> None:
         plain.stdout.readline()
         _register_and_release(home, weights, meta)
         pki = home.pki
-        governed_client = lambda: triton.InferenceServerClient(url=home.settings().addresses["inference"], ssl=True, root_certificates=str(pki / "ca.pem"), private_key=str(pki / "app.key"), certificate_chain=str(pki / "app.pem"))  # noqa: E731
-        plain_client = lambda: triton.InferenceServerClient(url=f"127.0.0.1:{plain_port}")  # noqa: E731
+        governed_client = lambda: triton.InferenceServerClient(url=home.settings().addresses["inference"], ssl=True, root_certificates=str(pki / "ca.pem"), private_key=str(pki / "app.key"), certificate_chain=str(pki / "app.pem"))
+        plain_client = lambda: triton.InferenceServerClient(url=f"127.0.0.1:{plain_port}")
         _drive(governed_client, 1, 2, "demo")  # warm up: load the model
         _drive(plain_client, 1, 2, None)
         results: dict = {"callers": args.callers, "seconds_per_round": args.seconds, "rounds": args.rounds}

@@ -15,8 +15,8 @@ import grpc
 import pyarrow as pa
 import torch
 
-from privet.governance.catalog.models import load_model
-from privet.governance.catalog.tabular import TabularPreprocessor
+from privet.governance.architectures.models import load_model
+from privet.governance.architectures.tabular import TabularPreprocessor
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
 from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.services.inference.tensors import probabilities_output, request_table

@@ -307,7 +307,7 @@ def _margins(result: Any, arch: str, x: Any, y: Any) -> Any:
     import numpy as np
     import torch
 
-    from privet.governance.catalog import load_model
+    from privet.governance.architectures import load_model
 
     model = load_model(arch, result.model, result.weights)
     with torch.no_grad():

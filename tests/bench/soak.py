@@ -10,6 +10,10 @@ counts per kind; exits non-zero if any consistency check fails.
 
 from __future__ import annotations
 
+import privet  # noqa: F401 - before grpc: pins TLS 1.3 (see privet/__init__.py)
+
+# isort: split
+
 import argparse
 import collections
 import json
@@ -19,18 +23,17 @@ import threading
 import time
 
 import grpc
+from sqlalchemy import select
 
-import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
+from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.governance.datasets.synthetic import customer_table
 from privet.governance.privacy.ledger import BudgetLedger
 from privet.governance.runtime import Runtime
 from privet.governance.store.dataset_tables import Dataset
 from privet.governance.store.training_tables import TrainingJob
-from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.ingestion.v1 import ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
-from sqlalchemy import select
 from tests.conftest import make_home, use_free_ports
 from tests.helpers import ServeProcess, channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
@@ -56,7 +59,7 @@ def _loop(stop: threading.Event, kind: str, counters: Counters, fn) -> None:  # 
             counters.add(kind, True)
         except grpc.RpcError as exc:
             counters.add(kind, False, exc.code().name)
-        except Exception as exc:  # noqa: BLE001 - counted, not fatal
+        except Exception as exc:
             counters.add(kind, False, type(exc).__name__)
 
 

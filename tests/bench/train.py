@@ -37,7 +37,7 @@ _ROWS = 256 * 40
 def _measure(arch: str, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from privet.governance.catalog import build_model
+    from privet.governance.architectures import build_model
     from privet.services.training.dp import (
         TensorRows,
         make_private,
@@ -161,7 +161,7 @@ def _noise_cost(n: int, device: Any, rounds: int) -> tuple[float, float]:
 def _child(arch: str, mode: str, opts: dict[str, Any], queue: Any) -> None:
     try:
         queue.put(_measure(arch, mode, opts))
-    except Exception as exc:  # noqa: BLE001 - report any failure instead of hanging the parent
+    except Exception as exc:
         queue.put({"arch": arch, "mode": mode, "error": f"{type(exc).__name__}: {exc}"})
 
 

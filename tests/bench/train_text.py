@@ -30,7 +30,7 @@ _ROWS = 32 * 64  # rows behind the Poisson loader (only the noise calibration se
 def _measure(mode: str, opts: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from privet.governance.catalog import ModelSpec
+    from privet.governance.architectures import ModelSpec
     from privet.services.training.dp import (
         TensorRows,
         make_private,
@@ -112,7 +112,7 @@ def _measure(mode: str, opts: dict[str, Any]) -> dict[str, Any]:
 def _child(mode: str, opts: dict[str, Any], queue: Any) -> None:
     try:
         queue.put(_measure(mode, opts))
-    except Exception as exc:  # noqa: BLE001 - report any failure instead of hanging the parent
+    except Exception as exc:
         queue.put({"arch": "text-minilm", "mode": mode, "error": f"{type(exc).__name__}: {exc}"})
 
 

@@ -16,8 +16,6 @@ import json
 import grpc
 import numpy as np
 import pytest
-from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from safetensors.numpy import save
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
@@ -31,6 +29,8 @@ from privet.governance.registry import ModelRegistry, VersionSpec
 from privet.governance.runtime import Runtime
 from privet.governance.store.registry_tables import ModelVersion
 from privet.governance.store.tables import AuditEvent
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.established import establish_version
 from tests.helpers import channel
 from tests.integration.test_inference import _request, release_toy

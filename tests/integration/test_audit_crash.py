@@ -15,9 +15,9 @@ import time
 import grpc
 from sqlalchemy import select
 
+from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.governance.runtime import Runtime
 from privet.governance.store.tables import AuditEvent
-from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from tests.conftest import make_home
 from tests.helpers import channel
 from tests.integration.test_cli_platform import _use_free_ports

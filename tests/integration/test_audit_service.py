@@ -5,14 +5,14 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from privet.audit.v1 import audit_pb2, audit_pb2_grpc
+from privet.common.v1 import types_pb2
 from privet.governance.audit.checkpoint import open_checkpoint
 from privet.governance.audit.hashing import leaf_hash
 from privet.governance.audit.leaf import decode_leaf
 from privet.governance.audit.log import Event
 from privet.governance.audit.merkle import verify_consistency, verify_inclusion
 from privet.governance.runtime import Runtime
-from privet.audit.v1 import audit_pb2, audit_pb2_grpc
-from privet.common.v1 import types_pb2
 from tests.helpers import bad_request_fields, channel
 
 
@@ -87,7 +87,7 @@ def test_checkpoints_are_produced_every_n_events(sqlite_runtime) -> None:  # typ
     import time
 
     rt = sqlite_runtime
-    rt.checkpointer._every_events = 10  # noqa: SLF001 - a small N for the test
+    rt.checkpointer._every_events = 10
     rt.checkpointer.start()
     _seed(rt, 25)
     deadline = time.monotonic() + 10

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 
-from privet.governance.datasets.catalog import DatasetSpec, create_dataset, dataset_batches, dataset_budget, delete_dataset
 from privet.governance.bootstrap import init_home
+from privet.governance.datasets.catalog import DatasetSpec, create_dataset, dataset_batches, dataset_budget, delete_dataset
 from privet.governance.datasets.fingerprint import SKETCH_SIZE, ContentSketch, containment_in, row_hashes, similarity
 from privet.governance.datasets.formats import CsvDialect
 from privet.governance.datasets.pipeline import AnonymisationSpec

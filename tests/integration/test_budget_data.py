@@ -120,7 +120,7 @@ def test_concurrent_settles_on_one_budget_compose_every_charge(runtime: Runtime)
         barrier.wait()
         try:
             rt.write(lambda s: BudgetLedger(rt.audit).settle(s, ds.id, f"j{i}", 1.0, RUN, "service/training"))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=settle, args=(i,)) for i in range(6)]

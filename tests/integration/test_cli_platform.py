@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-
 from privet.governance.config import Home
 from tests.conftest import use_free_ports
 

@@ -19,9 +19,6 @@ import grpc
 import numpy as np
 import pyarrow as pa
 import pytest
-from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from privet.training.v1 import training_pb2, training_pb2_grpc
 from safetensors.numpy import load, save
 from sqlalchemy import select
 
@@ -40,6 +37,9 @@ from privet.governance.registry import ModelRegistry, VersionSpec
 from privet.governance.runtime import Runtime
 from privet.governance.store.tables import AuditEvent
 from privet.governance.training.jobs import JobSpec, submit_job
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+from privet.training.v1 import training_pb2, training_pb2_grpc
 from tests.established import (
     end_job,
     establish_version,

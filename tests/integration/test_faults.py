@@ -155,8 +155,8 @@ def test_sigkill_during_releases_keeps_stages_and_log_consistent(served: ServePr
     versions = []
     with channel(home, "admin", address) as ch:
         stub = registry_pb2_grpc.RegistryServiceStub(ch)
-        from safetensors.numpy import save
         import numpy as np
+        from safetensors.numpy import save
 
         weights = save({"w": np.ones((4, 2), dtype=np.float32)})
         for _ in range(12):

@@ -17,13 +17,13 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from privet.governance.catalog.models import ModelSpec, export_weights, load_model
-from privet.governance.catalog.tabular import ClassLabels, TabularPreprocessor
+from privet.common.v1 import types_pb2
+from privet.governance.architectures.models import ModelSpec, export_weights, load_model
+from privet.governance.architectures.tabular import ClassLabels, TabularPreprocessor
 from privet.governance.runtime import Runtime
 from privet.governance.store.tables import AuditEvent
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
 from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from privet.common.v1 import types_pb2
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.helpers import bad_request_fields, channel, error_info
 

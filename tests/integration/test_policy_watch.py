@@ -11,11 +11,11 @@ import urllib.request
 
 import grpc
 import pytest
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from privet.governance.config import SERVICES
 from privet.governance.runtime import Runtime
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.conftest import make_home, use_free_ports
 from tests.helpers import channel
 

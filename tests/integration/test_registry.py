@@ -14,11 +14,10 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from privet.common.v1 import types_pb2
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from safetensors.numpy import save
 from sqlalchemy import select
 
+from privet.common.v1 import types_pb2
 from privet.governance.crypto import DEFAULT_CHUNK_SIZE
 from privet.governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from privet.governance.policy.engine import DEFAULT_DENY
@@ -26,6 +25,7 @@ from privet.governance.registry import ModelRegistry, ReleaseFacts, Stage, Versi
 from privet.governance.runtime import Runtime
 from privet.governance.store.registry_tables import ModelVersion
 from privet.governance.store.tables import AuditEvent
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.established import establish_version
 from tests.helpers import bad_request_fields, error_info, stubs_as
 
@@ -505,7 +505,7 @@ def test_concurrent_transitions_never_skip_a_stage(runtime: Runtime) -> None:
                     if registry.get_version("m", v).stage == Stage.RELEASED:
                         return
                     continue
-                except BaseException as exc:  # noqa: BLE001
+                except BaseException as exc:
                     with lock:
                         unexpected.append(exc)
                     return

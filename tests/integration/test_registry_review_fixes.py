@@ -22,21 +22,21 @@ import uuid
 import grpc
 import numpy as np
 import pytest
-from privet.common.v1 import types_pb2
-from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from safetensors.numpy import save
 from sqlalchemy import select, update
 
+from privet.common.v1 import types_pb2
 from privet.governance.crypto import FileKeyring, seal_weights
 from privet.governance.datasets.catalog import DatasetSpec, create_dataset
 from privet.governance.datasets.formats import CsvDialect
 from privet.governance.datasets.pipeline import AnonymisationSpec
 from privet.governance.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from privet.governance.processes import process_identity
 from privet.governance.registry import MAX_EPSILON, ModelRegistry, Stage, VersionSpec
 from privet.governance.runtime import Runtime
-from privet.governance.processes import process_identity
 from privet.governance.store.registry_tables import Model, ModelUpload, ModelVersion
 from privet.governance.store.tables import AuditEvent
+from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.established import establish_version
 from tests.helpers import bad_request_fields, channel
 
@@ -341,7 +341,7 @@ def test_an_upload_left_by_an_earlier_process_with_this_pid_is_swept(sqlite_runt
 
 def test_the_uploads_own_record_names_this_incarnation(registry, sqlite_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     seen: list[str] = []
-    insert = registry._insert_version  # noqa: SLF001 - the moment between blob commit and registration
+    insert = registry._insert_version
 
     def look_then_insert(*args, **kwargs):  # type: ignore[no-untyped-def]
         seen.extend(u.host for u in _uploads(sqlite_runtime))

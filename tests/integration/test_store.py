@@ -15,10 +15,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
-from privet.governance.audit.integrity import check_log
-from privet.governance.audit.log import Event
 from privet.governance.audit.hashing import leaf_hash
+from privet.governance.audit.integrity import check_log
 from privet.governance.audit.leaf import EventRecord, encode_leaf
+from privet.governance.audit.log import Event
 from privet.governance.audit.merkle import MemoryNodeStore, inclusion_proof, nodes_to_store_on_append, root, verify_inclusion
 from privet.governance.audit.storage import LOWEST_STORED_LEVEL, SqlNodeReader
 from privet.governance.errors import NotFound, ResourceExhausted, Unavailable

@@ -11,6 +11,7 @@ import time
 import grpc
 import pytest
 
+from privet.governance.datasets.synthetic import customer_table
 from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
 from privet.governance.runtime import Runtime
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -18,7 +19,6 @@ from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
 from tests.helpers import bad_request_fields, channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
-from privet.governance.datasets.synthetic import customer_table
 
 FEATURES = ["age", "tenure_months", "monthly_spend", "plan", "support_calls"]
 

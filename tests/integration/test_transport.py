@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pathlib
 import socket
 import ssl
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -12,12 +16,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from sqlalchemy import select
 
+from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.governance.config import Home
 from privet.governance.identity.ca import LocalCA
 from privet.governance.identity.spiffe import SpiffeId
 from privet.governance.runtime import Runtime
 from privet.governance.store.tables import AuditEvent
-from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.helpers import channel, error_info
@@ -80,7 +84,7 @@ def test_certificates_without_a_known_identity_are_unauthenticated(servers, sqli
 
 def test_expired_certificate_is_refused(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
     home = sqlite_runtime.home
-    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     issued = LocalCA.ensure(home.pki).issue(SpiffeId("user", "admin"), not_before=long_ago, lifetime=dt.timedelta(days=1))
     with grpc.secure_channel(servers["registry"], _creds_from(home.ca_cert.read_bytes(), issued.cert_pem, issued.key_pem)) as ch:
         with pytest.raises(grpc.RpcError) as err:
@@ -152,3 +156,27 @@ def test_deadlines_are_honoured(servers, sqlite_runtime) -> None:  # type: ignor
         with pytest.raises(grpc.RpcError) as err:
             audit_pb2_grpc.AuditServiceStub(ch).GetCheckpoint(audit_pb2.GetCheckpointRequest(), timeout=0.000001)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+_GRPC_FIRST = """
+import sys, pathlib
+import grpc  # before privet: the cipher-suite pin comes too late for this process
+from privet.governance.bootstrap import init_home
+from privet.governance.config import Home
+from privet.governance.runtime import Runtime
+from privet.services.common.tls_probe import TLS12Accepted
+from privet.services.launcher import start_services
+home = Home(pathlib.Path(sys.argv[1])); init_home(home)
+try:
+    start_services(Runtime.open(home), ["registry"], {"registry": "127.0.0.1:0"})
+except TLS12Accepted as exc:
+    print("refused:", exc); sys.exit(3)
+print("served"); sys.exit(0)
+"""
+
+
+def test_a_process_that_imported_grpc_first_refuses_to_serve(tmp_path: pathlib.Path) -> None:
+    # Whatever the import order, a server that would complete a TLS 1.2 handshake never serves.
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_SSL_CIPHER_SUITES"}
+    done = subprocess.run([sys.executable, "-c", _GRPC_FIRST, str(tmp_path / "home")], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 3 and "TLSv1.2 handshake" in done.stdout, (done.stdout, done.stderr[-2000:])

@@ -3,8 +3,6 @@ any certificate, and a generic way to call any RPC by its descriptor."""
 
 from __future__ import annotations
 
-import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
-
 import contextlib
 import pathlib
 import re

@@ -12,8 +12,6 @@ audited as a deny, or UNAUTHENTICATED for the unknown certificate.
 
 from __future__ import annotations
 
-import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
-
 import json
 from collections.abc import Callable, Iterator
 
@@ -21,12 +19,12 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 
+from privet.audit.v1 import audit_pb2
 from privet.governance.identity.ca import LocalCA
 from privet.governance.identity.spiffe import SpiffeId
 from privet.governance.store.tables import AuditEvent
-from privet.kserve.v2 import grpc_predict_v2_pb2
-from privet.audit.v1 import audit_pb2
 from privet.ingestion.v1 import ingestion_pb2
+from privet.kserve.v2 import grpc_predict_v2_pb2
 from privet.registry.v1 import registry_pb2
 from privet.training.v1 import training_pb2
 from tests.helpers import channel, error_info

@@ -9,8 +9,6 @@ not-yet-valid or re-signed certificate must never turn into a known principal.
 
 from __future__ import annotations
 
-import privet  # noqa: F401 - first, before grpc: pins TLS 1.3 (see privet/__init__.py)
-
 import datetime as dt
 import json
 import struct
@@ -72,7 +70,7 @@ def build(
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A certificate signed by `issuer_key`, named as its issuer `issuer_cert`'s subject."""
     key = ec.generate_private_key(ec.SECP256R1())
-    start = not_before or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Privet"), x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -262,7 +260,7 @@ def test_a_client_certificate_from_a_sub_ca_is_refused(env: Servers, ca: LocalCA
 
 
 def test_a_certificate_not_yet_valid_is_refused(env: Servers, ca: LocalCA) -> None:
-    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
     cert, key = build(ca.cert, ca.key, uris=["spiffe://privet.local/user/admin"], not_before=later)
     with _connect(env, _identity(cert, key)) as ch:
         assert _handshake_refused(ch)

@@ -28,11 +28,11 @@ import grpc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 
 from privet.governance.datasets import formats
 from privet.governance.jsonlimits import MAX_JSON_DEPTH
 from privet.governance.runtime import Runtime
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from tests.helpers import ServeProcess, bad_request_fields, channel
 from tests.integration.test_ingestion import (
     _csv_bytes,

@@ -17,7 +17,6 @@ from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.helpers import channel
 from tests.integration.test_inference import _model_bytes, _request, release_toy
 
-
 INPUTS = [{"name": "age", "datatype": "FP64", "shape": [-1]}, {"name": "plan", "datatype": "BYTES", "shape": [-1]}]
 
 

@@ -9,13 +9,13 @@ import time
 import grpc
 from sqlalchemy import select
 
+from privet.governance.datasets.synthetic import customer_table
 from privet.governance.store.tables import AuditEvent
+from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
 from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from tests.helpers import channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
-from privet.governance.datasets.synthetic import customer_table
 
 
 def _counted(rt, action: str, principal: str) -> int:  # type: ignore[no-untyped-def]

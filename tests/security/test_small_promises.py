@@ -6,12 +6,12 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from privet.common.v1 import types_pb2
+from privet.governance.datasets.synthetic import customer_table
 from privet.governance.errors import InvalidArgument
 from privet.governance.identity.spiffe import check_name
-from privet.governance.datasets.synthetic import customer_table
-from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from privet.common.v1 import types_pb2
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
 from tests.helpers import bad_request_fields, channel

@@ -22,10 +22,10 @@ def test_fast_encoder_is_byte_identical(seq, time_us, principal, action, resourc
 
 def test_right_edge_stays_exactly_the_frontier_and_roots_match() -> None:
     log = AuditLog()
-    log._size, log._frontier = 0, {}  # noqa: SLF001 - as a batch's begin() leaves it on an empty log
+    log._size, log._frontier = 0, {}
     memory = MemoryNodeStore()
     for n in range(1, 300):
         log.append(Event("user/a", "x", "r", "allow", details={"n": n}))
-        memory.append(log._events[-1]["leaf"])  # noqa: SLF001
-        assert set(log._frontier) == set(frontier_keys(n))  # noqa: SLF001
+        memory.append(log._events[-1]["leaf"])
+        assert set(log._frontier) == set(frontier_keys(n))
         assert root(n, log) == root(n, memory)

@@ -56,7 +56,7 @@ def _k(n: int) -> int:
     return k
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ref_mth(start: int, end: int) -> bytes:
     """MTH(D[start:end]) over BIG_LEAVES."""
     n = end - start

@@ -5,11 +5,10 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from privet.governance import errors as e
 from privet.services.common.errors import STATUS_TABLE, status_for
-from grpc_status import rpc_status
-
 
 ROWS = [
     (e.InvalidArgument("header.k", "must be at least 2"), grpc.StatusCode.INVALID_ARGUMENT),

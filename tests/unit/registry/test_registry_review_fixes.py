@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from privet.governance.registry import ReleaseFacts, Stage
 from privet.governance.processes import identity_alive, process_identity
+from privet.governance.registry import ReleaseFacts, Stage
 from privet.governance.store.blobs import BlobStore, temporary_name
 
 CEDAR_LONG_MAX = 2**63 - 1

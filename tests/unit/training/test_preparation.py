@@ -21,7 +21,7 @@ from privet.governance.privacy.dp_statistics import (
 from privet.governance.privacy.plan import COUNT_SHARE, EVALUATION_SHARE, PREPROCESSING_SHARE, plan_job
 from privet.governance.privacy.secure_random import SecureRandom
 from privet.governance.training.preparation import PreparationRefused, prepare_data
-from privet.services.training.metrics import BINS, metrics_from_histogram
+from privet.services.training.evaluation import BINS, metrics_from_histogram
 
 ROWS = 3000
 

@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from privet.governance.catalog import build_model
+from privet.governance.architectures import build_model
 from privet.governance.privacy.secure_random import SecureRandom
 from privet.services.training.dp import TensorRows, make_private
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from privet.governance.catalog import build_model
+from privet.governance.architectures import build_model
 from privet.services.training.clipping import BookkeepingClipper, supports_bookkeeping
 from privet.services.training.dp import TensorRows, make_private
 

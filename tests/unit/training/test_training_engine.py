@@ -10,7 +10,7 @@ import pytest
 import torch
 from opacus.accountants import create_accountant
 
-from privet.governance.catalog import load_model
+from privet.governance.architectures import load_model
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import Mechanism, epsilon_for
 from privet.services.training import dp as dp_module

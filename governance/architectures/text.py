@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from privet.governance.catalog.models import _Architecture, _register
+from privet.governance.architectures.models import _Architecture, _register
 from privet.governance.errors import InvalidArgument
 
 __all__ = [

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from privet.governance.catalog import preprocessor_from_metadata
-from privet.governance.catalog.models import ModelSpec, _exported_state, architectures
-from privet.governance.catalog.tabular import ClassLabels
+from privet.governance.architectures import preprocessor_from_metadata
+from privet.governance.architectures.models import ModelSpec, _exported_state, architectures
+from privet.governance.architectures.tabular import ClassLabels
 from privet.governance.errors import InvalidArgument
 
 __all__ = ["check_metadata_matches_weights"]

@@ -1,4 +1,4 @@
-"""The model catalog: tabular preprocessing, architectures, safetensors weights."""
+"""Model architectures: tabular preprocessing, architectures, safetensors weights."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from opacus.validators import ModuleValidator
 
-from privet.governance.catalog import (
+from privet.governance.architectures import (
     ClassLabels,
     ModelSpec,
     TabularPreprocessor,
