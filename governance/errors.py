@@ -1,6 +1,6 @@
 """One typed exception family for the whole domain core.
 
-Services map each class to a gRPC status in one table (`services/common/errors.py`);
+Services map each class to a gRPC status in one table (`privet.services.common.errors.ERROR_TABLE`);
 nothing in `governance/` knows about gRPC.
 """
 

@@ -1,74 +1,122 @@
-"""The one table from Privet's typed errors to gRPC status codes, with google.rpc.Status details."""
+"""The one table from what a call raises to the gRPC status its caller sees.
+
+Rows are tried in order; the first that matches decides. Privet's typed errors carry their
+message to the caller (with google.rpc details for a bad field or a policy denial); a
+database that cannot be reached is UNAVAILABLE, retryable, whoever noticed it first; a
+client whose own stream failed keeps its status; anything else is INTERNAL with no detail,
+logged here: internals never leak to callers.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from privet.governance import errors as e
 
-__all__ = ["STATUS_TABLE", "status_for", "abort_with"]
+__all__ = ["ERROR_TABLE", "Row", "abort_with", "is_abort", "row_for", "status_for"]
 
 log = logging.getLogger("privet.errors")
 
 ERROR_DOMAIN = "privet.local"
 
-STATUS_TABLE: dict[type[e.PrivetError], grpc.StatusCode] = {
-    e.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    e.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    e.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    e.NotFound: grpc.StatusCode.NOT_FOUND,
-    e.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    e.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    e.DataLoss: grpc.StatusCode.DATA_LOSS,
-    e.Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
+
+@dataclass(frozen=True)
+class Row:
+    """Exceptions of `catches` (for which `applies` holds) end the call with `code`; the
+    caller reads `message(exc)` and the google.rpc `details(exc)`."""
+
+    catches: type[BaseException] | tuple[type[BaseException], ...]
+    code: grpc.StatusCode | Callable[[BaseException], grpc.StatusCode]
+    message: Callable[[BaseException], str]
+    details: Callable[[BaseException], list[Message]] = lambda _exc: []
+    applies: Callable[[BaseException], bool] = lambda _exc: True
+    log_it: bool = False
+
+    def matches(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.catches) and self.applies(exc)
 
 
-def _code_of(exc: e.PrivetError) -> grpc.StatusCode:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_TABLE:
-            return STATUS_TABLE[cls]  # type: ignore[index]
-    return grpc.StatusCode.INTERNAL
+def _own_message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, e.PrivetError) else ""
 
 
-def _pack(message) -> any_pb2.Any:  # type: ignore[no-untyped-def]
+def _bad_request(exc: BaseException) -> list[Message]:
+    assert isinstance(exc, e.InvalidArgument)
+    return [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)])]
+
+
+def _policy_denial(exc: BaseException) -> list[Message]:
+    assert isinstance(exc, e.PermissionDenied)
+    return [error_details_pb2.ErrorInfo(reason="POLICY_DENIED", domain=ERROR_DOMAIN,
+                                        metadata={"policy_ids": ",".join(exc.policy_ids), "reasons": "; ".join(exc.reasons)})]
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, (OperationalError, InterfaceError)) or (isinstance(exc, DBAPIError) and bool(exc.connection_invalidated))
+
+
+def _client_stream_code(exc: BaseException) -> grpc.StatusCode:
+    code = getattr(exc, "code", None)
+    return (code() if callable(code) else None) or grpc.StatusCode.CANCELLED
+
+
+def _client_stream_message(exc: BaseException) -> str:
+    details = getattr(exc, "details", None)
+    return (details() if callable(details) else "") or "the request stream failed"
+
+
+ERROR_TABLE: tuple[Row, ...] = (
+    Row(e.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, _own_message, _bad_request),
+    Row(e.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED, _own_message),
+    Row(e.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, _own_message, _policy_denial),
+    Row(e.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION, _own_message),
+    Row(e.NotFound, grpc.StatusCode.NOT_FOUND, _own_message),
+    Row(e.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, _own_message),
+    Row(e.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED, _own_message),
+    Row(e.DataLoss, grpc.StatusCode.DATA_LOSS, _own_message),
+    Row(e.Unavailable, grpc.StatusCode.UNAVAILABLE, _own_message),
+    # A typed error with no row of its own is a Privet bug, but its message was written for callers.
+    Row(e.PrivetError, grpc.StatusCode.INTERNAL, _own_message, log_it=True),
+    Row(NotImplementedError, grpc.StatusCode.UNIMPLEMENTED, lambda _exc: "not implemented in this Privet version"),
+    Row(DBAPIError, grpc.StatusCode.UNAVAILABLE, lambda _exc: "the database is unavailable; retry later", applies=_database_unreachable, log_it=True),
+    # The client's own request stream failed (it cancelled, or sent an oversized message).
+    Row(grpc.RpcError, _client_stream_code, _client_stream_message),
+    Row(Exception, grpc.StatusCode.INTERNAL, lambda _exc: "internal error", log_it=True),
+)
+
+
+def row_for(exc: BaseException) -> Row:
+    return next(row for row in ERROR_TABLE if row.matches(exc))
+
+
+def _pack(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
 
 
 def status_for(exc: BaseException) -> grpc.Status:
-    """The gRPC status for an exception. Anything that is not a PrivetError is INTERNAL with
-    no detail: internals never leak to callers — except a database that cannot be reached,
-    which is UNAVAILABLE (retryable), whoever noticed it first."""
-    if isinstance(exc, (OperationalError, InterfaceError)) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-        exc = e.Unavailable("the database is unavailable; retry later")
-    if not isinstance(exc, e.PrivetError):
-        log.exception("internal error", exc_info=exc)
-        return rpc_status.to_status(status_pb2.Status(code=code_pb2.INTERNAL, message="internal error"))
-    code = _code_of(exc)
-    details = []
-    if isinstance(exc, e.InvalidArgument):
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)])))
-    if isinstance(exc, e.PermissionDenied):
-        details.append(
-            _pack(
-                error_details_pb2.ErrorInfo(
-                    reason="POLICY_DENIED",
-                    domain=ERROR_DOMAIN,
-                    metadata={"policy_ids": ",".join(exc.policy_ids), "reasons": "; ".join(exc.reasons)},
-                )
-            )
-        )
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=exc.message, details=details))
+    """The gRPC status, with its google.rpc details, that `exc` ends a call with."""
+    row = row_for(exc)
+    if row.log_it:
+        log.error("call failed: %s", type(exc).__name__, exc_info=exc)
+    code = row.code(exc) if callable(row.code) else row.code
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=row.message(exc), details=[_pack(d) for d in row.details(exc)]))
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:
     context.abort_with_status(status_for(exc))
+
+
+def is_abort(exc: BaseException) -> bool:
+    """grpc's `context.abort` raises a bare Exception: it has set the status already."""
+    return type(exc) is Exception and not exc.args

@@ -1,8 +1,9 @@
 """The server factory: every Privet server is mTLS-only, health-checked, reflectable,
-size-limited, governed by one interceptor, and stops gracefully."""
+size-limited, governed by the interceptor chain (one job each), and stops gracefully."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -13,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from privet.governance.runtime import Runtime
-from privet.services.common.interceptor import GovernanceInterceptor
+from privet.services.common.interceptors import audit_cut_off, governance_interceptors
 from privet.services.common.metrics import ServerMetrics
 from privet.services.common.tls_probe import TLS12Accepted, require_tls13_only
 from privet.services.common.uploads import DEFAULT_IDLE_SECONDS, DEFAULT_MIN_BYTES_PER_SECOND, DEFAULT_PER_PRINCIPAL, UploadGate
@@ -69,12 +70,11 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
     limit = runtime.settings.max_message_bytes
     metrics = ServerMetrics(name, runtime.settings.metrics_addresses.get(name, "") if metrics_address is None else metrics_address)
     uploads, downloads = _stream_gate(runtime, "uploads", max_workers), _stream_gate(runtime, "streams", max_workers)
-    interceptor = GovernanceInterceptor(runtime, metrics, uploads, downloads)
     for gate in (uploads, downloads):
-        gate.on_cut_off(interceptor.audit_cut_off)
+        gate.on_cut_off(functools.partial(audit_cut_off, runtime))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"privet-{name}"),
-        interceptors=[interceptor],
+        interceptors=governance_interceptors(runtime, metrics, uploads, downloads),
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),

@@ -1,0 +1,39 @@
+"""The interceptors every Privet server runs, one job each, outermost first:
+
+1. `CallMetricsInterceptor`: counts and times every call by its final status;
+2. `ErrorStatusInterceptor`: maps whatever is raised inside to a status, by the one table;
+3. `AuthenticationInterceptor`: the peer's certificate must name a known principal;
+4. `AuthorizationInterceptor`: one Cedar decision per RPC;
+5. `StreamAdmissionInterceptor`: a bounded slot and an idle clock for every stream.
+
+The denials of 3-5 land in the audit log (`call_denials`). The order matters: metrics see the
+status the errors settled on, and no stream slot is spent on a caller who may not call.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from privet.governance.runtime import Runtime
+from privet.services.common.interceptors.authentication import AuthenticationInterceptor
+from privet.services.common.interceptors.authorization import AuthorizationInterceptor
+from privet.services.common.interceptors.call_denials import audit_call_denial, audit_cut_off
+from privet.services.common.interceptors.call_metrics import CallMetricsInterceptor
+from privet.services.common.interceptors.rpc_actions import action_for
+from privet.services.common.interceptors.status_mapping import ErrorStatusInterceptor
+from privet.services.common.interceptors.stream_admission import StreamAdmissionInterceptor
+from privet.services.common.metrics import ServerMetrics
+from privet.services.common.uploads import UploadGate
+
+__all__ = ["action_for", "audit_call_denial", "audit_cut_off", "governance_interceptors"]
+
+
+def governance_interceptors(runtime: Runtime, metrics: ServerMetrics, uploads: UploadGate, downloads: UploadGate) -> list[grpc.ServerInterceptor]:
+    """The chain, in the order gRPC runs it (the first wraps all the others)."""
+    return [
+        CallMetricsInterceptor(metrics),
+        ErrorStatusInterceptor(),
+        AuthenticationInterceptor(runtime),
+        AuthorizationInterceptor(runtime),
+        StreamAdmissionInterceptor(runtime, uploads, downloads),
+    ]

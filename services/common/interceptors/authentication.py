@@ -1,0 +1,46 @@
+"""Who is calling: a peer whose certificate does not name a known principal, issued directly
+by this home's CA, never reaches a servicer (UNAUTHENTICATED, audited)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from privet.governance.errors import Unauthenticated
+from privet.governance.identity.spiffe import SpiffeId
+from privet.governance.runtime import Runtime
+from privet.services.common.identity import peer_spiffe_id
+from privet.services.common.interceptors._rewrap import rewrap_in_scope
+from privet.services.common.interceptors.call_denials import audit_call_denial
+from privet.services.common.interceptors.rpc_actions import action_for
+
+__all__ = ["AuthenticationInterceptor"]
+
+
+class AuthenticationInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        target = action_for(details.method)
+
+        @contextlib.contextmanager
+        def authenticated(context: grpc.ServicerContext) -> Iterator[None]:
+            spiffe: SpiffeId | None = None
+            try:
+                spiffe = peer_spiffe_id(context, self._runtime.ca_pem)
+                if target is not None:  # the open RPCs need a valid certificate, not a principal
+                    self._runtime.policies.engine.directory.resolve(spiffe)
+            except Unauthenticated as exc:
+                if target is not None:
+                    audit_call_denial(self._runtime, spiffe.principal if spiffe else "unknown", target[1], exc.message, ("unauthenticated",))
+                raise
+            yield
+
+        return rewrap_in_scope(handler, authenticated)
