@@ -103,6 +103,7 @@ UNDECODABLE = {
 
 @pytest.mark.parametrize("how", list(UNDECODABLE))
 def test_fields_that_no_longer_decode_are_named_not_crashed_on(runtime: Runtime, tmp_path: pathlib.Path, how: str) -> None:
+    from privet.governance.audit.auditor_reads import LoggedEvent
     from privet.services.cli.audit_cmds import export_line
     from privet.services.registry.audit_servicer import event_message
 
@@ -124,7 +125,7 @@ def test_fields_that_no_longer_decode_are_named_not_crashed_on(runtime: Runtime,
     # The export the service streams still carries the row, and offline verify names it.
     export = tmp_path / "events.jsonl"
     with runtime.read() as s:
-        export.write_text("".join(export_line(event_message(row)) + "\n" for row in iter_events(s)))
+        export.write_text("".join(export_line(event_message(LoggedEvent.of(row))) + "\n" for row in iter_events(s)))
     code, output = _verify(runtime, export, checkpoint)
     assert code == 1 and json.loads(output)["first_bad_seq"] == 3, output
 
