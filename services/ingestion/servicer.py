@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import grpc
@@ -22,13 +21,13 @@ from privet.governance.datasets.catalog import (
     list_datasets,
     preview_dataset,
 )
+from privet.governance.datasets.dataset_record import DatasetRecord
 from privet.governance.datasets.formats import CsvDialect
 from privet.governance.datasets.pipeline import AnonymisationSpec
 from privet.governance.errors import InvalidArgument
 from privet.governance.identity.principals import Principal
 from privet.governance.paging import page_size
 from privet.governance.runtime import Runtime
-from privet.governance.store.dataset_tables import Dataset
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.services.common.identity import caller
 from privet.services.common.streams import messages
@@ -74,28 +73,29 @@ def _split(requests: Iterator[ingestion_pb2.CreateDatasetRequest],
     return header, chunks()
 
 
-def budget_message(runtime: Runtime, row: Dataset) -> types_pb2.PrivacyBudget:
-    b = dataset_budget(runtime, row.id)
+def budget_message(runtime: Runtime, dataset_id: str) -> types_pb2.PrivacyBudget:
+    b = dataset_budget(runtime, dataset_id)
     return types_pb2.PrivacyBudget(epsilon_total=b.epsilon_total, delta=b.delta, epsilon_reserved=b.epsilon_reserved, epsilon_spent=b.epsilon_spent, epsilon_remaining=b.epsilon_remaining)
 
 
-def dataset_message(row: Dataset, ledger: types_pb2.PrivacyBudget | None = None) -> ingestion_pb2.Dataset:
-    report = json.loads(row.report_json)
-    kan = report.get("k_anonymity") or {}
+def dataset_message(d: DatasetRecord, ledger: types_pb2.PrivacyBudget | None = None) -> ingestion_pb2.Dataset:
     created = Timestamp()
-    created.FromMicroseconds(row.created_at_us)
+    created.FromMicroseconds(d.created_at_us)
+    m = d.masking
     return ingestion_pb2.Dataset(
-        id=row.id, name=row.name, digest=row.blob_digest, raw_digest=row.raw_digest, rows=row.rows, size_bytes=row.size_bytes,
-        columns=[ingestion_pb2.ColumnInfo(name=c["name"], type=c["type"], action=c["action"], detected_types=c["pii_types"]) for c in json.loads(row.columns_json)],
-        profile=row.profile, profile_digest=row.profile_digest, domain=row.domain, key_version=row.key_version,
-        report=ingestion_pb2.MaskingReport(
-            rows_in=report["rows_in"], rows_out=report["rows_out"], suppressed_rows=kan.get("suppressed_rows", 0),
-            generalisation={k: str(v) for k, v in (kan.get("levels") or {}).items()}, information_loss=kan.get("information_loss", 0.0), k=kan.get("k", 0),
-        ),
-        budget=ledger or types_pb2.PrivacyBudget(epsilon_total=row.epsilon_total, delta=row.delta, epsilon_remaining=row.epsilon_total),
-        created_by=row.created_by, created_at=created, quasi_identifiers=json.loads(row.quasi_identifiers_json), description=row.description,
-        personal=row.personal, personal_basis=json.loads(row.personal_basis_json), team=row.team,
+        id=d.id, name=d.name, digest=d.blob_digest, raw_digest=d.raw_digest, rows=d.rows, size_bytes=d.size_bytes,
+        columns=[ingestion_pb2.ColumnInfo(name=c.name, type=c.type, action=c.action, detected_types=c.pii_types) for c in d.columns],
+        profile=d.profile, profile_digest=d.profile_digest, domain=d.domain, key_version=d.key_version,
+        report=ingestion_pb2.MaskingReport(rows_in=m.rows_in, rows_out=m.rows_out, suppressed_rows=m.suppressed_rows, generalisation=m.generalisation,
+                                           information_loss=m.information_loss, k=m.k),
+        budget=ledger or types_pb2.PrivacyBudget(epsilon_total=d.epsilon_total, delta=d.delta, epsilon_remaining=d.epsilon_total),
+        created_by=d.created_by, created_at=created, quasi_identifiers=d.quasi_identifiers, description=d.description,
+        personal=d.personal, personal_basis=d.personal_basis, team=d.team,
     )
+
+
+def _with_budget(runtime: Runtime, d: DatasetRecord) -> ingestion_pb2.Dataset:
+    return dataset_message(d, budget_message(runtime, d.id))
 
 
 class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
@@ -107,8 +107,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def CreateDataset(self, request_iterator, context):  # type: ignore[no-untyped-def]
         header, chunks = _split(request_iterator, context)
-        row = create_dataset(self._rt, self._who(context), _spec(header), chunks)
-        return dataset_message(row, budget_message(self._rt, row))
+        return _with_budget(self._rt, DatasetRecord.of(create_dataset(self._rt, self._who(context), _spec(header), chunks)))
 
     def PreviewMasking(self, request_iterator, context):  # type: ignore[no-untyped-def]
         header, chunks = _split(request_iterator, context)
@@ -120,7 +119,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def GetDataset(self, request, context):  # type: ignore[no-untyped-def]
         row = get_dataset(self._rt, request.name, dataset_id=request.dataset_id, principal=self._who(context))
-        message = dataset_message(row, budget_message(self._rt, row))
+        message = _with_budget(self._rt, DatasetRecord.of(row))
         message.ledger.extend(
             types_pb2.LedgerEntry(kind=e.kind, job_id=e.job_id, epsilon=e.epsilon_micro / 1e6, delta=e.delta, noise_multiplier=e.noise_multiplier or 0.0,
                                   sample_rate=e.sample_rate or 0.0, steps=e.steps or 0, accountant=e.accountant, principal=e.principal, time_us=e.time_us)
@@ -132,7 +131,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         size = page_size(request.page.page_size)
         rows = list_datasets(self._rt, after=request.page.page_token, limit=size + 1, principal=self._who(context))
         token = rows[size - 1].name if len(rows) > size else ""
-        return ingestion_pb2.ListDatasetsResponse(datasets=[dataset_message(r, budget_message(self._rt, r)) for r in rows[:size]], next_page_token=token)
+        return ingestion_pb2.ListDatasetsResponse(datasets=[_with_budget(self._rt, DatasetRecord.of(r)) for r in rows[:size]], next_page_token=token)
 
     def ReadDataset(self, request, context):  # type: ignore[no-untyped-def]
         """Arrow IPC stream bytes: the schema and each record batch as they are read."""
@@ -149,11 +148,10 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
                 yield ingestion_pb2.ReadDatasetResponse(arrow_ipc=tail)
 
     def DeleteDataset(self, request, context):  # type: ignore[no-untyped-def]
-        return ingestion_pb2.DeleteDatasetResponse(dataset=dataset_message(delete_dataset(self._rt, self._who(context), request.name, request.reason)))
+        return ingestion_pb2.DeleteDatasetResponse(dataset=dataset_message(DatasetRecord.of(delete_dataset(self._rt, self._who(context), request.name, request.reason))))
 
     def DeclarePersonalData(self, request, context):  # type: ignore[no-untyped-def]
-        row = declare_personal_data(self._rt, self._who(context), request.name, request.personal, request.reason)
-        return dataset_message(row, budget_message(self._rt, row))
+        return _with_budget(self._rt, DatasetRecord.of(declare_personal_data(self._rt, self._who(context), request.name, request.personal, request.reason)))
 
 
 class _Collector:
