@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.governance.config import SERVICES
@@ -17,10 +18,20 @@ from privet.training.v1 import training_pb2, training_pb2_grpc
 
 __all__ = ["SERVICE_FULL_NAMES", "specs_for", "start_services"]
 
+
+@runtime_checkable
+class Engine(Protocol):
+    """A servicer with work of its own (the training scheduler, the inference batcher): it
+    starts once every server is up, and stops with its server."""
+
+    def start(self) -> None: ...
+
+    def stop(self, grace: float) -> None: ...
+
 log = logging.getLogger("privet.policy")
 
 
-def _spec(descriptor_module, service: str, add: Callable, servicer: object) -> ServiceSpec:  # type: ignore[no-untyped-def]
+def _spec(descriptor_module, service: str, add: Callable, servicer: object) -> ServiceSpec:
     full_name = descriptor_module.DESCRIPTOR.services_by_name[service].full_name
     return ServiceSpec(full_name, lambda server: add(servicer, server), servicer)
 
@@ -70,7 +81,7 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
             started.append(start_server(runtime, name, specs_for(name, runtime), addresses[name]))
         for server in started:
             for servicer in server.servicers:
-                if hasattr(servicer, "start"):  # engines that call other services start last
+                if isinstance(servicer, Engine):  # engines that call other services start last
                     servicer.start()
                     server.on_stop.append(servicer.stop)
         _watch_policies(runtime, started)

@@ -28,7 +28,7 @@ def _now_us() -> int:
     return int(time.time() * 1e6)
 
 
-def training_service(rt: Runtime):  # type: ignore[no-untyped-def]
+def training_service(rt: Runtime):
     return rt.policies.engine.directory.principals["service/training"]
 
 

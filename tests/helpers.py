@@ -17,12 +17,12 @@ def channel(home: Home, principal: str, address: str) -> grpc.Channel:
 
 
 @contextlib.contextmanager
-def stubs_as(home: Home, address: str, stub_class):  # type: ignore[no-untyped-def]
+def stubs_as(home: Home, address: str, stub_class):
     """`with stubs_as(home, address, XStub) as as_(who): as_("alice").Call(...)`: one mTLS
     channel per principal asked for, all closed at the end."""
     opened: list[grpc.Channel] = []
 
-    def make(who: str):  # type: ignore[no-untyped-def]
+    def make(who: str):
         ch = channel(home, who, address)
         opened.append(ch)
         return stub_class(ch)
@@ -56,7 +56,7 @@ def bad_request_fields(exc: grpc.RpcError) -> list[str]:
 class ServeProcess:
     """`privet serve all` in a child process, for tests that kill and restart it."""
 
-    def __init__(self, home: Home, log_path) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, home: Home, log_path) -> None:
         self.home = home
         self.log_path = log_path
         self.proc = None

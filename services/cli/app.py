@@ -34,7 +34,9 @@ class Ctx:
 
 
 def ctx_of(ctx: typer.Context) -> Ctx:
-    return ctx.obj  # type: ignore[no-any-return]
+    obj = ctx.obj
+    assert isinstance(obj, Ctx), "the command line's callback sets ctx.obj"
+    return obj
 
 
 def emit(c: Ctx, data: Any, human: Any = None) -> None:

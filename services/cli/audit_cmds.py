@@ -23,7 +23,7 @@ audit_app = typer.Typer(help="Read, export and verify the tamper-evident audit l
 app.add_typer(audit_app, name="audit")
 
 
-def _details(stored: str):  # type: ignore[no-untyped-def]
+def _details(stored: str):
     """The details object, or the stored text as it is where an edit left something that is
     not JSON: the line must still be written, so that `verify` names that event."""
     try:
@@ -32,7 +32,7 @@ def _details(stored: str):  # type: ignore[no-untyped-def]
         return stored
 
 
-def export_line(e) -> str:  # type: ignore[no-untyped-def]
+def export_line(e) -> str:
     """One AuditEvent message as an export line: the decoded fields and `leaf`, the base64 of
     the exact leaf bytes (docs/audit-format.md)."""
     return json.dumps({
@@ -48,7 +48,7 @@ def export_line(e) -> str:  # type: ignore[no-untyped-def]
     }, sort_keys=True)
 
 
-def _audit_stub(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _audit_stub(ctx: typer.Context):
     from privet.audit.v1 import audit_pb2_grpc
 
     return stub(ctx_of(ctx), "registry", audit_pb2_grpc.AuditServiceStub)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import signal
 import time
+from typing import Any
 
 import pyarrow.csv as pacsv
 from rich.panel import Panel
@@ -78,7 +79,7 @@ def run_demo(c: Ctx, *, keep: bool) -> None:
             proc.wait(timeout=60)
 
 
-def _wait_for(proc, c: Ctx) -> list:  # type: ignore[no-untyped-def]
+def _wait_for(proc, c: Ctx) -> list:
     """Health of every service, failing fast (with the server's own words) if it exits."""
     deadline = time.monotonic() + 90
     while True:
@@ -158,7 +159,7 @@ def _release(c: Ctx, story: _Story, model: str, version: int) -> None:
 
     from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 
-    ref = dict(name=model, version=version)
+    ref: dict[str, Any] = dict(name=model, version=version)
     story.step("Release through the policy gates: alice requests, dana approves (not the requester, not the trainer), bob publishes")
     with stub(_as(c, "alice"), "registry", registry_pb2_grpc.RegistryServiceStub) as s:
         s.RequestRelease(registry_pb2.RequestReleaseRequest(**ref, metric_thresholds={"accuracy": 0.5}))
@@ -181,7 +182,7 @@ def _infer(c: Ctx, story: _Story, model: str) -> None:
 
     from privet.services.cli.infer_cmds import infer_columns
 
-    columns = {"age": [34.0, 71.0], "tenure_months": [3.0, 96.0], "monthly_spend": [180.0, 25.0], "plan": ["basic", "premium"], "support_calls": [7.0, 0.0]}
+    columns: dict[str, list[Any]] = {"age": [34.0, 71.0], "tenure_months": [3.0, 96.0], "monthly_spend": [180.0, 25.0], "plan": ["basic", "premium"], "support_calls": [7.0, 0.0]}
     story.step("The app calls the released model through the stock KServe v2 client (tritonclient), purpose churn-prediction")
     probabilities = infer_columns(_as(c, "app"), model, "", columns, "churn-prediction")
     for i, p in enumerate(probabilities):

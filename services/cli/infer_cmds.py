@@ -16,7 +16,7 @@ from privet.services.cli.app import Ctx, app, ctx_of, emit
 __all__ = ["triton_client", "infer_columns"]
 
 
-def triton_client(c: Ctx):  # type: ignore[no-untyped-def]
+def triton_client(c: Ctx):
     import tritonclient.grpc as triton
 
     return triton.InferenceServerClient(
@@ -39,7 +39,7 @@ def _read_input(text: str) -> dict[str, list]:
     return {k: v if isinstance(v, list) else [v] for k, v in data.items()}
 
 
-def _number(value: str):  # type: ignore[no-untyped-def]
+def _number(value: str):
     try:
         return float(value)
     except ValueError:

@@ -19,38 +19,38 @@ CHUNK = 1 << 20
 _FORMATS = {".csv": "CSV", ".tsv": "CSV", ".jsonl": "JSONL", ".ndjson": "JSONL", ".parquet": "PARQUET"}
 
 
-def _ingestion(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _ingestion(ctx: typer.Context):
     from privet.ingestion.v1 import ingestion_pb2_grpc
 
     return stub(ctx_of(ctx), "ingestion", ingestion_pb2_grpc.IngestionServiceStub)
 
 
-def upload_requests(path: pathlib.Path, header, progress: Progress | None = None):  # type: ignore[no-untyped-def]
+def upload_requests(path: pathlib.Path, header, progress: Progress | None = None):
     from privet.ingestion.v1 import ingestion_pb2
 
     yield ingestion_pb2.CreateDatasetRequest(header=header)
     task = progress.add_task(f"uploading {path.name}", total=path.stat().st_size) if progress else None
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
-            if progress is not None:
+            if progress is not None and task is not None:
                 progress.advance(task, len(chunk))
             yield ingestion_pb2.CreateDatasetRequest(chunk=chunk)
 
 
-def make_header(path: pathlib.Path, name: str, profile: str, quasi_identifiers: str, k: int, epsilon: float, delta: float, fmt: str | None = None, personal: bool = False):  # type: ignore[no-untyped-def]
+def make_header(path: pathlib.Path, name: str, profile: str, quasi_identifiers: str, k: int, epsilon: float, delta: float, fmt: str | None = None, personal: bool = False):
     from privet.ingestion.v1 import ingestion_pb2
 
     fmt_name = (fmt or _FORMATS.get(path.suffix.lower(), "")).upper()
     if not fmt_name:
         raise typer.BadParameter(f"cannot tell the format of {path.name}; pass --format csv|jsonl|parquet")
     return ingestion_pb2.DatasetHeader(
-        name=name, format=ingestion_pb2.DataFormat.Value(f"DATA_FORMAT_{fmt_name}"), profile=profile,
+        name=name, format=f"DATA_FORMAT_{fmt_name}", profile=profile,
         quasi_identifiers=[q for q in quasi_identifiers.split(",") if q], k=k, epsilon_budget=epsilon, delta_budget=delta,
         expected_size=path.stat().st_size, personal=personal, csv=ingestion_pb2.CsvOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ""),
     )
 
 
-def report_table(d) -> Table:  # type: ignore[no-untyped-def]
+def report_table(d) -> Table:
     table = Table("column", "type", "action", "PII found", title=f"dataset {d.name} ({d.rows} rows, digest {d.digest[:12]}…)")
     for c in d.columns:
         table.add_row(c.name, c.type, c.action, ", ".join(c.detected_types))

@@ -113,7 +113,7 @@ def _policy_status(home: Home) -> dict | None:
             "status": f"LOADS ({len(engine.policy_ids)} policies, {len(engine.directory.principals)} principals)", "problems": []}
 
 
-def start_background_server(home_root: str, log_path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+def start_background_server(home_root: str, log_path) -> subprocess.Popen:
     """`privet serve all` as a child process (its own session so --keep survives us)."""
     log = open(log_path, "ab")
     return subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", home_root, "serve", "all"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

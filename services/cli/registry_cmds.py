@@ -34,7 +34,7 @@ app.add_typer(keys_app, name="keys")
 UPLOAD_CHUNK = 1 << 20  # well under the message size limit
 
 
-def _registry(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _registry(ctx: typer.Context):
     from privet.registry.v1 import registry_pb2_grpc
 
     return stub(ctx_of(ctx), "registry", registry_pb2_grpc.RegistryServiceStub)

@@ -15,19 +15,19 @@ jobs_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
 
-def _training(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _training(ctx: typer.Context):
     from privet.training.v1 import training_pb2_grpc
 
     return stub(ctx_of(ctx), "training", training_pb2_grpc.TrainingServiceStub)
 
 
-def _state(job) -> str:  # type: ignore[no-untyped-def]
+def _state(job) -> str:
     from privet.training.v1 import training_pb2
 
     return training_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
 
 
-def watch(s, job_id: str, quiet: bool = False):  # type: ignore[no-untyped-def]
+def watch(s, job_id: str, quiet: bool = False):
     """Follow a job with a live progress bar; returns the final progress message."""
     from privet.training.v1 import training_pb2
 

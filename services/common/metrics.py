@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from prometheus_client import (
@@ -45,7 +46,7 @@ class ServerMetrics:
         self._duration = Histogram("privet_rpc_duration_seconds", "Time from the call's arrival to its last response.",
                                    ["method"], registry=self.registry, buckets=_BUCKETS)
         self._in_flight = Gauge("privet_rpc_in_flight", "RPCs being handled now.", registry=self.registry)
-        self._http = None
+        self._http: WSGIServer | None = None
         self.port = 0
 
     def add_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
@@ -78,7 +79,7 @@ class ServerMetrics:
         except OSError as exc:
             log.error("%s: metrics not served on %s:%d: %s", self.service, self._host, self._port, exc)
             return 0
-        self.port = self._http.server_port
+        self.port = int(self._http.server_port)
         log.info("%s metrics on http://%s:%d/metrics", self.service, self._host, self.port)
         return self.port
 

@@ -106,7 +106,12 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
                           lambda: runtime.audit.committed_size)
     metrics.serve()
     running = RunningServer(name, server, port, health_servicer, [spec.servicer for spec in specs], metrics=metrics)
-    running.on_stop.append(lambda _grace: (uploads.close(), downloads.close()))
+
+    def close_gates(_grace: float) -> None:
+        uploads.close()
+        downloads.close()
+
+    running.on_stop.append(close_gates)
     return running
 
 

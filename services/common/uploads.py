@@ -73,7 +73,7 @@ class Upload:
         for message in requests:
             self.last = self._gate.clock()
             size = getattr(message, "ByteSize", None)
-            self.received += size() if callable(size) else len(message)  # type: ignore[arg-type]
+            self.received += size() if callable(size) else len(message) if isinstance(message, (bytes, bytearray, memoryview)) else 0
             yield message
         # The client has sent everything: from here the server works (masking a large upload
         # takes minutes), and the client waits for the answer. Nothing to cut off.

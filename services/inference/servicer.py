@@ -61,7 +61,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 batcher = self._batchers[key] = Batcher(model, max_rows=self._max_rows, max_delay_s=self._max_delay_s)
             return batcher
 
-    def _entities_for(self, engine, model: LoadedModel):  # type: ignore[no-untyped-def]
+    def _entities_for(self, engine, model: LoadedModel):
         """The policy entities with this model's facts, parsed once per model and policy set."""
         key = (id(engine), model.name, model.version)
         cached = self._entities.get(key)
@@ -70,23 +70,23 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             cached = self._entities[key] = (engine, handle)
         return cached[1]
 
-    def ServerLive(self, request, context):  # type: ignore[no-untyped-def]
+    def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
 
-    def ServerReady(self, request, context):  # type: ignore[no-untyped-def]
+    def ServerReady(self, request, context):
         return pb.ServerReadyResponse(ready=True)
 
-    def ServerMetadata(self, request, context):  # type: ignore[no-untyped-def]
+    def ServerMetadata(self, request, context):
         return pb.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=["privet-governance"])
 
-    def ModelReady(self, request, context):  # type: ignore[no-untyped-def]
+    def ModelReady(self, request, context):
         try:
             self.models.get(request.name, request.version or "released")
         except Exception:
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=True)
 
-    def ModelMetadata(self, request, context):  # type: ignore[no-untyped-def]
+    def ModelMetadata(self, request, context):
         model = self.models.get(request.name, request.version or "released")
         tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
@@ -95,7 +95,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(name=s.name, datatype=s.datatype, shape=list(s.shape)) for s in model.outputs],
         )
 
-    def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
+    def ModelInfer(self, request, context):
         """Every request is counted in the audit log (in batches), whatever its outcome:
         served, refused by policy, quota or stage, or invalid."""
         who = caller(context, self._rt)

@@ -34,7 +34,7 @@ def _decode_bytes(raw: bytes, field: str) -> list[str]:
     return out
 
 
-def _decode_typed(elements, field: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _decode_typed(elements, field: str) -> list[str]:
     """BYTES as typed contents: UTF-8 text, refused otherwise (as the raw format is)."""
     try:
         return [b.decode("utf-8") for b in elements]
@@ -50,7 +50,7 @@ def _rows(shape: list[int], field: str) -> int:
     raise InvalidArgument(field, f"shape {shape} is not [N] or [N, 1]")
 
 
-def request_table(request, signature: list) -> pa.Table:  # type: ignore[no-untyped-def]
+def request_table(request, signature: list) -> pa.Table:
     """One column per signature input. INVALID_ARGUMENT names the input at fault."""
     expected = {s.name: s for s in signature}
     given: dict[str, int] = {}
@@ -80,8 +80,8 @@ def request_table(request, signature: list) -> pa.Table:  # type: ignore[no-unty
         if spec.datatype == "BYTES":
             if tensor.datatype != "BYTES":
                 raise InvalidArgument(field, f"datatype must be BYTES, got {tensor.datatype}")
-            values = _decode_bytes(raw[i], field) if raw else _decode_typed(tensor.contents.bytes_contents, field)
-            column = pa.array(values, pa.string())
+            texts = _decode_bytes(raw[i], field) if raw else _decode_typed(tensor.contents.bytes_contents, field)
+            column = pa.array(texts, pa.string())
         else:
             dtype = _NUMERIC.get(tensor.datatype)
             if dtype is None:
@@ -99,7 +99,7 @@ def request_table(request, signature: list) -> pa.Table:  # type: ignore[no-unty
     return pa.table(columns)
 
 
-def probabilities_output(response, probabilities: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def probabilities_output(response, probabilities: np.ndarray) -> None:
     out = response.outputs.add()
     out.name, out.datatype = "probabilities", "FP32"
     out.shape.extend(probabilities.shape)

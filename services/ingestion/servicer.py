@@ -105,11 +105,11 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     def _who(self, context: grpc.ServicerContext) -> Principal:
         return caller(context, self._rt)
 
-    def CreateDataset(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    def CreateDataset(self, request_iterator, context):
         header, chunks = _split(request_iterator, context)
         return _with_budget(self._rt, DatasetRecord.of(create_dataset(self._rt, self._who(context), _spec(header), chunks)))
 
-    def PreviewMasking(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    def PreviewMasking(self, request_iterator, context):
         header, chunks = _split(request_iterator, context)
         columns = preview_dataset(self._rt, _spec(header), chunks, principal=self._who(context))
         return ingestion_pb2.PreviewMaskingResponse(columns=[
@@ -117,7 +117,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
             for c in columns
         ])
 
-    def GetDataset(self, request, context):  # type: ignore[no-untyped-def]
+    def GetDataset(self, request, context):
         row = get_dataset(self._rt, request.name, dataset_id=request.dataset_id, principal=self._who(context))
         message = _with_budget(self._rt, DatasetRecord.of(row))
         message.ledger.extend(
@@ -127,13 +127,13 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         )
         return message
 
-    def ListDatasets(self, request, context):  # type: ignore[no-untyped-def]
+    def ListDatasets(self, request, context):
         size = page_size(request.page.page_size)
         rows = list_datasets(self._rt, after=request.page.page_token, limit=size + 1, principal=self._who(context))
         token = rows[size - 1].name if len(rows) > size else ""
         return ingestion_pb2.ListDatasetsResponse(datasets=[_with_budget(self._rt, DatasetRecord.of(r)) for r in rows[:size]], next_page_token=token)
 
-    def ReadDataset(self, request, context):  # type: ignore[no-untyped-def]
+    def ReadDataset(self, request, context):
         """Arrow IPC stream bytes: the schema and each record batch as they are read."""
         sink = _Collector()
         writer = None
@@ -147,10 +147,10 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
             if tail := sink.take():
                 yield ingestion_pb2.ReadDatasetResponse(arrow_ipc=tail)
 
-    def DeleteDataset(self, request, context):  # type: ignore[no-untyped-def]
+    def DeleteDataset(self, request, context):
         return ingestion_pb2.DeleteDatasetResponse(dataset=dataset_message(DatasetRecord.of(delete_dataset(self._rt, self._who(context), request.name, request.reason))))
 
-    def DeclarePersonalData(self, request, context):  # type: ignore[no-untyped-def]
+    def DeclarePersonalData(self, request, context):
         return _with_budget(self._rt, DatasetRecord.of(declare_personal_data(self._rt, self._who(context), request.name, request.personal, request.reason)))
 
 
@@ -162,7 +162,7 @@ class _Collector:
     def __init__(self) -> None:
         self._parts: list[bytes] = []
 
-    def write(self, data) -> int:  # type: ignore[no-untyped-def]
+    def write(self, data) -> int:
         self._parts.append(bytes(data))
         return len(data)
 

@@ -37,7 +37,7 @@ def event_message(event: LoggedEvent) -> audit_pb2.AuditEvent:
                                 decision=event.decision, policy_ids=event.policy_ids, details_json=event.details_json, leaf=event.leaf)
 
 
-class AuditServicer(audit_pb2_grpc.AuditServiceServicer):  # type: ignore[misc]  # generated gRPC stubs are untyped
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
         self._reads = AuditReads(runtime)

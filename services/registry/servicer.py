@@ -65,7 +65,7 @@ def spec_from_metadata(meta: registry_pb2.ModelVersionMetadata) -> VersionSpec:
 
 def version_message(v: VersionRecord) -> registry_pb2.ModelVersion:
     msg = registry_pb2.ModelVersion(
-        id=v.id, model_name=v.model_name, version=v.version, stage=registry_pb2.Stage.Value(f"STAGE_{v.stage}"),
+        id=v.id, model_name=v.model_name, version=v.version, stage=f"STAGE_{v.stage}",
         digest=v.digest, size_bytes=v.size_bytes, architecture=v.architecture, inputs=_specs(v.inputs), outputs=_specs(v.outputs),
         metrics=v.metrics, lineage=types_pb2.Lineage(**{k: v.lineage[k] for k in _LINEAGE_FIELDS if k in v.lineage}),
         has_guarantee=v.guarantee is not None, trained_on_personal_data=v.trained_on_personal_data,
@@ -95,7 +95,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def _who(self, context: grpc.ServicerContext) -> Principal:
         return caller(context, self._rt)
 
-    def CreateModelVersion(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    def CreateModelVersion(self, request_iterator, context):
         who = self._who(context)
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("part") != "metadata":
@@ -110,21 +110,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
         return version_message(self._registry.create_version(who, spec, chunks()))
 
-    def GetModel(self, request, context):  # type: ignore[no-untyped-def]
+    def GetModel(self, request, context):
         return _model_message(self._registry.get_model(request.name, principal=self._who(context)))
 
-    def ListModels(self, request, context):  # type: ignore[no-untyped-def]
+    def ListModels(self, request, context):
         models, token = self._registry.list_models(page_size=request.page.page_size, page_token=request.page.page_token, principal=self._who(context))
         return registry_pb2.ListModelsResponse(models=[_model_message(m) for m in models], next_page_token=token)
 
-    def GetModelVersion(self, request, context):  # type: ignore[no-untyped-def]
+    def GetModelVersion(self, request, context):
         return version_message(self._registry.get_version(request.name, request.version, request.alias, principal=self._who(context)))
 
-    def ListModelVersions(self, request, context):  # type: ignore[no-untyped-def]
+    def ListModelVersions(self, request, context):
         versions, token = self._registry.list_versions(request.name, page_size=request.page.page_size, page_token=request.page.page_token, principal=self._who(context))
         return registry_pb2.ListModelVersionsResponse(versions=[version_message(v) for v in versions], next_page_token=token)
 
-    def DownloadWeights(self, request, context):  # type: ignore[no-untyped-def]
+    def DownloadWeights(self, request, context):
         pieces = self._registry.download(self._who(context), request.name, request.version)
         # Hold each piece back until the next one verifies, so the last piece is sent only
         # after the end of the stream and the digest have been checked.
@@ -136,27 +136,27 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         if held is not None:
             yield registry_pb2.WeightsChunk(data=held)
 
-    def RequestRelease(self, request, context):  # type: ignore[no-untyped-def]
+    def RequestRelease(self, request, context):
         return version_message(self._registry.request_release(self._who(context), request.name, request.version, thresholds=dict(request.metric_thresholds), note=request.note))
 
-    def ApproveRelease(self, request, context):  # type: ignore[no-untyped-def]
+    def ApproveRelease(self, request, context):
         return version_message(self._registry.approve(self._who(context), request.name, request.version, note=request.note))
 
-    def ReleaseModelVersion(self, request, context):  # type: ignore[no-untyped-def]
+    def ReleaseModelVersion(self, request, context):
         return version_message(self._registry.release(self._who(context), request.name, request.version))
 
-    def RevokeModelVersion(self, request, context):  # type: ignore[no-untyped-def]
+    def RevokeModelVersion(self, request, context):
         return version_message(self._registry.revoke(self._who(context), request.name, request.version, erase=request.erase, reason=request.reason))
 
-    def DeclarePersonalData(self, request, context):  # type: ignore[no-untyped-def]
+    def DeclarePersonalData(self, request, context):
         return version_message(self._registry.declare_personal_data(self._who(context), request.name, request.version, personal=request.personal, reason=request.reason))
 
-    def GetAttestation(self, request, context):  # type: ignore[no-untyped-def]
+    def GetAttestation(self, request, context):
         who = self._who(context)
         record, envelope = self._registry.attestation(request.name, request.version, request.alias, principal=who)
         document = json.dumps(self._registry.attestation_document(request.name, record.version)[1]) if request.with_proofs else ""
         return registry_pb2.Attestation(envelope_json=envelope, audit_seqs=cited_seqs(envelope), key_id=self._registry.attestation_key_id(), document_json=document)
 
-    def RotateKeys(self, request, context):  # type: ignore[no-untyped-def]
+    def RotateKeys(self, request, context):
         key_id, count = self._registry.rotate_keys(self._who(context))
         return registry_pb2.RotateKeysResponse(key_id=key_id, rewrapped=count)

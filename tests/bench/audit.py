@@ -44,7 +44,7 @@ def _event(i: int) -> Event:
     return Event(principal="user/bench", action="bench.Write", resource=f"thing/{i}", decision="allow", details={"i": i})
 
 
-def _threads(n: int, total: int, work) -> float:  # type: ignore[no-untyped-def]
+def _threads(n: int, total: int, work) -> float:
     per = total // n
     start = time.perf_counter()
     threads = [threading.Thread(target=work, args=(t * per, per)) for t in range(n)]

@@ -50,7 +50,7 @@ def _model() -> tuple[bytes, dict]:
     return export_weights(spec.build()), {"model": spec.to_metadata(), "preprocessor": pre.to_metadata(), "labels": ClassLabels("churned", [0, 1]).to_metadata(), "signature": signature}
 
 
-def _register_and_release(home, weights: bytes, meta: dict) -> None:  # type: ignore[no-untyped-def]
+def _register_and_release(home, weights: bytes, meta: dict) -> None:
     from privet.common.v1 import types_pb2
     from privet.registry.v1 import registry_pb2, registry_pb2_grpc
     from privet.services.common.client import secure_channel
@@ -71,7 +71,7 @@ def _register_and_release(home, weights: bytes, meta: dict) -> None:  # type: ig
             getattr(stub, call)(req(name="bench", version=v.version))
 
 
-def _drive(make_client, seconds: float, callers: int, purpose: str | None) -> dict:  # type: ignore[no-untyped-def]
+def _drive(make_client, seconds: float, callers: int, purpose: str | None) -> dict:
     import tritonclient.grpc as triton
 
     latencies: list[float] = []

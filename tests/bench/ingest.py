@@ -144,7 +144,7 @@ def _file_chunks(path: pathlib.Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _presidio_engine():  # type: ignore[no-untyped-def]
+def _presidio_engine():
     """AnalyzerEngine with the predefined English PatternRecognizers and no NLP model."""
     # tldextract (used by Presidio's email recognizer) would fetch the public suffix list;
     # an empty URL list makes it use its bundled snapshot, offline.
@@ -159,17 +159,17 @@ def _presidio_engine():  # type: ignore[no-untyped-def]
         def is_loaded(self) -> bool:
             return True
 
-        def process_text(self, text, language):  # type: ignore[no-untyped-def]
+        def process_text(self, text, language):
             return NlpArtifacts([], [], [], [], self, language)
 
-        def process_batch(self, texts, language, batch_size=1, n_process=1, **kwargs):  # type: ignore[no-untyped-def]
+        def process_batch(self, texts, language, batch_size=1, n_process=1, **kwargs):
             for text in texts:
                 yield text, self.process_text(text, language)
 
-        def is_stopword(self, word, language) -> bool:  # type: ignore[no-untyped-def]
+        def is_stopword(self, word, language) -> bool:
             return False
 
-        def is_punct(self, word, language) -> bool:  # type: ignore[no-untyped-def]
+        def is_punct(self, word, language) -> bool:
             return False
 
         def get_supported_entities(self) -> list[str]:

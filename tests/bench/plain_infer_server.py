@@ -28,7 +28,7 @@ class PlainServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.pre = TabularPreprocessor.from_metadata(meta["preprocessor"])
         self.signature = signature
 
-    def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
+    def ModelInfer(self, request, context):
         table: pa.Table = request_table(request, self.signature)
         with torch.inference_mode():
             p = torch.softmax(self.module(self.pre.transform(table)), dim=-1).numpy()

@@ -269,7 +269,7 @@ def _memoise_noise_search() -> None:
             _MEMO[key] = search(**kwargs)
         return _MEMO[key]
 
-    memoised._privet_memoised = True  # type: ignore[attr-defined]
+    memoised._privet_memoised = True
     utils.get_noise_multiplier = memoised
     privacy_engine.get_noise_multiplier = memoised  # imported by name there
 

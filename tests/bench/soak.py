@@ -52,7 +52,7 @@ class Counters:
             (self.ok if ok else self.errors)[kind if ok else f"{kind}:{code}"] += 1
 
 
-def _loop(stop: threading.Event, kind: str, counters: Counters, fn) -> None:  # type: ignore[no-untyped-def]
+def _loop(stop: threading.Event, kind: str, counters: Counters, fn) -> None:
     while not stop.is_set():
         try:
             fn()

@@ -38,7 +38,7 @@ from tests.integration.test_inference import _request, release_toy
 GUARANTEE = {"epsilon": 3.0, "delta": 1e-6, "noise_multiplier": 1.1, "sample_rate": 0.01, "steps": 500, "accountant": "prv", "max_grad_norm": 1.0}
 
 
-def _p(rt: Runtime, who: str):  # type: ignore[no-untyped-def]
+def _p(rt: Runtime, who: str):
     return rt.policies.engine.directory.principals[who]
 
 
@@ -47,7 +47,7 @@ def _weights() -> bytes:
 
 
 @pytest.fixture
-def released(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def released(servers, sqlite_runtime):
     """An established version, released by alice → dana → bob; its attestation document as
     any registry reader (carol, an auditor) fetches it over gRPC."""
     rt = sqlite_runtime
@@ -64,12 +64,12 @@ def released(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
             "key": (keys / "attestation.pub").read_bytes(), "audit_key": (keys / "audit.pub").read_text().strip()}
 
 
-def _verify(r: dict, document: dict | None = None, weights: bytes | None = None):  # type: ignore[no-untyped-def]
+def _verify(r: dict, document: dict | None = None, weights: bytes | None = None):
     return verify_attestation(document if document is not None else r["document"], attestation_key_pem=r["key"], audit_key=r["audit_key"],
                               weights=weights if weights is not None else r["weights"], expect_model=("churn", r["version"].version))
 
 
-def test_the_attestation_carries_the_established_facts_and_verifies(released) -> None:  # type: ignore[no-untyped-def]
+def test_the_attestation_carries_the_established_facts_and_verifies(released) -> None:
     report = _verify(released)
     assert report.ok, report.message
     statement = report.statement
@@ -88,7 +88,7 @@ def test_the_attestation_carries_the_established_facts_and_verifies(released) ->
     assert len(released["document"]["auditProofs"]) == len(actions) == len(released["reply"].audit_seqs)
 
 
-def test_an_independent_dsse_verifier_accepts_it(released) -> None:  # type: ignore[no-untyped-def]
+def test_an_independent_dsse_verifier_accepts_it(released) -> None:
     """securesystemslib (not Privet's code) checks the signature over DSSE's PAE."""
     envelope = Envelope.from_dict(copy.deepcopy(released["document"]["dsseEnvelope"]))  # it rewrites what it is given
     public = load_public_key(released["key"])
@@ -105,7 +105,7 @@ def test_an_independent_dsse_verifier_accepts_it(released) -> None:  # type: ign
         Envelope.from_dict(tampered).verify([key], 1)
 
 
-def test_a_tampered_attestation_weights_file_or_audit_proof_fails(released) -> None:  # type: ignore[no-untyped-def]
+def test_a_tampered_attestation_weights_file_or_audit_proof_fails(released) -> None:
     document = released["document"]
     # The statement: one flipped byte in the signed payload.
     forged = copy.deepcopy(document)
@@ -140,7 +140,7 @@ def test_a_tampered_attestation_weights_file_or_audit_proof_fails(released) -> N
     assert not verify_attestation(document, attestation_key_pem=released["key"], audit_key=generate_signer("privet.local/audit")[1]).ok
 
 
-def test_inference_refuses_a_version_whose_attestation_does_not_verify(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_inference_refuses_a_version_whose_attestation_does_not_verify(servers, sqlite_runtime) -> None:
     rt, home = sqlite_runtime, sqlite_runtime.home
     version, _, _ = release_toy(home, servers["registry"])
     with rt.read() as session:
@@ -163,7 +163,7 @@ def test_inference_refuses_a_version_whose_attestation_does_not_verify(servers, 
         assert reply.model_name == "churn"
 
 
-def test_a_version_released_before_attestations_is_attested_at_the_next_start(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_version_released_before_attestations_is_attested_at_the_next_start(sqlite_runtime) -> None:
     rt = sqlite_runtime
     registry = ModelRegistry(rt)
     v = establish_version(registry, rt, VersionSpec("old", guarantee=GUARANTEE), _weights())

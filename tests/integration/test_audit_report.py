@@ -64,15 +64,15 @@ class _Elements(HTMLParser):
         self.note = ""
         self._in_note = False
 
-    def handle_starttag(self, tag, attrs):  # type: ignore[no-untyped-def]
+    def handle_starttag(self, tag, attrs):
         a = {k: v or "" for k, v in attrs}
         self.elements.append((tag, a))
         self._in_note = a.get("id") == "checkpoint-note"
 
-    def handle_endtag(self, tag):  # type: ignore[no-untyped-def]
+    def handle_endtag(self, tag):
         self._in_note = False
 
-    def handle_data(self, data):  # type: ignore[no-untyped-def]
+    def handle_data(self, data):
         if self._in_note:
             self.note += data
 

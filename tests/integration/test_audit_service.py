@@ -22,12 +22,12 @@ def _seed(rt: Runtime, n: int) -> None:
 
 
 @pytest.fixture
-def audit(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def audit(servers, sqlite_runtime):
     with channel(sqlite_runtime.home, "carol", servers["registry"]) as ch:
         yield audit_pb2_grpc.AuditServiceStub(ch)
 
 
-def test_list_events_filters_and_pages(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_list_events_filters_and_pages(audit, sqlite_runtime) -> None:
     _seed(sqlite_runtime, 30)
     seen, token = [], ""
     while True:
@@ -42,14 +42,14 @@ def test_list_events_filters_and_pages(audit, sqlite_runtime) -> None:  # type: 
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(err.value) == ["page.page_token"]
 
 
-def test_every_read_is_audited(audit) -> None:  # type: ignore[no-untyped-def]
+def test_every_read_is_audited(audit) -> None:
     audit.GetCheckpoint(audit_pb2.GetCheckpointRequest())
     reads = audit.ListEvents(audit_pb2.ListEventsRequest(principal="user/carol")).events
     assert [e.action for e in reads] == ["audit.GetCheckpoint", "audit.ListEvents"]
 
 
 @pytest.mark.parametrize("who", ["alice", "bob", "dana", "app"])
-def test_only_auditors_and_admins_read(servers, sqlite_runtime, who) -> None:  # type: ignore[no-untyped-def]
+def test_only_auditors_and_admins_read(servers, sqlite_runtime, who) -> None:
     with channel(sqlite_runtime.home, who, servers["registry"]) as ch:
         with pytest.raises(grpc.RpcError) as err:
             audit_pb2_grpc.AuditServiceStub(ch).ListEvents(audit_pb2.ListEventsRequest())
@@ -58,7 +58,7 @@ def test_only_auditors_and_admins_read(servers, sqlite_runtime, who) -> None:  #
         assert audit_pb2_grpc.AuditServiceStub(ch).ListEvents(audit_pb2.ListEventsRequest(decision="deny")).events
 
 
-def test_proofs_verify_against_signed_checkpoints(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_proofs_verify_against_signed_checkpoints(audit, sqlite_runtime) -> None:
     _seed(sqlite_runtime, 11)
     old = audit.GetCheckpoint(audit_pb2.GetCheckpointRequest())
     _seed(sqlite_runtime, 20)
@@ -76,14 +76,14 @@ def test_proofs_verify_against_signed_checkpoints(audit, sqlite_runtime) -> None
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_export_streams_every_event_in_order(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_export_streams_every_event_in_order(audit, sqlite_runtime) -> None:
     _seed(sqlite_runtime, 2500)
     seqs = [e.seq for e in audit.ExportEvents(audit_pb2.ExportEventsRequest())]
     assert seqs == list(range(len(seqs))) and len(seqs) >= 2500
     assert audit.CheckLog(audit_pb2.CheckLogRequest()).ok
 
 
-def test_checkpoints_are_produced_every_n_events(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_checkpoints_are_produced_every_n_events(sqlite_runtime) -> None:
     import time
 
     rt = sqlite_runtime
@@ -102,14 +102,14 @@ def test_checkpoints_are_produced_every_n_events(sqlite_runtime) -> None:  # typ
     assert cp is not None and cp.size >= 20
 
 
-def _field_of(call) -> list[str]:  # type: ignore[no-untyped-def]
+def _field_of(call) -> list[str]:
     with pytest.raises(grpc.RpcError) as err:
         call()
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value
     return bad_request_fields(err.value)
 
 
-def test_bad_requests_name_their_own_field(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_name_their_own_field(audit, sqlite_runtime) -> None:
     from google.protobuf.timestamp_pb2 import Timestamp
 
     _seed(sqlite_runtime, 5)
@@ -125,7 +125,7 @@ def test_bad_requests_name_their_own_field(audit, sqlite_runtime) -> None:  # ty
     assert _field_of(lambda: audit.ListEvents(audit_pb2.ListEventsRequest(since=far))) == ["since"]
 
 
-def test_a_deleted_event_is_data_loss_for_proofs(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_deleted_event_is_data_loss_for_proofs(audit, sqlite_runtime) -> None:
     from sqlalchemy import text
 
     _seed(sqlite_runtime, 20)
@@ -138,7 +138,7 @@ def test_a_deleted_event_is_data_loss_for_proofs(audit, sqlite_runtime) -> None:
         assert err.value.code() == grpc.StatusCode.DATA_LOSS and err.value.details() == "audit log altered: event 3 is not stored"
 
 
-def test_auditors_can_still_read_a_log_frozen_as_altered(audit, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_auditors_can_still_read_a_log_frozen_as_altered(audit, sqlite_runtime) -> None:
     from sqlalchemy import text
 
     _seed(sqlite_runtime, 6)

@@ -35,7 +35,7 @@ def _verify(rt: Runtime, events: pathlib.Path, checkpoint: pathlib.Path) -> tupl
     return result.exit_code, result.output
 
 
-def _reencode(conn, seq: int) -> None:  # type: ignore[no-untyped-def]
+def _reencode(conn, seq: int) -> None:
     """A careful tamperer also rewrites the leaf and its hash so the row is self-consistent."""
     row = conn.execute(text("SELECT seq, time_us, principal, action, resource, decision, policy_ids, details FROM audit_events WHERE seq = :s"), {"s": seq}).one()
     from privet.governance.audit.leaf import EventRecord

@@ -56,7 +56,7 @@ def _parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _ingest(rt: Runtime, name: str, data: bytes, fmt: str = "csv", epsilon: float = 8.0):  # type: ignore[no-untyped-def]
+def _ingest(rt: Runtime, name: str, data: bytes, fmt: str = "csv", epsilon: float = 8.0):
     return create_dataset(rt, "user/alice", DatasetSpec(name, fmt, "default", AnonymisationSpec(), CsvDialect(), epsilon, DELTA), [data])
 
 

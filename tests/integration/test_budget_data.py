@@ -37,11 +37,11 @@ def _csv(seed: int = 0) -> bytes:
     return ("age,spend,label\n" + "".join(f"{rng.randint(18, 90)},{rng.random() * 100:.2f},{rng.randint(0, 1)}\n" for _ in range(300))).encode()
 
 
-def _ingest(rt: Runtime, name: str, data: bytes, epsilon: float = 8.0, delta: float = DELTA):  # type: ignore[no-untyped-def]
+def _ingest(rt: Runtime, name: str, data: bytes, epsilon: float = 8.0, delta: float = DELTA):
     return create_dataset(rt, "user/alice", DatasetSpec(name, "csv", "default", AnonymisationSpec(), CsvDialect(), epsilon, delta), [data])
 
 
-def _charge(rt: Runtime, dataset_id: str, job: str, epsilon: float, mechanism: Mechanism | None, releases=()) -> float:  # type: ignore[no-untyped-def]
+def _charge(rt: Runtime, dataset_id: str, job: str, epsilon: float, mechanism: Mechanism | None, releases=()) -> float:
     ledger = BudgetLedger(rt.audit)
     rt.write(lambda s: ledger.reserve(s, dataset_id, job, epsilon, DELTA, "user/alice"))
     return rt.write(lambda s: ledger.settle(s, dataset_id, job, epsilon, mechanism, "service/training", releases=releases))
@@ -178,7 +178,7 @@ def test_asking_more_than_the_operators_cap_is_an_invalid_argument_naming_the_fi
     assert _ingest(sqlite_runtime, "custs", _csv(), epsilon=10.0, delta=DELTA).epsilon_total == 10.0  # the cap itself is allowed
 
 
-def test_the_cap_comes_from_privet_toml(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_cap_comes_from_privet_toml(tmp_path) -> None:
     home = make_home(tmp_path / "home")
     home.config_path.write_text(home.config_path.read_text().replace("max_dataset_epsilon = 10.0", "max_dataset_epsilon = 2.0"))
     rt = Runtime.open(home)
@@ -200,7 +200,7 @@ def _facts(spent: float | None, cap: float | None) -> ReleaseFacts:
 
 
 @pytest.mark.parametrize("spent,cap,denied", [(10.001, 10.0, True), (10.0, 10.0, False), (3.0, 10.0, False), (None, 10.0, False), (50.0, None, False)])
-def test_the_release_gate_compares_the_datas_cumulative_spend_with_the_cap(sqlite_runtime: Runtime, spent, cap, denied) -> None:  # type: ignore[no-untyped-def]
+def test_the_release_gate_compares_the_datas_cumulative_spend_with_the_cap(sqlite_runtime: Runtime, spent, cap, denied) -> None:
     bob = sqlite_runtime.policies.engine.directory.principals["user/bob"]
     decision = sqlite_runtime.policies.engine.decide(bob, "model.release", ("ModelVersion", "v"), {"caller": "user/bob"}, [_facts(spent, cap).entity()])
     assert decision.allowed is not denied

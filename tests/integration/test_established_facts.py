@@ -55,7 +55,7 @@ GUARANTEE = {"epsilon": 3.0, "delta": 1e-6, "noise_multiplier": 1.1, "sample_rat
 FORGED = {"epsilon": 0.5, "delta": 1e-6, "noise_multiplier": 50.0, "sample_rate": 0.01, "steps": 1, "accountant": "prv", "max_grad_norm": 1.0}
 
 
-def _p(rt: Runtime, who: str):  # type: ignore[no-untyped-def]
+def _p(rt: Runtime, who: str):
     return rt.policies.engine.directory.principals[who]
 
 
@@ -75,7 +75,7 @@ def _release(registry: ModelRegistry, rt: Runtime, name: str, version: int) -> N
 
 
 # -- 1. forged versions ------------------------------------------------------------------------
-def test_a_forged_version_never_passes_the_gates(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_forged_version_never_passes_the_gates(sqlite_runtime) -> None:
     rt = sqlite_runtime
     registry = ModelRegistry(rt)
     genuine = establish_version(registry, rt, VersionSpec("churn", guarantee=GUARANTEE, metrics={"accuracy": 0.9}), _weights())
@@ -109,7 +109,7 @@ def test_a_forged_version_never_passes_the_gates(sqlite_runtime) -> None:  # typ
     assert created[1]["claimed_lineage"]["trained_by"] == "user/dana" and created[1]["trainer"] == "user/alice"
 
 
-def test_the_training_service_cannot_establish_what_its_job_did_not_make(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_training_service_cannot_establish_what_its_job_did_not_make(sqlite_runtime) -> None:
     rt = sqlite_runtime
     registry = ModelRegistry(rt)
     service = training_service(rt)
@@ -152,12 +152,12 @@ def _census(n: int = 400, seed: int = 0) -> bytes:
 
 
 @pytest.fixture
-def ingest(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def ingest(servers, sqlite_runtime):
     with stubs_as(sqlite_runtime.home, servers["ingestion"], ingestion_pb2_grpc.IngestionServiceStub) as make:
         yield make
 
 
-def test_a_census_like_table_is_personal_data(ingest, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_census_like_table_is_personal_data(ingest, sqlite_runtime) -> None:
     alice, admin = ingest("alice"), ingest("admin")
     census = alice.CreateDataset(_requests(_header("census", quasi_identifiers=["age", "sex"], k=5), _census()))
     assert not any(c.detected_types for c in census.columns)  # no detector fires
@@ -188,7 +188,7 @@ def _api_denials(rt: Runtime) -> list[AuditEvent]:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.decision == "deny")))
 
 
-def test_a_model_trained_on_a_census_like_table_needs_established_dp(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_trained_on_a_census_like_table_needs_established_dp(sqlite_runtime) -> None:
     rt = sqlite_runtime
     census = create_dataset(rt, "user/alice", DatasetSpec("census", "csv", "default", AnonymisationSpec(("age", "sex"), 5), CsvDialect(), 8.0, 1e-5), [_census()])
     assert census.personal
@@ -201,7 +201,7 @@ def test_a_model_trained_on_a_census_like_table_needs_established_dp(sqlite_runt
 
 
 # -- 3. a job is bound to its dataset's id --------------------------------------------------------
-def test_a_queued_job_never_trains_on_data_reingested_under_its_datasets_name(request, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_queued_job_never_trains_on_data_reingested_under_its_datasets_name(request, sqlite_runtime) -> None:
     rt = sqlite_runtime
     spec = lambda: DatasetSpec("churn", "csv", "default", AnonymisationSpec(), CsvDialect(), 8.0, 1e-5)
     first = create_dataset(rt, "user/alice", spec(), [_csv_bytes(customer_table(600, seed=1))])
@@ -225,7 +225,7 @@ def test_a_queued_job_never_trains_on_data_reingested_under_its_datasets_name(re
 
 
 # -- 4. ownership -------------------------------------------------------------------------------
-def test_another_teams_data_scientist_is_refused_and_audited(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_another_teams_data_scientist_is_refused_and_audited(servers, sqlite_runtime) -> None:
     rt, home = sqlite_runtime, sqlite_runtime.home
     with channel(home, "alice", servers["ingestion"]) as a_ing, channel(home, "erin", servers["ingestion"]) as e_ing, \
          channel(home, "alice", servers["training"]) as a_tr, channel(home, "erin", servers["training"]) as e_tr, \
@@ -267,7 +267,7 @@ def test_another_teams_data_scientist_is_refused_and_audited(servers, sqlite_run
     assert {a for _, a in denials} >= {"dataset.describe", "dataset.read", "dataset.delete", "dataset.spend", "job.cancel", "job.read", "model.add-version"}
 
 
-def test_a_teammate_works_on_the_teams_things(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_teammate_works_on_the_teams_things(sqlite_runtime) -> None:
     rt = sqlite_runtime
     add_user(rt.home, "frank", "data-scientist", "risk")
     assert rt.policies.reload_if_changed() or True
@@ -281,7 +281,7 @@ def test_a_teammate_works_on_the_teams_things(sqlite_runtime) -> None:  # type: 
 
 
 # -- the audit report: established facts only, claims labelled, inconsistencies flagged ---------
-def test_the_audit_report_shows_claims_as_claims_and_flags_what_does_not_add_up(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_audit_report_shows_claims_as_claims_and_flags_what_does_not_add_up(sqlite_runtime) -> None:
     from privet.governance.audit.checkpoint import peek_checkpoint
     from privet.governance.audit.leaf import decode_leaf
     from privet.governance.audit.report import render_report, summarise
@@ -307,7 +307,7 @@ def test_the_audit_report_shows_claims_as_claims_and_flags_what_does_not_add_up(
     assert "claimed lineage: no privacy budget is attributed to this version" in page
 
 
-def test_the_same_rows_are_personal_whichever_copy_came_first(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_rows_are_personal_whichever_copy_came_first(sqlite_runtime) -> None:
     """Red team F1: a copy ingested before the one declared personal stayed non-personal."""
     rt = sqlite_runtime
     plain = create_dataset(rt, "user/alice", DatasetSpec("first", "csv", "default", AnonymisationSpec(), CsvDialect(), 8.0, 1e-5), [_census(seed=7)])
@@ -318,7 +318,7 @@ def test_the_same_rows_are_personal_whichever_copy_came_first(sqlite_runtime) ->
     assert first.personal and json.loads(first.personal_basis_json) == [f"same-data-as:{later.id}"]
 
 
-def test_a_model_name_is_reserved_while_its_job_waits_and_given_back_when_it_ends_without_a_model(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_name_is_reserved_while_its_job_waits_and_given_back_when_it_ends_without_a_model(sqlite_runtime) -> None:
     """Red team round 1 F7 / round 2 N5: names are reserved at submit (nobody can take one
     while the job trains), and a cancelled job does not keep its name for ever."""
     from privet.governance.store.registry_tables import Model

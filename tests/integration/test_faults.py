@@ -35,12 +35,12 @@ def _after_restart(server: ServeProcess) -> Runtime:
     return rt
 
 
-def _kill_mid_upload(served: ServeProcess, principal: str, service: str, call, first, payload: bytes, make_chunk, chunk: int, pause: float) -> None:  # type: ignore[no-untyped-def]
+def _kill_mid_upload(served: ServeProcess, principal: str, service: str, call, first, payload: bytes, make_chunk, chunk: int, pause: float) -> None:
     """Stream `first` then `payload` in chunks to `call` (a stub method factory), and SIGKILL
     the server once a third of the payload is on its way. The client sees the call fail."""
     started = threading.Event()
 
-    def requests():  # type: ignore[no-untyped-def]
+    def requests():
         yield first
         for i in range(0, len(payload), chunk):
             if i > len(payload) // 3:
@@ -60,7 +60,7 @@ def _kill_mid_upload(served: ServeProcess, principal: str, service: str, call, f
     t.join()
 
 
-def _tmp_files(home) -> list[str]:  # type: ignore[no-untyped-def]
+def _tmp_files(home) -> list[str]:
     return sorted(p.name for p in (home.settings().blob_dir / "tmp").iterdir())
 
 

@@ -40,7 +40,7 @@ def _model_bytes() -> tuple[bytes, dict]:
     return weights, {"model": spec.to_metadata(), "preprocessor": pre.to_metadata(), "labels": labels.to_metadata()}
 
 
-def _register(registry, name: str) -> tuple[int, bytes, dict]:  # type: ignore[no-untyped-def]
+def _register(registry, name: str) -> tuple[int, bytes, dict]:
     weights, meta = _model_bytes()
     metadata = registry_pb2.ModelVersionMetadata(
         model_name=name, architecture="logreg", preprocessing_json=json.dumps(meta), trained_on_personal_data=False,
@@ -51,7 +51,7 @@ def _register(registry, name: str) -> tuple[int, bytes, dict]:  # type: ignore[n
     return v.version, weights, meta
 
 
-def release_toy(home, registry_address: str, name: str = "churn") -> tuple[int, bytes, dict]:  # type: ignore[no-untyped-def]
+def release_toy(home, registry_address: str, name: str = "churn") -> tuple[int, bytes, dict]:
     """Register the toy model as admin and release it over gRPC (admin declares it not
     personal: uploaded weights are claimed, presumed personal; dana approves, bob publishes)."""
     with channel(home, "admin", registry_address) as a, channel(home, "dana", registry_address) as d, channel(home, "bob", registry_address) as b:
@@ -66,7 +66,7 @@ def release_toy(home, registry_address: str, name: str = "churn") -> tuple[int, 
 
 
 @pytest.fixture
-def env(servers, sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
+def env(servers, sqlite_runtime: Runtime):
     home = sqlite_runtime.home
     version, weights, meta = release_toy(home, servers["registry"])
     chans = {who: channel(home, who, servers["registry"]) for who in ("admin", "dana", "bob")}
@@ -76,18 +76,18 @@ def env(servers, sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
         ch.close()
 
 
-def _triton(env, principal: str, purpose: str, inputs: dict, version: str = "") -> dict:  # type: ignore[no-untyped-def]
+def _triton(env, principal: str, purpose: str, inputs: dict, version: str = "") -> dict:
     out = subprocess.run([sys.executable, str(CLIENT), str(env["home"].root), principal, env["servers"]["inference"], "churn", version, purpose, json.dumps(inputs)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
-def _infer(env, principal: str, request: pb.ModelInferRequest) -> pb.ModelInferResponse:  # type: ignore[no-untyped-def]
+def _infer(env, principal: str, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
     with channel(env["home"], principal, env["servers"]["inference"]) as ch:
         return pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(request, timeout=30)
 
 
-def _request(purpose: str = "demo", age=(30.0, 61.0), plan=("basic", "premium"), version: str = "") -> pb.ModelInferRequest:  # type: ignore[no-untyped-def]
+def _request(purpose: str = "demo", age=(30.0, 61.0), plan=("basic", "premium"), version: str = "") -> pb.ModelInferRequest:
     r = pb.ModelInferRequest(model_name="churn", model_version=version)
     r.parameters["purpose"].string_param = purpose
     a = r.inputs.add(name="age", datatype="FP64", shape=[len(age)])
@@ -97,7 +97,7 @@ def _request(purpose: str = "demo", age=(30.0, 61.0), plan=("basic", "premium"),
     return r
 
 
-def test_tritonclient_round_trip_matches_the_model(env) -> None:  # type: ignore[no-untyped-def]
+def test_tritonclient_round_trip_matches_the_model(env) -> None:
     inputs = {"age": [30.0, 61.0, 44.0], "plan": ["basic", "premium", "plus"]}
     out = _triton(env, "app", "demo", inputs)
     assert out.get("live") and out.get("ready"), out
@@ -109,7 +109,7 @@ def test_tritonclient_round_trip_matches_the_model(env) -> None:  # type: ignore
     np.testing.assert_allclose(np.array(out["outputs"]), expected, rtol=1e-6)
 
 
-def test_denied_principal_and_purpose_carry_policy_ids(env) -> None:  # type: ignore[no-untyped-def]
+def test_denied_principal_and_purpose_carry_policy_ids(env) -> None:
     assert _triton(env, "app", "marketing", {"age": [30.0], "plan": ["basic"]})["error"] == "StatusCode.PERMISSION_DENIED"
     with pytest.raises(grpc.RpcError) as err:
         _infer(env, "app", _request(purpose=""))
@@ -130,7 +130,7 @@ def test_denied_principal_and_purpose_carry_policy_ids(env) -> None:  # type: ig
     ],
     ids=["shape", "datatype", "unknown-input", "missing-input", "count"],
 )
-def test_bad_tensors_name_the_input(env, mutate, field) -> None:  # type: ignore[no-untyped-def]
+def test_bad_tensors_name_the_input(env, mutate, field) -> None:
     request = _request()
     mutate(request)
     with pytest.raises(grpc.RpcError) as err:
@@ -138,14 +138,14 @@ def test_bad_tensors_name_the_input(env, mutate, field) -> None:  # type: ignore
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(err.value) == [field]
 
 
-def test_unreleased_versions_are_refused(env) -> None:  # type: ignore[no-untyped-def]
+def test_unreleased_versions_are_refused(env) -> None:
     version, _, _ = _register(env["registry"]["admin"], "churn")
     with pytest.raises(grpc.RpcError) as err:
         _infer(env, "app", _request(version=str(version)))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_revoked_version_stops_serving_within_seconds(env) -> None:  # type: ignore[no-untyped-def]
+def test_revoked_version_stops_serving_within_seconds(env) -> None:
     assert _infer(env, "app", _request()).outputs[0].shape == [2, 2]
     env["registry"]["bob"].RevokeModelVersion(registry_pb2.RevokeModelVersionRequest(name="churn", version=env["version"], reason="test"))
     deadline = time.monotonic() + 5
@@ -159,7 +159,7 @@ def test_revoked_version_stops_serving_within_seconds(env) -> None:  # type: ign
     raise AssertionError("a revoked version still serves after 5 s")
 
 
-def test_policy_reload_without_restart(env) -> None:  # type: ignore[no-untyped-def]
+def test_policy_reload_without_restart(env) -> None:
     _infer(env, "app", _request(purpose="demo"))
     policy = env["home"].policies / "inference.cedar"
     policy.write_text(policy.read_text().replace('"demo"]', '"demo-retired"]'))
@@ -181,7 +181,7 @@ def test_policy_reload_without_restart(env) -> None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.privet_toml("[inference]\nrequests_per_minute = 3\n")
-def test_quota_exhausted(env) -> None:  # type: ignore[no-untyped-def]
+def test_quota_exhausted(env) -> None:
     for _ in range(3):
         _infer(env, "app", _request())
     with pytest.raises(grpc.RpcError) as err:
@@ -190,7 +190,7 @@ def test_quota_exhausted(env) -> None:  # type: ignore[no-untyped-def]
     _infer(env, "admin", _request())  # quotas are per principal
 
 
-def test_requests_are_counted_in_the_audit_log_without_payloads(env) -> None:  # type: ignore[no-untyped-def]
+def test_requests_are_counted_in_the_audit_log_without_payloads(env) -> None:
     for _ in range(5):
         _infer(env, "app", _request())
     with pytest.raises(grpc.RpcError):
@@ -208,7 +208,7 @@ def test_requests_are_counted_in_the_audit_log_without_payloads(env) -> None:  #
     assert all("61.0" not in r.details and "premium" not in r.details for r in rows)
 
 
-def test_weights_are_never_on_disk_in_plaintext(env) -> None:  # type: ignore[no-untyped-def]
+def test_weights_are_never_on_disk_in_plaintext(env) -> None:
     _infer(env, "app", _request())
     needle = env["weights"][-64:-32]
     for path in env["home"].root.rglob("*"):
@@ -216,7 +216,7 @@ def test_weights_are_never_on_disk_in_plaintext(env) -> None:  # type: ignore[no
             assert needle not in path.read_bytes(), path
 
 
-def test_raw_and_typed_numeric_datatypes(env) -> None:  # type: ignore[no-untyped-def]
+def test_raw_and_typed_numeric_datatypes(env) -> None:
     import struct
 
     typed = _infer(env, "app", _request())

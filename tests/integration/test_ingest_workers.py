@@ -31,7 +31,7 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _ingest(csv: pathlib.Path, tmp: pathlib.Path, workers: int, spec: AnonymisationSpec = AnonymisationSpec()) -> pa.Table:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks():
         yield csv.read_bytes()
 
     spooled = spool(chunks(), tmp, limit=1 << 30)
@@ -92,7 +92,7 @@ def test_batches_cross_to_the_workers_in_files_only_their_owner_reads(tmp_path: 
 
 
 def test_prefetched_yields_in_order_and_raises_where_the_source_did() -> None:
-    def source():  # type: ignore[no-untyped-def]
+    def source():
         yield from range(5)
         raise ValueError("bad block")
 
@@ -106,7 +106,7 @@ def test_prefetched_yields_in_order_and_raises_where_the_source_did() -> None:
 def test_prefetched_stops_its_thread_when_left_early() -> None:
     produced = []
 
-    def source():  # type: ignore[no-untyped-def]
+    def source():
         for i in range(1000):
             produced.append(i)
             yield i
@@ -140,7 +140,7 @@ def test_columns_masked_into_unique_values_skip_dictionary_and_statistics(tmp_pa
     csv = tmp_path / "customers.csv"
     pacsv.write_csv(customer_table(500, seed=5), csv)
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks():
         yield csv.read_bytes()
 
     spooled = spool(chunks(), tmp_path, limit=1 << 30)

@@ -28,20 +28,20 @@ def _csv_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _requests(header: ingestion_pb2.DatasetHeader, data: bytes, chunk: int = 64 * 1024):  # type: ignore[no-untyped-def]
+def _requests(header: ingestion_pb2.DatasetHeader, data: bytes, chunk: int = 64 * 1024):
     yield ingestion_pb2.CreateDatasetRequest(header=header)
     for i in range(0, len(data), chunk):
         yield ingestion_pb2.CreateDatasetRequest(chunk=data[i : i + chunk])
 
 
-def _header(name: str = "", **kw) -> ingestion_pb2.DatasetHeader:  # type: ignore[no-untyped-def]
+def _header(name: str = "", **kw) -> ingestion_pb2.DatasetHeader:
     base = dict(name=name, format=ingestion_pb2.DATA_FORMAT_CSV, profile="default", quasi_identifiers=QIS, k=5, epsilon_budget=8, delta_budget=1e-5)
     base.update(kw)
     return ingestion_pb2.DatasetHeader(**base)
 
 
 @pytest.fixture
-def ingestion(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def ingestion(servers, sqlite_runtime):
     with channel(sqlite_runtime.home, "alice", servers["ingestion"]) as ch:
         yield ingestion_pb2_grpc.IngestionServiceStub(ch)
 
@@ -54,7 +54,7 @@ def _stored_objects(rt: Runtime) -> tuple[int, int, list[str]]:
     return datasets, events, tmp
 
 
-def test_ingest_masks_every_pii_value_and_is_k_anonymous(ingestion, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_masks_every_pii_value_and_is_k_anonymous(ingestion, sqlite_runtime) -> None:
     raw = customer_table(1500, seed=11)
     d = ingestion.CreateDataset(_requests(_header("customers"), _csv_bytes(raw)))
     assert d.rows == d.report.rows_out and d.report.rows_in == 1500 and d.report.rows_out >= 1500 * 0.95
@@ -69,7 +69,7 @@ def test_ingest_masks_every_pii_value_and_is_k_anonymous(ingestion, sqlite_runti
     assert events["email"] == "hash" and events["notes"] == "scan"
 
 
-def test_read_dataset_streams_arrow_ipc(ingestion) -> None:  # type: ignore[no-untyped-def]
+def test_read_dataset_streams_arrow_ipc(ingestion) -> None:
     ingestion.CreateDataset(_requests(_header("readable", k=1, quasi_identifiers=[]), _csv_bytes(customer_table(300))))
     data = b"".join(m.arrow_ipc for m in ingestion.ReadDataset(ingestion_pb2.ReadDatasetRequest(name="readable", columns=["age", "churned"])))
     table = pa.ipc.open_stream(data).read_all()
@@ -91,7 +91,7 @@ def test_read_dataset_streams_arrow_ipc(ingestion) -> None:  # type: ignore[no-u
     ],
     ids=["empty", "ragged", "unterminated", "bad-utf8", "unknown-profile", "unknown-qi", "bad-name", "no-budget", "ended-early"],
 )
-def test_bad_input_is_refused_and_nothing_is_stored(ingestion, sqlite_runtime, header_kw, data, field) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_refused_and_nothing_is_stored(ingestion, sqlite_runtime, header_kw, data, field) -> None:
     before = _stored_objects(sqlite_runtime)
     with pytest.raises(grpc.RpcError) as err:
         ingestion.CreateDataset(_requests(_header(**({"name": "bad"} | header_kw)), data))
@@ -100,7 +100,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(ingestion, sqlite_runtime, h
     assert _stored_objects(sqlite_runtime) == before
 
 
-def test_pii_without_a_rule_fails_naming_the_column(ingestion, sqlite_runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pii_without_a_rule_fails_naming_the_column(ingestion, sqlite_runtime, tmp_path) -> None:
     profile = sqlite_runtime.home.policies / "masking" / "bare.yaml"
     profile.write_text("name: bare\nrules:\n  - {column: id, action: keep}\n")
     data = _csv_bytes(pa.table({"id": list(range(50)), "contact": [f"user{i}@example.com" for i in range(50)]}))
@@ -111,7 +111,7 @@ def test_pii_without_a_rule_fails_naming_the_column(ingestion, sqlite_runtime, t
     assert _stored_objects(sqlite_runtime)[0] == 0
 
 
-def test_duplicate_names_and_erasure(ingestion, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_duplicate_names_and_erasure(ingestion, sqlite_runtime) -> None:
     data = _csv_bytes(customer_table(200))
     d = ingestion.CreateDataset(_requests(_header("dup", k=1, quasi_identifiers=[]), data))
     with pytest.raises(grpc.RpcError) as err:
@@ -127,7 +127,7 @@ def test_duplicate_names_and_erasure(ingestion, sqlite_runtime) -> None:  # type
     assert actions == ["ingestion.CreateDataset", "ingestion.DeleteDataset"]
 
 
-def test_preview_stores_nothing(ingestion, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_preview_stores_nothing(ingestion, sqlite_runtime) -> None:
     before = _stored_objects(sqlite_runtime)
     reply = ingestion.PreviewMasking(_requests(_header("preview"), _csv_bytes(customer_table(100))))
     by_name = {c.name: c for c in reply.columns}
@@ -135,7 +135,7 @@ def test_preview_stores_nothing(ingestion, sqlite_runtime) -> None:  # type: ign
     assert _stored_objects(sqlite_runtime) == before
 
 
-def test_jsonl_and_parquet(ingestion, tmp_path: pathlib.Path) -> None:  # type: ignore[no-untyped-def]
+def test_jsonl_and_parquet(ingestion, tmp_path: pathlib.Path) -> None:
     table = customer_table(120)
     jsonl = "\n".join(__import__("json").dumps(r) for r in table.to_pylist()).encode()
     d = ingestion.CreateDataset(_requests(_header("as-jsonl", format=ingestion_pb2.DATA_FORMAT_JSONL, k=1, quasi_identifiers=[]), jsonl))

@@ -24,7 +24,7 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 
 @pytest.fixture
-def running(sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
+def running(sqlite_runtime: Runtime):
     from privet.services.launcher import start_services
 
     addresses = use_free_ports(sqlite_runtime.home)
@@ -34,7 +34,7 @@ def running(sqlite_runtime: Runtime):  # type: ignore[no-untyped-def]
         s.stop(0)
 
 
-def test_each_server_counts_its_calls_on_its_own_port(running, sqlite_runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+def test_each_server_counts_its_calls_on_its_own_port(running, sqlite_runtime: Runtime) -> None:
     addresses, servers = running
     ports = {name: s.metrics.port for name, s in servers.items()}
     assert all(ports.values()) and len(set(ports.values())) == len(SERVICES)

@@ -23,7 +23,7 @@ DEADLINE_S = 30  # the watcher looks every second; this only bounds a failing te
 
 
 @pytest.fixture
-def served(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
+def served(tmp_path: pathlib.Path):
     """All four servers on free ports, metrics included (so the runtime reads the home after
     the ports are chosen); yields (runtime, addresses, name -> RunningServer)."""
     from privet.services.launcher import start_services
@@ -56,7 +56,7 @@ def _list_models(rt: Runtime, who: str, address: str) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def _until(check, what: str):  # type: ignore[no-untyped-def]
+def _until(check, what: str):
     deadline = time.monotonic() + DEADLINE_S
     while True:
         got = check()
@@ -66,7 +66,7 @@ def _until(check, what: str):  # type: ignore[no-untyped-def]
         time.sleep(0.1)
 
 
-def test_the_watcher_survives_a_bad_principals_file_and_loads_the_next_good_one(served) -> None:  # type: ignore[no-untyped-def]
+def test_the_watcher_survives_a_bad_principals_file_and_loads_the_next_good_one(served) -> None:
     rt, addresses, servers = served
     port = servers["registry"].metrics.port
     assert port

@@ -51,11 +51,11 @@ def _requests(meta: registry_pb2.ModelVersionMetadata, data: bytes) -> Iterator[
         yield registry_pb2.CreateModelVersionRequest(chunk=data[i : i + (1 << 20)])
 
 
-def _upload(stub, name: str, data: bytes, **meta) -> registry_pb2.ModelVersion:  # type: ignore[no-untyped-def]
+def _upload(stub, name: str, data: bytes, **meta) -> registry_pb2.ModelVersion:
     return stub.CreateModelVersion(_requests(registry_pb2.ModelVersionMetadata(model_name=name, **meta), data), timeout=30)
 
 
-def _download(stub, name: str, version: int) -> bytes:  # type: ignore[no-untyped-def]
+def _download(stub, name: str, version: int) -> bytes:
     return b"".join(c.data for c in stub.DownloadWeights(registry_pb2.DownloadWeightsRequest(name=name, version=version), timeout=30))
 
 
@@ -70,14 +70,14 @@ def _events(rt: Runtime, action: str) -> list[AuditEvent]:
 
 
 @pytest.fixture
-def as_user(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def as_user(servers, sqlite_runtime):
     """as_user("alice") -> a RegistryService stub acting as alice over mTLS."""
     with stubs_as(sqlite_runtime.home, servers["registry"], registry_pb2_grpc.RegistryServiceStub) as make:
         yield make
 
 
 # -- weights at rest -----------------------------------------------------------------------------
-def test_register_show_and_download_round_trip(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_register_show_and_download_round_trip(as_user, sqlite_runtime) -> None:
     data = _weights()
     alice = as_user("alice")
     meta = dict(
@@ -112,7 +112,7 @@ def test_register_show_and_download_round_trip(as_user, sqlite_runtime) -> None:
     assert _uploads(sqlite_runtime) == []  # the upload record goes with the version's insert
 
 
-def test_the_blob_never_holds_a_run_of_plaintext(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_blob_never_holds_a_run_of_plaintext(as_user, sqlite_runtime) -> None:
     data = _weights()
     _upload(as_user("alice"), "m", data)
     blob = sqlite_runtime.blobs.path_of(_row(sqlite_runtime, "m", 1).blob_digest).read_bytes()
@@ -123,7 +123,7 @@ def test_the_blob_never_holds_a_run_of_plaintext(as_user, sqlite_runtime) -> Non
 
 
 @pytest.mark.parametrize("payload", ["pickle", "zip", "text", "truncated"])
-def test_non_safetensors_uploads_are_refused_and_leave_nothing(as_user, sqlite_runtime, payload) -> None:  # type: ignore[no-untyped-def]
+def test_non_safetensors_uploads_are_refused_and_leave_nothing(as_user, sqlite_runtime, payload) -> None:
     import io
     import pickle
 
@@ -150,16 +150,16 @@ def test_non_safetensors_uploads_are_refused_and_leave_nothing(as_user, sqlite_r
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_metadata_must_come_first(as_user) -> None:  # type: ignore[no-untyped-def]
+def test_metadata_must_come_first(as_user) -> None:
     with pytest.raises(grpc.RpcError) as err:
         as_user("alice").CreateModelVersion(iter([registry_pb2.CreateModelVersionRequest(chunk=b"x")]), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(err.value) == ["metadata"]
 
 
-def test_a_failed_insert_removes_the_committed_blob(sqlite_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_insert_removes_the_committed_blob(sqlite_runtime, monkeypatch) -> None:
     registry = ModelRegistry(sqlite_runtime)
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(registry, "_insert_version", broken)
@@ -194,7 +194,7 @@ def _tamper(rt: Runtime, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["flipped-bit", "truncated", "dropped-last-chunk", "swapped-chunks", "blob-of-another-version"])
-def test_tampered_blobs_fail_with_data_loss(as_user, sqlite_runtime, how) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_blobs_fail_with_data_loss(as_user, sqlite_runtime, how) -> None:
     alice = as_user("alice")
     data = _weights()
     _upload(alice, "m", data)
@@ -207,7 +207,7 @@ def test_tampered_blobs_fail_with_data_loss(as_user, sqlite_runtime, how) -> Non
     assert _download(alice, "m", 2) == data
 
 
-def test_rotation_rewraps_keys_and_leaves_blobs_identical(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_rotation_rewraps_keys_and_leaves_blobs_identical(as_user, sqlite_runtime) -> None:
     alice, admin = as_user("alice"), as_user("admin")
     data = [_weights(0), _weights(1, n=1000)]
     for d in data:
@@ -229,7 +229,7 @@ def test_rotation_rewraps_keys_and_leaves_blobs_identical(as_user, sqlite_runtim
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_revoke_with_erase_makes_weights_unrecoverable(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_revoke_with_erase_makes_weights_unrecoverable(as_user, sqlite_runtime) -> None:
     alice, bob = as_user("alice"), as_user("bob")
     _upload(alice, "m", _weights())
     v = bob.RevokeModelVersion(registry_pb2.RevokeModelVersionRequest(name="m", version=1, erase=True, reason="leaked training data"), timeout=10)
@@ -248,7 +248,7 @@ def test_revoke_with_erase_makes_weights_unrecoverable(as_user, sqlite_runtime) 
 
 
 # -- release gates over gRPC ------------------------------------------------------------------
-def test_release_path_over_grpc_with_denials_named_and_audited(as_user, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_release_path_over_grpc_with_denials_named_and_audited(as_user, sqlite_runtime) -> None:
     alice, bob, dana = as_user("alice"), as_user("bob"), as_user("dana")
     _upload(alice, "m", _weights(n=1000), metrics={"accuracy": 0.91},
             guarantee=types_pb2.DPGuarantee(epsilon=2.0, delta=1e-6, **_DP_MECHANISM), lineage=types_pb2.Lineage(trained_by="user/alice"))
@@ -305,11 +305,11 @@ def _events_for(rt: Runtime, resource: str) -> list[AuditEvent]:
 
 
 # -- every gate, allowed and denied (governance level, the same code the servicer calls) --------
-def _principal(rt: Runtime, who: str):  # type: ignore[no-untyped-def]
+def _principal(rt: Runtime, who: str):
     return rt.policies.engine.directory.principals[who]
 
 
-def _version(registry: ModelRegistry, rt: Runtime, *, by: str = "user/alice", trainer: str = "", **facts) -> int:  # type: ignore[no-untyped-def]
+def _version(registry: ModelRegistry, rt: Runtime, *, by: str = "user/alice", trainer: str = "", **facts) -> int:
     """A version of model m. Registered by the training service (`by="service/training"`),
     for a job `trainer` (else alice) ran, its facts are established (tests/established.py);
     uploaded by a user they are claimed, and, unless it says it was trained on personal
@@ -324,7 +324,7 @@ def _version(registry: ModelRegistry, rt: Runtime, *, by: str = "user/alice", tr
     return v
 
 
-def _denied(fn, *args, **kwargs) -> PermissionDenied:  # type: ignore[no-untyped-def]
+def _denied(fn, *args, **kwargs) -> PermissionDenied:
     with pytest.raises(PermissionDenied) as err:
         fn(*args, **kwargs)
     assert err.value.reasons and len(err.value.reasons) >= len(err.value.policy_ids)
@@ -332,7 +332,7 @@ def _denied(fn, *args, **kwargs) -> PermissionDenied:  # type: ignore[no-untyped
 
 
 @pytest.fixture
-def registry(sqlite_runtime) -> ModelRegistry:  # type: ignore[no-untyped-def]
+def registry(sqlite_runtime) -> ModelRegistry:
     return ModelRegistry(sqlite_runtime)
 
 
@@ -357,7 +357,7 @@ PERSONAL = dict(trained_on_personal_data=True, by="service/training")
     ids=["plain", "no-personal-data-any-eps", "personal-no-guarantee", "eps-8-delta-1e-5", "eps-above-8", "delta-above-1e-5", "metric-met", "metric-below", "metric-missing",
          "claimed-guarantee-never-counts", "claimed-declared-not-personal"],
 )
-def test_request_gates(registry, sqlite_runtime, facts, allowed, policy) -> None:  # type: ignore[no-untyped-def]
+def test_request_gates(registry, sqlite_runtime, facts, allowed, policy) -> None:
     v = _version(registry, sqlite_runtime, **facts)
     alice = _principal(sqlite_runtime, "user/alice")
     thresholds = {"accuracy": 0.9} if "metrics" in facts else {}
@@ -374,14 +374,14 @@ def test_request_gates(registry, sqlite_runtime, facts, allowed, policy) -> None
         assert json.loads(event.details)["reasons"] == list(err.reasons)
 
 
-def test_request_by_whom(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_request_by_whom(registry, sqlite_runtime) -> None:
     v = _version(registry, sqlite_runtime)
     assert _denied(registry.request_release, _principal(sqlite_runtime, "user/dana"), "m", v).policy_ids == (DEFAULT_DENY,)
     assert registry.request_release(_principal(sqlite_runtime, "user/bob"), "m", v).requested_by == "user/bob"
     assert json.loads(_events_for(sqlite_runtime, f"model/m/{v}")[-1].policy_ids) == ["release-request-by-release-manager"]
 
 
-def test_the_reasons_say_what_is_unmet(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_reasons_say_what_is_unmet(registry, sqlite_runtime) -> None:
     v = _version(registry, sqlite_runtime, by="service/training", trained_on_personal_data=True, guarantee=_dp(9.5, 1e-4), metrics={"auc": 0.7})
     err = _denied(registry.request_release, _principal(sqlite_runtime, "user/alice"), "m", v, thresholds={"auc": 0.8})
     assert set(err.policy_ids) == {"dp-epsilon-at-most-8", "dp-delta-at-most-1e-5", "metrics-meet-thresholds"}
@@ -402,7 +402,7 @@ def test_the_reasons_say_what_is_unmet(registry, sqlite_runtime) -> None:  # typ
     ],
     ids=["independent-approver", "trainer-approves", "a-user-cannot-name-another-trainer", "requester-and-trainer", "admin-is-no-approver", "release-manager-is-no-approver"],
 )
-def test_separation_of_duties(registry, sqlite_runtime, owner, trainer, requester, approver, allowed, policies) -> None:  # type: ignore[no-untyped-def]
+def test_separation_of_duties(registry, sqlite_runtime, owner, trainer, requester, approver, allowed, policies) -> None:
     v = _version(registry, sqlite_runtime, by=owner, trainer=trainer)
     registry.request_release(_principal(sqlite_runtime, requester), "m", v)
     who = _principal(sqlite_runtime, approver)
@@ -414,7 +414,7 @@ def test_separation_of_duties(registry, sqlite_runtime, owner, trainer, requeste
         assert _row(sqlite_runtime, "m", v).stage == Stage.CANDIDATE
 
 
-def test_the_requester_never_approves(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_requester_never_approves(registry, sqlite_runtime) -> None:
     """dana owns model m (registered its first version) and trains a second through the
     training service. dana may request its release as the owner, but not approve it."""
     _version(registry, sqlite_runtime, by="user/dana")
@@ -425,7 +425,7 @@ def test_the_requester_never_approves(registry, sqlite_runtime) -> None:  # type
     assert _denied(registry.approve, _principal(sqlite_runtime, "user/alice"), "m", v).policy_ids == ("approval-only-by-approver",)
 
 
-def test_only_a_release_manager_releases(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_only_a_release_manager_releases(registry, sqlite_runtime) -> None:
     p = lambda who: _principal(sqlite_runtime, who)
     v = _version(registry, sqlite_runtime)
     registry.request_release(p("user/alice"), "m", v)
@@ -437,7 +437,7 @@ def test_only_a_release_manager_releases(registry, sqlite_runtime) -> None:  # t
         registry.release(p("user/bob"), "m", v)
 
 
-def test_metrics_are_rechecked_against_the_recorded_thresholds(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_are_rechecked_against_the_recorded_thresholds(registry, sqlite_runtime) -> None:
     """The thresholds fixed at request time bind later gates (a policy that only changed its
     mind later is not needed: the recorded facts are what every later gate sees)."""
     engine = sqlite_runtime.policies.engine
@@ -448,7 +448,7 @@ def test_metrics_are_rechecked_against_the_recorded_thresholds(registry, sqlite_
     assert not decision.allowed and set(decision.policy_ids) == {"release-needs-approval", "metrics-meet-thresholds"}
 
 
-def test_revocation_gate_and_stages(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_revocation_gate_and_stages(registry, sqlite_runtime) -> None:
     p = lambda who: _principal(sqlite_runtime, who)
     v = _version(registry, sqlite_runtime)
     assert _denied(registry.revoke, p("user/alice"), "m", v).policy_ids == (DEFAULT_DENY,)
@@ -462,7 +462,7 @@ def test_revocation_gate_and_stages(registry, sqlite_runtime) -> None:  # type: 
         registry.revoke(p("user/bob"), "m", v, erase=True)
 
 
-def test_bad_metadata_names_the_field(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_bad_metadata_names_the_field(registry, sqlite_runtime) -> None:
     alice = _principal(sqlite_runtime, "user/alice")
     for spec, field in [
         (VersionSpec("no:colons"), "metadata.model_name"),
@@ -535,7 +535,7 @@ def test_concurrent_transitions_never_skip_a_stage(runtime: Runtime) -> None:
 
 # -- the CLI, in process, against the real servers ----------------------------------------------
 @pytest.fixture
-def cli(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def cli(servers, sqlite_runtime):
     """cli("--as", "alice", "models", "list") -> (exit code, output), talking to `servers`."""
     from typer.testing import CliRunner
 
@@ -549,14 +549,14 @@ def cli(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
     home.config_path.write_text(text)
     runner = CliRunner()
 
-    def run(*args: str):  # type: ignore[no-untyped-def]
+    def run(*args: str):
         result = runner.invoke(app, ["--home", str(home.root), *args])
         return result.exit_code, result.output, result.exception
 
     return run
 
 
-def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:
     data = _weights(n=300_000)
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(data)
@@ -626,7 +626,7 @@ ModelRegistry(rt, chunk_size=4096).create_version(rt.policies.engine.directory.p
 """
 
 
-def test_sigkill_during_an_upload_leaves_no_version_and_no_blob(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_during_an_upload_leaves_no_version_and_no_blob(tmp_path) -> None:
     import os
     import pathlib
     import signal
@@ -670,7 +670,7 @@ registry.create_version(""",
 ).replace('    print("halfway", flush=True)\n    time.sleep(120)\n', "")
 
 
-def test_sigkill_between_blob_commit_and_registration_leaves_no_blob(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_between_blob_commit_and_registration_leaves_no_blob(tmp_path) -> None:
     import os
     import pathlib
     import signal

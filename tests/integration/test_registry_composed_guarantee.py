@@ -28,7 +28,7 @@ def registry(sqlite_runtime: Runtime) -> ModelRegistry:
     return ModelRegistry(sqlite_runtime)
 
 
-def test_a_composed_guarantee_registers_and_keeps_its_parts(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_composed_guarantee_registers_and_keeps_its_parts(registry, sqlite_runtime) -> None:
     version = registry.create_version(_p(sqlite_runtime, "user/alice"), VersionSpec("m", trained_on_personal_data=True, guarantee=COMPOSED), [_weights()])
     assert version.guarantee["releases"] == RELEASES and version.guarantee["sgd_delta"] == SGD_DELTA
 
@@ -40,7 +40,7 @@ def test_a_composed_guarantee_registers_and_keeps_its_parts(registry, sqlite_run
     ("sgd_delta", {"sgd_delta": 0.0, "releases": RELEASES}),        # no δ to check DP-SGD at
     ("releases", {"releases": [{"purpose": "evaluation", "mechanism": "laplace-histogram", "epsilon": -1}]}),
 ])
-def test_a_composed_guarantee_missing_a_part_is_refused(registry, sqlite_runtime, field, change) -> None:  # type: ignore[no-untyped-def]
+def test_a_composed_guarantee_missing_a_part_is_refused(registry, sqlite_runtime, field, change) -> None:
     with pytest.raises(InvalidArgument) as err:
         registry.create_version(_p(sqlite_runtime, "user/alice"), VersionSpec("m", trained_on_personal_data=True, guarantee=COMPOSED | change), [_weights()])
     assert err.value.field == f"metadata.guarantee.{field}"

@@ -47,7 +47,7 @@ def _weights(n: int = 100, seed: int = 0) -> bytes:
     return save({"w": np.random.default_rng(seed).standard_normal(n).astype(np.float32)})
 
 
-def _p(rt: Runtime, who: str):  # type: ignore[no-untyped-def]
+def _p(rt: Runtime, who: str):
     return rt.policies.engine.directory.principals[who]
 
 
@@ -72,7 +72,7 @@ def registry(sqlite_runtime: Runtime) -> ModelRegistry:
 
 
 # -- the DP guarantee --------------------------------------------------------------------------
-def test_an_empty_guarantee_message_is_refused_naming_epsilon(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_guarantee_message_is_refused_naming_epsilon(servers, sqlite_runtime) -> None:
     meta = registry_pb2.ModelVersionMetadata(model_name="pii", trained_on_personal_data=True, guarantee=types_pb2.DPGuarantee())
     requests = iter([registry_pb2.CreateModelVersionRequest(metadata=meta), registry_pb2.CreateModelVersionRequest(chunk=_weights())])
     with channel(sqlite_runtime.home, "alice", servers["registry"]) as ch, pytest.raises(grpc.RpcError) as err:
@@ -97,7 +97,7 @@ def test_an_empty_guarantee_message_is_refused_naming_epsilon(servers, sqlite_ru
         ("max_grad_norm", 0.0), ("max_grad_norm", -1.0), ("max_grad_norm", None),
     ],
 )
-def test_every_part_of_a_guarantee_is_checked(registry, sqlite_runtime, field, bad) -> None:  # type: ignore[no-untyped-def]
+def test_every_part_of_a_guarantee_is_checked(registry, sqlite_runtime, field, bad) -> None:
     guarantee = {k: v for k, v in GUARANTEE.items() if k != field} | ({} if bad is None else {field: bad})
     with pytest.raises(InvalidArgument) as err:
         registry.create_version(_p(sqlite_runtime, "user/alice"), VersionSpec("m", trained_on_personal_data=True, guarantee=guarantee), [_weights()])
@@ -110,14 +110,14 @@ def test_every_part_of_a_guarantee_is_checked(registry, sqlite_runtime, field, b
     ("epsilon", {"noise_multiplier": 0.3}),                       # the same ε with far less noise
     ("accountant", {"accountant": "made-up"}),                    # an accountant nobody can check it against
 ])
-def test_a_guarantee_its_own_mechanism_contradicts_is_refused(registry, sqlite_runtime, field, change) -> None:  # type: ignore[no-untyped-def]
+def test_a_guarantee_its_own_mechanism_contradicts_is_refused(registry, sqlite_runtime, field, change) -> None:
     with pytest.raises(InvalidArgument) as err:
         registry.create_version(_p(sqlite_runtime, "user/alice"), VersionSpec("m", trained_on_personal_data=True, guarantee=GUARANTEE | change), [_weights()])
     assert err.value.field == f"metadata.guarantee.{field}"
     assert list(sqlite_runtime.blobs.digests()) == [] and _uploads(sqlite_runtime) == []
 
 
-def test_a_complete_guarantee_up_to_the_largest_epsilon_registers(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_complete_guarantee_up_to_the_largest_epsilon_registers(registry, sqlite_runtime) -> None:
     alice = _p(sqlite_runtime, "user/alice")
     for guarantee in (GUARANTEE, GUARANTEE | {"epsilon": MAX_EPSILON, "sample_rate": 1.0, "steps": 1}):
         assert registry.create_version(alice, VersionSpec("m", guarantee=guarantee), [_weights()]).guarantee == guarantee
@@ -126,7 +126,7 @@ def test_a_complete_guarantee_up_to_the_largest_epsilon_registers(registry, sqli
 
 
 # -- personal data, from the dataset's record ----------------------------------------------------
-def _dataset(rt: Runtime, name: str, *, personal: bool):  # type: ignore[no-untyped-def]
+def _dataset(rt: Runtime, name: str, *, personal: bool):
     rng = random.Random(0)
     if personal:  # e-mail addresses: detected, and masked, at ingestion
         csv = "email,age,label\n" + "".join(f"user{i}@example.com,{rng.randint(18, 90)},{i % 2}\n" for i in range(200))
@@ -135,7 +135,7 @@ def _dataset(rt: Runtime, name: str, *, personal: bool):  # type: ignore[no-unty
     return create_dataset(rt, "user/alice", DatasetSpec(name, "csv", "default", AnonymisationSpec(), CsvDialect(), 8.0, 1e-5), [csv.encode()])
 
 
-def test_personal_data_follows_the_dataset_the_lineage_names(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_personal_data_follows_the_dataset_the_lineage_names(registry, sqlite_runtime) -> None:
     alice = _p(sqlite_runtime, "user/alice")
     patients, plain = _dataset(sqlite_runtime, "patients", personal=True), _dataset(sqlite_runtime, "plain", personal=False)
     for name, lineage in [("by-id", {"dataset_id": patients.id}), ("by-name", {"dataset_id": "patients"}),
@@ -159,11 +159,11 @@ def test_personal_data_follows_the_dataset_the_lineage_names(registry, sqlite_ru
 
 
 # -- rows already on record: huge epsilon, empty guarantee ---------------------------------------
-def _set(rt: Runtime, name: str, **values) -> None:  # type: ignore[no-untyped-def]
+def _set(rt: Runtime, name: str, **values) -> None:
     rt.write(lambda session: session.execute(update(ModelVersion).where(ModelVersion.model_name == name).values(**values)))
 
 
-def test_a_huge_epsilon_on_record_is_denied_and_still_revocable(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_huge_epsilon_on_record_is_denied_and_still_revocable(registry, sqlite_runtime) -> None:
     p = lambda who: _p(sqlite_runtime, who)
     establish_version(registry, sqlite_runtime, VersionSpec("pii", guarantee=GUARANTEE), _weights())
     registry.create_version(p("user/alice"), VersionSpec("plain", guarantee=GUARANTEE), [_weights()])
@@ -180,7 +180,7 @@ def test_a_huge_epsilon_on_record_is_denied_and_still_revocable(registry, sqlite
     assert decisions == [("registry.RevokeModelVersion", "allow")] * 2
 
 
-def test_an_empty_guarantee_on_record_is_no_guarantee(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_guarantee_on_record_is_no_guarantee(registry, sqlite_runtime) -> None:
     alice = _p(sqlite_runtime, "user/alice")
     establish_version(registry, sqlite_runtime, VersionSpec("pii", guarantee=GUARANTEE), _weights())
     _set(sqlite_runtime, "pii", dp_epsilon=0.0, dp_delta=0.0)  # what an empty DPGuarantee used to register
@@ -202,13 +202,13 @@ def _drop_old_keys_and_download(rt: Runtime, name: str, versions: dict[int, byte
         assert b"".join(fresh.download(_p(rt, "user/alice"), name, version)) == data
 
 
-def test_a_rotation_while_an_upload_streams_leaves_no_version_under_the_old_key(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_rotation_while_an_upload_streams_leaves_no_version_under_the_old_key(registry, sqlite_runtime) -> None:
     alice = _p(sqlite_runtime, "user/alice")
     first, second = _weights(seed=1), _weights(n=200_000, seed=2)
     registry.create_version(alice, VersionSpec("m"), [first])
     streaming, rotated = threading.Event(), threading.Event()
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks():
         yield second[:1000]  # sealing began: the data key is wrapped under kek-1
         streaming.set()
         rotated.wait(30)
@@ -227,10 +227,10 @@ def test_a_rotation_while_an_upload_streams_leaves_no_version_under_the_old_key(
     _drop_old_keys_and_download(sqlite_runtime, "m", {1: first, 2: second})
 
 
-def test_an_upload_whose_old_key_file_was_removed_meanwhile_is_refused_cleanly(registry, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_an_upload_whose_old_key_file_was_removed_meanwhile_is_refused_cleanly(registry, sqlite_runtime) -> None:
     data = _weights(n=50_000)
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks():
         yield data[:1000]
         registry.rotate_keys(_p(sqlite_runtime, "user/admin"))
         (sqlite_runtime.home.keys / "kek-1.key").unlink()  # the operator, a little early
@@ -241,12 +241,12 @@ def test_an_upload_whose_old_key_file_was_removed_meanwhile_is_refused_cleanly(r
     assert list(sqlite_runtime.blobs.digests()) == [] and _uploads(sqlite_runtime) == []
 
 
-def test_a_rotation_between_upload_record_and_registration_rewraps_the_record(registry, sqlite_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_rotation_between_upload_record_and_registration_rewraps_the_record(registry, sqlite_runtime, monkeypatch) -> None:
     data = _weights(n=50_000)
     blobs = sqlite_runtime.blobs
     make_writer = blobs.writer
 
-    def writer_that_rotates_at_commit(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def writer_that_rotates_at_commit(*args, **kwargs):
         writer = make_writer(*args, **kwargs)
         commit = writer.commit
 
@@ -273,10 +273,10 @@ class _RotatesWhileRegistering:
     upload record), has another replica make a new key current and start rewrapping, then
     answers with the key that was current when it was asked."""
 
-    def __init__(self, keyring: FileKeyring, rotate) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, keyring: FileKeyring, rotate) -> None:
         self._keyring, self._rotate, self.armed, self.rotation = keyring, rotate, False, None
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         return getattr(self._keyring, name)
 
     @property
@@ -300,7 +300,7 @@ def test_a_rotation_by_another_replica_during_registration_is_not_missed(runtime
     try:
         rotator = ModelRegistry(other)
         keyring = _RotatesWhileRegistering(FileKeyring(runtime.home.keys), lambda: rotator.rotate_keys(_p(other, "user/admin")))
-        registry = ModelRegistry(runtime, keyring=keyring)  # type: ignore[arg-type]
+        registry = ModelRegistry(runtime, keyring=keyring)
         data = _weights(n=20_000)
         keyring.armed = True
         registry.create_version(_p(runtime, "user/alice"), VersionSpec("m"), [data])
@@ -325,7 +325,7 @@ def _interrupted_upload(rt: Runtime, host: str) -> str:
     return digest
 
 
-def test_an_upload_left_by_an_earlier_process_with_this_pid_is_swept(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_an_upload_left_by_an_earlier_process_with_this_pid_is_swept(sqlite_runtime) -> None:
     pid, start = process_identity().split(".")
     assert int(pid) == os.getpid()
     here = socket.gethostname()
@@ -339,11 +339,11 @@ def test_an_upload_left_by_an_earlier_process_with_this_pid_is_swept(sqlite_runt
     assert json.loads(event.details)["removed_blob"] == earlier
 
 
-def test_the_uploads_own_record_names_this_incarnation(registry, sqlite_runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_uploads_own_record_names_this_incarnation(registry, sqlite_runtime, monkeypatch) -> None:
     seen: list[str] = []
     insert = registry._insert_version
 
-    def look_then_insert(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def look_then_insert(*args, **kwargs):
         seen.extend(u.host for u in _uploads(sqlite_runtime))
         assert ModelRegistry(sqlite_runtime, sweep=False).sweep_interrupted_uploads() == 0  # alive: never swept
         return insert(*args, **kwargs)

@@ -96,10 +96,10 @@ def test_concurrent_appends_get_dense_sequence_and_a_consistent_tree(runtime: Ru
 
 
 def test_a_failing_unit_rolls_back_alone_with_its_audit_events(runtime: Runtime) -> None:
-    def good(session):  # type: ignore[no-untyped-def]
+    def good(session):
         return runtime.audit.append(_event(1))
 
-    def bad(session):  # type: ignore[no-untyped-def]
+    def bad(session):
         runtime.audit.append(_event(2))
         session.execute(text("SELECT 1"))
         raise ResourceExhausted("budget")
@@ -284,12 +284,12 @@ def test_an_object_a_unit_returns_is_not_changed_by_a_later_unit_of_its_batch(ru
     transactor = runtime.transactor
     gate, blocker = _hold_committer(transactor)
 
-    def create(session):  # type: ignore[no-untyped-def]
+    def create(session):
         row = AuditCheckpoint(size=999, root_hash=b"r" * 32, note="as created", time_us=1)
         session.add(row)
         return row
 
-    def edit(session):  # type: ignore[no-untyped-def]
+    def edit(session):
         session.get(AuditCheckpoint, 999).note = "as edited"
 
     created, edited = transactor.submit(create), transactor.submit(edit)
@@ -302,7 +302,7 @@ def test_an_object_a_unit_returns_is_not_changed_by_a_later_unit_of_its_batch(ru
         assert session.get(AuditCheckpoint, 999).note == "as edited"
 
 
-def _hold_committer(transactor) -> tuple[threading.Event, threading.Thread]:  # type: ignore[no-untyped-def]
+def _hold_committer(transactor) -> tuple[threading.Event, threading.Thread]:
     """Keep the committer inside a unit until the returned event is set, so that what is
     submitted meanwhile queues up for the next batch."""
     gate = threading.Event()
@@ -312,7 +312,7 @@ def _hold_committer(transactor) -> tuple[threading.Event, threading.Thread]:  # 
     return gate, blocker
 
 
-def _wait_for(condition, seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(condition, seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "condition never held"

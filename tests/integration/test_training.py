@@ -24,7 +24,7 @@ FEATURES = ["age", "tenure_months", "monthly_spend", "plan", "support_calls"]
 
 
 @pytest.fixture
-def stubs(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def stubs(servers, sqlite_runtime):
     home = sqlite_runtime.home
     with channel(home, "alice", servers["ingestion"]) as ing, channel(home, "alice", servers["training"]) as tr, channel(home, "alice", servers["registry"]) as reg:
         ingestion_pb2_grpc.IngestionServiceStub(ing).CreateDataset(_requests(_header("churn", k=1, quasi_identifiers=[], epsilon_budget=8), _csv_bytes(customer_table(1200, seed=3))))
@@ -47,13 +47,13 @@ def _worker_pids() -> list[int]:
     return pids
 
 
-def _submit(training, **kw):  # type: ignore[no-untyped-def]
+def _submit(training, **kw):
     base = dict(dataset="churn", target="churned", features=FEATURES, arch="mlp", epochs=2, batch_size=128, learning_rate=0.01, target_epsilon=3.0, delta=1e-5, device="cpu", seed=1)
     base.update(kw)
     return training.SubmitJob(training_pb2.SubmitJobRequest(**base))
 
 
-def _wait(training, job_id: str, timeout: float = 180) -> training_pb2.Job:  # type: ignore[no-untyped-def]
+def _wait(training, job_id: str, timeout: float = 180) -> training_pb2.Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = training.GetJob(training_pb2.GetJobRequest(job_id=job_id))
@@ -63,7 +63,7 @@ def _wait(training, job_id: str, timeout: float = 180) -> training_pb2.Job:  # t
     raise AssertionError(f"job {job_id} did not end")
 
 
-def test_ingest_train_register_with_dp_facts(stubs) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_train_register_with_dp_facts(stubs) -> None:
     training, registry, ingestion = stubs
     job = _submit(training)
     assert job.state == training_pb2.JOB_STATE_QUEUED and job.epsilon_reserved == 3.0
@@ -113,7 +113,7 @@ def test_ingest_train_register_with_dp_facts(stubs) -> None:  # type: ignore[no-
         ({"person_key": "ghost"}, "person_key"),
     ],
 )
-def test_bad_requests_name_the_field_and_reserve_nothing(stubs, kw, field) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_name_the_field_and_reserve_nothing(stubs, kw, field) -> None:
     training, _, ingestion = stubs
     with pytest.raises(grpc.RpcError) as err:
         _submit(training, **kw)
@@ -122,7 +122,7 @@ def test_bad_requests_name_the_field_and_reserve_nothing(stubs, kw, field) -> No
     assert ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget.epsilon_reserved == 0
 
 
-def test_budget_exhaustion_and_cancel_before_start(stubs) -> None:  # type: ignore[no-untyped-def]
+def test_budget_exhaustion_and_cancel_before_start(stubs) -> None:
     training, _, ingestion = stubs
     first = _submit(training, target_epsilon=5.0, epochs=50)
     with pytest.raises(grpc.RpcError) as err:
@@ -138,7 +138,7 @@ def test_budget_exhaustion_and_cancel_before_start(stubs) -> None:  # type: igno
         assert budget.epsilon_spent <= 0.1 * 5.0 + 1e-5
 
 
-def test_sigkill_of_a_worker_fails_the_job_charges_its_steps_and_keeps_serving(stubs, sqlite_runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_of_a_worker_fails_the_job_charges_its_steps_and_keeps_serving(stubs, sqlite_runtime: Runtime) -> None:
     training, _, ingestion = stubs
     job = _submit(training, epochs=100, batch_size=64)
     deadline = time.monotonic() + 120
@@ -159,7 +159,7 @@ def test_sigkill_of_a_worker_fails_the_job_charges_its_steps_and_keeps_serving(s
     assert again.state == training_pb2.JOB_STATE_QUEUED
 
 
-def test_a_database_error_mid_run_charges_every_step_taken_and_every_release(stubs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_database_error_mid_run_charges_every_step_taken_and_every_release(stubs, monkeypatch) -> None:
     """The scheduler's database write fails while the worker trains: the worker is
     stopped, and the job ends FAILED charged an upper bound of what it spent (it used to
     end charged nothing, its reservation released)."""
@@ -170,7 +170,7 @@ def test_a_database_error_mid_run_charges_every_step_taken_and_every_release(stu
     real = scheduler_module.record_progress
     calls = {"n": 0}
 
-    def failing(rt, job_id, progress, **kw):  # type: ignore[no-untyped-def]
+    def failing(rt, job_id, progress, **kw):
         if progress.get("step", 0) > 0:
             calls["n"] += 1
             raise OperationalError("UPDATE training_jobs", {}, Exception("disk I/O error"))
@@ -190,7 +190,7 @@ def test_a_database_error_mid_run_charges_every_step_taken_and_every_release(stu
     assert not _worker_pids()
 
 
-def test_a_killed_schedulers_job_directory_is_swept(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_schedulers_job_directory_is_swept(tmp_path) -> None:
     """Training tensors in the clear, left by a scheduler that died, go at the next start;
     a live process's directory stays."""
     import subprocess
@@ -209,7 +209,7 @@ def test_a_killed_schedulers_job_directory_is_swept(tmp_path) -> None:  # type: 
     assert not left.exists() and mine.exists()
 
 
-def test_person_level_privacy_states_its_unit(stubs) -> None:  # type: ignore[no-untyped-def]
+def test_person_level_privacy_states_its_unit(stubs) -> None:
     """With a person key (here the pseudonymised e-mail), one row per person is kept and
     the guarantee says it holds per person."""
     training, registry, _ = stubs
@@ -224,14 +224,14 @@ def test_person_level_privacy_states_its_unit(stubs) -> None:  # type: ignore[no
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(err.value) == ["person_key"]
 
 
-def test_nothing_is_published_before_the_charge_is_committed(stubs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_is_published_before_the_charge_is_committed(stubs, monkeypatch) -> None:
     """The data's budget cannot hold the job's charge: no model is registered, no metrics
     are shown, and the reservation is released (the model used to be registered first and
     the charge then failed, leaving it public and uncharged)."""
     from privet.governance.errors import FailedPrecondition
     from privet.services.training import scheduler as scheduler_module
 
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(*args, **kwargs):
         raise FailedPrecondition("the charges on this budget compose to no finite ε")
 
     monkeypatch.setattr(scheduler_module, "charge_job", refuse)

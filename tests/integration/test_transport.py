@@ -57,7 +57,7 @@ def test_client_without_certificate_is_refused(servers: dict[str, str], sqlite_r
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_client_from_another_ca_is_refused(servers: dict[str, str], sqlite_runtime: Runtime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_client_from_another_ca_is_refused(servers: dict[str, str], sqlite_runtime: Runtime, tmp_path) -> None:
     rogue = LocalCA.ensure(tmp_path / "rogue")
     issued = rogue.issue(SpiffeId("user", "admin"))
     creds = _creds_from(sqlite_runtime.home.ca_cert.read_bytes(), issued.cert_pem, issued.key_pem)
@@ -72,7 +72,7 @@ def test_client_from_another_ca_is_refused(servers: dict[str, str], sqlite_runti
     [(None, ()), (SpiffeId("user", "mallory"), ()), (None, ("spiffe://evil.example/user/admin",))],
     ids=["no-san", "unknown-principal", "foreign-trust-domain"],
 )
-def test_certificates_without_a_known_identity_are_unauthenticated(servers, sqlite_runtime, spiffe, extra) -> None:  # type: ignore[no-untyped-def]
+def test_certificates_without_a_known_identity_are_unauthenticated(servers, sqlite_runtime, spiffe, extra) -> None:
     home = sqlite_runtime.home
     issued = LocalCA.ensure(home.pki).issue(spiffe, extra_uris=extra)
     creds = _creds_from(home.ca_cert.read_bytes(), issued.cert_pem, issued.key_pem)
@@ -82,7 +82,7 @@ def test_certificates_without_a_known_identity_are_unauthenticated(servers, sqli
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_expired_certificate_is_refused(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_expired_certificate_is_refused(servers, sqlite_runtime) -> None:
     home = sqlite_runtime.home
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     issued = LocalCA.ensure(home.pki).issue(SpiffeId("user", "admin"), not_before=long_ago, lifetime=dt.timedelta(days=1))
@@ -92,7 +92,7 @@ def test_expired_certificate_is_refused(servers, sqlite_runtime) -> None:  # typ
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_permission_denied_names_the_policy_and_is_audited(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_permission_denied_names_the_policy_and_is_audited(servers, sqlite_runtime) -> None:
     with channel(sqlite_runtime.home, "carol", servers["ingestion"]) as ch:
         with pytest.raises(grpc.RpcError) as err:
             ingestion_pb2_grpc.IngestionServiceStub(ch).DeleteDataset(ingestion_pb2.DeleteDatasetRequest(name="x"), timeout=5)
@@ -105,7 +105,7 @@ def test_permission_denied_names_the_policy_and_is_audited(servers, sqlite_runti
     assert "auditor-read-only" in event.policy_ids
 
 
-def test_default_deny_is_named(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_default_deny_is_named(servers, sqlite_runtime) -> None:
     with channel(sqlite_runtime.home, "app", servers["registry"]) as ch:
         with pytest.raises(grpc.RpcError) as err:
             registry_pb2_grpc.RegistryServiceStub(ch).ListModels(registry_pb2.ListModelsRequest(), timeout=5)
@@ -113,7 +113,7 @@ def test_default_deny_is_named(servers, sqlite_runtime) -> None:  # type: ignore
     assert error_info(err.value)["policy_ids"] == "default-deny"
 
 
-def test_unknown_rpcs_answer_unimplemented(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_rpcs_answer_unimplemented(servers, sqlite_runtime) -> None:
     with channel(sqlite_runtime.home, "admin", servers["registry"]) as ch:
         call = ch.unary_unary("/privet.registry.v1.RegistryService/NoSuchRpc", request_serializer=lambda b: b, response_deserializer=lambda b: b)
         with pytest.raises(grpc.RpcError) as err:
@@ -121,7 +121,7 @@ def test_unknown_rpcs_answer_unimplemented(servers, sqlite_runtime) -> None:  # 
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_oversized_messages_are_refused(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_messages_are_refused(servers, sqlite_runtime) -> None:
     limit = sqlite_runtime.settings.max_message_bytes
     ch = grpc.secure_channel(
         servers["registry"],
@@ -133,7 +133,7 @@ def test_oversized_messages_are_refused(servers, sqlite_runtime) -> None:  # typ
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_tls_1_2_is_refused(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_tls_1_2_is_refused(servers, sqlite_runtime) -> None:
     home: Home = sqlite_runtime.home
     host, port = servers["registry"].split(":")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -151,7 +151,7 @@ def test_tls_1_2_is_refused(servers, sqlite_runtime) -> None:  # type: ignore[no
         assert tls.version() == "TLSv1.3"
 
 
-def test_deadlines_are_honoured(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_deadlines_are_honoured(servers, sqlite_runtime) -> None:
     with channel(sqlite_runtime.home, "carol", servers["registry"]) as ch:
         with pytest.raises(grpc.RpcError) as err:
             audit_pb2_grpc.AuditServiceStub(ch).GetCheckpoint(audit_pb2.GetCheckpointRequest(), timeout=0.000001)

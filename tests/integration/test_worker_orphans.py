@@ -38,7 +38,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_workers_and_the_fork_server_exit_when_their_owner_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_workers_and_the_fork_server_exit_when_their_owner_is_killed(tmp_path) -> None:
     script = tmp_path / "owner.py"
     script.write_text(_OWNER)
     owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd(),

@@ -142,7 +142,7 @@ def test_an_honest_bundle_made_from_the_auditors_checkpoint_passes(tmp_path: pat
     assert report.ok and "your older checkpoint at size 10 is a prefix of it" in report.message, report.message
     f = _files(tmp_path, bundle)
     code, out = _cli("--bundle", f["bundle"], "--key", f["key"], "--from", f["old"])
-    assert code == 0 and out["ok"] is True, out  # type: ignore[index]
+    assert code == 0 and out["ok"] is True, out
 
 
 def test_an_honest_bundle_without_a_proof_from_that_size_fails_clearly() -> None:
@@ -208,14 +208,14 @@ def test_a_bundle_with_a_duplicate_key_is_refused(where: str, tmp_path: pathlib.
     assert not report.ok and "duplicate JSON key" in report.message, report.message
     f = _files(tmp_path, text)
     code, out = _cli("--bundle", f["bundle"], "--key", f["key"])
-    assert code == 1 and out["ok"] is False and "duplicate JSON key" in out["message"], out  # type: ignore[index]
+    assert code == 1 and out["ok"] is False and "duplicate JSON key" in out["message"], out
 
 
 def test_the_untouched_bundle_file_verifies(tmp_path: pathlib.Path) -> None:
     assert verify_bundle_json(json.dumps(HONEST_BUNDLE, indent=2).encode(), KEY, older_checkpoint_note=OLD).ok
     f = _files(tmp_path, HONEST_BUNDLE)
     code, out = _cli("--bundle", f["bundle"], "--key", f["key"])
-    assert code == 0 and out["ok"] is True, out  # type: ignore[index]
+    assert code == 0 and out["ok"] is True, out
 
 
 @pytest.mark.parametrize("depth", [MAX_BUNDLE_DEPTH + 1, 100_000, 2_000_000])
@@ -228,7 +228,7 @@ def test_a_deeply_nested_bundle_is_refused_before_parsing(depth: int, tmp_path: 
     if depth < 1000:
         f = _files(tmp_path, text)
         code, out = _cli("--bundle", f["bundle"], "--key", f["key"])
-        assert code == 1 and "nested deeper than the limit" in out["message"]  # type: ignore[index]
+        assert code == 1 and "nested deeper than the limit" in out["message"]
 
 
 def test_the_depth_check_reads_strings_as_strings() -> None:
@@ -327,7 +327,7 @@ def test_a_restored_key_without_a_toml_keeps_its_origin(tmp_path: pathlib.Path) 
 
 def test_a_key_not_named_after_the_origin_stops_the_checkpointer() -> None:
     with pytest.raises(ValueError, match="key name must be its origin"):
-        Checkpointer(None, SIGNER, "privet.test/audit/other", every_events=1, every_seconds=1)  # type: ignore[arg-type]
+        Checkpointer(None, SIGNER, "privet.test/audit/other", every_events=1, every_seconds=1)
 
 
 def test_verification_refuses_a_checkpoint_whose_origin_is_not_the_key_name() -> None:

@@ -40,7 +40,7 @@ SERVICE_DESCRIPTORS = [
 ]
 
 
-def _api(service) -> str:  # type: ignore[no-untyped-def]
+def _api(service) -> str:
     package = service.full_name.split(".")
     return package[1] if package[0] == "privet" else package[0]
 

@@ -315,7 +315,7 @@ def _blob_files(env: Servers) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
-def _eventually_absent(lookup) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+def _eventually_absent(lookup) -> grpc.StatusCode:
     """NOT_FOUND now and still a moment later (the server may still be unwinding the call)."""
     codes = []
     for _ in range(2):

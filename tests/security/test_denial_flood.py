@@ -17,13 +17,13 @@ from tests.helpers import channel
 CALLS = 400
 
 
-def _denials(rt) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _denials(rt) -> list[AuditEvent]:
     with rt.read() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.principal == "user/app", AuditEvent.action == "ingestion.ListDatasets",
                                                              AuditEvent.decision == "deny")))
 
 
-def test_a_flood_of_identical_denials_is_counted_not_written_one_by_one(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_flood_of_identical_denials_is_counted_not_written_one_by_one(servers, sqlite_runtime) -> None:
     started = time.monotonic()
     with channel(sqlite_runtime.home, "app", servers["ingestion"]) as ch:
         stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
@@ -45,7 +45,7 @@ def test_a_flood_of_identical_denials_is_counted_not_written_one_by_one(servers,
     assert all(json.loads(e.policy_ids) == ["default-deny"] and e.resource == "api/ingestion" for e in events)  # who, what, which policy
 
 
-def test_varying_the_purpose_or_model_of_refused_predictions_does_not_grow_the_log_per_call(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_varying_the_purpose_or_model_of_refused_predictions_does_not_grow_the_log_per_call(servers, sqlite_runtime) -> None:
     """Red team round 2, N1: each refused inference call with a new purpose (up to 8 MiB of
     it) was its own event."""
     from privet.kserve.v2 import grpc_predict_v2_pb2 as pb

@@ -26,7 +26,7 @@ from privet.governance.store.registry_tables import ModelVersion
 from tests.integration.test_ingestion import _csv_bytes
 
 
-def _p(rt, who: str):  # type: ignore[no-untyped-def]
+def _p(rt, who: str):
     return rt.policies.engine.directory.principals[who]
 
 
@@ -38,7 +38,7 @@ def _found_anywhere(root: pathlib.Path, needle: bytes) -> list[str]:
     return [str(p.relative_to(root)) for p in _files(root) if needle in p.read_bytes()]
 
 
-def test_revoke_with_erase_leaves_neither_blob_nor_key_anywhere_in_the_home(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_revoke_with_erase_leaves_neither_blob_nor_key_anywhere_in_the_home(sqlite_runtime) -> None:
     rt = sqlite_runtime
     registry = ModelRegistry(rt)
     weights = save({"w": np.random.default_rng(3).standard_normal(4096).astype(np.float32)})
@@ -53,7 +53,7 @@ def test_revoke_with_erase_leaves_neither_blob_nor_key_anywhere_in_the_home(sqli
     assert _found_anywhere(rt.home.root, weights[-64:]) == []  # nor the plaintext, ever
 
 
-def test_deleting_a_dataset_leaves_no_copy_of_its_pseudonymisation_key(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_a_dataset_leaves_no_copy_of_its_pseudonymisation_key(sqlite_runtime) -> None:
     rt = sqlite_runtime
     spec = DatasetSpec("people", "csv", "default", AnonymisationSpec(), CsvDialect(), 8.0, 1e-5)
     dataset = create_dataset(rt, "user/alice", spec, [_csv_bytes(customer_table(300, seed=4))])
@@ -64,7 +64,7 @@ def test_deleting_a_dataset_leaves_no_copy_of_its_pseudonymisation_key(sqlite_ru
     assert all(_found_anywhere(rt.home.root, k) == [] for k in keys)
 
 
-def test_the_home_and_its_secrets_are_owner_only(sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_home_and_its_secrets_are_owner_only(sqlite_runtime) -> None:
     rt = sqlite_runtime
     ModelRegistry(rt).create_version(_p(rt, "user/alice"), VersionSpec("m"), [save({"w": np.ones(8, dtype=np.float32)})])
     home = rt.home.root

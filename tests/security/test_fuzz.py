@@ -37,7 +37,7 @@ TARGETS = {
 }
 
 
-def _target(name: str):  # type: ignore[no-untyped-def]
+def _target(name: str):
     return importlib.import_module(f"tests.security.fuzz.{name}")
 
 
@@ -70,7 +70,7 @@ def test_atheris_finds_no_crash(name: str, tmp_path: pathlib.Path) -> None:
 
 def _mutated(seeds: list[bytes]) -> st.SearchStrategy[bytes]:
     """A seed with a few bytes overwritten, inserted or cut; or arbitrary bytes."""
-    def apply(args) -> bytes:  # type: ignore[no-untyped-def]
+    def apply(args) -> bytes:
         seed, edits, cut = args
         out = bytearray(seed)
         for at, value, insert in edits:
@@ -132,7 +132,7 @@ def _read(tmp_path: pathlib.Path, body: bytes, fmt: str, dialect: CsvDialect) ->
         upload.discard()
 
 
-def _parquet(transform) -> bytes:  # type: ignore[no-untyped-def]
+def _parquet(transform) -> bytes:
     return transform(_target("fuzz_formats")._parquet_seed())
 
 

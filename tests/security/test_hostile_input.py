@@ -77,13 +77,13 @@ def _read_in_child(tmp_path: pathlib.Path, data: bytes, fmt: str, *, memory_limi
                           capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
 
 
-def _parquet(table: pa.Table, **options) -> bytes:  # type: ignore[no-untyped-def]
+def _parquet(table: pa.Table, **options) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, **options)
     return sink.getvalue()
 
 
-def _peak_rss_after(call) -> int:  # type: ignore[no-untyped-def]
+def _peak_rss_after(call) -> int:
     """How far this process's peak resident set rose above its resident set while `call` ran
     (the servers of the `servers` fixture run in this process)."""
     def status(field: str) -> int:
@@ -134,7 +134,7 @@ def test_the_server_answers_deep_jsonl_with_invalid_argument_and_keeps_serving(s
 # --- item 3: decompression bombs ------------------------------------------------------------------
 
 @pytest.fixture
-def ingestion(servers, sqlite_runtime):  # type: ignore[no-untyped-def]
+def ingestion(servers, sqlite_runtime):
     with channel(sqlite_runtime.home, "alice", servers["ingestion"]) as ch:
         stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
         # Warm up: the first upload imports and allocates what every later one reuses.
@@ -149,12 +149,12 @@ def _one_huge_cell() -> bytes:
     return data
 
 
-def test_a_parquet_bomb_is_refused_before_it_is_decompressed(ingestion, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_parquet_bomb_is_refused_before_it_is_decompressed(ingestion, sqlite_runtime) -> None:
     data = _one_huge_cell()
     assert len(data) < 16 << 10  # 100 MB in a few kilobytes
     before = _stored_objects(sqlite_runtime)
     for call in (ingestion.CreateDataset, ingestion.PreviewMasking):
-        def upload(call=call) -> None:  # type: ignore[no-untyped-def]
+        def upload(call=call) -> None:
             with pytest.raises(grpc.RpcError) as err:
                 call(_requests(_header("bomb", **_PARQUET), data), timeout=60)
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
@@ -185,7 +185,7 @@ def test_a_dictionary_bomb_is_counted_before_it_is_decoded(tmp_path: pathlib.Pat
     assert f"the limit is {formats.MAX_BATCH_BYTES} bytes per batch" in child.stdout
 
 
-def test_the_server_refuses_a_dictionary_bomb_without_its_memory_moving(ingestion, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_refuses_a_dictionary_bomb_without_its_memory_moving(ingestion, sqlite_runtime) -> None:
     data = _one_entry_dictionary(2048)  # 2 GiB decoded: what a regression here could survive
     before = _stored_objects(sqlite_runtime)
 

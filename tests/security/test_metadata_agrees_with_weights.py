@@ -20,7 +20,7 @@ from tests.integration.test_inference import _model_bytes, _request, release_toy
 INPUTS = [{"name": "age", "datatype": "FP64", "shape": [-1]}, {"name": "plan", "datatype": "BYTES", "shape": [-1]}]
 
 
-def _p(rt, who: str):  # type: ignore[no-untyped-def]
+def _p(rt, who: str):
     return rt.policies.engine.directory.principals[who]
 
 
@@ -31,7 +31,7 @@ def _p(rt, who: str):  # type: ignore[no-untyped-def]
     lambda m: m["preprocessor"]["columns"].pop(),
     lambda m: m.pop("labels"),
 ])
-def test_the_registry_refuses_metadata_that_does_not_describe_the_weights(sqlite_runtime, lie) -> None:  # type: ignore[no-untyped-def]
+def test_the_registry_refuses_metadata_that_does_not_describe_the_weights(sqlite_runtime, lie) -> None:
     weights, meta = _model_bytes()
     lie(meta)
     with pytest.raises(InvalidArgument) as err:
@@ -42,7 +42,7 @@ def test_the_registry_refuses_metadata_that_does_not_describe_the_weights(sqlite
     assert ModelRegistry(sqlite_runtime).create_version(_p(sqlite_runtime, "user/alice"), VersionSpec("m", architecture="logreg", preprocessing_json=json.dumps(honest), inputs=INPUTS), [weights]).version == 1
 
 
-def test_inference_answers_an_unloadable_version_without_reloading_it(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_inference_answers_an_unloadable_version_without_reloading_it(servers, sqlite_runtime) -> None:
     rt, home = sqlite_runtime, sqlite_runtime.home
     version, _, meta = release_toy(home, servers["registry"])
     # A row registered before the check: metadata that does not fit its weights.
@@ -66,7 +66,7 @@ def test_inference_answers_an_unloadable_version_without_reloading_it(servers, s
     (VersionSpec("m", guarantee={"epsilon": 5.0, "delta": 1e-5, "noise_multiplier": 50.0, "sample_rate": 0.01, "steps": 2**62, "accountant": "prv", "max_grad_norm": 1.0}),
      "metadata.guarantee.steps"),
 ])
-def test_hostile_metadata_is_invalid_argument_not_an_internal_error(sqlite_runtime, spec, field) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_metadata_is_invalid_argument_not_an_internal_error(sqlite_runtime, spec, field) -> None:
     """Red team F8: these reached the registry's parser and accountant as INTERNAL errors."""
     weights, _ = _model_bytes()
     with pytest.raises(InvalidArgument) as err:

@@ -18,20 +18,20 @@ from tests.helpers import channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
 
-def _counted(rt, action: str, principal: str) -> int:  # type: ignore[no-untyped-def]
+def _counted(rt, action: str, principal: str) -> int:
     with rt.read() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.action == action, AuditEvent.principal == principal)).all()
     return sum(int(json.loads(e.details).get("requests", 1)) for e in rows)
 
 
-def _eventually(fn, expected, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+def _eventually(fn, expected, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while (got := fn()) != expected and time.monotonic() < deadline:
         time.sleep(0.1)
     return got
 
 
-def test_dataset_reads_and_refused_inference_requests_are_counted(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_dataset_reads_and_refused_inference_requests_are_counted(servers, sqlite_runtime) -> None:
     rt, home = sqlite_runtime, sqlite_runtime.home
     with channel(home, "alice", servers["ingestion"]) as ch:
         stub = ingestion_pb2_grpc.IngestionServiceStub(ch)

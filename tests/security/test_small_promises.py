@@ -25,7 +25,7 @@ def test_names_refuse_a_trailing_newline(name: str) -> None:
         check_name(name)
 
 
-def _refused(call, code: grpc.StatusCode, field: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def _refused(call, code: grpc.StatusCode, field: str | None = None) -> None:
     with pytest.raises(grpc.RpcError) as err:
         call()
     assert err.value.code() == code, err.value.details()
@@ -33,7 +33,7 @@ def _refused(call, code: grpc.StatusCode, field: str | None = None) -> None:  # 
         assert field in bad_request_fields(err.value), err.value.details()
 
 
-def test_bad_inference_requests_name_the_field(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inference_requests_name_the_field(servers, sqlite_runtime) -> None:
     release_toy(sqlite_runtime.home, servers["registry"])
     with channel(sqlite_runtime.home, "app", servers["inference"]) as ch:
         infer = pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer
@@ -51,7 +51,7 @@ def test_bad_inference_requests_name_the_field(servers, sqlite_runtime) -> None:
         assert infer(_request(), timeout=30).model_name == "churn"  # and good requests still serve
 
 
-def test_negative_page_sizes_are_invalid_everywhere(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_negative_page_sizes_are_invalid_everywhere(servers, sqlite_runtime) -> None:
     home, page = sqlite_runtime.home, types_pb2.PageRequest(page_size=-1)
     with channel(home, "admin", servers["ingestion"]) as i, channel(home, "admin", servers["training"]) as t, channel(home, "admin", servers["registry"]) as r:
         calls = [
@@ -63,7 +63,7 @@ def test_negative_page_sizes_are_invalid_everywhere(servers, sqlite_runtime) -> 
             _refused(call, grpc.StatusCode.INVALID_ARGUMENT, "page.page_size")
 
 
-def test_a_damaged_dataset_blob_is_data_loss_not_internal(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_dataset_blob_is_data_loss_not_internal(servers, sqlite_runtime) -> None:
     rt = sqlite_runtime
     with channel(rt.home, "alice", servers["ingestion"]) as ch:
         stub = ingestion_pb2_grpc.IngestionServiceStub(ch)

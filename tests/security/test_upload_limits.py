@@ -30,7 +30,7 @@ pytestmark = pytest.mark.privet_toml("[uploads]\nidle_seconds = 1.0\nper_princip
 class _Stalled:
     """A request stream that sends its first message, then waits until released."""
 
-    def __init__(self, first) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, first) -> None:
         self._first = first
         self.release = threading.Event()
 
@@ -39,7 +39,7 @@ class _Stalled:
         self.release.wait(60)
 
 
-def _stalled_upload(stub, name: str) -> tuple[_Stalled, queue.Queue]:  # type: ignore[no-untyped-def]
+def _stalled_upload(stub, name: str) -> tuple[_Stalled, queue.Queue]:
     stream = _Stalled(registry_pb2.CreateModelVersionRequest(metadata=registry_pb2.ModelVersionMetadata(model_name=name)))
     outcome: queue.Queue = queue.Queue()
 
@@ -53,12 +53,12 @@ def _stalled_upload(stub, name: str) -> tuple[_Stalled, queue.Queue]:  # type: i
     return stream, outcome
 
 
-def _events(rt, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _events(rt, action: str) -> list[AuditEvent]:
     with rt.read() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action, AuditEvent.decision == "deny").order_by(AuditEvent.seq)))
 
 
-def test_an_idle_upload_is_cut_off_leaving_nothing_and_audited(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_an_idle_upload_is_cut_off_leaving_nothing_and_audited(servers, sqlite_runtime) -> None:
     with channel(sqlite_runtime.home, "alice", servers["registry"]) as ch:
         stream, outcome = _stalled_upload(registry_pb2_grpc.RegistryServiceStub(ch), "idle")
         result = outcome.get(timeout=20)  # the watchdog cuts it off after about a second of silence
@@ -75,7 +75,7 @@ def test_an_idle_upload_is_cut_off_leaving_nothing_and_audited(servers, sqlite_r
 
 
 @pytest.mark.privet_toml("[uploads]\nidle_seconds = 60.0\nper_principal = 2\ntotal = 3\n")
-def test_one_principal_cannot_hold_more_than_its_share_and_reads_keep_answering(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_one_principal_cannot_hold_more_than_its_share_and_reads_keep_answering(servers, sqlite_runtime) -> None:
     home = sqlite_runtime.home
     with channel(home, "alice", servers["registry"]) as a, channel(home, "admin", servers["registry"]) as b, \
          channel(home, "bob", servers["registry"]) as reader, channel(home, "alice", servers["ingestion"]) as ing:
@@ -107,7 +107,7 @@ def test_one_principal_cannot_hold_more_than_its_share_and_reads_keep_answering(
 
 
 @pytest.mark.privet_toml("[streams]\nper_principal = 1\ntotal = 8\nidle_seconds = 60.0\n")
-def test_a_client_that_opens_streams_and_never_reads_cannot_hold_more_than_its_share(servers, sqlite_runtime) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_that_opens_streams_and_never_reads_cannot_hold_more_than_its_share(servers, sqlite_runtime) -> None:
     """Red team round 2, N2/N3: unread WatchJob or ReadDataset streams held every worker."""
     from privet.governance.datasets.synthetic import customer_table
     from tests.integration.test_ingestion import _csv_bytes, _header, _requests

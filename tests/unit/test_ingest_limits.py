@@ -26,14 +26,14 @@ def _read(tmp_path: pathlib.Path, data: bytes, fmt: str) -> pa.Table:
         upload.discard()
 
 
-def _parquet(table: pa.Table, **options) -> bytes:  # type: ignore[no-untyped-def]
+def _parquet(table: pa.Table, **options) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, **options)
     return sink.getvalue()
 
 
 def _nothing_decompressed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(*args, **kwargs):
         raise AssertionError("a batch was read before the limits were checked")
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", refuse)
 
@@ -133,7 +133,7 @@ def test_a_deep_schema_is_refused_naming_the_limit(tmp_path: pathlib.Path) -> No
 
 # --- Parquet: refused once read, before a batch goes on ------------------------------------------
 
-def _one_entry_dictionary(rows: int, entry: int, **options) -> bytes:  # type: ignore[no-untyped-def]
+def _one_entry_dictionary(rows: int, entry: int, **options) -> bytes:
     """`rows` values that all name one dictionary entry of `entry` bytes: a few kilobytes."""
     column = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["d" * entry]))
     return _parquet(pa.table({"id": list(range(rows)), "note": column}), compression="zstd",
@@ -227,7 +227,7 @@ def test_ordinary_files_read_as_before(tmp_path: pathlib.Path) -> None:
 
 @pytest.mark.parametrize("options", [{}, {"row_group_size": 700, "compression": "zstd"}, {"use_dictionary": False},
                                      {"data_page_version": "2.0", "write_statistics": False}])
-def test_the_footer_reader_agrees_with_pyarrow(tmp_path: pathlib.Path, options: dict) -> None:  # type: ignore[type-arg]
+def test_the_footer_reader_agrees_with_pyarrow(tmp_path: pathlib.Path, options: dict) -> None:
     # The checks read the footer with the Thrift reader rather than pyarrow's metadata objects:
     # building a ColumnChunkMetaData from a malformed footer (a size statistics histogram of
     # the wrong length, found by fuzzing) throws where nothing catches it, and the process aborts.

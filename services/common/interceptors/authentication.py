@@ -20,7 +20,7 @@ from privet.services.common.interceptors.rpc_actions import action_for
 __all__ = ["AuthenticationInterceptor"]
 
 
-class AuthenticationInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
+class AuthenticationInterceptor(grpc.ServerInterceptor):
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 

@@ -21,7 +21,7 @@ from privet.services.common.interceptors.rpc_actions import action_for
 __all__ = ["AuthorizationInterceptor"]
 
 
-class AuthorizationInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
+class AuthorizationInterceptor(grpc.ServerInterceptor):
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._cache: dict[tuple[str, str], Decision] = {}

@@ -17,7 +17,7 @@ from privet.services.common.metrics import ServerMetrics
 __all__ = ["CallMetricsInterceptor"]
 
 
-class CallMetricsInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
+class CallMetricsInterceptor(grpc.ServerInterceptor):
     def __init__(self, metrics: ServerMetrics) -> None:
         self._metrics = metrics
 

@@ -25,7 +25,7 @@ def errors_as_status(context: grpc.ServicerContext) -> Iterator[None]:
         abort_with(context, exc)
 
 
-class ErrorStatusInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
+class ErrorStatusInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
         return None if handler is None else rewrap_in_scope(handler, errors_as_status)

@@ -21,7 +21,7 @@ from privet.services.common.uploads import Upload, UploadGate
 __all__ = ["StreamAdmissionInterceptor"]
 
 
-class StreamAdmissionInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
+class StreamAdmissionInterceptor(grpc.ServerInterceptor):
     def __init__(self, runtime: Runtime, uploads: UploadGate, downloads: UploadGate) -> None:
         self._runtime = runtime
         self._uploads = uploads

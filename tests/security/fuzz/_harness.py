@@ -30,13 +30,13 @@ class Cursor:
         self._at += 1
         return self._data[self._at - 1]
 
-    def pick(self, options: Sequence):  # type: ignore[no-untyped-def,type-arg]
+    def pick(self, options: Sequence):
         return options[self.byte() % len(options)]
 
     def rest(self) -> bytes:
         return self._data[self._at:]
 
-    def value(self, words: Sequence[str], depth: int = 0):  # type: ignore[no-untyped-def]
+    def value(self, words: Sequence[str], depth: int = 0):
         """A JSON/YAML-shaped value chosen by the input: scalars of every type (edge values
         included), words from the parser's own vocabulary, and nested lists and maps. This
         is what reaches type confusion that byte mutation of a valid file rarely does."""

@@ -64,14 +64,14 @@ def _structured(cursor: Cursor) -> bytes:
     return struct.pack("<Q", len(raw)) + raw + bytes(cursor.byte() % 32)
 
 
-def _whole(data: bytes) -> list | None:  # type: ignore[type-arg]
+def _whole(data: bytes) -> list | None:
     try:
         return weights_format.parse_safetensors(data)
     except InvalidArgument:
         return None
 
 
-def _streamed(data: bytes, piece: int) -> list | None:  # type: ignore[type-arg]
+def _streamed(data: bytes, piece: int) -> list | None:
     checker = weights_format.SafetensorsChecker()
     try:
         for i in range(0, len(data), piece):

@@ -45,7 +45,7 @@ def _run(batcher: Batcher, callers: int) -> dict[int, np.ndarray]:
 
 def test_concurrent_requests_share_forward_passes_and_get_their_own_rows() -> None:
     model = SlowModel()
-    results = _run(Batcher(model, max_rows=256, max_delay_s=0.0), 24)  # type: ignore[arg-type]
+    results = _run(Batcher(model, max_rows=256, max_delay_s=0.0), 24)
     for i, out in results.items():
         np.testing.assert_array_equal(out, [[i, -i], [i + 0.5, -(i + 0.5)]])
     assert sum(model.batch_sizes) == 48
@@ -54,6 +54,6 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_rows() -> No
 
 def test_max_rows_bounds_a_batch() -> None:
     model = SlowModel()
-    _run(Batcher(model, max_rows=6, max_delay_s=0.05), 12)  # type: ignore[arg-type]
+    _run(Batcher(model, max_rows=6, max_delay_s=0.05), 12)
     assert max(model.batch_sizes) <= 6 + 2  # the batch closes once it holds max_rows (requests are 2 rows)
     assert len(model.batch_sizes) < 12

@@ -47,7 +47,7 @@ class Registry:
         self.error: grpc.StatusCode | Exception | None = None
         self.asked = 0
 
-    def GetModelVersion(self, request, timeout=None):  # type: ignore[no-untyped-def]
+    def GetModelVersion(self, request, timeout=None):
         self.asked += 1
         if isinstance(self.error, grpc.StatusCode):
             raise RegistryError(self.error)
@@ -57,7 +57,7 @@ class Registry:
 
 
 def _loaded(v: registry_pb2.ModelVersion) -> LoadedModel:
-    return LoadedModel(v.model_name, v.version, v.digest, "RELEASED", 1.0, "alice", [], [], torch.nn.Linear(2, 2), None, None)  # type: ignore[arg-type]
+    return LoadedModel(v.model_name, v.version, v.digest, "RELEASED", 1.0, "alice", [], [], torch.nn.Linear(2, 2), None, None)
 
 
 @pytest.fixture
@@ -71,9 +71,9 @@ def registry() -> Registry:
 
 
 def _cache(clock: Clock, registry: Registry, **kwargs: float) -> ModelCache:
-    cache = ModelCache(None, poll_s=1.0, clock=clock, **kwargs)  # type: ignore[arg-type]
-    cache._stub = lambda: registry  # type: ignore[method-assign]
-    cache._load = _loaded  # type: ignore[method-assign]
+    cache = ModelCache(None, poll_s=1.0, clock=clock, **kwargs)
+    cache._stub = lambda: registry
+    cache._load = _loaded
     return cache
 
 

@@ -14,7 +14,7 @@ from privet.governance.config import DEFAULT_TOML, SCHEMA, ConfigError, Home, ch
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
-def _settings(tmp_path: pathlib.Path, text: str):  # type: ignore[no-untyped-def]
+def _settings(tmp_path: pathlib.Path, text: str):
     (tmp_path / "privet.toml").write_text(text)
     return Home(tmp_path).settings()
 

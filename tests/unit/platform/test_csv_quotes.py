@@ -11,7 +11,7 @@ from privet.governance.datasets.formats import CsvDialect, read_batches, spool
 from privet.governance.errors import InvalidArgument
 
 
-def _spooled(tmp_path: pathlib.Path, data: bytes):  # type: ignore[no-untyped-def]
+def _spooled(tmp_path: pathlib.Path, data: bytes):
     return spool(iter([data[:7], data[7:]]), tmp_path, limit=1 << 20)
 
 

@@ -47,7 +47,7 @@ def test_every_row_has_its_case_in_order() -> None:
     assert [ERROR_TABLE.index(row_for(exc)) for exc, _, _ in CASES] == list(range(len(ERROR_TABLE)))
 
 
-def _details(status: grpc.Status) -> list:  # type: ignore[type-arg]
+def _details(status: grpc.Status) -> list:
     for key, value in status.trailing_metadata:
         if key == "grpc-status-details-bin":
             return list(status_pb2.Status.FromString(value).details)

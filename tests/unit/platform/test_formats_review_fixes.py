@@ -104,7 +104,7 @@ def test_csv_invalid_utf8_late_in_a_column_names_the_column(tmp_path: pathlib.Pa
 
 
 @contextlib.contextmanager
-def _ingested(tmp_path: pathlib.Path, data: bytes, fmt: str):  # type: ignore[no-untyped-def]
+def _ingested(tmp_path: pathlib.Path, data: bytes, fmt: str):
     """The upload through `mask_upload`, the masked dataset removed afterwards."""
     upload = spool([data], tmp_path, limit=1 << 30)
     try:

@@ -14,7 +14,7 @@ def engine() -> PolicyEngine:
     return PolicyEngine.load(DEFAULT_POLICIES)
 
 
-def _predict(engine: PolicyEngine, who: str, purpose: str, stage: str = "RELEASED"):  # type: ignore[no-untyped-def]
+def _predict(engine: PolicyEngine, who: str, purpose: str, stage: str = "RELEASED"):
     model = {"uid": {"type": "Privet::ServedModel", "id": "m:1"}, "attrs": {"name": "m", "version": 1, "stage": stage, "epsilon_milli": 1000, "owner": "user/alice"}, "parents": []}
     principal = engine.directory.principals[who]
     return engine.decide(principal, "inference.Predict", ("ServedModel", "m:1"), {"purpose": purpose, "quota_used": 0, "quota_limit": 10}, [model])

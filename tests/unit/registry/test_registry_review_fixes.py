@@ -57,7 +57,7 @@ def test_an_identity_is_alive_only_in_the_incarnation_that_made_it() -> None:
     assert identity_alive("not-an-identity")  # what cannot be read is never taken for dead
 
 
-def test_sweep_removes_temporaries_of_an_earlier_process_with_this_pid(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_removes_temporaries_of_an_earlier_process_with_this_pid(tmp_path) -> None:
     store = BlobStore(tmp_path / "blobs")
     tmp = tmp_path / "blobs" / "tmp"
     pid, start = os.getpid(), _own_start()
