@@ -2,51 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import sys
-from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import typer
-from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from privet.governance.config import Home
 from privet.governance.errors import PrivetError
 from privet.governance.policy.engine import PolicyError
+from privet.services.cli import audit_cmds, infer_cmds, ingest_cmds, platform_cmds, policy_cmds, registry_cmds, report_cmds, train_cmds
+from privet.services.cli.context import Ctx, err_console
 
-__all__ = ["app", "main", "Ctx", "ctx_of", "emit"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(name="privet", help="Privet: masked ingestion, DP training, gated releases, governed inference.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-err_console = Console(stderr=True)
-
-
-@dataclass
-class Ctx:
-    home: Home
-    principal: str
-    json: bool
-
-
-def ctx_of(ctx: typer.Context) -> Ctx:
-    obj = ctx.obj
-    assert isinstance(obj, Ctx), "the command line's callback sets ctx.obj"
-    return obj
-
-
-def emit(c: Ctx, data: Any, human: Any = None) -> None:
-    """Print `data` as JSON with --json, else the Rich renderable `human` (or data)."""
-    if c.json:
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
-        console.print(human if human is not None else data)
-
-
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -58,8 +31,14 @@ def root(
     ctx.obj = Ctx(Home(root_dir.resolve()), as_ or os.environ.get("PRIVET_PRINCIPAL") or "admin", json_)
 
 
-def _register_commands() -> None:
-    from privet.services.cli import audit_cmds, infer_cmds, ingest_cmds, platform_cmds, policy_cmds, registry_cmds, report_cmds, train_cmds  # noqa: F401 - they attach to `app`
+# The commands, registered here and nowhere else: top-level commands, then the groups.
+for command in (ingest_cmds.ingest, train_cmds.train, infer_cmds.infer, platform_cmds.init, platform_cmds.serve, platform_cmds.status, platform_cmds.demo):
+    app.command()(command)
+audit_cmds.audit_app.command("report")(report_cmds.report)
+for group, name in ((ingest_cmds.datasets_app, "datasets"), (train_cmds.jobs_app, "jobs"), (registry_cmds.models_app, "models"),
+                    (registry_cmds.release_app, "release"), (registry_cmds.keys_app, "keys"), (audit_cmds.audit_app, "audit"),
+                    (policy_cmds.policies_app, "policies")):
+    app.add_typer(group, name=name)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -72,7 +51,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main() -> None:
-    _register_commands()
     try:
         result = app(standalone_mode=False)
         if isinstance(result, int) and result:

@@ -16,11 +16,10 @@ from privet.governance.audit.offline import (
     verify_bundle_json,
     verify_export,
 )
-from privet.services.cli.app import app, console, ctx_of, emit
 from privet.services.cli.clients import stub
+from privet.services.cli.context import console, ctx_of, emit
 
 audit_app = typer.Typer(help="Read, export and verify the tamper-evident audit log.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
 
 
 def _details(stored: str):

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from privet.services.cli.app import Ctx
+from privet.services.cli.context import Ctx
 from privet.services.common.client import secure_channel
 
 __all__ = ["stub"]

@@ -8,8 +8,11 @@ principal a real deployment would use.
 
 from __future__ import annotations
 
+import pathlib
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -19,8 +22,8 @@ from rich.table import Table
 
 from privet.governance.bootstrap import init_home
 from privet.governance.datasets.synthetic import customer_table
-from privet.services.cli.app import Ctx, console
 from privet.services.cli.clients import stub
+from privet.services.cli.context import Ctx, console
 from privet.services.common.health import wait_healthy
 
 __all__ = ["run_demo"]
@@ -43,12 +46,17 @@ class _Story:
         console.print(f"   {text}", highlight=False)
 
 
+
+def start_background_server(home_root: str, log_path: pathlib.Path) -> subprocess.Popen[bytes]:
+    """`privet serve all` as a child process (its own session so --keep survives us)."""
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", home_root, "serve", "all"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
 def _as(c: Ctx, principal: str) -> Ctx:
     return Ctx(c.home, principal, c.json)
 
 
 def run_demo(c: Ctx, *, keep: bool) -> None:
-    from privet.services.cli.platform_cmds import start_background_server
 
     story = _Story()
     console.print(Panel.fit("Privet demo — governed, privacy-preserving models end to end", style="bold"))

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from privet.services.cli.app import Ctx, app, ctx_of, emit
+from privet.services.cli.context import Ctx, ctx_of, emit
 
 __all__ = ["triton_client", "infer_columns"]
 
@@ -67,7 +67,6 @@ def infer_columns(c: Ctx, model: str, version: str, columns: dict[str, list], pu
     return result.as_numpy("probabilities")
 
 
-@app.command()
 def infer(
     ctx: typer.Context,
     model: str = typer.Argument(..., help="NAME or NAME:VERSION (default: the newest released)"),

@@ -9,11 +9,10 @@ from google.protobuf.json_format import MessageToDict
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from privet.services.cli.app import app, console, ctx_of, emit
 from privet.services.cli.clients import stub
+from privet.services.cli.context import console, ctx_of, emit
 
 datasets_app = typer.Typer(help="Masked datasets.", no_args_is_help=True)
-app.add_typer(datasets_app, name="datasets")
 
 CHUNK = 1 << 20
 _FORMATS = {".csv": "CSV", ".tsv": "CSV", ".jsonl": "JSONL", ".ndjson": "JSONL", ".parquet": "PARQUET"}
@@ -57,7 +56,6 @@ def report_table(d) -> Table:
     return table
 
 
-@app.command()
 def ingest(
     ctx: typer.Context,
     path: pathlib.Path = typer.Argument(..., exists=True, dir_okay=False),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
-import sys
 import threading
 
 import typer
@@ -17,13 +15,12 @@ from privet.governance.bootstrap import add_user, init_home
 from privet.governance.config import SERVICES, Home
 from privet.governance.policy.engine import PolicyEngine, PolicyError
 from privet.governance.runtime import Runtime
-from privet.services.cli.app import app, console, ctx_of, emit
+from privet.services.cli.context import console, ctx_of, emit
 from privet.services.common.health import check_health
 
 __all__: list[str] = []
 
 
-@app.command()
 def init(
     ctx: typer.Context,
     principal: str | None = typer.Option(None, help="Also add this user principal."),
@@ -46,7 +43,6 @@ def init(
     )
 
 
-@app.command()
 def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | ingestion | training | registry | inference")) -> None:
     """Run Privet servers in the foreground until SIGTERM/SIGINT (graceful shutdown)."""
     c = ctx_of(ctx)
@@ -74,7 +70,6 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
     runtime.close()
 
 
-@app.command()
 def status(ctx: typer.Context) -> None:
     """Health of each service, checked over mTLS as the acting principal, and whether the
     home's policy files load (a set that does not is refused: the services keep the last one)."""
@@ -113,13 +108,6 @@ def _policy_status(home: Home) -> dict | None:
             "status": f"LOADS ({len(engine.policy_ids)} policies, {len(engine.directory.principals)} principals)", "problems": []}
 
 
-def start_background_server(home_root: str, log_path) -> subprocess.Popen:
-    """`privet serve all` as a child process (its own session so --keep survives us)."""
-    log = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", home_root, "serve", "all"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-@app.command()
 def demo(ctx: typer.Context, keep: bool = typer.Option(False, "--keep", help="Leave the services running.")) -> None:
     """The whole path on embedded defaults (SQLite, local blobs, local CA)."""
     from privet.services.cli.demo import run_demo

@@ -8,12 +8,11 @@ import typer
 from rich.table import Table
 
 from privet.governance.policy.checks import run_policy_tests
-from privet.services.cli.app import app, ctx_of, emit
+from privet.services.cli.context import ctx_of, emit
 
 __all__: list[str] = []
 
 policies_app = typer.Typer(help="Check the policies an operator edits.", no_args_is_help=True)
-app.add_typer(policies_app, name="policies")
 
 
 @policies_app.command("check")

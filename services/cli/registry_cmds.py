@@ -19,17 +19,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from privet.services.cli.app import app, console, ctx_of, emit
 from privet.services.cli.clients import stub
+from privet.services.cli.context import console, ctx_of, emit
 
 __all__: list[str] = []
 
 models_app = typer.Typer(help="Register, inspect and download model versions.", no_args_is_help=True)
 release_app = typer.Typer(help="Move a version through the release gates.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key-encryption keys of the weights at rest.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
-app.add_typer(release_app, name="release")
-app.add_typer(keys_app, name="keys")
 
 UPLOAD_CHUNK = 1 << 20  # well under the message size limit
 

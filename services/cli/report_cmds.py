@@ -13,14 +13,13 @@ from privet.governance.audit.checkpoint import NoteVerifier, open_checkpoint
 from privet.governance.audit.leaf import decode_leaf
 from privet.governance.audit.offline import verify_export
 from privet.governance.audit.report import render_report
-from privet.services.cli.app import ctx_of, emit
-from privet.services.cli.audit_cmds import audit_app, export_line
+from privet.services.cli.audit_cmds import export_line
 from privet.services.cli.clients import stub
+from privet.services.cli.context import ctx_of, emit
 
 __all__: list[str] = []
 
 
-@audit_app.command("report")
 def report(
     ctx: typer.Context,
     out: pathlib.Path = typer.Option(..., "--out", help="report.html"),

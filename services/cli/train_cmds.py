@@ -8,11 +8,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from privet.governance.errors import InvalidArgument
-from privet.services.cli.app import app, console, ctx_of, emit
 from privet.services.cli.clients import stub
+from privet.services.cli.context import console, ctx_of, emit
 
 jobs_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
-app.add_typer(jobs_app, name="jobs")
 
 
 def _training(ctx: typer.Context):
@@ -75,7 +74,6 @@ def _classes(text: str) -> list[int]:
         raise InvalidArgument("--classes", f"expected whole numbers separated by commas, got {text!r}") from None
 
 
-@app.command()
 def train(
     ctx: typer.Context,
     dataset: str = typer.Argument(...),

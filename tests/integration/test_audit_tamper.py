@@ -18,7 +18,7 @@ from privet.governance.audit.storage import iter_events, record_of
 from privet.governance.errors import DataLoss
 from privet.governance.runtime import Runtime
 from privet.governance.store.tables import AuditCheckpoint
-from privet.services.cli.app import _register_commands, app
+from privet.services.cli import app
 
 
 def _export(rt: Runtime, path: pathlib.Path) -> None:
@@ -30,7 +30,6 @@ def _export(rt: Runtime, path: pathlib.Path) -> None:
 
 
 def _verify(rt: Runtime, events: pathlib.Path, checkpoint: pathlib.Path) -> tuple[int, str]:
-    _register_commands()
     result = CliRunner().invoke(app, ["--json", "audit", "verify", str(events), "--checkpoint", str(checkpoint), "--key", str(rt.home.keys / "audit.pub")])
     return result.exit_code, result.output
 

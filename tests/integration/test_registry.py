@@ -539,9 +539,8 @@ def cli(servers, sqlite_runtime):
     """cli("--as", "alice", "models", "list") -> (exit code, output), talking to `servers`."""
     from typer.testing import CliRunner
 
-    from privet.services.cli.app import _register_commands, app
+    from privet.services.cli import app
 
-    _register_commands()
     home = sqlite_runtime.home
     text = home.config_path.read_text()
     for name, address in servers.items():

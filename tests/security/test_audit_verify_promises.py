@@ -44,7 +44,7 @@ from privet.governance.audit.storage import iter_events, record_of
 from privet.governance.bootstrap import LEGACY_AUDIT_ORIGIN, init_home
 from privet.governance.config import Home
 from privet.governance.runtime import Runtime
-from privet.services.cli.app import _register_commands, app
+from privet.services.cli import app
 
 ORIGIN = "privet.test/audit/promises"
 SIGNER_TEXT, KEY = generate_signer(ORIGIN)
@@ -87,7 +87,6 @@ def _bundle(leaves: list[bytes], store: MemoryNodeStore, checkpoint: str, older:
 
 
 def _cli(*args: str) -> tuple[int, dict | str]:
-    _register_commands()
     result = CliRunner().invoke(app, ["--json", "audit", "verify", *args])
     try:
         return result.exit_code, json.loads(result.output)

@@ -159,9 +159,8 @@ def test_the_metric_says_when_the_files_were_refused() -> None:
 def _status(home: Home) -> tuple[int, str]:
     from typer.testing import CliRunner
 
-    from privet.services.cli.app import _register_commands, app
+    from privet.services.cli import app
 
-    _register_commands()
     result = CliRunner().invoke(app, ["--home", str(home.root), "--json", "status"])
     return result.exit_code, result.stdout
 
