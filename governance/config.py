@@ -81,7 +81,7 @@ class Settings:
     metrics_addresses: dict[str, str] = field(default_factory=dict)
     max_dataset_epsilon: float = DEFAULT_MAX_DATASET_EPSILON
     max_dataset_delta: float = DEFAULT_MAX_DATASET_DELTA
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ nothing in `governance/` knows about gRPC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 __all__ = [
     "PrivetError",
     "InvalidArgument",
@@ -27,13 +30,13 @@ class PrivetError(Exception):
         super().__init__(message)
         self.message = message
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Callable[..., PrivetError], tuple[type[PrivetError], tuple[Any, ...], dict[str, Any]]]:
         # Subclasses take other arguments than `args`: rebuild from the state instead, so an
         # error raised in a worker process arrives whole.
         return (_restore, (type(self), self.args, self.__dict__))
 
 
-def _restore(cls: type[PrivetError], args: tuple, state: dict) -> PrivetError:  # type: ignore[type-arg]
+def _restore(cls: type[PrivetError], args: tuple[Any, ...], state: dict[str, Any]) -> PrivetError:
     error = Exception.__new__(cls)
     Exception.__init__(error, *args)
     error.__dict__.update(state)

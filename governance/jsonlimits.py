@@ -137,7 +137,8 @@ def _unescaped_quotes(data: np.ndarray) -> np.ndarray:
     index = np.minimum(np.searchsorted(slashes, previous), slashes.size - 1)
     after_run = slashes[index] == previous
     escaped = after_run & ((quotes - run_start[index]) % 2 == 1)
-    return quotes[~escaped]
+    unescaped: np.ndarray = quotes[~escaped]
+    return unescaped
 
 
 def _trailing_run(data: np.ndarray, code: int) -> int:

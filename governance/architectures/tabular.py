@@ -71,7 +71,8 @@ class _Numeric:
         with np.errstate(all="ignore"):
             scaled = np.clip((np.clip(values, self.lower, self.upper) - centre) / half, -1.0, 1.0)
         # Never a non-finite feature, whatever the value: a refusal for one would tell it exists.
-        return np.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=-1.0)
+        finite: np.ndarray = np.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=-1.0)
+        return finite
 
     def to_metadata(self) -> dict[str, Any]:
         if self.standardised:
@@ -121,13 +122,13 @@ def check_domain(name: str, values: Sequence[str], *, max_categories: int = MAX_
 
 
 def _is_numeric(dtype: pa.DataType) -> bool:
-    return pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype)
+    return bool(pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_boolean(dtype))
 
 
 def _is_string(dtype: pa.DataType) -> bool:
     if pa.types.is_dictionary(dtype):
         return _is_string(dtype.value_type)
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
+    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype))
 
 
 def column_kind(dtype: pa.DataType) -> str | None:
@@ -357,7 +358,8 @@ class ClassLabels:
             return np.asarray(pc.is_valid(data).to_numpy(zero_copy_only=False), dtype=bool)
         values = _floats(data)
         with np.errstate(invalid="ignore"):
-            return np.isfinite(values) & (values == np.round(values))
+            whole: np.ndarray = np.isfinite(values) & (values == np.round(values))
+        return whole
 
     def known(self, table: pa.Table) -> np.ndarray:
         """A boolean mask of the rows whose label is one of the classes."""

@@ -21,6 +21,10 @@ version so the inference service tokenizes exactly as training did.
 The encoder is written here with plain `nn.Linear`/`nn.LayerNorm`/`nn.Embedding` and
 `scaled_dot_product_attention`, rather than loaded through `transformers`: Opacus sees
 only layers it supports, and training and serving need no `transformers` import.
+
+One module (~450 lines) on purpose: the tokenizer, the encoder and the catalog entry all
+pin the same installed package (its files, their SHA-256s, its version) through
+`_package()`; apart, each would have to carry and re-check that record on its own.
 """
 
 from __future__ import annotations
@@ -143,7 +147,7 @@ def _check_installed(record: Mapping[str, Any], installed: Mapping[str, str], fi
 def _is_string(dtype: pa.DataType) -> bool:
     if pa.types.is_dictionary(dtype):
         return _is_string(dtype.value_type)
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
+    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype))
 
 
 class TextPreprocessor:
@@ -273,7 +277,8 @@ class _Embeddings(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(ids.shape[1], device=ids.device)
         # One segment only: every token has token type 0.
-        return self.norm(self.word(ids) + self.position(positions) + self.token_type.weight[0])
+        embedded: torch.Tensor = self.norm(self.word(ids) + self.position(positions) + self.token_type.weight[0])
+        return embedded
 
 
 class _Layer(nn.Module):
@@ -291,13 +296,14 @@ class _Layer(nn.Module):
         self.output_norm = nn.LayerNorm(_HIDDEN, eps=_EPS)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (_HEADS, _HIDDEN // _HEADS)).transpose(1, 2)
+        return torch.unflatten(x, -1, (_HEADS, _HIDDEN // _HEADS)).transpose(1, 2)
 
     def forward(self, h: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
         q, k, v = self._heads(self.query(h)), self._heads(self.key(h)), self._heads(self.value(h))
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=attend)
         h = self.attention_norm(h + self.attention_output(context.transpose(1, 2).flatten(2)))
-        return self.output_norm(h + self.output(F.gelu(self.intermediate(h))))
+        out: torch.Tensor = self.output_norm(h + self.output(F.gelu(self.intermediate(h))))
+        return out
 
 
 # Package tensor names → ours (layer i's prefix is added in _package_state).
@@ -401,7 +407,8 @@ class MiniLMClassifier(nn.Module):
             h = layer(h, attend)
         weights = keep.unsqueeze(-1).to(h.dtype)
         pooled = (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-        return self.head(pooled)
+        logits: torch.Tensor = self.head(pooled)
+        return logits
 
 
 # -- the catalog entry --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
@@ -65,7 +66,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def sign_envelope(payload: bytes, signer: AttestationSigner, payload_type: str = PAYLOAD_TYPE) -> dict:
+def sign_envelope(payload: bytes, signer: AttestationSigner, payload_type: str = PAYLOAD_TYPE) -> dict[str, Any]:
     """A DSSE envelope over `payload`, signed once by `signer` (keyid = signer.keyid)."""
     body = bytes(payload)
     return {
@@ -87,7 +88,7 @@ def _strict_b64decode(text: str, what: str) -> bytes:
     return raw
 
 
-def _check_shape(envelope: object) -> tuple[str, str, list[dict]]:
+def _check_shape(envelope: object) -> tuple[str, str, list[dict[str, Any]]]:
     """Shape checks in an order that keeps the cost bounded; returns (payload, type, sigs)."""
     if not isinstance(envelope, dict):
         raise AttestationInvalid("the DSSE envelope is not a JSON object")

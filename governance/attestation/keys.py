@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+from typing import NoReturn
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -131,7 +132,7 @@ class AttestationSigner:
     def __repr__(self) -> str:
         return f"AttestationSigner(keyid={self.keyid!r})"
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> NoReturn:
         # Pickling would copy the private key into whatever stores the pickle.
         raise TypeError("AttestationSigner cannot be pickled; load it from its key file instead")
 

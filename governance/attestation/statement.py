@@ -62,7 +62,7 @@ def _reject_constant(name: str) -> Any:
     raise AttestationInvalid(f"{name} is not JSON")
 
 
-def loads_strict(data: bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def loads_strict(data: bytes | str, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse UTF-8 JSON that someone else wrote, rejecting what readers could disagree on:
     duplicate keys, NaN/Infinity, non-UTF-8 text, and nesting deeper than `max_depth`."""
     if isinstance(data, str):
@@ -85,7 +85,7 @@ def loads_strict(data: bytes, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> 
         raise AttestationInvalid(f"{what} is not JSON ({exc})") from None
 
 
-def release_statement(*, subject_name: str, weights_sha256: str, predicate: dict) -> dict:
+def release_statement(*, subject_name: str, weights_sha256: str, predicate: dict[str, Any]) -> dict[str, Any]:
     """The Statement for a released model version whose weights hash to `weights_sha256`.
 
     Checked on the way out by the same parser verifiers use, so the registry never signs a
@@ -110,7 +110,7 @@ def release_statement(*, subject_name: str, weights_sha256: str, predicate: dict
     return statement
 
 
-def statement_bytes(statement: dict) -> bytes:
+def statement_bytes(statement: dict[str, Any]) -> bytes:
     """Canonical JSON: keys sorted, no insignificant white space, UTF-8, no NaN/Infinity.
 
     Canonical so that the same facts always give the same signed bytes (and the same
@@ -118,7 +118,7 @@ def statement_bytes(statement: dict) -> bytes:
     return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def parse_statement(payload: bytes) -> dict:
+def parse_statement(payload: bytes) -> dict[str, Any]:
     """The Statement in a verified DSSE payload; AttestationInvalid unless it is a
     Statement v1 with exactly one subject (a name and a 64-hex sha256 digest) and the
     model-release predicate type. The predicate's fields are left to the verifier."""
@@ -149,6 +149,7 @@ def parse_statement(payload: bytes) -> dict:
     return statement
 
 
-def subject_digest(statement: dict) -> str:
+def subject_digest(statement: dict[str, Any]) -> str:
     """The sha256 hex of a statement that `parse_statement` accepted."""
-    return statement["subject"][0]["digest"]["sha256"]
+    digest: str = statement["subject"][0]["digest"]["sha256"]
+    return digest

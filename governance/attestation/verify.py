@@ -69,10 +69,10 @@ class AttestationReport:
 
     ok: bool
     message: str
-    statement: dict | None = None
+    statement: dict[str, Any] | None = None
 
 
-def attestation_document(envelope: dict, audit_bundles: list[dict]) -> dict:
+def attestation_document(envelope: dict[str, Any], audit_bundles: list[dict[str, Any]]) -> dict[str, Any]:
     """The attestation file: the signed envelope plus the audit proofs that back it."""
     return {"mediaType": MEDIA_TYPE, "dsseEnvelope": envelope, "auditProofs": list(audit_bundles)}
 
@@ -159,7 +159,8 @@ def _log_origin(predicate: dict[str, Any]) -> str | None:
         return None
     if not isinstance(log, dict) or not isinstance(log.get("origin"), str):
         raise AttestationInvalid("the predicate's auditLog has no origin")
-    return log["origin"]
+    origin: str = log["origin"]
+    return origin
 
 
 def _proven_events(bundles: list[Any], audit_key: str, origin: str | None) -> dict[int, EventRecord]:

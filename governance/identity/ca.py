@@ -69,10 +69,10 @@ class LocalCA:
             )
             write_atomic(key_path, _key_pem(key), mode=0o600, overwrite=False)
             write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), overwrite=False)
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return cls(cert, key)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        return cls(cert, loaded)
 
     def issue(
         self,

@@ -134,7 +134,7 @@ def parse_directory(text: str, source: str = "principals.yaml") -> Directory:
     return Directory(roles, principals)
 
 
-def _roles(raw: dict, bad: Any) -> tuple[str, ...]:
+def _roles(raw: dict[str, Any], bad: Any) -> tuple[str, ...]:
     roles = raw.get("roles")
     if roles is None:
         bad("roles", "missing: list the roles, e.g. roles: [admin, data-scientist]")
@@ -230,6 +230,6 @@ def add_principal(path: pathlib.Path, name: str, role: str, team: str = "") -> b
     return True
 
 
-def _render(raw: dict) -> str:
+def _render(raw: dict[str, Any]) -> str:
     header = "# Principals and roles. A user's certificate carries spiffe://privet.local/user/<name>.\n"
     return header + yaml.safe_dump(raw, sort_keys=False)

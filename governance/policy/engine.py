@@ -93,10 +93,10 @@ class PolicyEngine:
     _entities: Any
     _ids: dict[str, str]  # cedar's generated id -> our @id
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _sources: list = field(default_factory=list)
-    _by_action: dict = field(default_factory=dict)
-    _ancestors: dict | None = None
-    _reasons: dict = field(default_factory=dict)  # @id -> its @reason annotation
+    _sources: list[PolicySource] = field(default_factory=list)
+    _by_action: dict[str, tuple[Any, dict[str, str]]] = field(default_factory=dict)  # action -> (policy subset, its ids)
+    _ancestors: dict[str, set[str]] | None = None
+    _reasons: dict[str, str] = field(default_factory=dict)  # @id -> its @reason annotation
 
     @classmethod
     def load(cls, folder: pathlib.Path) -> PolicyEngine:
@@ -132,6 +132,7 @@ class PolicyEngine:
                 first[policy_id] = src
         if problems:
             raise PolicyError(problems)
+        assert directory is not None  # principals.yaml loaded: otherwise its problems were raised above
         text = "\n".join(s.text for s in sources)
         result = cedarpy.validate_policies(text, schema)
         if not result.validation_passed:  # cross-policy problems, should any remain, land here
@@ -171,12 +172,12 @@ class PolicyEngine:
         self._by_action[action] = (subset, ids)
         return subset, ids
 
-    def with_entities(self, extra_entities: list[dict]) -> Any:
+    def with_entities(self, extra_entities: list[dict[str, Any]]) -> Any:
         """A parsed entity set: the directory plus `extra_entities`. Parse once, decide often
         (a per-call parse costs more than the decision itself)."""
         return self._entities.with_added_json_str(json.dumps(extra_entities))
 
-    def decide(self, principal: Principal, action: str, resource: tuple[str, str], context: dict[str, Any], extra_entities: list[dict] | None = None, *, entities: Any = None) -> Decision:
+    def decide(self, principal: Principal, action: str, resource: tuple[str, str], context: dict[str, Any], extra_entities: list[dict[str, Any]] | None = None, *, entities: Any = None) -> Decision:
         """One Cedar request. `resource` is (entity type, id); `extra_entities` describe it
         (or `entities`, a handle from `with_entities` of this engine).
 
@@ -209,7 +210,7 @@ def _closure(action: str, parents: dict[str, list[str]]) -> set[str]:
     return seen
 
 
-def _scope_matches(scope: dict, related: set[str]) -> bool:
+def _scope_matches(scope: dict[str, Any], related: set[str]) -> bool:
     """Whether a policy's action constraint (Cedar JSON form) can hold for an action whose
     self-and-groups are `related`."""
     if scope["op"] == "All":

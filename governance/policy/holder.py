@@ -43,7 +43,7 @@ class PolicyHolder:
     def failing(self) -> bool:
         return self._refused is not None
 
-    def _fingerprint(self) -> tuple:
+    def _fingerprint(self) -> tuple[tuple[str | int, ...], ...]:
         try:
             paths = list(self.folder.iterdir())
         except OSError as exc:  # a missing or unreadable folder is a change too: the load says why

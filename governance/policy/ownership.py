@@ -44,7 +44,7 @@ def acting_principal(runtime: Any, who: Principal | str) -> Principal:
     and team come from principals.yaml, never from the caller."""
     if isinstance(who, Principal):
         return who
-    found = runtime.policies.engine.directory.principals.get(who)
+    found: Principal | None = runtime.policies.engine.directory.principals.get(who)
     if found is not None:
         return found
     kind, _, name = who.partition("/")

@@ -15,8 +15,10 @@ whose `step(x, y)` does one physical batch. Three ways to clip per-sample gradie
 `FASTEST_MODE` records which one to use per architecture, from `tests/bench/train.py`.
 
 Opacus's optimizers draw the noise one parameter tensor at a time (plus a zero tensor
-each) and deep-copy every gradient; the subclasses here draw it once for all parameters
-from the same distribution, N(0, (σC)²) per coordinate, and clone instead of deep-copying.
+each) and deep-copy every gradient; the subclasses in `_opacus_overrides` (the one place
+that overrides Opacus internals, pinned to an Opacus version) draw it once for all
+parameters from the same distribution, N(0, (σC)²) per coordinate, and clone instead of
+deep-copying.
 
 Noise and Poisson sampling come from a `SecureRandom` (AES-CTR under a key from the OS
 CSPRNG, never recorded), never from a seedable generator: a released model must not be
@@ -34,16 +36,15 @@ from typing import Any, cast
 
 import torch
 from opacus import PrivacyEngine
-from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
-from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
-from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import accountant_names, calibrate_noise_multiplier
 from privet.governance.privacy.secure_random import SecureRandom
+from privet.services.training._opacus_overrides import BatchCount, SecurePrivacyEngine
 from privet.services.training.clipping import BookkeepingClipper, supports_bookkeeping
 
 __all__ = [
@@ -111,135 +112,6 @@ class TensorRows(Dataset):
 
 def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return batch
-
-
-# -- leaner Opacus optimizers -----------------------------------------------------------
-
-
-class _FlatNoise(DPOptimizer):
-    """One Gaussian draw for all parameters from the job's `SecureRandom`; in-place
-    scaling. Same law as Opacus's. Mixed in ahead of an Opacus optimizer class, whose
-    methods `super()` reaches. `secure_random` must be set before the first step."""
-
-    secure_random: SecureRandom
-
-    def add_noise(self) -> None:
-        if hasattr(self, "_adjusted_noise_multiplier"):
-            raise RuntimeError("adaptive clipping is not supported")  # Privet never builds it
-        params = self.params
-        std = self.noise_multiplier * self.max_grad_norm
-        groups: dict[tuple[torch.device, torch.dtype], list[torch.nn.Parameter]] = {}
-        for p in params:
-            groups.setdefault((p.device, p.dtype), []).append(p)
-        for (device, dtype), group in groups.items():
-            total = sum(p.numel() for p in group)
-            if std == 0:
-                noise = torch.zeros(total, device=device, dtype=dtype)
-            else:
-                noise = self.secure_random.normal(total, std, device=device, dtype=dtype)
-            offset = 0
-            for p in group:
-                _check_processed_flag(p.summed_grad)
-                n = p.numel()
-                p.grad = (p.summed_grad.reshape(-1) + noise[offset : offset + n]).view_as(p)
-                offset += n
-                _mark_as_processed(p.summed_grad)
-
-    def scale_grad(self) -> None:
-        if self.loss_reduction == "mean":
-            torch._foreach_div_([p.grad for p in self.params], self.expected_batch_size * self.accumulated_iterations)
-
-
-class _HooksOptimizer(_FlatNoise):
-    pass
-
-
-class _GhostOptimizer(_FlatNoise, DPOptimizerFastGradientClipping):
-    def accumulate(self) -> None:
-        for p in self.params:
-            if p.summed_grad is not None:
-                p.summed_grad.add_(p.grad)
-            else:
-                # p.grad is rebuilt by the next backward pass; a detached clone is all
-                # Opacus's deepcopy achieved, at a fraction of the cost.
-                p.summed_grad = p.grad.detach().clone()
-
-
-class _Batches(Sampler[list[int]]):
-    """A batch sampler that only states how many batches an epoch has (Opacus derives the
-    sampling rate from it and replaces the sampler before anything is drawn)."""
-
-    def __init__(self, batches: int) -> None:
-        self._batches = max(1, batches)
-
-    def __len__(self) -> int:
-        return self._batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        raise RuntimeError("never iterated: the Poisson sampler replaces it")
-
-
-class _SecurePoissonSampler(UniformWithReplacementSampler):
-    """Opacus's Poisson sampler (each row independently with probability q, int(1/q)
-    batches an epoch), drawing from a `SecureRandom` instead of a torch generator."""
-
-    def __init__(self, *, num_samples: int, sample_rate: float, random: SecureRandom) -> None:
-        # Not Opacus's __init__: it refuses an empty dataset, and a job whose filters left
-        # no training row must still run (refusing it would tell that no row was left).
-        self.num_samples, self.sample_rate, self.generator = num_samples, sample_rate, None
-        self.steps = int(1 / sample_rate)
-        self._random = random
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for _ in range(self.steps):
-            mask = self._random.bernoulli_mask(self.num_samples, self.sample_rate)
-            yield mask.nonzero(as_tuple=False).reshape(-1).tolist()
-
-
-class _PrivacyEngine(PrivacyEngine):
-    """Opacus's engine, building the optimizers and Poisson loader above (flat,
-    single-process clipping) so that all randomness comes from `random`."""
-
-    def __init__(self, *, accountant: str, random: SecureRandom) -> None:
-        super().__init__(accountant=accountant, secure_mode=False)
-        self._random = random
-
-    def _prepare_data_loader(self, data_loader: DataLoader, *, poisson_sampling: bool, distributed: bool, **kwargs: Any) -> DataLoader:
-        if not poisson_sampling or distributed:
-            raise RuntimeError("only single-process Poisson sampling is supported")
-        self.dataset = data_loader.dataset
-        # Opacus's own Poisson loader draws from a torch generator: build the secure one.
-        # The rows come out of TensorRows.__getitems__ as tensors, empty draws included.
-        sample_rate = 1 / len(data_loader)
-        dataset = data_loader.dataset
-        secure = DataLoader(
-            dataset,
-            batch_sampler=_SecurePoissonSampler(num_samples=len(dataset), sample_rate=sample_rate, random=self._random),  # type: ignore[arg-type]
-            collate_fn=data_loader.collate_fn,
-        )
-        secure.sample_rate = sample_rate  # type: ignore[attr-defined]  # read by make_private
-        return secure
-
-    def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:
-        mode = kwargs.get("grad_sample_mode", "hooks")
-        simple = kwargs.get("clipping", "flat") == "flat" and not kwargs.get("distributed", False)
-        cls = {"ghost": _GhostOptimizer, "hooks": _HooksOptimizer}.get(mode)
-        if cls is None or not simple:
-            # Opacus's own optimizers draw from torch generators: never fall back to them.
-            raise RuntimeError(f"unsupported DP optimizer set-up (mode {mode!r}, clipping {kwargs.get('clipping')!r})")
-        if isinstance(optimizer, DPOptimizer):
-            optimizer = optimizer.original_optimizer
-        dp_optimizer = cls(
-            optimizer=optimizer,
-            noise_multiplier=kwargs["noise_multiplier"],
-            max_grad_norm=kwargs["max_grad_norm"],
-            expected_batch_size=kwargs["expected_batch_size"],
-            loss_reduction=kwargs.get("loss_reduction", "mean"),
-            generator=None,
-            secure_mode=False,
-        )
-        dp_optimizer.secure_random = self._random
-        return dp_optimizer
 
 
 # -- the training set-up ------------------------------------------------------------------
@@ -359,11 +231,11 @@ def make_private(
 
     rows = public_rows if public_rows is not None else len(train)
     # Opacus reads the sampling rate off the loader's length; only that length is used.
-    base_loader = DataLoader(train, batch_sampler=_Batches(-(-rows // batch_size)), collate_fn=cast(Any, _keep_batch))
+    base_loader = DataLoader(train, batch_sampler=BatchCount(-(-rows // batch_size)), collate_fn=cast(Any, _keep_batch))
     with warnings.catch_warnings():
         # "Secure RNG turned off" and Opacus's notes on optional features: not actionable here.
         warnings.simplefilter("ignore")
-        engine = _PrivacyEngine(accountant=accountant, random=SecureRandom())
+        engine = SecurePrivacyEngine(accountant=accountant, random=SecureRandom())
         try:
             made = engine.make_private_with_epsilon(
                 module=model,

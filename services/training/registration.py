@@ -4,6 +4,7 @@ both over mTLS as the service's own identity (spiffe://privet.local/service/trai
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -85,7 +86,7 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
         expected_size=len(weights),
     )
 
-    def requests():  # type: ignore[no-untyped-def]
+    def requests() -> Iterator[registry_pb2.CreateModelVersionRequest]:
         yield registry_pb2.CreateModelVersionRequest(metadata=metadata)
         for i in range(0, len(weights), CHUNK):
             yield registry_pb2.CreateModelVersionRequest(chunk=weights[i : i + CHUNK])

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from privet.common.v1 import types_pb2
@@ -32,7 +33,7 @@ def _ts(us: int) -> Timestamp | None:
 def _progress(job: TrainingJob) -> training_pb2.JobProgress:
     p = json.loads(job.progress_json or "{}")
     return training_pb2.JobProgress(
-        job_id=job.id, state=training_pb2.JobState.Value(f"JOB_STATE_{job.state}"), epoch=int(p.get("epoch", 0)), step=int(p.get("step", 0)),
+        job_id=job.id, state=f"JOB_STATE_{job.state}", epoch=int(p.get("epoch", 0)), step=int(p.get("step", 0)),
         total_steps=int(p.get("total_steps", 0)), epsilon_spent=float(p.get("epsilon", job.epsilon_charged)),
         eta_seconds=float(p.get("eta_s", 0.0)), reason=job.reason,
     )
@@ -60,7 +61,7 @@ def job_message(job: TrainingJob) -> training_pb2.Job:
         )
     metrics = {k: float(v) for k, v in json.loads(job.metrics_json or "{}").items() if isinstance(v, (int, float))}
     return training_pb2.Job(
-        id=job.id, state=training_pb2.JobState.Value(f"JOB_STATE_{job.state}"), reason=job.reason, request=request, submitted_by=job.submitted_by,
+        id=job.id, state=f"JOB_STATE_{job.state}", reason=job.reason, request=request, submitted_by=job.submitted_by,
         submitted_at=_ts(job.submitted_at_us), started_at=_ts(job.started_at_us), finished_at=_ts(job.finished_at_us), progress=_progress(job),
         guarantee=guarantee, metrics=metrics, model_name=job.model_name, model_version=job.model_version, epsilon_reserved=job.epsilon_reserved, device=job.device,
     )
@@ -89,20 +90,20 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     def stop(self, grace: float = 10.0) -> None:
         self.scheduler.stop(grace)
 
-    def SubmitJob(self, request, context):  # type: ignore[no-untyped-def]
+    def SubmitJob(self, request: training_pb2.SubmitJobRequest, context: grpc.ServicerContext) -> training_pb2.Job:
         return job_message(submit_job(self._rt, caller(context, self._rt), _spec(request)))
 
-    def GetJob(self, request, context):  # type: ignore[no-untyped-def]
+    def GetJob(self, request: training_pb2.GetJobRequest, context: grpc.ServicerContext) -> training_pb2.Job:
         return job_message(get_job(self._rt, request.job_id, principal=caller(context, self._rt)))
 
-    def ListJobs(self, request, context):  # type: ignore[no-untyped-def]
+    def ListJobs(self, request: training_pb2.ListJobsRequest, context: grpc.ServicerContext) -> training_pb2.ListJobsResponse:
         size = page_size(request.page.page_size)
         state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
         rows = list_jobs(self._rt, dataset=request.dataset, state=state, after=request.page.page_token, limit=size + 1, principal=caller(context, self._rt))
         token = rows[size - 1].id if len(rows) > size else ""
         return training_pb2.ListJobsResponse(jobs=[job_message(j) for j in rows[:size]], next_page_token=token)
 
-    def WatchJob(self, request, context) -> Iterator[training_pb2.JobProgress]:  # type: ignore[no-untyped-def]
+    def WatchJob(self, request: training_pb2.WatchJobRequest, context: grpc.ServicerContext) -> Iterator[training_pb2.JobProgress]:
         last = None
         get_job(self._rt, request.job_id, principal=caller(context, self._rt))  # ownership, once
         while context.is_active():
@@ -115,7 +116,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
                 return
             time.sleep(0.25)
 
-    def CancelJob(self, request, context):  # type: ignore[no-untyped-def]
+    def CancelJob(self, request: training_pb2.CancelJobRequest, context: grpc.ServicerContext) -> training_pb2.Job:
         return job_message(cancel_job(self._rt, caller(context, self._rt), request.job_id, request.reason))
 
 

@@ -34,12 +34,12 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
     from safetensors.torch import load_file
 
     from privet.governance.errors import InvalidArgument
-    from privet.services.training.engine import DataRefused, TrainConfig, TrainingAborted, train_dp
+    from privet.services.training.engine import DataRefused, Progress, TrainConfig, TrainingAborted, train_dp
 
     out = pathlib.Path(out_dir)
     tensors = load_file(data_path)
 
-    def on_progress(p) -> None:  # type: ignore[no-untyped-def]
+    def on_progress(p: Progress) -> None:
         handles.progress.put(asdict(p))
 
     parent = os.getppid()
@@ -55,7 +55,7 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
         result = train_dp(TrainConfig(**config), (tensors["x_train"], tensors["y_train"]), (tensors["x_valid"], tensors["y_valid"]), on_progress=on_progress, should_stop=should_stop)
         (out / "weights.safetensors").write_bytes(result.weights)
         summary = {
-            "ok": True, "model": result.model, "metrics": asdict(result.metrics) if hasattr(result.metrics, "__dataclass_fields__") else dict(result.metrics),
+            "ok": True, "model": result.model, "metrics": asdict(result.metrics),
             "guarantee": result.guarantee.to_dict(), "evaluation": result.evaluation.to_dict(), "registrable": result.registrable, "refusal": result.refusal, "cancelled": result.cancelled,
             "device": result.device, "grad_sample_mode": result.grad_sample_mode,
         }

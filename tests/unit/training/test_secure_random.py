@@ -13,6 +13,7 @@ from torch import nn
 
 from privet.governance.architectures import build_model
 from privet.governance.privacy.secure_random import SecureRandom
+from privet.services.training._opacus_overrides import SecurePoissonSampler
 from privet.services.training.dp import TensorRows, make_private
 
 
@@ -85,6 +86,6 @@ def test_optimizer_and_loader_hold_the_secure_source() -> None:
     assert isinstance(training.optimizer.secure_random, SecureRandom)
     assert training.optimizer.generator is None
     sampler = training.loader.batch_sampler
-    assert type(sampler).__name__ == "_SecurePoissonSampler" and sampler.generator is None
+    assert isinstance(sampler, SecurePoissonSampler) and sampler.generator is None
     assert np.isclose(training.sample_rate, 50 / 500)
     training.close()
