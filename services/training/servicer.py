@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -12,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from privet.common.v1 import types_pb2
 from privet.governance.paging import page_size
 from privet.governance.runtime import Runtime
-from privet.governance.store.training_tables import TERMINAL_STATES, TrainingJob
+from privet.governance.training.job_record import JobRecord
 from privet.governance.training.jobs import JobSpec, cancel_job, get_job, list_jobs, submit_job
 from privet.services.common.identity import caller
 from privet.services.training.registration import guarantee_to_proto
@@ -30,18 +29,14 @@ def _ts(us: int) -> Timestamp | None:
     return ts
 
 
-def _progress(job: TrainingJob) -> training_pb2.JobProgress:
-    p = json.loads(job.progress_json or "{}")
-    return training_pb2.JobProgress(
-        job_id=job.id, state=f"JOB_STATE_{job.state}", epoch=int(p.get("epoch", 0)), step=int(p.get("step", 0)),
-        total_steps=int(p.get("total_steps", 0)), epsilon_spent=float(p.get("epsilon", job.epsilon_charged)),
-        eta_seconds=float(p.get("eta_s", 0.0)), reason=job.reason,
-    )
+def _progress(job: JobRecord) -> training_pb2.JobProgress:
+    p = job.progress
+    return training_pb2.JobProgress(job_id=job.id, state=f"JOB_STATE_{job.state}", epoch=p.epoch, step=p.step, total_steps=p.total_steps,
+                                    epsilon_spent=p.epsilon_spent, eta_seconds=p.eta_seconds, reason=job.reason)
 
 
-def job_message(job: TrainingJob) -> training_pb2.Job:
-    spec = json.loads(job.spec_json)
-    g = json.loads(job.guarantee_json or "{}")
+def job_message(job: JobRecord) -> training_pb2.Job:
+    spec, g = job.spec, job.guarantee
     request = training_pb2.SubmitJobRequest(
         dataset=spec["dataset"], target=spec["target"], features=spec["features"], arch=spec["arch"], epochs=spec["epochs"], batch_size=spec["batch_size"],
         learning_rate=spec["learning_rate"], target_epsilon=spec["target_epsilon"], delta=spec["delta"], max_grad_norm=spec["max_grad_norm"],
@@ -59,11 +54,10 @@ def job_message(job: TrainingJob) -> training_pb2.Job:
             epsilon=g.get("conservative_epsilon", g.get("epsilon", 0.0)), delta=g["delta"], noise_multiplier=g["noise_multiplier"], sample_rate=g["sample_rate"],
             steps=g["steps"], accountant=g.get("conservative_accountant", g.get("accountant", "")), max_grad_norm=g["max_grad_norm"], privacy_unit=g.get("privacy_unit", "row"), target_epsilon=g["target_epsilon"],
         )
-    metrics = {k: float(v) for k, v in json.loads(job.metrics_json or "{}").items() if isinstance(v, (int, float))}
     return training_pb2.Job(
         id=job.id, state=f"JOB_STATE_{job.state}", reason=job.reason, request=request, submitted_by=job.submitted_by,
         submitted_at=_ts(job.submitted_at_us), started_at=_ts(job.started_at_us), finished_at=_ts(job.finished_at_us), progress=_progress(job),
-        guarantee=guarantee, metrics=metrics, model_name=job.model_name, model_version=job.model_version, epsilon_reserved=job.epsilon_reserved, device=job.device,
+        guarantee=guarantee, metrics=job.metrics, model_name=job.model_name, model_version=job.model_version, epsilon_reserved=job.epsilon_reserved, device=job.device,
     )
 
 
@@ -91,32 +85,32 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         self.scheduler.stop(grace)
 
     def SubmitJob(self, request: training_pb2.SubmitJobRequest, context: grpc.ServicerContext) -> training_pb2.Job:
-        return job_message(submit_job(self._rt, caller(context, self._rt), _spec(request)))
+        return job_message(JobRecord.of(submit_job(self._rt, caller(context, self._rt), _spec(request))))
 
     def GetJob(self, request: training_pb2.GetJobRequest, context: grpc.ServicerContext) -> training_pb2.Job:
-        return job_message(get_job(self._rt, request.job_id, principal=caller(context, self._rt)))
+        return job_message(JobRecord.of(get_job(self._rt, request.job_id, principal=caller(context, self._rt))))
 
     def ListJobs(self, request: training_pb2.ListJobsRequest, context: grpc.ServicerContext) -> training_pb2.ListJobsResponse:
         size = page_size(request.page.page_size)
         state = training_pb2.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else ""
         rows = list_jobs(self._rt, dataset=request.dataset, state=state, after=request.page.page_token, limit=size + 1, principal=caller(context, self._rt))
         token = rows[size - 1].id if len(rows) > size else ""
-        return training_pb2.ListJobsResponse(jobs=[job_message(j) for j in rows[:size]], next_page_token=token)
+        return training_pb2.ListJobsResponse(jobs=[job_message(JobRecord.of(j)) for j in rows[:size]], next_page_token=token)
 
     def WatchJob(self, request: training_pb2.WatchJobRequest, context: grpc.ServicerContext) -> Iterator[training_pb2.JobProgress]:
         last = None
         get_job(self._rt, request.job_id, principal=caller(context, self._rt))  # ownership, once
         while context.is_active():
-            job = get_job(self._rt, request.job_id)
+            job = JobRecord.of(get_job(self._rt, request.job_id))
             progress = _progress(job)
             if progress != last:
                 yield progress
                 last = progress
-            if job.state in TERMINAL_STATES:
+            if job.finished:
                 return
             time.sleep(0.25)
 
     def CancelJob(self, request: training_pb2.CancelJobRequest, context: grpc.ServicerContext) -> training_pb2.Job:
-        return job_message(cancel_job(self._rt, caller(context, self._rt), request.job_id, request.reason))
+        return job_message(JobRecord.of(cancel_job(self._rt, caller(context, self._rt), request.job_id, request.reason)))
 
 
