@@ -13,7 +13,7 @@ from sqlmodel import Session
 from privet.governance.audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from privet.governance.audit.log import AuditLog
 from privet.governance.audit.merkle import root
-from privet.governance.audit.storage import SqlNodeReader, head_size, latest_checkpoint
+from privet.governance.audit.storage import SqlNodeReader, head_size, latest_checkpoint, table_of
 from privet.governance.errors import DataLoss
 from privet.governance.store.engine import Engines
 from privet.governance.store.tables import AuditCheckpoint
@@ -79,11 +79,12 @@ class Checkpointer:
         root this process computed as it appended: signing it would vouch for a tree head
         that the events do not give."""
         stored = root(size, SqlNodeReader(session))
-        own = self._log.edge_root(size) if self._log is not None else None
-        if own is not None and own != stored:
+        audit_log = self._log
+        own = audit_log.edge_root(size) if audit_log is not None else None
+        if audit_log is not None and own is not None and own != stored:
             message = f"audit log altered: the stored tree's root at size {size} is not the one this process appended"
             log.error("%s; refusing writes (DATA_LOSS) and signing nothing until an operator investigates", message)
-            self._log.tampered = message  # type: ignore[union-attr]
+            audit_log.tampered = message
             raise DataLoss(message)
         return stored
 
@@ -100,6 +101,6 @@ class Checkpointer:
             values = row.model_dump()
             # Several replicas may sign the same size at once: identical content, keep the first.
             dialect = sqlite if self._engines.sqlite else postgresql
-            session.execute(dialect.insert(AuditCheckpoint.__table__).values(**values).on_conflict_do_nothing(index_elements=["size"]))
+            session.execute(dialect.insert(table_of(AuditCheckpoint)).values(**values).on_conflict_do_nothing(index_elements=["size"]))
             self._last_size = size
             return session.get(AuditCheckpoint, size) or row

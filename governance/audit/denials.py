@@ -41,7 +41,7 @@ class DenialLog:
         self._immediate_first = immediate_first
         self._lock = threading.Lock()
         self._seen: set[tuple[Any, ...]] = set()  # keys appended this period
-        self._repeats: Counter = Counter()
+        self._repeats: Counter[tuple[Any, ...]] = Counter()
         self._events: dict[tuple[Any, ...], Event] = {}
         self._stop = threading.Event()
         self._period_s = period_s

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from privet.governance.audit.checkpoint import NoteVerifier, open_checkpoint
 from privet.governance.audit.hashing import leaf_hash
@@ -26,7 +26,7 @@ from privet.governance.audit.storage import (
     stored_nodes,
 )
 from privet.governance.errors import DataLoss
-from privet.governance.store.tables import AuditCheckpoint
+from privet.governance.store.tables import AuditCheckpoint, AuditEvent
 
 __all__ = ["IntegrityReport", "check_log"]
 
@@ -82,7 +82,7 @@ def _bad_node(level: int, idx: int, size: int) -> IntegrityReport:
     return _bad(None, size, f"stored tree node ({level}, {idx}) is missing or does not match events {first}..{last}")
 
 
-def _leaf_of_row(row) -> bytes | None:  # type: ignore[no-untyped-def]
+def _leaf_of_row(row: AuditEvent) -> bytes | None:
     """The leaf its stored fields encode to, or None when they cannot be read back as an event
     (not JSON, a float, a null where a list belongs: all edits)."""
     try:
@@ -93,7 +93,7 @@ def _leaf_of_row(row) -> bytes | None:  # type: ignore[no-untyped-def]
 
 def check_log(session: Session, verifier: NoteVerifier) -> IntegrityReport:
     size = head_size(session)
-    checkpoints = list(session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.size)).scalars())
+    checkpoints = list(session.execute(select(AuditCheckpoint).order_by(col(AuditCheckpoint.size))).scalars())
     signed: list[tuple[int, bytes]] = []
     for cp in checkpoints:
         try:

@@ -96,7 +96,9 @@ def may_hold_surrogate(encoded: bytes | str) -> bool:
     """False when canonical JSON text (or a leaf) certainly holds no surrogate: every one is
     written ``\\udXXX``. True does not mean it does (``\\ud7ff`` is Hangul): then ask
     `find_surrogate` of the values. A cheap test for the append path."""
-    return (b"\\ud" if isinstance(encoded, bytes) else "\\ud") in encoded
+    if isinstance(encoded, bytes):
+        return b"\\ud" in encoded
+    return "\\ud" in encoded
 
 
 def _check_canonical_value(value: Any, path: str, *, surrogates: bool = True) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "MerkleFrontier",
     "NodeReader",
     "consistency_proof",
+    "frontier_keys",
     "inclusion_proof",
     "nodes_to_store_on_append",
     "perfect_root",
@@ -58,6 +59,27 @@ def _largest_power_of_two_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+def _perfect_subtrees(start: int, size: int) -> list[tuple[int, int]]:
+    """The (level, index) of the perfect subtrees that [start, start+size) splits into,
+    largest (leftmost) first: one per set bit of `size`. Requires `start` aligned to a power
+    of two >= size. The one home of the right-edge rule (`frontier_keys` is its start-0 case)."""
+    nodes = []
+    offset = start
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            nodes.append((level, offset >> level))
+            offset += 1 << level
+    return nodes
+
+
+def frontier_keys(size: int) -> list[tuple[int, int]]:
+    """The (level, index) of each perfect subtree on the right edge of a tree of `size`
+    leaves (its "frontier"), largest first: all a log needs to keep appending and to compute
+    its root. Requires size >= 0; raises ValueError otherwise."""
+    _require_size("size", size)
+    return _perfect_subtrees(0, size)
+
+
 def _range_hash(start: int, size: int, reader: NodeReader) -> bytes:
     """MTH(D[start:start+size]) for a range that is a node of the RFC tree.
 
@@ -65,12 +87,7 @@ def _range_hash(start: int, size: int, reader: NodeReader) -> bytes:
     the RFC recursion visits), so the range splits into perfect subtrees, largest first.
     Reads popcount(size) nodes.
     """
-    peaks: list[bytes] = []
-    offset = start
-    for level in range(size.bit_length() - 1, -1, -1):
-        if size >> level & 1:
-            peaks.append(reader.get_node(level, offset >> level))
-            offset += 1 << level
+    peaks = [reader.get_node(level, index) for level, index in _perfect_subtrees(start, size)]
     # The RFC splits off the largest power of two on the left, so fold from the right.
     acc = peaks[-1]
     for left in reversed(peaks[:-1]):
@@ -295,13 +312,36 @@ class MemoryNodeStore:
 
 
 class MerkleFrontier:
-    """Only the right-edge perfect nodes (at most one per level): enough to keep appending
-    and to compute the current root in O(log n) memory, e.g. while streaming an export.
+    """Only the right-edge perfect nodes (at most one per level, `frontier_keys`): enough to
+    keep appending and to compute the current root in O(log n) memory, e.g. while streaming
+    an export, or in the audit log's append path.
     """
 
     def __init__(self) -> None:
         self._peaks: dict[int, tuple[int, bytes]] = {}  # level -> (index, hash)
         self.size = 0
+
+    @classmethod
+    def load(cls, size: int, reader: NodeReader) -> MerkleFrontier:
+        """The frontier of the tree of `size` leaves, read from `reader` (popcount(size)
+        reads). Requires size >= 0 (ValueError); the reader's LookupError passes through
+        when it lacks a right-edge node."""
+        frontier = cls()
+        for level, index in frontier_keys(size):
+            frontier._peaks[level] = (index, reader.get_node(level, index))
+        frontier.size = size
+        return frontier
+
+    def copy(self) -> MerkleFrontier:
+        """An independent frontier at the same size (appending to one leaves the other)."""
+        other = MerkleFrontier()
+        other._peaks = dict(self._peaks)
+        other.size = self.size
+        return other
+
+    def keys(self) -> list[tuple[int, int]]:
+        """The (level, index) of the nodes held: always `frontier_keys(self.size)`."""
+        return sorted(((level, index) for level, (index, _) in self._peaks.items()), reverse=True)
 
     def get_node(self, level: int, index: int) -> bytes:
         """See `NodeReader.get_node`; only current peaks are held (LookupError otherwise)."""

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
-from sqlmodel import Session
+from sqlalchemy import Connection, Table, func, inspect, select
+from sqlmodel import Session, SQLModel, col
 
 from privet.governance.audit.leaf import EventRecord
 from privet.governance.audit.merkle import perfect_root
@@ -27,6 +27,7 @@ __all__ = [
     "list_events",
     "record_of",
     "stored_nodes",
+    "table_of",
 ]
 
 
@@ -74,7 +75,7 @@ class SqlNodeReader:
         value = self._conn.exec_driver_sql(self._node_sql, (level, index)).scalar_one_or_none()
         if value is None:
             raise MissingFromLog(f"audit log altered: tree node ({level}, {index}) is not stored")
-        return value
+        return bytes(value)
 
     def _run(self, number: int) -> list[bytes]:
         run = self._runs.get(number)
@@ -100,35 +101,35 @@ class EventFilter:
 
 
 def head_size(session: Session) -> int:
-    return session.execute(select(AuditHead.size).where(AuditHead.id == 1)).scalar_one()
+    return int(session.execute(select(col(AuditHead.size)).where(col(AuditHead.id) == 1)).scalar_one())
 
 
 def list_events(session: Session, flt: EventFilter, *, after_seq: int, limit: int) -> list[AuditEvent]:
     """Events with seq > after_seq matching every non-empty filter field, oldest first."""
-    query = select(AuditEvent).where(AuditEvent.seq > after_seq)
+    query = select(AuditEvent).where(col(AuditEvent.seq) > after_seq)
     if flt.principal:
-        query = query.where(AuditEvent.principal == flt.principal)
+        query = query.where(col(AuditEvent.principal) == flt.principal)
     if flt.action:
-        query = query.where(AuditEvent.action == flt.action)
+        query = query.where(col(AuditEvent.action) == flt.action)
     if flt.resource:
-        query = query.where(AuditEvent.resource == flt.resource)
+        query = query.where(col(AuditEvent.resource) == flt.resource)
     if flt.decision:
-        query = query.where(AuditEvent.decision == flt.decision)
+        query = query.where(col(AuditEvent.decision) == flt.decision)
     if flt.since_us:
-        query = query.where(AuditEvent.time_us >= flt.since_us)
+        query = query.where(col(AuditEvent.time_us) >= flt.since_us)
     if flt.until_us:
-        query = query.where(AuditEvent.time_us < flt.until_us)
-    return list(session.execute(query.order_by(AuditEvent.seq).limit(limit)).scalars())
+        query = query.where(col(AuditEvent.time_us) < flt.until_us)
+    return list(session.execute(query.order_by(col(AuditEvent.seq)).limit(limit)).scalars())
 
 
 def iter_events(session: Session, start: int = 0, end: int | None = None, page: int = 2000) -> Iterator[AuditEvent]:
     """Events with start <= seq < end in order, fetched in pages (bounded memory)."""
     after = start - 1
     while True:
-        query = select(AuditEvent).where(AuditEvent.seq > after)
+        query = select(AuditEvent).where(col(AuditEvent.seq) > after)
         if end is not None:
-            query = query.where(AuditEvent.seq < end)
-        rows = list(session.execute(query.order_by(AuditEvent.seq).limit(page)).scalars())
+            query = query.where(col(AuditEvent.seq) < end)
+        rows = list(session.execute(query.order_by(col(AuditEvent.seq)).limit(page)).scalars())
         if not rows:
             return
         yield from rows
@@ -151,18 +152,25 @@ def record_of(row: AuditEvent) -> EventRecord:
 
 def stored_nodes(session: Session, level: int, first: int, end: int) -> list[tuple[int, bytes]]:
     """The stored nodes of one level with first <= idx < end, as (idx, hash) in idx order."""
-    query = (select(AuditNode.idx, AuditNode.hash)
-             .where(AuditNode.level == level, AuditNode.idx >= first, AuditNode.idx < end).order_by(AuditNode.idx))
+    query = (select(col(AuditNode.idx), col(AuditNode.hash))
+             .where(col(AuditNode.level) == level, col(AuditNode.idx) >= first, col(AuditNode.idx) < end).order_by(col(AuditNode.idx)))
     return [(idx, h) for idx, h in session.execute(query)]
 
 
 def count_stored_nodes(session: Session) -> int:
-    return session.execute(select(func.count()).select_from(AuditNode)).scalar_one()
+    return int(session.execute(select(func.count()).select_from(AuditNode)).scalar_one())
 
 
 def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
-    return session.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)).scalar_one_or_none()
+    return session.execute(select(AuditCheckpoint).order_by(col(AuditCheckpoint.size).desc()).limit(1)).scalar_one_or_none()
 
 
 def checkpoint_at(session: Session, size: int) -> AuditCheckpoint | None:
     return session.get(AuditCheckpoint, size)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table a SQLModel table class maps (for dialect-specific INSERTs)."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table), f"{model.__name__} does not map a table"
+    return table

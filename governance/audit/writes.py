@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
+from privet.governance.audit.storage import table_of
 from privet.governance.store.tables import AuditEvent, AuditNode
 
 __all__ = ["lock_head", "write_batch"]
@@ -34,10 +35,10 @@ def lock_head(conn: Connection) -> int:
     writer's BEGIN IMMEDIATE already holds the database lock)."""
     driver = _driver(conn)
     if conn.dialect.name == "sqlite":
-        return driver.execute("SELECT size FROM audit_head WHERE id = 1").fetchone()[0]
+        return int(driver.execute("SELECT size FROM audit_head WHERE id = 1").fetchone()[0])
     with driver.pipeline():  # BEGIN and the locking read in one round trip
         cursor = driver.execute("SELECT size FROM audit_head WHERE id = 1 FOR UPDATE")
-    return cursor.fetchone()[0]
+    return int(cursor.fetchone()[0])
 
 
 def _values(rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
@@ -81,5 +82,5 @@ def _pg_insert(table: Table) -> str:
     return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table.name}, %s::json)"
 
 
-_PG_WRITE = (f"WITH e AS ({_pg_insert(AuditEvent.__table__)}), n AS ({_pg_insert(AuditNode.__table__)}) "
+_PG_WRITE = (f"WITH e AS ({_pg_insert(table_of(AuditEvent))}), n AS ({_pg_insert(table_of(AuditNode))}) "
              "UPDATE audit_head SET size = %s WHERE id = 1")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from privet.governance.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from privet.governance.store.dataset_tables import Dataset
@@ -75,7 +75,7 @@ def establish(session: Session, *, model_name: str, weights_digest: str, lineage
         raise FailedPrecondition(f"the stated DP guarantee is not the one job {job_id} was charged for")
     if lineage.get("dataset_id") and lineage["dataset_id"] != job.dataset_id:
         raise FailedPrecondition(f"job {job_id} trained on dataset {job.dataset_id}, not {lineage['dataset_id']}")
-    if session.scalar(select(ModelVersion.id).where(ModelVersion.job_id == job_id)) is not None:
+    if session.scalar(select(col(ModelVersion.id)).where(col(ModelVersion.job_id) == job_id)) is not None:
         raise AlreadyExists(f"job {job_id} already has a registered version")
     dataset = session.get(Dataset, job.dataset_id)
     if dataset is None:

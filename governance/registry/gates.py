@@ -174,7 +174,7 @@ def _g(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict[str, Any]):
     """Format values where a @reason names a field it does not know: left as written."""
 
     def __missing__(self, key: str) -> str:

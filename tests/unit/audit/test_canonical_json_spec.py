@@ -22,6 +22,7 @@ from privet.governance.audit.leaf import (
     encode_leaf,
 )
 from privet.governance.audit.log import AuditLog, Event
+from privet.governance.audit.merkle import MerkleFrontier
 from privet.governance.errors import InvalidArgument
 
 DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "audit-format.md"
@@ -245,7 +246,7 @@ def test_decode_leaf_refuses_non_canonical_forms(mutate: Any) -> None:
 # --- lone surrogates: refused on append, with a typed error ----------------------------------
 def _empty_log() -> AuditLog:
     log = AuditLog(clock=lambda: 1750000000.0)
-    log._size, log._frontier = 0, {}
+    log._edge = MerkleFrontier()  # an empty log, as a begin() on an empty database leaves it
     return log
 
 
@@ -268,7 +269,7 @@ def test_append_refuses_a_lone_surrogate_with_a_typed_error(event: Event, field:
         log.append(event)
     assert raised.value.field == f"audit event {field}"
     assert "lone surrogate" in raised.value.message
-    assert log._events == [] and log._size == 0
+    assert log._events == [] and log._edge.size == 0
 
 
 def test_append_keeps_pairs_hangul_and_escaped_backslashes() -> None:
