@@ -1,22 +1,19 @@
-"""inference.GRPCInferenceService (KServe v2): released models only, a Cedar decision on every
-request before it joins a batch, quotas, validation, audit counts."""
+"""inference.GRPCInferenceService (KServe v2): translation only. Whether a request may run is
+`admission`'s (released models, quotas, a Cedar decision, audit counts); the tensors'
+validation is `tensors`'; batching is `batcher`'s."""
 
 from __future__ import annotations
 
-import functools
 import threading
 
-from privet.governance.errors import (
-    InvalidArgument,
-    PermissionDenied,
-    PrivetError,
-    ResourceExhausted,
-)
-from privet.governance.registry.gates import served_model_entity
+import grpc
+
+from privet.governance.errors import InvalidArgument
 from privet.governance.runtime import Runtime
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
 from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.services.common.identity import caller
+from privet.services.inference.admission import PREDICT_ACTION, Admission
 from privet.services.inference.batcher import Batcher
 from privet.services.inference.loader import LoadedModel, ModelCache
 from privet.services.inference.metering import AuditCounter, Quotas
@@ -24,8 +21,6 @@ from privet.services.inference.tensors import probabilities_output, request_tabl
 
 __all__ = ["PREDICT_ACTION", "InferenceServicer"]
 
-PREDICT_ACTION = "inference.Predict"
-MAX_PURPOSE = 128  # characters of a declared purpose (and of a model name, as counted)
 SERVER_NAME, SERVER_VERSION = "privet", "1"
 
 
@@ -43,7 +38,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         # batch, so a lone request never waits; a positive delay trades latency for bigger batches.
         self._max_delay_s = float(conf.get("max_queue_delay_ms", 0)) / 1000
         self._batchers: dict[tuple[str, int], Batcher] = {}
-        self._entities: dict[tuple[int, str, int], tuple[object, object]] = {}
+        self.admission = Admission(self.models, self.quotas, self.audit, runtime.policies)
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -60,15 +55,6 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if batcher is None or batcher.model is not model:
                 batcher = self._batchers[key] = Batcher(model, max_rows=self._max_rows, max_delay_s=self._max_delay_s)
             return batcher
-
-    def _entities_for(self, engine, model: LoadedModel):
-        """The policy entities with this model's facts, parsed once per model and policy set."""
-        key = (id(engine), model.name, model.version)
-        cached = self._entities.get(key)
-        if cached is None or cached[0] is not engine:
-            handle = engine.with_entities([served_model_entity(model.name, model.version, model.stage, model.epsilon or None, model.owner)])
-            cached = self._entities[key] = (engine, handle)
-        return cached[1]
 
     def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -95,43 +81,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(name=s.name, datatype=s.datatype, shape=list(s.shape)) for s in model.outputs],
         )
 
-    def ModelInfer(self, request, context):
-        """Every request is counted in the audit log (in batches), whatever its outcome:
-        served, refused by policy, quota or stage, or invalid."""
-        who = caller(context, self._rt)
+    def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
         purpose = request.parameters["purpose"].string_param if "purpose" in request.parameters else ""
-        principal = who.id.principal
-        if len(purpose) > MAX_PURPOSE:  # the caller's string goes into the log: bounded first
-            self.audit.count(principal, request.model_name[:MAX_PURPOSE], 0, "", "(too long)", "invalid", ("invalid-input",))
-            raise InvalidArgument("parameters.purpose", f"at most {MAX_PURPOSE} characters")
+        admitted = self.admission.admit(caller(context, self._rt), request.model_name, request.model_version, purpose)
         try:
-            model = self.models.get(request.model_name, request.model_version or "released")
-        except PrivetError as exc:
-            self.audit.count(principal, request.model_name[:MAX_PURPOSE], 0, "", purpose, "deny", (f"not-served:{type(exc).__name__}",))
-            raise
-        count = functools.partial(self.audit.count, principal, model.name, model.version, model.digest, purpose)
-        try:
-            self.quotas.take(principal, model.name)
-        except ResourceExhausted:
-            count("deny", ("quota-exceeded",))
-            raise
-        engine = self._rt.policies.engine
-        decision = engine.decide(
-            who, PREDICT_ACTION, ("ServedModel", f"{model.name}:{model.version}"),
-            {"purpose": purpose, "quota_used": self.quotas.used(principal, model.name), "quota_limit": self.quotas.per_minute},
-            entities=self._entities_for(engine, model),
-        )
-        if not decision.allowed:
-            count("deny", decision.policy_ids)
-            raise PermissionDenied(f"{principal} may not use {model.name}:{model.version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
-        try:
-            table = request_table(request, model.inputs)
+            table = request_table(request, admitted.model.inputs)
         except InvalidArgument:
-            count("invalid", decision.policy_ids)
+            admitted.count("invalid")
             raise
-        count("allow", decision.policy_ids)
+        admitted.count("allow")
         remaining = context.time_remaining()
-        probabilities = self._batcher(model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)
-        response = pb.ModelInferResponse(model_name=model.name, model_version=str(model.version), id=request.id)
+        probabilities = self._batcher(admitted.model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)
+        response = pb.ModelInferResponse(model_name=admitted.model.name, model_version=str(admitted.model.version), id=request.id)
         probabilities_output(response, probabilities)
         return response

@@ -1,0 +1,79 @@
+"""Whether a prediction request may run, decided before it joins a batch: the model must be
+served (released, attested, loadable), the caller within its quota, and the policy must
+allow this principal this model for the declared purpose. Every request is counted in the
+audit log, whatever its outcome: served, refused by policy, quota or stage, or invalid."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from privet.governance.errors import InvalidArgument, PermissionDenied, PrivetError, ResourceExhausted
+from privet.governance.identity.principals import Principal
+from privet.governance.policy.holder import PolicyHolder
+from privet.governance.registry.gates import served_model_entity
+from privet.services.inference.loader import LoadedModel, ModelCache
+from privet.services.inference.metering import AuditCounter, Quotas
+
+__all__ = ["MAX_PURPOSE", "PREDICT_ACTION", "Admission", "Admitted"]
+
+PREDICT_ACTION = "inference.Predict"
+MAX_PURPOSE = 128  # characters of a declared purpose (and of a model name, as counted)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request the policy allowed: its model, and how to count its outcome once known."""
+
+    model: LoadedModel
+    count: Callable[[str], None]
+
+
+class Admission:
+    def __init__(self, models: ModelCache, quotas: Quotas, audit: AuditCounter, policies: PolicyHolder) -> None:
+        self._models = models
+        self._quotas = quotas
+        self._audit = audit
+        self._policies = policies
+        self._entities: dict[tuple[str, int], tuple[object, Any]] = {}
+
+    def _entities_for(self, engine: Any, model: LoadedModel) -> Any:
+        """The policy entities with this model's facts (the registry's rule for a served model,
+        ε rounded as the gates round it), parsed once per model and policy set."""
+        key = (model.name, model.version)
+        cached = self._entities.get(key)
+        if cached is None or cached[0] is not engine:
+            handle = engine.with_entities([served_model_entity(model.name, model.version, model.stage, model.epsilon or None, model.owner)])
+            cached = self._entities[key] = (engine, handle)
+        return cached[1]
+
+    def admit(self, who: Principal, model_name: str, model_version: str, purpose: str) -> Admitted:
+        """The request's model, once everything allows it; raises (counted) otherwise."""
+        principal = who.id.principal
+        if len(purpose) > MAX_PURPOSE:  # the caller's string goes into the log: bounded first
+            self._audit.count(principal, model_name[:MAX_PURPOSE], 0, "", "(too long)", "invalid", ("invalid-input",))
+            raise InvalidArgument("parameters.purpose", f"at most {MAX_PURPOSE} characters")
+        try:
+            model = self._models.get(model_name, model_version or "released")
+        except PrivetError as exc:
+            self._audit.count(principal, model_name[:MAX_PURPOSE], 0, "", purpose, "deny", (f"not-served:{type(exc).__name__}",))
+            raise
+        count = functools.partial(self._audit.count, principal, model.name, model.version, model.digest, purpose)
+        try:
+            self._quotas.take(principal, model.name)
+        except ResourceExhausted:
+            count("deny", ("quota-exceeded",))
+            raise
+        engine = self._policies.engine
+        decision = engine.decide(
+            who, PREDICT_ACTION, ("ServedModel", f"{model.name}:{model.version}"),
+            {"purpose": purpose, "quota_used": self._quotas.used(principal, model.name), "quota_limit": self._quotas.per_minute},
+            entities=self._entities_for(engine, model),
+        )
+        if not decision.allowed:
+            count("deny", decision.policy_ids)
+            raise PermissionDenied(f"{principal} may not use {model.name}:{model.version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}",
+                                   policy_ids=decision.policy_ids)
+        return Admitted(model, lambda outcome: count(outcome, decision.policy_ids))
