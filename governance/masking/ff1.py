@@ -9,7 +9,9 @@ Two implementations that must agree: `encrypt`/`decrypt` follow the standard's s
 line by line for one value (the NIST sample vectors test it); `encrypt_many`/
 `decrypt_many` run the ten Feistel rounds for many values at once, one AES call per round
 for all values of the same length, with numpy holding the halves when they fit in 32 bits
-(card numbers, phone numbers, most ids). Tests check one against the other.
+(card numbers, phone numbers, most ids); `crypt_halves` and `crypt_numerals` are that
+numpy path for callers that hold their values as numbers or as rows of numerals. Tests
+check one against the other.
 
 Not FF3/FF3-1: those have published attacks and NIST has withdrawn FF3.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from privet.governance.errors import InvalidArgument
@@ -27,6 +30,7 @@ __all__ = ["ALPHABET", "FF1", "min_length"]
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 _ROUNDS = 10
+_Halves = npt.NDArray[np.uint64]  # many inputs' A or B halves, as numbers
 # Halves below this stay exact in uint64 through (acc * 2**16 + limb) in `_ys_mod_numpy`.
 _NUMPY_HALF_LIMIT = 1 << 47
 
@@ -48,6 +52,23 @@ def _to_str(x: int, radix: int, m: int) -> str:
         x, r = divmod(x, radix)
         out.append(ALPHABET[r])
     return "".join(reversed(out))
+
+
+def _num_rows(numerals: npt.NDArray[np.uint8], radix: int) -> _Halves:
+    """NUM_radix(X) of each row X of numerals (0..radix-1): requires radix**width < 2**64."""
+    powers = np.uint64(radix) ** np.arange(numerals.shape[1] - 1, -1, -1, dtype=np.uint64)
+    values: _Halves = numerals.astype(np.uint64) @ powers
+    return values
+
+
+def _str_rows(values: _Halves, width: int, radix: int) -> npt.NDArray[np.uint8]:
+    """STR^width_radix(x) of each number x, as a row of numerals (0..radix-1), most
+    significant first."""
+    out = np.empty((len(values), width), dtype=np.uint8)
+    for j in range(width - 1, -1, -1):
+        values, digit = np.divmod(values, np.uint64(radix))
+        out[:, j] = digit
+    return out
 
 
 class FF1:
@@ -199,10 +220,11 @@ class FF1:
         """Whether `crypt_halves` takes `n` numerals: each half's value stays under 2**47, so
         that NUM(B) fits the block's last 8 bytes and y mod radix**m folds in 16-bit limbs
         without leaving uint64 (decimal: up to 28 digits, every IBAN's count)."""
-        return self.radix ** (n - n // 2) < _NUMPY_HALF_LIMIT
+        largest_half: int = self.radix ** (n - n // 2)
+        return largest_half < _NUMPY_HALF_LIMIT
 
-    def crypt_halves(self, a: np.ndarray, b: np.ndarray, n: int, tweak: bytes = b"", *,
-                     decrypt: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def crypt_halves(self, a: _Halves, b: _Halves, n: int, tweak: bytes = b"", *,
+                     decrypt: bool = False) -> tuple[_Halves, _Halves]:
         """FF1 over many inputs of `n` numerals given as their halves' values (uint64:
         A = NUM(X[:n//2]), B = NUM(X[n//2:])); returns the output's halves. Requires
         `numpy_ok(n)`: the whole computation stays in numpy, one AES call per round."""
@@ -223,11 +245,25 @@ class FF1:
                 a, b = b, (a + y) % m
         return a, b
 
+    def crypt_numerals(self, numerals: npt.NDArray[np.uint8], tweak: bytes = b"", *,
+                       decrypt: bool = False) -> npt.NDArray[np.uint8]:
+        """`crypt_halves` over many inputs given as rows of numerals (each 0..radix-1, one
+        input per row, all of the same length n); returns the output's rows. Requires
+        `numpy_ok(n)`."""
+        n = numerals.shape[1]
+        u = n // 2
+        a, b = self.crypt_halves(_num_rows(numerals[:, :u], self.radix), _num_rows(numerals[:, u:], self.radix), n,
+                                 tweak, decrypt=decrypt)
+        out = np.empty_like(numerals)
+        out[:, :u] = _str_rows(a, u, self.radix)
+        out[:, u:] = _str_rows(b, n - u, self.radix)
+        return out
+
     def _ys_python(self, key: int, nums: list[int], d: int) -> list[int]:
         r = self._aes.update(b"".join((key ^ x).to_bytes(16, "big") for x in nums))
         return [int.from_bytes(r[16 * j:16 * j + d], "big") for j in range(len(nums))]
 
-    def _ys_mod_numpy(self, key: int, nums: np.ndarray, d: int, modulus: int) -> np.ndarray:
+    def _ys_mod_numpy(self, key: int, nums: _Halves, d: int, modulus: int) -> _Halves:
         """NUM(S) mod `modulus` for every value (`numpy_ok`: NUM(B) < 2**47, d <= 16): only the
         last eight bytes of each block vary, and S, the first d bytes of R, is folded 16 bits
         at a time so that no intermediate leaves uint64."""

@@ -1,6 +1,6 @@
 """k-anonymity (and distinct ℓ-diversity) by full-domain generalisation and suppression.
 
-Each quasi-identifier has a generalisation hierarchy: level 0 is the value itself, the
+Each quasi-identifier has a generalisation hierarchy (`hierarchy`): level 0 is the value itself, the
 hierarchy's levels come next (coarser each time), and the last level is `*` (the value
 withheld). A *node* picks one level per quasi-identifier; every row is generalised to that
 node, rows that then share all their quasi-identifier values form an equivalence class,
@@ -26,16 +26,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from privet.governance.errors import FailedPrecondition, InvalidArgument
-from privet.governance.masking.operators import (
-    generalise_date,
-    generalise_numeric,
-    generalise_prefix,
-    parse_dates,
-)
+from privet.governance.masking._columns import as_numpy
+from privet.governance.masking.hierarchy import Hierarchy, Penalties, not_null
 
 __all__ = [
     "MAX_LATTICE",
@@ -47,118 +44,10 @@ __all__ = [
     "plan_k_anonymity",
 ]
 
+_Codes = npt.NDArray[np.int64]  # per row, its class's code
+_Rows = npt.NDArray[np.bool_]  # per row, a yes or no
+
 MAX_LATTICE = 20_000
-_TOP = "*"
-_DATE_ORDER = ("month", "year")
-
-
-@dataclass(frozen=True)
-class Hierarchy:
-    """How one quasi-identifier generalises. `kind` is "bins" (numeric, `levels` =
-    increasing bin widths), "prefix" (strings, decreasing prefix lengths), "date"
-    ("month" then "year"), or "suppress" (no intermediate level: the value or `*`)."""
-
-    kind: str
-    levels: tuple[Any, ...] = ()
-
-    @classmethod
-    def parse(cls, spec: Any, where: str) -> Hierarchy:
-        """From a profile entry: `{bins: [5, 10, 20]}`, `{prefix: [4, 3, 2]}`,
-        `{date: [month, year]}` or `{suppress: true}`. Raises InvalidArgument naming `where`."""
-        if not isinstance(spec, Mapping) or len(spec) != 1:
-            raise InvalidArgument(where, "expected one of {bins: [widths]}, {prefix: [lengths]}, "
-                                         "{date: [month, year]}, {suppress: true}")
-        (kind, levels), = spec.items()
-        if kind == "suppress":
-            if levels is not True:
-                raise InvalidArgument(f"{where}.suppress", "expected true")
-            return cls("suppress")
-        if kind not in ("bins", "prefix", "date"):
-            raise InvalidArgument(where, f"unknown hierarchy {kind!r}; expected bins, prefix, date or suppress")
-        if not isinstance(levels, list) or not levels:
-            raise InvalidArgument(f"{where}.{kind}", "expected a non-empty list")
-        if kind == "bins":
-            if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in levels) \
-                    or any(b <= a for a, b in itertools.pairwise(levels)):
-                raise InvalidArgument(f"{where}.bins", "expected increasing positive bin widths")
-        elif kind == "prefix":
-            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in levels) \
-                    or any(b >= a for a, b in itertools.pairwise(levels)):
-                raise InvalidArgument(f"{where}.prefix", "expected decreasing prefix lengths ≥ 0")
-        else:
-            if any(x not in _DATE_ORDER for x in levels) or list(levels) != sorted(levels, key=_DATE_ORDER.index) \
-                    or len(set(levels)) != len(levels):
-                raise InvalidArgument(f"{where}.date", "expected levels from [month, year], in that order")
-        return cls(kind, tuple(levels))
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """One label per level, finest first: `original`, `bins:5`, …, `*`."""
-        middle = tuple(x if self.kind == "date" else f"{self.kind}:{x}" for x in self.levels)
-        return ("original",) + middle + (_TOP,)
-
-    def generalise(self, values: pa.ChunkedArray | pa.Array, level: int) -> pa.Array | pa.ChunkedArray:
-        """The column at `level` (1 .. len(labels)-1) as strings."""
-        if level == len(self.labels) - 1:
-            return pa.repeat(pa.scalar(_TOP, pa.string()), len(values))
-        x = self.levels[level - 1]
-        if self.kind == "bins":
-            return generalise_numeric(values, x)
-        if self.kind == "prefix":
-            return generalise_prefix(values, x)
-        return generalise_date(values, x)
-
-    def ncp(self, values: pa.ChunkedArray | pa.Array, level: int) -> np.ndarray:
-        """Per-row normalised certainty penalty at `level`, in [0, 1] (0 for nulls below `*`)."""
-        n = len(values)
-        if level == 0:
-            return np.zeros(n)
-        if level == len(self.labels) - 1:
-            return np.ones(n)
-        x = self.levels[level - 1]
-        if self.kind == "bins":
-            span = pc.min_max(values.cast(pa.float64()))
-            width = (span["max"].as_py() or 0.0) - (span["min"].as_py() or 0.0)
-            if width <= 0:
-                return np.zeros(n)
-            return np.minimum(1.0, float(x) / width) * _not_null(values)
-        if self.kind == "date":
-            days = _as_numpy_days(parse_dates(values))
-            valid = ~np.isnat(days)
-            if valid.sum() < 2:
-                return np.zeros(n)
-            width = (days[valid].max() - days[valid].min()).astype(np.int64)
-            if width <= 0:
-                return np.zeros(n)
-            unit = "M" if x == "month" else "Y"
-            start = days.astype(f"datetime64[{unit}]")
-            span = ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(np.float64)
-            return np.where(valid, np.minimum(1.0, span / float(width)), 0.0)
-        # prefix: a categorical hierarchy; a group's penalty is its share of distinct values
-        text = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
-        distinct = pc.unique(text).drop_null()
-        total = len(distinct)
-        if total <= 1:
-            return np.zeros(n)
-        groups = pc.value_counts(generalise_prefix(distinct, x))
-        row_group = pc.index_in(generalise_prefix(text, x), value_set=groups.field("values"))
-        sizes = pc.take(groups.field("counts"), row_group).fill_null(0)
-        sizes = _np(sizes).astype(np.float64)
-        return np.where(sizes > 1, sizes / total, 0.0)
-
-
-def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr.to_numpy(zero_copy_only=False)
-
-
-def _not_null(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return _np(values.is_valid()).astype(np.float64)
-
-
-def _as_numpy_days(dates: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    return _np(dates.cast(pa.timestamp("s"))).astype("datetime64[D]")
 
 
 @dataclass
@@ -193,12 +82,12 @@ class KAnonymityReport:
 class _QI:
     name: str
     hierarchy: Hierarchy
-    codes: list[np.ndarray] = field(default_factory=list)      # per level: class codes (int64)
+    codes: list[_Codes] = field(default_factory=list)      # per level: class codes
     cardinality: list[int] = field(default_factory=list)
-    ncp: list[np.ndarray] = field(default_factory=list)         # per level: per-row NCP
+    ncp: list[Penalties] = field(default_factory=list)     # per level: per-row NCP
 
 
-def _codes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
+def _codes(values: pa.Array | pa.ChunkedArray) -> tuple[_Codes, int]:
     enc = pc.dictionary_encode(values, null_encoding="encode")
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.unify_dictionaries()
@@ -224,7 +113,7 @@ def _prepare(table: pa.Table, hierarchies: Mapping[str, Hierarchy]) -> list[_QI]
     return qis
 
 
-def _class_keys(qis: Sequence[_QI], node: Sequence[int]) -> np.ndarray:
+def _class_keys(qis: Sequence[_QI], node: Sequence[int]) -> _Codes:
     key = np.zeros(len(qis[0].codes[0]), dtype=np.int64)
     span = 1
     for qi, level in zip(qis, node):
@@ -236,7 +125,7 @@ def _class_keys(qis: Sequence[_QI], node: Sequence[int]) -> np.ndarray:
     return key
 
 
-def _classes(key: np.ndarray, sensitive: pa.ChunkedArray | None) -> tuple[np.ndarray, np.ndarray | None, int]:
+def _classes(key: _Codes, sensitive: pa.ChunkedArray | None) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None, int]:
     """Per row: the size of its equivalence class and (with a sensitive column) the number
     of distinct sensitive values in it; and the number of classes."""
     columns = {"key": pa.array(key)}
@@ -246,13 +135,13 @@ def _classes(key: np.ndarray, sensitive: pa.ChunkedArray | None) -> tuple[np.nda
         aggs.append(("sensitive", "count_distinct"))
     grouped = pa.table(columns).group_by("key").aggregate(aggs)
     row_class = pc.index_in(columns["key"], value_set=grouped.column("key"))
-    sizes = _np(pc.take(grouped.column("key_count"), row_class))
-    distinct = _np(pc.take(grouped.column("sensitive_count_distinct"), row_class)) if sensitive is not None else None
+    sizes = as_numpy(pc.take(grouped.column("key_count"), row_class))
+    distinct = as_numpy(pc.take(grouped.column("sensitive_count_distinct"), row_class)) if sensitive is not None else None
     return sizes, distinct, grouped.num_rows
 
 
-def _kept(sizes: np.ndarray, distinct: np.ndarray | None, k: int, l: int) -> np.ndarray:
-    keep = sizes >= k
+def _kept(sizes: npt.NDArray[Any], distinct: npt.NDArray[Any] | None, k: int, l: int) -> _Rows:
+    keep: _Rows = sizes >= k
     if distinct is not None:
         keep &= distinct >= l
     return keep
@@ -267,7 +156,7 @@ class KAnonymityPlan:
 
     hierarchies: Mapping[str, Hierarchy]
     levels: Mapping[str, int]
-    keep: np.ndarray
+    keep: _Rows  # per planned row: whether it is released
     report: KAnonymityReport
 
     def apply(self, batch: pa.Table | pa.RecordBatch, offset: int = 0) -> pa.Table:
@@ -366,7 +255,7 @@ def plan_k_anonymity(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: i
     keep = _kept(sizes, distinct, k, l)
     rows_out = int(keep.sum())
     penalty = sum(qi.ncp[level][keep].sum() for qi, level in zip(qis, node))
-    generalised_cells = sum(int((_not_null(table.column(qi.name)).astype(bool) & keep).sum())
+    generalised_cells = sum(int((not_null(table.column(qi.name)).astype(bool) & keep).sum())
                             for qi, level in zip(qis, node) if level > 0)
     report = KAnonymityReport(
         k=k, l=l, sensitive=sensitive, max_suppression=max_suppression, rows_in=n, rows_out=rows_out,
@@ -408,3 +297,4 @@ def is_k_anonymous(table: pa.Table, quasi_identifiers: Sequence[str], k: int, *,
     if sensitive is not None:
         ok = ok and pc.all(pc.greater_equal(grouped.column(f"{sensitive}_count_distinct"), l)).as_py()
     return bool(ok)
+

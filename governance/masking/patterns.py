@@ -5,6 +5,10 @@ Every `pattern` is written in the common subset of RE2 (what `pyarrow.compute` r
 whole columns) and Python's `re` compiled with `re.ASCII` (what finds the spans inside the
 few cells RE2 matched), so that both engines agree on what a candidate is: `[0-9]` not
 `\\d`, no look-around, no back-references.
+
+The recognizers' table is the module's one job and most of its length; the types a cell's
+shape cannot prove (postcodes, names, addresses) are in `column_patterns` and
+`column_names`, re-exported here for the callers that import them from this module.
 """
 
 from __future__ import annotations
@@ -15,9 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
 
 from privet.governance.masking import validators as v
 from privet.governance.masking import vectorised
+from privet.governance.masking.column_names import column_only_types, mentions, name_tokens, names_a_national_id
+from privet.governance.masking.column_patterns import (
+    ADDRESS_NUMBER_PATTERN,
+    ADDRESS_PREFIX_PATTERN,
+    ADDRESS_SHAPE_PATTERN,
+    ADDRESS_STREET_PATTERN,
+    DATE_FORMATS,
+    PERSON_NAME_PATTERN,
+    POSTAL_CODE_PATTERN,
+)
 from privet.governance.masking.entities import PiiType
 
 __all__ = [
@@ -35,9 +51,13 @@ __all__ = [
     "POSTAL_CODE_PATTERN",
     "RECOGNIZERS",
     "Recognizer",
+    "boosted",
     "column_hints",
     "recognizer",
 ]
+
+# Scores of many texts at once: a float per text, NaN where `validate` decides.
+ManyScores = Callable[[list[str] | pa.Array, str], npt.NDArray[np.float64]]
 
 # A finding at or above this score is reported as detected (classification, scan_text).
 DETECTION_THRESHOLD = 0.5
@@ -73,11 +93,18 @@ class Recognizer:
     distinctive: bool = False
     refine: GroupRefiner | None = None
     literal: str = ""  # a substring every match contains, for a cheaper prefilter
-    validate_many: Callable[[list[str], str], np.ndarray] | None = None
+    validate_many: ManyScores | None = None
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compiled", re.compile(self.pattern, re.ASCII))
+
+    def validate_all(self, texts: list[str], region: str) -> list[float | None]:
+        """`validate` of each text, vectorised where the recognizer can."""
+        if self.validate_many is None:
+            return [self.validate(t, region) for t in texts]
+        scores = self.validate_many(texts, region).tolist()
+        return [self.validate(t, region) if s != s else (None if s < 0 else s) for t, s in zip(texts, scores)]
 
 
 def _ignore_region(check: Callable[[str], float | None]) -> Callable[[str, str], float | None]:
@@ -133,10 +160,6 @@ class GroupRefiner:
                     break
         return best
 
-
-_NATIONAL_ID_WORDS = ("national id", "id number", "identity number", "personal id")
-_GENERIC_ID_COLUMNS = ("nationalid", "citizenid", "personalid", "idnumber", "taxid", "tin", "taxnumber",
-                       "taxcode", "identitynumber", "idno", "personnummer")
 
 # Cisco's dotted form, 001a.2b3c.4d5e, with at least one hex letter: twelve digits in groups of
 # four are as often a version or a reference number. RE2 has no lookahead, so the group that
@@ -314,205 +337,24 @@ def recognizer(pii_type: PiiType) -> tuple[Recognizer, ...]:
     return _BY_TYPE.get(pii_type, ())
 
 
-# --- column-only types: believed only when the column's name says so -------------------------
-
-# Postcode shapes: US ZIP(+4), UK, Dutch, Canadian, Japanese, Polish, and 3-7 digit codes.
-POSTAL_CODE_PATTERN = (
-    r"^\s*(?:[0-9]{5}(?:-[0-9]{4})?|[0-9]{3,7}|[0-9]{4} ?[A-Za-z]{2}"
-    r"|[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9]"
-    r"|[0-9]{3}-[0-9]{4}|[0-9]{2}-[0-9]{3})\s*$"
-)
-# One to six words of letters (any script), with the punctuation names carry.
-PERSON_NAME_PATTERN = r"^\s*\p{L}[\p{L}\p{M}'’.\-]*(?:,?\s+\p{L}[\p{L}\p{M}'’.\-]*){0,5},?\s*$"
-# Street addresses, in the locales whose conventions the vocabulary below covers (en_US,
-# en_GB, de_DE, fr_FR, es_ES, it_IT, nl_NL). An address has no checksum, and street names
-# are mostly people's names, so these shapes are believed only in a column named for
-# addresses, where a cell is one when it is short address-like text and either
-#   - holds a house number beside a word, and a street type: as a word ("170 Kayla
-#     Curve", "Piazza Rocco, 24") or ending a capitalised compound ("Schaafstraße 1-8",
-#     "Fennelaan 5"); or
-#   - begins with a Romance street type and then a capitalised name, after an optional
-#     house number: French addresses are often written with no number ("rue Jeanne
-#     Henry", "avenue de la Paix").
-# The number beside a word keeps product codes out ("SKU-51811-ST"), the capital keeps
-# out words that merely end like a street type ("monitoring") and sentences that merely
-# begin with one ("Place etc selon couper.").
-# RE2 only (pyarrow.compute): `\p{L}` and explicit letter boundaries, since RE2's `\b`
-# is ASCII and would split "Callejón" and "Straße".
-_EN_STREET_TYPES = (
-    "alley", "aly", "annex", "arcade", "avenue", "ave", "bayou", "beach", "bend", "bluff", "bottom",
-    "boulevard", "blvd", "branch", "bridge", "brook", "burg", "bypass", "byway", "camp", "canyon", "cape",
-    "causeway", "center", "centre", "circle", "cir", "cliff", "close", "club", "common", "corner", "course",
-    "court", "ct", "cove", "creek", "crescent", "cres", "crest", "crossing", "crossroad", "curve", "dale",
-    "dam", "divide", "drive", "dr", "estate", "expressway", "expy", "extension", "ext", "fall", "ferry",
-    "field", "flat", "ford", "forest", "forge", "fork", "fort", "freeway", "fwy", "garden", "gate", "gateway",
-    "glen", "green", "grove", "harbor", "harbour", "haven", "heights", "hts", "highway", "hwy", "hill",
-    "hollow", "inlet", "island", "isle", "junction", "key", "knoll", "lake", "land", "landing", "lane", "ln",
-    "light", "loaf", "lock", "lodge", "loop", "mall", "manor", "meadow", "mews", "mill", "mission",
-    "motorway", "mount", "mountain", "neck", "orchard", "oval", "overpass", "parade", "park", "parkway",
-    "pkwy", "pass", "passage", "path", "pike", "pine", "place", "pl", "plain", "plaza", "point", "port",
-    "prairie", "promenade", "quay", "radial", "ramp", "ranch", "rapid", "rest", "ridge", "rise", "river",
-    "road", "rd", "route", "row", "run", "shoal", "shore", "skyway", "spring", "spur", "square", "sq",
-    "station", "stravenue", "stream", "street", "st", "summit", "terrace", "ter", "throughway", "trace",
-    "track", "trafficway", "trail", "trl", "tunnel", "turnpike", "underpass", "union", "valley", "viaduct",
-    "view", "village", "ville", "vista", "walk", "wall", "way", "well", "wharf", "wynd", "yard",
-)
-# German and Dutch street types, written as a word ("Danielle-Dobes-Ring") or as the end
-# of one capitalised compound ("Röhrichtweg", "Lindseysingel"); the first few end a
-# compound of any case ("van Dussenstraße", "vanstraße"), since no other word ends so.
-_DISTINCT_COMPOUND_TYPES = ("straße", "strasse", "gasse", "platz", "allee", "chaussee", "straat", "laan",
-                            "gracht", "singel", "plein", "steeg")
-_COMPOUND_STREET_TYPES = _DISTINCT_COMPOUND_TYPES + (
-    "str", "ring", "weg", "damm", "ufer", "steig", "stieg", "pfad", "markt", "graben", "brücke", "kai",
-    "wall", "promenade", "zeile", "anger", "winkel", "steg", "berg", "hof", "twiete", "kamp", "höhe",
-    "bogen", "grund", "siedlung", "gärten", "kade", "dijk", "pad", "baan", "boulevard", "dreef",
-    "plantsoen", "kanaal", "wal", "veld", "erf", "haven", "burgwal", "poort", "park", "dam",
-)
-# French, Spanish, Italian (and Portuguese) street types, written before the name.
-_PREFIX_STREET_TYPES = (
-    # fr
-    "rue", "avenue", "av", "ave", "boulevard", "bd", "bld", "blvd", "chemin", "ch", "impasse", "imp",
-    "allée", "allee", "place", "quai", "route", "rte", "cours", "passage", "square", "voie", "sentier",
-    "esplanade", "rond-point", "faubourg", "fbg", "chaussée", "parvis", "promenade", "résidence", "cité",
-    "hameau", "lieu-dit", "montée", "traverse", "ruelle", "sente", "lotissement", "clos",
-    # es
-    "calle", "avenida", "avda", "paseo", "plaza", "pza", "plazuela", "camino", "carretera", "ctra",
-    "ronda", "travesía", "travesia", "callejón", "callejon", "cuesta", "urbanización", "urbanizacion",
-    "urb", "rambla", "pasaje", "pasadizo", "cañada", "glorieta", "vía", "via", "vial", "alameda", "bulevar",
-    "carrera", "acceso", "senda", "sendero", "subida", "bajada", "vereda", "jardines", "muelle", "partida",
-    "prolongación", "prolongacion", "paraje", "polígono", "poligono", "barrio", "costanilla", "calzada",
-    "explanada", "rúa", "rua", "praza",
-    # it
-    "viale", "piazza", "piazzale", "piazzetta", "corso", "vicolo", "largo", "strada", "contrada", "rotonda",
-    "stretto", "borgo", "lungomare", "lungotevere", "lungarno", "salita", "discesa", "vico", "galleria",
-    "campo", "traversa", "circonvallazione", "località", "frazione", "canale", "incrocio", "rione", "rampa",
-    "riva", "ponte", "fondamenta",
-    # pt (avenida, largo, alameda: as above)
-    "travessa", "estrada", "praça",
-)
-_NOT_LETTER = r"(?:[^\p{L}]|$)"
-_HOUSE_NUMBER = r"[0-9]{1,5}[A-Za-z]?"
-# Particles between a Romance street type and the name: "rue de la Paix", "Via dei Mille".
-_PARTICLES = ("de", "du", "des", "la", "le", "les", "del", "los", "las", "della", "dello", "delle", "dei",
-              "degli", "di", "da", "do", "dos", "das", "el", "sur", "en", "y", "e")
-# Short text of letters, digits and the punctuation addresses use; no '@', ':', '?', ….
-ADDRESS_SHAPE_PATTERN = r"^[\p{L}\p{M}0-9\s.,'’\-/#°ºª&()]{4,120}$"
-ADDRESS_NUMBER_PATTERN = (
-    rf"\p{{L}}{{2}}[.,]?\s+{_HOUSE_NUMBER}(?:[^\p{{L}}0-9]|$)"
-    rf"|(?:^|[^\p{{L}}0-9]){_HOUSE_NUMBER},?\s+\p{{L}}['’]?\p{{L}}"
-)
-ADDRESS_STREET_PATTERN = (
-    rf"(?:^|[^\p{{L}}])(?i:(?:{'|'.join(_EN_STREET_TYPES)})(?:s|es)?|{'|'.join(_PREFIX_STREET_TYPES)}"
-    rf"|{'|'.join(_COMPOUND_STREET_TYPES)})\.?{_NOT_LETTER}"
-    rf"|\p{{Lu}}\p{{L}}*(?i:{'|'.join(_COMPOUND_STREET_TYPES)})\.?{_NOT_LETTER}"
-    rf"|(?i:{'|'.join(_DISTINCT_COMPOUND_TYPES)}){_NOT_LETTER}"
-)
-ADDRESS_PREFIX_PATTERN = (
-    rf"^(?:{_HOUSE_NUMBER}(?: ?(?:bis|ter))?,?\s+)?"
-    rf"(?i:c/|c\.|(?:{'|'.join(_PREFIX_STREET_TYPES)})\.?\s)\s*"
-    rf"(?:(?i:{'|'.join(_PARTICLES)})\s+)*(?:[dlDL]['’])?\p{{Lu}}"
-)
-DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%Y%m%d",
-                "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
-
-_DOB_WORDS = ("dob", "birth", "born", "geburt", "naissance", "nacimiento", "nascita", "geboorte",
-              "出生", "出生日期", "生日")
-_POSTAL_WORDS = ("zip", "zipcode", "postcode", "postal", "plz", "postleitzahl", "cap", "cp",
-                 "pincode", "pin", "codepostal", "codigopostal", "postcodigo", "邮编", "邮政编码")
-_NAME_WORDS = ("name", "firstname", "lastname", "fullname", "surname", "givenname", "familyname",
-               "forename", "middlename", "maidenname", "vorname", "nachname", "prenom", "prénom",
-               "nom", "nombre", "apellido", "apellidos", "nome", "cognome", "naam", "voornaam",
-               "achternaam", "姓名", "名字", "姓", "名", "cardholder", "holder")
-# "<thing>_name" columns that name things, not people.
-_NOT_PERSON = frozenset((
-    "product", "company", "business", "brand", "file", "host", "domain", "item", "street", "road",
-    "city", "town", "country", "state", "region", "category", "project", "app", "application",
-    "table", "column", "field", "model", "dataset", "bank", "org", "organisation", "organization",
-    "team", "group", "department", "store", "shop", "vendor", "merchant", "supplier", "event",
-    "campaign", "package", "class", "type", "key", "server", "database", "db", "device", "course",
-    "school", "hospital", "venue", "place", "location", "building", "title", "job", "role", "tag",
-    "label", "species", "drug", "medication", "service", "metric", "feature", "attribute", "sheet",
-    "code", "queue", "topic", "bucket", "path", "module", "plan", "tier", "currency", "language",
-))
-
-
-_ADDRESS_WORDS = ("address", "adresse", "adres", "adresa", "anschrift", "street", "strasse", "straße", "straat",
-                  "direccion", "dirección", "domicilio", "indirizzo", "endereco", "endereço", "morada", "地址",
-                  "住址")
-# Short words that name an address only as a whole token (not `caller_id`, `viable`).
-_ADDRESS_TOKENS = frozenset(("addr", "calle", "via", "rue"))
-# "<thing>_address" columns that hold no postal address.
-_NOT_POSTAL = frozenset((
-    "ip", "ipv4", "ipv6", "mac", "email", "mail", "e", "hw", "hardware", "ether", "ethernet", "bluetooth",
-    "bt", "wallet", "btc", "eth", "bitcoin", "crypto", "contract", "memory", "mem", "base", "server", "host",
-    "remote", "local", "node", "peer", "url", "web", "net", "network", "broadcast", "gateway", "multicast",
-    "proxy", "smtp", "sender", "recipient", "from", "to", "reply", "cc", "bcc",
-))
-
-
-def _names_an_address(tokens: list[str]) -> bool:
-    named = _mentions(tokens, _ADDRESS_WORDS) or bool(set(tokens) & _ADDRESS_TOKENS)
-    if not named or set(tokens) & _NOT_POSTAL:
-        return False
-    # Run-together names: `emailaddress`, `remoteAddr` (camel case is split already).
-    for token in tokens:
-        for w in ("address", "addr"):
-            if token.endswith(w) and token[:-len(w)] in _NOT_POSTAL:
-                return False
-    return True
-
-
-def _name_tokens(name: str) -> list[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return [t for t in re.split(r"[^0-9A-Za-z\u00C0-\uFFFF]+", spaced.lower()) if t]
-
-
-def _mentions(tokens: list[str], words: tuple[str, ...]) -> bool:
-    """A word names the column if it is one of its tokens, or (4+ letters) begins or ends
-    one, or the tokens run together: `cellphone`, `customerEmail`, `date_of_birth`; but
-    not `cancelled` for "cell"."""
-    for token in (*tokens, "".join(tokens)):
-        for w in words:
-            if token == w or (len(w) >= 4 and (token.startswith(w) or token.endswith(w))):
-                return True
-    return False
-
-
-def _names_a_person(tokens: list[str]) -> bool:
-    if set(tokens) & _NOT_PERSON:
-        return False
-    for token in (*tokens, "".join(tokens)):
-        if token in _NAME_WORDS:
-            return True
-        if token.endswith("name") and token[:-4] not in _NOT_PERSON and token[:-4] != "re":
-            return True
-    return False
-
 
 def column_hints(name: str) -> dict[PiiType, float]:
     """The score boost a column's name lends each type: `customer_email` → EMAIL,
     `Geburtsdatum` → DATE_OF_BIRTH, `national_id` → every national identifier a bit,
     `billing_address` → ADDRESS (but `ip_address` and `email_address` do not)."""
-    tokens = _name_tokens(name)
+    tokens = name_tokens(name)
     if not tokens:
         return {}
     hints: dict[PiiType, float] = {}
     for rec in RECOGNIZERS:
-        if rec.column_words and _mentions(tokens, rec.column_words):
+        if rec.column_words and mentions(tokens, rec.column_words):
             hints[rec.type] = CONTEXT_BOOST
-    joined = " ".join(tokens)
-    if any(w in joined for w in _NATIONAL_ID_WORDS) or _mentions(tokens, _GENERIC_ID_COLUMNS):
+    if names_a_national_id(tokens):
         for rec in RECOGNIZERS:
             if rec.national_id:
                 hints.setdefault(rec.type, GENERIC_ID_BOOST)
-    if _mentions(tokens, _DOB_WORDS):
-        hints[PiiType.DATE_OF_BIRTH] = CONTEXT_BOOST
-    if _mentions(tokens, _POSTAL_WORDS):
-        hints[PiiType.POSTAL_CODE] = CONTEXT_BOOST
-    if _names_a_person(tokens):
-        hints[PiiType.PERSON_NAME] = CONTEXT_BOOST
-    if _names_an_address(tokens):
-        hints[PiiType.ADDRESS] = CONTEXT_BOOST
+    for pii_type in column_only_types(tokens):
+        hints[pii_type] = CONTEXT_BOOST
     return hints
 
 

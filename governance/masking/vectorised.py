@@ -18,12 +18,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
-from phonenumbers import PhoneMetadata
+from phonenumbers import PhoneMetadata, PhoneNumberDesc
 from stdnum import numdb
 
 from privet.governance.masking import validators as v
@@ -33,6 +35,11 @@ __all__ = ["REJECTED", "UNDECIDED", "iban_scores", "phone_scores"]
 
 REJECTED = -1.0  # the validator's None: not this type at all
 UNDECIDED = np.nan  # ask the Python validator
+
+_Bools = npt.NDArray[np.bool_]
+_Scores = npt.NDArray[np.float64]  # a score per text, REJECTED or UNDECIDED
+_Lengths = npt.NDArray[np.integer[Any]]
+_Rows = npt.NDArray[np.intp]  # positions, as np.flatnonzero gives them
 
 _EXTENSION = r"(?i)\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$"
 _SEPARATORS = byte_set(" -./")
@@ -49,12 +56,14 @@ def _regex_ok(pattern: str) -> bool:
     return True
 
 
-def _full(values: pa.Array, pattern: str) -> np.ndarray:
-    return pc.match_substring_regex(values, f"^(?:{pattern})$").to_numpy(zero_copy_only=False)
+def _full(values: pa.Array, pattern: str) -> _Bools:
+    matched: _Bools = pc.match_substring_regex(values, f"^(?:{pattern})$").to_numpy(zero_copy_only=False)
+    return matched
 
 
-def _starts(values: pa.Array, pattern: str) -> np.ndarray:
-    return pc.match_substring_regex(values, f"^(?:{pattern})").to_numpy(zero_copy_only=False)
+def _starts(values: pa.Array, pattern: str) -> _Bools:
+    matched: _Bools = pc.match_substring_regex(values, f"^(?:{pattern})").to_numpy(zero_copy_only=False)
+    return matched
 
 
 # --- phone numbers ------------------------------------------------------------------------
@@ -85,7 +94,7 @@ class _Region:
     idd: str | None
 
 
-def _desc(desc) -> _Desc | None:  # type: ignore[no-untyped-def]
+def _desc(desc: PhoneNumberDesc | None) -> _Desc | None:
     if desc is None or not desc.national_number_pattern:
         return None
     return _Desc(desc.national_number_pattern, tuple(desc.possible_length or ()))
@@ -117,19 +126,19 @@ def _region(code: str) -> _Region | None:
                    meta.international_prefix)
 
 
-def _length_in(lengths: np.ndarray, allowed: tuple[int, ...]) -> np.ndarray:
+def _length_in(lengths: _Lengths, allowed: tuple[int, ...]) -> _Bools:
     """np.isin for small non-negative ints, by table lookup (isin's setup dominates here)."""
     table = np.zeros(max(allowed, default=0) + 2, dtype=bool)
     table[list(allowed)] = True
     return table[np.minimum(lengths, len(table) - 1)]
 
 
-def _matches(nsn: pa.Array, lengths: np.ndarray, desc: _Desc) -> np.ndarray:
+def _matches(nsn: pa.Array, lengths: _Lengths, desc: _Desc) -> _Bools:
     ok = _full(nsn, desc.pattern)
     return ok & _length_in(lengths, desc.lengths) if desc.lengths else ok
 
 
-def _has_type(nsn: pa.Array, lengths: np.ndarray, region: _Region) -> np.ndarray:
+def _has_type(nsn: pa.Array, lengths: _Lengths, region: _Region) -> _Bools:
     """phonenumbers' number type is not UNKNOWN for `region`."""
     any_type = np.zeros(len(nsn), dtype=bool)
     for desc in region.types:
@@ -146,18 +155,19 @@ def _any_type_pattern(cc: int) -> str | None:
     return pattern if pattern and _regex_ok(f"^(?:{pattern})$") else None
 
 
-def _is_valid(nsn: pa.Array, cc: int) -> np.ndarray | None:
+def _is_valid(nsn: pa.Array, cc: int) -> _Bools | None:
     """phonenumbers.is_valid_number for national significant numbers of country code `cc`:
     the number's region is the first of the code's regions whose leading digits match or
     for which it has a type, and it is valid when it has a type there. None: a region of
     the code is beyond this module."""
     codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
-    regions = [_region(code) for code in codes]
-    if not regions or any(r is None for r in regions):
+    found = [_region(code) for code in codes]
+    regions = [r for r in found if r is not None]
+    if not regions or len(regions) < len(found):
         return None
-    lengths = pc.utf8_length(nsn).to_numpy(zero_copy_only=False)
+    lengths: _Lengths = pc.utf8_length(nsn).to_numpy(zero_copy_only=False)
     if len(regions) == 1:  # the code's only region: no leading-digit test
-        return _has_type(nsn, lengths, regions[0])  # type: ignore[arg-type]
+        return _has_type(nsn, lengths, regions[0])
     valid = np.zeros(len(nsn), dtype=bool)
     # A number no region of the code has a type for is valid in none: one pass of all their
     # type patterns spares the regions after the first their passes over such numbers.
@@ -168,18 +178,18 @@ def _is_valid(nsn: pa.Array, cc: int) -> np.ndarray | None:
         if not idx.size:
             break
         sub = nsn.take(pa.array(idx))
-        if region.leading_digits is not None:  # type: ignore[union-attr]
-            claimed = idx[_starts(sub, region.leading_digits)]  # type: ignore[union-attr]
-            valid[claimed] = _has_type(nsn.take(pa.array(claimed)), lengths[claimed], region)  # type: ignore[arg-type]
+        if region.leading_digits is not None:
+            claimed = idx[_starts(sub, region.leading_digits)]
+            valid[claimed] = _has_type(nsn.take(pa.array(claimed)), lengths[claimed], region)
         else:
-            typed = _has_type(sub, lengths[idx], region)  # type: ignore[arg-type]
+            typed = _has_type(sub, lengths[idx], region)
             claimed = idx[typed]
             valid[claimed] = True
         open_[claimed] = False
     return valid
 
 
-def _length_verdict(lengths: np.ndarray, region: _Region) -> tuple[np.ndarray, np.ndarray]:
+def _length_verdict(lengths: _Lengths, region: _Region) -> tuple[_Bools, _Bools]:
     """(possible, rejected-for-parsing) from phonenumbers' length test against the general
     description: possible = IS_POSSIBLE or IS_POSSIBLE_LOCAL_ONLY; the second is TOO_SHORT,
     IS_POSSIBLE_LOCAL_ONLY or INVALID_LENGTH, the results after which parsing keeps a
@@ -207,7 +217,7 @@ def _strip_trunk_prefix(nsn: pa.Array, region: _Region, length_test: bool = True
     return pc.if_else(pa.array(use), stripped, nsn)
 
 
-def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
+def phone_scores(texts: list[str] | pa.Array, region: str) -> _Scores:
     """`validators.validate_phone(t, region)` for every t, or NaN where undecided."""
     arr = pa.array(texts, type=pa.string()) if not isinstance(texts, pa.Array) else texts
     n = len(arr)
@@ -236,7 +246,9 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
     todo = ascii_ & ~rejected & ~wrong_length
     # Written without '+': read with the default region, unless an IDD starts it (left to
     # phonenumbers).
-    cc = PhoneMetadata.metadata_for_region(home.code).country_code
+    meta = PhoneMetadata.metadata_for_region(home.code)
+    assert meta is not None and meta.country_code is not None, "home was read from this region's metadata"
+    cc = meta.country_code
     domestic = todo & ~plus & home.parsable
     if home.idd:
         domestic &= ~_starts(digits, home.idd)
@@ -277,8 +289,7 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> np.ndarray:
     return out
 
 
-def _score_group(out: np.ndarray, idx: np.ndarray, digits: pa.Array, region: _Region, cc: int,
-                 formatted: np.ndarray) -> None:
+def _score_group(out: _Scores, idx: _Rows, digits: pa.Array, region: _Region, cc: int, formatted: _Bools) -> None:
     """Score the inputs at `idx`, whose digits (after any country code) are `digits`, as
     parse reads them with `region`'s metadata and country code `cc`."""
     main = _region(phonenumbers.region_code_for_country_code(cc))
@@ -318,7 +329,7 @@ def _bban_pattern(country: str) -> str | None:
     return "".join(f"{_CLASSES[kind]}{{{count}}}" for count, kind in _STRUCTURE_PART.findall(structure))
 
 
-def _mod97_is_one(rearranged: np.ndarray) -> np.ndarray:
+def _mod97_is_one(rearranged: npt.NDArray[np.uint8]) -> _Bools:
     """ISO 7064 mod 97-10 over rows of ASCII codes (0 = padding): letters count as 10..35."""
     r = np.zeros(rearranged.shape[0], dtype=np.int64)
     for col in rearranged.T:
@@ -327,10 +338,11 @@ def _mod97_is_one(rearranged: np.ndarray) -> np.ndarray:
         letter = (c >= 65) & (c <= 90)
         r = np.where(digit, (r * 10 + (c - 48)) % 97, r)
         r = np.where(letter, (r * 100 + (c - 55)) % 97, r)
-    return r == 1
+    is_one: _Bools = r == 1
+    return is_one
 
 
-def iban_scores(texts: list[str] | pa.Array) -> np.ndarray:
+def iban_scores(texts: list[str] | pa.Array) -> _Scores:
     """`validators.validate_iban(t)` for every t, or NaN where undecided."""
     arr = pa.array(texts, type=pa.string()) if not isinstance(texts, pa.Array) else texts
     n = len(arr)

@@ -125,17 +125,17 @@ def test_only_candidates_reach_python(monkeypatch):
     """The validators run once per distinct candidate, never on cells no pattern matched."""
     import dataclasses
 
-    from privet.governance.masking import detect
+    from privet.governance.masking import free_text
 
     calls = []
-    email = next(r for r in detect.RECOGNIZERS if r.type is PiiType.EMAIL)
+    email = next(r for r in free_text.RECOGNIZERS if r.type is PiiType.EMAIL)
 
     def counting(text, region):
         calls.append(text)
         return email.validate(text, region)
 
     spy = dataclasses.replace(email, validate=counting)
-    monkeypatch.setattr(detect, "RECOGNIZERS", tuple(spy if r is email else r for r in detect.RECOGNIZERS))
+    monkeypatch.setattr(free_text, "RECOGNIZERS", tuple(spy if r is email else r for r in free_text.RECOGNIZERS))
     column = pa.array(["plain words"] * 1000 + ["mail x@y.org now"] * 500 + ["z@q.net"] * 2)
     scan_text(column, types=["EMAIL"])
     assert sorted(calls) == ["x@y.org", "z@q.net"]

@@ -62,7 +62,7 @@ def test_keyed_hash_is_hmac_sha256_once_per_distinct_value():
 
 
 def test_keyed_hash_memo_carries_digests_across_batches_up_to_its_capacity(monkeypatch):
-    monkeypatch.setattr("privet.governance.masking.operators.MEMO_CAPACITY", 3)
+    monkeypatch.setattr("privet.governance.masking.hash_memo.MEMO_CAPACITY", 3)
     memo: dict[bytes, bytes] = {}
     first = pa.array(["ann", "bob", "cy", "dee", None, "ann"])
     later = pa.array(["dee", "ann", "eve", "Bob"])
@@ -77,7 +77,7 @@ def test_keyed_hash_memo_carries_digests_across_batches_up_to_its_capacity(monke
 
 
 def test_a_full_memo_that_stops_paying_retires(monkeypatch):
-    monkeypatch.setattr("privet.governance.masking.operators.MEMO_CAPACITY", 4)
+    monkeypatch.setattr("privet.governance.masking.hash_memo.MEMO_CAPACITY", 4)
     memo = HashMemo()
     recurring = pa.array(["ann", "bob", "cy", "dee"])
     keyed_hash(recurring, KEY, memo=memo)

@@ -130,27 +130,34 @@ def test_replace_entities_fast_path_matches_the_general_path() -> None:
 
 
 def _fast_and_slow(texts: list[str]) -> tuple[list[str], list[str], list[str]]:
-    from privet.governance.masking import detect
+    from privet.governance.masking._batch_finder import BatchFinder
+    from privet.governance.masking.entities import TEXT_TYPES
+    from privet.governance.masking.finding import Finder, substitute
+    from privet.governance.masking.free_text import SCAN_MIN_SCORE
+    from privet.governance.masking.patterns import RECOGNIZERS
 
-    recs = tuple(r for r in detect.RECOGNIZERS if r.type in detect.TEXT_TYPES and not r.exact)
+    recs = tuple(r for r in RECOGNIZERS if r.type in TEXT_TYPES and not r.exact)
     distinct = pa.array(sorted(set(texts)))
-    fast = detect._Finder(recs, "US", detect.SCAN_MIN_SCORE).replace(distinct, None).to_pylist()
-    found = detect._Finder(recs, "US", detect.SCAN_MIN_SCORE).find(distinct)
-    slow = [detect._substitute(t, f, None) if f else t for t, f in zip(distinct.to_pylist(), found)]
+    fast = BatchFinder(recs, "US", SCAN_MIN_SCORE).replace(distinct, None).to_pylist()
+    found = BatchFinder(recs, "US", SCAN_MIN_SCORE).find(distinct)
+    # The reference: the rules one string at a time, with no batch machinery at all.
+    rules = Finder(recs, "US", SCAN_MIN_SCORE)
+    assert found == [rules.find_in(t, recs) for t in distinct.to_pylist()]
+    slow = [substitute(t, f, None) if f else t for t, f in zip(distinct.to_pylist(), found)]
     return fast, slow, distinct.to_pylist()
 
 
 def test_a_recognizer_the_sample_missed_still_finds_its_few_matches() -> None:
     # Past a few thousand candidates, recognizers that match nothing in an even sample are
     # tried together first; a card and an SSN off the sampled positions must still be found.
-    from privet.governance.masking import detect
+    from privet.governance.masking._batch_finder import MASK_SAMPLE
 
     fake = Faker("en_US")
     fake.seed_instance(3)
-    texts = [f"Call {fake.phone_number()} ref {i}" for i in range(5 * detect._MASK_SAMPLE)]
+    texts = [f"Call {fake.phone_number()} ref {i}" for i in range(5 * MASK_SAMPLE)]
     texts += ["card 4111 1111 1111 1111 expires soon", "ssn 123-45-6789 on file", "zzz nothing"]
     fast, slow, distinct = _fast_and_slow(texts)
-    sampled = set(np.linspace(0, len(distinct) - 1, detect._MASK_SAMPLE).astype(np.int64).tolist())
+    sampled = set(np.linspace(0, len(distinct) - 1, MASK_SAMPLE).astype(np.int64).tolist())
     assert not sampled & {distinct.index(texts[-3]), distinct.index(texts[-2])}  # both off the sample
     assert fast == slow
     changed = {t: f for t, f in zip(distinct, fast)}
@@ -196,10 +203,10 @@ def test_slice_bytes_cuts_on_the_byte_offsets_given(values: list[str], data: st.
 
 
 def test_first_match_splits_each_text_around_its_first_match() -> None:
-    from privet.governance.masking.detect import _first_match
+    from privet.governance.masking._column_regex import first_match
 
     texts = pa.array(["call +1 555 123 4567 now", "é 555-123-4567 and 555-999-0000", "555-123-4567", "ü\n1234567"])
-    pre, matched, post = _first_match(texts, r"[0-9][0-9 \-]{5,}[0-9]")
+    pre, matched, post = first_match(texts, r"[0-9][0-9 \-]{5,}[0-9]")
     assert pre.to_pylist() == ["call +", "é ", "", "ü\n"]
     assert matched.to_pylist() == ["1 555 123 4567", "555-123-4567", "555-123-4567", "1234567"]
     assert post.to_pylist() == [" now", " and 555-999-0000", "", ""]

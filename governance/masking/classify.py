@@ -1,0 +1,304 @@
+"""Classify a column by what its cells hold: structured identifiers (most sampled cells
+validate as one type), free text with entities inside, or nothing to detect.
+
+The rules: an even sample of the cells that hold a value (an empty CSV cell is no
+evidence), the share of them that validate as each type, the column's name as context,
+`min_share` for a type to be the column's, and types whose shape alone is evidence counted
+at any share. The sample's regex passes and the per-distinct-value validation are the
+cost-shaped part (see `detect`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking._batch_finder import BatchFinder
+from privet.governance.masking._column_regex import prefilter
+from privet.governance.masking._columns import Column, chunks, distinct_cells, text_view
+from privet.governance.masking.column_patterns import (
+    ADDRESS_NUMBER_PATTERN,
+    ADDRESS_PREFIX_PATTERN,
+    ADDRESS_SHAPE_PATTERN,
+    ADDRESS_STREET_PATTERN,
+    DATE_FORMATS,
+    PERSON_NAME_PATTERN,
+    POSTAL_CODE_PATTERN,
+)
+from privet.governance.masking.entities import TEXT_TYPES, PiiType
+from privet.governance.masking.free_text import scan_text
+from privet.governance.masking.patterns import DETECTION_THRESHOLD, RECOGNIZERS, Recognizer, boosted, column_hints
+from privet.governance.masking.strings import whole_numbers_as_digits
+
+__all__ = ["DEFAULT_MIN_SHARE", "DEFAULT_SAMPLE", "ColumnClassification", "Kind", "classify_column"]
+
+DEFAULT_SAMPLE = 1000
+# A structured column is of a type when at least this share of its sampled cells validate.
+DEFAULT_MIN_SHARE = 0.5
+# How CSV files spell a missing value ("", "N/A", "null": pyarrow's defaults, which ingestion
+# reads with). A numeric column reads them as null; a string column keeps them as text.
+_MISSING = pa.array(pacsv.ConvertOptions().null_values, pa.string())
+
+Kind = Literal["structured", "free_text", "empty", "not_text", "opaque"]
+
+
+@dataclass(frozen=True)
+class ColumnClassification:
+    """What a column holds.
+
+    `kind`: `structured` (short values), `free_text` (prose), `empty` (no cell holds a
+    value: all null, NaN, blank or a missing-value marker such as `N/A`), `not_text`
+    (booleans, non-birth dates, fractional numbers with no identifier among their whole
+    values: nothing to detect), or `opaque` (binary or nested values the detectors cannot
+    read: a profile must name it).
+    `pii_type`: the type most cells are (`FREE_TEXT` when the entities sit inside text
+    or are too sparse to be the column's type), None when no PII was found.
+    `found`: every type detected, primary first. `shares`: per type, the share of
+    sampled cells holding a value that validated (with a full scan, of all such cells).
+    `sampled`: how many cells holding a value were looked at."""
+
+    name: str
+    kind: Kind
+    pii_type: PiiType | None
+    found: tuple[PiiType, ...] = ()
+    shares: Mapping[PiiType, float] = field(default_factory=dict)
+    sampled: int = 0
+
+    @property
+    def is_pii(self) -> bool:
+        return self.pii_type is not None
+
+
+def _even_sample(values: Column, size: int) -> pa.Array:
+    n = len(values)
+    if n > size:
+        values = values.take(pa.array(np.linspace(0, n - 1, size).round().astype(np.int64)))
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values
+
+
+def _values_only(values: Column) -> Column:
+    """The cells not null and, in a float column, not NaN (how pandas and numpy spell a
+    missing number)."""
+    values = values.drop_null()
+    if pa.types.is_floating(values.type):
+        values = values.filter(pc.invert(pc.is_nan(values)))
+    return values
+
+
+def _filled(text: Column) -> Column:
+    """The text cells that hold a value: not blank, not a missing-value marker. In a CSV an
+    empty cell is an empty string, not a null; counted, the blanks of a sparsely filled
+    SSN or phone column would outvote the identifiers in the rest."""
+    trimmed = pc.utf8_trim_whitespace(text)
+    return text.filter(pc.invert(pc.is_in(trimmed, value_set=_MISSING.cast(trimmed.type))))
+
+
+def _identifier_text(values: Column) -> Column | None:
+    """`text_view`, and for floats and decimals their whole numbers as integer text
+    (536221234.0 -> "536221234"): pandas stores an integer column with a missing value as
+    float64, so an SSN or phone number may arrive as one. Fractions and infinities are
+    null: no identifier is one."""
+    if pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
+        return whole_numbers_as_digits(values)
+    return text_view(values)
+
+
+def _share(matched: pa.Array) -> float:
+    """Share of cells matched; a null cell (a fraction in a number column) is not."""
+    share: float = pc.mean(matched.fill_null(False).cast(pa.float64())).as_py()
+    return share
+
+
+def _dob_share(values: pa.Array) -> float:
+    """Share of cells that are a date a living person could be born on."""
+    if pa.types.is_date(values.type) or pa.types.is_timestamp(values.type):
+        dates = values
+    else:
+        parsed = [pc.strptime(values, format=f, unit="s", error_is_null=True) for f in DATE_FORMATS]
+        dates = pc.coalesce(*parsed)
+    years = pc.year(dates)
+    ok = pc.and_(pc.greater_equal(years, 1900), pc.less_equal(years, _dt.date.today().year))
+    born: int = pc.sum(ok.fill_null(False).cast(pa.int64())).as_py()
+    return born / max(1, len(values))
+
+
+def _address_share(cells: pa.Array) -> float:
+    """Share of cells shaped like a street address: short address-like text that begins
+    with a Romance street type, or holds a house number and a street type (see
+    column_patterns.ADDRESS_*). Four RE2 passes over the sample, no Python per cell."""
+    def match(pattern: str) -> pa.BooleanArray:
+        return pc.match_substring_regex(cells, pattern).fill_null(False)
+
+    numbered = pc.and_(match(ADDRESS_NUMBER_PATTERN), match(ADDRESS_STREET_PATTERN))
+    ok = pc.and_(match(ADDRESS_SHAPE_PATTERN), pc.or_(match(ADDRESS_PREFIX_PATTERN), numbered))
+    shaped: int = pc.sum(ok.cast(pa.int64())).as_py()
+    return shaped / max(1, len(cells))
+
+
+def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, float]) -> dict[PiiType, npt.NDArray[np.bool_]]:
+    """Per type, which sampled cells are wholly (after trimming) a valid entity."""
+    hits: dict[PiiType, npt.NDArray[np.bool_]] = {}
+    distinct, cell_index, valid = distinct_cells(sample)
+    for rec in RECOGNIZERS:
+        if rec.type is PiiType.DATE:
+            continue
+        matched = pc.match_substring_regex(distinct, f"^(?:{rec.pattern})$").fill_null(False)
+        idx = np.flatnonzero(matched.to_numpy(zero_copy_only=False))
+        if not idx.size:
+            continue
+        boost = hints.get(rec.type, 0.0)
+        ok = np.zeros(len(distinct), dtype=bool)
+        ok[idx] = [
+            s is not None and boosted(s, boost) >= DETECTION_THRESHOLD
+            for s in rec.validate_all(distinct.take(pa.array(idx)).to_pylist(), region)
+        ]
+        cell_ok = ok[cell_index] & valid
+        hits[rec.type] = hits[rec.type] | cell_ok if rec.type in hits else cell_ok
+    return hits
+
+
+def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
+                    default_region: str = "US", min_share: float = DEFAULT_MIN_SHARE,
+                    full_scan: bool = False, max_candidates: int = 20_000) -> ColumnClassification:
+    """Classify a column by what an even sample of `sample` cells holding a value holds
+    (not null, NaN, blank or a missing-value marker: an empty CSV cell is no evidence).
+    Integers, and the whole values of floats and decimals, are read as digits.
+
+    A type is the column's when at least `min_share` of the sampled cells validate as it
+    (the column's name lends context: `ssn` lets a bare 9-digit number count as an SSN,
+    and dates of birth, postal codes, person names and street addresses are only
+    considered in columns named for them). Types whose shape alone is evidence (email,
+    URL, IP, MAC, IBAN, NINO, codice fiscale) count at any share. Prose columns are scanned for entities.
+
+    With `full_scan`, a text column the sample found clean is checked whole: every
+    cell goes through the regex prefilter and up to `max_candidates` distinct candidates
+    through the validators, so PII in a handful of rows is not missed.
+
+    Raises InvalidArgument for a sample size below 1 or a share outside (0, 1]."""
+    if sample < 1:
+        raise InvalidArgument("sample", "must be at least 1")
+    if not 0 < min_share <= 1:
+        raise InvalidArgument("min_share", "must be in (0, 1]")
+    region = default_region.upper()
+    hints = column_hints(name)
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values, t = values.cast(t.value_type), t.value_type
+    if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) \
+            or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
+        return ColumnClassification(name, "opaque", None)
+    non_null = _values_only(values)
+    n = len(non_null)
+    if n == 0:
+        return ColumnClassification(name, "empty", None)
+
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        if PiiType.DATE_OF_BIRTH not in hints:
+            return ColumnClassification(name, "not_text", None, sampled=min(n, sample))
+        share = _dob_share(_even_sample(non_null, sample))
+        is_dob = share >= min_share
+        return ColumnClassification(name, "structured", PiiType.DATE_OF_BIRTH if is_dob else None,
+                                    (PiiType.DATE_OF_BIRTH,) if is_dob else (), {PiiType.DATE_OF_BIRTH: share},
+                                    min(n, sample))
+    text = _identifier_text(non_null)
+    fractional = pa.types.is_floating(t) or pa.types.is_decimal(t)
+    if text is None or (fractional and text.null_count == n):
+        return ColumnClassification(name, "not_text", None, sampled=min(n, sample))
+    numeric = fractional or pa.types.is_integer(t)
+    if not numeric:
+        text = _filled(text)
+        n = len(text)
+        if n == 0:
+            return ColumnClassification(name, "empty", None)
+
+    raw = _even_sample(text, sample)
+    cells = pc.utf8_trim_whitespace(raw)
+    size = len(cells)
+    hit = _structured_shares(cells, region, hints)
+    shares = {k: float(v.mean()) for k, v in hit.items() if v.any()}
+    if PiiType.POSTAL_CODE in hints:
+        shares[PiiType.POSTAL_CODE] = _share(pc.match_substring_regex(cells, POSTAL_CODE_PATTERN))
+    if PiiType.PERSON_NAME in hints:
+        shares[PiiType.PERSON_NAME] = _share(pc.match_substring_regex(cells, PERSON_NAME_PATTERN))
+    if PiiType.DATE_OF_BIRTH in hints:
+        shares[PiiType.DATE_OF_BIRTH] = _dob_share(cells)
+    if PiiType.ADDRESS in hints:
+        shares[PiiType.ADDRESS] = _address_share(cells)
+    shares = {k: v for k, v in shares.items() if v > 0}
+
+    distinctive = {r.type for r in RECOGNIZERS if r.distinctive}
+    majority = sorted((k for k, v in shares.items() if v >= min_share), key=lambda k: -shares[k])
+    sparse = [k for k, v in shares.items() if k in distinctive and 0 < v < min_share]
+
+    words = pc.mean(pc.add(pc.count_substring_regex(cells, r"\s+"), 1).cast(pa.float64())).as_py() or 0.0
+    prose = not numeric and words >= 3 and not majority
+    kind: Kind = "free_text" if prose else "structured"
+    if prose:
+        for type_, share in _entity_shares(cells, region, RECOGNIZERS).items():
+            shares[type_] = max(shares.get(type_, 0.0), share)
+            if type_ not in sparse:
+                sparse.append(type_)
+    if not majority and not sparse and full_scan and not numeric and n > size:
+        recs = RECOGNIZERS if prose else tuple(r for r in RECOGNIZERS if r.distinctive)
+        for type_, share in _full_scan(text, region, recs, max_candidates).items():
+            shares[type_] = share
+            sparse.append(type_)
+
+    found: tuple[PiiType, ...] = tuple(majority) + tuple(s for s in sparse if s not in majority)
+    if majority:
+        primary: PiiType | None = majority[0]
+    else:
+        primary = PiiType.FREE_TEXT if sparse else None
+    if fractional and primary is None:
+        kind = "not_text"  # a measurement: its whole values are no identifier
+    return ColumnClassification(name, kind, primary, found, shares, size)
+
+
+def _entity_shares(cells: pa.Array, region: str, recs: Sequence[Recognizer]) -> dict[PiiType, float]:
+    """Share of cells holding at least one detected entity of each type."""
+    recs = tuple(r for r in recs if r.type in TEXT_TYPES)
+    counts: dict[PiiType, int] = {}
+    for findings in scan_text(cells, default_region=region, types={r.type for r in recs}):
+        for type_ in {f.type for f in findings}:
+            counts[type_] = counts.get(type_, 0) + 1
+    return {k: c / max(1, len(cells)) for k, c in counts.items()}
+
+
+def _full_scan(text: Column, region: str, recs: Sequence[Recognizer],
+               max_candidates: int) -> dict[PiiType, float]:
+    """Approximate share of all cells holding each type, looking at every cell through the
+    prefilter and at up to `max_candidates` distinct candidates through the validators."""
+    total = len(text)
+    candidates = []
+    for chunk in chunks(text):
+        distinct, cell_index, valid = distinct_cells(chunk)
+        mask = prefilter(distinct, recs)[cell_index] & valid
+        if mask.any():
+            candidates.append(chunk.filter(pa.array(mask)))
+    if not candidates:
+        return {}
+    cand = pa.chunked_array(candidates, type=text.type).combine_chunks()
+    enc = pc.dictionary_encode(cand)
+    distinct = enc.dictionary
+    weight = np.bincount(enc.indices.to_numpy(), minlength=len(distinct)).astype(np.float64)
+    if len(distinct) > max_candidates:
+        pick = np.linspace(0, len(distinct) - 1, max_candidates).round().astype(np.int64)
+        scale = weight.sum() / weight[pick].sum()
+        distinct, weight = distinct.take(pa.array(pick)), weight[pick] * scale
+    found = BatchFinder(recs, region, DETECTION_THRESHOLD).find(distinct)
+    counts: dict[PiiType, float] = {}
+    for w, findings in zip(weight.tolist(), found):
+        for type_ in {f.type for f in findings}:
+            counts[type_] = counts.get(type_, 0.0) + w
+    return {k: c / total for k, c in counts.items()}

@@ -1,0 +1,118 @@
+"""Entities inside free text: find them (`scan_text`), or replace them by type tokens or
+keyed pseudonyms (`replace_entities`, and `scan`, the operator profiles name).
+
+Every entry point runs the recognizers' patterns as one RE2 pass over the column, keeps
+the cells that matched, de-duplicates them, and hands only those distinct candidates to
+the `Finder` rules; the types whose pattern is the whole check are replaced by a pyarrow
+regex replace with no Python at all (see `detect` for why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from privet.governance.errors import InvalidArgument
+from privet.governance.masking._batch_finder import BatchFinder
+from privet.governance.masking._column_regex import prefilter, replace_exact
+from privet.governance.masking._columns import Column, chunks, require_text
+from privet.governance.masking.entities import TEXT_TYPES, Finding, PiiType
+from privet.governance.masking.finding import FIRST
+from privet.governance.masking.patterns import DETECTION_THRESHOLD, RECOGNIZERS, Recognizer
+from privet.governance.masking.pseudonyms import Pseudonyms
+
+__all__ = ["SCAN_MIN_SCORE", "replace_entities", "scan", "scan_text"]
+
+# `replace_entities` masks findings from this score up: lower than the detection threshold,
+# so a bare number that passes a national-id checksum is masked even without context.
+SCAN_MIN_SCORE = 0.4
+
+
+def _text_recognizers(types: Iterable[PiiType | str] | None) -> tuple[Recognizer, ...]:
+    """The recognizers of text types among `types` (all when None). Raises
+    InvalidArgument naming an unknown type."""
+    if types is None:
+        recs = RECOGNIZERS
+    else:
+        wanted = set()
+        for t in types:
+            try:
+                wanted.add(PiiType(t))
+            except ValueError:
+                raise InvalidArgument("types", f"unknown PII type {t!r}") from None
+        recs = tuple(r for r in RECOGNIZERS if r.type in wanted)
+    return tuple(r for r in recs if r.type in TEXT_TYPES)
+
+
+def scan_text(values: Column, *, default_region: str = "US", types: Iterable[PiiType | str] | None = None,
+              min_score: float = DETECTION_THRESHOLD) -> list[list[Finding]]:
+    """The entities in each cell of a string column, as findings with spans in code
+    points, non-overlapping, sorted by start. Null cells and cells no pattern matched
+    have no findings. `default_region` (ISO 3166 alpha-2) reads phone numbers written
+    without a country code.
+
+    Raises InvalidArgument when `values` is not a string (or integer) column or `types`
+    names an unknown type."""
+    text = require_text(values, "values")
+    recs = _text_recognizers(types)
+    finder = BatchFinder(recs, default_region.upper(), min_score)
+    out: list[list[Finding]] = []
+    for chunk in chunks(text):
+        cells: list[list[Finding]] = [[] for _ in range(len(chunk))]
+        idx = np.flatnonzero(prefilter(chunk, recs))
+        if idx.size:
+            enc = pc.dictionary_encode(chunk.take(pa.array(idx)))
+            found = finder.find(enc.dictionary)
+            for i, d in zip(idx.tolist(), enc.indices.to_numpy().tolist()):
+                cells[i] = list(found[d])
+        out.extend(cells)
+    return out
+
+
+def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] = "token",
+                     key: bytes | None = None, types: Iterable[PiiType | str] | None = None,
+                     min_score: float = SCAN_MIN_SCORE, default_region: str = "US") -> Column:
+    """Replace every entity found in free text by its type token (`<EMAIL>`) or, with
+    `replace="pseudonym"` and a `key` (≥ 16 bytes), by a keyed pseudonym that is the same
+    for the same entity everywhere the key is used. Nulls stay null; the rest of the text
+    is untouched. Returns the same shape (Array or ChunkedArray) as given, as strings.
+
+    Raises InvalidArgument for a non-string column, an unknown type or replace mode, or a
+    missing/short key in pseudonym mode."""
+    if replace not in ("token", "pseudonym"):
+        raise InvalidArgument("replace", f"expected 'token' or 'pseudonym', got {replace!r}")
+    text = require_text(values, "values")
+    pseudonyms = Pseudonyms(key) if replace == "pseudonym" else None
+    recs = _text_recognizers(types)
+    vectorised = tuple(r for r in recs if r.exact and pseudonyms is None)
+    in_python = tuple(r for r in recs if r not in vectorised)
+    finder = BatchFinder(in_python, default_region.upper(), min_score)
+    # Order matters as in resolve_overlaps: a URL may contain an address-like part.
+    vectorised = tuple(sorted(vectorised, key=lambda r: FIRST.index(r.type) if r.type in FIRST else 99))
+    out = []
+    for chunk in chunks(text):
+        chunk = replace_exact(chunk, vectorised)
+        mask = prefilter(chunk, in_python)
+        if mask.any():
+            idx = pa.array(np.flatnonzero(mask))
+            enc = pc.dictionary_encode(chunk.take(idx))
+            replaced = finder.replace(enc.dictionary, pseudonyms).cast(chunk.type)
+            chunk = pc.replace_with_mask(chunk, pa.array(mask), replaced.take(enc.indices))
+        out.append(chunk)
+    if isinstance(values, pa.ChunkedArray):
+        return pa.chunked_array(out, type=text.type)
+    return out[0]
+
+
+def scan(values: Column, *, replace: Literal["token", "pseudonym"] = "token", key: bytes | None = None,
+         types: Iterable[PiiType | str] | None = None, min_score: float = SCAN_MIN_SCORE,
+         default_region: str = "US") -> Column:
+    """Replace each entity found in free text by its type token (`<EMAIL>`), or with
+    `replace="pseudonym"` by a keyed pseudonym (`<EMAIL_3fa94c0e1b2d7a55>`) that is the
+    same wherever the same entity appears under the same key. See `replace_entities`."""
+    return replace_entities(values, replace=replace, key=key, types=types,
+                            min_score=min_score, default_region=default_region)
