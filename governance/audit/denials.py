@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any
 
 from privet.governance.audit.log import Event
+from privet.governance.audit.periodic import PeriodicFlush
 
 __all__ = ["DenialLog"]
 
@@ -43,10 +44,7 @@ class DenialLog:
         self._seen: set[tuple[Any, ...]] = set()  # keys appended this period
         self._repeats: Counter[tuple[Any, ...]] = Counter()
         self._events: dict[tuple[Any, ...], Event] = {}
-        self._stop = threading.Event()
-        self._period_s = period_s
-        self._thread = threading.Thread(target=self._loop, name="privet-denials", daemon=True)
-        self._thread.start()
+        self._clock = PeriodicFlush(self.flush, period_s, "privet-denials")
 
     def record(self, event: Event) -> None:
         key = _key(event)
@@ -79,16 +77,5 @@ class DenialLog:
             raise
         return sum(repeats.values())
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._period_s):
-            try:
-                self.flush()
-            except Exception:
-                log.warning("could not write the coalesced counts; retried next period", exc_info=True)
-
     def close(self) -> None:
-        self._stop.set()
-        try:
-            self.flush()
-        except Exception:
-            log.exception("the last coalesced counts could not be written as the log closed")
+        self._clock.close()

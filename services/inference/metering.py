@@ -13,6 +13,7 @@ import threading
 import time
 
 from privet.governance.audit.log import Event
+from privet.governance.audit.periodic import PeriodicFlush
 from privet.governance.errors import ResourceExhausted
 from privet.governance.runtime import Runtime
 
@@ -78,9 +79,7 @@ class AuditCounter:
         self._rt = runtime
         self._counts: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._every_s = every_s
-        threading.Thread(target=self._loop, name="privet-inference-audit", daemon=True).start()
+        self._clock = PeriodicFlush(self.flush, every_s, "privet-inference-audit")
 
     def count(self, principal: str, model: str, version: int, digest: str, purpose: str, decision: str, policy_ids: tuple[str, ...]) -> None:
         with self._lock:
@@ -105,13 +104,5 @@ class AuditCounter:
             raise
         return sum(pending.values())
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every_s):
-            try:
-                self.flush()
-            except Exception:
-                pass
-
     def stop(self, _grace: float = 0.0) -> None:
-        self._stop.set()
-        self.flush()
+        self._clock.close()
