@@ -1,6 +1,10 @@
 """Dataset records: create (mask, store, record, audit), read, list, erase, and an operator's
 declaration about personal data. Every act on an existing dataset is checked against its
-owner and team (`governance.policy.ownership`) when a principal is given."""
+owner and team (`governance.policy.ownership`) when a principal is given.
+
+Recognising the same data under other bytes (for the budget that belongs to the data) is
+`same_data`; reading and masking an upload is `formats` and `pipeline`.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +17,29 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from privet.governance.audit.log import Event
 from privet.governance.crypto.keyring import FileKeyring
-from privet.governance.datasets.fingerprint import SIMILARITY_THRESHOLD, ContentSketch, containment_in, similarity, sketch_from_bytes
 from privet.governance.datasets.formats import FORMATS, CsvDialect, spool
 from privet.governance.datasets.personal import OPERATOR_PREFIX, is_personal_basis, personal_basis
 from privet.governance.datasets.pipeline import AnonymisationSpec, MaskedFile, mask_upload, preview_upload
+from privet.governance.datasets.same_data import mark_same_data_personal, personal_among, record_content, same_data
 from privet.governance.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
 from privet.governance.identity.principals import Principal
 from privet.governance.identity.spiffe import check_name
 from privet.governance.masking.operators import MaskingKeys
-from privet.governance.masking.profile import MaskingProfile, load_profile
+from privet.governance.masking.profile import ColumnPreview, MaskingProfile, load_profile
 from privet.governance.policy.ownership import Owned, acting_principal, may, require
 from privet.governance.privacy.ledger import Budget, BudgetLedger
 from privet.governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON
 from privet.governance.runtime import Runtime
-from privet.governance.store.dataset_tables import Dataset, DatasetContent, DatasetContentHash, PseudonymKey
-from privet.governance.store.privacy_tables import DatasetBudget
+from privet.governance.store.dataset_tables import Dataset, PseudonymKey
+from privet.governance.store.privacy_tables import DatasetBudget, LedgerEntry
 
 __all__ = ["DatasetSpec", "dataset_budget", "dataset_ledger", "create_dataset", "preview_dataset", "get_dataset", "list_datasets", "delete_dataset", "dataset_batches",
            "declare_personal_data", "owned_dataset"]
@@ -98,7 +101,7 @@ def _keys_for(runtime: Runtime, scope: str) -> tuple[MaskingKeys, PseudonymKey |
     """The scope's live key, or a fresh one (returned as a row to insert with the dataset)."""
     keyring = FileKeyring(runtime.home.keys)
     with runtime.read() as s:
-        row = s.execute(select(PseudonymKey).where(PseudonymKey.scope == scope, PseudonymKey.destroyed.is_(False)).order_by(PseudonymKey.version.desc())).scalars().first()
+        row = s.execute(select(PseudonymKey).where(col(PseudonymKey.scope) == scope, col(PseudonymKey.destroyed).is_(False)).order_by(col(PseudonymKey.version).desc())).scalars().first()
     if row is not None and row.wrapped_key is not None:
         secret = keyring.unwrap(row.kek_id, row.wrapped_key)
         return MaskingKeys.derive(secret, f"{scope}#v{row.version}"), None
@@ -109,11 +112,11 @@ def _keys_for(runtime: Runtime, scope: str) -> tuple[MaskingKeys, PseudonymKey |
 
 
 def _live(session: Session, name: str, dataset_id: str = "") -> Dataset | None:
-    query = select(Dataset).where(Dataset.deleted_at_us == 0)
+    query = select(Dataset).where(col(Dataset.deleted_at_us) == 0)
     if dataset_id:
-        query = query.where(Dataset.id == dataset_id)
+        query = query.where(col(Dataset.id) == dataset_id)
     if name:
-        query = query.where(Dataset.name == name)
+        query = query.where(col(Dataset.name) == name)
     return session.execute(query).scalar_one_or_none() if (name or dataset_id) else None
 
 
@@ -142,7 +145,7 @@ def dataset_budget(runtime: Runtime, dataset_id: str) -> Budget:
         return BudgetLedger(runtime.audit).budget(s, dataset_id)
 
 
-def dataset_ledger(runtime: Runtime, dataset_id: str) -> list:  # type: ignore[type-arg]
+def dataset_ledger(runtime: Runtime, dataset_id: str) -> list[LedgerEntry]:
     with runtime.read() as s:
         return BudgetLedger(runtime.audit).history(s, dataset_id)
 
@@ -152,7 +155,7 @@ def list_datasets(runtime: Runtime, *, after: str, limit: int, principal: Princi
     out: list[Dataset] = []
     while len(out) < limit:
         with runtime.read() as s:
-            rows = list(s.execute(select(Dataset).where(Dataset.deleted_at_us == 0, Dataset.name > after).order_by(Dataset.name).limit(limit)).scalars())
+            rows = list(s.execute(select(Dataset).where(col(Dataset.deleted_at_us) == 0, col(Dataset.name) > after).order_by(col(Dataset.name)).limit(limit)).scalars())
         out.extend(r for r in rows if principal is None or may(runtime, principal, "dataset.describe", owned_dataset(r))[0])
         if len(rows) < limit:
             break
@@ -167,7 +170,7 @@ def _validate(runtime: Runtime, spec: DatasetSpec) -> None:
     spec.validate(max_epsilon=runtime.settings.max_dataset_epsilon, max_delta=runtime.settings.max_dataset_delta)
 
 
-def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes], *, principal: Principal | str | None = None) -> list:  # type: ignore[type-arg]
+def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes], *, principal: Principal | str | None = None) -> list[ColumnPreview]:
     """What each column of an upload would become; stores nothing. Counted in the audit log."""
     _validate(runtime, spec)
     if principal is not None:
@@ -190,7 +193,7 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
     The privacy budget belongs to the data: if a dataset was ever made (under any name,
     deleted or not) from the same upload, or from the same rows in other bytes, or if this
     upload holds that dataset's stored masked table, or shares most of its rows with either
-    (`_same_data`), the new one shares that budget, which stands as it is whatever this
+    (`same_data`), the new one shares that budget, which stands as it is whatever this
     upload asked; the record's epsilon_total/delta and its report's "privacy_budget" say
     which budget applies, whether it was shared and how the data was recognised."""
     _validate(runtime, spec)
@@ -229,18 +232,18 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
             raise AlreadyExists(f"a dataset named {spec.name!r} exists")
         if new_key is not None:
             session.add(PseudonymKey.model_validate(new_key.model_dump()))
-        matches = _same_data(session, masked.raw_content)
+        matches = same_data(session, masked.raw_content)
         match = {"datasets": matches} if matches else None
         basis = personal_basis(columns, spec.anonymisation.quasi_identifiers, spec.anonymisation.k, owner_says=spec.personal,
-                               same_data_as=_personal_among(session, [str(m["dataset_id"]) for m in matches], upload.sha256))
+                               same_data_as=personal_among(session, [str(m["dataset_id"]) for m in matches], upload.sha256))
         record.personal, record.personal_basis_json = bool(basis), json.dumps(basis)
         # The judgement runs both ways: the same rows ingested earlier without it are personal too.
-        also_personal = _mark_same_data_personal(session, [str(m["dataset_id"]) for m in matches], upload.sha256, dataset_id) if record.personal else []
+        also_personal = mark_same_data_personal(session, [str(m["dataset_id"]) for m in matches], upload.sha256, dataset_id) if record.personal else []
         budget = BudgetLedger(runtime.audit).open_budget(session, dataset_id, spec.epsilon, spec.delta, principal, raw_digest=upload.sha256,
                                                          same_data_as=[str(m["dataset_id"]) for m in matches], match=match)
-        _record_content(session, dataset_id, {"raw": masked.raw_content, "masked": masked.masked_content})
+        record_content(session, dataset_id, {"raw": masked.raw_content, "masked": masked.masked_content})
         # Linked before this one (a live dataset, or an erased one: its budget stays spent).
-        shared = session.execute(select(func.count()).select_from(DatasetBudget).where(DatasetBudget.budget_id == budget.budget_id)).scalar_one() > 1
+        shared = session.execute(select(func.count()).select_from(DatasetBudget).where(col(DatasetBudget.budget_id) == budget.budget_id)).scalar_one() > 1
         note = {"budget_id": budget.budget_id, "epsilon_total": budget.epsilon_total, "delta": budget.delta, "requested_epsilon": spec.epsilon, "requested_delta": spec.delta}
         if shared:
             note["note"] = "the same data already has a privacy budget; it stands as it is (never raised) and this dataset draws on it"
@@ -270,95 +273,9 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
         raise
 
 
-def _holding_same_data(dataset_ids: list[str], raw_digest: str):  # type: ignore[no-untyped-def]
-    """The datasets matched by content (`_same_data`'s ids) or made from the same raw upload."""
-    return Dataset.id.in_(dataset_ids) | (Dataset.raw_digest == raw_digest)  # type: ignore[attr-defined]
-
-
-def _personal_among(session: Session, dataset_ids: list[str], raw_digest: str) -> list[str]:
-    """Those of the datasets holding the same data (matched by content, or by the same raw
-    upload; erased ones included) that were judged personal."""
-    query = select(Dataset.id).where(Dataset.personal.is_(True), _holding_same_data(dataset_ids, raw_digest))  # type: ignore[union-attr]
-    return sorted(session.execute(query).scalars())
-
-
-def _mark_same_data_personal(session: Session, dataset_ids: list[str], raw_digest: str, source_id: str) -> list[str]:
-    """Mark personal the datasets holding the same data (by content or raw upload) that were
-    not judged so, unless an operator declared them not personal; returns their ids."""
-    query = select(Dataset).where(Dataset.personal.is_(False), _holding_same_data(dataset_ids, raw_digest), Dataset.id != source_id)  # type: ignore[union-attr]
-    marked = []
-    for other in session.execute(query).scalars():
-        basis = json.loads(other.personal_basis_json or "[]")
-        if basis and str(basis[-1]).startswith(OPERATOR_PREFIX):
-            continue  # an operator's word stands until an operator changes it
-        basis.append(f"same-data-as:{source_id}")
-        other.personal_basis_json, other.personal = json.dumps(basis), True
-        session.add(other)
-        marked.append(other.id)
-    return sorted(marked)
-
-
-# Serialises the matching and recording of content on PostgreSQL, so that two uploads of
-# the same data in different bytes, committed at once, cannot both open a budget. SQLite's
-# one writer serialises them already.
-_CONTENT_LOCK = 7208658
-
-
-def _same_data(session: Session, raw: ContentSketch) -> list[dict[str, object]]:
-    """Datasets (live or erased) whose data the upload `raw` is: the same rows as their raw
-    upload or their stored masked table (`content` fingerprint), or enough of them by the
-    sketches (`similar`: `fingerprint.SIMILARITY_THRESHOLD`), or because the upload holds
-    enough of their rows (`containment`: the share of their sketch's hashes among every
-    distinct row hash of the upload, which added rows cannot hide), each with how it matched.
-    Datasets made before content was recorded match by raw digest only (the ledger's)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CONTENT_LOCK})
-    if raw.rows == 0:
-        return []
-    found: dict[str, dict[str, object]] = {}
-    exact = select(DatasetContent.dataset_id, DatasetContent.kind).where(DatasetContent.fingerprint == raw.fingerprint, DatasetContent.rows > 0)
-    for dataset_id, kind in session.execute(exact):
-        found.setdefault(dataset_id, {"dataset_id": dataset_id, "of": kind, "by": "content"})
-    hashes = [int(h) for h in raw.sketch.view(np.int64)]
-    candidates = select(DatasetContentHash.dataset_id, DatasetContentHash.kind).where(DatasetContentHash.hash.in_(hashes)).distinct()
-    for dataset_id, kind in sorted(session.execute(candidates).all()):
-        if dataset_id in found:
-            continue
-        stored = session.get(DatasetContent, (dataset_id, kind))
-        if stored is None or stored.rows == 0:
-            continue
-        overlap = similarity(raw.sketch, sketch_from_bytes(stored.sketch))
-        if overlap.same_data:
-            found[dataset_id] = {"dataset_id": dataset_id, "of": kind, "by": "similar", "jaccard": round(overlap.jaccard, 3),
-                                 "contained": None if overlap.contained is None else round(overlap.contained, 3),
-                                 "contains": None if overlap.contains is None else round(overlap.contains, 3)}
-    if raw.keep_hashes:
-        _contained_in_upload(session, raw.hashes, found)
-    return [found[k] for k in sorted(found)]
-
-
-def _contained_in_upload(session: Session, upload: np.ndarray, found: dict[str, dict[str, object]]) -> None:
-    """Add to `found` every dataset (live or erased) whose raw or masked sketch is at least
-    `SIMILARITY_THRESHOLD` contained in the upload's full set of distinct row hashes. The
-    stored sketches are read in bulk, a few thousand at a time, and tested together."""
-    stored = select(DatasetContent.dataset_id, DatasetContent.kind, DatasetContent.sketch).where(DatasetContent.rows > 0).order_by(DatasetContent.dataset_id, DatasetContent.kind)
-    for part in session.execute(stored.execution_options(yield_per=4096)).partitions():
-        rows = [(dataset_id, kind, sketch) for dataset_id, kind, sketch in part if dataset_id not in found]
-        shares = containment_in(upload, [sketch_from_bytes(sketch) for _, _, sketch in rows])
-        for (dataset_id, kind, _), share in zip(rows, shares, strict=True):
-            if dataset_id not in found and share >= SIMILARITY_THRESHOLD:  # NaN (too few rows) never is
-                found[dataset_id] = {"dataset_id": dataset_id, "of": kind, "by": "containment", "contains": round(float(share), 3)}
-
-
-def _record_content(session: Session, dataset_id: str, contents: dict[str, ContentSketch]) -> None:
-    for kind, content in contents.items():
-        session.add(DatasetContent(dataset_id=dataset_id, kind=kind, fingerprint=content.fingerprint, rows=content.rows, sketch=content.sketch_bytes()))
-        session.add_all(DatasetContentHash(dataset_id=dataset_id, kind=kind, hash=int(h)) for h in content.sketch.view(np.int64))
-
-
 def _drop_blob_if_unused(runtime: Runtime, digest: str) -> None:
     with runtime.read() as s:
-        used = s.execute(select(Dataset.id).where(Dataset.blob_digest == digest, Dataset.deleted_at_us == 0)).first()
+        used = s.execute(select(col(Dataset.id)).where(col(Dataset.blob_digest) == digest, col(Dataset.deleted_at_us) == 0)).first()
     if used is None:
         runtime.blobs.delete(digest)
 
@@ -375,7 +292,7 @@ def delete_dataset(runtime: Runtime, principal: Principal | str, name: str, reas
         if row is None or row.id != target.id:
             raise NotFound(f"no dataset named {name!r}")
         row.deleted_at_us = int(time.time() * 1e6)
-        for key in session.execute(select(PseudonymKey).where(PseudonymKey.scope == f"dataset:{row.id}")).scalars():
+        for key in session.execute(select(PseudonymKey).where(col(PseudonymKey.scope) == f"dataset:{row.id}")).scalars():
             key.wrapped_key, key.destroyed = None, True
         session.add(row)
         runtime.audit.append(Event(principal=principal, action="ingestion.DeleteDataset", resource=f"dataset/{name}", decision="allow", details={"dataset_id": row.id, "digest": row.blob_digest, "reason": reason}))

@@ -69,7 +69,8 @@ def _fmix(h: np.ndarray) -> np.ndarray:
     h = h * _U64(0xFF51AFD7ED558CCD)
     h = h ^ (h >> _U64(33))
     h = h * _U64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> _U64(33))
+    mixed: np.ndarray = h ^ (h >> _U64(33))
+    return mixed
 
 
 @functools.lru_cache(maxsize=4096)
@@ -132,6 +133,7 @@ def _column_hashes(array: pa.Array, seed: np.uint64) -> np.ndarray:
     """One uint64 per cell of one column (not a struct), the column's name in `seed`."""
     kind = array.type
     n = len(array)
+    tags: np.ndarray | np.uint64  # one per cell, or one for the whole column
     if pa.types.is_dictionary(kind):
         hashes = _column_hashes(array.dictionary, seed)
         indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)

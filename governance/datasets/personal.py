@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = ["OPERATOR_PREFIX", "is_personal_basis", "personal_basis"]
 
 OPERATOR_PREFIX = "operator:"
 
 
-def personal_basis(columns: Iterable[dict], quasi_identifiers: Sequence[str], k: int, *, owner_says: bool, same_data_as: Iterable[str] = ()) -> list[str]:
+def personal_basis(columns: Iterable[dict[str, Any]], quasi_identifiers: Sequence[str], k: int, *, owner_says: bool, same_data_as: Iterable[str] = ()) -> list[str]:
     """Every reason the dataset is personal, in a stable order (empty: it is not)."""
     reasons = [f"detected:{c['name']}" for c in columns if c.get("pii_types")]
     if quasi_identifiers:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -22,9 +22,9 @@ from privet.governance.datasets.formats import CsvDialect, Spooled, read_batches
 from privet.governance.datasets.prefetch import BackgroundWriter, prefetched
 from privet.governance.datasets.workers import masked_in_workers
 from privet.governance.errors import InvalidArgument
-from privet.governance.masking.kanon import plan_k_anonymity
+from privet.governance.masking.kanon import KAnonymityPlan, KAnonymityReport, plan_k_anonymity
 from privet.governance.masking.operators import MaskingKeys
-from privet.governance.masking.profile import MaskingPlan, MaskingProfile, MaskingReport, plan_masking, preview
+from privet.governance.masking.profile import ColumnPreview, MaskingPlan, MaskingProfile, MaskingReport, plan_masking, preview
 from privet.governance.store.blobs import temporary_name
 
 __all__ = ["PARALLEL_MIN_BYTES", "AnonymisationSpec", "MaskedFile", "mask_upload", "preview_upload"]
@@ -146,7 +146,8 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
                 # stored table is the generalised one, hashed as it is written.
                 write = writer.write_table if spec.active else _hashing(writer.write_table, masked_content)
                 writes = BackgroundWriter(write)
-            writes.put(masked.cast(writer.schema) if masked.schema != writer.schema else masked)  # type: ignore[union-attr]
+            assert writes is not None  # made with the writer, just above
+            writes.put(masked.cast(writer.schema) if masked.schema != writer.schema else masked)
         assert writer is not None and writes is not None
         plan.forget_values()  # the memos hold raw values: not a moment longer than masking
         writes.close()
@@ -181,14 +182,14 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
         raise
 
 
-def _hashing(write, content: ContentSketch):  # type: ignore[no-untyped-def]
+def _hashing(write: Callable[[pa.Table], None], content: ContentSketch) -> Callable[[pa.Table], None]:
     def hash_and_write(table: pa.Table) -> None:
         content.add(table)
         write(table)
     return hash_and_write
 
 
-def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan, plan: MaskingPlan, content: ContentSketch) -> object:  # type: ignore[no-untyped-def]
+def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan: KAnonymityPlan, plan: MaskingPlan, content: ContentSketch) -> KAnonymityReport:
     offset = 0
     writer: pq.ParquetWriter | None = None
     for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024):
@@ -204,7 +205,7 @@ def _generalise_into(source: pathlib.Path, target: pathlib.Path, kplan, plan: Ma
     return kplan.report
 
 
-def preview_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: MaskingProfile, keys: MaskingKeys, spec: AnonymisationSpec, rows: int = 10) -> list:  # type: ignore[type-arg]
+def preview_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: MaskingProfile, keys: MaskingKeys, spec: AnonymisationSpec, rows: int = 10) -> list[ColumnPreview]:
     """What each column would become, on the first rows. Stores nothing."""
     first = next(read_batches(spooled, fmt, dialect))
     _check_columns(first.schema, spec)

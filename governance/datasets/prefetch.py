@@ -7,7 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["BackgroundWriter", "prefetched"]
 
@@ -19,7 +19,7 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     """Yield what `items` yields, computing up to `depth` items ahead on a thread. An
     exception from `items` is raised here, at the point it would have been; leaving early
     stops the thread."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
@@ -64,7 +64,7 @@ class BackgroundWriter(Generic[T]):
 
     def __init__(self, write: Callable[[T], None], depth: int = 1) -> None:
         self._write = write
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="privet-writer", daemon=True)
         self._thread.start()

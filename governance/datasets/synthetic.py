@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pyarrow as pa
 from faker import Faker
@@ -22,7 +23,7 @@ def customer_table(rows: int, *, seed: int = 7, locale: str = "en_US") -> pa.Tab
     fake = Faker(locale)
     fake.seed_instance(seed)
     rng = random.Random(seed)
-    cols: dict[str, list] = {k: [] for k in ("name", "email", "phone", "card", "iban", "address", "notes", "age", "zip", "sex", "tenure_months", "monthly_spend", "plan", "support_calls", "churned")}
+    cols: dict[str, list[Any]] = {k: [] for k in ("name", "email", "phone", "card", "iban", "address", "notes", "age", "zip", "sex", "tenure_months", "monthly_spend", "plan", "support_calls", "churned")}
     for _ in range(rows):
         name = fake.name()
         email = fake.email()

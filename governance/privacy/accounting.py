@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 
 from privet.governance.errors import InvalidArgument
-from privet.governance.privacy.limits import MAX_ACCOUNTED_EPSILON
+from privet.governance.privacy.limits import MAX_ACCOUNTED_EPSILON, check_delta
 
 __all__ = [
     "DEFAULT_ACCOUNTANT",
@@ -58,8 +58,7 @@ class Mechanism:
             raise InvalidArgument("sample_rate", f"must be in (0, 1], got {self.sample_rate!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise InvalidArgument("steps", f"must be an integer >= 0, got {self.steps!r}")
-        if not (isinstance(self.delta, (int, float)) and 0 < self.delta < 1):
-            raise InvalidArgument("delta", f"must be in (0, 1), got {self.delta!r}")
+        check_delta("delta", self.delta)
 
 
 class Accountant(abc.ABC):
@@ -164,8 +163,7 @@ def _check_calibration(target_epsilon: float, delta: float) -> None:
     # Before any accountant runs: a huge target makes PRV's search allocate without bound.
     if not (isinstance(target_epsilon, (int, float)) and 0 < target_epsilon <= MAX_ACCOUNTED_EPSILON):
         raise InvalidArgument("target_epsilon", f"must be in (0, {MAX_ACCOUNTED_EPSILON:g}] to calibrate noise, got {target_epsilon!r}")
-    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
-        raise InvalidArgument("delta", f"must be in (0, 1), got {delta!r}")
+    check_delta("delta", delta)
 
 
 def calibrate_noise_multiplier(*, target_epsilon: float, delta: float, sample_rate: float, steps: int) -> float:

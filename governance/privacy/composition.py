@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import Mechanism
+from privet.governance.privacy.limits import check_delta
 from privet.governance.privacy.releases import Release
 
 __all__ = ["VALUE_DISCRETIZATION", "composed_epsilon"]
@@ -57,8 +58,7 @@ def composed_epsilon(*, mechanisms: Sequence[Mechanism] = (), releases: Sequence
 
     Requires 0 < delta < 1. Raises InvalidArgument("noise_multiplier") for a run with so
     little noise that its PLD would not fit in memory (its ε is far beyond any budget)."""
-    if not 0 < delta < 1:
-        raise InvalidArgument("delta", f"must be in (0, 1), got {delta!r}")
+    check_delta("delta", delta)
     runs = [m for m in mechanisms if m.steps > 0]
     if not runs and not releases:
         return 0.0

@@ -54,7 +54,8 @@ def laplace(scale: float, size: int, random: SecureRandom) -> np.ndarray:
     """`size` draws of Laplace(0, scale): the difference of two exponentials of mean
     `scale` (uniforms in (0, 1], so every logarithm is finite)."""
     u = random.uniform(2 * size)
-    return scale * (np.log(u[:size]) - np.log(u[size:]))
+    draws: np.ndarray = scale * (np.log(u[:size]) - np.log(u[size:]))
+    return draws
 
 
 def partition_threshold(epsilon: float, delta: float) -> float:
@@ -98,4 +99,5 @@ def noisy_histogram(counts: np.ndarray, *, epsilon: float, random: SecureRandom)
         raise ValueError("epsilon must be > 0")
     flat = np.asarray(counts, dtype=np.float64).reshape(-1)
     noisy = flat + laplace(1.0 / epsilon, flat.size, random)
-    return np.maximum(noisy, 0.0).reshape(np.shape(counts))
+    histogram: np.ndarray = np.maximum(noisy, 0.0).reshape(np.shape(counts))
+    return histogram

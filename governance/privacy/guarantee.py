@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import Mechanism, epsilon_for
@@ -61,7 +61,7 @@ def composed_guarantee(sgd: Mapping[str, Any], releases: Sequence[Release], *, t
     }
 
 
-def is_real(value: Any) -> bool:
+def is_real(value: Any) -> TypeGuard[float]:
     """A finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

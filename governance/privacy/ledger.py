@@ -24,24 +24,26 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from privet.governance.audit.log import AuditLog, Event
 from privet.governance.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
 from privet.governance.privacy.composition import composed_epsilon
-from privet.governance.privacy.limits import MAX_EPSILON, check_epsilon, from_micro, representable, to_micro
+from privet.governance.privacy.guarantee import PRIVACY_UNIT
+from privet.governance.privacy.limits import MAX_EPSILON, check_delta, check_epsilon, from_micro, representable, to_micro
 from privet.governance.privacy.releases import Release
 from privet.governance.store.privacy_tables import DatasetBudget, LedgerEntry, PrivacyBudgetRow
 
 __all__ = ["Budget", "BudgetLedger", "MAX_EPSILON", "SUBSAMPLED_GAUSSIAN", "budget_key", "check_epsilon", "from_micro", "to_micro"]
 
-PRIVACY_UNIT = "row"
 # The `mechanism` of a DP-SGD run's charge entry (its σ, q, steps and δ are on the entry).
 SUBSAMPLED_GAUSSIAN = "subsampled-gaussian"
 
@@ -72,14 +74,14 @@ def _budget(row: PrivacyBudgetRow) -> Budget:
 
 
 class BudgetLedger:
-    def __init__(self, audit: AuditLog, clock=time.time) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, audit: AuditLog, clock: Callable[[], float] = time.time) -> None:
         self._audit = audit
         self._clock = clock
 
     # -- entries --------------------------------------------------------------------------
     def _entry(
         self, session: Session, budget_id: str, dataset_id: str, job_id: str, kind: str, eps_micro: int, delta: float, principal: str, *,
-        accountant: str = "", mechanism: Mechanism | None = None, release: Release | None = None, details: dict | None = None,
+        accountant: str = "", mechanism: Mechanism | None = None, release: Release | None = None, details: dict[str, Any] | None = None,
     ) -> None:
         name = SUBSAMPLED_GAUSSIAN if mechanism else (release.mechanism if release else "")
         purpose = release.purpose if release else ""
@@ -97,7 +99,7 @@ class BudgetLedger:
 
     # -- budgets --------------------------------------------------------------------------
     def open_budget(self, session: Session, dataset_id: str, epsilon: float, delta: float, principal: str, *, raw_digest: str = "",
-                    same_data_as: Sequence[str] = (), match: dict | None = None) -> Budget:
+                    same_data_as: Sequence[str] = (), match: dict[str, Any] | None = None) -> Budget:
         """Link `dataset_id` to the budget of its data, opening that budget with (`epsilon`,
         `delta`) if the data has none yet. `raw_digest` is the SHA-256 (hex) of the raw
         upload the dataset was made from (or that it derives from); `same_data_as` names
@@ -113,8 +115,7 @@ class BudgetLedger:
         InvalidArgument("epsilon"/"delta") for a budget the ledger cannot hold;
         FailedPrecondition if the dataset is already linked."""
         check_epsilon("epsilon", epsilon)
-        if not (isinstance(delta, (int, float)) and 0 < delta < 1):
-            raise InvalidArgument("delta", f"must be in (0, 1), got {delta!r}")
+        check_delta("delta", delta)
         if session.get(DatasetBudget, dataset_id) is not None:
             raise FailedPrecondition(f"dataset {dataset_id} already has a privacy budget")
         budget_id = budget_key(raw_digest) if raw_digest else f"dataset:{dataset_id}"
@@ -143,7 +144,7 @@ class BudgetLedger:
         """The budget `budget_id`, or of a dataset in `same_data_as`, with the least ε left."""
         ids = {budget_id}
         if same_data_as:
-            ids |= set(session.execute(select(DatasetBudget.budget_id).where(DatasetBudget.dataset_id.in_(list(same_data_as)))).scalars())
+            ids |= set(session.execute(select(col(DatasetBudget.budget_id)).where(col(DatasetBudget.dataset_id).in_(list(same_data_as)))).scalars())
         rows = [row for b in sorted(ids) if (row := self._row(session, b)) is not None]
         return min(rows, key=lambda r: (r.epsilon_total_micro - r.reserved_micro - r.spent_micro, r.budget_id), default=None)
 
@@ -163,7 +164,7 @@ class BudgetLedger:
     @staticmethod
     def _row(session: Session, budget_id: str, *, lock: bool = False) -> PrivacyBudgetRow | None:
         # Always read the row afresh: the conditional UPDATEs below bypass the session.
-        query = select(PrivacyBudgetRow).where(PrivacyBudgetRow.budget_id == budget_id).execution_options(populate_existing=True)
+        query = select(PrivacyBudgetRow).where(col(PrivacyBudgetRow.budget_id) == budget_id).execution_options(populate_existing=True)
         if lock:
             query = query.with_for_update()  # PostgreSQL; SQLite's writer holds the lock already
         return session.execute(query).scalar_one_or_none()
@@ -192,12 +193,12 @@ class BudgetLedger:
                     "declare the categories and classes (they then cost no δ)"
                 )
         t = PrivacyBudgetRow
-        result = session.execute(
+        result = cast(CursorResult[Any], session.execute(
             update(t)
-            .where(t.budget_id == budget_id, t.epsilon_total_micro - t.reserved_micro - t.spent_micro >= need)
-            .values(reserved_micro=t.reserved_micro + need)
+            .where(col(t.budget_id) == budget_id, col(t.epsilon_total_micro) - col(t.reserved_micro) - col(t.spent_micro) >= need)
+            .values(reserved_micro=col(t.reserved_micro) + need)
             .execution_options(synchronize_session=False)
-        )
+        ))  # an UPDATE's result: it has a row count
         if result.rowcount != 1:
             row = self._row(session, budget_id)
             assert row is not None
@@ -253,13 +254,13 @@ class BudgetLedger:
                 after = min(after, before + held)
         increase = after - before
         t = PrivacyBudgetRow
-        result = session.execute(
+        result = cast(CursorResult[Any], session.execute(
             update(t)
-            .where(t.budget_id == budget_id, t.spent_micro == before, t.reserved_micro >= held,
-                   t.epsilon_total_micro - t.reserved_micro - t.spent_micro + held >= increase)
-            .values(reserved_micro=t.reserved_micro - held, spent_micro=t.spent_micro + increase)
+            .where(col(t.budget_id) == budget_id, col(t.spent_micro) == before, col(t.reserved_micro) >= held,
+                   col(t.epsilon_total_micro) - col(t.reserved_micro) - col(t.spent_micro) + held >= increase)
+            .values(reserved_micro=col(t.reserved_micro) - held, spent_micro=col(t.spent_micro) + increase)
             .execution_options(synchronize_session=False)
-        )
+        ))  # an UPDATE's result: it has a row count
         if result.rowcount != 1:
             raise FailedPrecondition(f"job {job_id} spent ε {from_micro(increase):g}, more than its reservation and the budget left")
         spend = {"budget_epsilon_spent_before": from_micro(before), "budget_epsilon_spent_after": from_micro(after), "job_epsilon_charged": from_micro(increase)}
@@ -284,7 +285,7 @@ class BudgetLedger:
           more than summing. Otherwise the composed figure alone holds at `delta`.
 
         FailedPrecondition if no finite ε holds at `delta` (releases whose δs exceed it)."""
-        past = list(session.execute(select(LedgerEntry).where(LedgerEntry.budget_id == budget_id, LedgerEntry.kind == "charge")).scalars())
+        past = list(session.execute(select(LedgerEntry).where(col(LedgerEntry.budget_id) == budget_id, col(LedgerEntry.kind) == "charge")).scalars())
         all_runs = [Mechanism(e.noise_multiplier, e.sample_rate, int(e.steps), e.delta) for e in past if e.mechanism == SUBSAMPLED_GAUSSIAN and e.steps]
         all_runs += [m for m, _ in runs]
         # A release's ε is stored rounded up to micro-ε: recomputing from entries overstates it, never understates it.
@@ -306,7 +307,7 @@ class BudgetLedger:
         is spent for good: composition adds it to whatever δ the budget's ε is read at."""
         budget_id = self.budget_id(session, dataset_id)
         deltas = session.execute(
-            select(LedgerEntry.delta).where(LedgerEntry.budget_id == budget_id, LedgerEntry.kind == "charge", LedgerEntry.mechanism != SUBSAMPLED_GAUSSIAN)
+            select(col(LedgerEntry.delta)).where(col(LedgerEntry.budget_id) == budget_id, col(LedgerEntry.kind) == "charge", col(LedgerEntry.mechanism) != SUBSAMPLED_GAUSSIAN)
         ).scalars()
         return math.fsum(deltas)
 
@@ -321,5 +322,5 @@ class BudgetLedger:
         """Every entry of the budget `dataset_id` draws on (those of other datasets made from
         the same data included: they spend the same budget), oldest first."""
         link = session.get(DatasetBudget, dataset_id)
-        where = or_(LedgerEntry.budget_id == link.budget_id, LedgerEntry.dataset_id == dataset_id) if link else LedgerEntry.dataset_id == dataset_id
-        return list(session.execute(select(LedgerEntry).where(where).order_by(LedgerEntry.id)).scalars())
+        where = or_(col(LedgerEntry.budget_id) == link.budget_id, col(LedgerEntry.dataset_id) == dataset_id) if link else col(LedgerEntry.dataset_id) == dataset_id
+        return list(session.execute(select(LedgerEntry).where(where).order_by(col(LedgerEntry.id))).scalars())

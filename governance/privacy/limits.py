@@ -20,6 +20,7 @@ __all__ = [
     "MAX_STEPS",
     "MICRO",
     "MIN_SAMPLE_RATE",
+    "check_delta",
     "check_epsilon",
     "from_micro",
     "representable",
@@ -69,3 +70,10 @@ def check_epsilon(field: str, epsilon: float) -> None:
     """InvalidArgument naming `field` unless `epsilon` is a budget the ledger can hold."""
     if not (isinstance(epsilon, (int, float)) and representable(epsilon) and epsilon > 0):
         raise InvalidArgument(field, f"must be finite, positive and at most {MAX_EPSILON:g}, got {epsilon!r}")
+
+
+def check_delta(field: str, delta: float) -> None:
+    """InvalidArgument naming `field` unless `delta` is a δ a budget, job or mechanism may
+    have: a number in (0, 1). (A release's own δ may be 0: `Release` checks that.)"""
+    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise InvalidArgument(field, f"must be in (0, 1), got {delta!r}")

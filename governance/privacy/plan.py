@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.limits import check_delta
 from privet.governance.privacy.releases import Release
 
 __all__ = ["COUNT_SHARE", "EVALUATION_SHARE", "PREPROCESSING_SHARE", "SELECTION_DELTA_SHARE", "PrivacyPlan", "plan_job", "planned_selection_delta"]
@@ -69,8 +70,7 @@ def plan_job(
     Requires target_epsilon > 0 and 0 < delta < 1 (InvalidArgument naming the field)."""
     if not target_epsilon > 0:
         raise InvalidArgument("target_epsilon", "must be > 0")
-    if not 0 < delta < 1:
-        raise InvalidArgument("delta", "must be in (0, 1)")
+    check_delta("delta", delta)
     selections = [f"domain:{c}" for c in selected_columns] + ([f"classes:{select_classes_of}"] if select_classes_of else [])
     scales = [f"scale:{c}" for c in scaled_columns]
     needs = len(selections) + len(scales)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,7 @@ class SecureRandom:
     def __repr__(self) -> str:  # never show anything key-derived
         return "SecureRandom()"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # A pickled copy would replay the same stream elsewhere: refuse.
         raise TypeError("SecureRandom cannot be pickled or copied")
 

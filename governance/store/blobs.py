@@ -16,6 +16,7 @@ import pathlib
 import re
 import shutil
 from collections.abc import Iterable, Iterator
+from types import TracebackType
 from typing import BinaryIO
 
 from privet.governance.errors import NotFound, ResourceExhausted
@@ -78,7 +79,7 @@ class BlobWriter:
     def __enter__(self) -> BlobWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._file is not None:
             self.abort()
 

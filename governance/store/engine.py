@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 __all__ = ["Engines", "make_engines", "normalise_url", "is_sqlite"]
 
@@ -94,10 +95,11 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         # Straight to the driver: SQLAlchemy's statement machinery costs more than the BEGIN,
         # and the group committer pays it once per batch on its critical path.
-        conn.connection.driver_connection.execute(begin)
+        driver: Any = conn.connection.driver_connection  # the DBAPI's own connection: untyped
+        driver.execute(begin)
 
     return engine
 

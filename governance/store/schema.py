@@ -6,7 +6,7 @@ import pathlib
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 import privet.governance.store.dataset_tables
 import privet.governance.store.privacy_tables
@@ -18,7 +18,7 @@ __all__ = ["upgrade", "MIGRATIONS"]
 MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
 
 
-def _config(connection) -> Config:  # type: ignore[no-untyped-def]
+def _config(connection: Connection) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection

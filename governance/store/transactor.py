@@ -4,12 +4,16 @@ Each unit of work runs inside its own SAVEPOINT of a shared transaction, so one 
 rolls back alone; the batch commits once, and only then is any caller told it succeeded. A
 change and the audit event describing it are written by the same unit, hence in the same
 transaction. Participants (the audit log) hook into the batch's life cycle.
+
+The hand-offs between callers and the writer thread (who waits on what, when the writer
+wakes) are `_batching`'s: tuned for the commit path, and apart so that this module reads as
+the rule.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol, TypeVar
@@ -20,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from privet.governance.errors import Unavailable
+from privet.governance.store._batching import STOP, Inbox, Waiter, wake_chain, wake_rest
 from privet.governance.store.engine import Engines
 
 __all__ = ["BatchParticipant", "Transactor"]
@@ -36,113 +41,8 @@ class BatchParticipant(Protocol):
     def after_rollback(self) -> None: ...
 
 
-_STOP = object()
-
-
-class _Waiter:
-    """What `run` blocks on: the part of a Future the committer uses, on one bare lock. A
-    caller wakes per event, so this hand-off is on the hot path; a Future's condition
-    variable costs several times as much on both sides.
-
-    A committed batch's waiters are woken in a chain (`_wake_chain`): the committer wakes the
-    first, each caller wakes the next as it resumes. Woken all at once, sixteen threads would
-    queue for the GIL the committer still holds, each paying a context switch for nothing.
-    A caller that stopped waiting (a timeout) breaks the chain; the committer wakes whoever
-    is still asleep before it sleeps itself (`_wake_rest`)."""
-
-    __slots__ = ("_lock", "_ok", "_value", "_next")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self._ok = False
-        self._value: Any = None
-        self._next: _Waiter | None = None
-
-    def done(self) -> bool:
-        return not self._lock.locked()
-
-    def set_result(self, value: Any) -> None:
-        self._ok, self._value = True, value
-        self._lock.release()
-
-    def set_exception(self, exc: BaseException) -> None:
-        self._value = exc
-        self._lock.release()
-
-    def _release(self) -> None:
-        try:
-            self._lock.release()
-        except RuntimeError:  # the committer's late wake and the chain's crossed: already open
-            pass
-
-    def result(self, timeout: float | None = None) -> Any:
-        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise TimeoutError("the batch holding this unit did not commit in time")
-        following, self._next = self._next, None
-        if following is not None:
-            following._release()
-        self._release()  # stays done for any later look
-        if self._ok:
-            return self._value
-        raise self._value
-
-
-def _wake_chain(waiters: list[_Waiter]) -> None:
-    """Outcomes already set: open the first; each opens the next as it resumes."""
-    for waiter, following in zip(waiters, waiters[1:]):
-        waiter._next = following
-    if waiters:
-        waiters[0]._release()
-
-
-def _wake_rest(waiters: list[_Waiter]) -> None:
-    for waiter in waiters:
-        if waiter._lock.locked():
-            waiter._release()
-
-
-class _Inbox:
-    """The units waiting for the committer. Unlike a queue, it wakes the committer once per
-    batch, when as many units as it asked for have arrived, not once per unit: under
-    concurrency every wake-up is a context switch and a GIL hand-off on the hot path."""
-
-    IDLE_SECONDS = 0.002
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._guard = threading.Lock()
-        self._bell = threading.Lock()  # held while the committer has nothing to do
-        self._bell.acquire()
-        self._want = 1
-
-    def put(self, item: Any) -> None:
-        with self._guard:
-            self._items.append(item)
-            if (len(self._items) >= self._want or item is _STOP) and self._bell.locked():
-                self._bell.release()
-
-    def take(self, want: int, wait: float, limit: int, before_sleeping: Callable[[], None]) -> list[Any]:
-        """At least one unit (blocking until there is one), and up to `want` if they arrive
-        within `wait` seconds; never more than `limit`. `before_sleeping` runs when nothing
-        has come for IDLE_SECONDS, before blocking indefinitely."""
-        with self._guard:
-            self._want = 1
-            ready = len(self._items) >= 1
-        if not ready and not self._bell.acquire(timeout=self.IDLE_SECONDS):
-            before_sleeping()
-            self._bell.acquire()
-        with self._guard:
-            self._want = want
-            ready = len(self._items) >= want or _STOP in self._items
-            self._bell.acquire(blocking=False)  # whatever rang it has been seen
-        if not ready and wait > 0:
-            self._bell.acquire(timeout=wait)
-        with self._guard:
-            self._want = 1 << 62  # no bell while the batch runs: the next take looks first
-            self._bell.acquire(blocking=False)
-            n = min(len(self._items), limit)
-            return [self._items.popleft() for _ in range(n)]
+# A unit of work, what its caller waits on, and whether it runs in its own SAVEPOINT.
+_Unit = tuple[Callable[[Session | None], Any], "Future[Any] | Waiter", bool]
 
 
 class Transactor:
@@ -159,16 +59,17 @@ class Transactor:
         self._conflicts = (dbapi.IntegrityError,)
         self._participants = participants
         self._max_batch = max_batch
-        self._conn = None
-        self._inbox = _Inbox()
+        self._conn: Connection | None = None
+        self._inbox = Inbox()
         self._thread = threading.Thread(target=self._loop, name="privet-transactor", daemon=True)
         self._thread.start()
 
     def run(self, fn: Callable[[Session], T], timeout: float | None = None, *, isolated: bool = True) -> T:
         """Run `fn` in a batch and return its result once the batch is durable."""
-        waiter = _Waiter()
+        waiter = Waiter()
         self._inbox.put((fn, waiter, isolated))
-        return waiter.result(timeout)
+        result: T = waiter.result(timeout)
+        return result
 
     def submit(self, fn: Callable[[Session], T], *, isolated: bool = True) -> Future[T]:
         """`isolated=False` skips the unit's SAVEPOINT and ORM session (`fn` gets None): only for
@@ -178,31 +79,30 @@ class Transactor:
         return future
 
     def close(self) -> None:
-        self._inbox.put(_STOP)
+        self._inbox.put(STOP)
         self._thread.join(timeout=30)
         if self._conn is not None:
             self._conn.close()
 
     def _loop(self) -> None:
         last_size = 1
-        woken: list[_Waiter] = []
+        woken: list[Waiter] = []
         while True:
             # Under concurrency, callers just woken by the previous commit are still on their way
             # back with their next unit: give them a moment (bounded) to join this batch.
-            batch = self._inbox.take(last_size, self.GATHER_SECONDS if last_size > 1 else 0.0, self._max_batch,
-                                     lambda woken=woken: _wake_rest(woken))
-            _wake_rest(woken)  # by now the chain has run its course, unless a caller broke it
-            stop = _STOP in batch
-            if stop:
-                batch = batch[:batch.index(_STOP)]
+            taken = self._inbox.take(last_size, self.GATHER_SECONDS if last_size > 1 else 0.0, self._max_batch,
+                                     functools.partial(wake_rest, woken))
+            wake_rest(woken)  # by now the chain has run its course, unless a caller broke it
+            stop = STOP in taken
+            batch: list[_Unit] = taken[:taken.index(STOP)] if stop else taken
             woken = self._run_batch(batch) if batch else []
             if batch:
                 last_size = len(batch)
             if stop:
-                _wake_rest(woken)
+                wake_rest(woken)
                 return
 
-    def _run_batch(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]]) -> list[_Waiter]:
+    def _run_batch(self, batch: list[_Unit]) -> list[Waiter]:
         """Run and commit one batch; returns the waiters it woke (in a chain)."""
         # On PostgreSQL a batch of bare units (pure audit appends) is optimistic: the
         # participant trusts what it cached from the last batch instead of reading it under a
@@ -227,18 +127,17 @@ class Transactor:
             p.after_commit()
         waiters = []
         for (ok, value), (_, future, _) in zip(outcomes, batch):
-            if type(future) is _Waiter:
-                future._ok, future._value = ok, value
+            if isinstance(future, Waiter):
+                future.settle(ok, value)
                 waiters.append(future)
             elif ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        _wake_chain(waiters)
+        wake_chain(waiters)
         return waiters
 
-    def _attempt(self, batch: list[tuple[Callable[[Session], Any], Future | _Waiter, bool]],
-                 optimistic: bool) -> list[tuple[bool, Any]]:
+    def _attempt(self, batch: list[_Unit], optimistic: bool) -> list[tuple[bool, Any]]:
         """Run every unit and commit; raises if the batch as a whole failed."""
         outcomes: list[tuple[bool, Any]] = []
         session: Session | None = None
@@ -250,10 +149,10 @@ class Transactor:
                 for fn, _, isolated in batch:
                     if isolated and session is None:  # the ORM only when a unit uses it
                         session = Session(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
-                    outcomes.append(self._run_unit(session, fn) if isolated else self._run_bare_unit(fn))
+                    outcomes.append(self._run_unit(session, fn) if session is not None and isolated else self._run_bare_unit(fn))
                 if session is not None:
                     session.flush()
-                driver = conn.connection.driver_connection
+                driver: Any = conn.connection.driver_connection  # the DBAPI's own connection: untyped
                 if optimistic and driver.info.transaction_status == TransactionStatus.IDLE:
                     # Nothing sent yet (bare units and a participant that trusted its cache): the
                     # participant's one statement can be a transaction on its own, with no BEGIN
@@ -279,7 +178,7 @@ class Transactor:
             return Unavailable(f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}")
         return exc
 
-    def _connection(self):  # type: ignore[no-untyped-def]
+    def _connection(self) -> Connection:
         """The writer thread keeps one connection: a pool checkout (and its ping) per batch
         costs more than the batch's own statements."""
         if self._conn is None or self._conn.closed or self._conn.invalidated:
@@ -295,15 +194,15 @@ class Transactor:
                 pass
             self._conn = None
 
-    def _run_bare_unit(self, fn: Callable[[Session], Any]) -> tuple[bool, Any]:
+    def _run_bare_unit(self, fn: Callable[[Session | None], Any]) -> tuple[bool, Any]:
         tokens = [p.savepoint() for p in self._participants]
         try:
-            return True, fn(None)  # type: ignore[arg-type]
+            return True, fn(None)
         except Exception as exc:
             self._rollback_participants(tokens)
             return False, exc
 
-    def _run_unit(self, session: Session, fn: Callable[[Session], Any]) -> tuple[bool, Any]:
+    def _run_unit(self, session: Session, fn: Callable[[Session | None], Any]) -> tuple[bool, Any]:
         tokens = [p.savepoint() for p in self._participants]
         nested = session.begin_nested()
         try:
@@ -330,7 +229,7 @@ class Transactor:
         for p in self._participants:
             p.after_rollback()
 
-    def _fail_all(self, batch: list[tuple[Callable, Future | _Waiter, bool]], exc: BaseException) -> None:
+    def _fail_all(self, batch: list[_Unit], exc: BaseException) -> None:
         self._after_rollback()
         for _, future, _ in batch:
             if not future.done():

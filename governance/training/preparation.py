@@ -137,6 +137,8 @@ def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRand
     declared_classes = list(spec.get("classes") or [])
     # What the schema and the request decide, before anything is spent.
     ClassLabels.check_type(table, target)
+    scaled: list[str]
+    selected: list[str]
     if text:
         TextPreprocessor.fit(table.slice(0, 0), features)
         scaled, selected = [], []

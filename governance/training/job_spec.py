@@ -1,0 +1,153 @@
+"""What a training job may ask for, checked against its dataset before anything is reserved.
+
+`JobSpec` is the request; `validate` refuses (InvalidArgument naming the field) what the
+dataset or the limits do not allow and fills in what the request left to defaults;
+`planned_selections` says how many DP partition selections (each spending δ) the job will
+make, so that `jobs.submit_job` can reserve their δ up front.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from privet.governance.architectures.models import architectures, input_kind
+from privet.governance.architectures.tabular import MAX_CATEGORIES, check_bounds, check_domain
+from privet.governance.errors import InvalidArgument
+from privet.governance.identity.spiffe import check_name
+from privet.governance.privacy.accounting import accountant_names
+from privet.governance.privacy.limits import check_delta, check_epsilon
+
+__all__ = ["DEVICES", "MAX_LEARNING_RATE", "MAX_PHYSICAL_BATCH", "MAX_PLANNED_STEPS", "JobSpec", "planned_selections", "validate"]
+
+DEVICES = ("auto", "cpu", "cuda")
+# The most noisy steps a job may plan (epochs × batches an epoch). Calibrating σ and
+# accounting cost grows with it, in the service's own process, before any cancel can take
+# effect: 10⁵ steps is far beyond any useful DP-SGD run on one dataset.
+MAX_PLANNED_STEPS = 100_000
+MAX_LEARNING_RATE = 10.0  # far above any that trains; beyond it the weights overflow
+MAX_PHYSICAL_BATCH = 65_536  # rows per forward pass (memory), whatever the logical batch
+NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
+
+
+def _numeric(type_name: str) -> bool:
+    """Whether a dataset column's listed Arrow type is numeric."""
+    return type_name.startswith(NUMERIC_TYPES)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    dataset: str
+    target: str
+    features: tuple[str, ...] = ()
+    arch: str = "mlp"
+    epochs: int = 3
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    target_epsilon: float = 3.0
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    device: str = "auto"
+    seed: int = 0
+    accountant: str = "prv"
+    model_name: str = ""
+    max_physical_batch_size: int = 1024
+    hparams: dict[str, Any] = field(default_factory=dict)
+    # Declared public by the job's owner (so not DP-released, nothing charged): bounds of
+    # numeric features {column: [lower, upper]}, domains of string features
+    # {column: [values]}, and the classifier's classes [labels]. Anything undeclared is
+    # computed with DP from the job's share (governance.privacy.plan).
+    feature_bounds: dict[str, Any] = field(default_factory=dict)
+    categories: dict[str, Any] = field(default_factory=dict)
+    classes: tuple[int, ...] = ()
+    # A column naming the person each row is about: the job then keeps one row per person
+    # and its guarantee holds per person (governance.training.preparation).
+    person_key: str = ""
+
+
+
+def validate(spec: JobSpec, columns: list[dict[str, Any]], rows: int) -> JobSpec:
+    """Check the request against the dataset up front: InvalidArgument names the field."""
+    by_name = {c["name"]: c for c in columns if c["action"] != "drop"}
+    if spec.target not in by_name:
+        raise InvalidArgument("target", f"no column {spec.target!r} in dataset {spec.dataset!r}")
+    if not _numeric(by_name[spec.target]["type"]):
+        raise InvalidArgument("target", f"a classifier's target must be numeric; {spec.target!r} is {by_name[spec.target]['type']}")
+    features = spec.features or tuple(n for n in by_name if n != spec.target)
+    for i, name in enumerate(features):
+        if name not in by_name:
+            raise InvalidArgument(f"features[{i}]", f"no column {name!r} in dataset {spec.dataset!r}")
+        if name == spec.target:
+            raise InvalidArgument(f"features[{i}]", "the target cannot be a feature")
+    if spec.arch not in architectures():
+        raise InvalidArgument("arch", f"unknown architecture {spec.arch!r} (known: {', '.join(architectures())})")
+    if input_kind(spec.arch) == "tokens" and (len(features) != 1 or not by_name[features[0]]["type"].startswith(("string", "large_string"))):
+        raise InvalidArgument("features", f"{spec.arch} takes exactly one text column")
+    if spec.epochs < 1:
+        raise InvalidArgument("epochs", "must be at least 1")
+    if spec.batch_size < 1:
+        raise InvalidArgument("batch_size", "must be at least 1")
+    if spec.batch_size > rows:
+        raise InvalidArgument("batch_size", f"{spec.batch_size} is larger than the dataset ({rows} rows)")
+    if spec.epochs * math.ceil(rows / spec.batch_size) > MAX_PLANNED_STEPS:
+        raise InvalidArgument("epochs", f"{spec.epochs} epochs of {math.ceil(rows / spec.batch_size)} batches is more than the {MAX_PLANNED_STEPS} steps a job may take")
+    if not 0 < spec.learning_rate <= MAX_LEARNING_RATE:
+        raise InvalidArgument("learning_rate", f"must be in (0, {MAX_LEARNING_RATE:g}]")
+    if not 1 <= spec.max_physical_batch_size <= MAX_PHYSICAL_BATCH:
+        raise InvalidArgument("max_physical_batch_size", f"must be in 1..{MAX_PHYSICAL_BATCH}")
+    check_epsilon("target_epsilon", spec.target_epsilon)
+    check_delta("delta", spec.delta)
+    if spec.delta >= 1 / rows:
+        raise InvalidArgument("delta", f"δ {spec.delta:g} ≥ 1/n = {1 / rows:g}: it would allow releasing a whole row")
+    if not 0 < spec.max_grad_norm < math.inf:
+        raise InvalidArgument("max_grad_norm", "must be positive and finite")
+    if spec.device not in DEVICES:
+        raise InvalidArgument("device", f"must be one of {', '.join(DEVICES)}")
+    if spec.accountant not in accountant_names():
+        raise InvalidArgument("accountant", f"must be one of {', '.join(accountant_names())}")
+    model_name = spec.model_name or f"{spec.dataset}-{spec.arch}"
+    check_name(model_name, "model_name")
+    declared = _validate_declared(spec, features, by_name)
+    if spec.person_key and (spec.person_key not in by_name or spec.person_key == spec.target or spec.person_key in features):
+        raise InvalidArgument("person_key", f"must name a column of {spec.dataset!r} that is neither the target nor a feature")
+    return JobSpec(**(asdict(spec) | {"features": tuple(features), "model_name": model_name} | declared))
+
+
+def _validate_declared(spec: JobSpec, features: tuple[str, ...], by_name: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Declared public parameters: each names a feature of the right kind and is well formed."""
+    def numeric(name: str) -> bool:
+        return _numeric(by_name[name]["type"])
+
+    bounds = {}
+    for name, pair in dict(spec.feature_bounds or {}).items():
+        if name not in features or not numeric(name):
+            raise InvalidArgument(f"feature_bounds[{name}]", "names no numeric feature of this job")
+        try:
+            bounds[name] = list(check_bounds(name, pair))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"feature_bounds[{name}]", exc.message) from None
+    domains = {}
+    for name, values in dict(spec.categories or {}).items():
+        if name not in features or numeric(name):
+            raise InvalidArgument(f"categories[{name}]", "names no string feature of this job")
+        try:
+            domains[name] = list(check_domain(name, list(values)))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"categories[{name}]", exc.message) from None
+    classes = tuple(spec.classes or ())
+    if classes:
+        if any(isinstance(c, bool) or not isinstance(c, int) for c in classes):
+            raise InvalidArgument("classes", "class labels must be whole numbers")
+        if len(set(classes)) != len(classes) or not 2 <= len(classes) <= MAX_CATEGORIES:
+            raise InvalidArgument("classes", f"between 2 and {MAX_CATEGORIES} distinct classes are needed")
+    return {"feature_bounds": bounds, "categories": domains, "classes": tuple(sorted(classes))}
+
+
+def planned_selections(spec: JobSpec, columns: list[dict[str, Any]]) -> int:
+    """How many DP partition selections the job will make (each spends δ): its undeclared
+    string features' domains, and its classes unless declared (governance.privacy.plan)."""
+    types = {c["name"]: c["type"] for c in columns}
+    tabular = input_kind(spec.arch) != "tokens"
+    strings = [f for f in spec.features if tabular and not _numeric(types.get(f, ""))]
+    return sum(1 for f in strings if f not in spec.categories) + (0 if spec.classes else 1)
