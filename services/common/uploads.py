@@ -135,10 +135,6 @@ class UploadGate:
         with self._lock:
             self._active.pop(upload._key, None)
 
-    def in_progress(self) -> int:
-        with self._lock:
-            return len(self._active)
-
     def close(self) -> None:
         self._stop.set()
 
