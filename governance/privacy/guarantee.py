@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, TypeGuard
 
 from privet.governance.errors import InvalidArgument
@@ -31,10 +32,42 @@ from privet.governance.privacy.accounting import Mechanism, epsilon_for
 from privet.governance.privacy.limits import MAX_EPSILON, MAX_NOISE_MULTIPLIER, MAX_STEPS, MIN_SAMPLE_RATE
 from privet.governance.privacy.releases import Release, releases_from_json, total_delta, total_epsilon
 
-__all__ = ["NEIGHBOURING_RELATION", "PRIVACY_UNIT", "check_stated_guarantee", "composed_guarantee", "is_real"]
+__all__ = ["DPGuarantee", "NEIGHBOURING_RELATION", "PRIVACY_UNIT", "check_stated_guarantee", "composed_guarantee", "is_real"]
 
 NEIGHBOURING_RELATION = "add-remove-one"
 PRIVACY_UNIT = "row"
+
+
+@dataclass(frozen=True)
+class DPGuarantee:
+    """The (ε, δ) guarantee of a run, with everything needed to recompute it.
+
+    `epsilon` is the spend according to `accountant`, the one Opacus tracked during
+    training; `conservative_epsilon` is the largest figure any registered accountant
+    gives (named by `conservative_accountant`), which the ledger charges.
+    """
+
+    epsilon: float
+    delta: float
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    accountant: str
+    max_grad_norm: float
+    target_epsilon: float
+    conservative_epsilon: float
+    conservative_accountant: str
+    privacy_unit: str = PRIVACY_UNIT
+    poisson_sampling: bool = True
+
+    def mechanism(self) -> Mechanism:
+        return Mechanism(
+            noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate, steps=self.steps, delta=self.delta
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 
 def composed_guarantee(sgd: Mapping[str, Any], releases: Sequence[Release], *, target_epsilon: float, person_key: str = "") -> dict[str, Any]:

@@ -24,6 +24,7 @@ __all__ = [
     "check_epsilon",
     "from_micro",
     "representable",
+    "check_delta_for_rows",
     "to_micro",
 ]
 
@@ -77,3 +78,11 @@ def check_delta(field: str, delta: float) -> None:
     have: a number in (0, 1). (A release's own δ may be 0: `Release` checks that.)"""
     if not (isinstance(delta, (int, float)) and 0 < delta < 1):
         raise InvalidArgument(field, f"must be in (0, 1), got {delta!r}")
+
+
+def check_delta_for_rows(field: str, delta: float, rows: int) -> None:
+    """`check_delta`, and δ below 1/n for `rows` rows: a δ of 1/n or more allows a mechanism
+    that publishes one row outright."""
+    check_delta(field, delta)
+    if delta >= 1 / rows:
+        raise InvalidArgument(field, f"δ {delta:g} is not below 1/n = {1 / rows:.3g} for {rows} rows: it would allow releasing a whole row")

@@ -17,7 +17,7 @@ from privet.governance.architectures.tabular import MAX_CATEGORIES, check_bounds
 from privet.governance.errors import InvalidArgument
 from privet.governance.identity.spiffe import check_name
 from privet.governance.privacy.accounting import accountant_names
-from privet.governance.privacy.limits import check_delta, check_epsilon
+from privet.governance.privacy.limits import check_delta_for_rows, check_epsilon
 
 __all__ = ["DEVICES", "MAX_LEARNING_RATE", "MAX_PHYSICAL_BATCH", "MAX_PLANNED_STEPS", "JobSpec", "planned_selections", "validate"]
 
@@ -97,9 +97,7 @@ def validate(spec: JobSpec, columns: list[dict[str, Any]], rows: int) -> JobSpec
     if not 1 <= spec.max_physical_batch_size <= MAX_PHYSICAL_BATCH:
         raise InvalidArgument("max_physical_batch_size", f"must be in 1..{MAX_PHYSICAL_BATCH}")
     check_epsilon("target_epsilon", spec.target_epsilon)
-    check_delta("delta", spec.delta)
-    if spec.delta >= 1 / rows:
-        raise InvalidArgument("delta", f"δ {spec.delta:g} ≥ 1/n = {1 / rows:g}: it would allow releasing a whole row")
+    check_delta_for_rows("delta", spec.delta, rows)
     if not 0 < spec.max_grad_norm < math.inf:
         raise InvalidArgument("max_grad_norm", "must be positive and finite")
     if spec.device not in DEVICES:

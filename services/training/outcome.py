@@ -8,12 +8,13 @@ charge); `judge_integrity` decides, on DP figures only, whether the model may be
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
+from privet.governance.privacy.guarantee import DPGuarantee
 from privet.governance.privacy.releases import Release
 from privet.services.training.dp import PrivateTraining
 from privet.services.training.evaluation import Metrics
@@ -35,37 +36,6 @@ __all__ = [
 MAX_ACCURACY_NOISE = 0.1
 #: Weights beyond this have diverged (the held-out loss that used to tell is not published).
 MAX_WEIGHT = 1e6
-
-
-@dataclass(frozen=True)
-class DPGuarantee:
-    """The (ε, δ) guarantee of a run, with everything needed to recompute it.
-
-    `epsilon` is the spend according to `accountant`, the one Opacus tracked during
-    training; `conservative_epsilon` is the largest figure any registered accountant
-    gives (named by `conservative_accountant`), which the ledger charges.
-    """
-
-    epsilon: float
-    delta: float
-    noise_multiplier: float
-    sample_rate: float
-    steps: int
-    accountant: str
-    max_grad_norm: float
-    target_epsilon: float
-    conservative_epsilon: float
-    conservative_accountant: str
-    privacy_unit: str = "row"
-    poisson_sampling: bool = True
-
-    def mechanism(self) -> Mechanism:
-        return Mechanism(
-            noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate, steps=self.steps, delta=self.delta
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class TrainingAborted(Exception):

@@ -17,10 +17,10 @@ import sys
 import torch
 
 from privet.governance.errors import InvalidArgument
+from privet.governance.training.job_spec import DEVICES
 
 __all__ = ["DEVICES", "resolve_device", "tune_allocator"]
 
-DEVICES = ("auto", "cpu", "cuda")
 
 # mallopt(3) parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1

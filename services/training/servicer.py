@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from privet.common.v1 import types_pb2
 from privet.governance.paging import page_size
+from privet.governance.privacy.guarantee import PRIVACY_UNIT
 from privet.governance.runtime import Runtime
 from privet.governance.training.job_record import JobRecord
 from privet.governance.training.jobs import JobSpec, cancel_job, get_job, list_jobs, submit_job
@@ -52,7 +53,7 @@ def job_message(job: JobRecord) -> training_pb2.Job:
     elif "noise_multiplier" in g:  # recorded before guarantees were composed
         guarantee = types_pb2.DPGuarantee(
             epsilon=g.get("conservative_epsilon", g.get("epsilon", 0.0)), delta=g["delta"], noise_multiplier=g["noise_multiplier"], sample_rate=g["sample_rate"],
-            steps=g["steps"], accountant=g.get("conservative_accountant", g.get("accountant", "")), max_grad_norm=g["max_grad_norm"], privacy_unit=g.get("privacy_unit", "row"), target_epsilon=g["target_epsilon"],
+            steps=g["steps"], accountant=g.get("conservative_accountant", g.get("accountant", "")), max_grad_norm=g["max_grad_norm"], privacy_unit=g.get("privacy_unit", PRIVACY_UNIT), target_epsilon=g["target_epsilon"],
         )
     return training_pb2.Job(
         id=job.id, state=f"JOB_STATE_{job.state}", reason=job.reason, request=request, submitted_by=job.submitted_by,

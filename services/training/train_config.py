@@ -16,8 +16,9 @@ import torch
 
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import DEFAULT_ACCOUNTANT, accountant_names
+from privet.governance.privacy.limits import check_delta_for_rows
+from privet.governance.training.job_spec import DEVICES
 from privet.services.training.dp import CALIBRATIONS, GRAD_SAMPLE_MODES
-from privet.services.training.process_settings import DEVICES
 
 __all__ = [
     "OPTIMIZERS",
@@ -156,11 +157,4 @@ def validate_config(config: TrainConfig, n_rows: int) -> None:
         positive_int("num_threads", config.num_threads)
     if config.batch_size > n_rows:
         raise InvalidArgument("batch_size", f"{config.batch_size} is larger than the {n_rows} training rows")
-    if not (isinstance(config.delta, (int, float)) and 0 < config.delta < 1):
-        raise InvalidArgument("delta", f"must be in (0, 1), got {config.delta!r}")
-    if config.delta >= 1.0 / n_rows:
-        raise InvalidArgument(
-            "delta",
-            f"{config.delta} is not below 1/n = {1.0 / n_rows:.3g} for {n_rows} training rows "
-            "(δ ≥ 1/n allows publishing a row outright)",
-        )
+    check_delta_for_rows("delta", config.delta, n_rows)
