@@ -311,13 +311,6 @@ class BudgetLedger:
         ).scalars()
         return math.fsum(deltas)
 
-    def spent_epsilon(self, session: Session, dataset_id: str) -> float:
-        """The composed ε spent on the budget `dataset_id` draws on (0 if it has none): the
-        dataset's cumulative spend, which release gates compare with the operator's cap."""
-        link = session.get(DatasetBudget, dataset_id)
-        row = self._row(session, link.budget_id) if link else None
-        return from_micro(row.spent_micro) if row else 0.0
-
     def history(self, session: Session, dataset_id: str) -> list[LedgerEntry]:
         """Every entry of the budget `dataset_id` draws on (those of other datasets made from
         the same data included: they spend the same budget), oldest first."""
