@@ -23,6 +23,7 @@ from privet.governance.identity.principals import Principal
 from privet.governance.policy.ownership import Owned
 from privet.governance.privacy.guarantee import is_real
 from privet.governance.privacy.ledger import budget_key
+from privet.governance.privacy.limits import from_micro
 from privet.governance.registry.established import CLAIMED, ESTABLISHED, still_established
 from privet.governance.registry.gates import ReleaseFacts, Stage
 from privet.governance.registry.records import (
@@ -88,7 +89,7 @@ def lineage_epsilon_spent(session: Session, lineage: dict[str, str]) -> float | 
     if lineage.get("raw_digest"):
         budgets.add(budget_key(lineage["raw_digest"]))
     spent = list(session.scalars(select(col(PrivacyBudgetRow.spent_micro)).where(col(PrivacyBudgetRow.budget_id).in_(budgets)))) if budgets else []
-    return max(spent) / 1e6 if spent else None
+    return from_micro(max(spent)) if spent else None
 
 
 def has_usable_guarantee(row: ModelVersion) -> bool:
