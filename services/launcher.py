@@ -70,8 +70,10 @@ SERVICE_FULL_NAMES = {
 }
 
 
-def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, str] | None = None) -> list[RunningServer]:
-    """Start each named server on its configured address (or the override)."""
+def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, str] | None = None, *,
+                   policy_watch_every_s: float = 1.0) -> list[RunningServer]:
+    """Start each named server on its configured address (or the override); the policy
+    folder is checked for edits every `policy_watch_every_s` seconds."""
     addresses = {**runtime.settings.addresses, **(addresses or {})}
     started: list[RunningServer] = []
     if "registry" in names:  # the registry process signs the log's checkpoints
@@ -84,7 +86,7 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
                 if isinstance(servicer, Engine):  # engines that call other services start last
                     servicer.start()
                     server.on_stop.append(servicer.stop)
-        _watch_policies(runtime, started)
+        _watch_policies(runtime, started, policy_watch_every_s)
     except BaseException:
         for server in started:
             server.stop(0)

@@ -7,7 +7,7 @@ import pathlib
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -19,6 +19,7 @@ from privet.governance.config import SERVICES, Home
 from privet.governance.runtime import Runtime
 
 if TYPE_CHECKING:
+    from privet.services.common.server import RunningServer
     from tests.helpers import ServeProcess
 
 PG_ADMIN_DSN = os.environ.get("PRIVET_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
@@ -59,16 +60,19 @@ def home(tmp_path: pathlib.Path) -> Home:
 
 @pytest.fixture
 def runtime(tmp_path: pathlib.Path, db_url: str) -> Iterator[Runtime]:
-    rt = Runtime.open(make_home(tmp_path / "home", db_url))
+    home = make_home(tmp_path / "home", db_url)
+    metrics_on_any_port(home)
+    rt = Runtime.open(home)
     yield rt
     rt.close()
 
 
 @pytest.fixture
 def sqlite_runtime(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[Runtime]:
-    """A runtime on a fresh home and SQLite file; `@pytest.mark.privet_toml(TEXT)` appends
-    settings to its privet.toml first."""
+    """A runtime on a fresh home and SQLite file, its metrics on any free port;
+    `@pytest.mark.privet_toml(TEXT)` appends settings to its privet.toml first."""
     home = make_home(tmp_path / "home")
+    metrics_on_any_port(home)
     marker = request.node.get_closest_marker("privet_toml")
     if marker:
         home.config_path.write_text(home.config_path.read_text() + "\n" + marker.args[0])
@@ -77,37 +81,64 @@ def sqlite_runtime(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> It
     rt.close()
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+ANY_PORT = "127.0.0.1:0"
+
+
+def _rewrite(home: Home, section: dict[str, str], values: dict[str, str]) -> None:
+    """Replace `name = "<current>"` lines of privet.toml with `name = "<value>"`."""
+    text = home.config_path.read_text()
+    for name, value in values.items():
+        text = text.replace(f'{name} = "{section[name]}"', f'{name} = "{value}"')
+    home.config_path.write_text(text)
+
+
+def metrics_on_any_port(home: Home) -> None:
+    """Serve each service's metrics on any free port (the running server reports it as
+    `metrics.port`). Call before `Runtime.open`, which reads privet.toml once."""
+    current = home.settings().metrics_addresses
+    _rewrite(home, current, {name: ANY_PORT for name in current})
+
+
+def record_addresses(home: Home, addresses: dict[str, str]) -> None:
+    """Write where the servers really listen into privet.toml: services call each other, and
+    clients find them, by `Home.settings()`, which reads the file at each call."""
+    _rewrite(home, home.settings().addresses, addresses)
+
+
+def serve_on_any_ports(runtime: Runtime, names: Sequence[str] = SERVICES) -> tuple[list[RunningServer], dict[str, str]]:
+    """Start `names` on 127.0.0.1:0, read each port back from its RunningServer and record
+    the real addresses in the home's privet.toml. Returns the servers and name -> address.
+
+    No service calls another before a test does (engines act on work, and there is none
+    yet), so recording the addresses just after the start is in time."""
+    from privet.services.launcher import start_services
+
+    running = start_services(runtime, names, {name: ANY_PORT for name in names})
+    addresses = {server.name: f"127.0.0.1:{server.port}" for server in running}
+    record_addresses(runtime.home, addresses)
+    return running, addresses
 
 
 def use_free_ports(home: Home) -> dict[str, str]:
-    """Point the home's privet.toml at free loopback ports (services call each other by it;
-    metrics listen on any free port, read back from the running server)."""
-    addresses = {name: f"127.0.0.1:{port}" for name, port in zip(SERVICES, free_ports(len(SERVICES)))}
-    text = home.config_path.read_text()
-    settings = home.settings()
-    for name, default in settings.addresses.items():
-        text = text.replace(f'{name} = "{default}"', f'{name} = "{addresses[name]}"')
-    for name, default in settings.metrics_addresses.items():  # metrics: any free port
-        text = text.replace(f'{name} = "{default}"', f'{name} = "127.0.0.1:0"')
-    home.config_path.write_text(text)
+    """For a child process (`privet serve all`, the demo) only: point privet.toml at ports
+    free when probed. Racy (another process may take a port before the child binds it), but
+    the child cannot yet tell its parent which ports it bound; in-process servers use
+    `serve_on_any_ports`. Metrics listen on any free port."""
+    socks = [socket.socket() for _ in SERVICES]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    addresses = {name: f"127.0.0.1:{s.getsockname()[1]}" for name, s in zip(SERVICES, socks)}
+    for s in socks:
+        s.close()
+    record_addresses(home, addresses)
+    metrics_on_any_port(home)
     return addresses
 
 
 @pytest.fixture
 def servers(sqlite_runtime: Runtime) -> Iterator[dict[str, str]]:
-    """All four Privet servers on free loopback ports, over mTLS; yields name -> address."""
-    from privet.services.launcher import start_services
-
-    addresses = use_free_ports(sqlite_runtime.home)
-    running = start_services(sqlite_runtime, SERVICES, addresses)
+    """All four Privet servers on ports they chose, over mTLS; yields name -> address."""
+    running, addresses = serve_on_any_ports(sqlite_runtime)
     yield addresses
     for s in running:
         s.stop(0)

@@ -1,8 +1,11 @@
-"""Small helpers the tests share (clients over mTLS, status details)."""
+"""Small helpers the tests share (clients over mTLS, status details, waiting for a condition)."""
 
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
@@ -10,6 +13,22 @@ from grpc_status import rpc_status
 
 from privet.governance.config import Home
 from privet.services.common.client import secure_channel
+
+T = TypeVar("T")
+
+
+def eventually(predicate: Callable[[], T], timeout: float = 30.0, what: str = "", interval: float = 0.02) -> T:
+    """Call `predicate` until it returns something true, and return that; fail naming `what`
+    after `timeout` seconds. For what another thread or process does in its own time (a
+    watcher's reload, a child's exit) where the product offers no flush or clock to drive
+    it: the timeout only bounds a failing test, a passing one waits no longer than it must."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"never came true within {timeout} s: {what or predicate}"
+        time.sleep(interval)
 
 
 def channel(home: Home, principal: str, address: str) -> grpc.Channel:

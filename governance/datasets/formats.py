@@ -5,8 +5,8 @@ its own module: `csv_reader`, `jsonl_reader`, `parquet_reader`; what reading may
 `limits`, spooling is `spooling`. Every parse problem becomes InvalidArgument naming the row
 or column at fault, so a caller can fix its file; nothing keeps more than one batch in memory.
 
-The limits and the readers' tuning knobs are also reachable here, where callers have always
-found them; setting one here sets it where the readers read it (`_patchable`).
+The limits are re-exported here for reading; to change one (a test, a benchmark), set it
+where the readers read it, on `limits`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from privet.governance.datasets import _parquet_footer, jsonl_reader, limits, parquet_reader
-from privet.governance.datasets._patchable import forward
+from privet.governance.datasets import limits
 from privet.governance.datasets.columns import column_names, require_named_columns
 from privet.governance.datasets.csv_reader import CsvDialect, csv_batches
 from privet.governance.datasets.jsonl_reader import jsonl_batches
@@ -78,12 +77,3 @@ def read_batches(spooled: Spooled, fmt: str, dialect: CsvDialect = CsvDialect())
 
 # One value per name: the limits (lowered by tests and benchmarks on this module) and the
 # private knobs and pieces the reader tests reach for through it.
-forward(__name__, {
-    **{name: (limits, name) for name in ("BLOCK_SIZE", "MAX_BATCH_BYTES", "MAX_CELL_BYTES", "MAX_DECODED_BYTES", "MAX_JSON_DEPTH",
-                                         "MAX_PARQUET_PAGES", "MAX_PARQUET_SCHEMA_DEPTH")},
-    "_SCAN_PIECE": (jsonl_reader, "_SCAN_PIECE"),
-    **{name: (parquet_reader, name) for name in ("_PROBE_ROWS", "_LONG_ENTRY", "_parquet_plan")},
-    "_row_groups": (_parquet_footer, "row_groups"),
-    "_CompactReader": (_parquet_footer, "CompactReader"),
-    "_Truncated": (_parquet_footer, "Truncated"),
-})

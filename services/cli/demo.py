@@ -226,14 +226,34 @@ def _attest(c: Ctx, story: _Story, model: str, version: int) -> None:
         raise RuntimeError("the release's attestation did not verify")
 
 
+# The app's calls in `_infer`: one allowed, one refused for its purpose. Inference counts reach
+# the log in batches (once a second), so the export waits until both are in it.
+APP_INFERENCE_CALLS = 2
+
+
+def _await_inference_counts(c: Ctx, expected: int, timeout_s: float = 10.0) -> None:
+    """Until the log counts `expected` inference requests by user/app (or `timeout_s`)."""
+    import json
+
+    from privet.audit.v1 import audit_pb2, audit_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with stub(c, "registry", audit_pb2_grpc.AuditServiceStub) as s:
+        while time.monotonic() < deadline:
+            page = s.ListEvents(audit_pb2.ListEventsRequest(action="inference.ModelInfer", principal="user/app"))
+            if sum(json.loads(e.details_json or "{}").get("requests", 0) for e in page.events) >= expected:
+                return
+            time.sleep(0.25)
+
+
 def _audit(c: Ctx, story: _Story) -> None:
     from privet.audit.v1 import audit_pb2, audit_pb2_grpc
     from privet.governance.audit.offline import verify_export
     from privet.services.cli.audit_cmds import export_line
 
     story.step("carol (auditor) takes a signed checkpoint, exports the log, and verifies it offline")
-    time.sleep(1.2)  # let the inference counts reach the log (they are written in batches)
     carol = _as(c, "carol")
+    _await_inference_counts(carol, APP_INFERENCE_CALLS)
     with stub(carol, "registry", audit_pb2_grpc.AuditServiceStub) as s:
         cp = s.GetCheckpoint(audit_pb2.GetCheckpointRequest())
         lines = []

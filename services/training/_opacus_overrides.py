@@ -2,7 +2,7 @@
 
 Written against Opacus 1.6.0 (`OPACUS_VERSION`). They override private methods, bypass a
 constructor and touch attributes Opacus does not document, all of which may change in any
-release without notice; `tests/unit/training/test_opacus_overrides.py` fails loudly, naming
+release without notice; `tests/unit/services/training/test_opacus_overrides.py` fails loudly, naming
 this module, as soon as the installed Opacus is another version, and checks that every
 private name used here still exists. Only `services/training/dp.py` imports this module.
 

@@ -21,7 +21,7 @@ from privet.governance.store.training_tables import TrainingJob
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
-from tests.conftest import PG_ADMIN_DSN, make_home, use_free_ports
+from tests.conftest import PG_ADMIN_DSN, make_home, metrics_on_any_port, serve_on_any_ports
 from tests.helpers import ServeProcess, channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
@@ -194,12 +194,10 @@ def test_sigkill_during_releases_keeps_stages_and_log_consistent(served: ServePr
 
 
 def test_database_unavailable_fails_cleanly_then_recovers(tmp_path: pathlib.Path, pg_url: str) -> None:
-    from privet.services.launcher import start_services
-
     home = make_home(tmp_path / "home", pg_url)
-    addresses = use_free_ports(home)
+    metrics_on_any_port(home)
     rt = Runtime.open(home)
-    servers = start_services(rt, ["ingestion"], addresses)
+    servers, addresses = serve_on_any_ports(rt, ["ingestion"])
     db = pg_url.rsplit("/", 1)[1]
     data = _csv_bytes(customer_table(200, seed=1))
     try:

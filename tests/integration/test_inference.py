@@ -25,7 +25,7 @@ from privet.governance.store.tables import AuditEvent
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
 from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from tests.helpers import bad_request_fields, channel, error_info
+from tests.helpers import bad_request_fields, channel, error_info, eventually
 
 CLIENT = pathlib.Path(__file__).with_name("triton_client.py")
 TRAIN = pa.table({"age": [23.0, 45.0, 31.0, 60.0, 52.0, 38.0], "plan": ["basic", "plus", "basic", "premium", "plus", "basic"], "churned": [1, 0, 1, 0, 0, 1]})
@@ -159,22 +159,23 @@ def test_revoked_version_stops_serving_within_seconds(env) -> None:
     raise AssertionError("a revoked version still serves after 5 s")
 
 
+def _denied(env, request) -> bool:
+    """Whether `user/app` is now refused `request` (PERMISSION_DENIED; any other failure raises)."""
+    try:
+        _infer(env, "app", request)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
+        return True
+    return False
+
+
 def test_policy_reload_without_restart(env) -> None:
     _infer(env, "app", _request(purpose="demo"))
     policy = env["home"].policies / "inference.cedar"
     policy.write_text(policy.read_text().replace('"demo"]', '"demo-retired"]'))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            _infer(env, "app", _request(purpose="demo"))
-        except grpc.RpcError as exc:
-            assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("the new policy was not picked up")
+    eventually(lambda: _denied(env, _request(purpose="demo")), 10, "the new policy picked up")
     (env["home"].policies / "broken.cedar").write_text('@id("broken")\npermit (principal, action, resource) when { nonsense };\n')
-    time.sleep(1.5)
+    eventually(lambda: env["runtime"].policies.failing, 10, "the watcher tried, and refused, the broken set")
     with pytest.raises(grpc.RpcError) as err:  # the refused set did not replace the live one
         _infer(env, "app", _request(purpose="demo"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -38,6 +38,7 @@ _CHILD = textwrap.dedent("""
     import json, pathlib, sys
     sys.path.insert(0, sys.argv[3])
     from privet.governance.datasets import formats
+    from privet.governance.datasets import limits
     from privet.governance.datasets.formats import CsvDialect, spool
     from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
     from privet.governance.masking import MaskingKeys, load_profile
@@ -49,7 +50,7 @@ _CHILD = textwrap.dedent("""
         raise KeyError(field)
 
     csv_path, workdir = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    formats.BLOCK_SIZE = int(sys.argv[4])
+    limits.BLOCK_SIZE = int(sys.argv[4])
     profile = load_profile(pathlib.Path(sys.argv[3]) / "policies" / "masking" / "default.yaml")
     keys = MaskingKeys.derive(b"memory-test-secret-of-32-bytes!!", key_id="mem/v1")
 

@@ -12,7 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from privet.governance.datasets import formats
+from privet.governance.datasets import limits
 from privet.governance.datasets import workers as worker_pool
 from privet.governance.datasets.formats import CsvDialect, spool
 from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
@@ -27,7 +27,7 @@ _KEYS = MaskingKeys.derive(b"worker-test-secret-of-32-bytes!!", key_id="workers/
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "BLOCK_SIZE", 64 << 10)  # many batches from a small file
+    monkeypatch.setattr(limits, "BLOCK_SIZE", 64 << 10)  # many batches from a small file
 
 
 def _ingest(csv: pathlib.Path, tmp: pathlib.Path, workers: int, spec: AnonymisationSpec = AnonymisationSpec()) -> pa.Table:

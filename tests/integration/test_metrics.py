@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from privet.governance.config import SERVICES
 from privet.governance.runtime import Runtime
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from tests.conftest import use_free_ports
+from tests.conftest import serve_on_any_ports
 from tests.helpers import channel
 
 
@@ -25,10 +25,7 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
 
 @pytest.fixture
 def running(sqlite_runtime: Runtime):
-    from privet.services.launcher import start_services
-
-    addresses = use_free_ports(sqlite_runtime.home)
-    servers = start_services(sqlite_runtime, SERVICES, addresses)
+    servers, addresses = serve_on_any_ports(sqlite_runtime)
     yield addresses, {s.name: s for s in servers}
     for s in servers:
         s.stop(0)

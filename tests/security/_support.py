@@ -13,10 +13,9 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message_factory import GetMessageClass
 
-from privet.governance.config import SERVICES
 from privet.governance.identity.ca import IssuedIdentity
 from privet.governance.runtime import Runtime
-from tests.conftest import make_home, use_free_ports
+from tests.conftest import make_home, metrics_on_any_port, serve_on_any_ports
 
 __all__ = ["CallResult", "Servers", "call_rpc", "creds_for", "running_servers"]
 
@@ -30,19 +29,17 @@ class Servers:
 @contextlib.contextmanager
 def running_servers(root: pathlib.Path, *, limits: dict[str, int] | None = None) -> Iterator[Servers]:
     """What the `servers` fixture does, for a whole module: a fresh home and SQLite file,
-    all four servers on free loopback ports; `limits` overrides privet.toml's [limits]."""
-    from privet.services.launcher import start_services
-
+    all four servers on loopback ports they chose; `limits` overrides privet.toml's [limits]."""
     home = make_home(root)
     text = home.config_path.read_text()
     for key, value in (limits or {}).items():
         text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
         assert count == 1, f"privet.toml has no single {key} setting"
     home.config_path.write_text(text)
-    addresses = use_free_ports(home)
+    metrics_on_any_port(home)
     runtime = Runtime.open(home)
     try:
-        running = start_services(runtime, SERVICES, addresses)
+        running, addresses = serve_on_any_ports(runtime)
         try:
             yield Servers(runtime, addresses)
         finally:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from privet.governance.store.tables import AuditEvent
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from tests.helpers import channel
+from tests.helpers import channel, eventually
 
 CALLS = 400
 
@@ -21,6 +21,11 @@ def _denials(rt) -> list[AuditEvent]:
     with rt.read() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.principal == "user/app", AuditEvent.action == "ingestion.ListDatasets",
                                                              AuditEvent.decision == "deny")))
+
+
+def _counted(events: list[AuditEvent], default: int | None = None) -> int:
+    """The calls `events` stand for: each counted event's `requests`, `default` for one not counted."""
+    return sum(int(json.loads(e.details).get("requests", default)) for e in events)
 
 
 def test_a_flood_of_identical_denials_is_counted_not_written_one_by_one(servers, sqlite_runtime) -> None:
@@ -33,14 +38,13 @@ def test_a_flood_of_identical_denials_is_counted_not_written_one_by_one(servers,
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.PERMISSION_DENIED
     periods = time.monotonic() - started + 2  # one immediate and one counted event per second, at most
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    # The counts reach the log with the next periodic flush (once a second).
+    def all_counted() -> list[AuditEvent] | None:
         events = _denials(sqlite_runtime)
-        counted = sum(int(json.loads(e.details).get("requests", 1)) for e in events)
-        if counted == CALLS:
-            break
-        time.sleep(0.1)
-    assert counted == CALLS  # how many: none lost
+        return events if _counted(events, 1) == CALLS else None
+
+    events = eventually(all_counted, 10, f"{CALLS} denials counted")
+    assert _counted(events, 1) == CALLS  # how many: none lost
     assert len(events) <= 2 * periods < CALLS  # what it cost the log
     assert all(json.loads(e.policy_ids) == ["default-deny"] and e.resource == "api/ingestion" for e in events)  # who, what, which policy
 
@@ -62,12 +66,11 @@ def test_varying_the_purpose_or_model_of_refused_predictions_does_not_grow_the_l
                 stub.ModelInfer(request, timeout=10)
             assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
     flushes = time.monotonic() - started + 2  # one flush a second, at most 33 events each (32 keys and the folded rest)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def all_counted() -> list[AuditEvent] | None:
         with sqlite_runtime.read() as session:
             events = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "inference.ModelInfer", AuditEvent.principal == "user/app")))
-        if sum(int(json.loads(e.details)["requests"]) for e in events) == calls:
-            break
-        time.sleep(0.1)
-    assert sum(int(json.loads(e.details)["requests"]) for e in events) == calls
+        return events if _counted(events) == calls else None
+
+    events = eventually(all_counted, 10, f"{calls} denied predictions counted")
+    assert _counted(events) == calls
     assert len(events) <= 34 * flushes and max(len(e.details) for e in events) < 1000  # bounded per second, and small

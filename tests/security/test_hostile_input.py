@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from privet.governance.datasets import formats
+from privet.governance.datasets import limits
 from privet.governance.jsonlimits import MAX_JSON_DEPTH
 from privet.governance.runtime import Runtime
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -158,7 +158,7 @@ def test_a_parquet_bomb_is_refused_before_it_is_decompressed(ingestion, sqlite_r
             with pytest.raises(grpc.RpcError) as err:
                 call(_requests(_header("bomb", **_PARQUET), data), timeout=60)
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
-            assert f"the limit is {formats.MAX_CELL_BYTES} bytes per cell" in (err.value.details() or "")
+            assert f"the limit is {limits.MAX_CELL_BYTES} bytes per cell" in (err.value.details() or "")
 
         # Before: the cell was decompressed, decoded and masked (hundreds of megabytes).
         assert _peak_rss_after(upload) < 32 << 20
@@ -182,7 +182,7 @@ def test_a_dictionary_bomb_is_counted_before_it_is_decoded(tmp_path: pathlib.Pat
     child = _read_in_child(tmp_path, data, "parquet", memory_limit=3 << 30)
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.startswith("ResourceExhausted "), child.stdout
-    assert f"the limit is {formats.MAX_BATCH_BYTES} bytes per batch" in child.stdout
+    assert f"the limit is {limits.MAX_BATCH_BYTES} bytes per batch" in child.stdout
 
 
 def test_the_server_refuses_a_dictionary_bomb_without_its_memory_moving(ingestion, sqlite_runtime) -> None:

@@ -4,7 +4,6 @@ rows as they happen, metadata reads and inference outcomes counted in batches.""
 from __future__ import annotations
 
 import json
-import time
 
 import grpc
 from sqlalchemy import select
@@ -14,7 +13,7 @@ from privet.governance.store.tables import AuditEvent
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
 from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.helpers import channel
+from tests.helpers import channel, eventually
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
 
@@ -22,13 +21,6 @@ def _counted(rt, action: str, principal: str) -> int:
     with rt.read() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.action == action, AuditEvent.principal == principal)).all()
     return sum(int(json.loads(e.details).get("requests", 1)) for e in rows)
-
-
-def _eventually(fn, expected, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while (got := fn()) != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return got
 
 
 def test_dataset_reads_and_refused_inference_requests_are_counted(servers, sqlite_runtime) -> None:
@@ -43,8 +35,8 @@ def test_dataset_reads_and_refused_inference_requests_are_counted(servers, sqlit
         stub.PreviewMasking(_requests(_header("preview", k=1, quasi_identifiers=[]), _csv_bytes(customer_table(50, seed=2))))
     assert _counted(rt, "ingestion.ReadDataset", "user/alice") == 1  # rows: at once
     for action in ("ingestion.GetDataset", "ingestion.ListDatasets"):
-        assert _eventually(lambda a=action: _counted(rt, a, "user/alice"), 3) == 3
-    assert _eventually(lambda: _counted(rt, "ingestion.PreviewMasking", "user/alice"), 1) == 1
+        eventually(lambda a=action: _counted(rt, a, "user/alice") == 3, 10, f"3 reads of {action} counted")
+    eventually(lambda: _counted(rt, "ingestion.PreviewMasking", "user/alice") == 1, 10, "the preview counted")
     # Inference: a request for a version that does not serve, and one for no model at all.
     with channel(home, "app", servers["inference"]) as ch:
         infer = pb_grpc.GRPCInferenceServiceStub(ch)
@@ -55,4 +47,4 @@ def test_dataset_reads_and_refused_inference_requests_are_counted(servers, sqlit
                 infer.ModelInfer(request, timeout=10)
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.NOT_FOUND
-    assert _eventually(lambda: _counted(rt, "inference.ModelInfer", "user/app"), 2) == 2
+    eventually(lambda: _counted(rt, "inference.ModelInfer", "user/app") == 2, 10, "2 refused predictions counted")

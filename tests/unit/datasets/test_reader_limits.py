@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from privet.governance.datasets import formats
+from privet.governance.datasets import _parquet_footer, jsonl_reader, limits, parquet_reader
 from privet.governance.datasets.formats import CsvDialect, read_batches, spool
 from privet.governance.errors import InvalidArgument, ResourceExhausted
 
@@ -50,7 +50,7 @@ def test_jsonl_nesting_is_refused_naming_the_line_and_the_limit(tmp_path: pathli
     with pytest.raises(InvalidArgument) as err:
         _read(tmp_path, ok * 3 + deep, "jsonl")
     assert err.value.field == "line 4"
-    assert f"limit of {formats.MAX_JSON_DEPTH} levels" in err.value.description
+    assert f"limit of {limits.MAX_JSON_DEPTH} levels" in err.value.description
 
 
 def test_a_string_left_open_does_not_hide_the_next_lines_nesting(tmp_path: pathlib.Path) -> None:
@@ -61,8 +61,8 @@ def test_a_string_left_open_does_not_hide_the_next_lines_nesting(tmp_path: pathl
 
 
 def test_a_jsonl_line_longer_than_a_block_is_refused_before_it_is_held(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "BLOCK_SIZE", 4096)
-    monkeypatch.setattr(formats, "_SCAN_PIECE", 1024)
+    monkeypatch.setattr(limits, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(jsonl_reader, "_SCAN_PIECE", 1024)
     fits = b'{"a": "' + b"x" * (4096 - 10) + b'"}\n'
     assert len(fits) == 4096
     assert _read(tmp_path, b'{"a": "y"}\n' + fits, "jsonl").num_rows == 2
@@ -73,7 +73,7 @@ def test_a_jsonl_line_longer_than_a_block_is_refused_before_it_is_held(tmp_path:
 
 
 def test_a_csv_row_longer_than_a_block_is_resource_exhausted(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(limits, "BLOCK_SIZE", 4096)
     with pytest.raises(ResourceExhausted, match="limit of 4096 bytes"):
         _read(tmp_path, b"a,b\n1,2\n3,\"" + b"x" * 20_000 + b"\"\n", "csv")
 
@@ -81,7 +81,7 @@ def test_a_csv_row_longer_than_a_block_is_resource_exhausted(tmp_path: pathlib.P
 # --- Parquet: refused from the footer and page headers, before anything is decompressed -------
 
 def test_one_huge_cell_is_refused_from_the_footer(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "MAX_CELL_BYTES", 64 << 10)
+    monkeypatch.setattr(limits, "MAX_CELL_BYTES", 64 << 10)
     data = _parquet(pa.table({"id": [1], "note": ["a" * (1 << 20)]}), compression="zstd")
     assert len(data) < 8 << 10  # a megabyte in a few kilobytes
     _nothing_decompressed(monkeypatch)
@@ -92,7 +92,7 @@ def test_one_huge_cell_is_refused_from_the_footer(tmp_path: pathlib.Path, monkey
 def test_a_page_larger_than_a_batch_is_refused_from_its_header(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # pyarrow puts up to 1024 values in a page: 64 values of 64 KiB make a 4 MiB page,
     # decompressed into one buffer whatever the batch size.
-    monkeypatch.setattr(formats, "MAX_BATCH_BYTES", 1 << 20)
+    monkeypatch.setattr(limits, "MAX_BATCH_BYTES", 1 << 20)
     data = _parquet(pa.table({"note": ["b" * (64 << 10)] * 64}), compression="zstd", use_dictionary=False)
     _nothing_decompressed(monkeypatch)
     with pytest.raises(ResourceExhausted, match=f"a page decompresses to .* the limit is {1 << 20} bytes per batch"):
@@ -100,7 +100,7 @@ def test_a_page_larger_than_a_batch_is_refused_from_its_header(tmp_path: pathlib
 
 
 def test_the_whole_upload_is_bounded(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "MAX_DECODED_BYTES", 1 << 20)
+    monkeypatch.setattr(limits, "MAX_DECODED_BYTES", 1 << 20)
     # Two million zeros: a few kilobytes of run-length encoding, 16 MB once decoded.
     data = _parquet(pa.table({"n": pa.array([0] * 2_000_000, pa.int64())}), compression="zstd")
     _nothing_decompressed(monkeypatch)
@@ -109,14 +109,14 @@ def test_the_whole_upload_is_bounded(tmp_path: pathlib.Path, monkeypatch: pytest
 
 
 def test_too_many_pages_are_refused(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "MAX_PARQUET_PAGES", 4)
+    monkeypatch.setattr(limits, "MAX_PARQUET_PAGES", 4)
     data = _parquet(pa.table({"n": list(range(10_000))}), data_page_size=64, write_batch_size=100)
     with pytest.raises(ResourceExhausted, match="more than the limit of 4 pages"):
         _read(tmp_path, data, "parquet")
 
 
 def test_a_fixed_size_value_wider_than_a_cell_is_refused(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "MAX_CELL_BYTES", 16)
+    monkeypatch.setattr(limits, "MAX_CELL_BYTES", 16)
     data = _parquet(pa.table({"digest": pa.array([b"x" * 32], pa.binary(32))}))
     with pytest.raises(ResourceExhausted, match="values of 32 bytes; the limit is 16 bytes per cell"):
         _read(tmp_path, data, "parquet")
@@ -124,10 +124,10 @@ def test_a_fixed_size_value_wider_than_a_cell_is_refused(tmp_path: pathlib.Path,
 
 def test_a_deep_schema_is_refused_naming_the_limit(tmp_path: pathlib.Path) -> None:
     kind = pa.int64()
-    for _ in range(formats.MAX_PARQUET_SCHEMA_DEPTH + 5):
+    for _ in range(limits.MAX_PARQUET_SCHEMA_DEPTH + 5):
         kind = pa.struct([("a", kind)])
     data = _parquet(pa.table({"x": pa.array([None], kind)}))
-    with pytest.raises(InvalidArgument, match=f"limit of {formats.MAX_PARQUET_SCHEMA_DEPTH} levels"):
+    with pytest.raises(InvalidArgument, match=f"limit of {limits.MAX_PARQUET_SCHEMA_DEPTH} levels"):
         _read(tmp_path, data, "parquet")
 
 
@@ -148,7 +148,7 @@ def test_a_dictionary_bomb_is_counted_before_it_is_decoded(tmp_path: pathlib.Pat
     data = _one_entry_dictionary(2048, 1 << 20, store_schema=False)
     assert len(data) < 64 << 10
     peak = pa.default_memory_pool().max_memory()
-    with pytest.raises(ResourceExhausted, match=f"the limit is {formats.MAX_BATCH_BYTES} bytes per batch"):
+    with pytest.raises(ResourceExhausted, match=f"the limit is {limits.MAX_BATCH_BYTES} bytes per batch"):
         _read(tmp_path, data, "parquet")
     assert pa.default_memory_pool().max_memory() < peak + (64 << 20)
 
@@ -156,7 +156,7 @@ def test_a_dictionary_bomb_is_counted_before_it_is_decoded(tmp_path: pathlib.Pat
 def test_leading_nulls_do_not_hide_a_dictionary_bomb_from_the_probe(tmp_path: pathlib.Path) -> None:
     # The probe reads a group's first rows; with no value among them it loads no dictionary,
     # and the dictionary page's own size stands in for the longest entry.
-    indices = pa.array([None] * (formats._PROBE_ROWS * 2) + [0] * 2048, pa.int32())
+    indices = pa.array([None] * (parquet_reader._PROBE_ROWS * 2) + [0] * 2048, pa.int32())
     column = pa.DictionaryArray.from_arrays(indices, pa.array(["d" * (1 << 20)]))
     data = _parquet(pa.table({"note": column}), compression="zstd", store_schema=False, dictionary_pagesize_limit=2 << 20)
     peak = pa.default_memory_pool().max_memory()
@@ -168,17 +168,17 @@ def test_leading_nulls_do_not_hide_a_dictionary_bomb_from_the_probe(tmp_path: pa
 def test_short_dictionary_entries_stream_in_smaller_batches_and_count_to_the_upload_limit(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Entries below the long-entry mark are read plainly, in batches sized so that every row
     # repeating the longest entry stays under half a batch; the running total still stops them.
-    monkeypatch.setattr(formats, "MAX_BATCH_BYTES", 4 << 20)
+    monkeypatch.setattr(limits, "MAX_BATCH_BYTES", 4 << 20)
     data = _one_entry_dictionary(8192, 2048, store_schema=False)
     table = _read(tmp_path, data, "parquet")
     assert table.num_rows == 8192 and table["note"].type == pa.string()
-    monkeypatch.setattr(formats, "MAX_DECODED_BYTES", 8 << 20)
+    monkeypatch.setattr(limits, "MAX_DECODED_BYTES", 8 << 20)
     with pytest.raises(ResourceExhausted, match=f"more than the limit of {8 << 20} bytes per upload"):
         _read(tmp_path, data, "parquet")
 
 
 def test_one_cell_past_the_limit_among_small_ones_is_refused(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(formats, "MAX_CELL_BYTES", 64 << 10)
+    monkeypatch.setattr(limits, "MAX_CELL_BYTES", 64 << 10)
     notes = [f"n{i}" for i in range(20_000)]
     notes[12_345] = "z" * (100 << 10)  # the average stays small: only reading finds it
     with pytest.raises(ResourceExhausted, match=f"column note: a value of {(100 << 10)} bytes; the limit is {64 << 10} bytes per cell"):
@@ -188,7 +188,7 @@ def test_one_cell_past_the_limit_among_small_ones_is_refused(tmp_path: pathlib.P
 def test_long_dictionary_entries_in_nested_columns_read_back_unchanged(tmp_path: pathlib.Path) -> None:
     # Entries past the long-entry mark make the reader take these columns as dictionary
     # indices, count them, then decode: what comes out is what a plain read gives.
-    long = "L" * (formats._LONG_ENTRY + 1)
+    long = "L" * (parquet_reader._LONG_ENTRY + 1)
     table = pa.table({
         "id": list(range(300)),
         "tags": [[long, "t"] if i % 3 else None for i in range(300)],
@@ -199,7 +199,7 @@ def test_long_dictionary_entries_in_nested_columns_read_back_unchanged(tmp_path:
     data = _parquet(table, compression="zstd")
     upload = spool([data], tmp_path, limit=1 << 30)
     try:
-        plan = formats._parquet_plan(upload.path, pq.ParquetFile(upload.path))
+        plan = parquet_reader._parquet_plan(upload.path, pq.ParquetFile(upload.path))
         assert set(plan.dictionary_leaves) == {"tags.list.element", "info.k", "m.key_value.value", "m.key_value.key"}
     finally:
         upload.discard()
@@ -218,7 +218,7 @@ def test_ordinary_files_read_as_before(tmp_path: pathlib.Path) -> None:
         data = _parquet(table, **options)
         upload = spool([data], tmp_path, limit=1 << 30)
         try:
-            plan = formats._parquet_plan(upload.path, pq.ParquetFile(upload.path))
+            plan = parquet_reader._parquet_plan(upload.path, pq.ParquetFile(upload.path))
             assert plan.dictionary_leaves == () and plan.batch_size == 64 * 1024
         finally:
             upload.discard()
@@ -239,7 +239,7 @@ def test_the_footer_reader_agrees_with_pyarrow(tmp_path: pathlib.Path, options: 
     path.write_bytes(_parquet(table, **options))
     metadata = pq.ParquetFile(path).metadata
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        groups = list(formats._row_groups(data))
+        groups = list(_parquet_footer.row_groups(data))
     assert len(groups) == metadata.num_row_groups
     for r, (rows, chunks) in enumerate(groups):
         group = metadata.row_group(r)
@@ -268,11 +268,11 @@ def test_the_compact_reader_skips_every_thrift_type() -> None:
         0x05, 0x28, 0x0A,                    # 20: i32 5, field id in long form
         0x00,
     ])
-    reader = formats._CompactReader(data)
+    reader = _parquet_footer.CompactReader(data)
     assert reader.struct() == {1: 7, 7: {1: -3}, 20: 5}
     assert reader.pos == len(data)
-    with pytest.raises(formats._Truncated):
-        formats._CompactReader(data[:-1]).struct()
+    with pytest.raises(_parquet_footer.Truncated):
+        _parquet_footer.CompactReader(data[:-1]).struct()
 
 
 @pytest.mark.parametrize("encoding", ["rot13", "zlib_codec", "hex", "base64", "no-such-codec"])

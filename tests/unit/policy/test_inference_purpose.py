@@ -30,12 +30,3 @@ def test_a_listed_purpose_is_allowed_for_applications_and_operators(engine: Poli
     assert _predict(engine, "user/app", "churn-prediction").allowed
     assert _predict(engine, "user/admin", "demo").allowed
     assert not _predict(engine, "user/admin", "demo", stage="REGISTERED").allowed  # released only, whoever asks
-
-
-def test_a_served_models_epsilon_is_rounded_up_as_the_gates_round_it() -> None:
-    """The inference servicer rounded ε down (int(ε·1000)): 8.0004 read as 8000, within a
-    policy's `epsilon_milli <= 8000` that the release gate (rounding up) would refuse."""
-    from privet.governance.registry.gates import served_model_entity
-
-    assert served_model_entity("m", 1, "RELEASED", 8.0004, "user/alice")["attrs"]["epsilon_milli"] == 8001
-    assert served_model_entity("m", 1, "RELEASED", None, "user/alice")["attrs"]["epsilon_milli"] == 0
