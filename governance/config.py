@@ -79,6 +79,9 @@ class Settings:
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 10.0
     metrics_addresses: dict[str, str] = field(default_factory=dict)
+    # Where each service listens, as configured (port 0: any free port); `addresses` is where
+    # the others find it (a port-0 address resolved to the port its server bound).
+    listen_addresses: dict[str, str] = field(default_factory=dict)
     max_dataset_epsilon: float = DEFAULT_MAX_DATASET_EPSILON
     max_dataset_delta: float = DEFAULT_MAX_DATASET_DELTA
     extra: dict[str, Any] = field(default_factory=dict)
@@ -129,6 +132,27 @@ class Home:
     def run(self) -> pathlib.Path:
         return self.root / "run"
 
+    def bound_address(self, service: str) -> pathlib.Path:
+        """Where a running `privet serve` records the address `service` bound, for an address
+        configured with port 0 (any free port): one file per service, so that processes
+        serving different services never write the same file."""
+        return self.run / "bound" / f"{service}.address"
+
+    def record_bound_address(self, service: str, address: str) -> None:
+        path = self.bound_address(service)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, address.encode(), mode=0o600)
+
+    def _resolve_any_port(self, service: str, address: str) -> str:
+        """`address`, or, where it asks for any port (`host:0`), the one its server bound
+        (as recorded), or itself while no server has recorded one."""
+        if not address.endswith(":0"):
+            return address
+        try:
+            return self.bound_address(service).read_text().strip() or address
+        except FileNotFoundError:
+            return address
+
     def cert(self, name: str) -> pathlib.Path:
         return self.pki / f"{name}.pem"
 
@@ -150,6 +174,8 @@ class Home:
         blob_dir = raw.get("blobs", {}).get("dir") or str(self.root / "blobs")
         addresses = {name: f"127.0.0.1:{port}" for name, port in DEFAULT_PORTS.items()}
         addresses.update(raw.get("addresses", {}))
+        listen = dict(addresses)
+        addresses = {name: self._resolve_any_port(name, address) for name, address in addresses.items()}
         metrics = {name: f"127.0.0.1:{port}" for name, port in DEFAULT_METRICS_PORTS.items()}
         metrics.update(raw.get("metrics", {}))
         limits = raw.get("limits", {})
@@ -167,6 +193,7 @@ class Home:
             checkpoint_every_events=int(audit.get("checkpoint_every_events", 1000)),
             checkpoint_every_seconds=float(audit.get("checkpoint_every_seconds", 10)),
             metrics_addresses=metrics,
+            listen_addresses=listen,
             max_dataset_epsilon=float(privacy.get("max_dataset_epsilon", DEFAULT_MAX_DATASET_EPSILON)),
             max_dataset_delta=float(privacy.get("max_dataset_delta", DEFAULT_MAX_DATASET_DELTA)),
             extra=raw,

@@ -74,7 +74,7 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
                    policy_watch_every_s: float = 1.0) -> list[RunningServer]:
     """Start each named server on its configured address (or the override); the policy
     folder is checked for edits every `policy_watch_every_s` seconds."""
-    addresses = {**runtime.settings.addresses, **(addresses or {})}
+    addresses = {**runtime.settings.listen_addresses, **(addresses or {})}
     started: list[RunningServer] = []
     if "registry" in names:  # the registry process signs the log's checkpoints
         runtime.checkpointer.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -119,20 +118,13 @@ def serve_on_any_ports(runtime: Runtime, names: Sequence[str] = SERVICES) -> tup
     return running, addresses
 
 
-def use_free_ports(home: Home) -> dict[str, str]:
-    """For a child process (`privet serve all`, the demo) only: point privet.toml at ports
-    free when probed. Racy (another process may take a port before the child binds it), but
-    the child cannot yet tell its parent which ports it bound; in-process servers use
-    `serve_on_any_ports`. Metrics listen on any free port."""
-    socks = [socket.socket() for _ in SERVICES]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    addresses = {name: f"127.0.0.1:{s.getsockname()[1]}" for name, s in zip(SERVICES, socks)}
-    for s in socks:
-        s.close()
-    record_addresses(home, addresses)
+def use_any_ports(home: Home) -> None:
+    """For a child process (`privet serve`, the demo): configure every service on
+    127.0.0.1:0. The child binds any free port and records it in the home
+    (`Home.record_bound_address`), where `Home.settings().addresses` finds it; until then a
+    service's address reads as port 0, where nothing answers. Metrics listen on any port too."""
+    _rewrite(home, home.settings().listen_addresses, {name: ANY_PORT for name in SERVICES})
     metrics_on_any_port(home)
-    return addresses
 
 
 @pytest.fixture
@@ -151,7 +143,7 @@ def served(tmp_path: pathlib.Path) -> Iterator[ServeProcess]:
     from tests.helpers import ServeProcess
 
     home = make_home(tmp_path / "home")
-    use_free_ports(home)
+    use_any_ports(home)
     server = ServeProcess(home, tmp_path / "serve.log").start()
     yield server
     server.stop()

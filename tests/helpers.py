@@ -11,7 +11,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from privet.governance.config import Home
+from privet.governance.config import SERVICES, Home
 from privet.services.common.client import secure_channel
 
 T = TypeVar("T")
@@ -86,6 +86,8 @@ class ServeProcess:
 
         from privet.services.common.health import wait_healthy
 
+        for service in SERVICES:  # a killed child leaves the ports it had bound recorded: not ours
+            self.home.bound_address(service).unlink(missing_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", str(self.home.root), "serve", "all"], stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT)
         results = wait_healthy(self.home, "admin", timeout=60)
         assert all(r.ok for r in results), open(self.log_path).read()[-3000:]

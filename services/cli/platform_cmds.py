@@ -58,6 +58,9 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
 
     runtime = Runtime.open(c.home)
     servers = start_services(runtime, names)
+    for server in servers:  # where the others find a server configured for any free port
+        host = runtime.settings.listen_addresses[server.name].rsplit(":", 1)[0]
+        c.home.record_bound_address(server.name, f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{server.port}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -67,6 +70,7 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
     console.print("shutting down gracefully")
     for server in servers:
         server.stop(10)
+        c.home.bound_address(server.name).unlink(missing_ok=True)
     runtime.close()
 
 

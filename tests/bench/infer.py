@@ -29,7 +29,7 @@ import numpy as np
 from privet.governance.architectures.models import ModelSpec, export_weights
 from privet.governance.architectures.tabular import ClassLabels, TabularPreprocessor
 from privet.governance.policy.engine import PolicyEngine
-from tests.conftest import free_ports, make_home, use_free_ports
+from tests.conftest import make_home, use_any_ports
 
 FEATURES = {"age": [30.0], "tenure_months": [12.0], "monthly_spend": [80.0], "plan": ["basic"], "support_calls": [2.0]}
 
@@ -137,18 +137,17 @@ def main() -> None:
     home = make_home(tmp / "home")
     delay = f"max_queue_delay_ms = {args.max_delay_ms}\n" if args.max_delay_ms is not None else ""
     home.config_path.write_text(home.config_path.read_text() + f"\n[inference]\nrequests_per_minute = 100000000\n{delay}")
-    use_free_ports(home)
+    use_any_ports(home)
     weights, meta = _model()
     (tmp / "w.safetensors").write_bytes(weights)
     (tmp / "meta.json").write_text(json.dumps(meta))
-    plain_port = free_ports(1)[0]
     serve = subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "serve", "all"], stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT)
-    plain = subprocess.Popen([sys.executable, "-m", "tests.bench.plain_infer_server", str(plain_port), str(tmp / "w.safetensors"), str(tmp / "meta.json")], stdout=subprocess.PIPE, text=True)
+    plain = subprocess.Popen([sys.executable, "-m", "tests.bench.plain_infer_server", "0", str(tmp / "w.safetensors"), str(tmp / "meta.json")], stdout=subprocess.PIPE, text=True)
     try:
         from privet.services.common.health import wait_healthy
 
         wait_healthy(home, "admin", timeout=60)
-        plain.stdout.readline()
+        plain_port = int(plain.stdout.readline().split()[1])  # "ready <port it bound>"
         _register_and_release(home, weights, meta)
         pki = home.pki
         governed_client = lambda: triton.InferenceServerClient(url=home.settings().addresses["inference"], ssl=True, root_certificates=str(pki / "ca.pem"), private_key=str(pki / "app.key"), certificate_chain=str(pki / "app.pem"))

@@ -42,9 +42,9 @@ def main() -> None:
     signature = [type("S", (), {"name": s["name"], "datatype": s["datatype"]})() for s in meta["signature"]]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(PlainServicer(weights, meta, signature), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
-    print("ready", flush=True)
+    print(f"ready {bound}", flush=True)
     server.wait_for_termination()
 
 

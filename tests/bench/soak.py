@@ -34,7 +34,7 @@ from privet.governance.store.training_tables import TrainingJob
 from privet.ingestion.v1 import ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
-from tests.conftest import make_home, use_free_ports
+from tests.conftest import make_home, use_any_ports
 from tests.helpers import ServeProcess, channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
@@ -73,8 +73,9 @@ def main() -> None:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="privet-soak-"))
     home = make_home(tmp / "home")
     home.config_path.write_text(home.config_path.read_text() + "\n[inference]\nrequests_per_minute = 100000000\n")
-    addr = use_free_ports(home)
+    use_any_ports(home)
     server = ServeProcess(home, tmp / "serve.log").start()
+    addr = home.settings().addresses
     counters = Counters()
     stop = threading.Event()
     csv = _csv_bytes(customer_table(1500, seed=1))

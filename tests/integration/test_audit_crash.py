@@ -19,16 +19,17 @@ from privet.audit.v1 import audit_pb2, audit_pb2_grpc
 from privet.governance.runtime import Runtime
 from privet.governance.store.tables import AuditEvent
 from tests.conftest import make_home
-from tests.helpers import channel
-from tests.integration.test_cli_platform import _use_free_ports
+from tests.helpers import channel, eventually
+from tests.integration.test_cli_platform import _use_any_ports
 
 
 def test_sigkill_during_appends_loses_no_acknowledged_event(tmp_path: pathlib.Path) -> None:
     home = make_home(tmp_path / "home")
-    _use_free_ports(home.root)
-    address = home.settings().addresses["registry"]
+    _use_any_ports(home.root)
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "serve", "registry"], stdout=log, stderr=subprocess.STDOUT)
+    eventually(lambda: home.bound_address("registry").exists(), 60, "the registry recorded the port it bound")
+    address = home.settings().addresses["registry"]
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()

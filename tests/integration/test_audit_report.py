@@ -27,7 +27,7 @@ import pytest
 from privet.governance.audit.checkpoint import Checkpoint, NoteVerifier, generate_signer, open_checkpoint
 from privet.governance.audit.leaf import EventRecord, decode_leaf
 from privet.governance.audit.report import render_report
-from tests.conftest import make_home, use_free_ports
+from tests.conftest import make_home, use_any_ports
 
 SECTIONS = ("lineage", "ledger", "denials", "checkpoint")
 
@@ -87,7 +87,7 @@ class _Elements(HTMLParser):
 def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("report")
     home = make_home(root / "home")
-    use_free_ports(home)
+    use_any_ports(home)
     try:
         demo = subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "demo", "--keep"], check=False, capture_output=True, text=True, timeout=300)
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]

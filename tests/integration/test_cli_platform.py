@@ -10,7 +10,7 @@ import sys
 import time
 
 from privet.governance.config import Home
-from tests.conftest import use_free_ports
+from tests.conftest import use_any_ports
 
 PRIVET = [sys.executable, "-m", "privet.services.cli"]
 
@@ -19,8 +19,8 @@ def _run(home: pathlib.Path, *args: str, timeout: float = 60) -> subprocess.Comp
     return subprocess.run([*PRIVET, "--home", str(home), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def _use_free_ports(root: pathlib.Path) -> None:
-    use_free_ports(Home(root))
+def _use_any_ports(root: pathlib.Path) -> None:
+    use_any_ports(Home(root))
 
 
 def test_init_serve_status_and_graceful_shutdown(tmp_path: pathlib.Path) -> None:
@@ -29,7 +29,7 @@ def test_init_serve_status_and_graceful_shutdown(tmp_path: pathlib.Path) -> None
     assert first.returncode == 0, first.stderr
     assert "created" in first.stdout
     assert _run(home, "--json", "init").returncode == 0
-    _use_free_ports(home)
+    _use_any_ports(home)
     log = open(tmp_path / "serve.log", "w")
     server = subprocess.Popen([*PRIVET, "--home", str(home), "serve", "all"], stdout=log, stderr=subprocess.STDOUT)
     try:

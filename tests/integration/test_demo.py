@@ -6,12 +6,12 @@ import pathlib
 import subprocess
 import sys
 
-from tests.conftest import make_home, use_free_ports
+from tests.conftest import make_home, use_any_ports
 
 
 def test_demo_runs_the_whole_path(tmp_path: pathlib.Path) -> None:
     home = make_home(tmp_path / "home")
-    use_free_ports(home)  # the demo itself would use the default ports; keep tests independent
+    use_any_ports(home)  # the demo itself would use the default ports; keep tests independent
     # Twice in one home: a rerun ingests fresh customers, so it has a budget of its own
     # (the same bytes again would resume the budget the first run spent).
     for _ in range(2):

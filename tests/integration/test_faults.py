@@ -186,7 +186,7 @@ def test_sigkill_during_releases_keeps_stages_and_log_consistent(served: ServePr
     rt = _after_restart(served)
     rt.close()
     rank = {"CANDIDATE": 2, "APPROVED": 3, "RELEASED": 4}
-    with channel(home, "bob", address) as ch:
+    with channel(home, "bob", home.settings().addresses["registry"]) as ch:  # restarted: a new port
         stub = registry_pb2_grpc.RegistryServiceStub(ch)
         for version in versions:
             stage = registry_pb2.Stage.Name(stub.GetModelVersion(registry_pb2.GetModelVersionRequest(name="rel", version=version)).stage).removeprefix("STAGE_")

@@ -17,7 +17,7 @@ from privet.governance.identity.principals import PrincipalsError, load_director
 from privet.governance.policy.engine import PolicyEngine, PolicyError
 from privet.governance.policy.holder import PolicyHolder
 from privet.services.common.metrics import ServerMetrics
-from tests.conftest import use_free_ports
+from tests.conftest import use_any_ports
 
 GOOD = (DEFAULT_POLICIES / "principals.yaml").read_text()
 
@@ -166,7 +166,7 @@ def _status(home: Home) -> tuple[int, str]:
 
 
 def test_privet_status_reports_refused_policy_files(home: Home) -> None:
-    use_free_ports(home)  # nothing listens there: only the policy line matters here
+    use_any_ports(home)  # nothing listens there: only the policy line matters here
     _, out = _status(home)
     policies = [row for row in json.loads(out) if row["service"] == "policies"]
     assert policies and policies[0]["ok"] is True and policies[0]["status"].startswith("LOADS")
