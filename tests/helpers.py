@@ -104,3 +104,22 @@ class ServeProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=60)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def own_process_start() -> str:
+    """This process's start time, as its process identity carries it (Linux: from /proc)."""
+    from privet.governance.processes import process_identity
+
+    identity = process_identity()
+    assert "." in identity, "Linux has /proc: the identity carries the start time"
+    return identity.split(".", 1)[1]

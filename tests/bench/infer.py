@@ -63,6 +63,9 @@ def _register_and_release(home, weights: bytes, meta: dict) -> None:
     )
     with secure_channel(home, "admin", address) as ch:
         v = registry_pb2_grpc.RegistryServiceStub(ch).CreateModelVersion(iter([registry_pb2.CreateModelVersionRequest(metadata=md), registry_pb2.CreateModelVersionRequest(chunk=weights)]))
+        # Uploaded weights are presumed trained on personal data: an operator declares these not.
+        registry_pb2_grpc.RegistryServiceStub(ch).DeclarePersonalData(registry_pb2.DeclareVersionPersonalDataRequest(
+            name="bench", version=v.version, personal=False, reason="benchmark weights, generated"))
         registry_pb2_grpc.RegistryServiceStub(ch).RequestRelease(registry_pb2.RequestReleaseRequest(name="bench", version=v.version))
     for who, call in (("dana", "ApproveRelease"), ("bob", "ReleaseModelVersion")):
         with secure_channel(home, who, address) as ch:

@@ -14,67 +14,50 @@ import pyarrow.parquet as pq
 import pytest
 
 from privet.governance.datasets import limits
-from privet.governance.datasets.formats import CsvDialect, read_batches, spool
+from privet.governance.datasets.formats import CsvDialect, spool
 from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
-from privet.governance.errors import InvalidArgument
-from privet.governance.masking import MaskingKeys, load_profile
+from privet.governance.masking import load_profile
+from tests.unit.datasets._readers import BLOCK, KEYS, ROWS, csv, read, refused
 
 _PROFILE = pathlib.Path(__file__).resolve().parents[3] / "policies" / "masking" / "default.yaml"
-_KEYS = MaskingKeys.derive(b"formats-test-secret-of-32-bytes!", key_id="formats/v1")
-_BLOCK = 16 << 10
-_ROWS = 3000  # ~40 KB of CSV: several 16 KiB blocks
 
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(limits, "BLOCK_SIZE", _BLOCK)
+    monkeypatch.setattr(limits, "BLOCK_SIZE", BLOCK)
 
 
-def _read(tmp_path: pathlib.Path, data: bytes, fmt: str, dialect: CsvDialect = CsvDialect()) -> pa.Table:
-    upload = spool([data], tmp_path, limit=1 << 30)
-    try:
-        batches = list(read_batches(upload, fmt, dialect))
-    finally:
-        upload.discard()
-    assert len({b.schema for b in batches}) == 1  # one schema for every batch
-    return pa.Table.from_batches(batches)
 
 
-def _refused(tmp_path: pathlib.Path, data: bytes, fmt: str, dialect: CsvDialect = CsvDialect()) -> InvalidArgument:
-    with pytest.raises(InvalidArgument) as err:
-        _read(tmp_path, data, fmt, dialect)
-    return err.value
 
 
-def _csv(header: str, rows: list[str]) -> bytes:
-    return (header + "\n" + "\n".join(rows) + "\n").encode()
 
 
 # --- CSV: types that change after the first block -------------------------------------------
 
 def test_csv_numbers_then_text_reads_as_text(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    rows = [f"{i},{1000 + i},plan{i % 3}" for i in range(_ROWS)] + [f"{_ROWS},A-1234,plan1"]
-    data = _csv("id,order_ref,plan", rows)
-    assert len(data) > 2 * _BLOCK
-    table = _read(tmp_path, data, "csv")
-    assert table.num_rows == _ROWS + 1
+    rows = [f"{i},{1000 + i},plan{i % 3}" for i in range(ROWS)] + [f"{ROWS},A-1234,plan1"]
+    data = csv("id,order_ref,plan", rows)
+    assert len(data) > 2 * BLOCK
+    table = read(tmp_path, data, "csv")
+    assert table.num_rows == ROWS + 1
     assert table.schema.field("order_ref").type == pa.string()
     assert table.schema.field("id").type == pa.int64()  # the columns that fit keep their type
     assert table["order_ref"][0].as_py() == "1000" and table["order_ref"][-1].as_py() == "A-1234"
 
 
 def test_csv_empty_then_text_reads_as_text(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    rows = [f"{i},,plan{i % 3}" for i in range(_ROWS)] + [f"{_ROWS},hello,plan1"]
-    table = _read(tmp_path, _csv("id,comment,plan", rows), "csv")
+    rows = [f"{i},,plan{i % 3}" for i in range(ROWS)] + [f"{ROWS},hello,plan1"]
+    table = read(tmp_path, csv("id,comment,plan", rows), "csv")
     assert table.schema.field("comment").type == pa.string()
     assert table["comment"][-1].as_py() == "hello" and table["comment"][0].as_py() == ""
 
 
 def test_csv_types_are_those_of_the_whole_file(tmp_path: pathlib.Path, small_blocks: None) -> None:
     # Integers then a decimal; empty then integers; two columns that change in one late row.
-    rows = [f"{i},{i},,{i}" for i in range(_ROWS)] + [f"{_ROWS},2.5,7,x-{_ROWS}"]
-    data = _csv("id,amount,count,code", rows)
-    table = _read(tmp_path, data, "csv")
+    rows = [f"{i},{i},,{i}" for i in range(ROWS)] + [f"{ROWS},2.5,7,x-{ROWS}"]
+    data = csv("id,amount,count,code", rows)
+    table = read(tmp_path, data, "csv")
     whole = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(block_size=len(data) + 1))
     assert table.schema == whole.schema
     assert table.schema.field("amount").type == pa.float64() and table.schema.field("count").type == pa.int64()
@@ -82,22 +65,22 @@ def test_csv_types_are_those_of_the_whole_file(tmp_path: pathlib.Path, small_blo
 
 
 def test_csv_that_fits_its_first_block_reads_as_before(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    data = _csv("id,name,score", [f"{i},n{i},{i / 7}" for i in range(_ROWS)])
-    table = _read(tmp_path, data, "csv")
+    data = csv("id,name,score", [f"{i},n{i},{i / 7}" for i in range(ROWS)])
+    table = read(tmp_path, data, "csv")
     assert table.equals(pacsv.read_csv(pa.py_buffer(data)))
 
 
 def test_csv_without_a_header_changes_type_too(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    rows = [f"{i},{i}" for i in range(_ROWS)] + [f"{_ROWS},late"]
-    table = _read(tmp_path, _csv(rows[0], rows[1:]), "csv", CsvDialect(header=False))
+    rows = [f"{i},{i}" for i in range(ROWS)] + [f"{ROWS},late"]
+    table = read(tmp_path, csv(rows[0], rows[1:]), "csv", CsvDialect(header=False))
     assert table.column_names == ["f0", "f1"] and table.schema.field("f1").type == pa.string()
-    assert table.num_rows == _ROWS + 1
+    assert table.num_rows == ROWS + 1
 
 
 def test_csv_invalid_utf8_late_in_a_column_names_the_column(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    rows = [f"{i},name{i}" for i in range(_ROWS)]
-    data = _csv("id,name", rows) + f"{_ROWS},".encode() + b"caf\xe9\n"
-    error = _refused(tmp_path, data, "csv")
+    rows = [f"{i},name{i}" for i in range(ROWS)]
+    data = csv("id,name", rows) + f"{ROWS},".encode() + b"caf\xe9\n"
+    error = refused(tmp_path, data, "csv")
     assert error.field == "name" and "UTF-8" in error.description
 
 
@@ -106,7 +89,7 @@ def _ingested(tmp_path: pathlib.Path, data: bytes, fmt: str):
     """The upload through `mask_upload`, the masked dataset removed afterwards."""
     upload = spool([data], tmp_path, limit=1 << 30)
     try:
-        masked = mask_upload(upload, fmt, CsvDialect(), load_profile(_PROFILE), _KEYS, AnonymisationSpec(), tmp_path)
+        masked = mask_upload(upload, fmt, CsvDialect(), load_profile(_PROFILE), KEYS, AnonymisationSpec(), tmp_path)
     finally:
         upload.discard()
     try:
@@ -116,9 +99,9 @@ def _ingested(tmp_path: pathlib.Path, data: bytes, fmt: str):
 
 
 def test_csv_type_change_ingests_end_to_end(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    rows = [f"{i},{1000 + i},plan{i % 3}" for i in range(_ROWS)] + [f"{_ROWS},A-1234,plan1"]
-    with _ingested(tmp_path, _csv("id,order_ref,plan", rows), "csv") as masked:
-        assert masked.report.rows_out == _ROWS + 1
+    rows = [f"{i},{1000 + i},plan{i % 3}" for i in range(ROWS)] + [f"{ROWS},A-1234,plan1"]
+    with _ingested(tmp_path, csv("id,order_ref,plan", rows), "csv") as masked:
+        assert masked.report.rows_out == ROWS + 1
         assert pq.read_table(masked.path)["order_ref"][-1].as_py() == "A-1234"
 
 
@@ -129,46 +112,46 @@ def _jsonl(records: list[dict]) -> bytes:
 
 
 def test_jsonl_null_then_text_reads_as_text(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    records = [{"id": i, "plan": f"plan{i % 3}", "note": None} for i in range(_ROWS)]
-    table = _read(tmp_path, _jsonl(records + [{"id": _ROWS, "plan": "x", "note": "call back"}]), "jsonl")
+    records = [{"id": i, "plan": f"plan{i % 3}", "note": None} for i in range(ROWS)]
+    table = read(tmp_path, _jsonl(records + [{"id": ROWS, "plan": "x", "note": "call back"}]), "jsonl")
     assert table.schema.field("note").type == pa.string()
-    assert table["note"][-1].as_py() == "call back" and table.num_rows == _ROWS + 1
+    assert table["note"][-1].as_py() == "call back" and table.num_rows == ROWS + 1
 
 
 def test_jsonl_key_first_seen_later_is_a_column(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    records = [{"id": i, "plan": f"plan{i % 3}"} for i in range(_ROWS)]
-    table = _read(tmp_path, _jsonl(records + [{"id": _ROWS, "plan": "x", "score": 2.5}]), "jsonl")
+    records = [{"id": i, "plan": f"plan{i % 3}"} for i in range(ROWS)]
+    table = read(tmp_path, _jsonl(records + [{"id": ROWS, "plan": "x", "score": 2.5}]), "jsonl")
     assert table.column_names == ["id", "plan", "score"]  # in the order first seen
-    assert table["score"].null_count == _ROWS and table["score"][-1].as_py() == 2.5
+    assert table["score"].null_count == ROWS and table["score"][-1].as_py() == 2.5
 
 
 def test_jsonl_integers_then_decimals_read_as_floats(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    records = [{"id": i, "x": i} for i in range(_ROWS)] + [{"id": _ROWS, "x": 0.5}]
-    table = _read(tmp_path, _jsonl(records), "jsonl")
+    records = [{"id": i, "x": i} for i in range(ROWS)] + [{"id": ROWS, "x": 0.5}]
+    table = read(tmp_path, _jsonl(records), "jsonl")
     assert table.schema.field("x").type == pa.float64() and table["x"][-1].as_py() == 0.5
 
 
 def test_jsonl_dates_then_other_text_read_as_text(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    records = [{"id": i, "when": "2024-01-02"} for i in range(_ROWS)] + [{"id": _ROWS, "when": "soon"}]
-    table = _read(tmp_path, _jsonl(records), "jsonl")
+    records = [{"id": i, "when": "2024-01-02"} for i in range(ROWS)] + [{"id": ROWS, "when": "soon"}]
+    table = read(tmp_path, _jsonl(records), "jsonl")
     assert table.schema.field("when").type == pa.string() and table["when"][-1].as_py() == "soon"
 
 
 def test_jsonl_type_change_ingests_end_to_end(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    records = [{"id": i, "plan": f"plan{i % 3}", "note": None} for i in range(_ROWS)]
-    data = _jsonl(records + [{"id": _ROWS, "plan": "x", "note": "call back", "extra": 1}])
+    records = [{"id": i, "plan": f"plan{i % 3}", "note": None} for i in range(ROWS)]
+    data = _jsonl(records + [{"id": ROWS, "plan": "x", "note": "call back", "extra": 1}])
     with _ingested(tmp_path, data, "jsonl") as masked:
-        assert masked.report.rows_out == _ROWS + 1
+        assert masked.report.rows_out == ROWS + 1
         assert [c.column for c in masked.report.columns] == ["id", "plan", "note", "extra"]
 
 
 def test_jsonl_number_then_text_in_a_later_block_names_column_and_line(tmp_path: pathlib.Path, small_blocks: None) -> None:
-    records = [{"id": i, "ref": i} for i in range(_ROWS)] + [{"id": _ROWS}, {"id": _ROWS + 1, "ref": "A-1"}]
-    error = _refused(tmp_path, _jsonl(records), "jsonl")
+    records = [{"id": i, "ref": i} for i in range(ROWS)] + [{"id": ROWS}, {"id": ROWS + 1, "ref": "A-1"}]
+    error = refused(tmp_path, _jsonl(records), "jsonl")
     assert error.field == "ref"
-    assert f"line {_ROWS + 2}:" in error.description
+    assert f"line {ROWS + 2}:" in error.description
 
 
 def test_jsonl_number_then_text_in_one_block_names_column_and_line(tmp_path: pathlib.Path) -> None:
-    error = _refused(tmp_path, b'{"a": 1}\n\n{"a": 2}\n{"a": "x"}\n', "jsonl")
+    error = refused(tmp_path, b'{"a": 1}\n\n{"a": 2}\n{"a": "x"}\n', "jsonl")
     assert error.field == "a" and error.description.startswith("line 4:")

@@ -4,35 +4,21 @@ this pid (a restarted container's pid 1), and keeps those of live ones."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
-from privet.governance.processes import process_identity
 from privet.governance.store.blobs import BlobStore, temporary_name
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def _own_start() -> str:
-    identity = process_identity()
-    assert "." in identity, "Linux has /proc: the identity carries the start time"
-    return identity.split(".", 1)[1]
+from tests.helpers import dead_pid, own_process_start
 
 
 def test_sweep_removes_temporaries_of_an_earlier_process_with_this_pid(tmp_path) -> None:
     store = BlobStore(tmp_path / "blobs")
     tmp = tmp_path / "blobs" / "tmp"
-    pid, start = os.getpid(), _own_start()
+    pid, start = os.getpid(), own_process_start()
     writer = store.writer()
     writer.write(b"in flight")
     left = {
         f"{pid}.{int(start) + 7}-{os.urandom(8).hex()}": False,  # a container restart: pid 1 again
         f"masking-{pid}.{int(start) + 7}-{os.urandom(8).hex()}": False,
-        f"{_dead_pid()}-{os.urandom(8).hex()}": False,  # the older, pid-only names still sweep
+        f"{dead_pid()}-{os.urandom(8).hex()}": False,  # the older, pid-only names still sweep
         f"upload-{pid}-{os.urandom(8).hex()}": True,  # pid-only and the pid is alive: kept
         temporary_name("upload"): True,
     }
