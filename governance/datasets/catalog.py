@@ -333,6 +333,10 @@ def dataset_batches(runtime: Runtime, name: str, columns: list[str], *, dataset_
     ownership policy lets read them."""
     row = get_dataset(runtime, name, dataset_id=dataset_id, principal=principal, action="dataset.read")
     name = row.name
+    stored = {c["name"] for c in json.loads(row.columns_json)}
+    missing = [c for c in columns if c not in stored]
+    if missing:  # refused before the read is recorded: no rows leave, so none is logged as read
+        raise InvalidArgument("columns", f"no column {missing[0]!r} in dataset {name!r}")
     if principal is not None:  # a read of (masked) personal data: in the log before the first row leaves
         runtime.record(Event(principal=acting_principal(runtime, principal).id.principal, action="ingestion.ReadDataset", resource=f"dataset/{name}",
                              decision="allow", details={"dataset_id": row.id, "columns": list(columns)}))

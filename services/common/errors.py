@@ -22,11 +22,18 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from privet.governance import errors as e
 
-__all__ = ["ERROR_TABLE", "Row", "abort_with", "is_abort", "row_for", "status_for"]
+__all__ = ["ERROR_TABLE", "MAX_MESSAGE_CHARS", "Row", "abort_with", "bounded", "is_abort", "row_for", "status_for"]
 
 log = logging.getLogger("privet.errors")
 
 ERROR_DOMAIN = "privet.local"
+# What a caller reads is bounded: messages quote the caller's own input (a name, a column),
+# and gRPC refuses trailing metadata past its limit, which would lose the status itself.
+MAX_MESSAGE_CHARS = 1024
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -51,13 +58,13 @@ def _own_message(exc: BaseException) -> str:
 
 def _bad_request(exc: BaseException) -> list[Message]:
     assert isinstance(exc, e.InvalidArgument)
-    return [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)])]
+    return [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field=bounded(exc.field, 256), description=bounded(exc.description))])]
 
 
 def _policy_denial(exc: BaseException) -> list[Message]:
     assert isinstance(exc, e.PermissionDenied)
     return [error_details_pb2.ErrorInfo(reason="POLICY_DENIED", domain=ERROR_DOMAIN,
-                                        metadata={"policy_ids": ",".join(exc.policy_ids), "reasons": "; ".join(exc.reasons)})]
+                                        metadata={"policy_ids": bounded(",".join(exc.policy_ids)), "reasons": bounded("; ".join(exc.reasons))})]
 
 
 def _database_unreachable(exc: BaseException) -> bool:
@@ -110,7 +117,7 @@ def status_for(exc: BaseException) -> grpc.Status:
     if row.log_it:
         log.error("call failed: %s", type(exc).__name__, exc_info=exc)
     code = row.code(exc) if callable(row.code) else row.code
-    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=row.message(exc), details=[_pack(d) for d in row.details(exc)]))
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=bounded(row.message(exc)), details=[_pack(d) for d in row.details(exc)]))
 
 
 def abort_with(context: grpc.ServicerContext, exc: BaseException) -> None:

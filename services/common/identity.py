@@ -2,7 +2,7 @@
 
 The TLS handshake has already checked the chain, but the TLS library does not enforce the CA's
 pathLen:0, so a certificate from a sub-CA would pass it; we also require that the peer's leaf
-was signed by the home's CA itself.
+was signed by the home's CA itself, is not a CA, and was issued for client authentication.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import functools
 
 import grpc
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from privet.governance.errors import Unauthenticated
 from privet.governance.identity.ca import spiffe_ids_of
@@ -26,6 +27,20 @@ def _ca(pem: bytes) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem)
 
 
+def _is_client_leaf(cert: x509.Certificate) -> bool:
+    """Not a CA, and issued for client authentication: what this CA issues to principals."""
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return ExtendedKeyUsageOID.CLIENT_AUTH in usages
+
+
 @functools.lru_cache(maxsize=4096)
 def _spiffe_of_pem(pem: bytes, ca_pem: bytes) -> SpiffeId:
     cert = x509.load_pem_x509_certificate(pem)
@@ -33,6 +48,8 @@ def _spiffe_of_pem(pem: bytes, ca_pem: bytes) -> SpiffeId:
         cert.verify_directly_issued_by(_ca(ca_pem))
     except Exception as exc:
         raise Unauthenticated("client certificate is not issued directly by this Privet CA") from exc
+    if not _is_client_leaf(cert):
+        raise Unauthenticated("client certificate must be a leaf (not a CA) for client authentication")
     uris = spiffe_ids_of(cert)
     if len(uris) != 1:
         raise Unauthenticated("client certificate must carry exactly one URI SAN, its SPIFFE id")

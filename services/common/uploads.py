@@ -56,6 +56,7 @@ class Upload:
     last: float
     _gate: UploadGate
     action: str = ""
+    api: str = ""  # the audit resource's api (derived from `action` when empty)
     # Whether the stream is waiting on its client: always for an upload (it waits for the
     # next message), for a download only while the client has not taken the last message.
     waiting: bool = True
@@ -112,7 +113,7 @@ class UploadGate:
         self._watchdog = threading.Thread(target=self._watch, name="privet-upload-watchdog", daemon=True)
         self._watchdog.start()
 
-    def admit(self, principal: str, context: Any, action: str = "", *, waiting: bool = True) -> Upload:
+    def admit(self, principal: str, context: Any, action: str = "", *, waiting: bool = True, api: str = "") -> Upload:
         """An upload slot for `principal`, or ResourceExhausted naming the limit reached."""
         with self._lock:
             mine = sum(1 for u in self._active.values() if u.principal == principal)
@@ -123,7 +124,7 @@ class UploadGate:
                 raise ResourceExhausted(f"this server already has {len(self._active)} {self.section} in progress, the most it takes at once "
                                         f"([{self.section}] total = {self.total}); retry later")
             now = self.clock()
-            upload = Upload(principal, context, now, self, action=action, waiting=waiting, started=now, _key=next(self._ids))
+            upload = Upload(principal, context, now, self, action=action, api=api, waiting=waiting, started=now, _key=next(self._ids))
             self._active[upload._key] = upload
             return upload
 

@@ -76,6 +76,16 @@ def test_read_dataset_streams_arrow_ipc(ingestion) -> None:
     assert table.num_rows == 300 and table.column_names == ["age", "churned"]
 
 
+def test_a_read_of_columns_a_dataset_lacks_is_refused_and_not_logged_as_a_read(ingestion, sqlite_runtime) -> None:
+    ingestion.CreateDataset(_requests(_header("narrow", k=1, quasi_identifiers=[]), _csv_bytes(customer_table(50))))
+    with pytest.raises(grpc.RpcError) as err:
+        b"".join(m.arrow_ipc for m in ingestion.ReadDataset(ingestion_pb2.ReadDatasetRequest(name="narrow", columns=["age", "nope"])))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "nope" in err.value.details()
+    with sqlite_runtime.read() as s:
+        reads = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "ingestion.ReadDataset", AuditEvent.resource == "dataset/narrow"))
+    assert reads == 0  # no rows left, so no read is on record (an allow here was a false record)
+
+
 @pytest.mark.parametrize(
     "header_kw,data,field",
     [

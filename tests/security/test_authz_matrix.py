@@ -65,7 +65,7 @@ REGISTRY_KEYS = {"registry.RotateKeys"}
 PERSONAL_DATA = {"ingestion.DeclarePersonalData", "registry.DeclarePersonalData"}
 AUDIT_READ = {"audit.ListEvents", "audit.GetCheckpoint", "audit.GetInclusionProof", "audit.GetConsistencyProof", "audit.ExportEvents", "audit.CheckLog"}
 INFERENCE_CALL = {"inference.ServerMetadata", "inference.ModelMetadata", "inference.ModelReady", "inference.ModelInfer"}
-# Liveness carries no data: any peer with a certificate from our CA may ask.
+# Liveness carries no data: any known principal may ask (an unknown one is refused, audited).
 OPEN = {"inference.ServerLive", "inference.ServerReady"}
 GROUPS = [INGESTION_READ, INGESTION_WRITE, TRAINING_READ, TRAINING_WRITE, REGISTRY_READ, REGISTRY_WRITE, REGISTRY_WEIGHTS,
           REGISTRY_RELEASE, REGISTRY_KEYS, PERSONAL_DATA, AUDIT_READ, INFERENCE_CALL, OPEN]
@@ -91,7 +91,7 @@ ALLOWED: dict[str, set[str]] = {
     "service/inference": REGISTRY_READ | REGISTRY_WEIGHTS | OPEN,
     "service/ingestion": OPEN,
     "service/registry": OPEN,
-    UNKNOWN: OPEN,
+    UNKNOWN: set(),
 }
 # The auditor's invariant forbids these outright (not merely "not permitted").
 AUDITOR_FORBIDDEN = INGESTION_WRITE | TRAINING_WRITE | REGISTRY_WRITE | REGISTRY_RELEASE | REGISTRY_KEYS | REGISTRY_WEIGHTS | PERSONAL_DATA

@@ -63,7 +63,7 @@ def build(
     *,
     uris: Sequence[str] = (),
     cn: str = "test",
-    usages: Sequence[x509.ObjectIdentifier] = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+    usages: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.CLIENT_AUTH,),
     is_ca: bool = False,
     not_before: dt.datetime | None = None,
     lifetime: dt.timedelta = dt.timedelta(days=1),
@@ -87,7 +87,8 @@ def build(
         builder = builder.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
     else:
         builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+        if usages is not None:  # None: no extended key usage at all
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
     if uris:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in uris]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256()), key
@@ -241,6 +242,20 @@ def _never_authenticated(ch: grpc.Channel) -> bool:
         return True
     err = _list_models(ch)
     return err is not None and err.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_certificate_with_no_extended_key_usage_is_not_a_principal(env: Servers, ca: LocalCA) -> None:
+    # The TLS stack accepts a leaf with no EKU at all; Privet's CA never issues one.
+    cert, key = build(ca.cert, ca.key, uris=["spiffe://privet.local/user/admin"], usages=None)
+    with _connect(env, _identity(cert, key)) as ch:
+        assert _never_authenticated(ch)
+
+
+def test_a_ca_certificate_is_not_a_principal(env: Servers, ca: LocalCA) -> None:
+    # A CA:TRUE certificate from our CA (which only ever issues leaves) naming user/admin.
+    cert, key = build(ca.cert, ca.key, uris=["spiffe://privet.local/user/admin"], is_ca=True)
+    with _connect(env, _identity(cert, key)) as ch:
+        assert _never_authenticated(ch)
 
 
 # gRPC's TLS stack (BoringSSL) does not enforce our CA's pathLen:0, so the interceptor also

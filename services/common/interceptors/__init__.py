@@ -4,10 +4,13 @@
 2. `ErrorStatusInterceptor`: maps whatever is raised inside to a status, by the one table;
 3. `AuthenticationInterceptor`: the peer's certificate must name a known principal;
 4. `AuthorizationInterceptor`: one Cedar decision per RPC;
-5. `StreamAdmissionInterceptor`: a bounded slot and an idle clock for every stream.
+5. `StreamAdmissionInterceptor`: a bounded slot and an idle clock for every stream;
+6. `RequestParsingInterceptor`: the request is parsed only now (gRPC hands the chain raw
+   bytes), so a malformed message never skips the checks above.
 
 The denials of 3-5 land in the audit log (`call_denials`). The order matters: metrics see the
-status the errors settled on, and no stream slot is spent on a caller who may not call.
+status the errors settled on, no stream slot is spent on a caller who may not call, and no
+parser runs on a message from one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from privet.services.common.interceptors.authentication import AuthenticationInt
 from privet.services.common.interceptors.authorization import AuthorizationInterceptor
 from privet.services.common.interceptors.call_denials import audit_call_denial, audit_cut_off
 from privet.services.common.interceptors.call_metrics import CallMetricsInterceptor
+from privet.services.common.interceptors.request_parsing import RequestParsingInterceptor
 from privet.services.common.interceptors.rpc_actions import action_for
 from privet.services.common.interceptors.status_mapping import ErrorStatusInterceptor
 from privet.services.common.interceptors.stream_admission import StreamAdmissionInterceptor
@@ -36,4 +40,5 @@ def governance_interceptors(runtime: Runtime, metrics: ServerMetrics, uploads: U
         AuthenticationInterceptor(runtime),
         AuthorizationInterceptor(runtime),
         StreamAdmissionInterceptor(runtime, uploads, downloads),
+        RequestParsingInterceptor(),
     ]

@@ -1,5 +1,6 @@
-"""Who is calling: a peer whose certificate does not name a known principal, issued directly
-by this home's CA, never reaches a servicer (UNAUTHENTICATED, audited)."""
+"""Who is calling: every call, the open ones (health, reflection, liveness) included, needs a
+certificate issued directly by this home's CA that names a known principal; any other peer
+never reaches a servicer, a stream slot or a parser (UNAUTHENTICATED, audited)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from privet.governance.runtime import Runtime
 from privet.services.common.identity import peer_spiffe_id
 from privet.services.common.interceptors._rewrap import rewrap_in_scope
 from privet.services.common.interceptors.call_denials import audit_call_denial
-from privet.services.common.interceptors.rpc_actions import action_for
+from privet.services.common.interceptors.rpc_actions import call_name
 
 __all__ = ["AuthenticationInterceptor"]
 
@@ -28,18 +29,16 @@ class AuthenticationInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        target = action_for(details.method)
+        api, action = call_name(details.method)
 
         @contextlib.contextmanager
         def authenticated(context: grpc.ServicerContext) -> Iterator[None]:
             spiffe: SpiffeId | None = None
             try:
                 spiffe = peer_spiffe_id(context, self._runtime.ca_pem)
-                if target is not None:  # the open RPCs need a valid certificate, not a principal
-                    self._runtime.policies.engine.directory.resolve(spiffe)
+                self._runtime.policies.engine.directory.resolve(spiffe)
             except Unauthenticated as exc:
-                if target is not None:
-                    audit_call_denial(self._runtime, spiffe.principal if spiffe else "unknown", target[1], exc.message, ("unauthenticated",))
+                audit_call_denial(self._runtime, spiffe.principal if spiffe else "unknown", action, exc.message, ("unauthenticated",), api=api)
                 raise
             yield
 

@@ -11,13 +11,13 @@ from privet.services.common.uploads import Upload
 __all__ = ["audit_call_denial", "audit_cut_off"]
 
 
-def audit_call_denial(runtime: Runtime, who: str, action: str, why: str, policy_ids: tuple[str, ...] = ()) -> None:
-    api = action.split(".", 1)[0]
+def audit_call_denial(runtime: Runtime, who: str, action: str, why: str, policy_ids: tuple[str, ...] = (), *, api: str = "") -> None:
+    api = api or action.split(".", 1)[0]
     runtime.deny(Event(principal=who, action=action, resource=f"api/{api}", decision="deny", policy_ids=policy_ids, details={"reason": why}))
 
 
 def audit_cut_off(runtime: Runtime, upload: Upload) -> None:
     """The watchdog cut an idle stream off (the call itself ends CANCELLED)."""
-    api = upload.action.split(".", 1)[0]
+    api = upload.api or upload.action.split(".", 1)[0]
     runtime.record(Event(principal=upload.principal, action=upload.action, resource=f"api/{api}", decision="deny",
                          details={"reason": f"stream cut off: idle for more than {upload.idle_limit} s"}))

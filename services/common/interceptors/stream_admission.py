@@ -1,4 +1,4 @@
-"""A slot for every stream: uploads (request streams) and downloads (response streams) each
+"""A slot for every stream, the open RPCs' included: uploads (request streams) and downloads (response streams) each
 get a bounded share of the workers (`privet.services.common.uploads`), and a clock on every
 message, so a slow or idle client cannot hold the server. A stream refused a slot is
 RESOURCE_EXHAUSTED, audited."""
@@ -15,7 +15,7 @@ from privet.governance.runtime import Runtime
 from privet.services.common.identity import caller
 from privet.services.common.interceptors._rewrap import Behaviour, rewrap
 from privet.services.common.interceptors.call_denials import audit_call_denial
-from privet.services.common.interceptors.rpc_actions import action_for
+from privet.services.common.interceptors.rpc_actions import call_name
 from privet.services.common.uploads import Upload, UploadGate
 
 __all__ = ["StreamAdmissionInterceptor"]
@@ -29,19 +29,20 @@ class StreamAdmissionInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
-        target = action_for(details.method)
-        if handler is None or target is None or not (handler.request_streaming or handler.response_streaming):
+        if handler is None or not (handler.request_streaming or handler.response_streaming):
             return handler
-        action = target[1]
+        # Every stream, the open ones too (a health Watch, a reflection session): a stream
+        # holds a worker for as long as it lasts.
+        api, action = call_name(details.method)
         gate = self._uploads if handler.request_streaming else self._downloads
         uploading = handler.request_streaming
 
         def admit(context: grpc.ServicerContext) -> Upload:
             who = caller(context, self._runtime).id.principal
             try:
-                return gate.admit(who, context, action, waiting=uploading)
+                return gate.admit(who, context, action, waiting=uploading, api=api)
             except ResourceExhausted as exc:
-                audit_call_denial(self._runtime, who, action, exc.message)
+                audit_call_denial(self._runtime, who, action, exc.message, api=api)
                 raise
 
         def wrap(behaviour: Behaviour, response_streaming: bool) -> Behaviour:
