@@ -44,11 +44,12 @@ class RequestParsingInterceptor(grpc.ServerInterceptor):
             return handler
         kind = ("stream" if handler.request_streaming else "unary") + "_" + ("stream" if handler.response_streaming else "unary")
         behaviour = getattr(handler, kind)
-        if handler.request_streaming:
-            def wrapped(requests: Iterable[bytes], context: grpc.ServicerContext) -> Any:
-                return behaviour(_each_parsed(parse, requests), context)
-        else:
-            def wrapped(request: bytes, context: grpc.ServicerContext) -> Any:
-                return behaviour(_parsed(parse, request), context)
+        def parsed_stream(requests: Iterable[bytes], context: grpc.ServicerContext) -> Any:
+            return behaviour(_each_parsed(parse, requests), context)
+
+        def parsed_message(request: bytes, context: grpc.ServicerContext) -> Any:
+            return behaviour(_parsed(parse, request), context)
+
         factory = getattr(grpc, f"{kind}_rpc_method_handler")
+        wrapped = parsed_stream if handler.request_streaming else parsed_message
         return factory(wrapped, request_deserializer=None, response_serializer=handler.response_serializer)
