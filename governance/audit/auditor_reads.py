@@ -20,6 +20,7 @@ from privet.governance.audit.log import AuditLog, Event
 from privet.governance.audit.merkle import consistency_proof, inclusion_proof
 from privet.governance.audit.storage import EventFilter, SqlNodeReader, checkpoint_at, head_size, iter_events, list_events
 from privet.governance.errors import DataLoss, InvalidArgument, NotFound
+from privet.governance.paging import after_number
 from privet.governance.store.tables import AuditCheckpoint, AuditEvent
 
 __all__ = ["AuditReads", "LogAccess", "LoggedEvent", "EventsPage", "InclusionProof", "ConsistencyProof", "MAX_SEQ"]
@@ -90,16 +91,6 @@ def _policy_ids(stored: str) -> list[str]:
     return ids if isinstance(ids, list) and all(isinstance(i, str) for i in ids) else [stored]
 
 
-def _after_token(token: str) -> int:
-    try:
-        after = int(token) if token else -1
-    except ValueError as exc:
-        raise InvalidArgument("page.page_token", "not a token this service issued") from exc
-    if not -1 <= after <= MAX_SEQ:
-        raise InvalidArgument("page.page_token", "not a token this service issued")
-    return after
-
-
 class AuditReads:
     """The auditor's reads of one log, each recorded as `audit.<rpc>` by `principal`."""
 
@@ -125,7 +116,7 @@ class AuditReads:
         return requested
 
     def events(self, principal: str, flt: EventFilter, *, page_size: int, page_token: str) -> EventsPage:
-        after = _after_token(page_token)
+        after = after_number(page_token)
         self._recorded(principal, "ListEvents", {k: v for k, v in flt.__dict__.items() if v} | {"after": after})
         with self._log.read() as session:
             rows = list_events(session, flt, after_seq=after, limit=page_size + 1)

@@ -34,6 +34,7 @@ from privet.governance.identity.principals import Principal
 from privet.governance.identity.spiffe import check_name
 from privet.governance.masking.operators import MaskingKeys
 from privet.governance.masking.profile import ColumnPreview, MaskingProfile, load_profile
+from privet.governance.paging import after_text
 from privet.governance.policy.ownership import Owned, acting_principal, may, require
 from privet.governance.privacy.ledger import Budget, BudgetLedger
 from privet.governance.privacy.limits import DEFAULT_MAX_DATASET_DELTA, DEFAULT_MAX_DATASET_EPSILON
@@ -151,7 +152,8 @@ def dataset_ledger(runtime: Runtime, dataset_id: str) -> list[LedgerEntry]:
 
 
 def list_datasets(runtime: Runtime, *, after: str, limit: int, principal: Principal | str | None = None) -> list[Dataset]:
-    """Live datasets by name after `after`; with `principal`, only those they may describe."""
+    """Live datasets by name after `after` (a page token); with `principal`, only those they may describe."""
+    after = after_text(after)
     out: list[Dataset] = []
     while len(out) < limit:
         with runtime.read() as s:

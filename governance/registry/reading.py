@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from privet.governance.audit.log import Event
-from privet.governance.errors import InvalidArgument
 from privet.governance.identity.principals import Principal
+from privet.governance.paging import after_number, after_text
 from privet.governance.paging import page_size as page_size_of
 from privet.governance.policy.ownership import may, require
 from privet.governance.registry.facts import as_of_now
@@ -53,7 +53,7 @@ def list_models(rt: Runtime, page_size: int, page_token: str, principal: Princip
     with rt.read() as session:
         query = select(Model).order_by(col(Model.name)).limit(size + 1)
         if page_token:
-            query = query.where(col(Model.name) > page_token)
+            query = query.where(col(Model.name) > after_text(page_token))
         rows = list(session.scalars(query))
         token = rows[size - 1].name if len(rows) > size else ""
         visible = [m for m in rows[:size] if principal is None or may(rt, principal, "model.read", owned_model(m))[0]]
@@ -73,10 +73,7 @@ def get_version(rt: Runtime, name: str, version: int, alias: str, principal: Pri
 
 def list_versions(rt: Runtime, name: str, page_size: int, page_token: str, principal: Principal | None) -> tuple[list[VersionRecord], str]:
     size = page_size_of(page_size)
-    try:
-        after = int(page_token) if page_token else 0
-    except ValueError:
-        raise InvalidArgument("page.page_token", "not a token this service issued") from None
+    after = after_number(page_token, first=0)
     with rt.read() as session:
         model = find_model(session, name)
         _may_read(rt, principal, model, "ListModelVersions")

@@ -19,6 +19,7 @@ from privet.governance.audit.log import Event
 from privet.governance.datasets.catalog import get_dataset
 from privet.governance.errors import FailedPrecondition, NotFound, PermissionDenied
 from privet.governance.identity.principals import Principal
+from privet.governance.paging import after_text
 from privet.governance.policy.ownership import Owned, acting_principal, may, require
 from privet.governance.privacy.accounting import Mechanism
 from privet.governance.privacy.ledger import BudgetLedger
@@ -100,7 +101,8 @@ def get_job(runtime: Runtime, job_id: str, *, principal: Principal | str | None 
 
 
 def list_jobs(runtime: Runtime, *, dataset: str = "", state: str = "", after: str = "", limit: int = 100, principal: Principal | str | None = None) -> list[TrainingJob]:
-    """Jobs by id after `after`; with `principal`, only those they may read."""
+    """Jobs by id after `after` (a page token); with `principal`, only those they may read."""
+    after = after_text(after)
     out: list[TrainingJob] = []
     while len(out) < limit:
         query = select(TrainingJob).where(col(TrainingJob.id) > after)
