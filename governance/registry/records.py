@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from privet.governance.errors import InvalidArgument, NotFound
+from privet.governance.identity.spiffe import check_name
 from privet.governance.registry.established import CLAIMED
 from privet.governance.registry.gates import Stage
-from privet.governance.store.registry_tables import Model, ModelApproval, ModelVersion
+from privet.governance.store.registry_tables import Model, ModelAlias, ModelApproval, ModelVersion
 
 __all__ = [
     "ApprovalRecord",
@@ -129,9 +130,14 @@ def find_model(session: Session, name: str) -> Model:
     return model
 
 
+BUILT_IN_ALIASES = ("released", "latest")
+
+
 def find_version(session: Session, name: str, version: int, alias: str, *, lock: bool = False) -> ModelVersion:
-    """`version` > 0, or version 0 with alias "released" (the newest released) or "latest".
-    InvalidArgument for any other pair, NotFound when no such version exists. `lock`: FOR UPDATE."""
+    """`version` > 0, or version 0 with alias "released" (the newest released), "latest", or
+    an alias set by SetAlias (with or without a leading "@"). InvalidArgument for any other
+    pair, NotFound when no such version (or alias) exists. `lock`: FOR UPDATE."""
+    alias = alias.removeprefix("@")
     query = select(ModelVersion).where(col(ModelVersion.model_name) == name)
     if version > 0:
         query = query.where(col(ModelVersion.version) == version)
@@ -139,8 +145,13 @@ def find_version(session: Session, name: str, version: int, alias: str, *, lock:
         query = query.where(col(ModelVersion.stage) == Stage.RELEASED).order_by(col(ModelVersion.version).desc()).limit(1)
     elif version == 0 and alias == "latest":
         query = query.order_by(col(ModelVersion.version).desc()).limit(1)
+    elif version == 0 and alias:
+        target = session.get(ModelAlias, (name, check_name(alias, "alias")))
+        if target is None:
+            raise NotFound(f"model {name!r} has no alias {alias!r}")
+        query = query.where(col(ModelVersion.version) == target.version)
     else:
-        raise InvalidArgument("version", "give a version number, or version 0 with alias \"released\" or \"latest\"")
+        raise InvalidArgument("version", "give a version number, or version 0 with an alias (\"released\", \"latest\" or one set by SetAlias)")
     if lock:
         query = query.with_for_update()
     row = session.scalars(query).first()

@@ -18,6 +18,7 @@
   download and erasure;
 - `facts`: a version's facts as the gates read them now, and the personal-data declaration;
 - `transitions`: request, approve, release, revoke, each one write unit decided by Cedar;
+- `aliases`: names applications resolve, moved through the gates; `pending`: what waits for whom;
 - `attest`: the attestation issued at release, and its document with proofs.
 """
 
@@ -31,7 +32,7 @@ from privet.governance.crypto import FileKeyring, KeyEncryptionKeys, SealedWeigh
 from privet.governance.errors import FailedPrecondition, PermissionDenied
 from privet.governance.identity.principals import Principal
 from privet.governance.privacy.limits import MAX_EPSILON
-from privet.governance.registry import _rekeying, _staging, creation, facts, reading, transitions, weights
+from privet.governance.registry import _rekeying, _staging, aliases, creation, facts, pending, reading, transitions, weights
 from privet.governance.registry.attest import attest_unattested_releases, attestation_document_of
 from privet.governance.registry.records import ApprovalRecord, ModelRecord, VersionRecord, VersionSpec
 from privet.governance.registry.validation import check_spec
@@ -136,12 +137,21 @@ class ModelRegistry:
         return transitions.release(self._rt, principal, name, version, signer=self._attestation_signer())
 
     def revoke(self, principal: Principal, name: str, version: int, *, erase: bool = False, reason: str = "") -> VersionRecord:
-        """Any stage -> REVOKED. With `erase`, the wrapped data key is dropped: the weights
-        can never be decrypted again. A revoked version may still be erased later."""
+        """Any stage -> REVOKED, for a `reason` (required); its aliases go with it. With
+        `erase`, the wrapped data key is dropped: the weights can never be decrypted again.
+        A revoked version may still be erased later."""
         record = transitions.revoke(self._rt, principal, name, version, erase=erase, reason=reason)
         if erase:
             weights.erase_remains(self._rt, record.blob_digest)
         return record
+
+    def set_alias(self, principal: Principal, name: str, alias: str, version: int, *, reason: str) -> VersionRecord:
+        """Point `alias` (e.g. "production") at the RELEASED `version`, through the gates."""
+        return aliases.set_alias(self._rt, principal, name, alias, version, reason=reason)
+
+    def pending_releases(self, principal: Principal, *, page_size: int = 0, page_token: str = "") -> tuple[list[pending.PendingRelease], str]:
+        """What waits for an approver or a release manager, oldest request first."""
+        return pending.pending_releases(self._rt, principal, page_size, page_token)
 
     def sweep_erased(self) -> int:
         """Finish erasures a crash interrupted (the blob of an erased version still on disk).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlmodel import Session, col
 
 from privet.governance.attestation.keys import AttestationSigner
@@ -33,9 +33,9 @@ from privet.governance.registry.records import (
     version_record,
     version_resource,
 )
-from privet.governance.registry.validation import check_thresholds
+from privet.governance.registry.validation import check_thresholds, required_reason
 from privet.governance.runtime import Runtime
-from privet.governance.store.registry_tables import Model, ModelApproval, ModelVersion
+from privet.governance.store.registry_tables import Model, ModelAlias, ModelApproval, ModelVersion
 
 __all__ = ["approve", "release", "request_release", "revoke", "transition"]
 
@@ -80,8 +80,10 @@ def release(rt: Runtime, principal: Principal, name: str, version: int, *, signe
 
 
 def revoke(rt: Runtime, principal: Principal, name: str, version: int, *, erase: bool, reason: str) -> VersionRecord:
-    """Any stage -> REVOKED. With `erase`, the wrapped data key is dropped (the caller then
-    removes the blob: `weights.erase_remains`). A revoked version may still be erased later."""
+    """Any stage -> REVOKED, for a `reason` (required: InvalidArgument when blank); the
+    version's aliases go with it. With `erase`, the wrapped data key is dropped (the caller
+    then removes the blob: `weights.erase_remains`). A revoked version may still be erased later."""
+    required_reason(reason)
     changes: dict[str, Any] = {"revoked_by": principal.id.principal, "revoked_us": now_us(), "revoked_reason": reason}
     if erase:
         changes |= {"wrapped_key": None, "kek_id": None, "erased": True}
@@ -90,8 +92,16 @@ def revoke(rt: Runtime, principal: Principal, name: str, version: int, *, erase:
     def not_erased_twice(row: ModelVersion) -> str | None:
         return f"the weights of {name}:{row.version} are already erased" if row.erased else None
 
+    with rt.read() as session:
+        target = find_version(session, name, version, "")
+        aliases = list(session.scalars(select(col(ModelAlias.alias)).where(col(ModelAlias.model_name) == name, col(ModelAlias.version) == target.version)))
+
+    def drop_aliases(session: Session, row: ModelVersion) -> None:
+        session.execute(delete(ModelAlias).where(col(ModelAlias.model_name) == name, col(ModelAlias.version) == row.version))
+
     return transition(rt, principal, name, version, action="model.revoke", rpc="RevokeModelVersion", from_stages=sources, to=Stage.REVOKED,
-                      changes=changes, note=reason, extra_details={"erase": erase}, precondition=not_erased_twice)
+                      changes=changes, note=reason, extra_details={"erase": erase, "aliases_removed": aliases}, precondition=not_erased_twice,
+                      also=drop_aliases)
 
 
 def transition(

@@ -14,7 +14,7 @@ from privet.governance.jsonlimits import check_json_depth
 from privet.governance.privacy.guarantee import check_stated_guarantee
 from privet.governance.registry.records import VersionSpec
 
-__all__ = ["MAX_DESCRIPTION", "check_spec", "check_thresholds"]
+__all__ = ["MAX_DESCRIPTION", "check_spec", "check_thresholds", "required_reason"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_DESCRIPTION = 4096
@@ -52,3 +52,11 @@ def check_thresholds(thresholds: dict[str, float] | None) -> dict[str, float]:
         if not math.isfinite(value):
             raise InvalidArgument(f"metric_thresholds[{key}]", "must be a finite number")
     return limits
+
+
+def required_reason(reason: str, field: str = "reason") -> str:
+    """A non-blank reason: revocations and alias moves are explained in the audit log.
+    InvalidArgument naming `field` otherwise."""
+    if not reason.strip():
+        raise InvalidArgument(field, "required: say why (it is kept in the audit log)")
+    return reason

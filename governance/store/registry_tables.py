@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Model", "ModelApproval", "ModelUpload", "ModelVersion"]
+__all__ = ["Model", "ModelAlias", "ModelApproval", "ModelUpload", "ModelVersion"]
 
 
 class Model(SQLModel, table=True):
@@ -103,6 +103,20 @@ class ModelApproval(SQLModel, table=True):
     principal: str = Field(sa_column=Column(Text, primary_key=True))
     at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ModelAlias(SQLModel, table=True):
+    """A name applications resolve to one RELEASED version of a model (e.g. "production").
+    Moved only through the release gates; a version's aliases go when it is revoked."""
+
+    __tablename__ = "model_aliases"
+
+    model_name: str = Field(sa_column=Column(Text, ForeignKey("models.name"), primary_key=True))
+    alias: str = Field(sa_column=Column(Text, primary_key=True))
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    set_by: str = Field(sa_column=Column(Text, nullable=False))
+    set_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class ModelUpload(SQLModel, table=True):

@@ -17,6 +17,7 @@ from privet.governance.errors import InvalidArgument
 from privet.governance.identity.principals import Principal
 from privet.governance.registry import ModelRecord, ModelRegistry, VersionRecord, VersionSpec
 from privet.governance.registry.attest import cited_seqs
+from privet.governance.registry.pending import PendingRelease
 from privet.governance.runtime import Runtime
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.identity import caller
@@ -61,6 +62,12 @@ def spec_from_metadata(meta: registry_pb2.ModelVersionMetadata) -> VersionSpec:
         description=meta.description,
         expected_size=meta.expected_size,
     )
+
+
+def _pending_message(p: PendingRelease) -> registry_pb2.PendingRelease:
+    return registry_pb2.PendingRelease(model_name=p.model_name, version=p.version, stage=f"STAGE_{p.stage}", requested_by=p.requested_by,
+                                       requested_at=_ts(p.requested_at_us), trained_by=p.trained_by, approved_by=p.approved_by,
+                                       waiting_for=p.waiting_for, note=p.note)
 
 
 def version_message(v: VersionRecord) -> registry_pb2.ModelVersion:
@@ -147,6 +154,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     def RevokeModelVersion(self, request, context):
         return version_message(self._registry.revoke(self._who(context), request.name, request.version, erase=request.erase, reason=request.reason))
+
+    def SetAlias(self, request, context):
+        return version_message(self._registry.set_alias(self._who(context), request.name, request.alias, request.version, reason=request.reason))
+
+    def ListPendingReleases(self, request, context):
+        items, token = self._registry.pending_releases(self._who(context), page_size=request.page.page_size, page_token=request.page.page_token)
+        return registry_pb2.ListPendingReleasesResponse(releases=[_pending_message(p) for p in items], next_page_token=token)
 
     def DeclarePersonalData(self, request, context):
         return version_message(self._registry.declare_personal_data(self._who(context), request.name, request.version, personal=request.personal, reason=request.reason))

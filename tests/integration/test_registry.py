@@ -451,15 +451,15 @@ def test_metrics_are_rechecked_against_the_recorded_thresholds(registry, sqlite_
 def test_revocation_gate_and_stages(registry, sqlite_runtime) -> None:
     p = lambda who: _principal(sqlite_runtime, who)
     v = _version(registry, sqlite_runtime)
-    assert _denied(registry.revoke, p("user/alice"), "m", v).policy_ids == (DEFAULT_DENY,)
+    assert _denied(lambda *a: registry.revoke(*a, reason="test"), p("user/alice"), "m", v).policy_ids == (DEFAULT_DENY,)
     assert registry.revoke(p("user/bob"), "m", v, reason="superseded").stage == Stage.REVOKED
     with pytest.raises(FailedPrecondition):
-        registry.revoke(p("user/bob"), "m", v)
+        registry.revoke(p("user/bob"), "m", v, reason="again")
     with pytest.raises(FailedPrecondition):
         registry.request_release(p("user/alice"), "m", v)
-    assert registry.revoke(p("user/bob"), "m", v, erase=True).erased  # a revoked version may still be erased
+    assert registry.revoke(p("user/bob"), "m", v, erase=True, reason="erasure request").erased  # a revoked version may still be erased
     with pytest.raises(FailedPrecondition, match="already erased"):
-        registry.revoke(p("user/bob"), "m", v, erase=True)
+        registry.revoke(p("user/bob"), "m", v, erase=True, reason="erasure request")
 
 
 def test_bad_metadata_names_the_field(registry, sqlite_runtime) -> None:

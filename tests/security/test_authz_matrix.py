@@ -54,12 +54,14 @@ INGESTION_READ = {"ingestion.GetDataset", "ingestion.ListDatasets", "ingestion.R
 INGESTION_WRITE = {"ingestion.CreateDataset", "ingestion.PreviewMasking", "ingestion.DeleteDataset"}
 TRAINING_READ = {"training.GetJob", "training.ListJobs", "training.WatchJob"}
 TRAINING_WRITE = {"training.SubmitJob", "training.CancelJob"}
-REGISTRY_READ = {"registry.GetModel", "registry.ListModels", "registry.GetModelVersion", "registry.ListModelVersions", "registry.GetAttestation"}
+REGISTRY_READ = {"registry.GetModel", "registry.ListModels", "registry.GetModelVersion", "registry.ListModelVersions", "registry.GetAttestation",
+                 "registry.ListPendingReleases"}
 REGISTRY_WRITE = {"registry.CreateModelVersion"}
 REGISTRY_WEIGHTS = {"registry.DownloadWeights"}
 # At this layer the whole release group goes to release managers; who may approve a given
 # version (never its requester or trainer, only an approver) is the release gates' call.
-REGISTRY_RELEASE = {"registry.RequestRelease", "registry.ApproveRelease", "registry.ReleaseModelVersion", "registry.RevokeModelVersion"}
+REGISTRY_RELEASE = {"registry.RequestRelease", "registry.ApproveRelease", "registry.ReleaseModelVersion", "registry.RevokeModelVersion",
+                    "registry.SetAlias"}
 REGISTRY_KEYS = {"registry.RotateKeys"}
 # Operators only, whatever else a role is granted: what is, or is not, personal data.
 PERSONAL_DATA = {"ingestion.DeclarePersonalData", "registry.DeclarePersonalData"}

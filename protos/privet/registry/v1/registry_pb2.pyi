@@ -328,6 +328,54 @@ class RevokeModelVersionRequest(_message.Message):
     reason: str
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., erase: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class ListPendingReleasesRequest(_message.Message):
+    __slots__ = ("page",)
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    page: _types_pb2.PageRequest
+    def __init__(self, page: _Optional[_Union[_types_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class PendingRelease(_message.Message):
+    __slots__ = ("model_name", "version", "stage", "requested_by", "requested_at", "trained_by", "approved_by", "waiting_for", "note")
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_BY_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    model_name: str
+    version: int
+    stage: Stage
+    requested_by: str
+    requested_at: _timestamp_pb2.Timestamp
+    trained_by: str
+    approved_by: _containers.RepeatedScalarFieldContainer[str]
+    waiting_for: str
+    note: str
+    def __init__(self, model_name: _Optional[str] = ..., version: _Optional[int] = ..., stage: _Optional[_Union[Stage, str]] = ..., requested_by: _Optional[str] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trained_by: _Optional[str] = ..., approved_by: _Optional[_Iterable[str]] = ..., waiting_for: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ListPendingReleasesResponse(_message.Message):
+    __slots__ = ("releases", "next_page_token")
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    releases: _containers.RepeatedCompositeFieldContainer[PendingRelease]
+    next_page_token: str
+    def __init__(self, releases: _Optional[_Iterable[_Union[PendingRelease, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetAliasRequest(_message.Message):
+    __slots__ = ("name", "alias", "version", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    alias: str
+    version: int
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class RotateKeysRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

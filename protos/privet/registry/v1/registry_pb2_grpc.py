@@ -99,6 +99,16 @@ class RegistryServiceStub:
                 request_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.GetAttestationRequest.SerializeToString,
                 response_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.Attestation.FromString,
                 _registered_method=True)
+        self.ListPendingReleases = channel.unary_unary(
+                '/privet.registry.v1.RegistryService/ListPendingReleases',
+                request_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.ListPendingReleasesRequest.SerializeToString,
+                response_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.ListPendingReleasesResponse.FromString,
+                _registered_method=True)
+        self.SetAlias = channel.unary_unary(
+                '/privet.registry.v1.RegistryService/SetAlias',
+                request_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -186,6 +196,22 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPendingReleases(self, request, context):
+        """What waits for whom: versions asked to be released (CANDIDATE: an approver's turn) or
+        approved (APPROVED: a release manager's turn), oldest request first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAlias(self, request, context):
+        """Point an alias (e.g. "production") at a RELEASED version, through the release gates;
+        applications resolve it (GetModelVersion alias, or KServe model_version "@production").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +279,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetAttestation,
                     request_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.GetAttestationRequest.FromString,
                     response_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.Attestation.SerializeToString,
+            ),
+            'ListPendingReleases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPendingReleases,
+                    request_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.ListPendingReleasesRequest.FromString,
+                    response_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.ListPendingReleasesResponse.SerializeToString,
+            ),
+            'SetAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAlias,
+                    request_deserializer=privet_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.FromString,
+                    response_serializer=privet_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -606,6 +642,60 @@ class RegistryService:
             '/privet.registry.v1.RegistryService/GetAttestation',
             privet_dot_registry_dot_v1_dot_registry__pb2.GetAttestationRequest.SerializeToString,
             privet_dot_registry_dot_v1_dot_registry__pb2.Attestation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPendingReleases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privet.registry.v1.RegistryService/ListPendingReleases',
+            privet_dot_registry_dot_v1_dot_registry__pb2.ListPendingReleasesRequest.SerializeToString,
+            privet_dot_registry_dot_v1_dot_registry__pb2.ListPendingReleasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/privet.registry.v1.RegistryService/SetAlias',
+            privet_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
+            privet_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
             options,
             channel_credentials,
             insecure,
