@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import pathlib
+import time
 
 import typer
-from google.protobuf.json_format import MessageToDict
 from rich.progress import Progress
 from rich.table import Table
 
@@ -16,8 +17,10 @@ from privet.governance.audit.offline import (
     verify_bundle_json,
     verify_export,
 )
+from privet.governance.errors import InvalidArgument
 from privet.services.cli.clients import stub
 from privet.services.cli.context import console, ctx_of, emit
+from privet.services.cli.output import iso_time, to_json
 
 audit_app = typer.Typer(help="Read, export and verify the tamper-evident audit log.", no_args_is_help=True)
 
@@ -53,26 +56,79 @@ def _audit_stub(ctx: typer.Context):
     return stub(ctx_of(ctx), "registry", audit_pb2_grpc.AuditServiceStub)
 
 
+_UNITS_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
+
+
+def parse_when(option: str, text: str, *, now_us: int) -> int:
+    """--since/--until: ISO 8601 (`2026-01-02`, `2026-01-02T03:04:05+02:00`; UTC when no offset
+    is given) or a span before `now_us` (`90s`, `15m`, `1h`, `2d`, `1w`). Microseconds since
+    the epoch; raises InvalidArgument(option) for anything else."""
+    text = text.strip()
+    unit = _UNITS_US.get(text[-1:].lower())
+    if unit and text[:-1].replace(".", "", 1).isdigit():
+        return now_us - int(float(text[:-1]) * unit)
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise InvalidArgument(option, f"expected ISO 8601 (2026-01-02T03:04:05Z) or a span before now (30s, 15m, 1h, 2d, 1w), got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return int(when.timestamp()) * 1_000_000 + when.microsecond
+
+
+def _match(pattern: str, value: str) -> bool:
+    """A filter ending in `*` matches by prefix; any other, exactly."""
+    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
+
+
 @audit_app.command("events")
 def events(
     ctx: typer.Context,
-    principal: str = typer.Option("", help="e.g. user/alice"),
-    action: str = typer.Option(""),
-    resource: str = typer.Option(""),
+    principal: str = typer.Option("", help="e.g. user/alice; a trailing * matches by prefix (user/*)"),
+    action: str = typer.Option("", help="e.g. registry.ApproveRelease; a trailing * matches by prefix (registry.*)"),
+    resource: str = typer.Option("", help="e.g. model/churn/1; a trailing * matches by prefix (model/churn/*)"),
     decision: str = typer.Option("", help="allow | deny | info"),
-    limit: int = typer.Option(50, min=1, max=1000),
+    since: str = typer.Option("", "--since", help="from this time on: ISO 8601 (UTC unless an offset is given) or a span before now: 30s, 15m, 1h, 2d, 1w"),
+    until: str = typer.Option("", "--until", help="before this time: same forms as --since"),
+    limit: int = typer.Option(50, min=1, max=1000, help="at most this many, the newest"),
 ) -> None:
-    """List events (newest filters first, oldest first)."""
+    """List events, newest first, with their times. Exact filters and the time window are
+    applied by the server; prefix filters (a trailing *) here, over the matching events."""
     from privet.audit.v1 import audit_pb2
     from privet.common.v1 import types_pb2
 
     c = ctx_of(ctx)
+    now_us = time.time_ns() // 1000
+    since_us = parse_when("--since", since, now_us=now_us) if since else 0
+    until_us = parse_when("--until", until, now_us=now_us) if until else 0
+    if since_us and until_us and since_us >= until_us:
+        raise InvalidArgument("--until", "must be after --since")
+    filters = {"principal": principal, "action": action, "resource": resource}
+    exact = {k: v for k, v in filters.items() if v and not v.endswith("*")}
+    prefixed = {k: v for k, v in filters.items() if v.endswith("*")}
+    # Asked newest first; a server that lists oldest first (before ListEvents honoured
+    # newest_first) is walked to the end. Either way only the newest `limit` are kept.
+    found: list = []
+    token = ""
     with _audit_stub(ctx) as s:
-        reply = s.ListEvents(audit_pb2.ListEventsRequest(principal=principal, action=action, resource=resource, decision=decision, page=types_pb2.PageRequest(page_size=limit)))
-    table = Table("seq", "principal", "action", "resource", "decision", "policies")
-    for e in reply.events:
-        table.add_row(str(e.seq), e.principal, e.action, e.resource, e.decision, ",".join(e.policy_ids))
-    emit(c, [MessageToDict(e, preserving_proto_field_name=True) for e in reply.events], table)
+        while True:
+            request = audit_pb2.ListEventsRequest(principal=exact.get("principal", ""), action=exact.get("action", ""), resource=exact.get("resource", ""),
+                                                  decision=decision, newest_first=True, page=types_pb2.PageRequest(page_size=1000, page_token=token))
+            if since_us:
+                request.since.FromMicroseconds(since_us)
+            if until_us:
+                request.until.FromMicroseconds(until_us)
+            reply = s.ListEvents(request)
+            found.extend(e for e in reply.events if all(_match(p, getattr(e, k)) for k, p in prefixed.items()))
+            found = sorted(found, key=lambda e: e.seq, reverse=True)[:limit]
+            token = reply.next_page_token
+            descending = len(reply.events) > 1 and reply.events[0].seq > reply.events[-1].seq
+            if not token or (descending and len(found) >= limit):
+                break
+    table = Table("time", "seq", "principal", "action", "resource", "decision", "policies")
+    for e in found:
+        table.add_row(iso_time(e.time.ToMicroseconds()) or "", str(e.seq), e.principal, e.action, e.resource, e.decision, ",".join(e.policy_ids))
+    emit(c, [to_json(e) for e in found], table)
 
 
 @audit_app.command("export")
@@ -102,7 +158,7 @@ def checkpoint(ctx: typer.Context, out: pathlib.Path = typer.Option(..., "--out"
     with _audit_stub(ctx) as s:
         cp = s.GetCheckpoint(audit_pb2.GetCheckpointRequest(tree_size=size))
     out.write_text(cp.note)
-    emit(c, {"tree_size": cp.tree_size, "root_hash": cp.root_hash.hex(), "out": str(out)}, f"[green]✓[/green] checkpoint at size {cp.tree_size} saved to {out}")
+    emit(c, to_json(cp) | {"out": str(out)}, f"[green]✓[/green] checkpoint at size {cp.tree_size} saved to {out}")
 
 
 @audit_app.command("verify")

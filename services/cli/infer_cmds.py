@@ -7,13 +7,15 @@ import io
 import json
 import pathlib
 
+import grpc
 import numpy as np
 import typer
 from rich.table import Table
 
+from privet.governance.errors import InvalidArgument
 from privet.services.cli.context import Ctx, ctx_of, emit
 
-__all__ = ["triton_client", "infer_columns"]
+__all__ = ["infer_columns", "read_input", "triton_client"]
 
 
 def triton_client(c: Ctx):
@@ -25,17 +27,33 @@ def triton_client(c: Ctx):
     )
 
 
-def _read_input(text: str) -> dict[str, list]:
-    """JSON (an object of columns, or a list of row objects), a CSV file, or a JSON file."""
-    source = pathlib.Path(text)
-    if source.exists():
-        text = source.read_text()
+def read_input(text: str) -> dict[str, list]:
+    """--input: JSON (an object of columns, or a list of row objects) when it starts like
+    JSON, else the path of a .csv or .json file. Raises InvalidArgument("--input")."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        source = pathlib.Path(text)
+        try:
+            text = source.read_text()
+        except OSError as exc:
+            raise InvalidArgument("--input", f"neither JSON nor a readable file: {exc.strerror or exc}") from None
         if source.suffix.lower() == ".csv":
             rows = list(csv.DictReader(io.StringIO(text)))
             return {k: [_number(r[k]) for r in rows] for k in rows[0]} if rows else {}
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument("--input", f"not valid JSON: {exc}") from None
     if isinstance(data, list):
-        return {k: [row[k] for row in data] for k in data[0]}
+        if not data or not all(isinstance(row, dict) for row in data):
+            raise InvalidArgument("--input", "a list must hold one object per row")
+        names = list(data[0])
+        for i, row in enumerate(data):
+            if list(row) != names and set(row) != set(names):
+                raise InvalidArgument("--input", f"row {i} has columns {sorted(row)}, row 0 has {sorted(names)}")
+        return {k: [row[k] for row in data] for k in names}
+    if not isinstance(data, dict):
+        raise InvalidArgument("--input", "expected an object of columns or a list of rows")
     return {k: v if isinstance(v, list) else [v] for k, v in data.items()}
 
 
@@ -44,6 +62,17 @@ def _number(value: str):
         return float(value)
     except ValueError:
         return value
+
+
+def _floats(name: str, values: list) -> np.ndarray:
+    """A numeric input column, or InvalidArgument naming the input and the row at fault."""
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise InvalidArgument(f"--input {name}", f"row {i}: {v!r} is not a number (input {name!r} is numeric)") from None
+    return np.array([float(v) for v in values], dtype=np.float64)
 
 
 def infer_columns(c: Ctx, model: str, version: str, columns: dict[str, list], purpose: str) -> np.ndarray:
@@ -55,13 +84,13 @@ def infer_columns(c: Ctx, model: str, version: str, columns: dict[str, list], pu
     for spec in meta["inputs"]:
         values = columns.get(spec["name"])
         if values is None:
-            raise typer.BadParameter(f"input {spec['name']!r} is missing (the model takes {', '.join(i['name'] for i in meta['inputs'])})")
+            raise InvalidArgument(f"--input {spec['name']}", f"input {spec['name']!r} is missing (the model takes {', '.join(i['name'] for i in meta['inputs'])})")
         if spec["datatype"] == "BYTES":
             t = triton.InferInput(spec["name"], [len(values)], "BYTES")
             t.set_data_from_numpy(np.array([str(v) for v in values], dtype=object))
         else:
             t = triton.InferInput(spec["name"], [len(values)], "FP64")
-            t.set_data_from_numpy(np.array(values, dtype=np.float64))
+            t.set_data_from_numpy(_floats(spec["name"], values))
         tensors.append(t)
     result = client.infer(model, tensors, model_version=version, parameters={"purpose": purpose}, outputs=[triton.InferRequestedOutput("probabilities")])
     return result.as_numpy("probabilities")
@@ -79,8 +108,10 @@ def infer(
     c = ctx_of(ctx)
     name, _, version = model.partition(":")
     try:
-        probabilities = infer_columns(c, name, version, _read_input(input_), purpose)
+        probabilities = infer_columns(c, name, version, read_input(input_), purpose)
     except InferenceServerException as exc:
+        if isinstance(exc.__context__, grpc.RpcError):
+            raise exc.__context__ from None  # its status and google.rpc details (the policy ids)
         raise RuntimeError(f"{exc.status().removeprefix('StatusCode.')}: {exc.message()}") from None
     table = Table("row", *[f"P(class {i})" for i in range(probabilities.shape[1])])
     for i, row in enumerate(probabilities):

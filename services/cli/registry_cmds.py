@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import typer
-from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.json_format import ParseDict
+from rich.console import Group
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -18,9 +19,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from privet.services.cli.clients import stub
 from privet.services.cli.context import console, ctx_of, emit
+from privet.services.cli.output import iso_time, to_json
 
 __all__: list[str] = []
 
@@ -45,7 +48,43 @@ def _split(ref: str, *, need_version: bool) -> tuple[str, int]:
 
 
 def _as_dict(message: Any) -> dict:
-    return MessageToDict(message, preserving_proto_field_name=True)
+    return to_json(message)
+
+
+def _stage(v: Any) -> str:
+    from privet.registry.v1 import registry_pb2
+
+    return registry_pb2.Stage.Name(v.stage).removeprefix("STAGE_")
+
+
+def version_view(v: Any) -> Group:
+    """One version as a person reads it: where it stands, where it came from, what it guarantees."""
+    g, lin = v.guarantee, v.lineage
+    rows = [
+        ("version", f"{v.model_name}:{v.version}"), ("stage", _stage(v) + (f" — {v.revoked_reason}" if v.revoked_reason else "") + (" (weights erased)" if v.erased else "")),
+        ("facts", v.provenance + (f" (job {v.training_job_id})" if v.training_job_id else "")),
+        ("architecture", v.architecture), ("weights", f"sha256 {v.digest}, {v.size_bytes} bytes, key {v.key_id}"),
+        ("inputs", ", ".join(f"{t.name} {t.datatype}" for t in v.inputs)), ("outputs", ", ".join(f"{t.name} {t.datatype}" for t in v.outputs)),
+        ("personal data", ("yes" if v.trained_on_personal_data else "no") + (f" (declared by {v.personal_declared_by})" if v.personal_declared_by else "")),
+        ("guarantee", f"ε {g.epsilon:.3f}, δ {g.delta:g} per {g.privacy_unit or 'row'} ({g.accountant}, σ {g.noise_multiplier:.3f}, {g.steps} steps)" if v.has_guarantee else "none"),
+        ("metrics", ", ".join(f"{k} {val:.4f}" for k, val in sorted(v.metrics.items())) or "-"),
+        ("thresholds", ", ".join(f"{k} ≥ {val:g}" for k, val in sorted(v.metric_thresholds.items())) or "-"),
+        ("lineage", f"dataset {lin.dataset_name or lin.dataset_id} ({lin.dataset_digest[:16]}), masking {lin.masking_profile or '-'}, trained by {lin.trained_by or '-'}" if v.HasField("lineage") else "-"),
+        ("created", f"{iso_time(v.created_at.ToMicroseconds()) or '-'} by {v.created_by}"),
+        ("requested by", v.requested_by or "-"), ("released by", v.released_by or "-"), ("attested", "yes" if v.attested else "no"), ("team", v.team or "-"),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, Text(value))
+    parts: list = [grid]
+    if v.approvals:
+        approvals = Table("approved by", "at", "note", title="approvals")
+        for a in v.approvals:
+            approvals.add_row(a.principal, iso_time(a.at.ToMicroseconds()) or "", Text(a.note))
+        parts.append(approvals)
+    return Group(*parts)
 
 
 def _progress(disabled: bool) -> Progress:
@@ -53,10 +92,7 @@ def _progress(disabled: bool) -> Progress:
 
 
 def _version_line(v: Any) -> str:
-    from privet.registry.v1 import registry_pb2
-
-    stage = registry_pb2.Stage.Name(v.stage).removeprefix("STAGE_")
-    return f"{v.model_name}:{v.version} [bold]{stage}[/bold] sha256={v.digest[:16]}… {v.size_bytes} bytes"
+    return f"{v.model_name}:{v.version} [bold]{_stage(v)}[/bold] sha256={v.digest[:16]}… {v.size_bytes} bytes"
 
 
 @models_app.command("register")
@@ -107,9 +143,9 @@ def list_models(ctx: typer.Context) -> None:
             token = reply.next_page_token
             if not token:
                 break
-    table = Table("name", "owner", "latest", "released")
+    table = Table("name", "owner", "team", "latest", "released", "created at")
     for m in models:
-        table.add_row(m.name, m.owner, str(m.latest_version), str(m.released_version or "-"))
+        table.add_row(m.name, m.owner, m.team or "-", str(m.latest_version), str(m.released_version or "-"), iso_time(m.created_at.ToMicroseconds()) or "")
     emit(c, [_as_dict(m) for m in models], table)
 
 
@@ -124,7 +160,7 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[:VERSI
     with _registry(ctx) as s:
         if version:
             v = s.GetModelVersion(registry_pb2.GetModelVersionRequest(name=name, version=version))
-            emit(c, _as_dict(v), json.dumps(_as_dict(v), indent=2, sort_keys=True))
+            emit(c, _as_dict(v), version_view(v))
             return
         model = s.GetModel(registry_pb2.GetModelRequest(name=name))
         versions, token = [], ""
@@ -137,7 +173,7 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[:VERSI
     table = Table("version", "stage", "facts", "digest", "bytes", "ε", "approvals", title=f"{model.name} (owner {model.owner}, team {model.team or 'none'})")
     for v in versions:
         eps = f"{v.guarantee.epsilon:g}" if v.has_guarantee else "-"
-        table.add_row(str(v.version), registry_pb2.Stage.Name(v.stage).removeprefix("STAGE_"), v.provenance, v.digest[:16], str(v.size_bytes), eps, ",".join(a.principal for a in v.approvals))
+        table.add_row(str(v.version), _stage(v), v.provenance, v.digest[:16], str(v.size_bytes), eps, ",".join(a.principal for a in v.approvals))
     emit(c, {"model": _as_dict(model), "versions": [_as_dict(v) for v in versions]}, table)
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import typer
-from google.protobuf.json_format import MessageToDict
+from rich.console import Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from privet.governance.errors import InvalidArgument
+from privet.governance.privacy.accounting import DEFAULT_ACCOUNTANT
+from privet.services.cli.choices import allowed
 from privet.services.cli.clients import stub
 from privet.services.cli.context import console, ctx_of, emit
+from privet.services.cli.output import iso_time, to_json
 
 jobs_app = typer.Typer(help="Training jobs.", no_args_is_help=True)
 
@@ -24,6 +28,48 @@ def _state(job) -> str:
     from privet.training.v1 import training_pb2
 
     return training_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+
+
+def _when(stamp) -> str:
+    return (iso_time(stamp.ToMicroseconds()) or "") if stamp.seconds or stamp.nanos else ""
+
+
+def _grid(rows: list[tuple[str, str]], title: str | None = None) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    if title:
+        grid.title = title
+    for label, value in rows:
+        grid.add_row(label, Text(value))  # plain text: values are the caller's names
+    return grid
+
+
+def job_view(job) -> Group:
+    """A job as a person reads it: what was asked, where it stands, what it guarantees."""
+    r, g, p = job.request, job.guarantee, job.progress
+    rows = [
+        ("job", job.id), ("state", _state(job) + (f" — {job.reason}" if job.reason else "")),
+        ("dataset", r.dataset), ("target", r.target), ("features", ", ".join(r.features) or "every column but the target"),
+        ("architecture", r.arch), ("device", job.device or r.device),
+        ("training", f"{r.epochs} epochs, batch {r.batch_size}, learning rate {r.learning_rate:g}, clipping {r.max_grad_norm:g}"),
+        ("asked", f"ε {r.target_epsilon:g}, δ {r.delta:g} ({r.accountant or DEFAULT_ACCOUNTANT}); ε {job.epsilon_reserved:g} reserved"),
+        ("submitted", f"{_when(job.submitted_at)} by {job.submitted_by}"), ("started", _when(job.started_at) or "-"), ("finished", _when(job.finished_at) or "-"),
+        ("progress", f"epoch {p.epoch}, step {p.step}/{p.total_steps}, ε {p.epsilon_spent:.3f} spent" if job.HasField("progress") else "-"),
+    ]
+    if job.HasField("guarantee"):
+        rows.append(("guarantee", f"ε {g.epsilon:.3f}, δ {g.delta:g} per {g.privacy_unit or 'row'} ({g.accountant}, σ {g.noise_multiplier:.3f}, q {g.sample_rate:.5f}, {g.steps} steps)"))
+    if job.metrics:
+        rows.append(("metrics", ", ".join(f"{k} {v:.4f}" for k, v in sorted(job.metrics.items()))))
+    if job.model_name:
+        rows.append(("model", f"{job.model_name}:{job.model_version}"))
+    parts: list = [_grid(rows)]
+    if job.HasField("guarantee") and g.releases:
+        releases = Table("release", "mechanism", "ε", "δ", title="other DP releases")
+        for rel in g.releases:
+            releases.add_row(rel.purpose, rel.mechanism, f"{rel.epsilon:.4f}", f"{rel.delta:g}")
+        parts.append(releases)
+    return Group(*parts)
 
 
 def watch(s, job_id: str, quiet: bool = False):
@@ -79,13 +125,15 @@ def train(
     dataset: str = typer.Argument(...),
     target: str = typer.Option(..., "--target"),
     features: str = typer.Option("", "--features", help="comma-separated; default: every column but the target"),
-    arch: str = typer.Option("mlp", "--arch"),
+    arch: str = typer.Option("mlp", "--arch", help="model architecture", callback=allowed("arch")),
     epsilon: float = typer.Option(3.0, "--epsilon"),
     delta: float = typer.Option(1e-5, "--delta"),
     epochs: int = typer.Option(3, "--epochs"),
     batch_size: int = typer.Option(256, "--batch-size"),
     learning_rate: float = typer.Option(0.01, "--learning-rate"),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="where the job trains", callback=allowed("device")),
+    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="per-sample gradient clipping norm (DP-SGD)"),
+    accountant: str = typer.Option(DEFAULT_ACCOUNTANT, "--accountant", help="privacy accountant", callback=allowed("accountant")),
     model_name: str = typer.Option("", "--model-name"),
     seed: int = typer.Option(0, "--seed", help="initial weights only; noise and sampling are secret"),
     bounds: str = typer.Option("", "--bounds", help="public bounds of numeric features, e.g. age=0:120,spend=0:1000 (else DP bounds, charged)"),
@@ -99,14 +147,15 @@ def train(
 
     c = ctx_of(ctx)
     request = training_pb2.SubmitJobRequest(dataset=dataset, target=target, features=[f for f in features.split(",") if f], arch=arch, epochs=epochs, batch_size=batch_size,
-                                            learning_rate=learning_rate, target_epsilon=epsilon, delta=delta, device=device, model_name=model_name, seed=seed,
+                                            learning_rate=learning_rate, target_epsilon=epsilon, delta=delta, device=device,
+                                            max_grad_norm=max_grad_norm, accountant=accountant, model_name=model_name, seed=seed,
                                             feature_bounds={k: training_pb2.Bounds(lower=lo, upper=hi) for k, (lo, hi) in _bounds(bounds).items()},
                                             categories={k: training_pb2.Domain(values=v) for k, v in _categories(categories).items()},
                                             classes=_classes(classes), person_key=person_key)
     with _training(ctx) as s:
         job = s.SubmitJob(request)
         if not watch_:
-            emit(c, MessageToDict(job, preserving_proto_field_name=True), f"[green]✓[/green] job {job.id} queued; ε {job.epsilon_reserved:g} reserved")
+            emit(c, to_json(job), f"[green]✓[/green] job {job.id} queued; ε {job.epsilon_reserved:g} reserved")
             return
         watch(s, job.id, quiet=c.json)
         job = s.GetJob(training_pb2.GetJobRequest(job_id=job.id))
@@ -114,22 +163,29 @@ def train(
     line = f"job {job.id}: {_state(job)}" + (f" — {job.reason}" if job.reason else "")
     if job.model_name:
         line += f"; registered {job.model_name}:{job.model_version} with ε {g.epsilon:.3f}, δ {g.delta:g} ({g.accountant}, σ {g.noise_multiplier:.3f}, {g.steps} steps)"
-    emit(c, MessageToDict(job, preserving_proto_field_name=True), line)
+    emit(c, to_json(job), line)
     if _state(job) != "SUCCEEDED":
         raise typer.Exit(1)
 
 
 @jobs_app.command("list")
 def list_(ctx: typer.Context, dataset: str = typer.Option("", "--dataset")) -> None:
+    from privet.common.v1 import types_pb2
     from privet.training.v1 import training_pb2
 
     c = ctx_of(ctx)
+    jobs, token = [], ""
     with _training(ctx) as s:
-        reply = s.ListJobs(training_pb2.ListJobsRequest(dataset=dataset))
-    table = Table("job", "dataset", "arch", "state", "ε reserved", "ε spent", "model")
-    for j in reply.jobs:
-        table.add_row(j.id[:8], j.request.dataset, j.request.arch, _state(j), f"{j.epsilon_reserved:g}", f"{j.guarantee.epsilon:.3f}", f"{j.model_name}:{j.model_version}" if j.model_name else "")
-    emit(c, [MessageToDict(j, preserving_proto_field_name=True) for j in reply.jobs], table)
+        while True:
+            reply = s.ListJobs(training_pb2.ListJobsRequest(dataset=dataset, page=types_pb2.PageRequest(page_size=1000, page_token=token)))
+            jobs.extend(reply.jobs)
+            token = reply.next_page_token
+            if not token:
+                break
+    table = Table("job", "dataset", "arch", "state", "ε reserved", "ε spent", "model", "submitted")
+    for j in jobs:
+        table.add_row(j.id[:8], j.request.dataset, j.request.arch, _state(j), f"{j.epsilon_reserved:g}", f"{j.guarantee.epsilon:.3f}", f"{j.model_name}:{j.model_version}" if j.model_name else "", _when(j.submitted_at))
+    emit(c, [to_json(j) for j in jobs], table)
 
 
 @jobs_app.command("show")
@@ -139,7 +195,7 @@ def show(ctx: typer.Context, job_id: str) -> None:
     c = ctx_of(ctx)
     with _training(ctx) as s:
         job = s.GetJob(training_pb2.GetJobRequest(job_id=job_id))
-    emit(c, MessageToDict(job, preserving_proto_field_name=True, always_print_fields_with_no_presence=True))
+    emit(c, to_json(job), job_view(job))
 
 
 @jobs_app.command("cancel")
@@ -149,4 +205,4 @@ def cancel(ctx: typer.Context, job_id: str, reason: str | None = typer.Option(""
     c = ctx_of(ctx)
     with _training(ctx) as s:
         job = s.CancelJob(training_pb2.CancelJobRequest(job_id=job_id, reason=reason or ""))
-    emit(c, {"job": job.id, "state": _state(job)}, f"[green]✓[/green] cancellation of {job.id} requested ({_state(job)})")
+    emit(c, to_json(job), f"[green]✓[/green] cancellation of {job.id} requested ({_state(job)})")

@@ -564,7 +564,7 @@ def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:
                                 "guarantee": _dp(4.0, 1e-6), "lineage": {"dataset_id": "ds1"}}))
     code, out, exc = cli("--as", "alice", "--json", "models", "register", "--name", "churn", "--weights", str(weights), "--metadata", str(meta))
     assert code == 0, (out, exc)
-    assert json.loads(out)["version"] == "1"  # int64 in proto JSON
+    assert json.loads(out)["version"] == 1  # one output contract: integers are numbers (docs/cli.md)
     assert json.loads(out)["provenance"] == "claimed" and json.loads(out)["trained_on_personal_data"] is True  # presumed
     code, _, exc = cli("--as", "alice", "release", "request", "churn:1")
     assert code != 0 and exc.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -577,9 +577,9 @@ def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:
     assert cli("--as", "dana", "release", "approve", "churn:1", "--note", "ok")[0] == 0
     assert cli("--as", "bob", "release", "publish", "churn:1")[0] == 0
     code, out, _ = cli("--as", "bob", "--json", "models", "list")
-    assert code == 0 and json.loads(out)[0]["released_version"] == "1"
+    assert code == 0 and json.loads(out)[0]["released_version"] == 1
     code, out, _ = cli("--as", "bob", "--json", "models", "show", "churn")
-    assert code == 0 and json.loads(out)["versions"][0]["stage"] == "STAGE_RELEASED"
+    assert code == 0 and json.loads(out)["versions"][0]["stage"] == "RELEASED"
     code, out, _ = cli("--as", "bob", "--json", "models", "show", "churn:1")
     assert code == 0 and json.loads(out)["approvals"][0]["principal"] == "user/dana"
     # The signed attestation, with the audit proofs of what it cites, checks offline.
