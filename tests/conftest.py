@@ -137,6 +137,27 @@ def servers(sqlite_runtime: Runtime) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
+def cli(servers: dict[str, str], sqlite_runtime: Runtime):
+    """cli("--as", "alice", "models", "list") -> (exit code, output), talking to `servers`."""
+    from typer.testing import CliRunner
+
+    from privet.services.cli import app
+
+    home = sqlite_runtime.home
+    text = home.config_path.read_text()
+    for name, address in servers.items():
+        text = "\n".join(f'{name} = "{address}"' if line.startswith(f"{name} = ") else line for line in text.splitlines()) + "\n"
+    home.config_path.write_text(text)
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, ["--home", str(home.root), *args])
+        return result.exit_code, result.output, result.exception
+
+    return run
+
+
+@pytest.fixture
 def served(tmp_path: pathlib.Path) -> Iterator[ServeProcess]:
     """`privet serve all` in a child process on free ports: a crash or a kill takes it, not
     pytest, and a test may restart it."""

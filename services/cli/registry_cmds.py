@@ -1,5 +1,5 @@
 """privet models register | list | show | download | declare | attest | verify-attestation;
-privet release request | approve | publish | revoke; privet keys rotate."""
+privet release pending | request | approve | publish | alias | revoke; privet keys rotate."""
 
 from __future__ import annotations
 
@@ -315,14 +315,54 @@ def publish(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME:VER
     emit(c, _as_dict(v), f"[green]✓[/green] {_version_line(v)}")
 
 
+@release_app.command("pending")
+def pending(ctx: typer.Context) -> None:
+    """What waits for whom: versions waiting for an approver or a release manager, oldest first."""
+    from privet.common.v1 import types_pb2
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    items: list[Any] = []
+    token = ""
+    with _registry(ctx) as s:
+        while True:
+            reply = s.ListPendingReleases(registry_pb2.ListPendingReleasesRequest(page=types_pb2.PageRequest(page_token=token)))
+            items.extend(reply.releases)
+            token = reply.next_page_token
+            if not token:
+                break
+    table = Table("version", "waiting for", "requested by", "requested", "approved by", "note")
+    for p in items:
+        table.add_row(f"{p.model_name}:{p.version}", p.waiting_for, p.requested_by, iso_time(p.requested_at.ToMicroseconds()) or "",
+                      ", ".join(p.approved_by), p.note)
+    emit(c, [_as_dict(p) for p in items], table if items else "nothing waits")
+
+
+@release_app.command("alias")
+def alias(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="NAME:VERSION"),
+    name_of_alias: str = typer.Argument(..., metavar="ALIAS", help="e.g. production; applications ask for NAME@ALIAS."),
+    reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit log)."),
+) -> None:
+    """Point ALIAS at a RELEASED version (a release manager; the release gates decide)."""
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    name, version = _split(ref, need_version=True)
+    with _registry(ctx) as s:
+        v = s.SetAlias(registry_pb2.SetAliasRequest(name=name, alias=name_of_alias.removeprefix("@"), version=version, reason=reason))
+    emit(c, _as_dict(v), f"[green]✓[/green] {name}@{name_of_alias.removeprefix('@')} -> {_version_line(v)}")
+
+
 @release_app.command("revoke")
 def revoke(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="NAME:VERSION"),
     erase: bool = typer.Option(False, "--erase", help="Destroy the data key: the weights become unrecoverable."),
-    reason: str = typer.Option("", "--reason"),
+    reason: str = typer.Option(..., "--reason", help="Why (required; kept in the audit log)."),
 ) -> None:
-    """Any stage -> REVOKED; with --erase, irreversibly."""
+    """Any stage -> REVOKED, with the version's aliases; with --erase, irreversibly."""
     from privet.registry.v1 import registry_pb2
 
     c = ctx_of(ctx)

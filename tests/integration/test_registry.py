@@ -534,27 +534,6 @@ def test_concurrent_transitions_never_skip_a_stage(runtime: Runtime) -> None:
 
 
 # -- the CLI, in process, against the real servers ----------------------------------------------
-@pytest.fixture
-def cli(servers, sqlite_runtime):
-    """cli("--as", "alice", "models", "list") -> (exit code, output), talking to `servers`."""
-    from typer.testing import CliRunner
-
-    from privet.services.cli import app
-
-    home = sqlite_runtime.home
-    text = home.config_path.read_text()
-    for name, address in servers.items():
-        text = "\n".join(f'{name} = "{address}"' if line.startswith(f"{name} = ") else line for line in text.splitlines()) + "\n"
-    home.config_path.write_text(text)
-    runner = CliRunner()
-
-    def run(*args: str):
-        result = runner.invoke(app, ["--home", str(home.root), *args])
-        return result.exit_code, result.output, result.exception
-
-    return run
-
-
 def test_cli_register_release_download(cli, sqlite_runtime, tmp_path) -> None:
     data = _weights(n=300_000)
     weights = tmp_path / "model.safetensors"

@@ -4,6 +4,8 @@ reason for every revocation."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
 from sqlalchemy import select
@@ -105,3 +107,19 @@ def test_the_workflow_over_grpc(servers, sqlite_runtime: Runtime, registry: Mode
         with pytest.raises(grpc.RpcError) as err:
             as_("alice").SetAlias(registry_pb2.SetAliasRequest(name="m", alias="production", version=v, reason="x"))
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_workflow_from_the_command_line(cli, sqlite_runtime: Runtime, registry: ModelRegistry) -> None:
+    rt = sqlite_runtime
+    waiting = _version(registry, rt)
+    registry.request_release(_principal(rt, "user/alice"), "m", waiting)
+    code, out, exc = cli("--as", "dana", "--json", "release", "pending")
+    assert code == 0, (out, exc)
+    (item,) = json.loads(out)
+    assert item["version"] == waiting and item["stage"] == "CANDIDATE" and item["waiting_for"] == "approver"
+    v = _released(registry, rt)
+    code, out, exc = cli("--as", "bob", "release", "alias", f"m:{v}", "production", "--reason", "rollout")
+    assert code == 0, (out, exc)
+    assert registry.get_version("m", alias="@production").version == v
+    code, out, _ = cli("--as", "bob", "release", "revoke", f"m:{v}")  # no --reason
+    assert code != 0 and registry.get_version("m", v).stage == "RELEASED"
