@@ -33,7 +33,7 @@ from privet.governance.errors import AlreadyExists, DataLoss, InvalidArgument, N
 from privet.governance.identity.principals import Principal
 from privet.governance.identity.spiffe import check_name
 from privet.governance.masking.operators import MaskingKeys
-from privet.governance.masking.profile import ColumnPreview, MaskingProfile, load_profile
+from privet.governance.masking.profile import ColumnPreview, MaskingProfile, MaskingReport, load_profile
 from privet.governance.paging import after_text
 from privet.governance.policy.ownership import Owned, acting_principal, may, require
 from privet.governance.privacy.ledger import Budget, BudgetLedger
@@ -172,19 +172,27 @@ def _validate(runtime: Runtime, spec: DatasetSpec) -> None:
     spec.validate(max_epsilon=runtime.settings.max_dataset_epsilon, max_delta=runtime.settings.max_dataset_delta)
 
 
-def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes], *, principal: Principal | str | None = None) -> list[ColumnPreview]:
-    """What each column of an upload would become; stores nothing. Counted in the audit log."""
+def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes], *, principal: Principal | str | None = None) -> tuple[list[ColumnPreview], MaskingReport | None]:
+    """What each column of an upload would become (on its first rows), and, with
+    k-anonymity asked for, what it would cost on the whole upload (the report ingestion
+    would record: levels, rows suppressed); stores nothing. Counted in the audit log."""
     _validate(runtime, spec)
     if principal is not None:
         runtime.count_read(Event(principal=acting_principal(runtime, principal).id.principal, action="ingestion.PreviewMasking", resource=f"dataset/{spec.name}",
                                  decision="allow", details={"profile": spec.profile}))
     profile, _ = _profile(runtime, spec.profile)
     upload = spool(chunks, runtime.settings.blob_dir / "tmp", limit=runtime.settings.max_upload_bytes)
+    masked: MaskedFile | None = None
     try:
         keys, _ = _keys_for(runtime, _key_scope(profile, "preview"))
-        return preview_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation)
+        columns = preview_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation)
+        if spec.anonymisation.active:  # k's cost is the whole table's: the same run as ingestion, kept nowhere
+            masked = mask_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation, runtime.settings.blob_dir / "tmp")
+        return columns, masked.report if masked is not None else None
     finally:
         upload.discard()
+        if masked is not None:
+            masked.discard()
 
 
 def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSpec, chunks: Iterable[bytes]) -> Dataset:

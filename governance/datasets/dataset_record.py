@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from privet.governance.store.dataset_tables import Dataset
 
@@ -29,6 +30,14 @@ class MaskingSummary:
     generalisation: dict[str, str] = field(default_factory=dict)
     information_loss: float = 0.0
     k: int = 0
+
+    @classmethod
+    def of(cls, report: dict[str, Any]) -> MaskingSummary:
+        """From a masking report's dict form (`MaskingReport.to_dict()`, as stored)."""
+        kan = report.get("k_anonymity") or {}
+        return cls(rows_in=report["rows_in"], rows_out=report["rows_out"], suppressed_rows=kan.get("suppressed_rows", 0),
+                   generalisation={k: str(v) for k, v in (kan.get("levels") or {}).items()}, information_loss=kan.get("information_loss", 0.0),
+                   k=kan.get("k", 0))
 
 
 @dataclass(frozen=True)
@@ -57,12 +66,7 @@ class DatasetRecord:
 
     @classmethod
     def of(cls, row: Dataset) -> DatasetRecord:
-        report = json.loads(row.report_json)
-        kan = report.get("k_anonymity") or {}
-        masking = MaskingSummary(
-            rows_in=report["rows_in"], rows_out=report["rows_out"], suppressed_rows=kan.get("suppressed_rows", 0),
-            generalisation={k: str(v) for k, v in (kan.get("levels") or {}).items()}, information_loss=kan.get("information_loss", 0.0), k=kan.get("k", 0),
-        )
+        masking = MaskingSummary.of(json.loads(row.report_json))
         columns = [ColumnRecord(c["name"], c["type"], c["action"], list(c["pii_types"])) for c in json.loads(row.columns_json)]
         return cls(
             id=row.id, name=row.name, blob_digest=row.blob_digest, raw_digest=row.raw_digest, rows=row.rows, size_bytes=row.size_bytes,

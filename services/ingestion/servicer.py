@@ -21,7 +21,7 @@ from privet.governance.datasets.catalog import (
     list_datasets,
     preview_dataset,
 )
-from privet.governance.datasets.dataset_record import DatasetRecord
+from privet.governance.datasets.dataset_record import DatasetRecord, MaskingSummary
 from privet.governance.datasets.formats import CsvDialect
 from privet.governance.datasets.pipeline import AnonymisationSpec
 from privet.governance.errors import InvalidArgument
@@ -78,6 +78,11 @@ def budget_message(runtime: Runtime, dataset_id: str) -> types_pb2.PrivacyBudget
     return types_pb2.PrivacyBudget(epsilon_total=b.epsilon_total, delta=b.delta, epsilon_reserved=b.epsilon_reserved, epsilon_spent=b.epsilon_spent, epsilon_remaining=b.epsilon_remaining)
 
 
+def _report_message(m: MaskingSummary) -> ingestion_pb2.MaskingReport:
+    return ingestion_pb2.MaskingReport(rows_in=m.rows_in, rows_out=m.rows_out, suppressed_rows=m.suppressed_rows, generalisation=m.generalisation,
+                                       information_loss=m.information_loss, k=m.k)
+
+
 def dataset_message(d: DatasetRecord, ledger: types_pb2.PrivacyBudget | None = None) -> ingestion_pb2.Dataset:
     created = Timestamp()
     created.FromMicroseconds(d.created_at_us)
@@ -86,8 +91,7 @@ def dataset_message(d: DatasetRecord, ledger: types_pb2.PrivacyBudget | None = N
         id=d.id, name=d.name, digest=d.blob_digest, raw_digest=d.raw_digest, rows=d.rows, size_bytes=d.size_bytes,
         columns=[ingestion_pb2.ColumnInfo(name=c.name, type=c.type, action=c.action, detected_types=c.pii_types) for c in d.columns],
         profile=d.profile, profile_digest=d.profile_digest, domain=d.domain, key_version=d.key_version,
-        report=ingestion_pb2.MaskingReport(rows_in=m.rows_in, rows_out=m.rows_out, suppressed_rows=m.suppressed_rows, generalisation=m.generalisation,
-                                           information_loss=m.information_loss, k=m.k),
+        report=_report_message(m),
         budget=ledger or types_pb2.PrivacyBudget(epsilon_total=d.epsilon_total, delta=d.delta, epsilon_remaining=d.epsilon_total),
         created_by=d.created_by, created_at=created, quasi_identifiers=d.quasi_identifiers, description=d.description,
         personal=d.personal, personal_basis=d.personal_basis, team=d.team,
@@ -111,11 +115,11 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
 
     def PreviewMasking(self, request_iterator, context):
         header, chunks = _split(request_iterator, context)
-        columns = preview_dataset(self._rt, _spec(header), chunks, principal=self._who(context))
+        columns, report = preview_dataset(self._rt, _spec(header), chunks, principal=self._who(context))
         return ingestion_pb2.PreviewMaskingResponse(columns=[
             ingestion_pb2.ColumnPreview(name=c.column, action=c.action, detected_types=c.pii_types, original=[str(v) for v in c.original], masked=[str(v) for v in (c.masked or [])])
             for c in columns
-        ])
+        ], report=_report_message(MaskingSummary.of(report.to_dict())) if report is not None else None)
 
     def GetDataset(self, request, context):
         row = get_dataset(self._rt, request.name, dataset_id=request.dataset_id, principal=self._who(context))

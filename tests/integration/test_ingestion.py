@@ -142,6 +142,9 @@ def test_preview_stores_nothing(ingestion, sqlite_runtime) -> None:
     reply = ingestion.PreviewMasking(_requests(_header("preview"), _csv_bytes(customer_table(100))))
     by_name = {c.name: c for c in reply.columns}
     assert by_name["email"].action == "hash" and by_name["email"].masked[0] != by_name["email"].original[0]
+    # What k would cost, on the whole upload, as ingestion would record it (a dry run).
+    assert reply.report.k == 5 and reply.report.rows_in == 100 and reply.report.rows_out + reply.report.suppressed_rows == 100
+    assert set(reply.report.generalisation) == set(QIS)
     assert _stored_objects(sqlite_runtime) == before
 
 
