@@ -13,6 +13,7 @@ from rich.text import Text
 
 from privet.governance.bootstrap import add_user, init_home
 from privet.governance.config import SERVICES, Home
+from privet.governance.platform_status import platform_facts
 from privet.governance.policy.engine import PolicyEngine, PolicyError
 from privet.governance.runtime import Runtime
 from privet.services.cli.context import console, ctx_of, emit
@@ -75,17 +76,21 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
 
 
 def status(ctx: typer.Context) -> None:
-    """Health of each service, checked over mTLS as the acting principal, and whether the
-    home's policy files load (a set that does not is refused: the services keep the last one)."""
+    """Health of each service, checked over mTLS as the acting principal; whether the home's
+    policy files load (a set that does not is refused: the services keep the last one); the
+    version, the database, the audit log's size and the training queue."""
     c = ctx_of(ctx)
     results = check_health(c.home, c.principal)
     policies = _policy_status(c.home)
+    facts = platform_facts(c.home) if c.home.config_path.exists() else []
     table = Table("service", "address", "health")
     for r in results:
         table.add_row(r.service, r.address, f"[green]{r.status}[/green]" if r.ok else f"[red]{r.status}[/red]")
     if policies is not None:
         table.add_row("policies", str(c.home.policies),
                       f"[green]{policies['status']}[/green]" if policies["ok"] else f"[red]{policies['status']}[/red]")
+    for fact in facts:
+        table.add_row(fact.name, "", fact.value if fact.ok else f"[red]{fact.value}[/red]")
     human: object = table
     if policies is not None and not policies["ok"]:
         problems = Table.grid()
@@ -94,7 +99,8 @@ def status(ctx: typer.Context) -> None:
         for problem in policies["problems"]:
             problems.add_row(Text(f"  {problem}"))  # plain text: a problem may hold [brackets]
         human = Group(table, problems)
-    emit(c, [r.__dict__ for r in results] + ([policies] if policies is not None else []), human)
+    rows = [r.__dict__ for r in results] + ([policies] if policies is not None else [])
+    emit(c, rows + [{"service": f.name, "address": "", "ok": f.ok, "status": f.value} for f in facts], human)
     if not all(r.ok for r in results) or (policies is not None and not policies["ok"]):
         raise typer.Exit(1)
 
