@@ -44,9 +44,10 @@ def _database_facts(url: str) -> list[PlatformFact]:
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
-            size = conn.execute(select(AuditHead.size).where(col(AuditHead.id) == 1)).scalar()
-            counts = dict(conn.execute(select(TrainingJob.state, func.count()).where(col(TrainingJob.state).in_(("QUEUED", "RUNNING")))
-                                       .group_by(TrainingJob.state)).all())
+            size = conn.execute(select(col(AuditHead.size)).where(col(AuditHead.id) == 1)).scalar()
+            state = col(TrainingJob.state)
+            counts: dict[str, int] = {row[0]: int(row[1]) for row in conn.execute(
+                select(state, func.count()).where(state.in_(("QUEUED", "RUNNING"))).group_by(state))}
     except SQLAlchemyError as exc:
         return [PlatformFact("database", f"{shown}: unreachable or not migrated ({type(exc).__name__})", ok=False)]
     finally:
