@@ -285,6 +285,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_queue_delay_ms": Key(float, _at_least(0), "how long a batch waits for more requests"),
         "revocation_poll_seconds": Key(float, _positive, "how often served versions are re-checked"),
         "revocation_grace_seconds": Key(float, _at_least(0), "how long a version serves while the registry cannot confirm it"),
+        "unknown_categories": Key(str, lambda v: None if v in ("allow", "refuse") else f'must be "allow" or "refuse", got {v!r}',
+                                  'a text input outside the model\'s categories: "allow" (counted, encoded as missing) or "refuse" (INVALID_ARGUMENT)'),
     },
 }
 

@@ -14,13 +14,18 @@ computed by a mechanism in `governance.privacy.dp_statistics` and charged:
   declared ones, or the DP 5th and 95th percentiles.
 - String columns are one-hot encoded over a vocabulary: the declared domain, or the values
   that survive DP partition selection; a missing value or one outside the vocabulary
-  encodes as all zeros.
+  encodes as all zeros (`unknown_categories` counts those).
+- A quasi-identifier that k-anonymity generalised at ingestion (age as "[40, 45)") keeps
+  its generalisation (`generalised(levels)`, the dataset's chosen level, e.g. "bins:5"):
+  a raw value (40) is generalised exactly as ingestion did before it is looked up, and a
+  value already in generalised form passes as is. So serving sees what training saw.
 
-`ClassLabels` holds a classifier's classes: declared, or those that survive DP partition
-selection over the target; rows whose label is not a class are left out of training and
-evaluation (a row-by-row filter, which costs no privacy of its own).
+`ClassLabels` holds a classifier's classes, numbers or text: declared, or those that
+survive DP partition selection over the target; rows whose label is not a class are left
+out of training and evaluation (a row-by-row filter, which costs no privacy of its own).
 
-Models registered before this (metadata version 1, exact means and deviations) still load.
+Models registered before this (metadata version 1, exact means and deviations; version 2
+without generalisations or text classes) still load.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import pyarrow.compute as pc
 import torch
 
 from privet.governance.errors import InvalidArgument
+from privet.governance.masking.hierarchy import Hierarchy
 
 __all__ = ["MAX_CATEGORIES", "ClassLabels", "TabularPreprocessor", "check_bounds", "check_domain", "column_kind", "numeric_values"]
 
@@ -80,18 +86,65 @@ class _Numeric:
         return {"name": self.name, "kind": "numeric", "lower": self.lower, "upper": self.upper, "source": self.source}
 
 
+# A number as a client sends it in text ("40", "40.0", "-1e3"); anything else is not binned.
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_ORIGINAL = "original"
+
+
+def _hierarchy_level(label: str, where: str) -> tuple[Hierarchy, int]:
+    """k-anonymity's chosen level of a quasi-identifier (a `Hierarchy.labels` entry, as
+    the dataset's masking report records it: "bins:5", "prefix:3", "month", "year", "*")
+    as a one-level hierarchy that generalises to it. InvalidArgument naming `where`."""
+    kind, _, argument = label.partition(":")
+    try:
+        if label == "*":
+            return Hierarchy("suppress"), 1
+        if label in ("month", "year"):
+            return Hierarchy.parse({"date": [label]}, where), 1
+        if kind == "bins":
+            width = float(argument)
+            return Hierarchy.parse({"bins": [int(width) if width.is_integer() else width]}, where), 1
+        if kind == "prefix":
+            return Hierarchy.parse({"prefix": [int(argument)]}, where), 1
+    except (ValueError, OverflowError, InvalidArgument):
+        pass
+    raise InvalidArgument(where, f"unknown generalisation {label!r} (expected bins:W, prefix:N, month, year or *)")
+
+
 @dataclass(frozen=True)
 class _Categorical:
     name: str
     vocabulary: tuple[str, ...]
     source: str = "declared"
+    generalisation: str = ""  # k-anonymity's level at ingestion ("bins:5"), "" for none
 
     @property
     def width(self) -> int:
         return len(self.vocabulary)
 
+    def categories(self, column: pa.ChunkedArray) -> pa.ChunkedArray:
+        """The column as the strings the vocabulary is made of: each value generalised as
+        ingestion generalised it, unless it is in the vocabulary already; a value the
+        generalisation cannot read (not a number, for bins) is left as it is."""
+        text = _as_string(self.name, column)
+        if not self.generalisation:
+            return text
+        hierarchy, level = _hierarchy_level(self.generalisation, self.name)
+        known = pc.is_in(text, value_set=pa.array(self.vocabulary, pa.string()))
+        readable = pc.and_(pc.invert(known), pc.match_substring_regex(text, _NUMBER)) if hierarchy.kind == "bins" else pc.invert(known)
+        readable = pc.fill_null(readable, False)
+        candidates = pc.if_else(readable, text, pa.scalar(None, pa.string()))
+        if hierarchy.kind == "bins":
+            candidates = pc.cast(candidates, pa.float64())
+        generalised = pc.if_else(readable, hierarchy.generalise(candidates, level), pa.scalar(None, pa.string()))
+        out: pa.ChunkedArray = pc.coalesce(pc.cast(generalised, pa.string()), text)
+        return out
+
     def to_metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary), "source": self.source}
+        out = {"name": self.name, "kind": "categorical", "vocabulary": list(self.vocabulary), "source": self.source}
+        if self.generalisation:
+            out["generalisation"] = self.generalisation
+        return out
 
 
 def check_bounds(name: str, bounds: Sequence[float]) -> tuple[float, float]:
@@ -251,12 +304,30 @@ class TabularPreprocessor:
                     vocabulary = tuple(str(v) for v in entry["vocabulary"])
                     if len(set(vocabulary)) != len(vocabulary):
                         raise InvalidArgument("preprocessing", f"column {name}: repeated vocabulary entry")
-                    columns.append(_Categorical(name, vocabulary, str(entry.get("source", "declared"))))
+                    generalisation = str(entry.get("generalisation", ""))
+                    if generalisation:
+                        _hierarchy_level(generalisation, "preprocessing")
+                    columns.append(_Categorical(name, vocabulary, str(entry.get("source", "declared")), generalisation))
                 else:
                     raise InvalidArgument("preprocessing", f"column {name}: unknown kind {entry['kind']!r}")
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument("preprocessing", f"malformed metadata ({exc!r})") from None
         return cls(columns)
+
+    def generalised(self, levels: Mapping[str, str]) -> TabularPreprocessor:
+        """This preprocessor, with each string feature that k-anonymity generalised at
+        ingestion (`levels`: column → its chosen level, the dataset masking report's
+        `levels`, e.g. {"age": "bins:5"}) generalising raw values the same way. Columns
+        not among the features, numeric ones and those kept at "original" are as they
+        were. InvalidArgument naming the column for a level it cannot apply."""
+        columns: list[_Numeric | _Categorical] = []
+        for c in self._columns:
+            label = str(levels.get(c.name, _ORIGINAL))
+            if isinstance(c, _Categorical) and label != _ORIGINAL:
+                _hierarchy_level(label, c.name)
+                c = _Categorical(c.name, c.vocabulary, c.source, label)
+            columns.append(c)
+        return TabularPreprocessor(columns)
 
     # -- use -------------------------------------------------------------------------
 
@@ -294,7 +365,7 @@ class TabularPreprocessor:
             if isinstance(c, _Numeric):
                 out[:, offset] = c.encode(_as_float64(c.name, column)).astype(np.float32)
             elif c.vocabulary:
-                index = pc.index_in(_as_string(c.name, column), value_set=pa.array(c.vocabulary, pa.string()))
+                index = pc.index_in(c.categories(column), value_set=pa.array(c.vocabulary, pa.string()))
                 index = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
                 rows = np.nonzero(index >= 0)[0]
                 out[rows, offset + index[rows]] = 1.0
@@ -302,6 +373,21 @@ class TabularPreprocessor:
                 _as_string(c.name, column)  # still check the type
             offset += c.width
         return torch.from_numpy(out)
+
+    def unknown_categories(self, table: pa.Table) -> dict[str, tuple[int, str]]:
+        """For each string feature with values outside its vocabulary (after generalisation;
+        a missing value is not one): (how many, the first of them). These encode as all
+        zeros: the model answers as if the value were missing. InvalidArgument as `transform`."""
+        found: dict[str, tuple[int, str]] = {}
+        for c in self._columns:
+            if not isinstance(c, _Categorical):
+                continue
+            values = c.categories(_column(table, c.name))
+            unknown = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=pa.array(c.vocabulary, pa.string()))))
+            count = int(pc.sum(pc.cast(unknown, pa.int64())).as_py() or 0)
+            if count:
+                found[c.name] = (count, str(pc.filter(values, unknown)[0].as_py()))
+        return found
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TabularPreprocessor) and self._columns == other._columns
@@ -314,26 +400,44 @@ class TabularPreprocessor:
 
 
 class ClassLabels:
-    """The classes of a classifier's target (declared or DP-selected numeric labels),
-    sorted, as class indices 0..k-1."""
+    """The classes of a classifier's target (declared or DP-selected), sorted, as class
+    indices 0..k-1: whole numbers, or text (a string target: "churned", "stayed"). `names`
+    are the labels as text, what a prediction's classes are called."""
 
-    def __init__(self, column: str, classes: Sequence[int]) -> None:
+    def __init__(self, column: str, classes: Sequence[int | str]) -> None:
         self.column = column
-        self.classes = tuple(sorted(int(c) for c in classes))
+        given = list(classes)
+        self.text = bool(given) and all(isinstance(c, str) for c in given)
+        if not self.text and any(isinstance(c, str) for c in given):
+            raise InvalidArgument(column, "class labels are all numbers or all text, not both")
+        self.classes: tuple[int | str, ...] = tuple(sorted(str(c) for c in given)) if self.text else tuple(sorted(int(c) for c in given))
         if len(self.classes) < 2:
             raise InvalidArgument(column, "a classifier needs at least two classes in the target")
         if len(set(self.classes)) != len(self.classes):
             raise InvalidArgument(column, "repeated class label")
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Each class's label as text, in class-index order."""
+        return tuple(str(c) for c in self.classes)
+
+    @staticmethod
+    def is_text(table: pa.Table, column: str) -> bool:
+        """Whether the target column holds text labels (schema only)."""
+        return _is_string(_column(table, column).type)
+
     @classmethod
     def values(cls, table: pa.Table, column: str) -> np.ndarray:
-        """The target column as int64. InvalidArgument naming the column when it is
-        missing, not numeric, has nulls or fractions. Integers are read as integers (no
-        float cast, which fails past 2⁵³ and would make one huge label crash the job)."""
+        """The target column as int64, or as str objects for a text target. InvalidArgument
+        naming the column when it is missing, neither numeric nor text, has nulls or
+        fractions. Integers are read as integers (no float cast, which fails past 2⁵³ and
+        would make one huge label crash the job)."""
         cls.check_type(table, column)
         data = _column(table, column)
         if data.null_count:
             raise InvalidArgument(column, f"{data.null_count} rows have no target value")
+        if _is_string(data.type):
+            return np.asarray(_as_string(column, data).to_pylist(), dtype=object)
         if not pa.types.is_floating(data.type):
             return np.asarray(pc.cast(data, pa.int64(), safe=False).to_numpy(zero_copy_only=False), dtype=np.int64)
         values = _floats(data)
@@ -344,14 +448,14 @@ class ClassLabels:
 
     @staticmethod
     def check_type(table: pa.Table, column: str) -> None:
-        """InvalidArgument naming the column unless it exists and is numeric (schema only)."""
+        """InvalidArgument naming the column unless it exists and is numeric or text (schema only)."""
         data = _column(table, column)
-        if not (pa.types.is_integer(data.type) or pa.types.is_boolean(data.type) or pa.types.is_floating(data.type)):
-            raise InvalidArgument(column, f"a classifier's target must be numeric, got {data.type}")
+        if not (pa.types.is_integer(data.type) or pa.types.is_boolean(data.type) or pa.types.is_floating(data.type) or _is_string(data.type)):
+            raise InvalidArgument(column, f"a classifier's target must be numeric or text, got {data.type}")
 
     @classmethod
     def valid(cls, table: pa.Table, column: str) -> np.ndarray:
-        """A boolean mask of the rows whose label is present and a whole number."""
+        """A boolean mask of the rows whose label is present (and, if numeric, a whole number)."""
         cls.check_type(table, column)
         data = _column(table, column)
         if not pa.types.is_floating(data.type):
@@ -361,34 +465,46 @@ class ClassLabels:
             whole: np.ndarray = np.isfinite(values) & (values == np.round(values))
         return whole
 
+    def _index(self, table: pa.Table) -> np.ndarray:
+        """Each row's class index, -1 where its label is not a class."""
+        if self.text:
+            data = _column(table, self.column)
+            if not _is_string(data.type):
+                raise InvalidArgument(self.column, f"expected text labels, got {data.type}")
+            index = pc.index_in(_as_string(self.column, data), value_set=pa.array(self.names, pa.string()))
+            return np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        values = self.values(table, self.column)
+        classes = np.asarray(self.classes, dtype=np.int64)
+        pos = np.clip(np.searchsorted(classes, values), 0, len(classes) - 1)  # classes are sorted
+        return np.where(classes[pos] == values, pos, -1).astype(np.int64)
+
     def known(self, table: pa.Table) -> np.ndarray:
         """A boolean mask of the rows whose label is one of the classes."""
-        return np.isin(self.values(table, self.column), np.asarray(self.classes, dtype=np.int64))
+        mask: np.ndarray = self._index(table) >= 0
+        return mask
 
     def encode(self, table: pa.Table) -> torch.Tensor:
         """Class indices (int64) for each row. Raises InvalidArgument on an unknown label."""
-        values = self.values(table, self.column)
-        classes = np.asarray(self.classes, dtype=np.int64)
-        order = np.argsort(classes)
-        pos = np.searchsorted(classes[order], values)
-        pos = np.clip(pos, 0, len(classes) - 1)
-        index = order[pos]
-        unknown = classes[index] != values
+        index = self._index(table)
+        unknown = index < 0
         if unknown.any():
-            raise InvalidArgument(self.column, f"label {int(values[unknown][0])} was not seen in training")
-        return torch.from_numpy(index.astype(np.int64))
+            first = _column(table, self.column)[int(np.nonzero(unknown)[0][0])].as_py()
+            raise InvalidArgument(self.column, f"label {first!r} was not seen in training")
+        return torch.from_numpy(index)
 
-    def decode(self, indices: torch.Tensor) -> list[int]:
+    def decode(self, indices: torch.Tensor) -> list[int | str]:
         """Labels for class indices (the inverse of `encode`)."""
         return [self.classes[int(i)] for i in indices.reshape(-1).tolist()]
 
     def to_metadata(self) -> dict[str, Any]:
+        """{"column", "classes"}: numbers for a numeric target, strings for a text one."""
         return {"column": self.column, "classes": list(self.classes)}
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any]) -> ClassLabels:
         try:
-            return cls(str(metadata["column"]), [int(c) for c in metadata["classes"]])
+            classes = list(metadata["classes"])
+            return cls(str(metadata["column"]), classes if all(isinstance(c, str) for c in classes) else [int(c) for c in classes])
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument("labels", f"malformed metadata ({exc!r})") from None
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, inspect, select
+from sqlalchemy import ColumnElement, Connection, Table, func, inspect, select
 from sqlmodel import Session, SQLModel, col
 
 from privet.governance.audit.leaf import EventRecord
@@ -16,6 +17,7 @@ from privet.governance.store.tables import AuditCheckpoint, AuditEvent, AuditHea
 
 __all__ = [
     "LOWEST_STORED_LEVEL",
+    "PREFIX_MARKER",
     "EventFilter",
     "MissingFromLog",
     "SqlNodeReader",
@@ -90,36 +92,59 @@ class SqlNodeReader:
         return run
 
 
+#: A filter value ending in this matches as a prefix (the marker dropped); any other value exactly.
+PREFIX_MARKER = "*"
+
+
 @dataclass(frozen=True)
 class EventFilter:
+    """Which events a list returns. `principal`, `action` and `resource` match exactly, or as
+    a prefix when they end in PREFIX_MARKER ("model/churn/*"); "" matches anything.
+    `since_us` is inclusive, `until_us` exclusive (0: unbounded). `newest_first` reverses the
+    order (by seq, which follows time)."""
+
     principal: str = ""
     action: str = ""
     resource: str = ""
     decision: str = ""
     since_us: int = 0
     until_us: int = 0
+    newest_first: bool = False
 
 
 def head_size(session: Session) -> int:
     return int(session.execute(select(col(AuditHead.size)).where(col(AuditHead.id) == 1)).scalar_one())
 
 
+def _matching(column: Any, value: str) -> ColumnElement[bool]:
+    if not value.endswith(PREFIX_MARKER):
+        return cast(ColumnElement[bool], column == value)
+    prefix = value[: -len(PREFIX_MARKER)]
+    # substr, not LIKE: SQLite's LIKE ignores ASCII case, and "_" and "%" in a name would
+    # need escaping; substr counts characters on both SQLite and PostgreSQL.
+    return func.substr(column, 1, len(prefix)) == prefix
+
+
 def list_events(session: Session, flt: EventFilter, *, after_seq: int, limit: int) -> list[AuditEvent]:
-    """Events with seq > after_seq matching every non-empty filter field, oldest first."""
-    query = select(AuditEvent).where(col(AuditEvent.seq) > after_seq)
-    if flt.principal:
-        query = query.where(col(AuditEvent.principal) == flt.principal)
-    if flt.action:
-        query = query.where(col(AuditEvent.action) == flt.action)
-    if flt.resource:
-        query = query.where(col(AuditEvent.resource) == flt.resource)
+    """Events matching every non-empty filter field, at most `limit`: oldest first those with
+    seq > after_seq; with `flt.newest_first`, newest first those with seq < after_seq
+    (after_seq < 0: from the newest). Either way the next page starts after the last seq
+    given, so pages neither skip nor repeat an event, whatever is appended meanwhile."""
+    seq = col(AuditEvent.seq)
+    if not flt.newest_first:
+        query = select(AuditEvent).where(seq > after_seq)
+    else:
+        query = select(AuditEvent).where(seq < after_seq) if after_seq >= 0 else select(AuditEvent)
+    for column, value in ((AuditEvent.principal, flt.principal), (AuditEvent.action, flt.action), (AuditEvent.resource, flt.resource)):
+        if value:
+            query = query.where(_matching(col(column), value))
     if flt.decision:
         query = query.where(col(AuditEvent.decision) == flt.decision)
     if flt.since_us:
         query = query.where(col(AuditEvent.time_us) >= flt.since_us)
     if flt.until_us:
         query = query.where(col(AuditEvent.time_us) < flt.until_us)
-    return list(session.execute(query.order_by(col(AuditEvent.seq)).limit(limit)).scalars())
+    return list(session.execute(query.order_by(seq.desc() if flt.newest_first else seq).limit(limit)).scalars())
 
 
 def iter_events(session: Session, start: int = 0, end: int | None = None, page: int = 2000) -> Iterator[AuditEvent]:

@@ -1,7 +1,9 @@
 """What a training job may ask for, checked against its dataset before anything is reserved.
 
 `JobSpec` is the request; `validate` refuses (InvalidArgument naming the field) what the
-dataset or the limits do not allow and fills in what the request left to defaults;
+dataset or the limits do not allow — a target that does not exist, is neither numeric nor
+text, or has no values; a feature no model takes; an ε that no noise can meet for the
+planned steps on this many rows — and fills in what the request left to defaults;
 `planned_selections` says how many DP partition selections (each spending δ) the job will
 make, so that `jobs.submit_job` can reserve their δ up front.
 """
@@ -16,8 +18,10 @@ from privet.governance.architectures.models import architectures, input_kind
 from privet.governance.architectures.tabular import MAX_CATEGORIES, check_bounds, check_domain
 from privet.governance.errors import InvalidArgument
 from privet.governance.identity.spiffe import check_name
-from privet.governance.privacy.accounting import accountant_names
+from privet.governance.privacy.accounting import accountant_names, noise_multiplier_for
 from privet.governance.privacy.limits import check_delta_for_rows, check_epsilon
+from privet.governance.privacy.plan import plan_job
+from privet.governance.training.preparation import VALID_SHARE
 
 __all__ = ["DEVICES", "MAX_LEARNING_RATE", "MAX_PHYSICAL_BATCH", "MAX_PLANNED_STEPS", "JobSpec", "planned_selections", "validate"]
 
@@ -29,11 +33,17 @@ MAX_PLANNED_STEPS = 100_000
 MAX_LEARNING_RATE = 10.0  # far above any that trains; beyond it the weights overflow
 MAX_PHYSICAL_BATCH = 65_536  # rows per forward pass (memory), whatever the logical batch
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
+TEXT_TYPES = ("string", "large_string", "dictionary<values=string", "dictionary<values=large_string")
 
 
 def _numeric(type_name: str) -> bool:
     """Whether a dataset column's listed Arrow type is numeric."""
     return type_name.startswith(NUMERIC_TYPES)
+
+
+def _text(type_name: str) -> bool:
+    """Whether a dataset column's listed Arrow type is text."""
+    return type_name.startswith(TEXT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ class JobSpec:
     # computed with DP from the job's share (governance.privacy.plan).
     feature_bounds: dict[str, Any] = field(default_factory=dict)
     categories: dict[str, Any] = field(default_factory=dict)
-    classes: tuple[int, ...] = ()
+    classes: tuple[int | str, ...] = ()  # whole numbers, or text for a text target
     # A column naming the person each row is about: the job then keeps one row per person
     # and its guarantee holds per person (governance.training.preparation).
     person_key: str = ""
@@ -72,8 +82,7 @@ def validate(spec: JobSpec, columns: list[dict[str, Any]], rows: int) -> JobSpec
     by_name = {c["name"]: c for c in columns if c["action"] != "drop"}
     if spec.target not in by_name:
         raise InvalidArgument("target", f"no column {spec.target!r} in dataset {spec.dataset!r}")
-    if not _numeric(by_name[spec.target]["type"]):
-        raise InvalidArgument("target", f"a classifier's target must be numeric; {spec.target!r} is {by_name[spec.target]['type']}")
+    _check_target(spec, by_name[spec.target], rows)
     features = spec.features or tuple(n for n in by_name if n != spec.target)
     for i, name in enumerate(features):
         if name not in by_name:
@@ -84,6 +93,11 @@ def validate(spec: JobSpec, columns: list[dict[str, Any]], rows: int) -> JobSpec
         raise InvalidArgument("arch", f"unknown architecture {spec.arch!r} (known: {', '.join(architectures())})")
     if input_kind(spec.arch) == "tokens" and (len(features) != 1 or not by_name[features[0]]["type"].startswith(("string", "large_string"))):
         raise InvalidArgument("features", f"{spec.arch} takes exactly one text column")
+    if input_kind(spec.arch) != "tokens":
+        for i, name in enumerate(features):
+            kind = by_name[name]["type"]
+            if not (_numeric(kind) or _text(kind)):
+                raise InvalidArgument(f"features[{i}]", f"{name!r} is {kind or 'of no type'}: a tabular model takes numeric or text columns only")
     if spec.epochs < 1:
         raise InvalidArgument("epochs", "must be at least 1")
     if spec.batch_size < 1:
@@ -109,7 +123,44 @@ def validate(spec: JobSpec, columns: list[dict[str, Any]], rows: int) -> JobSpec
     declared = _validate_declared(spec, features, by_name)
     if spec.person_key and (spec.person_key not in by_name or spec.person_key == spec.target or spec.person_key in features):
         raise InvalidArgument("person_key", f"must name a column of {spec.dataset!r} that is neither the target nor a feature")
-    return JobSpec(**(asdict(spec) | {"features": tuple(features), "model_name": model_name} | declared))
+    checked = JobSpec(**(asdict(spec) | {"features": tuple(features), "model_name": model_name} | declared))
+    _check_calibration(checked, by_name, rows)
+    return checked
+
+
+def _check_target(spec: JobSpec, column: dict[str, Any], rows: int) -> None:
+    """The target holds class labels: numbers or text, and at least one row has one. What
+    ingestion recorded decides (its type; its count of missing values, where recorded)."""
+    kind = column["type"]
+    if kind == "null" or (isinstance(column.get("nulls"), int) and column["nulls"] >= rows):
+        raise InvalidArgument("target", f"{spec.target!r} has no values in dataset {spec.dataset!r}: every row's target is missing")
+    if not (_numeric(kind) or _text(kind)):
+        raise InvalidArgument("target", f"a classifier's target must be numeric or text; {spec.target!r} is {kind or 'of no type'}")
+
+
+def _check_calibration(spec: JobSpec, by_name: dict[str, dict[str, Any]], rows: int) -> None:
+    """DP-SGD's share of ε must be reachable with some noise for the steps the job plans.
+    The worker sets them from a DP count of its training split; here, from the dataset's
+    recorded rows less the held-out share (public: the submitter reads them in the record).
+    The search is the accounting module's, under RDP: its bound is the looser one, so where
+    RDP finds a noise multiplier PRV does too (`calibrate_noise_multiplier`, the worker's,
+    takes the larger of both), at a fraction of PRV's cost (seconds) inside the RPC."""
+    tabular = input_kind(spec.arch) != "tokens"
+    scaled = [f for f in spec.features if tabular and _numeric(by_name[f]["type"]) and f not in spec.feature_bounds]
+    selected = [f for f in spec.features if tabular and not _numeric(by_name[f]["type"]) and f not in spec.categories]
+    plan = plan_job(target_epsilon=spec.target_epsilon, delta=spec.delta, scaled_columns=scaled, selected_columns=selected,
+                    select_classes_of=None if spec.classes else spec.target)
+    n_train = max(1, rows - math.ceil(rows * VALID_SHARE))
+    sample_rate = 1 / math.ceil(n_train / spec.batch_size)
+    steps = int(spec.epochs / sample_rate)  # governance.training.jobs.planned_steps: Poisson sampling's 1/q steps an epoch
+    try:
+        noise_multiplier_for(target_epsilon=plan.sgd_epsilon, delta=plan.sgd_delta, sample_rate=sample_rate, steps=steps, accountant="rdp")
+    except InvalidArgument as exc:
+        raise InvalidArgument(
+            "target_epsilon",
+            f"ε {spec.target_epsilon:g} is too small for {spec.epochs} epochs at batch size {spec.batch_size} on about {n_train} training rows "
+            f"(DP-SGD's share, ε {plan.sgd_epsilon:.3g}, cannot be met: {exc.message}); ask for more ε, fewer epochs or a larger batch",
+        ) from None
 
 
 def _validate_declared(spec: JobSpec, features: tuple[str, ...], by_name: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -133,13 +184,19 @@ def _validate_declared(spec: JobSpec, features: tuple[str, ...], by_name: dict[s
             domains[name] = list(check_domain(name, list(values)))
         except InvalidArgument as exc:
             raise InvalidArgument(f"categories[{name}]", exc.message) from None
-    classes = tuple(spec.classes or ())
+    classes: tuple[int | str, ...] = tuple(spec.classes or ())
     if classes:
-        if any(isinstance(c, bool) or not isinstance(c, int) for c in classes):
-            raise InvalidArgument("classes", "class labels must be whole numbers")
+        if _text(by_name[spec.target]["type"]):
+            # A text target's classes are text; declared numbers (the API's int64 classes) are
+            # compared as their text.
+            if any(isinstance(c, (bool, float)) or not isinstance(c, (int, str)) for c in classes):
+                raise InvalidArgument("classes", "class labels of a text target must be text")
+            classes = tuple(str(c) for c in classes)
+        elif any(isinstance(c, bool) or not isinstance(c, int) for c in classes):
+            raise InvalidArgument("classes", "class labels of a numeric target must be whole numbers")
         if len(set(classes)) != len(classes) or not 2 <= len(classes) <= MAX_CATEGORIES:
             raise InvalidArgument("classes", f"between 2 and {MAX_CATEGORIES} distinct classes are needed")
-    return {"feature_bounds": bounds, "categories": domains, "classes": tuple(sorted(classes))}
+    return {"feature_bounds": bounds, "categories": domains, "classes": tuple(sorted(classes, key=str) if classes and isinstance(classes[0], str) else sorted(classes, key=int))}
 
 
 def planned_selections(spec: JobSpec, columns: list[dict[str, Any]]) -> int:

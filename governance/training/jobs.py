@@ -6,6 +6,7 @@ What a job may ask for, and its checks, is `job_spec` (`JobSpec` is re-exported 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 import uuid
@@ -32,7 +33,16 @@ from privet.governance.store.registry_tables import Model
 from privet.governance.store.training_tables import TERMINAL_STATES, TrainingJob
 from privet.governance.training.job_spec import JobSpec, planned_selections, validate
 
-__all__ = ["owned_job", "JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "charge_job", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
+__all__ = ["JOB_LOGGER", "owned_job", "JobSpec", "submit_job", "claim_next_job", "record_progress", "record_releases", "charge_job", "finish_job", "cancel_job", "get_job", "list_jobs", "recover_orphans", "planned_steps"]
+
+#: Each state change of a job is logged here at INFO, with `job_id` and `state` as fields
+#: (a JSON log line carries them: services/common/logging_setup).
+JOB_LOGGER = "privet.training"
+log = logging.getLogger(JOB_LOGGER)
+
+
+def _log_state(job: TrainingJob, message: str, *args: object, **fields: object) -> None:
+    log.info(f"job %s {message}", job.id, *args, extra={"job_id": job.id, "state": job.state, **fields})
 
 
 def _now_us() -> int:
@@ -86,7 +96,10 @@ def submit_job(runtime: Runtime, principal: Principal | str, spec: JobSpec) -> T
         runtime.audit.append(Event(principal=principal, action="training.SubmitJob", resource=f"job/{job.id}", decision="allow", details={"dataset": dataset.name, "arch": spec.arch, "target_epsilon": spec.target_epsilon, "delta": spec.delta}))
         return job
 
-    return runtime.write(queue)
+    queued: TrainingJob = runtime.write(queue)
+    _log_state(queued, "queued by %s on dataset %s (%s, ε %g)", principal, dataset.name, spec.arch, spec.target_epsilon,
+               dataset=dataset.name, submitted_by=principal, target_epsilon=spec.target_epsilon)
+    return queued
 
 
 def get_job(runtime: Runtime, job_id: str, *, principal: Principal | str | None = None) -> TrainingJob:
@@ -136,6 +149,8 @@ def claim_next_job(runtime: Runtime, worker: str) -> TrainingJob | None:
         return job
 
     claimed: TrainingJob | None = runtime.write(claim)
+    if claimed is not None:
+        _log_state(claimed, "started on %s", worker, worker=worker)
     return claimed
 
 
@@ -202,6 +217,12 @@ def _charge(ledger: BudgetLedger, session: Session, job: TrainingJob, mechanism:
     job.charged_at_us = _now_us()
     job.guarantee_json = json.dumps(guarantee or {})
     job.metrics_json = json.dumps(metrics or {})
+    # One ε figure everywhere: from here on the progress shows what the job states (its
+    # guarantee, the conservative figure composed with its releases), or, with nothing
+    # stated, what it was charged.
+    stated = (guarantee or {}).get("epsilon")
+    progress = json.loads(job.progress_json or "{}")
+    job.progress_json = json.dumps({**progress, "epsilon": float(stated) if isinstance(stated, (int, float)) else job.epsilon_charged})
 
 
 def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism: Mechanism | None, *, releases: tuple[Release, ...] = (), guarantee: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None, model: tuple[str, int] | None = None, device: str = "", within_reservation: bool = False) -> TrainingJob:
@@ -233,7 +254,12 @@ def finish_job(runtime: Runtime, job_id: str, state: str, reason: str, mechanism
         runtime.audit.append(Event(principal="service/training", action="training.EndJob", resource=f"job/{job.id}", decision="info", details=details))
         return job
 
-    return runtime.write(end)
+    ended: TrainingJob = runtime.write(end)
+    outcome = {"SUCCEEDED": "succeeded", "FAILED": "failed", "CANCELLED": "was cancelled"}.get(state, state)
+    _log_state(ended, "%s%s; ε %.4f charged%s", outcome, f": {reason}" if reason else "", ended.epsilon_charged,
+               f"; registered {ended.model_name}:{ended.model_version}" if model else "",
+               reason=reason, epsilon_charged=ended.epsilon_charged, **({"model": f"{ended.model_name}:{ended.model_version}"} if model else {}))
+    return ended
 
 
 def _release_unused_name(session: Session, job: TrainingJob) -> str:
@@ -270,6 +296,7 @@ def cancel_job(runtime: Runtime, principal: Principal | str, job_id: str, reason
         return job, job.state == "QUEUED"
 
     job, queued = runtime.write(cancel)
+    _log_state(job, "cancellation requested by %s", principal, requested_by=principal)
     if queued:
         return finish_job(runtime, job_id, "CANCELLED", f"cancelled before it started: {reason}" if reason else "cancelled before it started", None)
     return job

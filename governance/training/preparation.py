@@ -15,8 +15,9 @@
 3. computes those releases on the training split: DP bounds of undeclared numeric
    features, DP domains of undeclared string features, the DP class list of an
    undeclared target (`governance.privacy.dp_statistics`);
-4. builds the preprocessor and class labels from them, and drops rows whose label is not
-   a class (a row-by-row filter; it costs nothing more).
+4. builds the preprocessor and class labels (whole numbers, or text for a string target)
+   from them, and drops rows whose label is not a class (a row-by-row filter; it costs
+   nothing more).
 
 The evaluation share is spent later, by the worker, on the held-out split.
 """
@@ -202,13 +203,18 @@ def _release_and_encode(
         if len(domain) > MAX_CATEGORIES:
             raise InvalidArgument(name, f"more than {MAX_CATEGORIES} categories survived DP selection (is it an identifier?)")
         fitted_domains[name] = tuple(domain)
+    # Text labels are classes as they are; numeric ones are whole numbers. Either way their
+    # domain is declared (public, free) or DP-selected (charged), never read off the rows.
+    text = ClassLabels.is_text(train, target)
+    classes: list[int | str]
     if declared_classes:
-        classes = [int(c) for c in declared_classes]
+        classes = [str(c) if text else int(c) for c in declared_classes]
     else:
         release = plan.release(f"classes:{target}")
         made.append(release)
-        counts = {str(k): int(v) for k, v in zip(*np.unique(ClassLabels.values(train, target), return_counts=True))}
-        classes = [int(c) for c in laplace_partition_selection(counts, epsilon=release.epsilon, delta=release.delta, random=random)]
+        counts = _value_counts(train.column(target)) if text else {str(k): int(v) for k, v in zip(*np.unique(ClassLabels.values(train, target), return_counts=True))}
+        selected_classes = laplace_partition_selection(counts, epsilon=release.epsilon, delta=release.delta, random=random)
+        classes = [str(c) if text else int(c) for c in selected_classes]
         if len(classes) > MAX_CATEGORIES:
             raise InvalidArgument(target, f"more than {MAX_CATEGORIES} classes survived DP selection")
     try:

@@ -85,6 +85,8 @@ def start_server(runtime: Runtime, name: str, specs: Sequence[ServiceSpec], addr
     )
     for spec in specs:
         spec.add(server)
+        for collector in getattr(spec.servicer, "metrics_collectors", lambda: ())():  # a service's own metrics
+            metrics.registry.register(collector)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [spec.full_name for spec in specs]

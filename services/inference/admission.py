@@ -12,15 +12,17 @@ from typing import Any
 
 from privet.governance.errors import InvalidArgument, PermissionDenied, PrivetError, ResourceExhausted
 from privet.governance.identity.principals import Principal
+from privet.governance.policy.engine import Decision
 from privet.governance.policy.holder import PolicyHolder
 from privet.governance.registry.gates import served_model_entity
 from privet.services.inference.loader import LoadedModel, ModelCache
 from privet.services.inference.metering import AuditCounter, Quotas
 
-__all__ = ["MAX_PURPOSE", "PREDICT_ACTION", "Admission", "Admitted"]
+__all__ = ["MAX_PURPOSE", "PREDICT_ACTION", "RELEASED", "Admission", "Admitted", "denial"]
 
 PREDICT_ACTION = "inference.Predict"
 MAX_PURPOSE = 128  # characters of a declared purpose (and of a model name, as counted)
+RELEASED = "RELEASED"  # the only stage that serves (the policy checks it too)
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,26 @@ class Admission:
         self._policies = policies
         self._entities: dict[tuple[str, int], tuple[object, Any]] = {}
 
-    def _entities_for(self, engine: Any, model: LoadedModel) -> Any:
-        """The policy entities with this model's facts (the registry's rule for a served model,
-        ε rounded as the gates round it), parsed once per model and policy set."""
-        key = (model.name, model.version)
+    def _entities_for(self, engine: Any, name: str, version: int, epsilon: float, owner: str) -> Any:
+        """The policy entities with this released version's facts (the registry's rule for a
+        served model, ε rounded as the gates round it), parsed once per version and policy set
+        (a version's facts never change)."""
+        key = (name, version)
         cached = self._entities.get(key)
         if cached is None or cached[0] is not engine:
-            handle = engine.with_entities([served_model_entity(model.name, model.version, model.stage, model.epsilon or None, model.owner)])
+            handle = engine.with_entities([served_model_entity(name, version, RELEASED, epsilon or None, owner)])
             cached = self._entities[key] = (engine, handle)
         return cached[1]
+
+    def decide(self, who: Principal, name: str, version: int, epsilon: float, owner: str, purpose: str) -> Decision:
+        """The policy's decision on `who` calling released version `name`:`version` (its ε and
+        owner as the registry states them) for `purpose`, with the caller's quota use this
+        minute: what `admit` asks, taking no quota and counting nothing. The repository index
+        and the model configuration show a caller exactly the versions this allows."""
+        engine = self._policies.engine
+        principal = who.id.principal
+        context = {"purpose": purpose, "quota_used": self._quotas.used(principal, name), "quota_limit": self._quotas.per_minute}
+        return engine.decide(who, PREDICT_ACTION, ("ServedModel", f"{name}:{version}"), context, entities=self._entities_for(engine, name, version, epsilon, owner))
 
     def admit(self, who: Principal, model_name: str, model_version: str, purpose: str) -> Admitted:
         """The request's model, once everything allows it; raises (counted) otherwise."""
@@ -66,14 +79,14 @@ class Admission:
         except ResourceExhausted:
             count("deny", ("quota-exceeded",))
             raise
-        engine = self._policies.engine
-        decision = engine.decide(
-            who, PREDICT_ACTION, ("ServedModel", f"{model.name}:{model.version}"),
-            {"purpose": purpose, "quota_used": self._quotas.used(principal, model.name), "quota_limit": self._quotas.per_minute},
-            entities=self._entities_for(engine, model),
-        )
+        decision = self.decide(who, model.name, model.version, model.epsilon, model.owner, purpose)
         if not decision.allowed:
             count("deny", decision.policy_ids)
-            raise PermissionDenied(f"{principal} may not use {model.name}:{model.version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}",
-                                   policy_ids=decision.policy_ids)
+            raise denial(principal, model.name, model.version, purpose, decision)
         return Admitted(model, lambda outcome: count(outcome, decision.policy_ids))
+
+
+def denial(principal: str, name: str, version: int, purpose: str, decision: Decision) -> PermissionDenied:
+    """The refusal a denied caller gets, naming the deciding policies."""
+    return PermissionDenied(f"{principal} may not use {name}:{version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}",
+                            policy_ids=decision.policy_ids)

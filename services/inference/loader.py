@@ -9,6 +9,13 @@ against that digest, and are never written to disk. A watcher polls the
 registry so that a revoked version stops serving within seconds; while the registry cannot
 confirm that a version is still RELEASED (down, timing out), it serves for a bounded grace
 only, then refuses with UNAVAILABLE until the registry answers again.
+
+A served version checks its inputs against its preprocessing before they join a batch
+(`ServedInputs.screen`, which `tensors.request_table` applies): a text value outside a
+column's categories — after the k-anonymity generalisation the version records — is counted
+(`ModelCache.unknown_categories`, a Prometheus counter), and refused with INVALID_ARGUMENT
+naming the input and the value when `[inference] unknown_categories = "refuse"`. Its answers
+carry the names of its classes (`ClassProbabilities`).
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import numpy as np
 import pyarrow as pa
 import torch
+from prometheus_client import Counter
 
 from privet.governance.architectures import preprocessor_from_metadata
 from privet.governance.architectures.models import load_model
@@ -37,7 +46,7 @@ from privet.governance.errors import DataLoss, FailedPrecondition, InvalidArgume
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.client import secure_channel
 
-__all__ = ["LoadedModel", "ModelCache", "SERVICE_IDENTITY", "UNCONFIRMED_POLLS"]
+__all__ = ["ClassProbabilities", "LoadedModel", "ModelCache", "SERVICE_IDENTITY", "ServedInputs", "UNCONFIRMED_POLLS", "UNKNOWN_CATEGORIES"]
 
 log = logging.getLogger("privet.inference")
 SERVICE_IDENTITY = "inference"
@@ -47,6 +56,28 @@ POLL_TIMEOUT_S = 5.0
 # RELEASED; the grace is never shorter than two polls that time out, so that one slow
 # answer does not take a model down.
 UNCONFIRMED_POLLS = 5
+# What a text input outside the model's categories gets ([inference] unknown_categories).
+UNKNOWN_CATEGORIES = ("allow", "refuse")
+MAX_SHOWN = 64  # characters of a caller's value quoted back in a refusal
+
+
+class ClassProbabilities(np.ndarray):
+    """Rows of class probabilities (float32) that keep the names of their classes
+    (`classes`) through slicing, so that each request's slice of a batch still names them."""
+
+    classes: tuple[str, ...] = ()
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.classes = getattr(obj, "classes", ())
+
+
+class ServedInputs(list):
+    """A served version's input signature (its TensorSpecs, in order) and `screen`, the
+    check of a request's values against the version's preprocessing."""
+
+    def __init__(self, specs: Iterable[Any], screen: Callable[[pa.Table], None]) -> None:
+        super().__init__(specs)
+        self.screen = screen
 
 
 @dataclass
@@ -66,16 +97,40 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # When the registry last said this version is RELEASED (ModelCache's clock); 0: never.
     confirmed_at: float = 0.0
+    unknown_categories: str = "allow"  # or "refuse" ([inference] unknown_categories)
+    count_unknown: Callable[[int], None] = lambda _n: None
 
-    def predict(self, table: pa.Table) -> np.ndarray:
-        """Class probabilities (float32) for each row of `table` (one forward pass)."""
+    def __post_init__(self) -> None:
+        self.inputs = ServedInputs(self.inputs, self.screen)
+
+    def screen(self, table: pa.Table) -> None:
+        """Count the text values of `table` outside their column's categories; with
+        "refuse", InvalidArgument naming the first such input and value (bounded)."""
+        if not isinstance(self.preprocessor, TabularPreprocessor):
+            return
+        unknown = self.preprocessor.unknown_categories(table)
+        if not unknown:
+            return
+        self.count_unknown(sum(n for n, _ in unknown.values()))
+        if self.unknown_categories == "refuse":
+            name, (n, value) = next(iter(unknown.items()))
+            shown = value if len(value) <= MAX_SHOWN else value[:MAX_SHOWN] + "…"
+            raise InvalidArgument(f"inputs.{name}", f"{shown!r} is not one of the categories this model was trained on "
+                                                    f"({n} such value{'s' if n > 1 else ''}; the model's metadata lists them)")
+
+    def predict(self, table: pa.Table) -> ClassProbabilities:
+        """Class probabilities (float32) for each row of `table` (one forward pass), named
+        by the version's classes."""
         x = self.preprocessor.transform(table)
         # A text model runs a transformer (attention memory grows with rows × tokens²):
         # forward in slices, exactly as training's evaluation does.
         step = 256 if isinstance(self.preprocessor, TextPreprocessor) else max(x.shape[0], 1)
         with torch.inference_mode():
             parts = [torch.softmax(self.module(x[i : i + step]), dim=-1) for i in range(0, x.shape[0], step)]
-            return torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, len(self.labels.classes)), np.float32)
+            out = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, len(self.labels.classes)), np.float32)
+        named = out.view(ClassProbabilities)
+        named.classes = self.labels.names
+        return named
 
 
 def _checked_version(version: str) -> str:
@@ -108,6 +163,9 @@ class ModelCache:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="privet-revocation-watch", daemon=True)
         self._channel: grpc.Channel | None = None
+        # Registered by whoever serves the metrics (the server's own registry, not the global one).
+        self.unknown_categories = Counter("privet_inference_unknown_categories", "Text input values outside the served model's categories "
+                                          "(after its generalisation), counted or refused.", registry=None)
 
     def start(self) -> None:
         self._thread.start()
@@ -231,8 +289,14 @@ class ModelCache:
         return LoadedModel(
             name=v.model_name, version=v.version, digest=v.digest, stage="RELEASED", epsilon=v.guarantee.epsilon, owner=v.lineage.trained_by or v.created_by,
             inputs=list(v.inputs), outputs=list(v.outputs), module=module,
-            preprocessor=preprocessor, labels=labels,
+            preprocessor=preprocessor, labels=labels, unknown_categories=self._unknown_policy(), count_unknown=self.unknown_categories.inc,
         )
+
+    def _unknown_policy(self) -> str:
+        """[inference] unknown_categories as privet.toml says now (checked against its schema
+        when the file was read): read at each load, so a version loaded later follows an edit."""
+        policy = str(self._home.settings().extra.get("inference", {}).get("unknown_categories", "allow"))
+        return "allow" if policy == "allow" else "refuse"  # fail closed on anything else
 
     def loaded(self) -> list[LoadedModel]:
         with self._lock:

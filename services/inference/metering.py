@@ -15,6 +15,7 @@ import time
 from privet.governance.audit.log import Event
 from privet.governance.audit.periodic import PeriodicFlush
 from privet.governance.errors import ResourceExhausted
+from privet.governance.registry.records import version_resource
 from privet.governance.runtime import Runtime
 
 __all__ = ["Quotas", "AuditCounter"]
@@ -93,7 +94,7 @@ class AuditCounter:
             return 0
         pending = _bounded(pending)
         events = [
-            Event(principal=p, action="inference.ModelInfer", resource=f"model/{m}:{v}", decision=d, policy_ids=ids, details={"requests": n, "weights_digest": digest, "purpose": purpose})
+            Event(principal=p, action="inference.ModelInfer", resource=version_resource(m, v), decision=d, policy_ids=ids, details={"requests": n, "weights_digest": digest, "purpose": purpose})
             for (p, m, v, digest, purpose, d, ids), n in pending.items()
         ]
         try:

@@ -1,7 +1,12 @@
-"""KServe v2 tensors ⇄ Arrow columns, checked against the model's signature."""
+"""KServe v2 tensors ⇄ Arrow columns, checked against the model's signature (and, for a
+served version, its values against the version's preprocessing: `ServedInputs.screen`).
+
+The output stays what tritonclient reads: one FP32 tensor "probabilities" [N, classes]; its
+parameters name the classes ("classes": a JSON list of the class labels, in column order)."""
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -51,7 +56,9 @@ def _rows(shape: list[int], field: str) -> int:
 
 
 def request_table(request, signature: list) -> pa.Table:
-    """One column per signature input. INVALID_ARGUMENT names the input at fault."""
+    """One column per signature input. INVALID_ARGUMENT names the input at fault. A
+    signature with a `screen` (a served version's `ServedInputs`) checks the values too:
+    it counts text values outside their categories and may refuse them."""
     expected = {s.name: s for s in signature}
     given: dict[str, int] = {}
     for i, t in enumerate(request.inputs):
@@ -96,11 +103,21 @@ def request_table(request, signature: list) -> pa.Table:
         if len(column) != n:
             raise InvalidArgument(field, f"{len(column)} values for shape {list(tensor.shape)}")
         columns[name] = column
-    return pa.table(columns)
+    table = pa.table(columns)
+    screen = getattr(signature, "screen", None)
+    if screen is not None:
+        screen(table)
+    return table
 
 
-def probabilities_output(response, probabilities: np.ndarray) -> None:
+def probabilities_output(response, probabilities: np.ndarray, classes: tuple[str, ...] | None = None) -> None:
+    """The "probabilities" output, FP32 [N, classes] in raw contents; its "classes"
+    parameter names each column's class (from `classes`, else the array's own, as a
+    `ClassProbabilities` carries them)."""
     out = response.outputs.add()
     out.name, out.datatype = "probabilities", "FP32"
     out.shape.extend(probabilities.shape)
+    names = classes if classes is not None else getattr(probabilities, "classes", ())
+    if names:
+        out.parameters["classes"].string_param = json.dumps(list(names))
     response.raw_output_contents.append(np.ascontiguousarray(probabilities, dtype="<f4").tobytes())

@@ -47,7 +47,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 
     def ListEvents(self, request: audit_pb2.ListEventsRequest, context: grpc.ServicerContext) -> audit_pb2.ListEventsResponse:
         size = page_size(request.page.page_size)
-        flt = EventFilter(request.principal, request.action, request.resource, request.decision, _micros(request.since, "since"), _micros(request.until, "until"))
+        flt = EventFilter(request.principal, request.action, request.resource, request.decision, _micros(request.since, "since"), _micros(request.until, "until"),
+                          newest_first=request.newest_first)
         page = self._reads.events(self._who(context), flt, page_size=size, page_token=request.page.page_token)
         return audit_pb2.ListEventsResponse(events=[event_message(e) for e in page.events], next_page_token=page.next_page_token)
 

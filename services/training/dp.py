@@ -157,7 +157,8 @@ class PrivateTraining:
     def step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Forward, clip, and `optimizer.step()` on one physical batch. The optimizer adds
         noise and moves the weights only on the last physical batch of a logical one.
-        Returns the batch's summed loss (a detached tensor, so no device sync).
+        Returns the batch's summed loss (a detached tensor, so no device sync): 0, never NaN,
+        for an empty batch, which Poisson sampling draws now and then.
 
         In hooks and ghost modes torch warns once that full backward hooks fire without
         input gradients; that is expected (inputs are data) — see `quiet_hook_warnings`."""
@@ -174,7 +175,8 @@ class PrivateTraining:
             total = loss.loss_per_sample.detach().sum()
         else:
             per_row = F.cross_entropy(self.module(features), labels, reduction="none")
-            per_row.mean().backward()
+            # The mean, except that a Poisson draw may be empty: 0/1, not mean()'s NaN.
+            (per_row.sum() / max(per_row.shape[0], 1)).backward()
             total = per_row.detach().sum()
         self.optimizer.step()
         return total

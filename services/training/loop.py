@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 
-from privet.governance.privacy.accounting import Mechanism, epsilon_for
+from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
 from privet.services.training.dp import PrivateTraining, quiet_hook_warnings
 from privet.services.training.train_config import TrainConfig
 
@@ -19,9 +19,11 @@ __all__ = ["Progress", "ProgressReporter", "run_dp_sgd"]
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress report. `epoch` is 1-based; `step` counts noisy (logical) steps done;
-    `epsilon` is what the accountant says the steps so far spent; `eta_s` estimates the
-    seconds left. No training loss: it is an exact function of private batches."""
+    """A progress report. `epoch` is 1-based; `step` counts noisy (logical) steps done, of
+    `total_steps` planned; `epsilon` is what the steps so far spent by the conservative
+    figure (the largest any registered accountant gives: the one the ledger charges and the
+    registry states); `eta_s` estimates the seconds left (0 until a step has been timed).
+    No training loss: it is an exact function of private batches."""
 
     epoch: int
     epochs: int
@@ -32,8 +34,10 @@ class Progress:
 
 
 class ProgressReporter:
-    """Throttled progress: ε is a numerical computation (tens of ms for PRV), so reports
-    come at most every `interval` seconds and never cost more than ~10% of the run."""
+    """Throttled progress: ε is a numerical computation (tens to hundreds of ms for every
+    accountant together), so reports come at most every `interval` seconds and never cost
+    more than ~10% of the run — except the first, right after the first noisy step, so that
+    the step count and the ETA move as soon as training does."""
 
     def __init__(self, training: PrivateTraining, config: TrainConfig, callback: Callable[[Progress], None]) -> None:
         self._training = training
@@ -43,16 +47,17 @@ class ProgressReporter:
         self._last = time.monotonic()
         self._start = self._last
         self._cache: tuple[int, float] = (0, 0.0)
+        self._reported = False
 
     def epsilon(self, steps: int) -> float:
         if steps != self._cache[0]:
             t = self._training
             mechanism = Mechanism(t.noise_multiplier, t.sample_rate, steps, float(self._config.delta))
-            self._cache = (steps, epsilon_for(mechanism, t.accountant))
+            self._cache = (steps, conservative_epsilon(mechanism)[0])
         return self._cache[1]
 
     def due(self) -> bool:
-        return time.monotonic() - self._last >= self._interval
+        return not self._reported or time.monotonic() - self._last >= self._interval
 
     def report(self, epoch: int) -> None:
         t = self._training
@@ -64,8 +69,10 @@ class ProgressReporter:
         now = time.monotonic()
         total = t.steps_per_epoch * self._config.epochs
         elapsed = now - self._start
-        eta = elapsed / steps * (total - steps) if steps else float("nan")
+        # 0 (unknown) before the first step: never NaN, which JSON and the bar cannot show.
+        eta = elapsed / steps * (total - steps) if steps else 0.0
         self._last = now
+        self._reported = self._reported or steps > 0
         self._callback(
             Progress(epoch=epoch, epochs=self._config.epochs, step=steps, total_steps=total, epsilon=eps, eta_s=max(eta, 0.0))
         )

@@ -11,6 +11,8 @@ import grpc
 import pyarrow as pa
 
 from privet.common.v1 import types_pb2
+from privet.governance.architectures.tabular import TabularPreprocessor
+from privet.governance.architectures.text import TextPreprocessor
 from privet.governance.config import Home
 from privet.governance.errors import NotFound
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -65,6 +67,15 @@ def _signature(data: Any, table_types: dict[str, str]) -> list[types_pb2.TensorS
     return specs
 
 
+def _served_preprocessor(preprocessor: TabularPreprocessor | TextPreprocessor, dataset: ingestion_pb2.Dataset) -> TabularPreprocessor | TextPreprocessor:
+    """The preprocessing a version serves with: the job's, plus the k-anonymity
+    generalisation the dataset it trained on recorded for each quasi-identifier, so that a
+    raw value at inference is generalised exactly as the training rows were."""
+    if isinstance(preprocessor, TabularPreprocessor) and dataset.report.generalisation:
+        return preprocessor.generalised(dict(dataset.report.generalisation))
+    return preprocessor
+
+
 def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: dict, data: Any, weights: bytes) -> int:
     """CreateModelVersion with the weights, signature, DP metrics, lineage and the composed
     DP guarantee (`governance.privacy.guarantee.composed_guarantee`)."""
@@ -81,7 +92,7 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
         lineage=types_pb2.Lineage(dataset_id=job.dataset_id, dataset_digest=job.dataset_digest, training_job_id=job.id, code_version=CODE_VERSION, trained_by=job.submitted_by),
         guarantee=guarantee_to_proto(g),
         trained_on_personal_data=dataset.personal,
-        preprocessing_json=json.dumps({"model": result["model"], "preprocessor": data.preprocessor.to_metadata(), "labels": data.labels.to_metadata()}),
+        preprocessing_json=json.dumps({"model": result["model"], "preprocessor": _served_preprocessor(data.preprocessor, dataset).to_metadata(), "labels": data.labels.to_metadata()}),
         description=f"trained by job {job.id} on dataset {job.dataset_name}",
         expected_size=len(weights),
     )

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import pathlib
 import queue
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ from privet.services.training.registration import fetch_dataset, register_model
 from privet.services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
 from privet.services.training.worker import WorkerHandles, run_worker, spawn_context
 
-__all__ = ["Scheduler", "planned_mechanism", "next_lease"]
+__all__ = ["Scheduler", "next_lease", "planned_mechanism", "planned_progress", "shown_progress", "steps_of_plan"]
 
 log = logging.getLogger("privet.training")
 
@@ -48,6 +49,27 @@ def planned_mechanism(*, epsilon: float, delta: float, n_train: int, batch_size:
     q = 1 / -(-n_train // batch_size)
     steps = planned_steps(epochs, q)
     return calibrate_noise_multiplier(target_epsilon=epsilon, delta=delta, sample_rate=q, steps=steps), q
+
+
+def steps_of_plan(*, epochs: int, sample_rate: float) -> int:
+    """The noisy steps the worker will take if nothing stops it: Opacus's Poisson sampler runs
+    int(1/q) logical batches an epoch (the progress's total, known before the worker starts)."""
+    return int(1 / sample_rate) * epochs
+
+
+def planned_progress(epochs: int, sample_rate: float, releases: Sequence[Release]) -> dict[str, Any]:
+    """The progress of a job about to train: no step yet of the planned total, ε what it has
+    already released."""
+    return {"epoch": 1, "epochs": epochs, "step": 0, "total_steps": steps_of_plan(epochs=epochs, sample_rate=sample_rate),
+            "epsilon": math.fsum(r.epsilon for r in releases), "eta_s": 0.0}
+
+
+def shown_progress(worker: dict[str, Any], released_epsilon: float) -> dict[str, Any]:
+    """The job's progress as stored and watched: the worker's report with ε the job's own
+    figure so far — the steps' conservative ε plus the releases already made (row counts,
+    scales…) — composed as the stated guarantee composes them, so that the last report is the
+    figure the ledger charges and the registry states."""
+    return {**worker, "epsilon": math.fsum([float(worker.get("epsilon", 0.0)), released_epsilon])}
 
 
 def next_lease(allowed: int, taken: int, lease: int, horizon: int) -> int:
@@ -148,6 +170,9 @@ class Scheduler:
         spent.releases.extend(data.releases)
         # Durable before anything else can fail: a restart charges these too.
         record_releases(self._rt, job.id, data.releases)
+        # The plan is shown at once: calibrating σ and starting the worker take a while.
+        q = 1 / max(1, -(-data.public_rows // spec["batch_size"]))  # as the worker (BatchCount) sets it
+        record_progress(self._rt, job.id, planned_progress(spec["epochs"], q, data.releases), steps_allowed=0, noise_multiplier=0.0, sample_rate=q)
         try:
             sigma, q = planned_mechanism(
                 epsilon=data.plan.sgd_epsilon, delta=data.plan.sgd_delta, n_train=data.public_rows, batch_size=spec["batch_size"], epochs=spec["epochs"]
@@ -179,7 +204,7 @@ class Scheduler:
         proc.start()
         self.current = proc
         try:
-            self._watch(job, spec, handles, proc, sigma, q)
+            self._watch(job, spec, handles, proc, sigma, q, data.releases)
         except BaseException:
             # A database error (say) while the worker runs: stop it, so that the steps it
             # took are final before the job is charged for them.
@@ -193,8 +218,10 @@ class Scheduler:
             self.current = None
         self._conclude(job, spec, data, spent, workdir, proc.exitcode)
 
-    def _watch(self, job: TrainingJob, spec: dict, handles: WorkerHandles, proc: Any, sigma: float, q: float) -> None:
-        progress: dict = {}
+    def _watch(self, job: TrainingJob, spec: dict, handles: WorkerHandles, proc: Any, sigma: float, q: float, releases: Sequence[Release]) -> None:
+        # Until the worker's first report (it builds its model first), the plan is shown.
+        progress = planned_progress(spec["epochs"], q, releases)
+        released = float(progress["epsilon"])
         allowed, horizon = 0, planned_steps(spec["epochs"], q)
         while True:
             # Persist the lease before granting it: a restart then charges at most `allowed` steps.
@@ -207,15 +234,25 @@ class Scheduler:
                 cancel = record_progress(self._rt, job.id, progress, steps_allowed=allowed, noise_multiplier=sigma, sample_rate=q) if progress else False
             if cancel or self._stop.is_set():
                 handles.cancel.set()
-            try:
-                progress = handles.progress.get(timeout=0.2)
-                while True:
-                    progress = handles.progress.get_nowait()
-            except queue.Empty:
-                pass
+            progress = self._latest(handles, progress, released, timeout=0.2)
             if not proc.is_alive():
                 break
         proc.join()
+        # The worker's last report (its final step, its last epoch) arrives as it exits.
+        final = self._latest(handles, progress, released, timeout=0.1)
+        if final is not progress:
+            record_progress(self._rt, job.id, final, steps_allowed=allowed, noise_multiplier=sigma, sample_rate=q)
+
+    @staticmethod
+    def _latest(handles: WorkerHandles, progress: dict, released: float, *, timeout: float) -> dict:
+        """The newest report in the queue (waiting up to `timeout` for one), as shown; else `progress`."""
+        try:
+            progress = shown_progress(handles.progress.get(timeout=timeout), released)
+            while True:
+                progress = shown_progress(handles.progress.get_nowait(), released)
+        except queue.Empty:
+            pass
+        return progress
 
     def _conclude(self, job: TrainingJob, spec: dict, data: PreparedData, spent: _Spent, workdir: pathlib.Path, exitcode: int | None) -> None:
         result_path = workdir / "result.json"

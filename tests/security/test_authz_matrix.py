@@ -66,7 +66,8 @@ REGISTRY_KEYS = {"registry.RotateKeys"}
 # Operators only, whatever else a role is granted: what is, or is not, personal data.
 PERSONAL_DATA = {"ingestion.DeclarePersonalData", "registry.DeclarePersonalData"}
 AUDIT_READ = {"audit.ListEvents", "audit.GetCheckpoint", "audit.GetInclusionProof", "audit.GetConsistencyProof", "audit.ExportEvents", "audit.CheckLog"}
-INFERENCE_CALL = {"inference.ServerMetadata", "inference.ModelMetadata", "inference.ModelReady", "inference.ModelInfer"}
+INFERENCE_CALL = {"inference.ServerMetadata", "inference.ModelMetadata", "inference.ModelReady", "inference.ModelInfer",
+                  "inference.ModelConfig", "inference.RepositoryIndex"}
 # Liveness carries no data: any known principal may ask (an unknown one is refused, audited).
 OPEN = {"inference.ServerLive", "inference.ServerReady"}
 GROUPS = [INGESTION_READ, INGESTION_WRITE, TRAINING_READ, TRAINING_WRITE, REGISTRY_READ, REGISTRY_WRITE, REGISTRY_WEIGHTS,

@@ -159,7 +159,7 @@ def test_class_labels() -> None:
         labels.encode(pa.table({"y": [4]}))
     assert caught.value.field == "y"
     with pytest.raises(InvalidArgument) as caught:
-        ClassLabels.values(pa.table({"y": ["a", "b"]}), "y")
+        ClassLabels.values(pa.table({"y": pa.array([1, 2], pa.timestamp("s"))}), "y")
     assert caught.value.field == "y"
 
 

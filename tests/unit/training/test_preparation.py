@@ -99,7 +99,7 @@ def test_too_few_classes_after_selection_is_refused_and_carries_its_releases() -
 
 
 def test_bad_target_is_refused_before_any_release() -> None:
-    table = _table(50).set_column(3, "label", pa.array(["a"] * 50))
+    table = _table(50).set_column(3, "label", pa.array([1] * 50, pa.timestamp("s")))  # neither numbers nor text
     with pytest.raises(InvalidArgument) as caught:
         prepare_data(table, SPEC)
     assert not isinstance(caught.value, PreparationRefused) and caught.value.field == "label"

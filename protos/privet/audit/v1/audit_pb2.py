@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from privet.common.v1 import types_pb2 as privet_dot_common_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprivet/audit/v1/audit.proto\x12\x0fprivet.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprivet/common/v1/types.proto\"\xc2\x01\n\nAuditEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x06 \x01(\t\x12\x12\n\npolicy_ids\x18\x07 \x03(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x08 \x01(\t\x12\x0c\n\x04leaf\x18\t \x01(\x0c\"\xdd\x01\n\x11ListEventsRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64\x65\x63ision\x18\x06 \x01(\t\x12+\n\x04page\x18\x07 \x01(\x0b\x32\x1d.privet.common.v1.PageRequest\"Z\n\x12ListEventsResponse\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.privet.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x03\"P\n\nCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06origin\x18\x04 \x01(\t\":\n\x18GetInclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"U\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x0c\n\x04leaf\x18\x04 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\"F\n\x10\x43onsistencyProof\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"7\n\x13\x45xportEventsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\x12\x0e\n\x06to_seq\x18\x02 \x01(\x03\"\x11\n\x0f\x43heckLogRequest\"B\n\x10\x43heckLogResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t2\xa8\x04\n\x0c\x41uditService\x12U\n\nListEvents\x12\".privet.audit.v1.ListEventsRequest\x1a#.privet.audit.v1.ListEventsResponse\x12S\n\rGetCheckpoint\x12%.privet.audit.v1.GetCheckpointRequest\x1a\x1b.privet.audit.v1.Checkpoint\x12_\n\x11GetInclusionProof\x12).privet.audit.v1.GetInclusionProofRequest\x1a\x1f.privet.audit.v1.InclusionProof\x12\x65\n\x13GetConsistencyProof\x12+.privet.audit.v1.GetConsistencyProofRequest\x1a!.privet.audit.v1.ConsistencyProof\x12S\n\x0c\x45xportEvents\x12$.privet.audit.v1.ExportEventsRequest\x1a\x1b.privet.audit.v1.AuditEvent0\x01\x12O\n\x08\x43heckLog\x12 .privet.audit.v1.CheckLogRequest\x1a!.privet.audit.v1.CheckLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bprivet/audit/v1/audit.proto\x12\x0fprivet.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprivet/common/v1/types.proto\"\xc2\x01\n\nAuditEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tprincipal\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x06 \x01(\t\x12\x12\n\npolicy_ids\x18\x07 \x03(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x08 \x01(\t\x12\x0c\n\x04leaf\x18\t \x01(\x0c\"\xf3\x01\n\x11ListEventsRequest\x12\x11\n\tprincipal\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x10\n\x08resource\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x64\x65\x63ision\x18\x06 \x01(\t\x12+\n\x04page\x18\x07 \x01(\x0b\x32\x1d.privet.common.v1.PageRequest\x12\x14\n\x0cnewest_first\x18\x08 \x01(\x08\"Z\n\x12ListEventsResponse\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.privet.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x03\"P\n\nCheckpoint\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x0e\n\x06origin\x18\x04 \x01(\t\":\n\x18GetInclusionProofRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\"U\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x0c\n\x04leaf\x18\x04 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\"F\n\x10\x43onsistencyProof\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"7\n\x13\x45xportEventsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\x12\x0e\n\x06to_seq\x18\x02 \x01(\x03\"\x11\n\x0f\x43heckLogRequest\"B\n\x10\x43heckLogResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t2\xa8\x04\n\x0c\x41uditService\x12U\n\nListEvents\x12\".privet.audit.v1.ListEventsRequest\x1a#.privet.audit.v1.ListEventsResponse\x12S\n\rGetCheckpoint\x12%.privet.audit.v1.GetCheckpointRequest\x1a\x1b.privet.audit.v1.Checkpoint\x12_\n\x11GetInclusionProof\x12).privet.audit.v1.GetInclusionProofRequest\x1a\x1f.privet.audit.v1.InclusionProof\x12\x65\n\x13GetConsistencyProof\x12+.privet.audit.v1.GetConsistencyProofRequest\x1a!.privet.audit.v1.ConsistencyProof\x12S\n\x0c\x45xportEvents\x12$.privet.audit.v1.ExportEventsRequest\x1a\x1b.privet.audit.v1.AuditEvent0\x01\x12O\n\x08\x43heckLog\x12 .privet.audit.v1.CheckLogRequest\x1a!.privet.audit.v1.CheckLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,27 +36,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITEVENT']._serialized_start=112
   _globals['_AUDITEVENT']._serialized_end=306
   _globals['_LISTEVENTSREQUEST']._serialized_start=309
-  _globals['_LISTEVENTSREQUEST']._serialized_end=530
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=532
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=622
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=624
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=665
-  _globals['_CHECKPOINT']._serialized_start=667
-  _globals['_CHECKPOINT']._serialized_end=747
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=749
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=807
-  _globals['_INCLUSIONPROOF']._serialized_start=809
-  _globals['_INCLUSIONPROOF']._serialized_end=894
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=896
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=960
-  _globals['_CONSISTENCYPROOF']._serialized_start=962
-  _globals['_CONSISTENCYPROOF']._serialized_end=1032
-  _globals['_EXPORTEVENTSREQUEST']._serialized_start=1034
-  _globals['_EXPORTEVENTSREQUEST']._serialized_end=1089
-  _globals['_CHECKLOGREQUEST']._serialized_start=1091
-  _globals['_CHECKLOGREQUEST']._serialized_end=1108
-  _globals['_CHECKLOGRESPONSE']._serialized_start=1110
-  _globals['_CHECKLOGRESPONSE']._serialized_end=1176
-  _globals['_AUDITSERVICE']._serialized_start=1179
-  _globals['_AUDITSERVICE']._serialized_end=1731
+  _globals['_LISTEVENTSREQUEST']._serialized_end=552
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=554
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=644
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=646
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=687
+  _globals['_CHECKPOINT']._serialized_start=689
+  _globals['_CHECKPOINT']._serialized_end=769
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=771
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=829
+  _globals['_INCLUSIONPROOF']._serialized_start=831
+  _globals['_INCLUSIONPROOF']._serialized_end=916
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=918
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=982
+  _globals['_CONSISTENCYPROOF']._serialized_start=984
+  _globals['_CONSISTENCYPROOF']._serialized_end=1054
+  _globals['_EXPORTEVENTSREQUEST']._serialized_start=1056
+  _globals['_EXPORTEVENTSREQUEST']._serialized_end=1111
+  _globals['_CHECKLOGREQUEST']._serialized_start=1113
+  _globals['_CHECKLOGREQUEST']._serialized_end=1130
+  _globals['_CHECKLOGRESPONSE']._serialized_start=1132
+  _globals['_CHECKLOGRESPONSE']._serialized_end=1198
+  _globals['_AUDITSERVICE']._serialized_start=1201
+  _globals['_AUDITSERVICE']._serialized_end=1753
 # @@protoc_insertion_point(module_scope)

@@ -120,7 +120,7 @@ def test_progress_reports(default_run) -> None:
         result.guarantee.steps,
         result.guarantee.steps,
     )
-    assert last.epsilon == result.guarantee.epsilon and last.eta_s == 0.0
+    assert last.epsilon == result.guarantee.conservative_epsilon and last.eta_s == 0.0
     assert all(p.eta_s >= 0 for p in progress)
     assert not hasattr(last, "loss")  # the loss of private batches is never reported
 
