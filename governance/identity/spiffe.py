@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from privet.governance.errors import InvalidArgument, Unauthenticated
 
-__all__ = ["TRUST_DOMAIN", "SpiffeId", "parse_spiffe_id", "check_name"]
+__all__ = ["TRUST_DOMAIN", "SpiffeId", "check_name", "is_name", "parse_spiffe_id"]
 
 TRUST_DOMAIN = "privet.local"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -27,6 +27,11 @@ class SpiffeId:
     def principal(self) -> str:
         """The principal's display id used in the audit log: `user/alice`, `service/training`."""
         return f"{self.kind}/{self.name}"
+
+
+def is_name(text: str) -> bool:
+    """Whether `text` is a valid name (a principal's, a dataset's, a model's, an alias)."""
+    return bool(_NAME.fullmatch(text))
 
 
 def check_name(name: str, field: str = "name") -> str:

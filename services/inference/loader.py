@@ -43,6 +43,7 @@ from privet.governance.attestation.verify import attestation_document, verify_at
 from privet.governance.audit.log import Event
 from privet.governance.config import Home
 from privet.governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from privet.governance.identity.spiffe import is_name
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.client import secure_channel
 
@@ -138,11 +139,14 @@ def _checked_version(version: str) -> str:
     once reached the registry call as an INTERNAL error."""
     if version in ("", "released") or (version.isascii() and version.isdigit() and len(version) <= 18 and int(version) > 0):
         return version
-    raise InvalidArgument("model_version", f"{version[:40]!r} is not a version: give a version number or \"released\"")
+    if version.startswith("@") and is_name(version[1:]):  # an alias a release manager set
+        return version
+    raise InvalidArgument("model_version", f"{version[:40]!r} is not a version: give a version number, \"released\" or an alias (\"@production\")")
 
 
 class ModelCache:
-    """name:version → LoadedModel; `released` resolves to the newest released version."""
+    """name:version → LoadedModel; `released` resolves to the newest released version, and
+    `@alias` to the version the alias points at (both re-resolved every poll period)."""
 
     def __init__(self, home: Home, *, poll_s: float = 1.0, unconfirmed_grace_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic, record: Callable[[Event], object] | None = None) -> None:
@@ -180,8 +184,6 @@ class ModelCache:
 
     def _describe(self, name: str, version: str) -> registry_pb2.ModelVersion:
         alias = "" if version.isdigit() else (version or "released")
-        if alias not in ("", "released"):
-            raise NotFound(f"unknown version alias {version!r} (a number, or \"released\")")
         try:
             return self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=name, version=int(version) if version.isdigit() else 0, alias=alias), timeout=10)
         except grpc.RpcError as exc:

@@ -234,3 +234,19 @@ def test_raw_and_typed_numeric_datatypes(env) -> None:
         r.raw_input_contents.extend([raw_age, raw_plan])
         out = _infer(env, "app", r)
         np.testing.assert_allclose(np.frombuffer(out.raw_output_contents[0], dtype="<f4"), expected, rtol=1e-6)
+
+
+def test_an_application_asks_for_an_alias(env) -> None:
+    # A release manager points production at the version; the application asks for
+    # "@production" and follows the alias when it moves (within one poll period).
+    v = env["version"]
+    env["registry"]["bob"].SetAlias(registry_pb2.SetAliasRequest(name="churn", alias="production", version=v, reason="rollout"))
+    out = _infer(env, "app", _request(version="@production"))
+    assert out.model_version == str(v)
+    for bad in ("@Production", "@", "@prod uction"):
+        with pytest.raises(grpc.RpcError) as err:
+            _infer(env, "app", _request(version=bad))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "app", _request(version="@staging"))  # no such alias
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
