@@ -76,11 +76,6 @@ def parse_when(option: str, text: str, *, now_us: int) -> int:
     return int(when.timestamp()) * 1_000_000 + when.microsecond
 
 
-def _match(pattern: str, value: str) -> bool:
-    """A filter ending in `*` matches by prefix; any other, exactly."""
-    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
-
-
 @audit_app.command("events")
 def events(
     ctx: typer.Context,
@@ -92,8 +87,8 @@ def events(
     until: str = typer.Option("", "--until", help="before this time: same forms as --since"),
     limit: int = typer.Option(50, min=1, max=1000, help="at most this many, the newest"),
 ) -> None:
-    """List events, newest first, with their times. Exact filters and the time window are
-    applied by the server; prefix filters (a trailing *) here, over the matching events."""
+    """List events, newest first, with their times; the server applies every filter (a
+    trailing * matches by prefix) and the time window."""
     from privet.audit.v1 import audit_pb2
     from privet.common.v1 import types_pb2
 
@@ -103,28 +98,14 @@ def events(
     until_us = parse_when("--until", until, now_us=now_us) if until else 0
     if since_us and until_us and since_us >= until_us:
         raise InvalidArgument("--until", "must be after --since")
-    filters = {"principal": principal, "action": action, "resource": resource}
-    exact = {k: v for k, v in filters.items() if v and not v.endswith("*")}
-    prefixed = {k: v for k, v in filters.items() if v.endswith("*")}
-    # Asked newest first; a server that lists oldest first (before ListEvents honoured
-    # newest_first) is walked to the end. Either way only the newest `limit` are kept.
-    found: list = []
-    token = ""
+    request = audit_pb2.ListEventsRequest(principal=principal, action=action, resource=resource, decision=decision, newest_first=True,
+                                          page=types_pb2.PageRequest(page_size=limit))
+    if since_us:
+        request.since.FromMicroseconds(since_us)
+    if until_us:
+        request.until.FromMicroseconds(until_us)
     with _audit_stub(ctx) as s:
-        while True:
-            request = audit_pb2.ListEventsRequest(principal=exact.get("principal", ""), action=exact.get("action", ""), resource=exact.get("resource", ""),
-                                                  decision=decision, newest_first=True, page=types_pb2.PageRequest(page_size=1000, page_token=token))
-            if since_us:
-                request.since.FromMicroseconds(since_us)
-            if until_us:
-                request.until.FromMicroseconds(until_us)
-            reply = s.ListEvents(request)
-            found.extend(e for e in reply.events if all(_match(p, getattr(e, k)) for k, p in prefixed.items()))
-            found = sorted(found, key=lambda e: e.seq, reverse=True)[:limit]
-            token = reply.next_page_token
-            descending = len(reply.events) > 1 and reply.events[0].seq > reply.events[-1].seq
-            if not token or (descending and len(found) >= limit):
-                break
+        found = list(s.ListEvents(request).events)
     table = Table("time", "seq", "principal", "action", "resource", "decision", "policies")
     for e in found:
         table.add_row(iso_time(e.time.ToMicroseconds()) or "", str(e.seq), e.principal, e.action, e.resource, e.decision, ",".join(e.policy_ids))

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import pathlib
+from typing import Any
 
 import grpc
 import numpy as np
@@ -76,6 +77,11 @@ def _floats(name: str, values: list) -> np.ndarray:
 
 
 def infer_columns(c: Ctx, model: str, version: str, columns: dict[str, list], purpose: str) -> np.ndarray:
+    """Class probabilities, one row per input row (`infer_named` also gives the class names)."""
+    return infer_named(c, model, version, columns, purpose)[0]
+
+
+def infer_named(c: Ctx, model: str, version: str, columns: dict[str, list], purpose: str) -> tuple[np.ndarray, list[str]]:
     import tritonclient.grpc as triton
 
     client = triton_client(c)
@@ -93,7 +99,19 @@ def infer_columns(c: Ctx, model: str, version: str, columns: dict[str, list], pu
             t.set_data_from_numpy(_floats(spec["name"], values))
         tensors.append(t)
     result = client.infer(model, tensors, model_version=version, parameters={"purpose": purpose}, outputs=[triton.InferRequestedOutput("probabilities")])
-    return result.as_numpy("probabilities")
+    probabilities = result.as_numpy("probabilities")
+    return probabilities, class_names(result, probabilities.shape[1])
+
+
+def class_names(result: Any, n_classes: int) -> list[str]:
+    """The class names the server gave with the probabilities (the output's `classes`
+    parameter, a JSON list), else class 0..n-1."""
+    output = result.get_output("probabilities")
+    try:
+        names = json.loads(output.parameters["classes"].string_param) if output is not None and "classes" in output.parameters else []
+    except ValueError:
+        names = []
+    return [str(n) for n in names] if len(names) == n_classes else [f"class {i}" for i in range(n_classes)]
 
 
 def infer(
@@ -108,12 +126,12 @@ def infer(
     c = ctx_of(ctx)
     name, _, version = model.partition(":")
     try:
-        probabilities = infer_columns(c, name, version, read_input(input_), purpose)
+        probabilities, names = infer_named(c, name, version, read_input(input_), purpose)
     except InferenceServerException as exc:
         if isinstance(exc.__context__, grpc.RpcError):
             raise exc.__context__ from None  # its status and google.rpc details (the policy ids)
         raise RuntimeError(f"{exc.status().removeprefix('StatusCode.')}: {exc.message()}") from None
-    table = Table("row", *[f"P(class {i})" for i in range(probabilities.shape[1])])
+    table = Table("row", *[f"P({n})" for n in names])
     for i, row in enumerate(probabilities):
         table.add_row(str(i), *[f"{p:.4f}" for p in row])
-    emit(c, {"probabilities": probabilities.tolist()}, table)
+    emit(c, {"classes": names, "probabilities": probabilities.tolist()}, table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 
@@ -13,11 +12,13 @@ from rich.text import Text
 
 from privet.governance.bootstrap import add_user, init_home
 from privet.governance.config import SERVICES, Home
+from privet.governance.errors import InvalidArgument
 from privet.governance.platform_status import platform_facts
 from privet.governance.policy.engine import PolicyEngine, PolicyError
 from privet.governance.runtime import Runtime
 from privet.services.cli.context import console, ctx_of, emit
 from privet.services.common.health import check_health
+from privet.services.common.logging_setup import LOG_FORMATS, configure_logging
 
 __all__: list[str] = []
 
@@ -44,7 +45,12 @@ def init(
     )
 
 
-def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | ingestion | training | registry | inference")) -> None:
+def serve(
+    ctx: typer.Context,
+    name: str = typer.Argument("all", help="all | ingestion | training | registry | inference"),
+    log_format: str = typer.Option("text", "--log-format", help="text | json (one JSON object per line: time, level, logger, message, fields)"),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG | INFO | WARNING | ERROR"),
+) -> None:
     """Run Privet servers in the foreground until SIGTERM/SIGINT (graceful shutdown)."""
     c = ctx_of(ctx)
     names = SERVICES if name == "all" else (name,)
@@ -52,7 +58,12 @@ def serve(ctx: typer.Context, name: str = typer.Argument("all", help="all | inge
         raise typer.BadParameter(f"unknown service {name!r}")
     if not c.home.ca_cert.exists():
         raise typer.BadParameter(f"{c.home.root} is not initialised: run `privet init` first")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_format not in LOG_FORMATS:
+        raise InvalidArgument("--log-format", f"must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    try:
+        configure_logging("json" if log_format == "json" else "text", log_level.upper())
+    except ValueError as exc:
+        raise InvalidArgument("--log-level", str(exc)) from None
     # Imported here: the servers load Privet's KServe protos, which must not share a process
     # with tritonclient's (`privet infer`, `privet demo`).
     from privet.services.launcher import start_services

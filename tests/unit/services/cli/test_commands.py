@@ -123,27 +123,21 @@ def _events(n: int) -> list[audit_pb2.AuditEvent]:
     return out
 
 
-def test_audit_events_newest_first_with_seq_zero_and_prefixes(monkeypatch, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # A server that lists oldest first, in pages: the command walks them and keeps the newest.
-    pages = {"": audit_pb2.ListEventsResponse(events=_events(6)[:3], next_page_token="2"), "2": audit_pb2.ListEventsResponse(events=_events(6)[3:])}
-    stub = _use(monkeypatch, audit_cmds, "_audit_stub", FakeStub(ListEvents=lambda r: pages[r.page.page_token]))
+def test_audit_events_newest_first_with_seq_zero_and_every_filter_sent_to_the_server(monkeypatch, capsys, tmp_path) -> None:
+    # The server lists newest first and applies the filters (a trailing * is its prefix rule).
+    newest = list(reversed(_events(6)))
+    stub = _use(monkeypatch, audit_cmds, "_audit_stub", FakeStub(ListEvents=lambda r: audit_pb2.ListEventsResponse(events=newest[: r.page.page_size])))
     code, out, _ = _run(capsys, tmp_path, "--json", "audit", "events")
     assert code == 0 and [e["seq"] for e in json.loads(out)] == [5, 4, 3, 2, 1, 0]
     assert json.loads(out)[-1]["time"] == "2026-01-01T00:00:00.000000Z" and json.loads(out)[-1]["details"] == {}
     assert all(r.newest_first for r in stub.requests["ListEvents"])
     code, out, _ = _run(capsys, tmp_path, "--json", "audit", "events", "--action", "ingestion.*", "--limit", "2")
-    assert [e["seq"] for e in json.loads(out)] == [4, 2]
-    assert stub.requests["ListEvents"][-1].action == ""  # the prefix is matched here
+    assert [e["seq"] for e in json.loads(out)] == [5, 4]
+    last = stub.requests["ListEvents"][-1]
+    assert last.action == "ingestion.*" and last.page.page_size == 2
     code, out, _ = _run(capsys, tmp_path, "--json", "audit", "events", "--resource", "model/m/3", "--since", "2026-01-01T00:00:00Z")
     last = stub.requests["ListEvents"][-1]
     assert last.resource == "model/m/3" and last.since.ToMicroseconds() == 1_767_225_600_000_000
-
-
-def test_audit_events_from_a_newest_first_server_stops_at_the_limit(monkeypatch, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    newest = list(reversed(_events(6)))
-    stub = _use(monkeypatch, audit_cmds, "_audit_stub", FakeStub(ListEvents=audit_pb2.ListEventsResponse(events=newest[:3], next_page_token="3")))
-    code, out, _ = _run(capsys, tmp_path, "--json", "audit", "events", "--limit", "2")
-    assert code == 0 and [e["seq"] for e in json.loads(out)] == [5, 4] and len(stub.requests["ListEvents"]) == 1
 
 
 def test_when_reads_iso_and_spans() -> None:
