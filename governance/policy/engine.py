@@ -27,7 +27,7 @@ from privet.governance.identity.principals import (
 )
 from privet.governance.policy.source import PolicySource, read_policy_dir
 
-__all__ = ["DEFAULT_DENY", "Decision", "PolicyEngine", "PolicyError", "entity_uid", "principal_uid"]
+__all__ = ["DEFAULT_DENY", "Decision", "PolicyEngine", "PolicyError", "entity_uid", "fill_reason", "principal_uid"]
 
 NAMESPACE = "Privet"
 # Named in a denial that no policy permitted (Cedar's default deny has no policy of its own).
@@ -149,6 +149,11 @@ class PolicyEngine:
     def reason(self, policy_id: str) -> str | None:
         """The policy's @reason annotation (what a denial by it says), if it has one."""
         return self._reasons.get(policy_id)
+
+    def denial_reasons(self, policy_ids: tuple[str, ...], values: dict[str, Any]) -> tuple[str, ...]:
+        """What each deciding policy's @reason says, its {placeholders} filled from `values`
+        (one it does not know is left as written); a policy without one says nothing."""
+        return tuple(fill_reason(template, values) for pid in policy_ids if (template := self.reason(pid)))
 
     @property
     def policy_ids(self) -> tuple[str, ...]:
@@ -321,3 +326,13 @@ def _roles_named(est: Any) -> set[str]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+class _AsWritten(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill_reason(template: str, values: dict[str, Any]) -> str:
+    """A @reason with its {placeholders} filled from `values`; an unknown one stays as written."""
+    return template.format_map(_AsWritten(values))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from privet.governance.policy.engine import DEFAULT_DENY, NAMESPACE
+from privet.governance.policy.engine import DEFAULT_DENY, NAMESPACE, fill_reason
 
 __all__ = ["DATASET_SPEND_POLICY", "ReleaseFacts", "Stage", "metrics_shortfalls", "reasons_for", "served_model_entity"]
 
@@ -153,11 +153,11 @@ def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, a
     """One plain-word sentence per denying policy: its @reason annotation (the policy file
     is the one home of both the rule and what it says), filled in from the facts; a policy
     without one gets a generic sentence. Metric shortfalls are listed one by one."""
-    values = _Blank({
+    values = {
         "caller": caller, "action": action.removeprefix("model."),
         "epsilon": _g(facts.epsilon), "delta": _g(facts.delta),
         "dataset_epsilon_spent": _g(facts.dataset_epsilon_spent), "dataset_epsilon_cap": _g(facts.dataset_epsilon_cap),
-    })
+    }
     out: list[str] = []
     for pid in policy_ids:
         if pid == "metrics-meet-thresholds":
@@ -166,16 +166,9 @@ def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, a
             out.append(f"no policy permits {caller} to {values['action']} this version")
         else:
             template = reason_of(pid)
-            out.append(template.format_map(values) if template else f"denied by policy {pid}")
+            out.append(fill_reason(template, values) if template else f"denied by policy {pid}")
     return tuple(out)
 
 
 def _g(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
-
-
-class _Blank(dict[str, Any]):
-    """Format values where a @reason names a field it does not know: left as written."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from privet.governance.errors import InvalidArgument, PermissionDenied, PrivetError, ResourceExhausted
 from privet.governance.identity.principals import Principal
-from privet.governance.policy.engine import Decision
+from privet.governance.policy.engine import Decision, PolicyEngine
 from privet.governance.policy.holder import PolicyHolder
 from privet.governance.registry.gates import served_model_entity
 from privet.services.inference.loader import LoadedModel, ModelCache
@@ -82,11 +82,14 @@ class Admission:
         decision = self.decide(who, model.name, model.version, model.epsilon, model.owner, purpose)
         if not decision.allowed:
             count("deny", decision.policy_ids)
-            raise denial(principal, model.name, model.version, purpose, decision)
+            raise denial(principal, model.name, model.version, purpose, decision, self._policies.engine)
         return Admitted(model, lambda outcome: count(outcome, decision.policy_ids))
 
 
-def denial(principal: str, name: str, version: int, purpose: str, decision: Decision) -> PermissionDenied:
-    """The refusal a denied caller gets, naming the deciding policies."""
-    return PermissionDenied(f"{principal} may not use {name}:{version} for purpose {purpose!r}: denied by {', '.join(decision.policy_ids)}",
-                            policy_ids=decision.policy_ids)
+def denial(principal: str, name: str, version: int, purpose: str, decision: Decision, engine: PolicyEngine) -> PermissionDenied:
+    """The refusal a denied caller gets: what the deciding policies say (their @reason,
+    e.g. which purposes are approved) and their ids."""
+    reasons = engine.denial_reasons(decision.policy_ids, {"caller": principal, "purpose": repr(purpose), "model": f"{name}:{version}"})
+    said = f": {'; '.join(reasons)}" if reasons else ""
+    return PermissionDenied(f"{principal} may not use {name}:{version} for purpose {purpose!r}{said} (denied by {', '.join(decision.policy_ids)})",
+                            policy_ids=decision.policy_ids, reasons=reasons)

@@ -163,7 +163,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         model = self.models.get(request.name, request.version or "released")
         decision = self.admission.decide(who, model.name, model.version, model.epsilon, model.owner, purpose)
         if not decision.allowed:
-            raise denial(who.id.principal, model.name, model.version, purpose, decision)
+            raise denial(who.id.principal, model.name, model.version, purpose, decision, self._rt.policies.engine)
         config = config_pb.ModelConfig(
             name=model.name, platform=PLATFORM, backend="pytorch", max_batch_size=0,
             input=[config_pb.ModelInput(name=s.name, data_type=triton_data_type(s.datatype), dims=list(s.shape)) for s in model.inputs],

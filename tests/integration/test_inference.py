@@ -112,6 +112,11 @@ def test_tritonclient_round_trip_matches_the_model(env) -> None:
 def test_denied_principal_and_purpose_carry_policy_ids(env) -> None:
     assert _triton(env, "app", "marketing", {"age": [30.0], "plan": ["basic"]})["error"] == "StatusCode.PERMISSION_DENIED"
     with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "app", _request(purpose="marketing"))
+    # The denial says what would be allowed: the purposes the policy approves.
+    assert "'marketing' is not an approved purpose; the approved ones are churn-prediction" in err.value.details()
+    assert "'marketing' is not an approved purpose" in error_info(err.value)["reasons"]
+    with pytest.raises(grpc.RpcError) as err:
         _infer(env, "app", _request(purpose=""))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and error_info(err.value)["policy_ids"] == "inference-purpose-required"
     with pytest.raises(grpc.RpcError) as err:
