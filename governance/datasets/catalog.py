@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import pathlib
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -195,6 +196,20 @@ def preview_dataset(runtime: Runtime, spec: DatasetSpec, chunks: Iterable[bytes]
             masked.discard()
 
 
+def _null_counts(path: pathlib.Path) -> dict[str, int]:
+    """Missing values per column of the stored table, from its Parquet statistics (no data
+    is read); a column whose statistics are absent is left out. A job's submit-time checks
+    read them (a target with no values at all cannot train)."""
+    meta = pq.ParquetFile(path).metadata
+    counts: dict[str, int] = {}
+    for j in range(meta.num_columns):
+        name = meta.schema.column(j).path
+        stats = [meta.row_group(i).column(j).statistics for i in range(meta.num_row_groups)]
+        if all(s is not None and s.has_null_count for s in stats):
+            counts[name] = sum(int(s.null_count) for s in stats)
+    return counts
+
+
 def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSpec, chunks: Iterable[bytes]) -> Dataset:
     """Mask and store an upload. Nothing is stored unless every step succeeds: the spooled
     upload and temporaries are removed on any error, the blob is removed if the record cannot
@@ -219,6 +234,7 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
     masked: MaskedFile | None = None
     try:
         masked = mask_upload(upload, spec.format, spec.dialect, profile, keys, spec.anonymisation, workdir, content_key=runtime.home.content_key())
+        nulls = _null_counts(masked.path)
         with open(masked.path, "rb") as f:
             blob_digest, size = runtime.blobs.put(iter(lambda: f.read(1 << 20), b""))
     finally:
@@ -227,7 +243,8 @@ def create_dataset(runtime: Runtime, principal: Principal | str, spec: DatasetSp
             masked.discard()
     report = masked.report
     owner = acting_principal(runtime, principal)
-    columns = [{"name": c.column, "action": c.action, "pii_types": list(c.pii_types), "type": str(masked.schema.field(c.column).type) if c.column in masked.schema.names else ""} for c in report.columns]
+    columns = [{"name": c.column, "action": c.action, "pii_types": list(c.pii_types), "type": str(masked.schema.field(c.column).type) if c.column in masked.schema.names else "",
+                **({"nulls": nulls[c.column]} if c.column in nulls else {})} for c in report.columns]
     record = Dataset(
         id=dataset_id, name=spec.name, blob_digest=blob_digest, raw_digest=upload.sha256, rows=report.rows_out, size_bytes=size,
         columns_json=json.dumps(columns), profile=spec.profile, profile_digest=profile_digest, domain=profile.domain or "",

@@ -213,3 +213,25 @@ def test_a_text_target_is_accepted_and_its_declared_classes_are_text(submit) -> 
                                                            epochs=1, batch_size=64, target_epsilon=3.0, delta=1e-5, device="cpu"))
     assert job.state == training_pb2.JOB_STATE_QUEUED
     training.CancelJob(training_pb2.CancelJobRequest(job_id=job.id))
+
+
+def test_a_typed_target_with_no_values_is_refused_at_submit(servers, sqlite_runtime: Runtime) -> None:
+    # A Parquet column keeps its type with every value missing: only the null count the
+    # dataset records (from the stored table's statistics) tells that it cannot train.
+    import io
+
+    import pyarrow.parquet as pq
+
+    table = _customers(200, seed=7).append_column("label", pa.nulls(200, pa.int64()))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    home = sqlite_runtime.home
+    with channel(home, "alice", servers["ingestion"]) as ing, channel(home, "alice", servers["training"]) as tr:
+        made = ingestion_pb2_grpc.IngestionServiceStub(ing).CreateDataset(_requests(
+            _header("typed", format=ingestion_pb2.DATA_FORMAT_PARQUET, k=1, quasi_identifiers=[], epsilon_budget=8), buffer.getvalue()))
+        assert {c.name for c in made.columns} >= {"label"}
+        with pytest.raises(grpc.RpcError) as refused:
+            training_pb2_grpc.TrainingServiceStub(tr).SubmitJob(training_pb2.SubmitJobRequest(
+                dataset="typed", target="label", features=["tenure_months"], arch="logreg", epochs=1, batch_size=32, target_epsilon=3.0,
+                delta=1e-5, device="cpu"))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(refused.value) == ["target"]
