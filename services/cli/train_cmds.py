@@ -113,11 +113,13 @@ def _categories(text: str) -> dict[str, list[str]]:
     return {name: [v for v in value.split("|") if v] for name, value in _pairs("--categories", text)}
 
 
-def _classes(text: str) -> list[int]:
+def _classes(text: str) -> tuple[list[int], list[str]]:
+    """(`classes`, `class_names`): whole numbers for a numeric target, else text labels."""
+    labels = [c.strip() for c in text.split(",") if c.strip()]
     try:
-        return [int(c) for c in text.split(",") if c.strip()]
+        return [int(c) for c in labels], []
     except ValueError:
-        raise InvalidArgument("--classes", f"expected whole numbers separated by commas, got {text!r}") from None
+        return [], labels
 
 
 def train(
@@ -138,7 +140,7 @@ def train(
     seed: int = typer.Option(0, "--seed", help="initial weights only; noise and sampling are secret"),
     bounds: str = typer.Option("", "--bounds", help="public bounds of numeric features, e.g. age=0:120,spend=0:1000 (else DP bounds, charged)"),
     categories: str = typer.Option("", "--categories", help="public domains of string features, e.g. 'plan=basic|plus|pro' (else DP selection, charged)"),
-    classes: str = typer.Option("", "--classes", help="the target's classes, e.g. 0,1 (else DP selection, charged)"),
+    classes: str = typer.Option("", "--classes", help="the target's classes, e.g. 0,1 or churned,stayed (else DP selection, charged)"),
     person_key: str = typer.Option("", "--person-key", help="column naming the person a row is about: one row per person, ε per person"),
     watch_: bool = typer.Option(False, "--watch", help="follow the job with a live progress bar"),
 ) -> None:
@@ -151,7 +153,7 @@ def train(
                                             max_grad_norm=max_grad_norm, accountant=accountant, model_name=model_name, seed=seed,
                                             feature_bounds={k: training_pb2.Bounds(lower=lo, upper=hi) for k, (lo, hi) in _bounds(bounds).items()},
                                             categories={k: training_pb2.Domain(values=v) for k, v in _categories(categories).items()},
-                                            classes=_classes(classes), person_key=person_key)
+                                            classes=_classes(classes)[0], class_names=_classes(classes)[1], person_key=person_key)
     with _training(ctx) as s:
         job = s.SubmitJob(request)
         if not watch_:

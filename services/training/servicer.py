@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from privet.common.v1 import types_pb2
+from privet.governance.errors import InvalidArgument
 from privet.governance.paging import page_size
 from privet.governance.privacy.guarantee import PRIVACY_UNIT
 from privet.governance.runtime import Runtime
@@ -44,7 +45,8 @@ def job_message(job: JobRecord) -> training_pb2.Job:
         device=spec["device"], seed=spec["seed"], accountant=spec["accountant"], model_name=spec["model_name"], max_physical_batch_size=spec["max_physical_batch_size"],
         feature_bounds={k: training_pb2.Bounds(lower=v[0], upper=v[1]) for k, v in (spec.get("feature_bounds") or {}).items()},
         categories={k: training_pb2.Domain(values=v) for k, v in (spec.get("categories") or {}).items()},
-        classes=spec.get("classes") or [],
+        classes=[c for c in spec.get("classes") or [] if not isinstance(c, str)],
+        class_names=[c for c in spec.get("classes") or [] if isinstance(c, str)],
         person_key=spec.get("person_key", ""),
     )
     guarantee = None
@@ -62,6 +64,12 @@ def job_message(job: JobRecord) -> training_pb2.Job:
     )
 
 
+def _declared_classes(r: training_pb2.SubmitJobRequest) -> tuple[int | str, ...]:
+    if r.classes and r.class_names:
+        raise InvalidArgument("class_names", "declare a numeric target's classes or a text target's class names, not both")
+    return tuple(r.classes) or tuple(r.class_names)
+
+
 def _spec(r: training_pb2.SubmitJobRequest) -> JobSpec:
     return JobSpec(
         dataset=r.dataset, target=r.target, features=tuple(r.features), arch=r.arch or "mlp", epochs=r.epochs or 3, batch_size=r.batch_size or 256,
@@ -69,7 +77,7 @@ def _spec(r: training_pb2.SubmitJobRequest) -> JobSpec:
         device=r.device or "auto", seed=r.seed, accountant=r.accountant or "prv", model_name=r.model_name, max_physical_batch_size=r.max_physical_batch_size or 1024,
         feature_bounds={k: [b.lower, b.upper] for k, b in r.feature_bounds.items()},
         categories={k: list(d.values) for k, d in r.categories.items()},
-        classes=tuple(r.classes),
+        classes=_declared_classes(r),
         person_key=r.person_key,
     )
 

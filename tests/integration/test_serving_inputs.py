@@ -235,3 +235,17 @@ def test_a_typed_target_with_no_values_is_refused_at_submit(servers, sqlite_runt
                 dataset="typed", target="label", features=["tenure_months"], arch="logreg", epochs=1, batch_size=32, target_epsilon=3.0,
                 delta=1e-5, device="cpu"))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(refused.value) == ["target"]
+
+
+def test_a_text_target_s_classes_are_declared_by_name(submit) -> None:
+    _call, _ingestion, training = submit
+    job = training.SubmitJob(training_pb2.SubmitJobRequest(dataset="small", target="outcome", features=["tenure_months", "plan"], arch="logreg",
+                                                           epochs=1, batch_size=64, target_epsilon=3.0, delta=1e-5, device="cpu",
+                                                           class_names=["churned", "stayed"]))
+    shown = training.GetJob(training_pb2.GetJobRequest(job_id=job.id))  # the declared names read back
+    assert list(shown.request.class_names) == ["churned", "stayed"] and not shown.request.classes
+    training.CancelJob(training_pb2.CancelJobRequest(job_id=job.id, reason="test"))
+    with pytest.raises(grpc.RpcError) as both:
+        training.SubmitJob(training_pb2.SubmitJobRequest(dataset="small", target="outcome", features=["tenure_months"], arch="logreg", epochs=1,
+                                                         batch_size=64, target_epsilon=3.0, delta=1e-5, device="cpu", classes=[0], class_names=["x"]))
+    assert both.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(both.value) == ["class_names"]

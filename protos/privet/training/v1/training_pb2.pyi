@@ -27,7 +27,7 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size", "feature_bounds", "categories", "classes", "person_key")
+    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size", "feature_bounds", "categories", "classes", "person_key", "class_names")
     class FeatureBoundsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class SubmitJobRequest(_message.Message):
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     PERSON_KEY_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     target: str
     features: _containers.RepeatedScalarFieldContainer[str]
@@ -80,7 +81,8 @@ class SubmitJobRequest(_message.Message):
     categories: _containers.MessageMap[str, Domain]
     classes: _containers.RepeatedScalarFieldContainer[int]
     person_key: str
-    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ..., feature_bounds: _Optional[_Mapping[str, Bounds]] = ..., categories: _Optional[_Mapping[str, Domain]] = ..., classes: _Optional[_Iterable[int]] = ..., person_key: _Optional[str] = ...) -> None: ...
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ..., feature_bounds: _Optional[_Mapping[str, Bounds]] = ..., categories: _Optional[_Mapping[str, Domain]] = ..., classes: _Optional[_Iterable[int]] = ..., person_key: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Bounds(_message.Message):
     __slots__ = ("lower", "upper")
