@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from privet.services.cli.choices import allowed
-from privet.services.cli.clients import stub
+from privet.services.cli.clients import every_page, stub
 from privet.services.cli.context import console, ctx_of, emit, err_console
 from privet.services.cli.output import iso_time, suppressed_columns, to_json
 
@@ -159,18 +159,11 @@ def preview_table(name: str, preview) -> Table:
 
 @datasets_app.command("list")
 def list_(ctx: typer.Context) -> None:
-    from privet.common.v1 import types_pb2
     from privet.ingestion.v1 import ingestion_pb2
 
     c = ctx_of(ctx)
-    datasets, token = [], ""
     with _ingestion(ctx) as s:
-        while True:
-            reply = s.ListDatasets(ingestion_pb2.ListDatasetsRequest(page=types_pb2.PageRequest(page_size=1000, page_token=token)))
-            datasets.extend(reply.datasets)
-            token = reply.next_page_token
-            if not token:
-                break
+        datasets = every_page(lambda page: s.ListDatasets(ingestion_pb2.ListDatasetsRequest(page=page)), "datasets")
     table = Table("name", "rows", "profile", "k", "personal", "ε budget", "created by", "created at")
     for d in datasets:
         table.add_row(d.name, str(d.rows), d.profile, str(d.report.k), "yes" if d.personal else "no",

@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from privet.services.cli.clients import stub
+from privet.services.cli.clients import every_page, stub
 from privet.services.cli.context import console, ctx_of, emit
 from privet.services.cli.output import iso_time, to_json
 
@@ -131,18 +131,11 @@ def register(
 @models_app.command("list")
 def list_models(ctx: typer.Context) -> None:
     """Every model, with its latest and released versions."""
-    from privet.common.v1 import types_pb2
     from privet.registry.v1 import registry_pb2
 
     c = ctx_of(ctx)
-    models, token = [], ""
     with _registry(ctx) as s:
-        while True:
-            reply = s.ListModels(registry_pb2.ListModelsRequest(page=types_pb2.PageRequest(page_size=1000, page_token=token)))
-            models.extend(reply.models)
-            token = reply.next_page_token
-            if not token:
-                break
+        models = every_page(lambda page: s.ListModels(registry_pb2.ListModelsRequest(page=page)), "models")
     table = Table("name", "owner", "team", "latest", "released", "created at")
     for m in models:
         table.add_row(m.name, m.owner, m.team or "-", str(m.latest_version), str(m.released_version or "-"), iso_time(m.created_at.ToMicroseconds()) or "")
@@ -152,7 +145,6 @@ def list_models(ctx: typer.Context) -> None:
 @models_app.command("show")
 def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[:VERSION]")) -> None:
     """One model and its versions, or one version with all its facts."""
-    from privet.common.v1 import types_pb2
     from privet.registry.v1 import registry_pb2
 
     c = ctx_of(ctx)
@@ -163,13 +155,7 @@ def show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME[:VERSI
             emit(c, _as_dict(v), version_view(v))
             return
         model = s.GetModel(registry_pb2.GetModelRequest(name=name))
-        versions, token = [], ""
-        while True:
-            reply = s.ListModelVersions(registry_pb2.ListModelVersionsRequest(name=name, page=types_pb2.PageRequest(page_size=1000, page_token=token)))
-            versions.extend(reply.versions)
-            token = reply.next_page_token
-            if not token:
-                break
+        versions = every_page(lambda page: s.ListModelVersions(registry_pb2.ListModelVersionsRequest(name=name, page=page)), "versions")
     table = Table("version", "stage", "facts", "digest", "bytes", "ε", "approvals", title=f"{model.name} (owner {model.owner}, team {model.team or 'none'})")
     for v in versions:
         eps = f"{v.guarantee.epsilon:g}" if v.has_guarantee else "-"
@@ -318,19 +304,11 @@ def publish(ctx: typer.Context, ref: str = typer.Argument(..., metavar="NAME:VER
 @release_app.command("pending")
 def pending(ctx: typer.Context) -> None:
     """What waits for whom: versions waiting for an approver or a release manager, oldest first."""
-    from privet.common.v1 import types_pb2
     from privet.registry.v1 import registry_pb2
 
     c = ctx_of(ctx)
-    items: list[Any] = []
-    token = ""
     with _registry(ctx) as s:
-        while True:
-            reply = s.ListPendingReleases(registry_pb2.ListPendingReleasesRequest(page=types_pb2.PageRequest(page_token=token)))
-            items.extend(reply.releases)
-            token = reply.next_page_token
-            if not token:
-                break
+        items = every_page(lambda page: s.ListPendingReleases(registry_pb2.ListPendingReleasesRequest(page=page)), "releases")
     table = Table("version", "waiting for", "requested by", "requested", "approved by", "note")
     for p in items:
         table.add_row(f"{p.model_name}:{p.version}", p.waiting_for, p.requested_by, iso_time(p.requested_at.ToMicroseconds()) or "",

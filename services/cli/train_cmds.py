@@ -11,7 +11,7 @@ from rich.text import Text
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import DEFAULT_ACCOUNTANT
 from privet.services.cli.choices import allowed
-from privet.services.cli.clients import stub
+from privet.services.cli.clients import every_page, stub
 from privet.services.cli.context import console, ctx_of, emit
 from privet.services.cli.output import iso_time, to_json
 
@@ -172,18 +172,11 @@ def train(
 
 @jobs_app.command("list")
 def list_(ctx: typer.Context, dataset: str = typer.Option("", "--dataset")) -> None:
-    from privet.common.v1 import types_pb2
     from privet.training.v1 import training_pb2
 
     c = ctx_of(ctx)
-    jobs, token = [], ""
     with _training(ctx) as s:
-        while True:
-            reply = s.ListJobs(training_pb2.ListJobsRequest(dataset=dataset, page=types_pb2.PageRequest(page_size=1000, page_token=token)))
-            jobs.extend(reply.jobs)
-            token = reply.next_page_token
-            if not token:
-                break
+        jobs = every_page(lambda page: s.ListJobs(training_pb2.ListJobsRequest(dataset=dataset, page=page)), "jobs")
     table = Table("job", "dataset", "arch", "state", "ε reserved", "ε spent", "model", "submitted")
     for j in jobs:
         table.add_row(j.id[:8], j.request.dataset, j.request.arch, _state(j), f"{j.epsilon_reserved:g}", f"{j.guarantee.epsilon:.3f}", f"{j.model_name}:{j.model_version}" if j.model_name else "", _when(j.submitted_at))
