@@ -35,8 +35,16 @@ def _version() -> str:
         return "unknown (not installed as a package)"
 
 
+def _shown(url: str) -> str:
+    """Where the database is, and nothing that authenticates to it: scheme, host, port and
+    database name (no user, password or connection parameters, which may carry secrets)."""
+    parsed = make_url(url)
+    where = f"{parsed.host}{':' + str(parsed.port) if parsed.port else ''}/" if parsed.host else ""
+    return f"{parsed.drivername}://{where}{parsed.database or ''}"
+
+
 def _database_facts(url: str) -> list[PlatformFact]:
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = _shown(url)
     if is_sqlite(url):
         database = make_url(url).database or ""
         if not pathlib.Path(database).exists():

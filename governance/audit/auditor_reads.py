@@ -28,6 +28,7 @@ __all__ = ["AuditReads", "LogAccess", "LoggedEvent", "EventsPage", "InclusionPro
 log = logging.getLogger("privet.audit")
 
 MAX_SEQ = 2**63 - 1
+MAX_FILTER_CHARS = 256
 
 
 class LogAccess(Protocol):
@@ -116,6 +117,9 @@ class AuditReads:
         return requested
 
     def events(self, principal: str, flt: EventFilter, *, page_size: int, page_token: str) -> EventsPage:
+        for field in ("principal", "action", "resource", "decision"):
+            if len(getattr(flt, field)) > MAX_FILTER_CHARS:  # no stored value is longer: bounded before any query
+                raise InvalidArgument(field, f"at most {MAX_FILTER_CHARS} characters")
         after = after_number(page_token)
         self._recorded(principal, "ListEvents", {k: v for k, v in flt.__dict__.items() if v} | {"after": after})
         with self._log.read() as session:

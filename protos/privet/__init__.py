@@ -17,3 +17,6 @@ import os as _os
 
 TLS13_ONLY_SUITES = "ECDHE-RSA-AES128-GCM-SHA256"
 _os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_ONLY_SUITES
+# gRPC's core logs below ERROR go to stderr beside Privet's own (a JSON log would not parse);
+# an operator who wants them sets GRPC_VERBOSITY themselves.
+_os.environ.setdefault("GRPC_VERBOSITY", "ERROR")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
@@ -77,9 +78,15 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     (c.home.run / "serve.pid").write_text(str(__import__("os").getpid()))
-    console.print(f"[green]serving[/green] {', '.join(f'{s.name}:{s.port}' for s in servers)} from {c.home.root}", highlight=False)
+    def announce(message: str) -> None:  # with --log-format json, every line the server writes is a JSON record
+        if log_format == "json":
+            logging.getLogger("privet.serve").info(message)
+        else:
+            console.print(message, highlight=False, markup=False)
+
+    announce(f"serving {', '.join(f'{s.name}:{s.port}' for s in servers)} from {c.home.root}")
     stop.wait()
-    console.print("shutting down gracefully")
+    announce("shutting down gracefully")
     for server in servers:
         server.stop(10)
         c.home.bound_address(server.name).unlink(missing_ok=True)

@@ -33,6 +33,10 @@ MAX_MESSAGE_CHARS = 1024
 
 
 def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` as a caller may read it: at most `limit` characters, and control characters
+    (which a message quoting the caller's input may carry: escapes, line breaks) escaped."""
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -99,7 +99,10 @@ def request_table(request, signature: list) -> pa.Table:
                 values = np.frombuffer(raw[i], dtype=np.dtype(dtype).newbyteorder("<"))
             else:
                 values = np.asarray(getattr(tensor.contents, _TYPED_FIELD[tensor.datatype]), dtype=dtype)
-            column = pa.array(values.astype(np.float64))
+            floats = values.astype(np.float64)
+            if not np.isfinite(floats).all():  # NaN or ±inf: no model was trained on them
+                raise InvalidArgument(field, f"value {int(np.flatnonzero(~np.isfinite(floats))[0])} is not a finite number")
+            column = pa.array(floats)
         if len(column) != n:
             raise InvalidArgument(field, f"{len(column)} values for shape {list(tensor.shape)}")
         columns[name] = column

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
@@ -66,3 +67,24 @@ def test_unknown_principal_is_one_clear_line(tmp_path: pathlib.Path) -> None:
     assert result.returncode == 1
     assert "no identity for 'nobody'" in result.stderr
     assert os.path.exists(home / "pki" / "ca.pem")
+
+
+def test_serve_with_json_logs_writes_only_json_lines(tmp_path: pathlib.Path) -> None:
+    # Every line the server writes parses, gRPC's own core lines and the banner included.
+    home = tmp_path / "home"
+    assert _run(home, "init").returncode == 0
+    _use_any_ports(home)
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    server = subprocess.Popen([*PRIVET, "--home", str(home), "serve", "all", "--log-format", "json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while _run(home, "status").returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.3)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    lines = [line for line in output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # raises on any line that is not JSON
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("serving ") for m in messages) and "shutting down gracefully" in messages

@@ -255,3 +255,10 @@ def test_an_application_asks_for_an_alias(env) -> None:
     with pytest.raises(grpc.RpcError) as err:
         _infer(env, "app", _request(version="@staging"))  # no such alias
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("age", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_no_model_was_trained_on_is_refused_naming_the_input(env, age: float) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        _infer(env, "app", _request(age=(30.0, age)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_fields(err.value) == ["inputs.age"]

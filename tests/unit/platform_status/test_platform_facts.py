@@ -26,3 +26,14 @@ def test_a_home_whose_database_does_not_exist_yet_is_not_created(tmp_path: pathl
     facts = {f.name: f for f in platform_facts(home)}
     assert "not created yet" in facts["database"].value
     assert not (tmp_path / "home" / "privet.db").exists()
+
+
+def test_the_database_is_shown_without_anything_that_authenticates(tmp_path: pathlib.Path, monkeypatch) -> None:
+    from tests.conftest import make_home
+
+    home = make_home(tmp_path / "home")
+    monkeypatch.setenv("PRIVET_DATABASE_URL", "postgresql+psycopg://user:S3cr3tPW@127.0.0.1:1/db?password=Q2&sslkey=/x")
+    (database,) = [f for f in platform_facts(home) if f.name == "database"]
+    assert database.value.startswith("postgresql+psycopg://127.0.0.1:1/db") and not database.ok
+    for secret in ("S3cr3tPW", "Q2", "sslkey", "user"):
+        assert secret not in database.value

@@ -206,7 +206,8 @@ class RegistryServiceServicer:
 
     def SetAlias(self, request, context):
         """Point an alias (e.g. "production") at a RELEASED version, through the release gates;
-        applications resolve it (GetModelVersion alias, or KServe model_version "@production").
+        applications resolve it through KServe (model_version "@production"), registry readers
+        through GetModelVersion (alias "production").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

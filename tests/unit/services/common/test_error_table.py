@@ -77,3 +77,11 @@ def test_a_database_error_that_is_not_a_lost_connection_stays_internal() -> None
     assert (status.code, status.details) == (grpc.StatusCode.INTERNAL, "internal error")
     lost = DBAPIError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True)
     assert status_for(lost).code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_what_a_caller_reads_has_no_control_characters_and_is_bounded() -> None:
+    # A message quoting the caller's input (a name with an escape sequence and a line break)
+    # must stay one line on a terminal.
+    status = status_for(e.NotFound("model 'zz\x1b[31mRED\nLINE2' not found" + "x" * 5000))
+    assert "\x1b" not in status.details and "\n" not in status.details and "\\x1b[31mRED\\nLINE2" in status.details
+    assert len(status.details) <= 1024
