@@ -81,6 +81,9 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
     try:
         for name in names:
             started.append(start_server(runtime, name, specs_for(name, runtime), addresses[name]))
+        for server in started:  # before any engine calls another service: where port-0 servers are
+            if addresses[server.name].endswith(":0"):
+                _record_bound(runtime, server, addresses[server.name])
         for server in started:
             for servicer in server.servicers:
                 if isinstance(servicer, Engine):  # engines that call other services start last
@@ -92,6 +95,14 @@ def start_services(runtime: Runtime, names: Sequence[str], addresses: dict[str, 
             server.stop(0)
         raise
     return started
+
+
+def _record_bound(runtime: Runtime, server: RunningServer, address: str) -> None:
+    """Record where a server asked to listen on any port (host:0) is, for the others and the
+    clients (`Home.settings()` resolves it), and forget it when the server stops."""
+    host = address.rsplit(":", 1)[0]
+    runtime.home.record_bound_address(server.name, f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{server.port}")
+    server.on_stop.append(lambda _grace: runtime.home.bound_address(server.name).unlink(missing_ok=True))
 
 
 def _watch_policies(runtime: Runtime, started: list[RunningServer], every_s: float = 1.0) -> None:

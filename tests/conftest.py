@@ -98,24 +98,17 @@ def metrics_on_any_port(home: Home) -> None:
     _rewrite(home, current, {name: ANY_PORT for name in current})
 
 
-def record_addresses(home: Home, addresses: dict[str, str]) -> None:
-    """Write where the servers really listen into privet.toml: services call each other, and
-    clients find them, by `Home.settings()`, which reads the file at each call."""
-    _rewrite(home, home.settings().addresses, addresses)
-
-
 def serve_on_any_ports(runtime: Runtime, names: Sequence[str] = SERVICES) -> tuple[list[RunningServer], dict[str, str]]:
-    """Start `names` on 127.0.0.1:0, read each port back from its RunningServer and record
-    the real addresses in the home's privet.toml. Returns the servers and name -> address.
-
-    No service calls another before a test does (engines act on work, and there is none
-    yet), so recording the addresses just after the start is in time."""
+    """Start `names` on 127.0.0.1:0 and read each port back from its RunningServer; the home
+    says port 0 for them, so `Home.settings()` finds the port each bound (recorded by
+    `start_services` before any engine calls another service). Returns the servers and
+    name -> address."""
     from privet.services.launcher import start_services
 
+    home = runtime.home
+    _rewrite(home, home.settings().listen_addresses, {name: ANY_PORT for name in names})
     running = start_services(runtime, names, {name: ANY_PORT for name in names})
-    addresses = {server.name: f"127.0.0.1:{server.port}" for server in running}
-    record_addresses(runtime.home, addresses)
-    return running, addresses
+    return running, {server.name: f"127.0.0.1:{server.port}" for server in running}
 
 
 def use_any_ports(home: Home) -> None:

@@ -71,9 +71,6 @@ def serve(
 
     runtime = Runtime.open(c.home)
     servers = start_services(runtime, names)
-    for server in servers:  # where the others find a server configured for any free port
-        host = runtime.settings.listen_addresses[server.name].rsplit(":", 1)[0]
-        c.home.record_bound_address(server.name, f"{'127.0.0.1' if host in ('0.0.0.0', '[::]', '') else host}:{server.port}")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -89,7 +86,6 @@ def serve(
     announce("shutting down gracefully")
     for server in servers:
         server.stop(10)
-        c.home.bound_address(server.name).unlink(missing_ok=True)
     runtime.close()
 
 

@@ -164,8 +164,7 @@ def test_unknown_categories_are_counted_and_refused_when_configured(trained) -> 
         for s in running:
             s.stop(0)
         home.config_path.write_text(home.config_path.read_text().replace('\n[inference]\nunknown_categories = "refuse"\n', ""))
-        from tests.conftest import record_addresses
-        record_addresses(home, trained["addresses"])
+        home.record_bound_address("inference", trained["addresses"]["inference"])  # the first server's again
 
 
 # -- jobs that cannot run are refused at submit ------------------------------------------------
