@@ -92,6 +92,21 @@ def _policy_ids(stored: str) -> list[str]:
     return ids if isinstance(ids, list) and all(isinstance(i, str) for i in ids) else [stored]
 
 
+# A page token is the last sequence number given, marked with the order that gave it: a
+# newest-first token ("n<seq>") is refused oldest first and the other way round, as the proto says.
+_NEWEST = "n"
+
+
+def _token(seq: int, *, newest_first: bool) -> str:
+    return f"{_NEWEST if newest_first else ''}{seq}"
+
+
+def _after(token: str, *, newest_first: bool) -> int:
+    if token and newest_first != token.startswith(_NEWEST):
+        raise InvalidArgument("page.page_token", "not a token this service issued for this order")
+    return after_number(token.removeprefix(_NEWEST))
+
+
 class AuditReads:
     """The auditor's reads of one log, each recorded as `audit.<rpc>` by `principal`."""
 
@@ -120,11 +135,11 @@ class AuditReads:
         for field in ("principal", "action", "resource", "decision"):
             if len(getattr(flt, field)) > MAX_FILTER_CHARS:  # no stored value is longer: bounded before any query
                 raise InvalidArgument(field, f"at most {MAX_FILTER_CHARS} characters")
-        after = after_number(page_token)
+        after = _after(page_token, newest_first=flt.newest_first)
         self._recorded(principal, "ListEvents", {k: v for k, v in flt.__dict__.items() if v} | {"after": after})
         with self._log.read() as session:
             rows = list_events(session, flt, after_seq=after, limit=page_size + 1)
-        token = str(rows[page_size - 1].seq) if len(rows) > page_size else ""
+        token = _token(rows[page_size - 1].seq, newest_first=flt.newest_first) if len(rows) > page_size else ""
         return EventsPage([LoggedEvent.of(r) for r in rows[:page_size]], token)
 
     def checkpoint(self, principal: str, tree_size: int) -> AuditCheckpoint:

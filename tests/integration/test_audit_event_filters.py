@@ -13,6 +13,7 @@ from privet.common.v1 import types_pb2
 from privet.governance.audit.auditor_reads import AuditReads
 from privet.governance.audit.log import Event
 from privet.governance.audit.storage import EventFilter
+from privet.governance.errors import InvalidArgument
 from privet.governance.registry.records import version_resource
 from privet.governance.runtime import Runtime
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
@@ -125,3 +126,16 @@ def test_newest_first_over_grpc(audit, sqlite_runtime) -> None:
     assert len(seqs) == 7 and seqs == sorted(seqs, reverse=True)
     times = [e.time.ToMicroseconds() for e in read(7, "").events]
     assert times == sorted(times, reverse=True) and all(times)
+
+
+def test_a_page_token_is_good_only_for_the_order_that_issued_it(runtime: Runtime) -> None:
+    reads = AuditReads(runtime)
+    for i in range(6):
+        runtime.record(Event(principal="user/admin", action="test.Order", resource=f"order/{i}", decision="allow"))
+    newest = reads.events("user/carol", EventFilter(resource="order/*", newest_first=True), page_size=2, page_token="")
+    oldest = reads.events("user/carol", EventFilter(resource="order/*"), page_size=2, page_token="")
+    assert newest.next_page_token.startswith("n") and not oldest.next_page_token.startswith("n")
+    for flt, token in ((EventFilter(resource="order/*"), newest.next_page_token), (EventFilter(resource="order/*", newest_first=True), oldest.next_page_token)):
+        with pytest.raises(InvalidArgument) as err:
+            reads.events("user/carol", flt, page_size=2, page_token=token)
+        assert err.value.field == "page.page_token"
