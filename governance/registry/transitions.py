@@ -92,11 +92,18 @@ def revoke(rt: Runtime, principal: Principal, name: str, version: int, *, erase:
     def not_erased_twice(row: ModelVersion) -> str | None:
         return f"the weights of {name}:{row.version} are already erased" if row.erased else None
 
+    def aliases_of(session: Session, at: int) -> list[str]:
+        query = select(col(ModelAlias.alias)).where(col(ModelAlias.model_name) == name, col(ModelAlias.version) == at).order_by(col(ModelAlias.alias))
+        return list(session.scalars(query))
+
     with rt.read() as session:
-        target = find_version(session, name, version, "")
-        aliases = list(session.scalars(select(col(ModelAlias.alias)).where(col(ModelAlias.model_name) == name, col(ModelAlias.version) == target.version)))
+        aliases = aliases_of(session, find_version(session, name, version, "").version)
 
     def drop_aliases(session: Session, row: ModelVersion) -> None:
+        # What the audit event names is what goes: an alias moved onto the version since it
+        # was read makes the revocation retry, as a concurrent move of an alias does.
+        if aliases_of(session, row.version) != aliases:
+            raise FailedPrecondition(f"the aliases of {name}:{row.version} moved concurrently; try again")
         session.execute(delete(ModelAlias).where(col(ModelAlias.model_name) == name, col(ModelAlias.version) == row.version))
 
     return transition(rt, principal, name, version, action="model.revoke", rpc="RevokeModelVersion", from_stages=sources, to=Stage.REVOKED,
