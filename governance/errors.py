@@ -7,7 +7,7 @@ nothing in `governance/` knows about gRPC.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "PrivetError",
@@ -24,11 +24,19 @@ __all__ = [
 
 
 class PrivetError(Exception):
-    """Base of every error Privet raises on purpose. `message` is safe to show a caller."""
+    """Base of every error Privet raises on purpose. `message` is safe to show a caller.
+    `audited`: the code that raised it has already put the refusal in the audit log, so
+    the server's catch-all refusal record (services' refusal audit) must not add another."""
+
+    audited = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def mark_audited(self) -> Self:
+        self.audited = True
+        return self
 
     def __reduce__(self) -> tuple[Callable[..., PrivetError], tuple[type[PrivetError], tuple[Any, ...], dict[str, Any]]]:
         # Subclasses take other arguments than `args`: rebuild from the state instead, so an

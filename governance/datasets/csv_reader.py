@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from privet.governance.datasets import limits
 from privet.governance.datasets.columns import column_names, require_named_columns
 from privet.governance.datasets.spooling import count_byte
 from privet.governance.errors import InvalidArgument, PrivetError
+from privet.governance.masking.entities import PiiType
+from privet.governance.masking.patterns import column_hints
 
 __all__ = ["CsvDialect", "csv_batches"]
 
@@ -93,7 +96,8 @@ def csv_batches(path: pathlib.Path, dialect: CsvDialect, double_quotes: int | No
 
     names: list[str] = []
     try:
-        types = _csv_column_types(open_reader, names) if whole_file_types else None
+        types = _csv_column_types(open_reader, names) if whole_file_types else _first_block_types(open_reader, names)
+        types = _identifiers_as_text(open_reader, types)
         for batch in open_reader(types=types):
             if not dialect.encoding:
                 _require_utf8(batch.schema)
@@ -137,6 +141,48 @@ def _csv_column_types(open_reader: Callable[..., pacsv.CSVStreamingReader], name
                 raise  # not a type that a wider one fixes
             name = names[int(failed.group(1))]
             types[name] = _widen(types[name], _type_of(failed.group(2)))
+
+
+def _first_block_types(open_reader: Callable[..., pacsv.CSVStreamingReader], names: list[str]) -> dict[str, pa.DataType]:
+    """Each column's type as Arrow infers it from the first block (fills `names`)."""
+    with open_reader() as first:
+        names[:] = column_names(first.schema)
+        return {field.name: field.type for field in first.schema}
+
+
+# Digits with a leading zero, or a plus sign and six or more, are an identifier (a postcode,
+# a phone number, an account): as a number it would lose what makes it that identifier.
+_IDENTIFIER_DIGITS = r"^\s*(?:\+[0-9]{6,}|0[0-9]+)\s*$"
+# Types whose column, when its name says so, holds identifiers however its digits look.
+_NOT_IDENTIFIERS = frozenset((PiiType.DATE_OF_BIRTH, PiiType.PERSON_NAME, PiiType.ADDRESS))
+
+
+def _identifiers_as_text(open_reader: Callable[..., pacsv.CSVStreamingReader],
+                         types: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """`types` with identifier-like number columns read as text: `02290` stays `02290`.
+
+    A column Arrow reads as numbers is an identifier when its name says so (`zip`,
+    `phone`, `ssn`) or when any cell is written with a leading zero or plus sign; those
+    cells are read once more as text to tell (only such columns, the whole file)."""
+    numeric = [name for name, kind in types.items() if pa.types.is_integer(kind) or pa.types.is_floating(kind)]
+    if not numeric:
+        return types
+    out = dict(types)
+    named = [name for name in numeric if set(column_hints(name)) - _NOT_IDENTIFIERS]
+    for name in named:
+        out[name] = pa.string()
+    unnamed = [name for name in numeric if name not in named]
+    if unnamed:
+        with open_reader(types={name: pa.string() for name in unnamed}, columns=unnamed) as reader:
+            pending = set(unnamed)
+            for batch in reader:
+                for name in list(pending):
+                    if pc.any(pc.match_substring_regex(batch.column(name), _IDENTIFIER_DIGITS)).as_py():
+                        out[name] = pa.string()
+                        pending.discard(name)
+                if not pending:
+                    break
+    return out
 
 
 def _holds_any_text(kind: pa.DataType) -> bool:

@@ -68,4 +68,4 @@ def require(runtime: Any, who: Principal | str, action: str, thing: Owned) -> No
     owned_by = {"owner": thing.owner, "team": thing.attrs.get("team", "")}
     runtime.deny(Event(principal=principal.id.principal, action=action, resource=thing.audit_resource, decision="deny", policy_ids=policy_ids,
                        details={"reason": said, **owned_by}))
-    raise PermissionDenied(f"{said} (policies: {', '.join(policy_ids)})", policy_ids=policy_ids)
+    raise PermissionDenied(f"{said} (policies: {', '.join(policy_ids)})", policy_ids=policy_ids).mark_audited()

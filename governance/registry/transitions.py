@@ -148,7 +148,7 @@ def transition(
             why = precondition(row)
         if why is not None:
             rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="deny", details={"reason": why, "stage": row.stage}))
-            return None, FailedPrecondition(why)
+            return None, FailedPrecondition(why).mark_audited()
         facts = release_facts(session, row, facts_override or {}, epsilon_cap=rt.settings.max_dataset_epsilon)
         decision = engine.decide(principal, action, ("ModelVersion", row.id), {"caller": who}, [facts.entity()])
         policy_ids = tuple(sorted(decision.policy_ids))
@@ -159,7 +159,7 @@ def transition(
             reasons = reasons_for(policy_ids, facts, who, action, engine.reason)
             rt.audit.append(Event(principal=who, action=audit_action, resource=resource, decision="deny", policy_ids=policy_ids, details=details | {"reasons": list(reasons)}))
             message = f"{who} may not {rpc} {name}:{row.version}: " + "; ".join(reasons) + f" (policies: {', '.join(policy_ids)})"
-            return None, PermissionDenied(message, policy_ids=policy_ids, reasons=reasons)
+            return None, PermissionDenied(message, policy_ids=policy_ids, reasons=reasons).mark_audited()
         # Compare-and-set on the stage read above: a concurrent transition that got
         # there first makes this one change nothing (and the unit roll back).
         moved = session.execute(

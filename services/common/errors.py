@@ -22,22 +22,33 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from privet.governance import errors as e
 
-__all__ = ["ERROR_TABLE", "MAX_MESSAGE_CHARS", "Row", "abort_with", "bounded", "is_abort", "row_for", "status_for"]
+__all__ = ["ERROR_TABLE", "MAX_DETAIL_BYTES", "MAX_MESSAGE_BYTES", "Row", "abort_with", "bounded", "is_abort", "row_for", "status_for"]
 
 log = logging.getLogger("privet.errors")
 
 ERROR_DOMAIN = "privet.local"
 # What a caller reads is bounded: messages quote the caller's own input (a name, a column),
-# and gRPC refuses trailing metadata past its limit, which would lose the status itself.
-MAX_MESSAGE_CHARS = 1024
+# and gRPC refuses trailing metadata past its limit (8 KiB soft), which would lose the status
+# itself. The limit counts bytes on the wire: the message travels percent-encoded (three
+# characters per byte outside ASCII) and again, with the details, base64-encoded in
+# grpc-status-details-bin, so a bound in characters is not one (1024 CJK characters in a
+# message and a detail came to ~17 KiB). With these bounds the trailers stay under ~6 KiB.
+MAX_MESSAGE_BYTES = 1024
+MAX_DETAIL_BYTES = 512
+_ELLIPSIS = "…"
 
 
-def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """`text` as a caller may read it: at most `limit` characters, and control characters
-    (which a message quoting the caller's input may carry: escapes, line breaks) escaped."""
+def bounded(text: str, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """`text` as a caller may read it: at most `limit` bytes of UTF-8, cut on a character
+    boundary, and control characters (which a message quoting the caller's input may carry:
+    escapes, line breaks) escaped."""
     if not text.isprintable():
         text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    room = limit - len(_ELLIPSIS.encode())
+    return raw[:room].decode("utf-8", "ignore") + _ELLIPSIS
 
 
 @dataclass(frozen=True)
@@ -62,13 +73,13 @@ def _own_message(exc: BaseException) -> str:
 
 def _bad_request(exc: BaseException) -> list[Message]:
     assert isinstance(exc, e.InvalidArgument)
-    return [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field=bounded(exc.field, 256), description=bounded(exc.description))])]
+    return [error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field=bounded(exc.field, 256), description=bounded(exc.description, MAX_DETAIL_BYTES))])]
 
 
 def _policy_denial(exc: BaseException) -> list[Message]:
     assert isinstance(exc, e.PermissionDenied)
     return [error_details_pb2.ErrorInfo(reason="POLICY_DENIED", domain=ERROR_DOMAIN,
-                                        metadata={"policy_ids": bounded(",".join(exc.policy_ids)), "reasons": bounded("; ".join(exc.reasons))})]
+                                        metadata={"policy_ids": bounded(",".join(exc.policy_ids), 256), "reasons": bounded("; ".join(exc.reasons), MAX_DETAIL_BYTES)})]
 
 
 def _database_unreachable(exc: BaseException) -> bool:

@@ -3,20 +3,24 @@ the right status and field, never INTERNAL; a damaged dataset blob is DATA_LOSS.
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
+from sqlalchemy import select
 
 from privet.common.v1 import types_pb2
 from privet.governance.datasets.synthetic import customer_table
 from privet.governance.errors import InvalidArgument
 from privet.governance.identity.spiffe import check_name
+from privet.governance.store.tables import AuditEvent
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.kserve.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
-from tests.helpers import bad_request_fields, channel
+from tests.helpers import bad_request_fields, channel, eventually
 from tests.integration.test_inference import _request, release_toy
-from tests.integration.test_ingestion import _csv_bytes, _header, _requests
+from tests.integration.test_ingestion import _csv_bytes, _header, _requests, ingestion  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("name", ["alice\n", "alice\r\n", "Alice", ""])
@@ -73,3 +77,28 @@ def test_a_damaged_dataset_blob_is_data_loss_not_internal(servers, sqlite_runtim
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
         _refused(lambda: list(stub.ReadDataset(ingestion_pb2.ReadDatasetRequest(name="damaged"))), grpc.StatusCode.DATA_LOSS)
+
+
+def test_a_refusal_naming_many_columns_arrives_whole_and_is_audited(ingestion, sqlite_runtime) -> None:
+    # 143 columns named in Japanese: the refusal lists them. Bounded in characters it came to
+    # ~17 KiB of trailers (percent-encoded, then base64 in the details) and the caller read
+    # RESOURCE_EXHAUSTED "metadata size exceeds soft limit" instead of the refusal.
+    names = [f"顧客データの列名前番号{i}" for i in range(143)]
+    data = (",".join(names) + "\n" + ",".join(str(i) for i in range(143)) + "\n").encode()
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.CreateDataset(_requests(_header("wide", quasi_identifiers=["年齢"]), data))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert "header.quasi_identifiers[0]" in bad_request_fields(err.value)
+    assert "顧客データの列名前番号0" in err.value.details()
+
+    def refusal() -> list[AuditEvent]:
+        with sqlite_runtime.read() as session:
+            return list(session.scalars(select(AuditEvent).where(
+                AuditEvent.action == "ingestion.CreateDataset", AuditEvent.decision == "deny")))
+
+    event = eventually(refusal, 10, "the refusal in the audit log")[0]
+    details = json.loads(event.details)
+    assert event.principal == "user/alice" and details["status"] == "INVALID_ARGUMENT"
+    assert details["field"] == "header.quasi_identifiers[0]"
+    # The reason is there, the caller's quoted input is not (the log cannot be erased).
+    assert "no column" in details["reason"] and "年齢" not in details["reason"]

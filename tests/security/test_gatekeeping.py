@@ -16,7 +16,7 @@ from privet.governance.identity.ca import LocalCA
 from privet.governance.identity.spiffe import SpiffeId
 from privet.governance.store.tables import AuditEvent
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
-from privet.services.common.errors import MAX_MESSAGE_CHARS
+from privet.services.common.errors import MAX_MESSAGE_BYTES
 from tests.helpers import channel, eventually
 from tests.security._support import Servers, creds_for, running_servers
 
@@ -96,5 +96,5 @@ def test_what_a_caller_reads_back_is_bounded(env: Servers) -> None:
             registry_pb2_grpc.RegistryServiceStub(ch).GetModel(registry_pb2.GetModelRequest(name="x" * 200_000), timeout=10)
     # The status survives (an unbounded echo of the name overflowed the metadata limit).
     assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
-    assert len(err.value.details()) <= MAX_MESSAGE_CHARS
+    assert len(err.value.details().encode()) <= MAX_MESSAGE_BYTES
     assert json.dumps(err.value.details())  # one line of text, not a metadata error

@@ -33,6 +33,38 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 
+# --- CSV: identifiers written in digits stay text --------------------------------------------
+
+def test_csv_leading_zero_postcodes_keep_their_zeros(tmp_path: pathlib.Path) -> None:
+    # A column Arrow would read as integers: `02290` must not become 2290.
+    table = read(tmp_path, csv("ref,amount", ["02290,5", "00036,7", "90210,8"]), "csv")
+    assert table.schema.field("ref").type == pa.string()
+    assert table["ref"].to_pylist() == ["02290", "00036", "90210"]
+    assert table.schema.field("amount").type == pa.int64()  # a plain count stays a number
+
+
+def test_csv_leading_zero_late_in_the_file_still_reads_the_column_as_text(
+        tmp_path: pathlib.Path, small_blocks: None) -> None:
+    rows = [f"{i},{10000 + i}" for i in range(ROWS)] + [f"{ROWS},00501"]
+    table = read(tmp_path, csv("id,code", rows), "csv")
+    assert table.schema.field("code").type == pa.string()
+    assert table["code"][-1].as_py() == "00501" and table["code"][0].as_py() == "10000"
+    assert table.schema.field("id").type == pa.int64()
+
+
+def test_csv_columns_named_for_identifiers_read_as_text(tmp_path: pathlib.Path) -> None:
+    # Digits without a leading zero, but the name says what they are.
+    table = read(tmp_path, csv("zip,phone,age", ["90210,4155550100,41", "10001,2125550199,35"]), "csv")
+    assert table.schema.field("zip").type == pa.string()
+    assert table.schema.field("phone").type == pa.string()
+    assert table.schema.field("age").type == pa.int64()
+
+
+def test_csv_plus_sign_numbers_are_identifiers(tmp_path: pathlib.Path) -> None:
+    table = read(tmp_path, csv("contact,n", ["+442071838750,1", "+14155550100,2"]), "csv")
+    assert table["contact"].to_pylist() == ["+442071838750", "+14155550100"]
+
+
 # --- CSV: types that change after the first block -------------------------------------------
 
 def test_csv_numbers_then_text_reads_as_text(tmp_path: pathlib.Path, small_blocks: None) -> None:

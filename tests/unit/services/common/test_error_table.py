@@ -85,3 +85,11 @@ def test_what_a_caller_reads_has_no_control_characters_and_is_bounded() -> None:
     status = status_for(e.NotFound("model 'zz\x1b[31mRED\nLINE2' not found" + "x" * 5000))
     assert "\x1b" not in status.details and "\n" not in status.details and "\\x1b[31mRED\\nLINE2" in status.details
     assert len(status.details) <= 1024
+
+
+def test_the_bound_is_in_bytes_and_cuts_on_a_character() -> None:
+    # What the trailers carry is bytes (percent-encoded, base64): 1024 CJK characters are
+    # 3 KiB of UTF-8 and ~9 KiB on the wire.
+    status = status_for(e.InvalidArgument("列" * 20, "名前" * 5000))
+    assert len(status.details.encode()) <= 1024 and status.details.endswith("…")
+    status.details.encode().decode("utf-8")  # no half character at the cut
