@@ -67,18 +67,18 @@ class Admission:
         principal = who.id.principal
         if len(purpose) > MAX_PURPOSE:  # the caller's string goes into the log: bounded first
             self._audit.count(principal, model_name[:MAX_PURPOSE], 0, "", "(too long)", "invalid", ("invalid-input",))
-            raise InvalidArgument("parameters.purpose", f"at most {MAX_PURPOSE} characters")
+            raise InvalidArgument("parameters.purpose", f"at most {MAX_PURPOSE} characters").mark_audited()
         try:
             model = self._models.get(model_name, model_version or "released")
         except PrivetError as exc:
             self._audit.count(principal, model_name[:MAX_PURPOSE], 0, "", purpose, "deny", (f"not-served:{type(exc).__name__}",))
-            raise
+            raise exc.mark_audited()
         count = functools.partial(self._audit.count, principal, model.name, model.version, model.digest, purpose)
         try:
             self._quotas.take(principal, model.name)
-        except ResourceExhausted:
+        except ResourceExhausted as exc:
             count("deny", ("quota-exceeded",))
-            raise
+            raise exc.mark_audited()
         decision = self.decide(who, model.name, model.version, model.epsilon, model.owner, purpose)
         if not decision.allowed:
             count("deny", decision.policy_ids)

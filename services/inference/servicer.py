@@ -176,9 +176,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         admitted = self.admission.admit(caller(context, self._rt), request.model_name, request.model_version, purpose)
         try:
             table = request_table(request, admitted.model.inputs)
-        except InvalidArgument:
+        except InvalidArgument as exc:
             admitted.count("invalid")
-            raise
+            raise exc.mark_audited()
         admitted.count("allow")
         remaining = context.time_remaining()
         probabilities = self._batcher(admitted.model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)

@@ -49,7 +49,9 @@ def ingestion(servers, sqlite_runtime):
 def _stored_objects(rt: Runtime) -> tuple[int, int, list[str]]:
     with rt.read() as s:
         datasets = s.execute(select(func.count()).select_from(Dataset)).scalar_one()
-        events = s.execute(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "ingestion.CreateDataset")).scalar_one()
+        # A refusal leaves its "deny" event (refusal_audit); nothing was created.
+        events = s.execute(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "ingestion.CreateDataset", AuditEvent.decision != "deny")).scalar_one()
     tmp = sorted(p.name for p in (rt.settings.blob_dir / "tmp").iterdir())
     return datasets, events, tmp
 
