@@ -36,7 +36,15 @@ from privet.governance.masking.column_patterns import (
 )
 from privet.governance.masking.entities import TEXT_TYPES, PiiType
 from privet.governance.masking.free_text import scan_text
-from privet.governance.masking.patterns import DETECTION_THRESHOLD, RECOGNIZERS, Recognizer, boosted, column_hints
+from privet.governance.masking.patterns import (
+    CONTEXT_BOOST,
+    DETECTION_THRESHOLD,
+    GENERIC_ID_BOOST,
+    RECOGNIZERS,
+    Recognizer,
+    boosted,
+    column_hints,
+)
 from privet.governance.masking.strings import whole_numbers_as_digits
 
 __all__ = ["DEFAULT_MIN_SHARE", "DEFAULT_SAMPLE", "ColumnClassification", "Kind", "classify_column"]
@@ -44,6 +52,12 @@ __all__ = ["DEFAULT_MIN_SHARE", "DEFAULT_SAMPLE", "ColumnClassification", "Kind"
 DEFAULT_SAMPLE = 1000
 # A structured column is of a type when at least this share of its sampled cells validate.
 DEFAULT_MIN_SHARE = 0.5
+# A type without a distinctive shape (a bare number that passes a checksum) counts in a
+# minority of a column's cells when at least this share of the cells shaped like it
+# validate: chance passes a checksum one time in ten (Luhn, Verhoeff, mod 11) or fewer,
+# so an order-number column's 10 % of Luhn-valid numbers is noise, while the few cards
+# pasted into a product-code column are nearly all valid.
+CREDIBLE_SHARE = 0.5
 # How CSV files spell a missing value ("", "N/A", "null": pyarrow's defaults, which ingestion
 # reads with). A numeric column reads them as null; a string column keeps them as text.
 _MISSING = pa.array(pacsv.ConvertOptions().null_values, pa.string())
@@ -64,7 +78,10 @@ class ColumnClassification:
     or are too sparse to be the column's type), None when no PII was found.
     `found`: every type detected, primary first. `shares`: per type, the share of
     sampled cells holding a value that validated (with a full scan, of all such cells).
-    `sampled`: how many cells holding a value were looked at."""
+    `sampled`: how many cells holding a value were looked at.
+    `context`: the score boost the column lends each type in its cells when they are
+    scanned (its name's, and for a column of short values the types its verdict found),
+    as a keyword next to a value lends it in prose."""
 
     name: str
     kind: Kind
@@ -72,6 +89,7 @@ class ColumnClassification:
     found: tuple[PiiType, ...] = ()
     shares: Mapping[PiiType, float] = field(default_factory=dict)
     sampled: int = 0
+    context: Mapping[PiiType, float] = field(default_factory=dict)
 
     @property
     def is_pii(self) -> bool:
@@ -146,11 +164,13 @@ def _address_share(cells: pa.Array) -> float:
     return shaped / max(1, len(cells))
 
 
-def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, float]) -> dict[PiiType, npt.NDArray[np.bool_]]:
-    """Per type, which sampled cells are wholly (after trimming) a valid entity."""
-    hits: dict[PiiType, npt.NDArray[np.bool_]] = {}
+def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, float],
+                       recognizers: Sequence[Recognizer] = RECOGNIZERS) -> dict[PiiType, tuple[npt.NDArray[np.bool_], int]]:
+    """Per type, which sampled cells are wholly (after trimming) a valid entity, and how
+    many cells are shaped like one (match its pattern whole, valid or not)."""
+    hits: dict[PiiType, tuple[npt.NDArray[np.bool_], int]] = {}
     distinct, cell_index, valid = distinct_cells(sample)
-    for rec in RECOGNIZERS:
+    for rec in recognizers:
         if rec.type is PiiType.DATE:
             continue
         matched = pc.match_substring_regex(distinct, f"^(?:{rec.pattern})$").fill_null(False)
@@ -163,9 +183,40 @@ def _structured_shares(sample: pa.Array, region: str, hints: Mapping[PiiType, fl
             s is not None and boosted(s, boost) >= DETECTION_THRESHOLD
             for s in rec.validate_all(distinct.take(pa.array(idx)).to_pylist(), region)
         ]
+        shaped_cells = np.zeros(len(distinct), dtype=bool)
+        shaped_cells[idx] = True
         cell_ok = ok[cell_index] & valid
-        hits[rec.type] = hits[rec.type] | cell_ok if rec.type in hits else cell_ok
+        shaped = int((shaped_cells[cell_index] & valid).sum())
+        if rec.type in hits:
+            before, before_shaped = hits[rec.type]
+            cell_ok, shaped = before | cell_ok, before_shaped + shaped
+        hits[rec.type] = (cell_ok, shaped)
     return hits
+
+
+def _credible(ok: npt.NDArray[np.bool_], shaped: int) -> bool:
+    """Whether the cells that validate are more than what chance passes among the cells
+    shaped like the type (see CREDIBLE_SHARE)."""
+    valid = int(ok.sum())
+    return valid > 0 and valid >= CREDIBLE_SHARE * shaped
+
+
+def _mixed_national_ids(cells: pa.Array, region: str, hints: Mapping[PiiType, float],
+                        min_share: float) -> dict[PiiType, float]:
+    """A column of national identifiers of several countries (no one of them the
+    majority): each id type's share when the column is read as "some national id", as a
+    column named `national_id` is; empty unless together they are `min_share` of the cells."""
+    recs = [r for r in RECOGNIZERS if r.national_id]
+    boosts = {r.type: max(hints.get(r.type, 0.0), GENERIC_ID_BOOST) for r in recs}
+    hit = _structured_shares(cells, region, boosts, recs)
+    if not hit:
+        return {}
+    union = np.zeros(len(cells), dtype=bool)
+    for ok, _shaped in hit.values():
+        union |= ok
+    if union.mean() < min_share:
+        return {}
+    return {k: float(ok.mean()) for k, (ok, _shaped) in hit.items() if ok.any()}
 
 
 def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
@@ -226,7 +277,8 @@ def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
     cells = pc.utf8_trim_whitespace(raw)
     size = len(cells)
     hit = _structured_shares(cells, region, hints)
-    shares = {k: float(v.mean()) for k, v in hit.items() if v.any()}
+    shares = {k: float(ok.mean()) for k, (ok, _shaped) in hit.items() if ok.any()}
+    credible = {k for k, (ok, shaped) in hit.items() if _credible(ok, shaped)}
     if PiiType.POSTAL_CODE in hints:
         shares[PiiType.POSTAL_CODE] = _share(pc.match_substring_regex(cells, POSTAL_CODE_PATTERN))
     if PiiType.PERSON_NAME in hints:
@@ -239,7 +291,18 @@ def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
 
     distinctive = {r.type for r in RECOGNIZERS if r.distinctive}
     majority = sorted((k for k, v in shares.items() if v >= min_share), key=lambda k: -shares[k])
-    sparse = [k for k, v in shares.items() if k in distinctive and 0 < v < min_share]
+    # A minority of cells holding identifiers is PII whatever the rest holds (cards pasted
+    # into a product-code column): a distinctive shape is evidence at any share, a checksum
+    # only when it passes far more often than chance would (`_credible`).
+    sparse = [k for k, v in shares.items() if 0 < v < min_share and (k in distinctive or k in credible)]
+    lent = dict(hints)
+    if not majority and not numeric:
+        mixed = _mixed_national_ids(cells, region, hints, min_share)
+        for type_, share in mixed.items():
+            shares[type_] = max(shares.get(type_, 0.0), share)
+            lent[type_] = max(lent.get(type_, 0.0), GENERIC_ID_BOOST)
+            if type_ not in sparse:
+                sparse.append(type_)
 
     words = pc.mean(pc.add(pc.count_substring_regex(cells, r"\s+"), 1).cast(pa.float64())).as_py() or 0.0
     prose = not numeric and words >= 3 and not majority
@@ -262,7 +325,13 @@ def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
         primary = PiiType.FREE_TEXT if sparse else None
     if fractional and primary is None:
         kind = "not_text"  # a measurement: its whole values are no identifier
-    return ColumnClassification(name, kind, primary, found, shares, size)
+    if kind == "structured":
+        # Short values: what the column's verdict found is context for each cell, as a
+        # keyword would be in prose (a bare checksummed id in an id column is an id).
+        for type_ in found:
+            if type_ is not PiiType.FREE_TEXT:
+                lent[type_] = max(lent.get(type_, 0.0), CONTEXT_BOOST)
+    return ColumnClassification(name, kind, primary, found, shares, size, lent)
 
 
 def _entity_shares(cells: pa.Array, region: str, recs: Sequence[Recognizer]) -> dict[PiiType, float]:

@@ -9,7 +9,7 @@ regex replace with no Python at all (see `detect` for why).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -75,11 +75,15 @@ def scan_text(values: Column, *, default_region: str = "US", types: Iterable[Pii
 
 def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] = "token",
                      key: bytes | None = None, types: Iterable[PiiType | str] | None = None,
-                     min_score: float = SCAN_MIN_SCORE, default_region: str = "US") -> Column:
+                     min_score: float = SCAN_MIN_SCORE, default_region: str = "US",
+                     context: Mapping[PiiType, float] | None = None) -> Column:
     """Replace every entity found in free text by its type token (`<EMAIL>`) or, with
     `replace="pseudonym"` and a `key` (≥ 16 bytes), by a keyed pseudonym that is the same
     for the same entity everywhere the key is used. Nulls stay null; the rest of the text
     is untouched. Returns the same shape (Array or ChunkedArray) as given, as strings.
+
+    `context` is the score boost the column lends each type (its name, its verdict:
+    `ColumnClassification.context`), as a nearby keyword would.
 
     Raises InvalidArgument for a non-string column, an unknown type or replace mode, or a
     missing/short key in pseudonym mode."""
@@ -90,7 +94,7 @@ def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] =
     recs = _text_recognizers(types)
     vectorised = tuple(r for r in recs if r.exact and pseudonyms is None)
     in_python = tuple(r for r in recs if r not in vectorised)
-    finder = BatchFinder(in_python, default_region.upper(), min_score)
+    finder = BatchFinder(in_python, default_region.upper(), min_score, context)
     # Order matters as in resolve_overlaps: a URL may contain an address-like part.
     vectorised = tuple(sorted(vectorised, key=lambda r: FIRST.index(r.type) if r.type in FIRST else 99))
     out = []
@@ -110,9 +114,9 @@ def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] =
 
 def scan(values: Column, *, replace: Literal["token", "pseudonym"] = "token", key: bytes | None = None,
          types: Iterable[PiiType | str] | None = None, min_score: float = SCAN_MIN_SCORE,
-         default_region: str = "US") -> Column:
+         default_region: str = "US", context: Mapping[PiiType, float] | None = None) -> Column:
     """Replace each entity found in free text by its type token (`<EMAIL>`), or with
     `replace="pseudonym"` by a keyed pseudonym (`<EMAIL_3fa94c0e1b2d7a55>`) that is the
     same wherever the same entity appears under the same key. See `replace_entities`."""
     return replace_entities(values, replace=replace, key=key, types=types,
-                            min_score=min_score, default_region=default_region)
+                            min_score=min_score, default_region=default_region, context=context)

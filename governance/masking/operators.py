@@ -55,6 +55,8 @@ class OperatorContext:
     column: str
     keys: MaskingKeys | None = None
     default_region: str = "US"
+    # The score boost the column lends each type when scanned (ColumnClassification.context).
+    context: Mapping[PiiType, float] = field(default_factory=dict)
     # Keyed hashes already computed for this column in earlier batches of the same upload
     # (value bytes -> digest), owned by the MaskingPlan and dropped with it: names and
     # addresses recur across batches, and a hit costs a dict lookup instead of an HMAC.
@@ -140,7 +142,7 @@ def _apply_generalise(values: Column, p: Mapping[str, Any], _ctx: OperatorContex
 def _apply_scan(values: Column, p: Mapping[str, Any], ctx: OperatorContext) -> Column:
     key = _need_key(ctx, "hash_key") if p["replace"] == "pseudonym" else None
     return scan(values, replace=p["replace"], key=key, types=p.get("types"),
-                min_score=p["min_score"], default_region=ctx.default_region)
+                min_score=p["min_score"], default_region=ctx.default_region, context=ctx.context)
 
 
 OPERATORS: Mapping[str, OperatorSpec] = {spec.name: spec for spec in (

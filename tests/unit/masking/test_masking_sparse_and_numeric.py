@@ -160,3 +160,52 @@ def test_blank_cells_stay_blank_when_a_column_is_hashed(default_profile):
     before, after = table.column("ssn").to_pylist(), masked.column("ssn").to_pylist()
     assert [b == "" for b in before] == [a == "" for a in after]
     assert len({a for a in after if a}) == len(SSNS)
+
+
+# --- a minority of identifiers in a column of something else (issue 22, item 3) ----------
+
+def _luhn(body: str) -> str:
+    from stdnum import luhn
+    return body + luhn.calc_check_digit(body)
+
+
+def _product_codes(n: int) -> list[str]:
+    return [f"PRD-{(i * 7919) % 100000:05d}-{'ABCDEFGH'[i % 8]}" for i in range(n)]
+
+
+def test_identifiers_in_one_percent_of_a_product_code_column_are_masked(default_profile) -> None:
+    cells = _product_codes(ROWS)
+    pasted = {"4539 1488 0343 6467", "536-22-1234", "(415) 555-2671", "5500 0055 5555 5559"}
+    for i in range(0, ROWS, 100):  # 1 % of the cells
+        cells[i] = sorted(pasted)[(i // 100) % len(pasted)]
+    masked, report = apply_profile(pa.table({"product_code": cells}), default_profile, KEYS)
+    assert not _raw_survivors(masked, pasted), report.columns
+    kept = masked["product_code"].to_pylist()
+    assert kept[1] == cells[1] and kept[2] == cells[2]  # the product codes themselves stay
+
+
+def test_order_numbers_that_pass_luhn_by_chance_are_not_cards(default_profile) -> None:
+    # One in ten random 16-digit numbers passes Luhn: in a column of order numbers that is
+    # chance, not evidence.
+    orders = [f"{(i * 2654435761) % 10**16:016d}" for i in range(1, ROWS + 1)]
+    cls = classify_column("order_number", pa.array(orders))
+    assert cls.pii_type is None, cls
+    masked, _ = apply_profile(pa.table({"order_number": orders}), default_profile, KEYS)
+    assert masked["order_number"].to_pylist() == orders
+
+
+def test_a_mixed_national_id_column_leaves_no_id_raw(pii_faker, default_profile) -> None:
+    ids = []
+    for i in range(400):
+        locale, kind = [("en_US", "US_SSN"), ("en_GB", "UK_NINO"), ("de_DE", "DE_IDNR"), ("nl_NL", "NL_BSN"),
+                        ("en_IN", "IN_AADHAAR"), ("es_ES", "ES_DNI"), ("it_IT", "IT_CF"), ("fr_FR", "FR_NIR")][i % 8]
+        ids.append(pii_faker.value(kind, locale).replace("-", "") if kind == "US_SSN" else pii_faker.value(kind, locale))
+    masked, report = apply_profile(pa.table({"document": ids}), default_profile, KEYS)
+    assert not _raw_survivors(masked, set(ids)), (report.columns, masked["document"].to_pylist()[:16])
+
+
+def test_an_email_among_phone_numbers_is_masked_too(default_profile) -> None:
+    phones = [PHONES[i % 3] for i in range(ROWS)]
+    phones[17] = "jane.doe@example.org"
+    masked, report = apply_profile(pa.table({"phone": phones}), default_profile, KEYS)
+    assert "jane.doe@example.org" not in masked["phone"].to_pylist(), report.columns
