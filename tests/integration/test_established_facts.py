@@ -179,7 +179,9 @@ def test_a_census_like_table_is_personal_data(ingest, sqlite_runtime) -> None:
     declared = admin.DeclarePersonalData(ingestion_pb2.DeclarePersonalDataRequest(name="census", personal=False, reason="aggregated public census"))
     assert not declared.personal and declared.personal_basis[-1] == "operator:user/admin:not-personal"
     events = _events(sqlite_runtime, "ingestion.DeclarePersonalData")
-    assert [(e.principal, e.decision) for e in events] == [("user/alice", "deny"), ("user/admin", "allow")]
+    # The refusals are audited too: alice's by policy, admin's missing reason as bad input.
+    assert [(e.principal, e.decision) for e in events] == [("user/alice", "deny"), ("user/admin", "deny"), ("user/admin", "allow")]
+    assert json.loads(events[1].details)["status"] == "INVALID_ARGUMENT"
     assert json.loads(events[-1].details)["basis_before"] == ["quasi-identifiers", "k-anonymity"]
 
 
