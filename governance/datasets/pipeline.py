@@ -163,6 +163,7 @@ def mask_upload(spooled: Spooled, fmt: str, dialect: CsvDialect, profile: Maskin
                 max_suppression=profile.max_suppression if spec.max_suppression is None else spec.max_suppression,
                 sensitive=spec.sensitive_column or None,
                 l=spec.l_diversity,
+                t=profile.t_closeness,
             )
             qi_parts.clear()
             kreport = _generalise_into(stage_one, final, kplan, plan, masked_content)

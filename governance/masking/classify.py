@@ -35,7 +35,9 @@ from privet.governance.masking.column_patterns import (
     POSTAL_CODE_PATTERN,
 )
 from privet.governance.masking.entities import TEXT_TYPES, PiiType
-from privet.governance.masking.free_text import scan_text
+from privet.governance.masking.free_text import NER_GATE, scan_text
+from privet.governance.masking.column_names import name_tokens, names_a_thing
+from privet.governance.masking.names_and_places import NER_TYPES, names_and_places
 from privet.governance.masking.patterns import (
     CONTEXT_BOOST,
     DETECTION_THRESHOLD,
@@ -58,6 +60,13 @@ DEFAULT_MIN_SHARE = 0.5
 # so an order-number column's 10 % of Luhn-valid numbers is noise, while the few cards
 # pasted into a product-code column are nearly all valid.
 CREDIBLE_SHARE = 0.5
+# Cells of a short-text column the names-and-places model reads (it costs ~10 ms a cell),
+# and how much of a cell's letters its finding must cover for the cell to be a name.
+NER_SAMPLE = 64
+# In prose, a type the model finds counts from this many sampled cells: its misreadings are
+# rare but not absent, and a pattern's validated match has no counterpart.
+MIN_NAMED_CELLS = 2
+NAMED_COVER = 0.6
 # How CSV files spell a missing value ("", "N/A", "null": pyarrow's defaults, which ingestion
 # reads with). A numeric column reads them as null; a string column keeps them as text.
 _MISSING = pa.array(pacsv.ConvertOptions().null_values, pa.string())
@@ -307,8 +316,19 @@ def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
     words = pc.mean(pc.add(pc.count_substring_regex(cells, r"\s+"), 1).cast(pa.float64())).as_py() or 0.0
     prose = not numeric and words >= 3 and not majority
     kind: Kind = "free_text" if prose else "structured"
+    if not prose and not numeric and not majority:
+        # Short text no pattern explains: a column of names or addresses under a header
+        # that says nothing (`customer`, `contact`, `ship_to`)?
+        for type_, share in _named_shares(cells, names_a_thing(name_tokens(name))).items():
+            if share >= min_share:  # a column of them; a few cells the model misread are none
+                shares[type_] = max(shares.get(type_, 0.0), share)
+        majority = sorted((k for k, v in shares.items() if v >= min_share), key=lambda k: -shares[k])
     if prose:
         for type_, share in _entity_shares(cells, region, RECOGNIZERS).items():
+            if type_ in NER_TYPES and share * size < MIN_NAMED_CELLS:
+                continue  # one cell the model misread is no evidence
+            if type_ is PiiType.PERSON_NAME and names_a_thing(name_tokens(name)):
+                continue  # "Smith, Jones and Lee" in a `company` column names a firm
             shares[type_] = max(shares.get(type_, 0.0), share)
             if type_ not in sparse:
                 sparse.append(type_)
@@ -332,6 +352,27 @@ def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
             if type_ is not PiiType.FREE_TEXT:
                 lent[type_] = max(lent.get(type_, 0.0), CONTEXT_BOOST)
     return ColumnClassification(name, kind, primary, found, shares, size, lent)
+
+
+def _named_shares(cells: pa.Array, of_things: bool) -> dict[PiiType, float]:
+    """Share of an even sample of at most NER_SAMPLE cells that the names-and-places model
+    reads as wholly (NAMED_COVER of their letters) a person's name or a street address.
+    Only cells the model's gate lets through are read; the rest count as not named. A
+    column whose name says it holds things (`of_things`) is not read for people."""
+    sample = _even_sample(cells, NER_SAMPLE)
+    gated = np.flatnonzero(pc.match_substring_regex(sample, NER_GATE).fill_null(False).to_numpy(zero_copy_only=False))
+    if not gated.size:
+        return {}
+    texts = sample.take(pa.array(gated)).to_pylist()
+    counts: dict[PiiType, int] = {}
+    types = (PiiType.ADDRESS,) if of_things else (PiiType.PERSON_NAME, PiiType.ADDRESS)
+    for text, found in zip(texts, names_and_places().find(texts, types)):
+        letters = sum(1 for ch in text if ch.isalnum())
+        for type_ in types:
+            covered = sum(1 for f in found if f.type is type_ for ch in text[f.start:f.end] if ch.isalnum())
+            if letters and covered >= NAMED_COVER * letters:
+                counts[type_] = counts.get(type_, 0) + 1
+    return {k: c / len(sample) for k, c in counts.items()}
 
 
 def _entity_shares(cells: pa.Array, region: str, recs: Sequence[Recognizer]) -> dict[PiiType, float]:

@@ -11,7 +11,7 @@ import re
 
 from privet.governance.masking.entities import PiiType
 
-__all__ = ["column_only_types", "mentions", "name_tokens", "names_a_national_id"]
+__all__ = ["column_only_types", "mentions", "name_tokens", "names_a_national_id", "names_a_thing"]
 
 _NATIONAL_ID_WORDS = ("national id", "id number", "identity number", "personal id")
 _GENERIC_ID_COLUMNS = ("nationalid", "citizenid", "personalid", "idnumber", "taxid", "tin", "taxnumber",
@@ -19,7 +19,7 @@ _GENERIC_ID_COLUMNS = ("nationalid", "citizenid", "personalid", "idnumber", "tax
 _DOB_WORDS = ("dob", "birth", "born", "geburt", "naissance", "nacimiento", "nascita", "geboorte",
               "出生", "出生日期", "生日")
 _POSTAL_WORDS = ("zip", "zipcode", "postcode", "postal", "plz", "postleitzahl", "cap", "cp",
-                 "pincode", "pin", "codepostal", "codigopostal", "postcodigo", "邮编", "邮政编码")
+                 "pincode", "pin", "codepostal", "codigopostal", "postcodigo", "cep", "邮编", "邮政编码")
 _NAME_WORDS = ("name", "firstname", "lastname", "fullname", "surname", "givenname", "familyname",
                "forename", "middlename", "maidenname", "vorname", "nachname", "prenom", "prénom",
                "nom", "nombre", "apellido", "apellidos", "nome", "cognome", "naam", "voornaam",
@@ -90,6 +90,12 @@ def _names_a_person(tokens: list[str]) -> bool:
         if token.endswith("name") and token[:-4] not in _NOT_PERSON and token[:-4] != "re":
             return True
     return False
+
+
+def names_a_thing(tokens: list[str]) -> bool:
+    """The name says its values name things, not people (`product_name`, `company`): a
+    column of them is not read as people's names, whatever a model thinks of its cells."""
+    return bool(set(tokens) & _NOT_PERSON)
 
 
 def names_a_national_id(tokens: list[str]) -> bool:

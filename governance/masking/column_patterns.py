@@ -19,9 +19,10 @@ __all__ = [
 ]
 
 
-# Postcode shapes: US ZIP(+4), UK, Dutch, Canadian, Japanese, Polish, and 3-7 digit codes.
+# Postcode shapes: US ZIP(+4), Brazilian CEP, UK, Dutch, Canadian, Japanese, Polish, and 3-7
+# digit codes.
 POSTAL_CODE_PATTERN = (
-    r"^\s*(?:[0-9]{5}(?:-[0-9]{4})?|[0-9]{3,7}|[0-9]{4} ?[A-Za-z]{2}"
+    r"^\s*(?:[0-9]{5}(?:-[0-9]{4}|-[0-9]{3})?|[0-9]{3,7}|[0-9]{4} ?[A-Za-z]{2}"
     r"|[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}|[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9]"
     r"|[0-9]{3}-[0-9]{4}|[0-9]{2}-[0-9]{3})\s*$"
 )

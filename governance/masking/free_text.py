@@ -4,7 +4,9 @@ keyed pseudonyms (`replace_entities`, and `scan`, the operator profiles name).
 Every entry point runs the recognizers' patterns as one RE2 pass over the column, keeps
 the cells that matched, de-duplicates them, and hands only those distinct candidates to
 the `Finder` rules; the types whose pattern is the whole check are replaced by a pyarrow
-regex replace with no Python at all (see `detect` for why).
+regex replace with no Python at all (see `detect` for why). Names, addresses and places,
+which no pattern finds, come from the model in `names_and_places`, run on the distinct
+cells an RE2 gate lets through (`NER_GATE`).
 """
 
 from __future__ import annotations
@@ -21,15 +23,45 @@ from privet.governance.masking._batch_finder import BatchFinder
 from privet.governance.masking._column_regex import prefilter, replace_exact
 from privet.governance.masking._columns import Column, chunks, require_text
 from privet.governance.masking.entities import TEXT_TYPES, Finding, PiiType
-from privet.governance.masking.finding import FIRST
+from privet.governance.masking.finding import FIRST, resolve_overlaps, substitute
+from privet.governance.masking.names_and_places import NER_TYPES, names_and_places
 from privet.governance.masking.patterns import DETECTION_THRESHOLD, RECOGNIZERS, Recognizer
 from privet.governance.masking.pseudonyms import Pseudonyms
 
-__all__ = ["SCAN_MIN_SCORE", "replace_entities", "scan", "scan_text"]
+__all__ = ["NER_GATE", "SCAN_MIN_SCORE", "replace_entities", "scan", "scan_text"]
 
 # `replace_entities` masks findings from this score up: lower than the detection threshold,
 # so a bare number that passes a national-id checksum is masked even without context.
 SCAN_MIN_SCORE = 0.4
+
+
+# The cells the names-and-places model reads: those with a capitalised word past the cell's
+# first, or two capitalised words at its start ("Bob Kraft said"), CJK or Hangul script, or
+# a number beside a word (a house number). Lower-case codes, tags, numbers, blanks and
+# sentences whose only capital is their first letter cost no model call. (The model is
+# uncased, but names are written with capitals; see names_and_places._written_as_named.)
+NER_GATE = (r"\S\s+\p{Lu}\p{Ll}|^\s*\p{Lu}\p{Ll}*\s+\p{Lu}|"
+            r"\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Hangul}|[0-9] ?\p{L}{2}|\p{L}{2},? ?[0-9]")
+
+
+def _ner_types(types: Iterable[PiiType | str] | None) -> tuple[PiiType, ...]:
+    if types is None:
+        return NER_TYPES
+    wanted = {PiiType(t) for t in types if t in PiiType.__members__}
+    return tuple(t for t in NER_TYPES if t in wanted)
+
+
+def _ner_findings(chunk: pa.Array, types: tuple[PiiType, ...], min_score: float) -> dict[int, list[Finding]]:
+    """Per cell of `chunk` (by position), the model's findings of `types`; the model reads
+    each distinct gated cell once."""
+    if not types or not len(chunk):
+        return {}
+    gated = np.flatnonzero(pc.match_substring_regex(chunk, NER_GATE).fill_null(False).to_numpy(zero_copy_only=False))
+    if not gated.size:
+        return {}
+    enc = pc.dictionary_encode(chunk.take(pa.array(gated)))
+    found = names_and_places().find(enc.dictionary.to_pylist(), types, min_score)
+    return {cell: found[d] for cell, d in zip(gated.tolist(), enc.indices.to_numpy().tolist()) if found[d]}
 
 
 def _text_recognizers(types: Iterable[PiiType | str] | None) -> tuple[Recognizer, ...]:
@@ -59,6 +91,7 @@ def scan_text(values: Column, *, default_region: str = "US", types: Iterable[Pii
     names an unknown type."""
     text = require_text(values, "values")
     recs = _text_recognizers(types)
+    ner = _ner_types(types)
     finder = BatchFinder(recs, default_region.upper(), min_score)
     out: list[list[Finding]] = []
     for chunk in chunks(text):
@@ -69,6 +102,8 @@ def scan_text(values: Column, *, default_region: str = "US", types: Iterable[Pii
             found = finder.find(enc.dictionary)
             for i, d in zip(idx.tolist(), enc.indices.to_numpy().tolist()):
                 cells[i] = list(found[d])
+        for i, named in _ner_findings(chunk, ner, min_score).items():
+            cells[i] = resolve_overlaps(cells[i] + named)
         out.extend(cells)
     return out
 
@@ -92,6 +127,7 @@ def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] =
     text = require_text(values, "values")
     pseudonyms = Pseudonyms(key) if replace == "pseudonym" else None
     recs = _text_recognizers(types)
+    ner = _ner_types(types)
     vectorised = tuple(r for r in recs if r.exact and pseudonyms is None)
     in_python = tuple(r for r in recs if r not in vectorised)
     finder = BatchFinder(in_python, default_region.upper(), min_score, context)
@@ -106,10 +142,26 @@ def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] =
             enc = pc.dictionary_encode(chunk.take(idx))
             replaced = finder.replace(enc.dictionary, pseudonyms).cast(chunk.type)
             chunk = pc.replace_with_mask(chunk, pa.array(mask), replaced.take(enc.indices))
+        chunk = _replace_named(chunk, ner, min_score, pseudonyms)
         out.append(chunk)
     if isinstance(values, pa.ChunkedArray):
         return pa.chunked_array(out, type=text.type)
     return out[0]
+
+
+def _replace_named(chunk: pa.Array, types: tuple[PiiType, ...], min_score: float,
+                   pseudonyms: Pseudonyms | None) -> pa.Array:
+    """`chunk` with the model's names, addresses and places replaced (after the patterns'
+    entities, whose tokens it reads as the words they stand for)."""
+    named = _ner_findings(chunk, types, min_score)
+    if not named:
+        return chunk
+    cells = sorted(named)
+    texts = chunk.take(pa.array(cells)).to_pylist()
+    replaced = [substitute(text, named[cell], pseudonyms) for cell, text in zip(cells, texts)]
+    mask = np.zeros(len(chunk), dtype=bool)
+    mask[cells] = True
+    return pc.replace_with_mask(chunk, pa.array(mask), pa.array(replaced, type=chunk.type))
 
 
 def scan(values: Column, *, replace: Literal["token", "pseudonym"] = "token", key: bytes | None = None,

@@ -1,9 +1,10 @@
-"""Generalising operators: a number to its bin, a date to its month or year, a string to
-its prefix. k-anonymity climbs the same steps (`kanon.Hierarchy`)."""
+"""Generalising operators: a number to its bin, a date to its day, month, year or decade, a
+string to its prefix. k-anonymity climbs the same steps (`kanon.Hierarchy`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,7 +14,7 @@ from privet.governance.masking._columns import Column, as_strings, map_chunks
 from privet.governance.masking.column_patterns import DATE_FORMATS
 from privet.governance.masking.redaction import mask_letters_and_digits
 
-__all__ = ["generalise_date", "generalise_numeric", "generalise_prefix", "numeric_bounds", "parse_dates"]
+__all__ = ["DATE_LEVELS", "generalise_date", "generalise_numeric", "generalise_prefix", "numeric_bounds", "parse_dates"]
 
 
 def _numbers(values: Column) -> Column:
@@ -53,19 +54,43 @@ def parse_dates(values: Column) -> Column:
     t = values.type
     if pa.types.is_date(t) or pa.types.is_timestamp(t):
         return values
-    text = as_strings(values)
-    return pc.coalesce(*[pc.strptime(text, format=f, unit="s", error_is_null=True) for f in DATE_FORMATS])
+
+    def parse(text: pa.Array) -> pa.Array:
+        return pc.coalesce(*[pc.strptime(text, format=f, unit="s", error_is_null=True) for f in DATE_FORMATS])
+
+    return _per_distinct(as_strings(values), parse)
+
+
+def _per_distinct(values: Column, fn: Callable[[pa.Array], pa.Array]) -> Column:
+    """`fn` over the distinct values once, mapped back to every row: a column of a million
+    dates holds a few thousand, and parsing or formatting is what costs."""
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        if encoded.num_chunks == 0:
+            return pa.chunked_array([], type=fn(pa.array([], values.type)).type)
+        encoded = encoded.unify_dictionaries()
+        mapped = fn(encoded.chunk(0).dictionary)
+        return pa.chunked_array([mapped.take(c.indices) for c in encoded.chunks], type=mapped.type)
+    return fn(encoded.dictionary).take(encoded.indices)
 
 
 _DATE_LEVELS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+DATE_LEVELS = ("day", "month", "year", "decade")  # finest first
 
 
 def generalise_date(values: Column, level: str) -> Column:
-    """Truncate dates to `level` ("month" → `1985-03`, "year" → `1985`). A value that is not
-    a date becomes null: it cannot be generalised, and kept as is it might identify."""
-    if level not in ("month", "year"):
-        raise InvalidArgument("date", "expected 'month' or 'year'")
-    return pc.strftime(parse_dates(values), format=_DATE_LEVELS[level])
+    """Truncate dates to `level` ("day" → `1985-03-12`, "month" → `1985-03`, "year" →
+    `1985`, "decade" → `1980s`). A value that is not a date becomes null: it cannot be
+    generalised, and kept as is it might identify."""
+    if level not in DATE_LEVELS:
+        raise InvalidArgument("date", "expected 'day', 'month', 'year' or 'decade'")
+    def truncate(dates: pa.Array) -> pa.Array:
+        if level != "decade":
+            return pc.strftime(dates, format=_DATE_LEVELS[level])
+        decade = pc.multiply(pc.divide(pc.year(dates), 10), 10)  # integer division: years are int64
+        return pc.binary_join_element_wise(decade.cast(pa.string()), "s", "")
+
+    return _per_distinct(parse_dates(values), truncate)
 
 
 def generalise_prefix(values: Column, length: int, mask_char: str = "*") -> Column:

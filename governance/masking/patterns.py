@@ -22,8 +22,15 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from privet.governance.masking import national_ids as ids
 from privet.governance.masking import validators as v
 from privet.governance.masking import vectorised
+from privet.governance.masking.address_patterns import (
+    ADDRESS_TEXT_PATTERN,
+    BR_CEP_PATTERN,
+    validate_address,
+    validate_br_cep,
+)
 from privet.governance.masking.column_names import column_only_types, mentions, name_tokens, names_a_national_id
 from privet.governance.masking.column_patterns import (
     ADDRESS_NUMBER_PATTERN,
@@ -34,6 +41,7 @@ from privet.governance.masking.column_patterns import (
     PERSON_NAME_PATTERN,
     POSTAL_CODE_PATTERN,
 )
+from privet.governance.masking.dates_in_words import DATE_IN_WORDS_PATTERN
 from privet.governance.masking.entities import PiiType
 
 __all__ = [
@@ -308,12 +316,164 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         column_words=("aadhaar", "aadhar", "uid", "aadhaarnumber"),
         national_id=True,
     ),
+    # Brazil. The punctuated CPF is how it is printed and nothing else is; bare, its eleven
+    # digits are any number that passes two check digits, so they need context.
+    Recognizer(
+        PiiType.BR_CPF,
+        r"\b[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}\b",
+        _ignore_region(ids.validate_br_cpf),
+        keywords=("cpf", "cadastro de pessoas", "cadastro de pessoa física", "cadastro de pessoa fisica"),
+        column_words=("cpf",),
+        national_id=True, distinctive=True,
+    ),
+    Recognizer(
+        PiiType.BR_CPF,
+        r"\b[0-9]{11}\b",
+        _ignore_region(ids.validate_br_cpf),
+        keywords=("cpf", "cadastro de pessoas", "cadastro de pessoa física", "cadastro de pessoa fisica"),
+        column_words=("cpf",),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.BR_CNPJ,
+        r"\b[0-9]{2}\.[0-9]{3}\.[0-9]{3}/[0-9]{4}-[0-9]{2}\b|\b[0-9]{14}\b",
+        _ignore_region(ids.validate_br_cnpj),
+        keywords=("cnpj", "cadastro nacional da pessoa jurídica", "cadastro nacional da pessoa juridica"),
+        column_words=("cnpj",),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.JP_MY_NUMBER,
+        r"\b[0-9]{4}[ \-]?[0-9]{4}[ \-]?[0-9]{4}\b",
+        _ignore_region(ids.validate_jp_my_number),
+        keywords=("マイナンバー", "個人番号", "my number", "mynumber", "individual number", "kojin bango"),
+        column_words=("mynumber", "マイナンバー", "個人番号", "kojinbango"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.PL_PESEL,
+        r"\b[0-9]{11}\b",
+        _ignore_region(ids.validate_pl_pesel),
+        keywords=("pesel",),
+        column_words=("pesel",),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.PT_NIF,
+        r"\b[1-3][0-9]{8}\b",
+        _ignore_region(ids.validate_pt_nif),
+        keywords=("nif", "contribuinte", "número de identificação fiscal", "numero de identificacao fiscal"),
+        column_words=("nif", "contribuinte", "numerocontribuinte"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.SE_PERSONNUMMER,
+        r"\b(?:[0-9]{2})?[0-9]{6}[\-+][0-9]{4}\b|\b(?:19|20)[0-9]{10}\b",
+        _ignore_region(ids.validate_se_personnummer),
+        keywords=("personnummer", "personnr", "person nr", "personnumret"),
+        column_words=("personnummer", "personnr"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.KR_RRN,
+        r"\b[0-9]{6}-?[0-9]{7}\b",
+        _ignore_region(ids.validate_kr_rrn),
+        keywords=("주민등록번호", "주민번호", "resident registration", "rrn"),
+        column_words=("rrn", "주민등록번호", "주민번호", "residentregistration"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.MX_CURP,
+        r"(?i)\b[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9]\b",
+        _ignore_region(ids.validate_mx_curp),
+        keywords=("curp",),
+        column_words=("curp",),
+        national_id=True, distinctive=True,
+    ),
+    Recognizer(
+        PiiType.AR_CUIT,
+        r"\b(?:20|23|24|27|30|33|34)-?[0-9]{8}-?[0-9]\b",
+        _ignore_region(ids.validate_ar_cuit),
+        keywords=("cuit", "cuil"),
+        column_words=("cuit", "cuil"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.CL_RUT,
+        r"\b[0-9]{1,2}\.?[0-9]{3}\.?[0-9]{3}-[0-9Kk]\b",
+        _ignore_region(ids.validate_cl_rut),
+        keywords=("rut", "run", "rol único tributario", "rol unico tributario"),
+        column_words=("rut",),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.BE_NN,
+        r"\b[0-9]{2}\.[0-9]{2}\.[0-9]{2}-[0-9]{3}\.[0-9]{2}\b|\b[0-9]{11}\b",
+        _ignore_region(ids.validate_be_nn),
+        keywords=("rijksregisternummer", "rijksregister", "numéro national", "numero national", "registre national",
+                  "national number", "niss", "insz"),
+        column_words=("rijksregisternummer", "rijksregister", "niss", "insz", "numeronational"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.FI_HETU,
+        r"\b[0-9]{6}[\-+ABCDEFUVWXY][0-9]{3}[0-9A-FHJ-NPR-Y]\b",
+        _ignore_region(ids.validate_fi_hetu),
+        keywords=("henkilötunnus", "henkilotunnus", "hetu", "personbeteckning"),
+        column_words=("henkilotunnus", "henkilötunnus", "hetu", "personbeteckning"),
+        national_id=True, distinctive=True,
+    ),
+    Recognizer(
+        PiiType.NO_FNR,
+        r"\b[0-9]{6} ?[0-9]{5}\b",
+        _ignore_region(ids.validate_no_fnr),
+        keywords=("fødselsnummer", "fodselsnummer", "personnummer", "fnr"),
+        column_words=("fodselsnummer", "fødselsnummer", "fnr"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.TR_TCKN,
+        r"\b[1-9][0-9]{10}\b",
+        _ignore_region(ids.validate_tr_tckn),
+        keywords=("tc kimlik", "t.c. kimlik", "kimlik no", "kimlik numarası", "tckn", "tc no"),
+        column_words=("tckimlik", "kimlik", "tckn", "kimlikno"),
+        national_id=True,
+    ),
+    Recognizer(
+        PiiType.CH_AHV,
+        r"\b756\.?[0-9]{4}\.?[0-9]{4}\.?[0-9]{2}\b",
+        _ignore_region(ids.validate_ch_ahv),
+        keywords=("ahv", "avs", "sozialversicherungsnummer", "numéro avs", "avs-nummer", "ahv-nummer"),
+        column_words=("ahv", "avs", "ahvnummer", "avsnumber", "sozialversicherungsnummer"),
+        national_id=True,
+    ),
     Recognizer(
         PiiType.DATE,
-        r"\b(?:[0-9]{4}[\-/.][0-9]{1,2}[\-/.][0-9]{1,2}|[0-9]{1,2}[\-/.][0-9]{1,2}[\-/.](?:[0-9]{4}|[0-9]{2}))\b"
-        r"|\b[0-9]{1,2}\.? [A-Za-z]{3,9}\.? [0-9]{4}\b|\b[A-Za-z]{3,9}\.? [0-9]{1,2},? [0-9]{4}\b",
+        r"\b(?:[0-9]{4}[\-/.][0-9]{1,2}[\-/.][0-9]{1,2}|[0-9]{1,2}[\-/.][0-9]{1,2}[\-/.](?:[0-9]{4}|[0-9]{2}))\b|"
+        + DATE_IN_WORDS_PATTERN,
         _ignore_region(v.validate_date),
-        keywords=("born", "birth", "dob", "geboren", "née", "né le", "nacido", "nacida", "nato", "nata"),
+        keywords=("born", "birth", "dob", "geboren", "née", "né le", "nacido", "nacida", "nato", "nata",
+                  "nascido", "nascida", "data de nascimento", "fecha de nacimiento", "date de naissance",
+                  "geburtsdatum", "geboortedatum", "data di nascita", "urodzony", "urodzona", "生年月日",
+                  "出生日期", "生まれ", "생년월일"),
+    ),
+    # Free text: a street type with a house number, or a CJK address down to the number;
+    # a Brazilian CEP beside its keyword (a column of either: see column_patterns).
+    Recognizer(
+        PiiType.ADDRESS,
+        ADDRESS_TEXT_PATTERN,
+        _ignore_region(validate_address),
+        keywords=("address", "lives at", "live at", "living at", "resides at", "located at", "moved to",
+                  "endereço", "endereco", "morada", "moro na", "moro em", "dirección", "direccion", "domicilio",
+                  "vivo en", "indirizzo", "abito in", "residente in", "adresse", "anschrift", "wohnhaft",
+                  "adres", "woont", "住所", "地址", "住址"),
+    ),
+    Recognizer(
+        PiiType.POSTAL_CODE,
+        BR_CEP_PATTERN,
+        _ignore_region(validate_br_cep),
+        keywords=("cep", "código postal", "codigo postal"),
+        column_words=("cep",),
     ),
     Recognizer(
         PiiType.PHONE,

@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from privet.governance.errors import FailedPrecondition, InvalidArgument
 from privet.governance.masking.classify import ColumnClassification, classify_column
-from privet.governance.masking.entities import PiiType
+from privet.governance.masking.entities import TEXT_TYPES, PiiType
+from privet.governance.masking.free_text import SCAN_MIN_SCORE, replace_entities
 from privet.governance.masking.hash_memo import HashMemo
 from privet.governance.masking.kanon import KAnonymityReport, k_anonymise
 from privet.governance.masking.keys import MaskingKeys
@@ -166,11 +167,27 @@ def _mask_column(values: pa.ChunkedArray, plan: _Plan, profile: MaskingProfile,
     if plan.rule is None:
         return values
     spec = OPERATORS[plan.rule.action]
-    ctx = OperatorContext(plan.column, keys, profile.default_region, memo)
+    cls = plan.classification
+    ctx = OperatorContext(plan.column, keys, profile.default_region, memo=memo, context=cls.context if cls is not None else {})
     try:
-        return spec.apply(values, plan.rule.params, ctx)
+        masked = spec.apply(values, plan.rule.params, ctx)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{plan.rule.where}.action", f"column {plan.column!r}: {exc.message}") from None
+    return _mask_minority(masked, cls, profile)
+
+
+def _mask_minority(masked: pa.ChunkedArray | pa.Array | None, cls: ColumnClassification | None,
+                   profile: MaskingProfile) -> pa.ChunkedArray | pa.Array | None:
+    """A column classified as one type may hold a few cells of others (an email among
+    phone numbers): the rule for the column's type need not touch them (a phone token
+    leaves an email as it is), so they are replaced by their type tokens afterwards."""
+    if masked is None or cls is None or cls.kind != "structured" or cls.pii_type in (None, PiiType.FREE_TEXT):
+        return masked
+    others = [t for t in cls.found if t not in (cls.pii_type, PiiType.FREE_TEXT) and t in TEXT_TYPES]
+    if not others or not (pa.types.is_string(masked.type) or pa.types.is_large_string(masked.type)):
+        return masked
+    return replace_entities(masked, types=others, min_score=SCAN_MIN_SCORE, default_region=profile.default_region,
+                            context=cls.context)
 
 
 @dataclass(frozen=True, eq=False)
@@ -274,8 +291,9 @@ def apply_profile(table: pa.Table, profile: MaskingProfile, keys: MaskingKeys | 
                   max_suppression: float | None = None) -> tuple[pa.Table, MaskingReport]:
     """Mask `table` as `profile` says, then (with `quasi_identifiers` and k > 1, or
     `l_diversity` = (sensitive column, ℓ)) make it k-anonymous over them along the
-    profile's hierarchies; a quasi-identifier the profile gives no hierarchy for is
-    either kept or withheld as `*`. Without k-anonymity, quasi-identifiers are masked like
+    profile's hierarchies (and t-close in the sensitive column when the profile sets
+    `t_closeness`); a quasi-identifier the profile gives no hierarchy for gets one derived
+    from its values. Without k-anonymity, quasi-identifiers are masked like
     any other column. `keys` holds the HMAC/FF1 keys; the caller owns their storage.
 
     Raises as `plan_masking` (nothing is masked before all checks pass), InvalidArgument
@@ -291,7 +309,7 @@ def apply_profile(table: pa.Table, profile: MaskingProfile, keys: MaskingKeys | 
         sensitive, ell = l_diversity if l_diversity is not None else (None, 1)
         bound = profile.max_suppression if max_suppression is None else max_suppression
         masked, kreport = k_anonymise(masked, profile.hierarchies(qis), k, max_suppression=bound,
-                                      sensitive=sensitive, l=ell)
+                                      sensitive=sensitive, l=ell, t=profile.t_closeness)
     return masked, plan.report(table.num_rows, masked.num_rows, kreport)
 
 

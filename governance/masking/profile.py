@@ -12,7 +12,9 @@ A profile (YAML, `policies/masking/*.yaml`):
       age: {bins: [5, 10, 20]}
       zip: {prefix: [4, 3, 2]}
       birth_date: {date: [month, year]}
+      region: {tree: {Europe: [France, Germany], Asia: [Japan]}}
     max_suppression: 0.05
+    t_closeness: 0.2             # optional: each class's sensitive values within EMD t of the table's
 
 A rule names a `column` or a detected `pii_type` and an `action` (an operator from
 `operators.OPERATORS`) with that operator's parameters beside it. Column rules win over
@@ -67,10 +69,10 @@ __all__ = [
 ]
 
 _TOP_KEYS = ("name", "description", "domain", "default_region", "sample", "min_share", "max_suppression",
-             "rules", "quasi_identifiers")
+             "rules", "quasi_identifiers", "t_closeness")
 _RULE_KEYS = ("column", "pii_type", "action")
 _DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_FALLBACK_HIERARCHY = Hierarchy("suppress")
+_FALLBACK_HIERARCHY = Hierarchy("auto")  # derived from the data when k-anonymity plans
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class MaskingProfile:
     min_share: float = DEFAULT_MIN_SHARE
     max_suppression: float = 0.05
     name: str = ""
+    t_closeness: float | None = None
 
     def rule_for_column(self, column: str) -> Rule | None:
         return next((r for r in self.rules if r.column == column), None)
@@ -118,7 +121,7 @@ class MaskingProfile:
 
     def hierarchies(self, quasi_identifiers: Sequence[str]) -> dict[str, Hierarchy]:
         """The hierarchy for each quasi-identifier; one the profile does not give is
-        either kept or withheld (`{suppress: true}`)."""
+        derived from the data (`{auto: true}`, `hierarchy_defaults`)."""
         return {q: self.quasi_identifiers.get(q, _FALLBACK_HIERARCHY) for q in quasi_identifiers}
 
 
@@ -173,9 +176,12 @@ def parse_profile(source: str | Mapping[str, Any], *, name: str = "") -> Masking
     if not isinstance(raw_qis, Mapping):
         raise InvalidArgument("quasi_identifiers", "expected a mapping of column name to hierarchy")
     qis = {str(col): Hierarchy.parse(spec, f"quasi_identifiers.{col}") for col, spec in raw_qis.items()}
+    t = data.get("t_closeness")
+    if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t <= 1):
+        raise InvalidArgument("t_closeness", "expected a distance in (0, 1]")
 
     return MaskingProfile(rules, qis, domain, region.upper(), sample, float(min_share), float(max_suppression),
-                          str(data.get("name") or name))
+                          str(data.get("name") or name), None if t is None else float(t))
 
 
 def _parse_rule(i: int, raw: Any) -> Rule:

@@ -29,6 +29,8 @@ from stdnum.it import codicefiscale as _cf
 from stdnum.nl import bsn as _bsn
 from stdnum.us import ssn as _ssn
 
+from privet.governance.masking.dates_in_words import read_date_in_words
+
 __all__ = [
     "LOOKS_LIKE_AMOUNT",
     "LOOKS_LIKE_DATE",
@@ -301,26 +303,7 @@ def validate_in_aadhaar(text: str) -> float | None:
 
 # --- dates --------------------------------------------------------------------------------
 
-_MONTHS = {
-    name: i + 1
-    for i, names in enumerate((
-        ("jan", "january", "januar", "janvier", "enero", "gennaio", "januari"),
-        ("feb", "february", "februar", "février", "fevrier", "febrero", "febbraio", "februari"),
-        ("mar", "march", "märz", "maerz", "mars", "marzo", "maart"),
-        ("apr", "april", "avril", "abril", "aprile"),
-        ("may", "mai", "mayo", "maggio", "mei"),
-        ("jun", "june", "juni", "juin", "junio", "giugno"),
-        ("jul", "july", "juli", "juillet", "julio", "luglio"),
-        ("aug", "august", "août", "aout", "agosto", "augustus"),
-        ("sep", "sept", "september", "septembre", "septiembre", "settembre"),
-        ("oct", "october", "oktober", "octobre", "octubre", "ottobre"),
-        ("nov", "november", "novembre", "noviembre"),
-        ("dec", "december", "dezember", "décembre", "decembre", "diciembre", "dicembre"),
-    ))
-    for name in names
-}
 _NUMERIC_DATE = re.compile(r"^([0-9]{1,4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,4})$")
-_WORD = re.compile(r"[^\W\d_]+|[0-9]+")
 
 
 def _make_date(year: int, month: int, day: int) -> _dt.date | None:
@@ -335,9 +318,11 @@ def _make_date(year: int, month: int, day: int) -> _dt.date | None:
 
 
 def parse_date(text: str) -> _dt.date | None:
-    """A calendar date written as Y-M-D, D/M/Y, M/D/Y, D.M.Y, or with a month name
-    ("12 March 1985", "March 12, 1985"). Ambiguous day/month orders resolve to the first
-    reading that is a real date; what matters here is whether it is a date at all."""
+    """A calendar date written as Y-M-D, D/M/Y, M/D/Y, D.M.Y, with a month name in one of
+    the languages `dates_in_words` knows ("12 March 1985", "March 12, 1985", "5 de marzo de
+    1980", "3. März 1958"), or in the CJK form ("1958年10月3日"). Ambiguous day/month
+    orders resolve to the first reading that is a real date; what matters here is whether
+    it is a date at all."""
     text = text.strip()
     numeric = _NUMERIC_DATE.match(text)
     if numeric:
@@ -347,17 +332,8 @@ def parse_date(text: str) -> _dt.date | None:
         if len(numeric.group(3)) not in (2, 4):
             return None
         return _make_date(c, b, a) or _make_date(c, a, b)
-    words = _WORD.findall(text.lower())
-    if len(words) != 3:
-        return None
-    month = next((i for i, w in enumerate(words) if w in _MONTHS), None)
-    if month is None:
-        return None
-    numbers = [w for i, w in enumerate(words) if i != month]
-    if not all(w.isdigit() for w in numbers):
-        return None
-    day, year = (numbers if len(numbers[1]) == 4 else numbers[::-1])
-    return _make_date(int(year), _MONTHS[words[month]], int(day))
+    in_words = read_date_in_words(text)
+    return None if in_words is None else _make_date(*in_words)
 
 
 def validate_date(text: str) -> float | None:
