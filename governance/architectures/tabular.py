@@ -91,26 +91,6 @@ _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _ORIGINAL = "original"
 
 
-def _hierarchy_level(label: str, where: str) -> tuple[Hierarchy, int]:
-    """k-anonymity's chosen level of a quasi-identifier (a `Hierarchy.labels` entry, as
-    the dataset's masking report records it: "bins:5", "prefix:3", "month", "year", "*")
-    as a one-level hierarchy that generalises to it. InvalidArgument naming `where`."""
-    kind, _, argument = label.partition(":")
-    try:
-        if label == "*":
-            return Hierarchy("suppress"), 1
-        if label in ("month", "year"):
-            return Hierarchy.parse({"date": [label]}, where), 1
-        if kind == "bins":
-            width = float(argument)
-            return Hierarchy.parse({"bins": [int(width) if width.is_integer() else width]}, where), 1
-        if kind == "prefix":
-            return Hierarchy.parse({"prefix": [int(argument)]}, where), 1
-    except (ValueError, OverflowError, InvalidArgument):
-        pass
-    raise InvalidArgument(where, f"unknown generalisation {label!r} (expected bins:W, prefix:N, month, year or *)")
-
-
 @dataclass(frozen=True)
 class _Categorical:
     name: str
@@ -129,7 +109,7 @@ class _Categorical:
         text = _as_string(self.name, column)
         if not self.generalisation:
             return text
-        hierarchy, level = _hierarchy_level(self.generalisation, self.name)
+        hierarchy, level = Hierarchy.at_label(self.generalisation, self.name)
         known = pc.is_in(text, value_set=pa.array(self.vocabulary, pa.string()))
         readable = pc.and_(pc.invert(known), pc.match_substring_regex(text, _NUMBER)) if hierarchy.kind == "bins" else pc.invert(known)
         readable = pc.fill_null(readable, False)
@@ -306,7 +286,7 @@ class TabularPreprocessor:
                         raise InvalidArgument("preprocessing", f"column {name}: repeated vocabulary entry")
                     generalisation = str(entry.get("generalisation", ""))
                     if generalisation:
-                        _hierarchy_level(generalisation, "preprocessing")
+                        Hierarchy.at_label(generalisation, "preprocessing")
                     columns.append(_Categorical(name, vocabulary, str(entry.get("source", "declared")), generalisation))
                 else:
                     raise InvalidArgument("preprocessing", f"column {name}: unknown kind {entry['kind']!r}")
@@ -324,7 +304,7 @@ class TabularPreprocessor:
         for c in self._columns:
             label = str(levels.get(c.name, _ORIGINAL))
             if isinstance(c, _Categorical) and label != _ORIGINAL:
-                _hierarchy_level(label, c.name)
+                Hierarchy.at_label(label, c.name)
                 c = _Categorical(c.name, c.vocabulary, c.source, label)
             columns.append(c)
         return TabularPreprocessor(columns)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from privet.governance.masking._column_regex import first_match, prefilter
 from privet.governance.masking.entities import Finding, type_token
-from privet.governance.masking.finding import KEYWORDS, Finder, substitute
+from privet.governance.masking.finding import KEYWORDS, LABELLED, NOT_PII_LABEL_RE2, Finder, labelled_otherwise, substitute
 from privet.governance.masking.patterns import CONTEXT_BOOST, LAYOUT_BYTES, Recognizer
 from privet.governance.masking.patterns import MAX_SCORE as _MAX_BOOSTED
 from privet.governance.masking.pseudonyms import Pseudonyms
@@ -76,6 +76,14 @@ class BatchFinder(Finder):
             general[idx[~single]] = True
             if not one.size:
                 continue
+            if rec.type in LABELLED and not self.hints.get(rec.type):
+                # A label before the number ("Order no.") decides: the general path reads it.
+                labelled = pc.match_substring_regex(pre, NOT_PII_LABEL_RE2).fill_null(False).to_numpy(zero_copy_only=False)
+                general[idx[single & labelled]] = True
+                single &= ~labelled
+                one = idx[single]
+                if not one.size:
+                    continue
             keep = pa.array(single)
             pre, matched, post = pre.filter(keep), matched.filter(keep), post.filter(keep)
             enc = pc.dictionary_encode(matched)
@@ -251,6 +259,8 @@ class BatchFinder(Finder):
         pos = 0
         for m in rec.compiled.finditer(text):
             matched = m.group()
+            if not self.hints.get(rec.type) and labelled_otherwise(rec, text[:m.start()]):
+                return None  # context decides: find_in reads the label
             key = (id(rec), matched)
             if key not in pieces:
                 pieces[key] = self.piece(rec, matched, pseudonyms)

@@ -25,6 +25,7 @@ from privet.governance.errors import InvalidArgument
 from privet.governance.masking._batch_finder import BatchFinder
 from privet.governance.masking._column_regex import prefilter
 from privet.governance.masking._columns import Column, chunks, distinct_cells, text_view
+from privet.governance.masking.column_names import name_tokens, names_a_thing
 from privet.governance.masking.column_patterns import (
     ADDRESS_NUMBER_PATTERN,
     ADDRESS_PREFIX_PATTERN,
@@ -36,7 +37,6 @@ from privet.governance.masking.column_patterns import (
 )
 from privet.governance.masking.entities import TEXT_TYPES, PiiType
 from privet.governance.masking.free_text import NER_GATE, scan_text
-from privet.governance.masking.column_names import name_tokens, names_a_thing
 from privet.governance.masking.names_and_places import NER_TYPES, names_and_places
 from privet.governance.masking.patterns import (
     CONTEXT_BOOST,

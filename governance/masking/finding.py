@@ -15,7 +15,8 @@ from privet.governance.masking.entities import Finding, PiiType, type_token
 from privet.governance.masking.patterns import CONTEXT_BOOST, RECOGNIZERS, Recognizer, boosted
 from privet.governance.masking.pseudonyms import Pseudonyms
 
-__all__ = ["CLAIMED", "CONTEXT_WINDOW", "FIRST", "KEYWORDS", "Finder", "resolve_overlaps", "substitute"]
+__all__ = ["CLAIMED", "CONTEXT_WINDOW", "FIRST", "KEYWORDS", "LABELLED", "NOT_PII_LABEL", "NOT_PII_LABEL_RE2", "Finder",
+           "labelled_otherwise", "resolve_overlaps", "substitute"]
 
 # Findings of these types win overlaps: their patterns are the whole check, so token
 # replacement runs them first, in this order, as pyarrow replaces.
@@ -34,6 +35,27 @@ def _keyword_regex(rec: Recognizer) -> re.Pattern[str] | None:
 
 # Per recognizer (by identity), the regex of the words that lend a match context.
 KEYWORDS = {id(r): _keyword_regex(r) for r in RECOGNIZERS}
+
+# A label straight before a number that says it is something else: an order, an invoice, a
+# tracking or reference number ("Order no. 4532015112830366", "Tracking: 120.0.4351.73").
+# Its checksum passing is then chance (one number in ten passes Luhn), not a card.
+_LABEL_WORDS = ("order|invoice|inv|tracking|shipment|parcel|ticket|ref|reference|sku|serial|build|version|"
+                "part|item|transaction|txn|confirmation|booking|case|claim|batch|lot|model|product|po|"
+                "bestellung|bestellnummer|rechnung|rechnungsnummer|sendung|auftrag|commande|facture|colis|"
+                "pedido|factura|env[ií]o|ordine|fattura|spedizione|bestelling|factuur|zending|zamówienie|"
+                "faktura|注文|订单|发票|快递单|運送")
+_LABEL_TAIL = r"(?:\s*(?:no|nr|nº|n°|number|num|id|#))?\.?\s*[:#]?\s*$"
+NOT_PII_LABEL = re.compile(rf"(?:^|\W)(?:{_LABEL_WORDS}){_LABEL_TAIL}", re.IGNORECASE)
+# The same for RE2 over a column of the texts before each match (no \W for Unicode there).
+NOT_PII_LABEL_RE2 = rf"(?i)(?:^|[^\pL\pN_])(?:{_LABEL_WORDS}){_LABEL_TAIL}"
+# Types a label can unmask: numbers an order or a parcel could carry.
+LABELLED = frozenset(r.type for r in RECOGNIZERS if r.national_id or r.type in (PiiType.CREDIT_CARD, PiiType.PHONE))
+
+
+def labelled_otherwise(rec: Recognizer, before: str) -> bool:
+    """Whether `before` (the text up to a match) ends with a label saying the number is an
+    order, invoice or reference number, for a type such a number could be mistaken for."""
+    return rec.type in LABELLED and NOT_PII_LABEL.search(before[-40:]) is not None
 
 
 class Finder:
@@ -69,6 +91,8 @@ class Finder:
             for m in rec.compiled.finditer(text):
                 s, e = m.span()
                 if found and any(f.score >= CLAIMED and f.start < e and s < f.end for f in found):
+                    continue
+                if not self.hints.get(rec.type) and labelled_otherwise(rec, text[:s]):
                     continue
                 checked = self.checked(rec, text[s:e])
                 if checked is None:

@@ -23,7 +23,7 @@ from privet.governance.masking._batch_finder import BatchFinder
 from privet.governance.masking._column_regex import prefilter, replace_exact
 from privet.governance.masking._columns import Column, chunks, require_text
 from privet.governance.masking.entities import TEXT_TYPES, Finding, PiiType
-from privet.governance.masking.finding import FIRST, resolve_overlaps, substitute
+from privet.governance.masking.finding import FIRST, substitute
 from privet.governance.masking.names_and_places import NER_TYPES, names_and_places
 from privet.governance.masking.patterns import DETECTION_THRESHOLD, RECOGNIZERS, Recognizer
 from privet.governance.masking.pseudonyms import Pseudonyms
@@ -102,8 +102,13 @@ def scan_text(values: Column, *, default_region: str = "US", types: Iterable[Pii
             found = finder.find(enc.dictionary)
             for i, d in zip(idx.tolist(), enc.indices.to_numpy().tolist()):
                 cells[i] = list(found[d])
-        for i, named in _ner_findings(chunk, ner, min_score).items():
-            cells[i] = resolve_overlaps(cells[i] + named)
+        if ner:
+            py: list[str | None] | None = None
+            for i, named in _ner_findings(chunk, ner, min_score).items():
+                py = py if py is not None else chunk.to_pylist()
+                text = py[i]
+                assert text is not None  # the gate matched it
+                cells[i] = _merge_named(text, cells[i], named)
         out.extend(cells)
     return out
 
@@ -147,6 +152,27 @@ def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] =
     if isinstance(values, pa.ChunkedArray):
         return pa.chunked_array(out, type=text.type)
     return out[0]
+
+
+def _merge_named(text: str, patterned: list[Finding], named: list[Finding]) -> list[Finding]:
+    """The patterns' findings and the model's: a validated pattern keeps its span (a CEP is
+    a postcode, not the start of an address), and a model finding keeps what is left of it
+    outside the patterns' spans, as the replace path reads it after the patterns' tokens."""
+    if not patterned:
+        return named
+    kept = list(patterned)
+    for f in named:
+        pieces = [(f.start, f.end)]
+        for p in patterned:
+            pieces = [piece for s, e in pieces for piece in ((s, min(e, p.start)), (max(s, p.end), e)) if piece[1] > piece[0]]
+        for s, e in pieces:
+            while s < e and not text[s].isalnum():
+                s += 1
+            while e > s and not text[e - 1].isalnum():
+                e -= 1
+            if sum(1 for ch in text[s:e] if ch.isalpha()) >= 2:
+                kept.append(Finding(f.type, f.score, s, e))
+    return sorted(kept, key=lambda x: x.start)
 
 
 def _replace_named(chunk: pa.Array, types: tuple[PiiType, ...], min_score: float,

@@ -11,7 +11,7 @@ A *node* picks one level per quasi-identifier; every row is generalised to it, r
 then share all their quasi-identifier values form an equivalence class, and classes
 smaller than k (or with fewer than ℓ distinct sensitive values, or a sensitive
 distribution farther than t from the whole table's) fail. Among nodes whose failing rows
-are at most `max_suppression` of the table, the search (`lattice.search`) keeps the one
+are at most `max_suppression` of the table, the search (`lattice_search`) keeps the one
 with the least information loss: the normalised certainty penalty (NCP, Xu et al. 2006)
 of the released cells, with a suppressed row counted as fully lost. Derived hierarchies
 first lose the levels no node could use and, with many quasi-identifiers, the levels least
@@ -19,8 +19,10 @@ likely to be chosen (`lattice_search.fit`), so that the search stays within seco
 
 Local recoding then gives the failing rows a second chance, as ARX's local transformation
 does: the same search over those rows alone finds the node under which most of them form
-passing classes of their own, and they are released at that coarser level instead of
-suppressed. Only the rows still failing are suppressed.
+passing classes of their own (often coarser in the column that made them rare), and they
+are released at that node's levels instead of suppressed; a class they form is checked
+together with any kept rows that release the same values. Only the rows still failing are
+suppressed.
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def plan_k_anonymity(table: pa.Table, hierarchies: Mapping[str, Hierarchy], k: i
     generalisation with the least information loss that suppresses at most
     `max_suppression` of the rows; with `sensitive`, also distinct ℓ-diversity and (given
     t) t-closeness in it. With `local_recoding`, rows that generalisation would suppress
-    are released at a coarser level where they can be. `table` needs only those columns.
+    are released at other levels where they can be (`recoded_levels`). `table` needs only those columns.
 
     Raises InvalidArgument for bad k, ℓ, t, share, a missing column or an oversized
     lattice; FailedPrecondition when no node meets the criteria within the suppression bound."""
@@ -300,13 +302,17 @@ def _recode(qis: Sequence[LevelColumn], criteria: Criteria, node: Node, keep: _R
     nodes evaluated. They are searched alone, with no bound on suppression (what fails
     here is suppressed anyway); a recoded row whose released values join a class of kept
     rows is checked in that class, and dropped again if the class then fails (only
-    t-closeness can fail that way: merging never shrinks a class or its distinct values)."""
+    t-closeness can fail that way: merging never shrinks a class or its distinct values).
+    A column the node keeps exact and that is not text stays exact for them too: recoded
+    rows would otherwise turn a number or date column into text for every row."""
     outliers = ~keep
     count = int(outliers.sum())
     none = np.zeros(len(keep), dtype=bool)
     if count < criteria.k:
         return none, node, 0
-    found, evaluated = search([qi.restrict(outliers) for qi in qis], criteria.restrict(outliers), count)
+    candidates = [qi.restrict(outliers).exact() if level == 0 and not qi.is_text else qi.restrict(outliers)
+                  for qi, level in zip(qis, node)]
+    found, evaluated = search(candidates, criteria.restrict(outliers), count)
     if found is None or not found.keep.any():
         return none, node, evaluated
     recoded = none.copy()

@@ -46,6 +46,16 @@ class LevelColumn:
         return LevelColumn(self.name, self.hierarchy, [c[rows] for c in self.codes], self.dictionaries,
                            [x[rows] for x in self.ncp])
 
+    def exact(self) -> LevelColumn:
+        """This column with its values as the only level (indices as before: 0)."""
+        return LevelColumn(self.name, self.hierarchy, self.codes[:1], self.dictionaries[:1], self.ncp[:1])
+
+    @property
+    def is_text(self) -> bool:
+        """Whether its values are text, as every level above them is."""
+        t = self.dictionaries[0].type
+        return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
     def only(self, levels: Sequence[int]) -> LevelColumn:
         """This column with only the intermediate `levels` (indices, 1 .. top-1, in
         order) between its values and `*`."""

@@ -477,7 +477,9 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     Recognizer(
         PiiType.PHONE,
-        r"(?:[+(]|\b)[0-9][0-9 ().\-/]{5,22}[0-9](?: ?(?:x|ext\.?|#) ?[0-9]{1,6})?",
+        # A letter prefix glued on (INV-2024-531702, SKU/4155550100) is matched with the
+        # number so that validate_phone sees a code, not a phone number.
+        r"(?:\b[A-Za-z]{1,10}[\-_#/]|[+(]|\b)[0-9][0-9 ().\-/]{5,22}[0-9](?: ?(?:x|ext\.?|#) ?[0-9]{1,6})?",
         v.validate_phone,
         keywords=("phone", "tel", "call", "mobile", "cell", "fax", "telefon", "téléphone", "teléfono",
                   "telefono", "handy", "whatsapp", "sms", "contact", "ring", "bel ", "手机", "电话"),

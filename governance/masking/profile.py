@@ -4,6 +4,7 @@ A profile (YAML, `policies/masking/*.yaml`):
 
     domain: crm                  # optional pseudonymisation domain (the caller picks keys by it)
     default_region: GB           # how phone numbers without a country code are read
+    regions: [GB, IE, FR]        # or several, tried in order (default_region first if both)
     rules:
       - {column: notes, action: scan, replace: pseudonym}
       - {pii_type: EMAIL, action: hash}
@@ -13,6 +14,7 @@ A profile (YAML, `policies/masking/*.yaml`):
       zip: {prefix: [4, 3, 2]}
       birth_date: {date: [month, year]}
       region: {tree: {Europe: [France, Germany], Asia: [Japan]}}
+      income: {auto: true}       # as for one left out: derived from its values (bands, prefixes, dates)
     max_suppression: 0.05
     t_closeness: 0.2             # optional: each class's sensitive values within EMD t of the table's
 
@@ -68,7 +70,7 @@ __all__ = [
     "require_unique_columns",
 ]
 
-_TOP_KEYS = ("name", "description", "domain", "default_region", "sample", "min_share", "max_suppression",
+_TOP_KEYS = ("name", "description", "domain", "default_region", "regions", "sample", "min_share", "max_suppression",
              "rules", "quasi_identifiers", "t_closeness")
 _RULE_KEYS = ("column", "pii_type", "action")
 _DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -106,6 +108,8 @@ class MaskingProfile:
     rules: tuple[Rule, ...]
     quasi_identifiers: Mapping[str, Hierarchy] = field(default_factory=dict)
     domain: str | None = None
+    # How numbers written without a country code are read: one ISO 3166 code, or several
+    # joined by commas (`default_region` and `regions`), tried in order.
     default_region: str = "US"
     sample: int = DEFAULT_SAMPLE
     min_share: float = DEFAULT_MIN_SHARE
@@ -152,9 +156,7 @@ def parse_profile(source: str | Mapping[str, Any], *, name: str = "") -> Masking
     domain = data.get("domain")
     if domain is not None and (not isinstance(domain, str) or not _DOMAIN.fullmatch(domain)):
         raise InvalidArgument("domain", "expected a name of letters, digits, '.', '_' or '-' (at most 64)")
-    region = data.get("default_region", "US")
-    if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise InvalidArgument("default_region", f"expected an ISO 3166 region code such as US or GB, got {region!r}")
+    region = _regions(data)
     sample = data.get("sample", DEFAULT_SAMPLE)
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise InvalidArgument("sample", "expected a positive integer")
@@ -180,8 +182,24 @@ def parse_profile(source: str | Mapping[str, Any], *, name: str = "") -> Masking
     if t is not None and (not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t <= 1):
         raise InvalidArgument("t_closeness", "expected a distance in (0, 1]")
 
-    return MaskingProfile(rules, qis, domain, region.upper(), sample, float(min_share), float(max_suppression),
+    return MaskingProfile(rules, qis, domain, region, sample, float(min_share), float(max_suppression),
                           str(data.get("name") or name), None if t is None else float(t))
+
+
+def _regions(data: Mapping[str, Any]) -> str:
+    """`default_region` and `regions` as the one region argument the detectors take: ISO
+    3166 codes joined by commas, the default first (validators.regions_of)."""
+    first = data.get("default_region")
+    if first is not None and (not isinstance(first, str) or first.upper() not in phonenumbers.SUPPORTED_REGIONS):
+        raise InvalidArgument("default_region", f"expected an ISO 3166 region code such as US or GB, got {first!r}")
+    listed = data.get("regions", [])
+    if not isinstance(listed, list):
+        raise InvalidArgument("regions", "expected a list of ISO 3166 region codes such as [JP, IT]")
+    for i, code in enumerate(listed):
+        if not isinstance(code, str) or code.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidArgument(f"regions[{i}]", f"expected an ISO 3166 region code such as JP or IT, got {code!r}")
+    codes = [c.upper() for c in ([first] if first else []) + listed]
+    return ",".join(dict.fromkeys(codes)) or "US"
 
 
 def _parse_rule(i: int, raw: Any) -> Rule:

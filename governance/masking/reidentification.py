@@ -29,7 +29,8 @@ import pyarrow as pa
 from privet.governance.errors import InvalidArgument
 from privet.governance.masking._columns import as_numpy
 
-__all__ = ["DEFAULT_THRESHOLD", "AttackerRisk", "ReidentificationRisk", "reidentification_risk", "risk_of_classes"]
+__all__ = ["DEFAULT_THRESHOLD", "POPULATION_MODEL", "SAMPLE_MODEL", "AttackerRisk", "ReidentificationRisk", "reidentification_risk",
+           "risk_of_classes"]
 
 DEFAULT_THRESHOLD = 0.2  # a record 1 in 5 or more likely to be re-identified is at risk
 SAMPLE_MODEL = "sample: no population table given, so equal to the prosecutor risk"

@@ -218,8 +218,27 @@ def _strip_trunk_prefix(nsn: pa.Array, region: _Region, length_test: bool = True
 
 
 def phone_scores(texts: list[str] | pa.Array, region: str) -> _Scores:
-    """`validators.validate_phone(t, region)` for every t, or NaN where undecided."""
+    """`validators.validate_phone(t, region)` for every t, or NaN where undecided: with
+    several regions, and for a formatted domestic number its home region scores below
+    `ELSEWHERE` (the other regions' plans are Python's to try)."""
     arr = pa.array(texts, type=pa.string()) if not isinstance(texts, pa.Array) else texts
+    regions = v.regions_of(region)
+    if len(regions) > 1:
+        return np.full(len(arr), UNDECIDED)
+    out = _home_phone_scores(arr, regions[0])
+    decided = ~np.isnan(out) & (out >= 0)
+    low = decided & (out < v.ELSEWHERE)
+    body = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, _EXTENSION, ""))
+    if low.any():
+        formatted = pc.match_substring_regex(body, r"\(|[ .\-/].*[ .\-/]|^0.*[ .\-/]").to_numpy(zero_copy_only=False)
+        international = pc.match_substring_regex(body, r"^\s*(?:\+|0\s*0)").to_numpy(zero_copy_only=False)
+        out[low & formatted & ~international] = UNDECIDED
+    version = pc.match_substring_regex(body, r"^[0-9]+(?:\.[0-9]+){2,}$").to_numpy(zero_copy_only=False)
+    out[version] = UNDECIDED
+    return out
+
+
+def _home_phone_scores(arr: pa.Array, region: str) -> _Scores:
     n = len(arr)
     out = np.full(n, UNDECIDED)
     home = _region(region.upper())

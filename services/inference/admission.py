@@ -72,13 +72,15 @@ class Admission:
             model = self._models.get(model_name, model_version or "released")
         except PrivetError as exc:
             self._audit.count(principal, model_name[:MAX_PURPOSE], 0, "", purpose, "deny", (f"not-served:{type(exc).__name__}",))
-            raise exc.mark_audited()
+            exc.mark_audited()
+            raise
         count = functools.partial(self._audit.count, principal, model.name, model.version, model.digest, purpose)
         try:
             self._quotas.take(principal, model.name)
         except ResourceExhausted as exc:
             count("deny", ("quota-exceeded",))
-            raise exc.mark_audited()
+            exc.mark_audited()
+            raise
         decision = self.decide(who, model.name, model.version, model.epsilon, model.owner, purpose)
         if not decision.allowed:
             count("deny", decision.policy_ids)

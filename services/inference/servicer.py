@@ -178,7 +178,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             table = request_table(request, admitted.model.inputs)
         except InvalidArgument as exc:
             admitted.count("invalid")
-            raise exc.mark_audited()
+            exc.mark_audited()
+            raise
         admitted.count("allow")
         remaining = context.time_remaining()
         probabilities = self._batcher(admitted.model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)

@@ -20,7 +20,7 @@ from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
 from tests.helpers import bad_request_fields, channel, eventually
 from tests.integration.test_inference import _request, release_toy
-from tests.integration.test_ingestion import _csv_bytes, _header, _requests, ingestion  # noqa: F401 (fixture)
+from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
 
 @pytest.mark.parametrize("name", ["alice\n", "alice\r\n", "Alice", ""])
@@ -79,14 +79,14 @@ def test_a_damaged_dataset_blob_is_data_loss_not_internal(servers, sqlite_runtim
         _refused(lambda: list(stub.ReadDataset(ingestion_pb2.ReadDatasetRequest(name="damaged"))), grpc.StatusCode.DATA_LOSS)
 
 
-def test_a_refusal_naming_many_columns_arrives_whole_and_is_audited(ingestion, sqlite_runtime) -> None:
+def test_a_refusal_naming_many_columns_arrives_whole_and_is_audited(servers, sqlite_runtime) -> None:
     # 143 columns named in Japanese: the refusal lists them. Bounded in characters it came to
     # ~17 KiB of trailers (percent-encoded, then base64 in the details) and the caller read
     # RESOURCE_EXHAUSTED "metadata size exceeds soft limit" instead of the refusal.
     names = [f"顧客データの列名前番号{i}" for i in range(143)]
     data = (",".join(names) + "\n" + ",".join(str(i) for i in range(143)) + "\n").encode()
-    with pytest.raises(grpc.RpcError) as err:
-        ingestion.CreateDataset(_requests(_header("wide", quasi_identifiers=["年齢"]), data))
+    with channel(sqlite_runtime.home, "alice", servers["ingestion"]) as ch, pytest.raises(grpc.RpcError) as err:
+        ingestion_pb2_grpc.IngestionServiceStub(ch).CreateDataset(_requests(_header("wide", quasi_identifiers=["年齢"]), data))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     assert "header.quasi_identifiers[0]" in bad_request_fields(err.value)
     assert "顧客データの列名前番号0" in err.value.details()

@@ -60,7 +60,8 @@ def test_metadata_without_a_generalisation_still_loads_and_takes_values_as_they_
     assert pre.unknown_categories(pa.table({"age": ["40"]})) == {"age": (1, "40")}
 
 
-@pytest.mark.parametrize("label", ["bins:x", "bins:-5", "prefix:two", "decade", "prefix:"])
+# A tree level names no tree: the tree lives in the profile, not the report.
+@pytest.mark.parametrize("label", ["bins:x", "bins:-5", "prefix:two", "tree:1", "prefix:"])
 def test_a_generalisation_it_cannot_apply_is_refused(label: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         TabularPreprocessor.build(TRAIN, ["age"], bounds={}, domains={"age": AGES}, sources={}).generalised({"age": label})
@@ -71,7 +72,8 @@ def test_a_generalisation_it_cannot_apply_is_refused(label: str) -> None:
     assert caught.value.field == "preprocessing"
 
 
-@pytest.mark.parametrize(("label", "raw", "expected"), [("month", "2021-03-17", "2021-03"), ("year", "2021-03-17", "2021"), ("*", "anything", "*")])
+@pytest.mark.parametrize(("label", "raw", "expected"), [("month", "2021-03-17", "2021-03"), ("year", "2021-03-17", "2021"),
+                                                        ("decade", "1987-03-17", "1980s"), ("*", "anything", "*")])
 def test_dates_and_suppression_generalise_as_ingestion_did(label: str, raw: str, expected: str) -> None:
     pre = TabularPreprocessor.build(pa.table({"d": [expected]}), ["d"], bounds={}, domains={"d": [expected]}, sources={}).generalised({"d": label})
     assert pre.transform(pa.table({"d": [raw]})).tolist() == [[1.0]]

@@ -83,8 +83,9 @@ def test_phone_scores_match_validate_phone(phone_texts: list[str], region: str) 
     decided, wrong = _agree(phone_texts, got, [v.validate_phone(t, region) for t in phone_texts])
     assert not wrong, wrong[:5]
     # Regions whose trunk prefix has a transform rule (BR, JP) decide only international
-    # and rejected inputs; the rest decide nearly everything.
-    assert decided >= len(phone_texts) * (0.3 if region in ("BR", "JP") else 0.9)
+    # and rejected inputs; the rest decide what their own plan holds, and leave a formatted
+    # number it does not to the validator, which tries the other regions' plans.
+    assert decided >= len(phone_texts) * (0.3 if region in ("BR", "JP") else 0.5)
 
 
 def test_phone_scores_accept_an_arrow_array_and_an_unknown_region() -> None:
