@@ -30,6 +30,11 @@ class MaskingSummary:
     generalisation: dict[str, str] = field(default_factory=dict)
     information_loss: float = 0.0
     k: int = 0
+    column_loss: dict[str, float] = field(default_factory=dict)
+    # ReidentificationRisk.to_dict() of the rows before and after k-anonymity (empty: none).
+    risk_before: dict[str, Any] = field(default_factory=dict)
+    risk_after: dict[str, Any] = field(default_factory=dict)
+    recoded_rows: int = 0
 
     @classmethod
     def of(cls, report: dict[str, Any]) -> MaskingSummary:
@@ -37,7 +42,9 @@ class MaskingSummary:
         kan = report.get("k_anonymity") or {}
         return cls(rows_in=report["rows_in"], rows_out=report["rows_out"], suppressed_rows=kan.get("suppressed_rows", 0),
                    generalisation={k: str(v) for k, v in (kan.get("levels") or {}).items()}, information_loss=kan.get("information_loss", 0.0),
-                   k=kan.get("k", 0))
+                   k=kan.get("k", 0), column_loss={k: float(v) for k, v in (kan.get("column_ncp") or {}).items()},
+                   risk_before=kan.get("risk_before") or {}, risk_after=kan.get("risk_after") or {},
+                   recoded_rows=int(kan.get("recoded_rows", 0)))
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,19 @@ CONTEXT_WINDOW = (40, 20)  # characters before and after a match searched for ke
 CLAIMED = 0.8
 
 
+_UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
 def _keyword_regex(rec: Recognizer) -> re.Pattern[str] | None:
+    # A keyword is a whole word ("cf" is not inside "cfg"); in scripts written without
+    # spaces (マイナンバー, 身份证) the characters around it are words too, so those stand alone.
     if not rec.keywords:
         return None
-    words = "|".join(re.escape(k.strip()) for k in rec.keywords)
-    return re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+    unspaced = [re.escape(k.strip()) for k in rec.keywords if _UNSPACED_SCRIPT.search(k)]
+    spaced = [re.escape(k.strip()) for k in rec.keywords if not _UNSPACED_SCRIPT.search(k)]
+    parts = [rf"(?<!\w)(?:{'|'.join(spaced)})(?!\w)"] if spaced else []
+    parts += [f"(?:{'|'.join(unspaced)})"] if unspaced else []
+    return re.compile("|".join(parts), re.IGNORECASE)
 
 
 # Per recognizer (by identity), the regex of the words that lend a match context.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pyarrow as pa
@@ -80,7 +81,20 @@ def budget_message(runtime: Runtime, dataset_id: str) -> types_pb2.PrivacyBudget
 
 def _report_message(m: MaskingSummary) -> ingestion_pb2.MaskingReport:
     return ingestion_pb2.MaskingReport(rows_in=m.rows_in, rows_out=m.rows_out, suppressed_rows=m.suppressed_rows, generalisation=m.generalisation,
-                                       information_loss=m.information_loss, k=m.k)
+                                       information_loss=m.information_loss, k=m.k, column_loss=m.column_loss,
+                                       risk_before=_risk_message(m.risk_before), risk_after=_risk_message(m.risk_after),
+                                       recoded_rows=m.recoded_rows)
+
+
+def _risk_message(risk: dict[str, Any]) -> ingestion_pb2.ReidentificationRisk | None:
+    if not risk:
+        return None
+    prosecutor, journalist = risk["prosecutor"], risk["journalist"]
+    return ingestion_pb2.ReidentificationRisk(
+        prosecutor_highest=prosecutor["highest"], prosecutor_average=prosecutor["average"],
+        records_at_risk=prosecutor["records_at_risk"], threshold=risk["threshold"],
+        journalist_highest=journalist["highest"], journalist_average=journalist["average"],
+        journalist_model=risk["journalist_model"], marketer=risk["marketer"])
 
 
 def dataset_message(d: DatasetRecord, ledger: types_pb2.PrivacyBudget | None = None) -> ingestion_pb2.Dataset:

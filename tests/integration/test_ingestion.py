@@ -69,6 +69,12 @@ def test_ingest_masks_every_pii_value_and_is_k_anonymous(ingestion, sqlite_runti
     assert min(groups["churned_count"].to_pylist()) >= 5
     events = {c.name: c.action for c in d.columns}
     assert events["email"] == "hash" and events["notes"] == "scan"
+    # The report says what k-anonymity cost and what it bought: loss per column, and the
+    # re-identification risk before and after (prosecutor at most 1/k after).
+    assert set(d.report.column_loss) == set(QIS) and all(0 <= v <= 1 for v in d.report.column_loss.values())
+    assert d.report.risk_after.prosecutor_highest <= 1 / 5 + 1e-9
+    assert d.report.risk_before.prosecutor_highest >= d.report.risk_after.prosecutor_highest
+    assert 0 < d.report.risk_after.marketer <= d.report.risk_before.marketer
 
 
 def test_read_dataset_streams_arrow_ipc(ingestion) -> None:

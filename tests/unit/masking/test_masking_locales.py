@@ -251,3 +251,13 @@ def test_re2_and_python_find_the_same_spans(rec):
         first = re2.as_py()["m"] if re2.is_valid else None
         assert first == (python[0] if python else None), (text, first, python)
         assert pc.count_substring_regex(pa.array([text]), rec.pattern)[0].as_py() == len(python)
+
+
+def test_keywords_in_scripts_without_spaces_lend_context() -> None:
+    # マイナンバー runs straight into the number: no word boundary to find, yet context.
+    from stdnum.jp import in_
+
+    from privet.governance.masking.free_text import scan as scan_column
+    number = "12345678901" + in_.calc_check_digit("12345678901")
+    assert scan_column(pa.array([f"私のマイナンバー{number}です"])).to_pylist() == ["私のマイナンバー<JP_MY_NUMBER>です"]
+    assert scan_column(pa.array([f"番号は{number}"])).to_pylist() == [f"番号は{number}"]  # no keyword: a bare number

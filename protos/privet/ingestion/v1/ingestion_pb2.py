@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from privet.common.v1 import types_pb2 as privet_dot_common_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#privet/ingestion/v1/ingestion.proto\x12\x13privet.ingestion.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprivet/common/v1/types.proto\"X\n\nCsvOptions\x12\x11\n\tdelimiter\x18\x01 \x01(\t\x12\x12\n\nquote_char\x18\x02 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x03 \x01(\t\x12\x11\n\tno_header\x18\x04 \x01(\x08\"\xe7\x02\n\rDatasetHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.privet.ingestion.v1.DataFormat\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\x19\n\x11quasi_identifiers\x18\x04 \x03(\t\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x18\n\x10sensitive_column\x18\x06 \x01(\t\x12\x13\n\x0bl_diversity\x18\x07 \x01(\x05\x12\x16\n\x0e\x65psilon_budget\x18\x08 \x01(\x01\x12\x14\n\x0c\x64\x65lta_budget\x18\t \x01(\x01\x12,\n\x03\x63sv\x18\n \x01(\x0b\x32\x1f.privet.ingestion.v1.CsvOptions\x12\x17\n\x0fmax_suppression\x18\x0b \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x0c \x01(\t\x12\x15\n\rexpected_size\x18\r \x01(\x03\x12\x10\n\x08personal\x18\x0e \x01(\x08\"e\n\x14\x43reateDatasetRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".privet.ingestion.v1.DatasetHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"P\n\nColumnInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x65tected_types\x18\x04 \x03(\t\"\x8d\x02\n\rMaskingReport\x12\x0f\n\x07rows_in\x18\x01 \x01(\x03\x12\x10\n\x08rows_out\x18\x02 \x01(\x03\x12\x17\n\x0fsuppressed_rows\x18\x03 \x01(\x03\x12N\n\x0egeneralisation\x18\x04 \x03(\x0b\x32\x36.privet.ingestion.v1.MaskingReport.GeneralisationEntry\x12\x18\n\x10information_loss\x18\x05 \x01(\x01\x12\x14\n\x0c\x63\x65lls_masked\x18\x06 \x01(\x03\x12\t\n\x01k\x18\x07 \x01(\x05\x1a\x35\n\x13GeneralisationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x04\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x12\n\nraw_digest\x18\x04 \x01(\t\x12\x0c\n\x04rows\x18\x05 \x01(\x03\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12\x30\n\x07\x63olumns\x18\x07 \x03(\x0b\x32\x1f.privet.ingestion.v1.ColumnInfo\x12\x0f\n\x07profile\x18\x08 \x01(\t\x12\x16\n\x0eprofile_digest\x18\t \x01(\t\x12\x0e\n\x06\x64omain\x18\n \x01(\t\x12\x13\n\x0bkey_version\x18\x0b \x01(\x05\x12\x32\n\x06report\x18\x0c \x01(\x0b\x32\".privet.ingestion.v1.MaskingReport\x12/\n\x06\x62udget\x18\r \x01(\x0b\x32\x1f.privet.common.v1.PrivacyBudget\x12\x12\n\ncreated_by\x18\x0e \x01(\t\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11quasi_identifiers\x18\x10 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x11 \x01(\t\x12-\n\x06ledger\x18\x12 \x03(\x0b\x32\x1d.privet.common.v1.LedgerEntry\x12\x10\n\x08personal\x18\x13 \x01(\x08\x12\x16\n\x0epersonal_basis\x18\x14 \x03(\t\x12\x0c\n\x04team\x18\x15 \x01(\t\"g\n\rColumnPreview\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x16\n\x0e\x64\x65tected_types\x18\x03 \x03(\t\x12\x10\n\x08original\x18\x04 \x03(\t\x12\x0e\n\x06masked\x18\x05 \x03(\t\"\x81\x01\n\x16PreviewMaskingResponse\x12\x33\n\x07\x63olumns\x18\x01 \x03(\x0b\x32\".privet.ingestion.v1.ColumnPreview\x12\x32\n\x06report\x18\x02 \x01(\x0b\x32\".privet.ingestion.v1.MaskingReport\"5\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\"B\n\x13ListDatasetsRequest\x12+\n\x04page\x18\x01 \x01(\x0b\x32\x1d.privet.common.v1.PageRequest\"_\n\x14ListDatasetsResponse\x12.\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1c.privet.ingestion.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x12ReadDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t\x12\x12\n\ndataset_id\x18\x03 \x01(\t\"(\n\x13ReadDatasetResponse\x12\x11\n\tarrow_ipc\x18\x01 \x01(\x0c\"4\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"F\n\x15\x44\x65leteDatasetResponse\x12-\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1c.privet.ingestion.v1.Dataset\"L\n\x1a\x44\x65\x63larePersonalDataRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08personal\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t*n\n\nDataFormat\x12\x1b\n\x17\x44\x41TA_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x41TA_FORMAT_CSV\x10\x01\x12\x15\n\x11\x44\x41TA_FORMAT_JSONL\x10\x02\x12\x17\n\x13\x44\x41TA_FORMAT_PARQUET\x10\x03\x32\xc5\x05\n\x10IngestionService\x12Z\n\rCreateDataset\x12).privet.ingestion.v1.CreateDatasetRequest\x1a\x1c.privet.ingestion.v1.Dataset(\x01\x12j\n\x0ePreviewMasking\x12).privet.ingestion.v1.CreateDatasetRequest\x1a+.privet.ingestion.v1.PreviewMaskingResponse(\x01\x12R\n\nGetDataset\x12&.privet.ingestion.v1.GetDatasetRequest\x1a\x1c.privet.ingestion.v1.Dataset\x12\x63\n\x0cListDatasets\x12(.privet.ingestion.v1.ListDatasetsRequest\x1a).privet.ingestion.v1.ListDatasetsResponse\x12\x62\n\x0bReadDataset\x12\'.privet.ingestion.v1.ReadDatasetRequest\x1a(.privet.ingestion.v1.ReadDatasetResponse0\x01\x12\x66\n\rDeleteDataset\x12).privet.ingestion.v1.DeleteDatasetRequest\x1a*.privet.ingestion.v1.DeleteDatasetResponse\x12\x64\n\x13\x44\x65\x63larePersonalData\x12/.privet.ingestion.v1.DeclarePersonalDataRequest\x1a\x1c.privet.ingestion.v1.Datasetb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#privet/ingestion/v1/ingestion.proto\x12\x13privet.ingestion.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprivet/common/v1/types.proto\"X\n\nCsvOptions\x12\x11\n\tdelimiter\x18\x01 \x01(\t\x12\x12\n\nquote_char\x18\x02 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x03 \x01(\t\x12\x11\n\tno_header\x18\x04 \x01(\x08\"\xe7\x02\n\rDatasetHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.privet.ingestion.v1.DataFormat\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\x19\n\x11quasi_identifiers\x18\x04 \x03(\t\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x18\n\x10sensitive_column\x18\x06 \x01(\t\x12\x13\n\x0bl_diversity\x18\x07 \x01(\x05\x12\x16\n\x0e\x65psilon_budget\x18\x08 \x01(\x01\x12\x14\n\x0c\x64\x65lta_budget\x18\t \x01(\x01\x12,\n\x03\x63sv\x18\n \x01(\x0b\x32\x1f.privet.ingestion.v1.CsvOptions\x12\x17\n\x0fmax_suppression\x18\x0b \x01(\x01\x12\x13\n\x0b\x64\x65scription\x18\x0c \x01(\t\x12\x15\n\rexpected_size\x18\r \x01(\x03\x12\x10\n\x08personal\x18\x0e \x01(\x08\"e\n\x14\x43reateDatasetRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".privet.ingestion.v1.DatasetHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"P\n\nColumnInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x65tected_types\x18\x04 \x03(\t\"\x9e\x04\n\rMaskingReport\x12\x0f\n\x07rows_in\x18\x01 \x01(\x03\x12\x10\n\x08rows_out\x18\x02 \x01(\x03\x12\x17\n\x0fsuppressed_rows\x18\x03 \x01(\x03\x12N\n\x0egeneralisation\x18\x04 \x03(\x0b\x32\x36.privet.ingestion.v1.MaskingReport.GeneralisationEntry\x12\x18\n\x10information_loss\x18\x05 \x01(\x01\x12\x14\n\x0c\x63\x65lls_masked\x18\x06 \x01(\x03\x12\t\n\x01k\x18\x07 \x01(\x05\x12G\n\x0b\x63olumn_loss\x18\x08 \x03(\x0b\x32\x32.privet.ingestion.v1.MaskingReport.ColumnLossEntry\x12>\n\x0brisk_before\x18\t \x01(\x0b\x32).privet.ingestion.v1.ReidentificationRisk\x12=\n\nrisk_after\x18\n \x01(\x0b\x32).privet.ingestion.v1.ReidentificationRisk\x12\x14\n\x0crecoded_rows\x18\x0b \x01(\x03\x1a\x35\n\x13GeneralisationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0f\x43olumnLossEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xde\x01\n\x14ReidentificationRisk\x12\x1a\n\x12prosecutor_highest\x18\x01 \x01(\x01\x12\x1a\n\x12prosecutor_average\x18\x02 \x01(\x01\x12\x17\n\x0frecords_at_risk\x18\x03 \x01(\x01\x12\x11\n\tthreshold\x18\x04 \x01(\x01\x12\x1a\n\x12journalist_highest\x18\x05 \x01(\x01\x12\x1a\n\x12journalist_average\x18\x06 \x01(\x01\x12\x18\n\x10journalist_model\x18\x07 \x01(\t\x12\x10\n\x08marketer\x18\x08 \x01(\x01\"\xa9\x04\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x12\n\nraw_digest\x18\x04 \x01(\t\x12\x0c\n\x04rows\x18\x05 \x01(\x03\x12\x12\n\nsize_bytes\x18\x06 \x01(\x03\x12\x30\n\x07\x63olumns\x18\x07 \x03(\x0b\x32\x1f.privet.ingestion.v1.ColumnInfo\x12\x0f\n\x07profile\x18\x08 \x01(\t\x12\x16\n\x0eprofile_digest\x18\t \x01(\t\x12\x0e\n\x06\x64omain\x18\n \x01(\t\x12\x13\n\x0bkey_version\x18\x0b \x01(\x05\x12\x32\n\x06report\x18\x0c \x01(\x0b\x32\".privet.ingestion.v1.MaskingReport\x12/\n\x06\x62udget\x18\r \x01(\x0b\x32\x1f.privet.common.v1.PrivacyBudget\x12\x12\n\ncreated_by\x18\x0e \x01(\t\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11quasi_identifiers\x18\x10 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x11 \x01(\t\x12-\n\x06ledger\x18\x12 \x03(\x0b\x32\x1d.privet.common.v1.LedgerEntry\x12\x10\n\x08personal\x18\x13 \x01(\x08\x12\x16\n\x0epersonal_basis\x18\x14 \x03(\t\x12\x0c\n\x04team\x18\x15 \x01(\t\"g\n\rColumnPreview\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x16\n\x0e\x64\x65tected_types\x18\x03 \x03(\t\x12\x10\n\x08original\x18\x04 \x03(\t\x12\x0e\n\x06masked\x18\x05 \x03(\t\"\x81\x01\n\x16PreviewMaskingResponse\x12\x33\n\x07\x63olumns\x18\x01 \x03(\x0b\x32\".privet.ingestion.v1.ColumnPreview\x12\x32\n\x06report\x18\x02 \x01(\x0b\x32\".privet.ingestion.v1.MaskingReport\"5\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\"B\n\x13ListDatasetsRequest\x12+\n\x04page\x18\x01 \x01(\x0b\x32\x1d.privet.common.v1.PageRequest\"_\n\x14ListDatasetsResponse\x12.\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1c.privet.ingestion.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x12ReadDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t\x12\x12\n\ndataset_id\x18\x03 \x01(\t\"(\n\x13ReadDatasetResponse\x12\x11\n\tarrow_ipc\x18\x01 \x01(\x0c\"4\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"F\n\x15\x44\x65leteDatasetResponse\x12-\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1c.privet.ingestion.v1.Dataset\"L\n\x1a\x44\x65\x63larePersonalDataRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08personal\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t*n\n\nDataFormat\x12\x1b\n\x17\x44\x41TA_FORMAT_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x41TA_FORMAT_CSV\x10\x01\x12\x15\n\x11\x44\x41TA_FORMAT_JSONL\x10\x02\x12\x17\n\x13\x44\x41TA_FORMAT_PARQUET\x10\x03\x32\xc5\x05\n\x10IngestionService\x12Z\n\rCreateDataset\x12).privet.ingestion.v1.CreateDatasetRequest\x1a\x1c.privet.ingestion.v1.Dataset(\x01\x12j\n\x0ePreviewMasking\x12).privet.ingestion.v1.CreateDatasetRequest\x1a+.privet.ingestion.v1.PreviewMaskingResponse(\x01\x12R\n\nGetDataset\x12&.privet.ingestion.v1.GetDatasetRequest\x1a\x1c.privet.ingestion.v1.Dataset\x12\x63\n\x0cListDatasets\x12(.privet.ingestion.v1.ListDatasetsRequest\x1a).privet.ingestion.v1.ListDatasetsResponse\x12\x62\n\x0bReadDataset\x12\'.privet.ingestion.v1.ReadDatasetRequest\x1a(.privet.ingestion.v1.ReadDatasetResponse0\x01\x12\x66\n\rDeleteDataset\x12).privet.ingestion.v1.DeleteDatasetRequest\x1a*.privet.ingestion.v1.DeleteDatasetResponse\x12\x64\n\x13\x44\x65\x63larePersonalData\x12/.privet.ingestion.v1.DeclarePersonalDataRequest\x1a\x1c.privet.ingestion.v1.Datasetb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MASKINGREPORT_GENERALISATIONENTRY']._loaded_options = None
   _globals['_MASKINGREPORT_GENERALISATIONENTRY']._serialized_options = b'8\001'
-  _globals['_DATAFORMAT']._serialized_start=2364
-  _globals['_DATAFORMAT']._serialized_end=2474
+  _globals['_MASKINGREPORT_COLUMNLOSSENTRY']._loaded_options = None
+  _globals['_MASKINGREPORT_COLUMNLOSSENTRY']._serialized_options = b'8\001'
+  _globals['_DATAFORMAT']._serialized_start=2862
+  _globals['_DATAFORMAT']._serialized_end=2972
   _globals['_CSVOPTIONS']._serialized_start=123
   _globals['_CSVOPTIONS']._serialized_end=211
   _globals['_DATASETHEADER']._serialized_start=214
@@ -46,31 +48,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COLUMNINFO']._serialized_start=678
   _globals['_COLUMNINFO']._serialized_end=758
   _globals['_MASKINGREPORT']._serialized_start=761
-  _globals['_MASKINGREPORT']._serialized_end=1030
-  _globals['_MASKINGREPORT_GENERALISATIONENTRY']._serialized_start=977
-  _globals['_MASKINGREPORT_GENERALISATIONENTRY']._serialized_end=1030
-  _globals['_DATASET']._serialized_start=1033
-  _globals['_DATASET']._serialized_end=1586
-  _globals['_COLUMNPREVIEW']._serialized_start=1588
-  _globals['_COLUMNPREVIEW']._serialized_end=1691
-  _globals['_PREVIEWMASKINGRESPONSE']._serialized_start=1694
-  _globals['_PREVIEWMASKINGRESPONSE']._serialized_end=1823
-  _globals['_GETDATASETREQUEST']._serialized_start=1825
-  _globals['_GETDATASETREQUEST']._serialized_end=1878
-  _globals['_LISTDATASETSREQUEST']._serialized_start=1880
-  _globals['_LISTDATASETSREQUEST']._serialized_end=1946
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=1948
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=2043
-  _globals['_READDATASETREQUEST']._serialized_start=2045
-  _globals['_READDATASETREQUEST']._serialized_end=2116
-  _globals['_READDATASETRESPONSE']._serialized_start=2118
-  _globals['_READDATASETRESPONSE']._serialized_end=2158
-  _globals['_DELETEDATASETREQUEST']._serialized_start=2160
-  _globals['_DELETEDATASETREQUEST']._serialized_end=2212
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=2214
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=2284
-  _globals['_DECLAREPERSONALDATAREQUEST']._serialized_start=2286
-  _globals['_DECLAREPERSONALDATAREQUEST']._serialized_end=2362
-  _globals['_INGESTIONSERVICE']._serialized_start=2477
-  _globals['_INGESTIONSERVICE']._serialized_end=3186
+  _globals['_MASKINGREPORT']._serialized_end=1303
+  _globals['_MASKINGREPORT_GENERALISATIONENTRY']._serialized_start=1199
+  _globals['_MASKINGREPORT_GENERALISATIONENTRY']._serialized_end=1252
+  _globals['_MASKINGREPORT_COLUMNLOSSENTRY']._serialized_start=1254
+  _globals['_MASKINGREPORT_COLUMNLOSSENTRY']._serialized_end=1303
+  _globals['_REIDENTIFICATIONRISK']._serialized_start=1306
+  _globals['_REIDENTIFICATIONRISK']._serialized_end=1528
+  _globals['_DATASET']._serialized_start=1531
+  _globals['_DATASET']._serialized_end=2084
+  _globals['_COLUMNPREVIEW']._serialized_start=2086
+  _globals['_COLUMNPREVIEW']._serialized_end=2189
+  _globals['_PREVIEWMASKINGRESPONSE']._serialized_start=2192
+  _globals['_PREVIEWMASKINGRESPONSE']._serialized_end=2321
+  _globals['_GETDATASETREQUEST']._serialized_start=2323
+  _globals['_GETDATASETREQUEST']._serialized_end=2376
+  _globals['_LISTDATASETSREQUEST']._serialized_start=2378
+  _globals['_LISTDATASETSREQUEST']._serialized_end=2444
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=2446
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=2541
+  _globals['_READDATASETREQUEST']._serialized_start=2543
+  _globals['_READDATASETREQUEST']._serialized_end=2614
+  _globals['_READDATASETRESPONSE']._serialized_start=2616
+  _globals['_READDATASETRESPONSE']._serialized_end=2656
+  _globals['_DELETEDATASETREQUEST']._serialized_start=2658
+  _globals['_DELETEDATASETREQUEST']._serialized_end=2710
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=2712
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=2782
+  _globals['_DECLAREPERSONALDATAREQUEST']._serialized_start=2784
+  _globals['_DECLAREPERSONALDATAREQUEST']._serialized_end=2860
+  _globals['_INGESTIONSERVICE']._serialized_start=2975
+  _globals['_INGESTIONSERVICE']._serialized_end=3684
 # @@protoc_insertion_point(module_scope)

@@ -87,7 +87,7 @@ class ColumnInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., action: _Optional[str] = ..., detected_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MaskingReport(_message.Message):
-    __slots__ = ("rows_in", "rows_out", "suppressed_rows", "generalisation", "information_loss", "cells_masked", "k")
+    __slots__ = ("rows_in", "rows_out", "suppressed_rows", "generalisation", "information_loss", "cells_masked", "k", "column_loss", "risk_before", "risk_after", "recoded_rows")
     class GeneralisationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,13 @@ class MaskingReport(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ColumnLossEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     ROWS_IN_FIELD_NUMBER: _ClassVar[int]
     ROWS_OUT_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_ROWS_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +109,10 @@ class MaskingReport(_message.Message):
     INFORMATION_LOSS_FIELD_NUMBER: _ClassVar[int]
     CELLS_MASKED_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_LOSS_FIELD_NUMBER: _ClassVar[int]
+    RISK_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    RISK_AFTER_FIELD_NUMBER: _ClassVar[int]
+    RECODED_ROWS_FIELD_NUMBER: _ClassVar[int]
     rows_in: int
     rows_out: int
     suppressed_rows: int
@@ -109,7 +120,31 @@ class MaskingReport(_message.Message):
     information_loss: float
     cells_masked: int
     k: int
-    def __init__(self, rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., suppressed_rows: _Optional[int] = ..., generalisation: _Optional[_Mapping[str, str]] = ..., information_loss: _Optional[float] = ..., cells_masked: _Optional[int] = ..., k: _Optional[int] = ...) -> None: ...
+    column_loss: _containers.ScalarMap[str, float]
+    risk_before: ReidentificationRisk
+    risk_after: ReidentificationRisk
+    recoded_rows: int
+    def __init__(self, rows_in: _Optional[int] = ..., rows_out: _Optional[int] = ..., suppressed_rows: _Optional[int] = ..., generalisation: _Optional[_Mapping[str, str]] = ..., information_loss: _Optional[float] = ..., cells_masked: _Optional[int] = ..., k: _Optional[int] = ..., column_loss: _Optional[_Mapping[str, float]] = ..., risk_before: _Optional[_Union[ReidentificationRisk, _Mapping]] = ..., risk_after: _Optional[_Union[ReidentificationRisk, _Mapping]] = ..., recoded_rows: _Optional[int] = ...) -> None: ...
+
+class ReidentificationRisk(_message.Message):
+    __slots__ = ("prosecutor_highest", "prosecutor_average", "records_at_risk", "threshold", "journalist_highest", "journalist_average", "journalist_model", "marketer")
+    PROSECUTOR_HIGHEST_FIELD_NUMBER: _ClassVar[int]
+    PROSECUTOR_AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_AT_RISK_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    JOURNALIST_HIGHEST_FIELD_NUMBER: _ClassVar[int]
+    JOURNALIST_AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    JOURNALIST_MODEL_FIELD_NUMBER: _ClassVar[int]
+    MARKETER_FIELD_NUMBER: _ClassVar[int]
+    prosecutor_highest: float
+    prosecutor_average: float
+    records_at_risk: float
+    threshold: float
+    journalist_highest: float
+    journalist_average: float
+    journalist_model: str
+    marketer: float
+    def __init__(self, prosecutor_highest: _Optional[float] = ..., prosecutor_average: _Optional[float] = ..., records_at_risk: _Optional[float] = ..., threshold: _Optional[float] = ..., journalist_highest: _Optional[float] = ..., journalist_average: _Optional[float] = ..., journalist_model: _Optional[str] = ..., marketer: _Optional[float] = ...) -> None: ...
 
 class Dataset(_message.Message):
     __slots__ = ("id", "name", "digest", "raw_digest", "rows", "size_bytes", "columns", "profile", "profile_digest", "domain", "key_version", "report", "budget", "created_by", "created_at", "quasi_identifiers", "description", "ledger", "personal", "personal_basis", "team")
