@@ -37,11 +37,12 @@ SCAN_MIN_SCORE = 0.4
 
 # The cells the names-and-places model reads: those with a capitalised word past the cell's
 # first, or two capitalised words at its start ("Bob Kraft said"), CJK or Hangul script, or
-# a number beside a word (a house number). Lower-case codes, tags, numbers, blanks and
-# sentences whose only capital is their first letter cost no model call. (The model is
-# uncased, but names are written with capitals; see names_and_places._written_as_named.)
-NER_GATE = (r"\S\s+\p{Lu}\p{Ll}|^\s*\p{Lu}\p{Ll}*\s+\p{Lu}|"
-            r"\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Hangul}|[0-9] ?\p{L}{2}|\p{L}{2},? ?[0-9]")
+# a short house number beside a capitalised word ("221B Baker", "Flores, 123"). Lower-case
+# codes, tags, numbers (a phone followed by "about" is no address), blanks and sentences
+# whose only capital is their first letter cost no model call. (The model is uncased, but
+# names are written with capitals; see names_and_places._written_as_named.)
+NER_GATE = (r"\S\s+\p{Lu}\p{Ll}|^\s*\p{Lu}\p{Ll}*\s+\p{Lu}|\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Hangul}|"
+            r"(?:^|[^0-9A-Za-z@.+\-/])[0-9]{1,5}[A-Za-z]?,? \p{Lu}\p{Ll}|\p{Lu}\p{Ll}+\.?,? [0-9]{1,5}(?:[^0-9]|$)")
 
 
 def _ner_types(types: Iterable[PiiType | str] | None) -> tuple[PiiType, ...]:

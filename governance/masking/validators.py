@@ -245,9 +245,17 @@ def validate_phone(text: str, region: str) -> float | None:
             return None  # the shape rules a phone out, whatever the region
         best = score if best is None else max(best, score)
     assert best is not None
-    if best < ELSEWHERE and _formatted_domestic(body) and _valid_elsewhere(body):
+    if best < ELSEWHERE and _foreign_shaped(body, best) and _valid_elsewhere(body):
         return ELSEWHERE
     return best
+
+
+def _foreign_shaped(body: str, home_score: float) -> bool:
+    """Worth trying other regions' plans: a formatted domestic number that begins with a
+    trunk prefix (0…, which no NANP number does) or that no region of the profile could
+    even hold (`home_score` 0.2). A possible-but-invalid number of the home region stays
+    the home region's."""
+    return _formatted_domestic(body) and (_digits(body).startswith("0") or home_score <= 0.2)
 
 
 def _formatted(body: str) -> bool:

@@ -227,7 +227,8 @@ def phone_scores(texts: list[str] | pa.Array, region: str) -> _Scores:
         return np.full(len(arr), UNDECIDED)
     out = _home_phone_scores(arr, regions[0])
     decided = ~np.isnan(out) & (out >= 0)
-    low = decided & (out < v.ELSEWHERE)
+    trunk = pc.match_substring_regex(arr, r"^[\s(]*0").to_numpy(zero_copy_only=False)
+    low = decided & (out < v.ELSEWHERE) & (trunk | (out <= 0.2))
     body = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, _EXTENSION, ""))
     if low.any():
         formatted = pc.match_substring_regex(body, r"\(|[ .\-/].*[ .\-/]|^0.*[ .\-/]").to_numpy(zero_copy_only=False)

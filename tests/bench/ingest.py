@@ -15,6 +15,13 @@ One CSV file is generated into a temporary directory, then, in the same run:
   presidio      Microsoft Presidio's AnalyzerEngine with its predefined English
                 PatternRecognizers only (no spaCy model: a stub NLP engine returns no
                 tokens) on the first `--presidio-rows` cells of the same column
+  accuracy      per-entity precision and recall on `--accuracy-rows` rows of labelled
+                multi-locale text (tests/bench/_labelled_text.py), in the same run, for:
+                Privet's `scan_text` with each row's locale as its region (NER on, timed),
+                the same with default_region="US" for every row (no locale setting), the
+                same per-locale run with the names-and-places model off (`NER_GATE` matching
+                nothing, timed), and Presidio's pattern recognizers as above (timed); all at
+                min score 0.4. Skipped with `--accuracy-rows 0`.
 Ratios: end_to_end / raw_read (target ≥ 1/20), scan / presidio in rows/s (target ≥ 100).
 MB = 10^6 bytes of the CSV file (for scan and presidio: of the column's UTF-8 text);
 cells = rows × columns. Each timing is the median of `--repeat` rounds.
@@ -25,6 +32,14 @@ is drawn from column by column, and the identifiers the pipeline hashes or token
 per distinct value (email, phone, card, IBAN) are made unique per row, so that
 de-duplication does not flatter the result; the notes quote the row's own phone, email
 and IBAN as customer_table's do.
+
+Accuracy: a gold span counts as found when predicted spans of its type (for ADDRESS also
+LOCATION and POSTAL_CODE; for DATE also DATE_OF_BIRTH) cover at least half of it; masked
+when predicted spans of any type do (what would not leak). A predicted span is correct when
+it overlaps a gold span of a type it counts for. Presidio's entities are mapped to Privet's
+types (`_PRESIDIO_TYPES`; the rest keep their own names and count against its precision),
+and a Presidio result inside another of at least its score is dropped, as its anonymizer
+does. The NER model's memo of recent texts is cleared before each timed run.
 
 presidio-analyzer is a benchmark-only dependency (`pip install presidio-analyzer`, which
 brings spaCy but no model); without it the Presidio row is skipped and the output says so.
@@ -54,7 +69,10 @@ import pyarrow.csv as pacsv
 from privet.governance.datasets.formats import BLOCK_SIZE, CsvDialect, spool
 from privet.governance.datasets.pipeline import AnonymisationSpec, mask_upload
 from privet.governance.datasets.synthetic import customer_table
-from privet.governance.masking import MaskingKeys, load_profile, replace_entities
+from privet.governance.masking import MaskingKeys, free_text, load_profile, replace_entities
+from privet.governance.masking.entities import TEXT_TYPES
+from privet.governance.masking.names_and_places import NER_TYPES, names_and_places
+from tests.bench._labelled_text import REGIONS, Span, labelled_rows, score
 
 _POLICIES = pathlib.Path(__file__).resolve().parents[2] / "policies" / "masking"
 _FAKER_ROWS = 20_000
@@ -63,6 +81,17 @@ _MB = 1e6
 _TARGET_E2E_SHARE = 1 / 20
 _TARGET_PRESIDIO_RATIO = 100
 _QIS = ("age", "zip", "sex")
+_ACCURACY_MIN_SCORE = 0.4
+# Presidio's entity names as Privet's types; the others keep their own names.
+_PRESIDIO_TYPES = {
+    "EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "CREDIT_CARD": "CREDIT_CARD", "IBAN_CODE": "IBAN",
+    "US_SSN": "US_SSN", "UK_NINO": "UK_NINO", "IP_ADDRESS": "IP_ADDRESS", "URL": "URL", "DATE_TIME": "DATE",
+    "MAC_ADDRESS": "MAC_ADDRESS", "ES_NIF": "ES_DNI", "ES_NIE": "ES_NIE", "IT_FISCAL_CODE": "IT_CF",
+    "PL_PESEL": "PL_PESEL", "IN_AADHAAR": "IN_AADHAAR", "PERSON": "PERSON_NAME", "LOCATION": "LOCATION",
+}
+# Where the NER gate is replaced to turn the model off: a class nothing matches (RE2 has no
+# lookahead).
+_NEVER = r"[^\s\S]"
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -187,6 +216,133 @@ def _presidio_engine():
     return engine, names
 
 
+# --- accuracy on labelled multi-locale text --------------------------------------------------
+
+def _privet_spans(texts: list[str], regions: list[str]) -> list[list[Span]]:
+    """`scan_text` over `texts`, each with its region (rows of one region in one call)."""
+    out: list[list[Span]] = [[] for _ in texts]
+    by_region: dict[str, list[int]] = {}
+    for i, region in enumerate(regions):
+        by_region.setdefault(region, []).append(i)
+    for region, idx in by_region.items():
+        found = free_text.scan_text(pa.array([texts[i] for i in idx]), default_region=region,
+                                    min_score=_ACCURACY_MIN_SCORE)
+        for i, cell in zip(idx, found):
+            out[i] = [(f.start, f.end, f.type.value) for f in cell]
+    return out
+
+
+def _presidio_spans(engine: Any, text: str) -> list[Span]:
+    results = engine.analyze(text, language="en", score_threshold=_ACCURACY_MIN_SCORE)
+    kept = [r for r in results
+            if not any(o is not r and o.start <= r.start and r.end <= o.end and (o.end - o.start) > (r.end - r.start)
+                       and o.score >= r.score for o in results)]
+    return sorted({(r.start, r.end, _PRESIDIO_TYPES.get(r.entity_type, r.entity_type)) for r in kept})
+
+
+def _timed_once(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def _fmt(x: float | None) -> str:
+    return "   —" if x is None else f"{x:4.2f}"
+
+
+def accuracy(n: int, seed: int, repeat: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Per-entity precision and recall of Privet (NER on and off, per-locale and US region)
+    and Presidio's pattern recognizers on `n` labelled rows, with each one's rows/s."""
+    t0 = time.perf_counter()
+    rows = labelled_rows(n, seed)
+    texts = [text for _, text, _ in rows]
+    regions = [REGIONS[loc] for loc, _, _ in rows]
+    text_bytes = sum(len(t.encode()) for t in texts)
+    log(f"accuracy: {n} labelled rows in {len(REGIONS)} locales, {sum(len(g) for *_, g in rows)} gold entities, "
+        f"{sum(not g for *_, g in rows)} clean rows ({time.perf_counter() - t0:.1f} s to generate)")
+    model = names_and_places()
+    privet_claims = {t.value for t in TEXT_TYPES} | {t.value for t in NER_TYPES}
+    out: dict[str, Any] = {"rows": n, "seed": seed, "text_bytes": text_bytes, "min_score": _ACCURACY_MIN_SCORE,
+                           "locales": {loc: sum(1 for r in rows if r[0] == loc) for loc in REGIONS}, "systems": {}}
+    systems = out["systems"]
+
+    # Warm-up outside the timings (model load, first ONNX run), then forget what it read.
+    free_text.scan_text(pa.array([texts[0], "Warm up at 12 Baker Street, London"]), default_region="GB")
+    model._memo.clear()
+    seconds, preds = _timed_once(lambda: _privet_spans(texts, regions))
+    systems["privet"] = {"what": "scan_text, region = the row's locale, NER on", "seconds": seconds, "rows_per_s": n / seconds,
+                         "MB_per_s": text_bytes / _MB / seconds, "scores": score(rows, preds, privet_claims)}
+    log(f"privet, locale region, NER on  {n / seconds:9.0f} rows/s")
+
+    model._memo.clear()
+    seconds, preds = _timed_once(lambda: _privet_spans(texts, ["US"] * n))
+    systems["privet_us"] = {"what": "scan_text, default_region=US for every row, NER on", "seconds": seconds,
+                            "rows_per_s": n / seconds, "scores": score(rows, preds, privet_claims)}
+    log(f"privet, region US, NER on      {n / seconds:9.0f} rows/s")
+
+    gate = free_text.NER_GATE
+    free_text.NER_GATE = _NEVER
+    try:
+        med, samples, preds = _timed(lambda: _privet_spans(texts, regions), repeat)
+    finally:
+        free_text.NER_GATE = gate
+    systems["privet_ner_off"] = {"what": "scan_text, region = the row's locale, NER gate matching nothing", "seconds": med,
+                                 "samples": samples, "rows_per_s": n / med, "MB_per_s": text_bytes / _MB / med,
+                                 "scores": score(rows, preds, privet_claims - {"PERSON_NAME", "LOCATION"})}
+    log(f"privet, locale region, NER off {n / med:9.0f} rows/s")
+
+    try:
+        engine, recognizers = _presidio_engine()
+    except ImportError as exc:
+        systems["presidio"] = {"skipped": f"presidio-analyzer is not installed ({exc}); pip install presidio-analyzer"}
+        log("presidio                       skipped: not installed")
+    else:
+        engine.analyze(texts[0], language="en")
+        claims = {_PRESIDIO_TYPES.get(e, e) for r in engine.registry.recognizers for e in r.supported_entities}
+        med, samples, preds = _timed(lambda: [_presidio_spans(engine, t) for t in texts], repeat)
+        systems["presidio"] = {"what": "AnalyzerEngine, predefined English pattern recognizers, no NLP model",
+                               "recognizers": recognizers, "claimed_types": sorted(claims), "seconds": med,
+                               "samples": samples, "rows_per_s": n / med, "scores": score(rows, preds, claims)}
+        log(f"presidio patterns              {n / med:9.0f} rows/s")
+        out["ratios"] = {name: systems[name]["rows_per_s"] / systems["presidio"]["rows_per_s"]
+                         for name in ("privet", "privet_us", "privet_ner_off")}
+        out["ratios"]["target"] = _TARGET_PRESIDIO_RATIO
+
+    names = [name for name in ("privet", "privet_us", "privet_ner_off", "presidio") if "scores" in systems[name]]
+    heads = {"privet": "Privet locale", "privet_us": "Privet US", "privet_ner_off": "Privet NER off", "presidio": "Presidio"}
+    kinds = sorted({k for name in names for k in systems[name]["scores"]["per_type"]},
+                   key=lambda k: (-systems["privet"]["scores"]["per_type"].get(k, {}).get("gold", 0), k))
+    log("")
+    log(f"{'P / R (masked R)':<16} {'gold':>5}  " + "  ".join(f"{heads[name]:>20}" for name in names))
+    for kind in kinds:
+        cells = []
+        for name in names:
+            e = systems[name]["scores"]["per_type"].get(kind, {})
+            cells.append(f"{_fmt(e.get('precision'))} / {_fmt(e.get('recall'))} ({_fmt(e.get('masked_recall'))})")
+        gold = systems["privet"]["scores"]["per_type"].get(kind, {}).get("gold", 0)
+        log(f"{kind:<16} {gold:>5}  " + "  ".join(f"{c:>20}" for c in cells))
+    log(f"{'all':<16} {systems['privet']['scores']['gold']:>5}  " + "  ".join(
+        f"{_fmt(systems[name]['scores']['precision'])} / {_fmt(systems[name]['scores']['recall'])} "
+        f"({_fmt(systems[name]['scores']['masked_recall'])})" for name in names))
+    log(f"{'clean rows hit':<16} {systems['privet']['scores']['clean_rows']:>5}  " + "  ".join(
+        f"{systems[name]['scores']['clean_rows_flagged']:>20}" for name in names))
+    log("")
+    log(f"{'locale: R name / address / all (masked all)':<44}" + "  ".join(f"{heads[name]:>24}" for name in names))
+    for loc in REGIONS:
+        cells = []
+        for name in names:
+            per = systems[name]["scores"]["per_locale"].get(loc, {})
+            t = per.get("types", {})
+            cells.append(f"{_fmt(t.get('PERSON_NAME', {}).get('recall'))} {_fmt(t.get('ADDRESS', {}).get('recall'))} "
+                         f"{_fmt(per.get('recall'))} ({_fmt(per.get('masked_recall'))})")
+        log(f"{loc:<44}" + "  ".join(f"{c:>24}" for c in cells))
+    if "ratios" in out:
+        log("")
+        log(f"privet NER on / presidio       {out['ratios']['privet']:9.2f}× (target ≥ {_TARGET_PRESIDIO_RATIO}×)")
+        log(f"privet NER off / presidio      {out['ratios']['privet_ner_off']:9.2f}×")
+    return out
+
+
 def run(rows: int, repeat: int, presidio_rows: int, k: int, seed: int, workdir: pathlib.Path,
         log: Callable[[str], None]) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -279,13 +435,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presidio-rows", type=int, default=2000, help="cells Presidio analyses")
     parser.add_argument("--k", type=int, default=1, help="k-anonymity over age, zip, sex in the end-to-end run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--accuracy-rows", type=int, default=2000,
+                        help="labelled multi-locale rows for precision and recall (0: skip)")
+    parser.add_argument("--accuracy-only", action="store_true", help="skip the ingestion timings")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.repeat < 1 or args.presidio_rows < 1:
-        parser.error("--rows, --repeat and --presidio-rows must be positive")
+    if args.rows < 1 or args.repeat < 1 or args.presidio_rows < 1 or args.accuracy_rows < 0:
+        parser.error("--rows, --repeat and --presidio-rows must be positive, --accuracy-rows not negative")
+    if args.accuracy_only and not args.accuracy_rows:
+        parser.error("--accuracy-only needs --accuracy-rows > 0")
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    with tempfile.TemporaryDirectory(prefix="privet-bench-ingest-") as tmp:
-        result = run(args.rows, args.repeat, args.presidio_rows, args.k, args.seed, pathlib.Path(tmp), log)
+    result: dict[str, Any] = {}
+    if not args.accuracy_only:
+        with tempfile.TemporaryDirectory(prefix="privet-bench-ingest-") as tmp:
+            result = run(args.rows, args.repeat, args.presidio_rows, args.k, args.seed, pathlib.Path(tmp), log)
+    if args.accuracy_rows:
+        result["accuracy"] = accuracy(args.accuracy_rows, args.seed, args.repeat, log)
+        result.setdefault("max_rss_bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     return 0
