@@ -40,10 +40,10 @@ MONTHS: dict[str, int] = {name: i + 1 for i, names in enumerate(_MONTH_NAMES) fo
 
 _SPELLINGS = sorted({s for name in MONTHS for s in (name, name.capitalize(), name.upper())}, key=lambda s: (-len(s), s))
 _MONTH = "(?:" + "|".join(_SPELLINGS) + ")"
-_DAY = r"(?:1er|1º|[0-9]{1,2})"
+_DAY = r"(?:1er|1º|[0-9]{1,2}(?:st|nd|rd|th)?)"
 DATE_IN_WORDS_PATTERN = (
-    # 12 March 1985, 3. März 1958, 1er mars 1990, 15 août 1952, 5 marzo 1980
-    rf"\b{_DAY}\.? {_MONTH}\.?,? [0-9]{{4}}\b"
+    # 12 March 1985, 10th of September 1995, 3. März 1958, 1er mars 1990, 15 août 1952
+    rf"\b{_DAY}\.? (?:of )?{_MONTH}\.?,? [0-9]{{4}}\b"
     # March 12, 1985; March 12th 1985
     rf"|\b{_MONTH}\.? [0-9]{{1,2}}(?:st|nd|rd|th)?,? [0-9]{{4}}\b"
     # 5 de marzo de 1980, 5 de março de 1980, 5 de mayo del 1980

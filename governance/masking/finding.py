@@ -49,13 +49,16 @@ KEYWORDS = {id(r): _keyword_regex(r) for r in RECOGNIZERS}
 # Its checksum passing is then chance (one number in ten passes Luhn), not a card.
 _LABEL_WORDS = ("order|invoice|inv|tracking|shipment|parcel|ticket|ref|reference|sku|serial|build|version|"
                 "part|item|transaction|txn|confirmation|booking|case|claim|batch|lot|model|product|po|"
-                "bestellung|bestellnummer|rechnung|rechnungsnummer|sendung|auftrag|commande|facture|colis|"
+                "bestellung|bestellnummer|bestellnr|bestelnr|ordernr|auftragsnr|rechnung|rechnungsnummer|sendung|"
+                "auftrag|commande|facture|colis|"
                 "pedido|factura|env[ií]o|ordine|fattura|spedizione|bestelling|factuur|zending|zamówienie|"
-                "faktura|注文|订单|发票|快递单|運送")
-_LABEL_TAIL = r"(?:\s*(?:no|nr|nº|n°|number|num|id|#))?\.?\s*[:#]?\s*$"
-NOT_PII_LABEL = re.compile(rf"(?:^|\W)(?:{_LABEL_WORDS}){_LABEL_TAIL}", re.IGNORECASE)
+                "faktura")
+# In scripts without spaces the label runs into the words before it: no boundary.
+_UNSPACED_LABELS = "注文番号|注文|订单号|订单|单号|发票|快递单|運送|受注番号"
+_LABEL_TAIL = r"(?:\s*(?:no|nr|nº|n°|n\.º|n\.|number|num|id|#))?\.?\s*[:#：]?\s*$"
+NOT_PII_LABEL = re.compile(rf"(?:(?:^|\W)(?:{_LABEL_WORDS})|{_UNSPACED_LABELS}){_LABEL_TAIL}", re.IGNORECASE)
 # The same for RE2 over a column of the texts before each match (no \W for Unicode there).
-NOT_PII_LABEL_RE2 = rf"(?i)(?:^|[^\pL\pN_])(?:{_LABEL_WORDS}){_LABEL_TAIL}"
+NOT_PII_LABEL_RE2 = rf"(?i)(?:(?:^|[^\pL\pN_])(?:{_LABEL_WORDS})|{_UNSPACED_LABELS}){_LABEL_TAIL}"
 # Types a label can unmask: numbers an order or a parcel could carry.
 LABELLED = frozenset(r.type for r in RECOGNIZERS if r.national_id or r.type in (PiiType.CREDIT_CARD, PiiType.PHONE))
 

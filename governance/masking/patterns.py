@@ -177,18 +177,27 @@ _CISCO_MAC = (r"\b(?:" + r"|".join(r"\.".join(_HEX4_WITH_LETTER if i == j else _
               + r")\b")
 
 
+# Scripts written without spaces, and full-width punctuation (as literal ranges, which RE2
+# and Python's re both read): a Latin-script entity ends where they begin.
+_UNSPACED = "\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef"
+
+
 RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         PiiType.EMAIL,
-        # Local part: anything but separators, so "jürgen@…" is matched whole, not from "rgen".
-        r"[^\s@<>()\[\]{},;:\"'`/\\|]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
+        # Local part: anything but separators, so "jürgen@…" is matched whole, not from "rgen";
+        # nor CJK or full-width text, which runs into an address with no space before it
+        # ("請求書をrito@example.net" is rito@example.net).
+        r"[^\s@<>()\[\]{},;:\"'`/\\|" + _UNSPACED + r"]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b",
         _ignore_region(v.validate_email),
         column_words=("email", "mail", "emailaddress", "courriel", "correo"),
         exact=True, distinctive=True, literal="@",
     ),
     Recognizer(
         PiiType.URL,
-        r"(?i)\b(?:https?|ftp)://[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]|\bwww\.[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]",
+        # A URL ends where CJK or full-width text begins (http://kato.org/、個人番号…).
+        r"(?i)\b(?:https?|ftp)://[^\s<>\"'`" + _UNSPACED + r"]*[^\s<>\"'`.,;:!?)\]" + _UNSPACED + r"]"
+        r"|\bwww\.[^\s<>\"'`" + _UNSPACED + r"]*[^\s<>\"'`.,;:!?)\]" + _UNSPACED + r"]",
         _ignore_region(v.validate_url),
         column_words=("url", "uri", "website", "homepage", "link", "webpage"),
         exact=True, distinctive=True,

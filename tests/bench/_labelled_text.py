@@ -31,7 +31,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -44,7 +44,7 @@ from stdnum.fr import nir
 from stdnum.iso7064 import mod_11_10
 from stdnum.jp import in_ as jp_in
 
-__all__ = ["LOCALES", "REGIONS", "Span", "labelled_rows", "score"]
+__all__ = ["COMPATIBLE", "COVER", "LOCALES", "REGIONS", "Span", "labelled_rows", "score"]
 
 Span = tuple[int, int, str]
 
@@ -741,14 +741,17 @@ def _covered(span: Span, preds: Iterable[Span], types: frozenset[str] | None) ->
 
 
 def score(rows: Sequence[tuple[str, str, Sequence[Span]]], predictions: Sequence[Sequence[Span]],
-          claimed: Iterable[str], examples: int = 4) -> dict[str, Any]:
+          claimed: Iterable[str], examples: int = 4,
+          example_locales_for: Iterable[str] = ("PERSON_NAME", "ADDRESS")) -> dict[str, Any]:
     """Per gold type: recall (gold spans ≥ `COVER` covered by predicted spans of a compatible
     type) and masked recall (covered by predicted spans of any type: what would not leak); per
     predicted type: precision (predicted spans that overlap a gold span they are compatible
     with, over all predicted spans of that type). Per locale, the same recalls. `claimed`
     are the types the detector says it finds (a gold type outside them is reported, recall
-    0, but flagged). Up to `examples` missed gold spans per type and per (locale, type)."""
+    0, but flagged). Up to `examples` missed gold spans per type, and per (locale, type) for
+    the types in `example_locales_for`."""
     claimed = frozenset(claimed)
+    per_locale_examples = frozenset(example_locales_for)
     gold_n: Counter[str] = Counter()
     found: Counter[str] = Counter()
     masked: Counter[str] = Counter()
@@ -778,7 +781,7 @@ def score(rows: Sequence[tuple[str, str, Sequence[Span]]], predictions: Sequence
                            "predicted": [[s, e, t, text[s:e]] for s, e, t in preds if s < span[1] and e > span[0]]}
                 if len(missed[kind]) < examples:
                     missed[kind].append(example)
-                if len(missed_locale[f"{loc}/{kind}"]) < examples:
+                if kind in per_locale_examples and len(missed_locale[f"{loc}/{kind}"]) < examples:
                     missed_locale[f"{loc}/{kind}"].append(example)
         for ps, pe, pt in preds:
             pred_n[pt] += 1
@@ -817,15 +820,3 @@ def score(rows: Sequence[tuple[str, str, Sequence[Span]]], predictions: Sequence
         "missed_by_locale": dict(missed_locale),
     }
 
-
-def span_predictions(findings: Sequence[Sequence[Any]], to_type: Callable[[Any], str | None]) -> list[list[Span]]:
-    """Findings with .start, .end and a type (through `to_type`; None drops it) as spans."""
-    out = []
-    for cell in findings:
-        spans = []
-        for f in cell:
-            kind = to_type(f)
-            if kind is not None:
-                spans.append((f.start, f.end, kind))
-        out.append(spans)
-    return out

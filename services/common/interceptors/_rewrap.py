@@ -14,7 +14,9 @@ from typing import Any
 
 import grpc
 
-__all__ = ["Behaviour", "Scope", "rewrap", "rewrap_in_scope"]
+from privet.services.common.interceptors.rpc_actions import action_for
+
+__all__ = ["Behaviour", "Scope", "rewrap", "rewrap_in_scope", "scoped_by_action"]
 
 Behaviour = Callable[[Any, grpc.ServicerContext], Any]
 Scope = Callable[[grpc.ServicerContext], contextlib.AbstractContextManager[None]]
@@ -49,3 +51,15 @@ def rewrap_in_scope(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMet
         return stream_response if response_streaming else unary_response
 
     return rewrap(handler, wrap)
+
+
+def scoped_by_action(continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails,
+                     scope_for: Callable[[str, str], Scope]) -> Any:
+    """The handler for `details`, each call run inside `scope_for(api, action)`'s scope
+    when the method is a Privet RPC (`rpc_actions.action_for`); other methods (health,
+    reflection) and unknown ones as they are."""
+    handler = continuation(details)
+    target = action_for(details.method)
+    if handler is None or target is None:
+        return handler
+    return rewrap_in_scope(handler, scope_for(*target))

@@ -14,9 +14,8 @@ from privet.governance.errors import PermissionDenied
 from privet.governance.policy.engine import Decision, PolicyEngine
 from privet.governance.runtime import Runtime
 from privet.services.common.identity import caller
-from privet.services.common.interceptors._rewrap import rewrap_in_scope
+from privet.services.common.interceptors._rewrap import Scope, scoped_by_action
 from privet.services.common.interceptors.call_denials import audit_call_denial
-from privet.services.common.interceptors.rpc_actions import action_for
 
 __all__ = ["AuthorizationInterceptor"]
 
@@ -28,12 +27,9 @@ class AuthorizationInterceptor(grpc.ServerInterceptor):
         self._cache_engine: PolicyEngine | None = None
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        target = action_for(details.method)
-        if handler is None or target is None:
-            return handler
-        api, action = target
+        return scoped_by_action(continuation, details, self._authorised)
 
+    def _authorised(self, api: str, action: str) -> Scope:
         @contextlib.contextmanager
         def authorised(context: grpc.ServicerContext) -> Iterator[None]:
             principal = caller(context, self._runtime)
@@ -44,7 +40,7 @@ class AuthorizationInterceptor(grpc.ServerInterceptor):
                 raise PermissionDenied(f"{who} may not call {action}: denied by {', '.join(decision.policy_ids)}", policy_ids=decision.policy_ids)
             yield
 
-        return rewrap_in_scope(handler, authorised)
+        return authorised
 
     def _decide(self, principal: Any, api: str, action: str) -> Decision:
         engine = self._runtime.policies.engine

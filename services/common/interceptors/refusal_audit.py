@@ -15,9 +15,8 @@ import grpc
 from privet.governance.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
 from privet.governance.runtime import Runtime
 from privet.services.common.identity import caller
-from privet.services.common.interceptors._rewrap import rewrap_in_scope
+from privet.services.common.interceptors._rewrap import Scope, scoped_by_action
 from privet.services.common.interceptors.call_denials import audit_refusal
-from privet.services.common.interceptors.rpc_actions import action_for
 
 __all__ = ["RefusalAuditInterceptor"]
 
@@ -29,12 +28,9 @@ class RefusalAuditInterceptor(grpc.ServerInterceptor):
         self._runtime = runtime
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        target = action_for(details.method)
-        if handler is None or target is None:
-            return handler
-        api, action = target
+        return scoped_by_action(continuation, details, self._audited)
 
+    def _audited(self, api: str, action: str) -> Scope:
         @contextlib.contextmanager
         def audited(context: grpc.ServicerContext) -> Iterator[None]:
             try:
@@ -45,4 +41,4 @@ class RefusalAuditInterceptor(grpc.ServerInterceptor):
                     audit_refusal(self._runtime, who, action, exc, api=api)
                 raise
 
-        return rewrap_in_scope(handler, audited)
+        return audited

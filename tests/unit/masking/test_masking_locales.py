@@ -261,3 +261,18 @@ def test_keywords_in_scripts_without_spaces_lend_context() -> None:
     number = "12345678901" + in_.calc_check_digit("12345678901")
     assert scan_column(pa.array([f"私のマイナンバー{number}です"])).to_pylist() == ["私のマイナンバー<JP_MY_NUMBER>です"]
     assert scan_column(pa.array([f"番号は{number}"])).to_pylist() == [f"番号は{number}"]  # no keyword: a bare number
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("Born 10th September 1995.", "Born <DATE>."),
+    ("on the 1st of May 1990", "on the <DATE>"),
+    # Latin-script entities end where CJK text begins (no space between them there).
+    ("請求書をrito@example.net", "請求書を<EMAIL>"),
+    ("プロフィール http://kato.org/、個人番号", "プロフィール <URL>、個人番号"),
+    # Labels in scripts without spaces say what the number is.
+    ("客户的订单号：4532015112830366", "客户的订单号：4532015112830366"),
+    ("Bestellnr. 4532015112830366", "Bestellnr. 4532015112830366"),
+])
+def test_what_the_benchmark_found_missing(text: str, masked: str) -> None:
+    from privet.governance.masking.free_text import scan as scan_column
+    assert scan_column(pa.array([text])).to_pylist() == [masked]
