@@ -101,8 +101,12 @@ _ZH_PROVINCES = (
     "|(?:广州|深圳|杭州|南京|成都|武汉|西安|苏州|青岛|大连|厦门|宁波|沈阳|长沙|郑州|济南|哈尔滨|长春|昆明|合肥|福州"
     "|石家庄|太原|南昌|南宁|贵阳|兰州|海口|东莞|佛山|无锡)市"
 )
-_CHINESE = (rf"(?:{_ZH_PROVINCES})(?:[一-鿿]{{1,8}}?(?:市|区|县|旗|镇|乡|街道))*"
-            rf"[一-鿿]{{1,12}}?(?:大道|大街|路|街|道|巷|弄|胡同){_DIGIT}{{1,5}}[号號]")
+# The street's number (88号), or a building (Z座, 3栋, 5号楼) where the number is not given.
+_ZH_NUMBER = rf"(?:{_DIGIT}{{1,5}}(?:[号號]|号楼|栋|幢)|[A-Za-z0-9]{{1,3}}座)"
+_CHINESE = (rf"(?:(?:{_ZH_PROVINCES})(?:[一-鿿]{{1,8}}?(?:市|区|县|旗|镇|乡|街道))*"
+            # or a city or county of any name, then a street: 华市乌鲁木齐街285号
+            rf"|[一-鿿]{{1,2}}?(?:市|县|区))"
+            rf"[一-鿿]{{1,12}}?(?:大道|大街|路|街|道|巷|弄|胡同){_ZH_NUMBER}")
 
 _FORMS = (
     (re.compile(_JAPANESE + "|" + _CHINESE, re.ASCII), 0.9),

@@ -276,3 +276,14 @@ def test_keywords_in_scripts_without_spaces_lend_context() -> None:
 def test_what_the_benchmark_found_missing(text: str, masked: str) -> None:
     from privet.governance.masking.free_text import scan as scan_column
     assert scan_column(pa.array([text])).to_pylist() == [masked]
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("账单地址浙江省南宁县秀英宋街z座不一致", "账单地址<ADDRESS>不一致"),   # a building, not a number
+    ("杨玉来电反映重复扣款。", "<PERSON_NAME>来电反映重复扣款。"),
+    ("尹兰英您好，感谢您的留言。", "<PERSON_NAME>您好，感谢您的留言。"),
+    ("今天天气很好，王路很长", "今天天气很好，王路很长"),          # a surname character in a word
+])
+def test_chinese_names_and_addresses_by_their_context(text: str, masked: str) -> None:
+    from privet.governance.masking.free_text import scan as scan_column
+    assert scan_column(pa.array([text])).to_pylist() == [masked]
