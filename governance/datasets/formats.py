@@ -67,6 +67,7 @@ def read_batches(spooled: Spooled, fmt: str, dialect: CsvDialect = CsvDialect())
     empty = True
     for number, batch in enumerate(batches):
         if number == 0:  # every batch has the first one's schema
+            limits.check_width(len(batch.schema))
             require_named_columns(column_names(batch.schema))
         if batch.num_rows:
             empty = False

@@ -35,12 +35,21 @@ MAX_BATCH_BYTES = 256 << 20  # one record batch, decoded
 MAX_DECODED_BYTES = 16 << 30  # a whole upload, decoded: four times the default max_upload_bytes
 # Levels a Parquet schema may nest (Arrow's own default, stated here): its reader recurses per level.
 MAX_PARQUET_SCHEMA_DEPTH = 100
+# Columns of one upload: each is classified (a sample through every detector, the names
+# model on its short text), so width is cost; 5,000 columns held a server for 20 minutes.
+MAX_COLUMNS = 1024
 # Pages a Parquet file may have: each header is read before Arrow reads the file (real files
 # have a few per megabyte; one of tiny pages would cost time out of all proportion).
 MAX_PARQUET_PAGES = 1 << 20
 
 # What Arrow's text readers say when a line or row does not fit a block.
 ARROW_STRADDLING = "straddling object straddles two block boundaries"
+
+
+def check_width(columns: int) -> None:
+    """ResourceExhausted for an upload wider than MAX_COLUMNS."""
+    if columns > MAX_COLUMNS:
+        raise ResourceExhausted(f"the file has {columns} columns, more than the limit of {MAX_COLUMNS}")
 
 
 def line_too_long(what: str) -> ResourceExhausted:

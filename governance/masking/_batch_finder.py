@@ -78,7 +78,8 @@ class BatchFinder(Finder):
                 continue
             if rec.type in LABELLED and not self.hints.get(rec.type):
                 # A label before the number ("Order no.") decides: the general path reads it.
-                labelled = pc.match_substring_regex(pre, NOT_PII_LABEL_RE2).fill_null(False).to_numpy(zero_copy_only=False)
+                labelled = (pc.match_substring_regex(pre, NOT_PII_LABEL_RE2).fill_null(False).to_numpy(zero_copy_only=False)
+                            & pc.match_substring_regex(matched, r"^\s*[0-9]+\s*$").fill_null(False).to_numpy(zero_copy_only=False))
                 general[idx[single & labelled]] = True
                 single &= ~labelled
                 one = idx[single]
@@ -259,7 +260,7 @@ class BatchFinder(Finder):
         pos = 0
         for m in rec.compiled.finditer(text):
             matched = m.group()
-            if not self.hints.get(rec.type) and labelled_otherwise(rec, text[:m.start()]):
+            if not self.hints.get(rec.type) and labelled_otherwise(rec, text[:m.start()], matched):
                 return None  # context decides: find_in reads the label
             key = (id(rec), matched)
             if key not in pieces:

@@ -47,6 +47,7 @@ from privet.governance.masking.patterns import (
     boosted,
     column_hints,
 )
+from privet.governance.masking.plain_forms import plain_forms
 from privet.governance.masking.strings import whole_numbers_as_digits
 
 __all__ = ["DEFAULT_MIN_SHARE", "DEFAULT_SAMPLE", "ColumnClassification", "Kind", "classify_column"]
@@ -214,18 +215,23 @@ def _mixed_national_ids(cells: pa.Array, region: str, hints: Mapping[PiiType, fl
                         min_share: float) -> dict[PiiType, float]:
     """A column of national identifiers of several countries (no one of them the
     majority): each id type's share when the column is read as "some national id", as a
-    column named `national_id` is; empty unless together they are `min_share` of the cells."""
+    column named `national_id` is; empty unless the ids with a checksum are together
+    `min_share` of the cells (a random 9-digit invoice number passes as an SSN, which has
+    none, nine times in ten: SSNs count only in a column the checksummed ids made one)."""
     recs = [r for r in RECOGNIZERS if r.national_id]
     boosts = {r.type: max(hints.get(r.type, 0.0), GENERIC_ID_BOOST) for r in recs}
     hit = _structured_shares(cells, region, boosts, recs)
-    if not hit:
-        return {}
     union = np.zeros(len(cells), dtype=bool)
-    for ok, _shaped in hit.values():
-        union |= ok
-    if union.mean() < min_share:
+    for type_, (ok, _shaped) in hit.items():
+        if type_ not in _NO_CHECKSUM:
+            union |= ok
+    if not hit or union.mean() < min_share:
         return {}
     return {k: float(ok.mean()) for k, (ok, _shaped) in hit.items() if ok.any()}
+
+
+# National identifiers validated by their shape and ranges alone.
+_NO_CHECKSUM = frozenset((PiiType.US_SSN,))
 
 
 def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
@@ -283,7 +289,7 @@ def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
             return ColumnClassification(name, "empty", None)
 
     raw = _even_sample(text, sample)
-    cells = pc.utf8_trim_whitespace(raw)
+    cells = pc.utf8_trim_whitespace(plain_forms(raw) if not numeric else raw)
     size = len(cells)
     hit = _structured_shares(cells, region, hints)
     shares = {k: float(ok.mean()) for k, (ok, _shaped) in hit.items() if ok.any()}

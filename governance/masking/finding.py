@@ -63,10 +63,17 @@ NOT_PII_LABEL_RE2 = rf"(?i)(?:(?:^|[^\pL\pN_])(?:{_LABEL_WORDS})|{_UNSPACED_LABE
 LABELLED = frozenset(r.type for r in RECOGNIZERS if r.national_id or r.type in (PiiType.CREDIT_CARD, PiiType.PHONE))
 
 
-def labelled_otherwise(rec: Recognizer, before: str) -> bool:
+_BARE_DIGITS = re.compile(r"[0-9]+")
+
+
+def labelled_otherwise(rec: Recognizer, before: str, matched: str) -> bool:
     """Whether `before` (the text up to a match) ends with a label saying the number is an
-    order, invoice or reference number, for a type such a number could be mistaken for."""
-    return rec.type in LABELLED and NOT_PII_LABEL.search(before[-40:]) is not None
+    order, invoice or reference number, for a type such a number could be mistaken for,
+    and the number is a bare run of digits. A number written as what it is (a card in
+    groups, a dashed SSN, a phone with its +) is that whatever label the writer put before
+    it: an uploader who writes "ref" before a card must not get it stored in clear."""
+    return rec.type in LABELLED and _BARE_DIGITS.fullmatch(matched.strip()) is not None \
+        and NOT_PII_LABEL.search(before[-40:]) is not None
 
 
 class Finder:
@@ -103,7 +110,7 @@ class Finder:
                 s, e = m.span()
                 if found and any(f.score >= CLAIMED and f.start < e and s < f.end for f in found):
                     continue
-                if not self.hints.get(rec.type) and labelled_otherwise(rec, text[:s]):
+                if not self.hints.get(rec.type) and labelled_otherwise(rec, text[:s], text[s:e]):
                     continue
                 checked = self.checked(rec, text[s:e])
                 if checked is None:

@@ -26,6 +26,7 @@ from privet.governance.masking.entities import TEXT_TYPES, Finding, PiiType
 from privet.governance.masking.finding import FIRST, substitute
 from privet.governance.masking.names_and_places import NER_TYPES, names_and_places
 from privet.governance.masking.patterns import DETECTION_THRESHOLD, RECOGNIZERS, Recognizer
+from privet.governance.masking.plain_forms import plain_forms
 from privet.governance.masking.pseudonyms import Pseudonyms
 
 __all__ = ["NER_GATE", "SCAN_MIN_SCORE", "replace_entities", "scan", "scan_text"]
@@ -141,7 +142,7 @@ def replace_entities(values: Column, *, replace: Literal["token", "pseudonym"] =
     vectorised = tuple(sorted(vectorised, key=lambda r: FIRST.index(r.type) if r.type in FIRST else 99))
     out = []
     for chunk in chunks(text):
-        chunk = replace_exact(chunk, vectorised)
+        chunk = replace_exact(plain_forms(chunk), vectorised)
         mask = prefilter(chunk, in_python)
         if mask.any():
             idx = pa.array(np.flatnonzero(mask))

@@ -16,7 +16,7 @@ import pyarrow as pa
 from privet.governance.errors import FailedPrecondition, InvalidArgument
 from privet.governance.masking.classify import ColumnClassification, classify_column
 from privet.governance.masking.entities import TEXT_TYPES, PiiType
-from privet.governance.masking.free_text import SCAN_MIN_SCORE, replace_entities
+from privet.governance.masking.free_text import SCAN_MIN_SCORE, replace_entities, scan_text
 from privet.governance.masking.hash_memo import HashMemo
 from privet.governance.masking.kanon import KAnonymityReport, k_anonymise
 from privet.governance.masking.keys import MaskingKeys
@@ -117,6 +117,19 @@ def _plan(table: pa.Table, profile: MaskingProfile, quasi_identifiers: Sequence[
                               min_share=profile.min_share, full_scan=True)
         plans.append(_plan_unnamed(name, cls, profile))
     return plans
+
+
+# What a column's name may not hold: a pivoted table with one column per customer stores
+# its header as it is, and no rule masks a name.
+_NAME_TYPES = tuple(t for t in TEXT_TYPES if t not in (PiiType.DATE, PiiType.URL, PiiType.POSTAL_CODE, PiiType.ADDRESS))
+
+
+def _personal_column_names(names: Sequence[str], region: str) -> list[str]:
+    """A problem for each column whose name holds an identifier (an email, a phone, a card,
+    a national id): found with the patterns, as in a cell of text."""
+    found = scan_text(pa.array(list(names), pa.string()), default_region=region, types=_NAME_TYPES)
+    return [f"column #{i + 1}'s name holds personal data ({', '.join(sorted({f.type.value for f in cell}))}); rename it"
+            for i, cell in enumerate(found) if cell]
 
 
 def require_unique_columns(names: Sequence[str]) -> None:
@@ -280,6 +293,7 @@ def plan_masking(table: pa.Table, profile: MaskingProfile, keys: MaskingKeys | N
     binary/nested values cannot be read) and the types found."""
     plans = _plan(table, profile, list(quasi_identifiers))
     problems = [f"column {p.column!r} {p.problem}" for p in plans if p.problem]
+    problems += _personal_column_names(table.column_names, profile.default_region)
     if problems:
         raise FailedPrecondition("; ".join(problems))
     _needed_keys(plans, keys)

@@ -255,7 +255,10 @@ def _foreign_shaped(body: str, home_score: float) -> bool:
     trunk prefix (0…, which no NANP number does) or that no region of the profile could
     even hold (`home_score` 0.2). A possible-but-invalid number of the home region stays
     the home region's."""
-    return _formatted_domestic(body) and (_digits(body).startswith("0") or home_score <= 0.2)
+    trunk = _digits(body).startswith("0")
+    if "." in body and not trunk:
+        return False  # dotted groups without a trunk prefix: a version or a reference (2024.1101.0001)
+    return _formatted_domestic(body) and (trunk or home_score <= 0.2)
 
 
 def _formatted(body: str) -> bool:

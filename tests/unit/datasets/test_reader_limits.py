@@ -284,3 +284,15 @@ def test_a_csv_encoding_must_turn_bytes_into_text(encoding: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         CsvDialect("", "", encoding, True)
     assert err.value.field == "header.csv.encoding"
+
+
+def test_an_upload_wider_than_the_column_limit_is_refused(tmp_path: pathlib.Path) -> None:
+    from tests.unit.datasets._readers import read
+
+    header = ",".join(f"c{i}" for i in range(limits.MAX_COLUMNS + 1))
+    data = (header + "\n" + ",".join("1" for _ in range(limits.MAX_COLUMNS + 1)) + "\n").encode()
+    with pytest.raises(ResourceExhausted) as err:
+        read(tmp_path, data, "csv")
+    assert str(limits.MAX_COLUMNS) in err.value.message
+    assert read(tmp_path, (header.rsplit(",", 1)[0] + "\n" + ",".join("1" for _ in range(limits.MAX_COLUMNS)) + "\n").encode(),
+                "csv").num_columns == limits.MAX_COLUMNS

@@ -209,3 +209,45 @@ def test_an_email_among_phone_numbers_is_masked_too(default_profile) -> None:
     phones[17] = "jane.doe@example.org"
     masked, report = apply_profile(pa.table({"phone": phones}), default_profile, KEYS)
     assert "jane.doe@example.org" not in masked["phone"].to_pylist(), report.columns
+
+
+# --- what the red team stored in clear (issue 22) ------------------------------------------
+
+def test_a_label_does_not_unmask_a_number_written_as_what_it_is(default_profile) -> None:
+    rows = [f"refund ref 4111 1111 1111 1111 approved, ref 244-76-8900 checked, invoice +1 415 555 10{i:02d} sent"
+            for i in range(100)]
+    masked, _ = apply_profile(pa.table({"note": rows}), default_profile, KEYS)
+    assert not _raw_survivors(masked, {"4111 1111 1111 1111", "244-76-8900", "+1 415 555 1000"})
+
+
+def test_random_invoice_numbers_are_not_a_national_id_column() -> None:
+    import random
+    rng = random.Random(4)
+    numbers = [str(rng.randrange(10**8, 10**9)) for _ in range(500)]  # 9 of 10 pass as SSNs
+    assert classify_column("invoice", pa.array(numbers)).pii_type is None
+
+
+def test_a_column_name_holding_personal_data_is_refused(default_profile) -> None:
+    from privet.governance.errors import FailedPrecondition
+    with pytest.raises(FailedPrecondition) as err:
+        apply_profile(pa.table({"jane.doe@example.org": [1], "age": [3]}), default_profile, KEYS)
+    assert "EMAIL" in err.value.message and "jane.doe" not in err.value.message  # not quoted back
+
+
+@pytest.mark.parametrize(("cell", "secret"), [
+    ("paid with ４１１１ １１１１ １１１１ １１１１ yesterday", "１１１１"),   # full-width digits
+    ("paid with 4111\u00a01111\u00a01111\u00a01111 yesterday", "4111\u00a01111"),  # no-break spaces
+    ("ssn 244\u201476\u20148917 checked", "244\u201476"),                   # em dashes
+    ("mail jane.doe＠example.org", "jane.doe"),                            # full-width @
+    ("mail jane.\u200bdoe@example.org", "doe@example"),                    # zero-width space
+    ("call +1 415 555 0\u200b1\u200b3\u200b2", "\u200b1\u200b3"),
+])
+def test_look_alike_characters_do_not_hide_an_identifier(cell: str, secret: str) -> None:
+    from privet.governance.masking.free_text import scan
+    masked = scan(pa.array([cell])).to_pylist()[0]
+    assert secret not in masked and "<" in masked, masked
+
+
+def test_full_width_punctuation_alone_is_left_as_written() -> None:
+    from privet.governance.masking.free_text import scan
+    assert scan(pa.array(["普通の文章（テスト）です"])).to_pylist() == ["普通の文章（テスト）です"]
