@@ -67,6 +67,7 @@ NER_SAMPLE = 64
 # In prose, a type the model finds counts from this many sampled cells: its misreadings are
 # rare but not absent, and a pattern's validated match has no counterpart.
 MIN_NAMED_CELLS = 2
+MIN_NAMED_SHARE = 0.02
 NAMED_COVER = 0.6
 # How CSV files spell a missing value ("", "N/A", "null": pyarrow's defaults, which ingestion
 # reads with). A numeric column reads them as null; a string column keeps them as text.
@@ -328,11 +329,23 @@ def classify_column(name: str, values: Column, *, sample: int = DEFAULT_SAMPLE,
         for type_, share in _named_shares(cells, names_a_thing(name_tokens(name))).items():
             if share >= min_share:  # a column of them; a few cells the model misread are none
                 shares[type_] = max(shares.get(type_, 0.0), share)
+        if PiiType.ADDRESS not in shares:  # short addresses the patterns know (大冶路Q座 948851)
+            _, whole_addresses = _entity_shares(_even_sample(cells, NER_SAMPLE), region, RECOGNIZERS)
+            if whole_addresses >= min_share:
+                shares[PiiType.ADDRESS] = whole_addresses
         majority = sorted((k for k, v in shares.items() if v >= min_share), key=lambda k: -shares[k])
     if prose:
-        for type_, share in _entity_shares(cells, region, RECOGNIZERS).items():
-            if type_ in NER_TYPES and share * size < MIN_NAMED_CELLS:
-                continue  # one cell the model misread is no evidence
+        found_shares, whole_addresses = _entity_shares(cells, region, RECOGNIZERS)
+        if whole_addresses >= min_share:
+            # A column of addresses (`location`, `x`), not prose that mentions them: masked
+            # whole by the ADDRESS rule, the postcode and city beside the street included.
+            prose, kind = False, "structured"
+            shares[PiiType.ADDRESS] = whole_addresses
+            majority = [PiiType.ADDRESS]
+            found_shares = {}
+        for type_, share in found_shares.items():
+            if type_ in NER_TYPES and (share * size < MIN_NAMED_CELLS or share < MIN_NAMED_SHARE):
+                continue  # a few cells the model misread are no evidence
             if type_ is PiiType.PERSON_NAME and names_a_thing(name_tokens(name)):
                 continue  # "Smith, Jones and Lee" in a `company` column names a firm
             shares[type_] = max(shares.get(type_, 0.0), share)
@@ -381,14 +394,26 @@ def _named_shares(cells: pa.Array, of_things: bool) -> dict[PiiType, float]:
     return {k: c / len(sample) for k, c in counts.items()}
 
 
-def _entity_shares(cells: pa.Array, region: str, recs: Sequence[Recognizer]) -> dict[PiiType, float]:
-    """Share of cells holding at least one detected entity of each type."""
-    recs = tuple(r for r in recs if r.type in TEXT_TYPES)
+def _entity_shares(cells: pa.Array, region: str, recs: Sequence[Recognizer]) -> tuple[dict[PiiType, float], float]:
+    """Share of cells holding at least one detected entity of each type (the patterns' and
+    the names-and-places model's), and the share of cells that are wholly a street address
+    (its findings cover NAMED_COVER of the cell's letters and digits)."""
+    types = {r.type for r in recs if r.type in TEXT_TYPES} | set(NER_TYPES)
     counts: dict[PiiType, int] = {}
-    for findings in scan_text(cells, default_region=region, types={r.type for r in recs}):
+    addresses = 0
+    texts = cells.to_pylist()
+    for text, findings in zip(texts, scan_text(cells, default_region=region, types=types)):
         for type_ in {f.type for f in findings}:
             counts[type_] = counts.get(type_, 0) + 1
-    return {k: c / max(1, len(cells)) for k, c in counts.items()}
+        if text and any(f.type is PiiType.ADDRESS for f in findings):
+            letters = sum(1 for ch in text if ch.isalnum())
+            covered = sum(1 for f in findings if f.type in _PLACE_TYPES for ch in text[f.start:f.end] if ch.isalnum())
+            addresses += letters > 0 and covered >= NAMED_COVER * letters
+    return {k: c / max(1, len(cells)) for k, c in counts.items()}, addresses / max(1, len(cells))
+
+
+# What a cell that is an address is made of.
+_PLACE_TYPES = frozenset((PiiType.ADDRESS, PiiType.LOCATION, PiiType.POSTAL_CODE))
 
 
 def _full_scan(text: Column, region: str, recs: Sequence[Recognizer],

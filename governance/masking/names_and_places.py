@@ -317,6 +317,8 @@ def _whole_name_end(text: str, end: int) -> int:
     return end
 
 
+_PARTICLES = frozenset(("de", "del", "della", "di", "da", "das", "do", "dos", "du", "la", "le", "van", "von", "der",
+                        "den", "ter", "y", "e", "bin", "al", "el", "zu", "vom"))
 _PREVIOUS_NAME_WORD = re.compile(r"[^\W\d_][^\W\d_'’-]* $")
 
 
@@ -340,7 +342,11 @@ def _written_as_named(span: str, kind: PiiType) -> PiiType | None:
         if letters and any(ch.isdigit() for ch in span):
             return kind
         kind = PiiType.LOCATION
-    return kind if letters >= 3 and span[0].isupper() else None
+    if letters < 3 or not span[0].isupper():
+        return None
+    if kind is PiiType.PERSON_NAME and any(w[:1].islower() and w not in _PARTICLES for w in span.split()):
+        return None  # "Kopf hart sieben": a name's words are capitalised, but for its particles
+    return kind
 
 
 def _same_entity(a: str, b: str) -> bool:

@@ -251,3 +251,26 @@ def test_look_alike_characters_do_not_hide_an_identifier(cell: str, secret: str)
 def test_full_width_punctuation_alone_is_left_as_written() -> None:
     from privet.governance.masking.free_text import scan
     assert scan(pa.array(["普通の文章（テスト）です"])).to_pylist() == ["普通の文章（テスト）です"]
+
+
+@pytest.mark.parametrize("faker_locale", ["zh_CN", "pt_BR", "en_US", "de_DE"])
+def test_a_column_of_addresses_under_any_header_is_masked_whole(faker_locale: str, default_profile) -> None:
+    # Scanned as text, the postcode and city beside a street stayed; a column of addresses
+    # is masked whole by the ADDRESS rule.
+    from faker import Faker
+    fake = Faker(faker_locale)
+    fake.seed_instance(3)
+    addresses = [fake.address().replace("\n", ", ") for _ in range(200)]
+    masked, report = apply_profile(pa.table({"x": addresses}), default_profile, KEYS)
+    assert report.columns[0].pii_types[:1] == ["ADDRESS"] and report.columns[0].action == "hash", report.columns
+    assert not _raw_survivors(masked, set(addresses))
+
+
+def test_a_prose_column_that_only_names_people_is_masked(default_profile) -> None:
+    from faker import Faker
+    fake = Faker("en_US")
+    fake.seed_instance(5)
+    notes = [f"Talked to {fake.name()} about the refund today" for _ in range(100)]
+    masked, report = apply_profile(pa.table({"comment": notes}), default_profile, KEYS)
+    assert report.columns[0].action == "scan" and "PERSON_NAME" in report.columns[0].pii_types
+    assert sum("<PERSON_NAME>" in m for m in masked["comment"].to_pylist()) >= 95
