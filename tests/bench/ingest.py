@@ -173,6 +173,16 @@ def _file_chunks(path: pathlib.Path) -> Iterator[bytes]:
             yield chunk
 
 
+def _presidio_or_skip(into: dict[str, Any], log: Callable[[str], None]) -> tuple[Any, Any] | None:
+    """Presidio's engine and its recognizers, or None with `into["presidio"]` saying why."""
+    try:
+        return _presidio_engine()
+    except ImportError as exc:
+        into["presidio"] = {"skipped": f"presidio-analyzer is not installed ({exc}); pip install presidio-analyzer"}
+        log("presidio                  skipped: not installed")
+        return None
+
+
 def _presidio_engine():
     """AnalyzerEngine with the predefined English PatternRecognizers and no NLP model."""
     # tldextract (used by Presidio's email recognizer) would fetch the public suffix list;
@@ -293,12 +303,9 @@ def accuracy(n: int, seed: int, repeat: int, log: Callable[[str], None]) -> dict
                                  "scores": score(rows, preds, privet_claims - {"PERSON_NAME", "LOCATION"})}
     log(f"privet, locale region, NER off {n / med:9.0f} rows/s")
 
-    try:
-        engine, recognizers = _presidio_engine()
-    except ImportError as exc:
-        systems["presidio"] = {"skipped": f"presidio-analyzer is not installed ({exc}); pip install presidio-analyzer"}
-        log("presidio                       skipped: not installed")
-    else:
+    presidio = _presidio_or_skip(systems, log)
+    if presidio is not None:
+        engine, recognizers = presidio
         engine.analyze(texts[0], language="en")
         claims = {_PRESIDIO_TYPES.get(e, e) for r in engine.registry.recognizers for e in r.supported_entities}
         med, samples, preds = _timed(lambda: [_presidio_spans(engine, t) for t in texts], repeat)
@@ -403,12 +410,9 @@ def run(rows: int, repeat: int, presidio_rows: int, k: int, seed: int, workdir: 
                    "MB_per_s": notes_bytes / _MB / med}
     log(f"scan notes (free text)    {rows / med:9.0f} rows/s")
 
-    try:
-        engine, recognizers = _presidio_engine()
-    except ImportError as exc:
-        out["presidio"] = {"skipped": f"presidio-analyzer is not installed ({exc}); pip install presidio-analyzer"}
-        log("presidio                  skipped: not installed")
-    else:
+    presidio = _presidio_or_skip(out, log)
+    if presidio is not None:
+        engine, recognizers = presidio
         sample = notes.slice(0, min(presidio_rows, rows)).to_pylist()
         engine.analyze(sample[0], language="en")  # compile the patterns outside the timing
         med, samples, found = _timed(lambda: sum(len(engine.analyze(t, language="en")) for t in sample), repeat)
