@@ -6,9 +6,12 @@ which). Weights travel as safetensors bytes, and a model is rebuilt from its `Mo
 metadata plus those bytes.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+
+from privet.governance.architectures.finetuned import FINE_TUNED_ARCH, BaseTextPreprocessor
 from privet.governance.architectures.models import (
     ModelSpec,
     architectures,
@@ -21,8 +24,13 @@ from privet.governance.architectures.models import (
 from privet.governance.architectures.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor
 from privet.governance.architectures.text import TextPreprocessor
 
+TextInputs = TextPreprocessor | BaseTextPreprocessor
+
 __all__ = [
+    "FINE_TUNED_ARCH",
     "MAX_CATEGORIES",
+    "BaseTextPreprocessor",
+    "TextInputs",
     "ClassLabels",
     "ModelSpec",
     "TabularPreprocessor",
@@ -33,13 +41,26 @@ __all__ = [
     "input_kind",
     "load_model",
     "preprocessor_from_metadata",
+    "text_preprocessor_for",
     "unwrap_model",
 ]
 
 
-def preprocessor_from_metadata(metadata: Mapping[str, Any]) -> TabularPreprocessor | TextPreprocessor:
-    """The preprocessor that `to_metadata()` described: text when its `kind` is "text",
-    tabular otherwise. Raises InvalidArgument("preprocessing") when it is malformed."""
-    if isinstance(metadata, Mapping) and metadata.get("kind") == "text":
+def preprocessor_from_metadata(metadata: Mapping[str, Any]) -> TabularPreprocessor | TextInputs:
+    """The preprocessor that `to_metadata()` described: by its `kind`, text (MiniLM's
+    tokenizer), base-text (a registered base's tokenizer), tabular otherwise. Raises
+    InvalidArgument("preprocessing") when it is malformed."""
+    kind = metadata.get("kind") if isinstance(metadata, Mapping) else None
+    if kind == "text":
         return TextPreprocessor.from_metadata(metadata)
+    if kind == BaseTextPreprocessor.KIND:
+        return BaseTextPreprocessor.from_metadata(metadata)
     return TabularPreprocessor.from_metadata(metadata)
+
+
+def text_preprocessor_for(arch: str, hparams: Mapping[str, Any], table: pa.Table, features: Sequence[str]) -> TextInputs:
+    """The tokenizer a text architecture trains and serves with, fitted to `table`'s one text
+    column: the base's own for a fine-tuned transformer, MiniLM's otherwise."""
+    if arch == FINE_TUNED_ARCH:
+        return BaseTextPreprocessor.fit(table, features, base=hparams["base"], max_length=int(hparams.get("max_length", 128)))
+    return TextPreprocessor.fit(table, features)

@@ -254,8 +254,13 @@ def load_model(arch: str, metadata: Mapping[str, Any], weights: bytes) -> nn.Mod
                 f"{name}: {tuple(tensor.shape)} {tensor.dtype}, expected "
                 f"{tuple(expected[name].shape)} {expected[name].dtype}",
             )
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if unexpected or set(missing) & set(expected):  # never expected: the names were checked above
-        raise InvalidArgument("weights", f"tensor names do not match {arch}")
+    load_exported = getattr(model, "load_exported", None)
+    if callable(load_exported):
+        # Its exported names are its own (stable across library versions), not state_dict's.
+        load_exported(tensors)
+    else:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if unexpected or set(missing) & set(expected):  # never expected: the names were checked above
+            raise InvalidArgument("weights", f"tensor names do not match {arch}")
     model.eval()
     return model

@@ -34,9 +34,11 @@ from sqlmodel import Session, col
 
 from privet.governance.architectures.consistency import check_metadata_matches_weights
 from privet.governance.audit.log import Event
+from privet.governance.basemodels.checker import BaseFacts, BasePackChecker
 from privet.governance.crypto import KeyEncryptionKeys, SealedWeights, WeightsTampered, open_weights, seal_weights
 from privet.governance.errors import InvalidArgument, NotFound, ResourceExhausted
 from privet.governance.processes import identity_alive, process_identity
+from privet.governance.registry.base_models import BASE_ARCHITECTURE
 from privet.governance.registry.records import VersionSpec, now_us
 from privet.governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from privet.governance.runtime import Runtime
@@ -61,6 +63,24 @@ class Staged:
     sealed: SealedWeights
     blob_digest: str
     tensors: list[TensorInfo]
+    # A base model's facts, established from the pack as it streamed by (None otherwise).
+    base_facts: BaseFacts | None = None
+
+
+class _BaseChecker:
+    """The pack of a base model's folder: framing, rules and facts (`governance.basemodels`);
+    its tensors, as the registry lists them, are the folder's files."""
+
+    def __init__(self) -> None:
+        self._checker = BasePackChecker()
+        self.facts: BaseFacts | None = None
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        self._checker.feed(data)
+
+    def finish(self) -> list[TensorInfo]:
+        self.facts = self._checker.finish()
+        return [TensorInfo(f"file:{path}", "U8", (int(entry["size"]),)) for path, entry in sorted(self.facts.files.items())]
 
 
 def stage_upload(rt: Runtime, keyring: KeyEncryptionKeys, spec: VersionSpec, chunks: Iterable[bytes], *, chunk_size: int | None) -> Staged:
@@ -68,7 +88,7 @@ def stage_upload(rt: Runtime, keyring: KeyEncryptionKeys, spec: VersionSpec, chu
     named) for anything that is not safetensors or does not match `spec`,
     ResourceExhausted past the upload limit; on any error nothing is left behind."""
     version_id = uuid.uuid4().hex
-    checker = SafetensorsChecker(field="weights")
+    checker: SafetensorsChecker | _BaseChecker = _BaseChecker() if spec.architecture == BASE_ARCHITECTURE else SafetensorsChecker(field="weights")
     source = _CheckedStream(chunks, checker, rt.settings.max_upload_bytes)
     writer = rt.blobs.writer()
     try:
@@ -92,7 +112,7 @@ def stage_upload(rt: Runtime, keyring: KeyEncryptionKeys, spec: VersionSpec, chu
     except BaseException:
         forget_upload(rt, version_id)
         raise
-    return Staged(version_id, sealed, blob_digest, tensors)
+    return Staged(version_id, sealed, blob_digest, tensors, checker.facts if isinstance(checker, _BaseChecker) else None)
 
 
 def discard(rt: Runtime, staged: Staged) -> None:
@@ -181,7 +201,7 @@ class _CheckedStream(io.RawIOBase):
     """A readable stream over uploaded chunks that checks the safetensors framing and the
     size limit as the bytes go by."""
 
-    def __init__(self, chunks: Iterable[bytes], checker: SafetensorsChecker, limit: int) -> None:
+    def __init__(self, chunks: Iterable[bytes], checker: SafetensorsChecker | _BaseChecker, limit: int) -> None:
         self._chunks = iter(chunks)
         self._checker = checker
         self._limit = limit

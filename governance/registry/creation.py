@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from privet.governance.audit.log import Event
+from privet.governance.basemodels.checker import BaseFacts
 from privet.governance.crypto import KeyEncryptionKeys, SealedWeights
 from privet.governance.errors import PermissionDenied
 from privet.governance.identity.principals import Principal
 from privet.governance.policy.ownership import acting_principal, may, require
 from privet.governance.registry._rekeying import registered_key
+from privet.governance.registry.base_models import base_facts_json
 from privet.governance.registry.established import CLAIMED, ESTABLISHED, establish, job_of
 from privet.governance.registry.gates import Stage
 from privet.governance.registry.ownership import owned_model
@@ -61,7 +63,7 @@ def audit_refusal(rt: Runtime, principal: Principal, spec: VersionSpec, exc: Per
 
 
 def insert_version(rt: Runtime, keyring: KeyEncryptionKeys, principal: Principal, acting: Principal, spec: VersionSpec, version_id: str,
-                   sealed: SealedWeights, blob_digest: str, tensors: list[TensorInfo]) -> VersionRecord:
+                   sealed: SealedWeights, blob_digest: str, tensors: list[TensorInfo], *, base_facts: BaseFacts | None = None) -> VersionRecord:
     """The version row (the model's too, if new), its audit event, and the upload record's
     deletion, in one transaction; retried when a replica created the same new model at once.
     Raises PermissionDenied when the model was created meanwhile by someone the principal
@@ -78,6 +80,10 @@ def insert_version(rt: Runtime, keyring: KeyEncryptionKeys, principal: Principal
                               guarantee=guarantee, code_version=spec.lineage.get("code_version", ""))
             provenance, lineage, guarantee, metrics, job_id = ESTABLISHED, facts.lineage, facts.guarantee, facts.metrics, facts.job.id
             trainer, personal = facts.trainer, facts.dataset.personal or spec.trained_on_personal_data
+        elif base_facts is not None:
+            # A base model: pre-trained elsewhere, on no data Privet holds (its lineage names
+            # none); the files' facts are the registry's own (governance/registry/base_models).
+            provenance, trainer, personal = CLAIMED, who, False
         else:
             # A user who uploads weights is their trainer, whatever the lineage says; and
             # what the weights were trained on is unknown: presumed personal (an operator
@@ -99,7 +105,7 @@ def insert_version(rt: Runtime, keyring: KeyEncryptionKeys, principal: Principal
             metrics_json=column_json(metrics), lineage_json=column_json(lineage), has_guarantee=guarantee is not None,
             dp_epsilon=guarantee.get("epsilon") if guarantee else None, dp_delta=guarantee.get("delta") if guarantee else None,
             guarantee_json=column_json(guarantee or {}), trained_on_personal_data=personal, trainer=trainer,
-            preprocessing_json=spec.preprocessing_json, description=spec.description, created_by=who, created_us=now,
+            preprocessing_json=spec.preprocessing_json if base_facts is None else base_facts_json(base_facts, spec), description=spec.description, created_by=who, created_us=now,
             thresholds_json="{}", provenance=provenance, job_id=job_id,
         )
         session.add(row)
@@ -112,7 +118,9 @@ def insert_version(rt: Runtime, keyring: KeyEncryptionKeys, principal: Principal
                      "kek_id": kek_id, "tensors": len(tensors), "architecture": spec.architecture,
                      "has_guarantee": guarantee is not None, "trained_on_personal_data": personal,
                      "stated_personal_data": spec.trained_on_personal_data, "provenance": provenance, "training_job_id": job_id or "",
-                     "trainer": trainer, "lineage": lineage, **({"claimed_lineage": spec.lineage} if provenance == CLAIMED else {})},
+                     "trainer": trainer, "lineage": lineage, **({"claimed_lineage": spec.lineage} if provenance == CLAIMED else {}),
+                     **({"base": {"model_type": base_facts.model_type, "parameters": base_facts.parameters, "license": spec.base_license,
+                                  "source": spec.base_source, "files": base_facts.files}} if base_facts is not None else {})},
         ))
         return version_record(row, [], model)
 

@@ -84,9 +84,19 @@ def establish(session: Session, *, model_name: str, weights_digest: str, lineage
         "dataset_id": dataset.id, "dataset_name": dataset.name, "dataset_digest": job.dataset_digest, "raw_digest": dataset.raw_digest,
         "masking_profile": dataset.profile, "masking_profile_digest": dataset.profile_digest, "training_job_id": job.id,
         "code_version": code_version, "trained_by": job.submitted_by,
+        **_base_of(spec),
     }
     metrics = {k: float(v) for k, v in json.loads(job.metrics_json or "{}").items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
     return Established(job, dataset, facts, charged, metrics)
+
+
+def _base_of(spec: dict[str, Any]) -> dict[str, str]:
+    """The base model a job fine-tuned, as the training service resolved it at submit (a
+    released base of the registry, by digest), for the version's lineage; {} for none."""
+    base = (spec.get("hparams") or {}).get("base")
+    if not isinstance(base, dict):
+        return {}
+    return {"base_model": str(base.get("model", "")), "base_version": str(base.get("version", "")), "base_digest": str(base.get("digest", ""))}
 
 
 def _same_guarantee(stated: dict[str, Any] | None, charged: dict[str, Any] | None) -> bool:

@@ -24,6 +24,7 @@ from privet.governance.policy.ownership import Owned
 from privet.governance.privacy.guarantee import is_real
 from privet.governance.privacy.ledger import budget_key
 from privet.governance.privacy.limits import from_micro
+from privet.governance.registry.base_models import kind_of, license_of
 from privet.governance.registry.established import CLAIMED, ESTABLISHED, still_established
 from privet.governance.registry.gates import ReleaseFacts, Stage
 from privet.governance.registry.records import (
@@ -130,6 +131,8 @@ def release_facts(session: Session, row: ModelVersion, override: dict[str, Any],
         "thresholds": json.loads(row.thresholds_json),
         "dataset_epsilon_spent": lineage_epsilon_spent(session, json.loads(row.lineage_json)),
         "dataset_epsilon_cap": epsilon_cap,
+        "kind": kind_of(row.architecture),
+        "license": license_of(row.architecture, row.preprocessing_json),
     }
     values.update(override)
     return ReleaseFacts(**values)
@@ -140,7 +143,8 @@ def owned_version(row: ModelVersion, model: Model | None) -> Owned:
     stage), from the row as stored: the weights policy needs no derived facts."""
     facts = ReleaseFacts(version_id=row.id, model=row.model_name, version=row.version, stage=row.stage, owner=model.owner if model else "",
                          trainer=row.trainer, requester=row.requested_by or "", approvers=(), team=model.team if model else "", provenance=row.provenance,
-                         trained_on_personal_data=row.trained_on_personal_data, has_guarantee=row.has_guarantee, epsilon=None, delta=None)
+                         trained_on_personal_data=row.trained_on_personal_data, has_guarantee=row.has_guarantee, epsilon=None, delta=None,
+                         kind=kind_of(row.architecture), license=license_of(row.architecture, row.preprocessing_json))
     entity = facts.entity()
     return Owned("ModelVersion", row.id, entity["attrs"], version_resource(row.model_name, row.version))
 

@@ -93,6 +93,8 @@ class ReleaseFacts:
     dataset_epsilon_cap: float | None = None
     team: str = ""  # the model owner's team
     provenance: str = "claimed"  # or "established" (governance/registry/established.py)
+    kind: str = "trained"  # or "base": a pre-trained model jobs fine-tune (governance/registry/base_models.py)
+    license: str = ""  # a base's SPDX license id, as its uploader stated it
 
     @property
     def shortfalls(self) -> list[str]:
@@ -112,6 +114,8 @@ class ReleaseFacts:
                 "approvers": sorted(self.approvers),
                 "team": self.team,
                 "provenance": self.provenance,
+                "kind": self.kind,
+                "license": self.license,
                 "trained_on_personal_data": self.trained_on_personal_data,
                 "has_guarantee": self.has_guarantee,
                 "epsilon_milli": _scaled_up(self.epsilon, 1000) if self.has_guarantee else 0,
@@ -130,6 +134,8 @@ class ReleaseFacts:
             "requester": self.requester,
             "approvers": sorted(self.approvers),
             "provenance": self.provenance,
+            "kind": self.kind,
+            **({"license": self.license} if self.kind == "base" else {}),
             "trained_on_personal_data": self.trained_on_personal_data,
             "has_guarantee": self.has_guarantee,
             "epsilon": self.epsilon,
@@ -154,7 +160,7 @@ def reasons_for(policy_ids: tuple[str, ...], facts: ReleaseFacts, caller: str, a
     is the one home of both the rule and what it says), filled in from the facts; a policy
     without one gets a generic sentence. Metric shortfalls are listed one by one."""
     values = {
-        "caller": caller, "action": action.removeprefix("model."),
+        "caller": caller, "action": action.removeprefix("model."), "license": facts.license or "none",
         "epsilon": _g(facts.epsilon), "delta": _g(facts.delta),
         "dataset_epsilon_spent": _g(facts.dataset_epsilon_spent), "dataset_epsilon_cap": _g(facts.dataset_epsilon_cap),
     }

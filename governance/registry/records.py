@@ -52,6 +52,9 @@ class VersionSpec:
     preprocessing_json: str = ""
     description: str = ""
     expected_size: int = 0  # 0 = not stated
+    # A base model (architecture `transformers-base`): what its uploader states about it.
+    base_license: str = ""  # an SPDX license identifier, e.g. "Apache-2.0"
+    base_source: str = ""  # where it came from (a URL, a vendor, a release name)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from privet.governance.attestation.keys import AttestationSigner, ensure_attestation_key, load_signer
+from privet.governance.basemodels.checker import BaseFacts
 from privet.governance.crypto import FileKeyring, KeyEncryptionKeys, SealedWeights
 from privet.governance.errors import FailedPrecondition, PermissionDenied
 from privet.governance.identity.principals import Principal
@@ -76,7 +77,8 @@ class ModelRegistry:
         creation.may_add_version(self._rt, principal, acting, spec)
         staged = _staging.stage_upload(self._rt, self._keyring, spec, chunks, chunk_size=self._chunk_size)
         try:
-            return self._insert_version(principal, acting, spec, staged.version_id, staged.sealed, staged.blob_digest, staged.tensors)
+            return self._insert_version(principal, acting, spec, staged.version_id, staged.sealed, staged.blob_digest, staged.tensors,
+                                        staged.base_facts)
         except BaseException as exc:
             _staging.discard(self._rt, staged)
             if isinstance(exc, PermissionDenied):  # another team made the model name meanwhile
@@ -84,9 +86,10 @@ class ModelRegistry:
             raise
 
     def _insert_version(self, principal: Principal, acting: Principal, spec: VersionSpec, version_id: str, sealed: SealedWeights,
-                        blob_digest: str, tensors: list[TensorInfo]) -> VersionRecord:
+                        blob_digest: str, tensors: list[TensorInfo], base_facts: BaseFacts | None = None) -> VersionRecord:
         # A method (not a direct call) so that tests can make registration fail after staging.
-        return creation.insert_version(self._rt, self._keyring, principal, acting, spec, version_id, sealed, blob_digest, tensors)
+        return creation.insert_version(self._rt, self._keyring, principal, acting, spec, version_id, sealed, blob_digest, tensors,
+                                       base_facts=base_facts)
 
     def sweep_interrupted_uploads(self) -> int:
         """Remove the blobs of uploads that a process on this host left unfinished when it

@@ -12,6 +12,7 @@ import re
 from privet.governance.errors import InvalidArgument
 from privet.governance.jsonlimits import check_json_depth
 from privet.governance.privacy.guarantee import check_stated_guarantee
+from privet.governance.registry.base_models import check_base_spec
 from privet.governance.registry.records import VersionSpec
 
 __all__ = ["MAX_DESCRIPTION", "check_spec", "check_thresholds", "required_reason"]
@@ -43,6 +44,7 @@ def check_spec(spec: VersionSpec) -> None:
                 json.loads(text)
             except ValueError:
                 raise InvalidArgument(f"metadata.{which}", "must be JSON") from None
+    check_base_spec(spec)
 
 
 def check_thresholds(thresholds: dict[str, float] | None) -> dict[str, float]:

@@ -10,12 +10,13 @@ import logging
 import socket
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from privet.governance.architectures.finetuned import FINE_TUNED_ARCH
 from privet.governance.audit.log import Event
 from privet.governance.datasets.catalog import get_dataset
 from privet.governance.errors import FailedPrecondition, NotFound, PermissionDenied
@@ -27,6 +28,7 @@ from privet.governance.privacy.ledger import BudgetLedger
 from privet.governance.privacy.plan import planned_selection_delta
 from privet.governance.privacy.releases import Release, releases_from_json
 from privet.governance.processes import identity_alive
+from privet.governance.registry.base_models import resolve_base
 from privet.governance.registry.ownership import owned_model
 from privet.governance.runtime import Runtime
 from privet.governance.store.registry_tables import Model
@@ -69,6 +71,11 @@ def submit_job(runtime: Runtime, principal: Principal | str, spec: JobSpec) -> T
     submitter = acting_principal(runtime, principal)
     principal = submitter.id.principal
     dataset = get_dataset(runtime, spec.dataset, principal=submitter, action="dataset.spend")
+    if spec.arch == FINE_TUNED_ARCH:
+        # The base is recorded as Privet finds it now (a released base, its digest and
+        # files), never as the caller describes it: the job trains on exactly that.
+        with runtime.read() as s:
+            spec = replace(spec, hparams={**spec.hparams, "base": resolve_base(s, spec.hparams.get("base"))})
     spec = validate(spec, json.loads(dataset.columns_json), dataset.rows)
     with runtime.read() as s:
         model = s.get(Model, spec.model_name)

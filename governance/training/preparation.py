@@ -33,9 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from privet.governance.architectures import input_kind
+from privet.governance.architectures import TextInputs, input_kind, text_preprocessor_for
 from privet.governance.architectures.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor, check_bounds, check_domain, column_kind, numeric_values
-from privet.governance.architectures.text import TextPreprocessor
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.dp_statistics import exponential_quantile, laplace, laplace_partition_selection
 from privet.governance.privacy.plan import PrivacyPlan, plan_job
@@ -62,7 +61,7 @@ class PreparationRefused(InvalidArgument):
 @dataclass
 class PreparedData:
     tensors: dict[str, torch.Tensor]
-    preprocessor: TabularPreprocessor | TextPreprocessor
+    preprocessor: TabularPreprocessor | TextInputs
     labels: ClassLabels
     n_train: int  # exact: stays inside the job (the worker's tensors)
     public_rows: int  # the DP count of training rows: what sampling rate and steps are set from
@@ -141,7 +140,7 @@ def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRand
     scaled: list[str]
     selected: list[str]
     if text:
-        TextPreprocessor.fit(table.slice(0, 0), features)
+        text_preprocessor_for(spec["arch"], spec.get("hparams") or {}, table.slice(0, 0), features)
         scaled, selected = [], []
     else:
         scaled, selected = _undeclared(table, features, bounds, domains)
@@ -229,9 +228,9 @@ def _release_and_encode(
     made.append(release)
     public_rows = max(1, int(round(train.num_rows + float(laplace(1.0 / release.epsilon, 1, random)[0]))))
 
-    pre: TabularPreprocessor | TextPreprocessor
+    pre: TabularPreprocessor | TextInputs
     if spec.get("arch") and input_kind(spec["arch"]) == "tokens":
-        pre = TextPreprocessor.fit(train, features)
+        pre = text_preprocessor_for(spec["arch"], spec.get("hparams") or {}, train, features)
     else:
         sources = {n: "dp" for n in (*scaled, *selected)}
         pre = TabularPreprocessor.build(train, features, bounds=fitted_bounds, domains=fitted_domains, sources=sources)

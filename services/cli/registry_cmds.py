@@ -128,6 +128,37 @@ def register(
     emit(c, _as_dict(version), f"[green]✓[/green] registered {_version_line(version)}")
 
 
+@models_app.command("register-base")
+def register_base(
+    ctx: typer.Context,
+    folder: pathlib.Path = typer.Argument(..., exists=True, file_okay=False, help="A transformers model folder: config.json, *.safetensors, tokenizer.json."),
+    name: str = typer.Option(..., "--name", help="Model name of the base (its versions are the uploads)."),
+    license_id: str = typer.Option(..., "--license", help="SPDX license id, e.g. Apache-2.0 (the release gate checks it)."),
+    source: str = typer.Option(..., "--source", help="Where the model comes from (URL, vendor, release)."),
+) -> None:
+    """Upload a pre-trained transformers model as a base for DP fine-tuning. Pickle files,
+    custom code (auto_map) and model types transformers does not implement are refused."""
+    from privet.governance.basemodels.pack import pack_folder
+    from privet.governance.registry.base_models import BASE_ARCHITECTURE
+    from privet.registry.v1 import registry_pb2
+
+    c = ctx_of(ctx)
+    size, pieces = pack_folder(folder)
+    meta = registry_pb2.ModelVersionMetadata(model_name=name, architecture=BASE_ARCHITECTURE, expected_size=size,
+                                             base=registry_pb2.BaseModelDeclaration(license=license_id, source=source))
+    with _registry(ctx) as s, _progress(c.json) as progress:
+        task = progress.add_task(f"uploading {folder.name}", total=size)
+
+        def requests() -> Iterator[Any]:
+            yield registry_pb2.CreateModelVersionRequest(metadata=meta)
+            for piece in pieces:
+                yield registry_pb2.CreateModelVersionRequest(chunk=piece)
+                progress.advance(task, len(piece))
+
+        version = s.CreateModelVersion(requests())
+    emit(c, _as_dict(version), f"[green]✓[/green] registered base {_version_line(version)}; release it to make it usable for training")
+
+
 @models_app.command("list")
 def list_models(ctx: typer.Context) -> None:
     """Every model, with its latest and released versions."""

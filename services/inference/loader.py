@@ -35,16 +35,16 @@ import pyarrow as pa
 import torch
 from prometheus_client import Counter
 
-from privet.governance.architectures import preprocessor_from_metadata
+from privet.governance.architectures import TextInputs, preprocessor_from_metadata
 from privet.governance.architectures.models import load_model
 from privet.governance.architectures.tabular import ClassLabels, TabularPreprocessor
-from privet.governance.architectures.text import TextPreprocessor
 from privet.governance.attestation.verify import attestation_document, verify_attestation
 from privet.governance.audit.log import Event
 from privet.governance.config import Home
 from privet.governance.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from privet.governance.identity.spiffe import is_name
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
+from privet.services.common.bases import use_registry_for_bases
 from privet.services.common.client import secure_channel
 
 __all__ = ["ClassProbabilities", "LoadedModel", "ModelCache", "SERVICE_IDENTITY", "ServedInputs", "UNCONFIRMED_POLLS", "UNKNOWN_CATEGORIES"]
@@ -92,13 +92,16 @@ class LoadedModel:
     inputs: list
     outputs: list
     module: torch.nn.Module
-    preprocessor: TabularPreprocessor | TextPreprocessor
+    preprocessor: TabularPreprocessor | TextInputs
     labels: ClassLabels
     revoked: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     # When the registry last said this version is RELEASED (ModelCache's clock); 0: never.
     confirmed_at: float = 0.0
     unknown_categories: str = "allow"  # or "refuse" ([inference] unknown_categories)
+    # The base model a fine-tuned version runs on (name, version): it serves only while
+    # that base stays RELEASED too.
+    base: tuple[str, int] | None = None
     count_unknown: Callable[[int], None] = lambda _n: None
 
     def __post_init__(self) -> None:
@@ -125,7 +128,7 @@ class LoadedModel:
         x = self.preprocessor.transform(table)
         # A text model runs a transformer (attention memory grows with rows × tokens²):
         # forward in slices, exactly as training's evaluation does.
-        step = 256 if isinstance(self.preprocessor, TextPreprocessor) else max(x.shape[0], 1)
+        step = 256 if not isinstance(self.preprocessor, TabularPreprocessor) else max(x.shape[0], 1)
         with torch.inference_mode():
             parts = [torch.softmax(self.module(x[i : i + step]), dim=-1) for i in range(0, x.shape[0], step)]
             out = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, len(self.labels.classes)), np.float32)
@@ -152,6 +155,7 @@ class ModelCache:
                  clock: Callable[[], float] = time.monotonic, record: Callable[[Event], object] | None = None) -> None:
         self._home = home
         self._record = record  # audits a refusal to load (the service's runtime.record)
+        use_registry_for_bases(home, SERVICE_IDENTITY)  # a fine-tuned version's base, into memory only
         self._poll_s = poll_s
         # Fail closed: a revocation the registry cannot report must not leave a model serving for ever.
         self._grace_s = max(UNCONFIRMED_POLLS * poll_s, 2 * POLL_TIMEOUT_S) if unconfirmed_grace_s is None else unconfirmed_grace_s
@@ -292,6 +296,7 @@ class ModelCache:
             name=v.model_name, version=v.version, digest=v.digest, stage="RELEASED", epsilon=v.guarantee.epsilon, owner=v.lineage.trained_by or v.created_by,
             inputs=list(v.inputs), outputs=list(v.outputs), module=module,
             preprocessor=preprocessor, labels=labels, unknown_categories=self._unknown_policy(), count_unknown=self.unknown_categories.inc,
+            base=(v.lineage.base_model, int(v.lineage.base_version)) if v.lineage.base_model and v.lineage.base_version.isdigit() else None,
         )
 
     def _unknown_policy(self) -> str:
@@ -319,6 +324,7 @@ class ModelCache:
         asked_at = self._clock()  # the answer holds from the asking, not from its arrival
         try:
             v = self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=model.name, version=model.version), timeout=POLL_TIMEOUT_S)
+            released = v.stage == registry_pb2.STAGE_RELEASED and self._base_released(model)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 self._revoke(model)
@@ -328,10 +334,23 @@ class ModelCache:
         except Exception as exc:
             self._not_confirmed(model, type(exc).__name__)
             return
-        if v.stage != registry_pb2.STAGE_RELEASED:
+        if not released:
             self._revoke(model)
         else:
             self._confirmed(model, asked_at)
+
+    def _base_released(self, model: LoadedModel) -> bool:
+        """Whether the base a fine-tuned version runs on is still RELEASED (True for none).
+        A base that cannot be confirmed raises, like the version's own question."""
+        if model.base is None:
+            return True
+        try:
+            base = self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=model.base[0], version=model.base[1]), timeout=POLL_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+        return bool(base.stage == registry_pb2.STAGE_RELEASED)
 
     def _revoke(self, model: LoadedModel) -> None:
         model.revoked = True

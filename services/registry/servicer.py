@@ -30,7 +30,8 @@ _GUARANTEE_FIELDS = (
     "neighbouring_relation", "sgd_epsilon", "sgd_delta",
 )
 _RELEASE_FIELDS = ("purpose", "mechanism", "epsilon", "delta")
-_LINEAGE_FIELDS = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest", "dataset_name", "masking_profile")
+_LINEAGE_FIELDS = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest", "dataset_name", "masking_profile",
+                  "base_model", "base_version", "base_digest")
 
 
 def _ts(micros: int) -> Timestamp:
@@ -61,6 +62,8 @@ def spec_from_metadata(meta: registry_pb2.ModelVersionMetadata) -> VersionSpec:
         preprocessing_json=meta.preprocessing_json,
         description=meta.description,
         expected_size=meta.expected_size,
+        base_license=meta.base.license,
+        base_source=meta.base.source,
     )
 
 

@@ -11,8 +11,8 @@ import grpc
 import pyarrow as pa
 
 from privet.common.v1 import types_pb2
+from privet.governance.architectures import TextInputs
 from privet.governance.architectures.tabular import TabularPreprocessor
-from privet.governance.architectures.text import TextPreprocessor
 from privet.governance.config import Home
 from privet.governance.errors import NotFound
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -59,7 +59,7 @@ def guarantee_to_proto(g: dict) -> types_pb2.DPGuarantee:
 def _signature(data: Any, table_types: dict[str, str]) -> list[types_pb2.TensorSpec]:
     """One input per feature column: BYTES for text (a text model's one column is text
     whatever the dataset's listing says), FP64 for numbers."""
-    text_model = data.preprocessor.to_metadata().get("kind") == "text"
+    text_model = not isinstance(data.preprocessor, TabularPreprocessor)
     specs = []
     for name in data.preprocessor.features:
         text = text_model or table_types.get(name) == "string"
@@ -67,7 +67,7 @@ def _signature(data: Any, table_types: dict[str, str]) -> list[types_pb2.TensorS
     return specs
 
 
-def _served_preprocessor(preprocessor: TabularPreprocessor | TextPreprocessor, dataset: ingestion_pb2.Dataset) -> TabularPreprocessor | TextPreprocessor:
+def _served_preprocessor(preprocessor: TabularPreprocessor | TextInputs, dataset: ingestion_pb2.Dataset) -> TabularPreprocessor | TextInputs:
     """The preprocessing a version serves with: the job's, plus the k-anonymity
     generalisation the dataset it trained on recorded for each quasi-identifier, so that a
     raw value at inference is generalised exactly as the training rows were."""
@@ -89,7 +89,8 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
         inputs=_signature(data, {n: ("string" if c["type"] in ("string", "large_string") else "number") for n, c in columns.items()}),
         outputs=[types_pb2.TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(data.labels.classes)])],
         metrics=metrics,
-        lineage=types_pb2.Lineage(dataset_id=job.dataset_id, dataset_digest=job.dataset_digest, training_job_id=job.id, code_version=CODE_VERSION, trained_by=job.submitted_by),
+        lineage=types_pb2.Lineage(dataset_id=job.dataset_id, dataset_digest=job.dataset_digest, training_job_id=job.id, code_version=CODE_VERSION, trained_by=job.submitted_by,
+                                  **_base_lineage(spec)),
         guarantee=guarantee_to_proto(g),
         trained_on_personal_data=dataset.personal,
         preprocessing_json=json.dumps({"model": result["model"], "preprocessor": _served_preprocessor(data.preprocessor, dataset).to_metadata(), "labels": data.labels.to_metadata()}),
@@ -105,6 +106,15 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
     with secure_channel(home, SERVICE_IDENTITY, home.settings().addresses["registry"]) as channel:
         version = registry_pb2_grpc.RegistryServiceStub(channel).CreateModelVersion(requests(), timeout=120)
     return version.version
+
+
+def _base_lineage(spec: dict) -> dict[str, str]:
+    """The base a fine-tuning job trained from, as recorded at submit (the registry checks
+    it against the job's record and keeps its own copy)."""
+    base = (spec.get("hparams") or {}).get("base")
+    if not isinstance(base, dict):
+        return {}
+    return {"base_model": str(base["model"]), "base_version": str(base["version"]), "base_digest": str(base["digest"])}
 
 
 def _dataset(home: Home, dataset_id: str) -> ingestion_pb2.Dataset:

@@ -32,7 +32,8 @@ from privet.governance.runtime import Runtime
 from privet.governance.store.training_tables import TrainingJob
 from privet.governance.training.jobs import charge_job, claim_next_job, finish_job, planned_steps, record_progress, record_releases, recover_orphans
 from privet.governance.training.preparation import PreparationRefused, PreparedData, prepare_data
-from privet.services.training.registration import fetch_dataset, register_model
+from privet.services.common.bases import use_registry_for_bases
+from privet.services.training.registration import SERVICE_IDENTITY, fetch_dataset, register_model
 from privet.services.training.workdirs import JOB_DIR_PREFIX, sweep_job_dirs
 from privet.services.training.worker import WorkerHandles, run_worker, spawn_context
 
@@ -112,6 +113,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.worker_id = f"{socket.gethostname()}:{process_identity()}"
         self.current: Any = None  # the running worker process, for tests that kill it
+        # A fine-tuning job's tokenizer (prepared here) comes from its base in the registry.
+        use_registry_for_bases(runtime.home, SERVICE_IDENTITY)
 
     def start(self) -> None:
         sweep_job_dirs()  # training tensors a killed predecessor left behind
@@ -200,7 +203,7 @@ class Scheduler:
             "n_classes": len(data.labels.classes), "accountant": spec["accountant"], "device": spec["device"], "seed": spec["seed"],
             "max_physical_batch_size": spec["max_physical_batch_size"], "progress_interval_s": 0.5, "public_rows": data.public_rows,
         }
-        proc = ctx.Process(target=run_worker, args=(config, str(workdir / "data.safetensors"), str(workdir), handles), daemon=True)
+        proc = ctx.Process(target=run_worker, args=(config, str(workdir / "data.safetensors"), str(workdir), handles, str(self._rt.home.root)), daemon=True)
         proc.start()
         self.current = proc
         try:

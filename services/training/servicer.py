@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from privet.common.v1 import types_pb2
+from privet.governance.architectures.finetuned import FINE_TUNED_ARCH
 from privet.governance.errors import InvalidArgument
 from privet.governance.paging import page_size
 from privet.governance.privacy.guarantee import PRIVACY_UNIT
@@ -49,6 +51,13 @@ def job_message(job: JobRecord) -> training_pb2.Job:
         class_names=[c for c in spec.get("classes") or [] if isinstance(c, str)],
         person_key=spec.get("person_key", ""),
     )
+    tuned = spec.get("hparams") or {}
+    if spec["arch"] == FINE_TUNED_ARCH and isinstance(tuned.get("base"), dict):
+        base = tuned["base"]
+        request.fine_tune.CopyFrom(training_pb2.FineTune(
+            base=f"{base.get('model')}:{base.get('version')}", task=tuned.get("task", ""), tune=tuned.get("tune", ""),
+            lora_rank=tuned.get("lora_rank") or 0, lora_alpha=tuned.get("lora_alpha") or 0.0, lora_targets=tuned.get("lora_targets") or [],
+            last_k=tuned.get("last_k") or 0, max_length=tuned.get("max_length") or 0))
     guarantee = None
     if "sgd_epsilon" in g:
         guarantee = guarantee_to_proto(g)
@@ -70,9 +79,27 @@ def _declared_classes(r: training_pb2.SubmitJobRequest) -> tuple[int | str, ...]
     return tuple(r.classes) or tuple(r.class_names)
 
 
+def _fine_tune(r: training_pb2.SubmitJobRequest) -> dict[str, Any]:
+    """A fine-tuning request's settings as the `transformer` architecture's hyperparameters
+    (what was left unset takes the architecture's defaults)."""
+    if not r.HasField("fine_tune"):
+        return {}
+    f = r.fine_tune
+    hparams: dict[str, Any] = {"base": f.base, "task": f.task or "sequence-classification", "tune": f.tune or "lora"}
+    for name in ("lora_rank", "lora_alpha", "last_k", "max_length"):
+        if getattr(f, name):
+            hparams[name] = getattr(f, name)
+    if f.lora_targets:
+        hparams["lora_targets"] = list(f.lora_targets)
+    return hparams
+
+
 def _spec(r: training_pb2.SubmitJobRequest) -> JobSpec:
+    tuned = _fine_tune(r)
+    if tuned and r.arch not in ("", FINE_TUNED_ARCH):
+        raise InvalidArgument("arch", f"a fine-tuning job trains the {FINE_TUNED_ARCH!r} architecture, not {r.arch!r}")
     return JobSpec(
-        dataset=r.dataset, target=r.target, features=tuple(r.features), arch=r.arch or "mlp", epochs=r.epochs or 3, batch_size=r.batch_size or 256,
+        dataset=r.dataset, target=r.target, features=tuple(r.features), arch=FINE_TUNED_ARCH if tuned else (r.arch or "mlp"), hparams=tuned, epochs=r.epochs or 3, batch_size=r.batch_size or 256,
         learning_rate=r.learning_rate or 1e-3, target_epsilon=r.target_epsilon, delta=r.delta or 1e-5, max_grad_norm=r.max_grad_norm or 1.0,
         device=r.device or "auto", seed=r.seed, accountant=r.accountant or "prv", model_name=r.model_name, max_physical_batch_size=r.max_physical_batch_size or 1024,
         feature_bounds={k: [b.lower, b.upper] for k, b in r.feature_bounds.items()},

@@ -30,11 +30,16 @@ class WorkerHandles:
         self.progress = ctx.Queue()
 
 
-def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandles) -> None:
+def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandles, home_root: str | None = None) -> None:
     from safetensors.torch import load_file
 
     from privet.governance.errors import InvalidArgument
     from privet.services.training.engine import DataRefused, Progress, TrainConfig, TrainingAborted, train_dp
+
+    if home_root is not None:
+        from privet.services.common.bases import use_registry_for_bases
+
+        use_registry_for_bases(home_root, "training")  # a fine-tuning job's base comes from the registry, into memory
 
     out = pathlib.Path(out_dir)
     tensors = load_file(data_path)

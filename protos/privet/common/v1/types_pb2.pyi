@@ -57,7 +57,7 @@ class DPRelease(_message.Message):
     def __init__(self, purpose: _Optional[str] = ..., mechanism: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
 
 class Lineage(_message.Message):
-    __slots__ = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest", "dataset_name", "masking_profile")
+    __slots__ = ("dataset_id", "dataset_digest", "training_job_id", "code_version", "trained_by", "raw_digest", "masking_profile_digest", "dataset_name", "masking_profile", "base_model", "base_version", "base_digest")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_DIGEST_FIELD_NUMBER: _ClassVar[int]
     TRAINING_JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,9 @@ class Lineage(_message.Message):
     MASKING_PROFILE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
     MASKING_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BASE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     dataset_digest: str
     training_job_id: str
@@ -76,7 +79,10 @@ class Lineage(_message.Message):
     masking_profile_digest: str
     dataset_name: str
     masking_profile: str
-    def __init__(self, dataset_id: _Optional[str] = ..., dataset_digest: _Optional[str] = ..., training_job_id: _Optional[str] = ..., code_version: _Optional[str] = ..., trained_by: _Optional[str] = ..., raw_digest: _Optional[str] = ..., masking_profile_digest: _Optional[str] = ..., dataset_name: _Optional[str] = ..., masking_profile: _Optional[str] = ...) -> None: ...
+    base_model: str
+    base_version: str
+    base_digest: str
+    def __init__(self, dataset_id: _Optional[str] = ..., dataset_digest: _Optional[str] = ..., training_job_id: _Optional[str] = ..., code_version: _Optional[str] = ..., trained_by: _Optional[str] = ..., raw_digest: _Optional[str] = ..., masking_profile_digest: _Optional[str] = ..., dataset_name: _Optional[str] = ..., masking_profile: _Optional[str] = ..., base_model: _Optional[str] = ..., base_version: _Optional[str] = ..., base_digest: _Optional[str] = ...) -> None: ...
 
 class TensorSpec(_message.Message):
     __slots__ = ("name", "datatype", "shape")

@@ -27,7 +27,7 @@ STAGE_RELEASED: Stage
 STAGE_REVOKED: Stage
 
 class ModelVersionMetadata(_message.Message):
-    __slots__ = ("model_name", "architecture", "inputs", "outputs", "metrics", "lineage", "guarantee", "trained_on_personal_data", "preprocessing_json", "description", "expected_size")
+    __slots__ = ("model_name", "architecture", "inputs", "outputs", "metrics", "lineage", "guarantee", "trained_on_personal_data", "preprocessing_json", "description", "expected_size", "base")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class ModelVersionMetadata(_message.Message):
     PREPROCESSING_JSON_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     architecture: str
     inputs: _containers.RepeatedCompositeFieldContainer[_types_pb2.TensorSpec]
@@ -57,7 +58,16 @@ class ModelVersionMetadata(_message.Message):
     preprocessing_json: str
     description: str
     expected_size: int
-    def __init__(self, model_name: _Optional[str] = ..., architecture: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., lineage: _Optional[_Union[_types_pb2.Lineage, _Mapping]] = ..., guarantee: _Optional[_Union[_types_pb2.DPGuarantee, _Mapping]] = ..., trained_on_personal_data: _Optional[bool] = ..., preprocessing_json: _Optional[str] = ..., description: _Optional[str] = ..., expected_size: _Optional[int] = ...) -> None: ...
+    base: BaseModelDeclaration
+    def __init__(self, model_name: _Optional[str] = ..., architecture: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[_types_pb2.TensorSpec, _Mapping]]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., lineage: _Optional[_Union[_types_pb2.Lineage, _Mapping]] = ..., guarantee: _Optional[_Union[_types_pb2.DPGuarantee, _Mapping]] = ..., trained_on_personal_data: _Optional[bool] = ..., preprocessing_json: _Optional[str] = ..., description: _Optional[str] = ..., expected_size: _Optional[int] = ..., base: _Optional[_Union[BaseModelDeclaration, _Mapping]] = ...) -> None: ...
+
+class BaseModelDeclaration(_message.Message):
+    __slots__ = ("license", "source")
+    LICENSE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    license: str
+    source: str
+    def __init__(self, license: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class CreateModelVersionRequest(_message.Message):
     __slots__ = ("metadata", "chunk")

@@ -27,7 +27,7 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size", "feature_bounds", "categories", "classes", "person_key", "class_names")
+    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size", "feature_bounds", "categories", "classes", "person_key", "class_names", "fine_tune")
     class FeatureBoundsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class SubmitJobRequest(_message.Message):
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     PERSON_KEY_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    FINE_TUNE_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     target: str
     features: _containers.RepeatedScalarFieldContainer[str]
@@ -82,7 +83,28 @@ class SubmitJobRequest(_message.Message):
     classes: _containers.RepeatedScalarFieldContainer[int]
     person_key: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ..., feature_bounds: _Optional[_Mapping[str, Bounds]] = ..., categories: _Optional[_Mapping[str, Domain]] = ..., classes: _Optional[_Iterable[int]] = ..., person_key: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    fine_tune: FineTune
+    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ..., feature_bounds: _Optional[_Mapping[str, Bounds]] = ..., categories: _Optional[_Mapping[str, Domain]] = ..., classes: _Optional[_Iterable[int]] = ..., person_key: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., fine_tune: _Optional[_Union[FineTune, _Mapping]] = ...) -> None: ...
+
+class FineTune(_message.Message):
+    __slots__ = ("base", "task", "tune", "lora_rank", "lora_alpha", "lora_targets", "last_k", "max_length")
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    TUNE_FIELD_NUMBER: _ClassVar[int]
+    LORA_RANK_FIELD_NUMBER: _ClassVar[int]
+    LORA_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    LORA_TARGETS_FIELD_NUMBER: _ClassVar[int]
+    LAST_K_FIELD_NUMBER: _ClassVar[int]
+    MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    base: str
+    task: str
+    tune: str
+    lora_rank: int
+    lora_alpha: float
+    lora_targets: _containers.RepeatedScalarFieldContainer[str]
+    last_k: int
+    max_length: int
+    def __init__(self, base: _Optional[str] = ..., task: _Optional[str] = ..., tune: _Optional[str] = ..., lora_rank: _Optional[int] = ..., lora_alpha: _Optional[float] = ..., lora_targets: _Optional[_Iterable[str]] = ..., last_k: _Optional[int] = ..., max_length: _Optional[int] = ...) -> None: ...
 
 class Bounds(_message.Message):
     __slots__ = ("lower", "upper")
