@@ -13,9 +13,11 @@ only the new task head may be missing. Tensors the architecture's standard pre-t
 heads hold (BERT's pooler for a RoBERTa classifier, a causal LM's ``lm_head`` for a Llama
 classifier, BERT's MLM head) are recognised and dropped; anything else is refused.
 
-Not registered in the catalog (`models._register`): the catalog's `build(n_features,
-n_classes, **hparams)` has no place for base weights, which come from verified base files
-elsewhere. The integrator wires it (see the module's notes in the hand-over).
+Nothing is registered in the catalog here: its `build(n_features, n_classes, **hparams)`
+has no place for base weights, which come from verified base files; the catalog entry is
+the code that fetches and checks those files and calls `build_model` with them. The
+catalog's `load_model` must rebuild through `load_exported` (the exported names are not
+the wrapper's own state-dict names).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,11 +33,15 @@ from torch import nn
 from privet.governance.architectures.pretrained_tuning import TuneSpec, apply_tuning, head_parameter_names
 from privet.governance.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 __all__ = ["ATTN_IMPLEMENTATION", "PretrainedModel", "build_model", "load_config"]
 
 #: Opacus computes per-sample gradients from the inputs and output gradients of the
 #: trained layers, so the attention kernel only has to be an ordinary autograd function;
-#: SDPA is, and is faster and leaner than eager (checked against eager in the parity tests).
+#: SDPA is, and is faster and leaner than eager. Tests: the DP parity tests run on SDPA
+#: (hooks and ghost), and SDPA's logits equal eager's.
 ATTN_IMPLEMENTATION = "sdpa"
 _MAX_CLASSES = 65536
 
@@ -64,28 +70,37 @@ def load_config(config: Mapping[str, Any]) -> Any:
 
 
 def _pad_id(hf_config: Any, pad_id: int | None) -> int:
-    if pad_id is None:
-        pad_id = hf_config.pad_token_id
-    if pad_id is None:
-        eos = hf_config.eos_token_id
-        pad_id = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
-    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < int(hf_config.vocab_size):
-        raise InvalidArgument("hparams.base", f"no usable pad id (got {pad_id!r}): config.json names no pad or eos token")
-    return pad_id
+    """The given pad id, else config.json's pad token, else its (first) eos token."""
+    chosen: Any = pad_id if pad_id is not None else getattr(hf_config, "pad_token_id", None)
+    if chosen is None:
+        eos = getattr(hf_config, "eos_token_id", None)
+        chosen = eos[0] if isinstance(eos, (list, tuple)) and eos else eos
+    vocab = getattr(hf_config, "vocab_size", None)
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or not isinstance(vocab, int) or not 0 <= chosen < vocab:
+        raise InvalidArgument("hparams.base", f"no usable pad id (got {chosen!r}): config.json names no pad or eos token in its vocabulary")
+    return chosen
 
 
-def _task_model(hf_config: Any, task: str, n_classes: int | None) -> nn.Module:
+def _auto_class(hf_config: Any, task: str) -> Any:
+    """transformers' Auto class for `task`, if it has a model of that kind for the config."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": ATTN_IMPLEMENTATION}
-    try:
-        if task == "causal-lm":
-            return AutoModelForCausalLM.from_config(hf_config, **kwargs)
+    auto = AutoModelForCausalLM if task == "causal-lm" else AutoModelForSequenceClassification
+    if type(hf_config) not in auto._model_mapping:
+        raise InvalidArgument("hparams.task", f"transformers has no {task} model for {hf_config.model_type}")
+    return auto
+
+
+def _task_model(hf_config: Any, task: str, n_classes: int | None) -> PreTrainedModel:
+    auto = _auto_class(hf_config, task)
+    if task == "sequence-classification":
         hf_config.num_labels = n_classes
         hf_config.problem_type = "single_label_classification"
-        return AutoModelForSequenceClassification.from_config(hf_config, **kwargs)
-    except ValueError as exc:
-        raise InvalidArgument("hparams.task", f"{hf_config.model_type} has no {task} model ({exc})") from None
+    try:
+        model: PreTrainedModel = auto.from_config(hf_config, dtype=torch.float32, attn_implementation=ATTN_IMPLEMENTATION)
+        return model
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # e.g. a width the head count does not divide
+        raise InvalidArgument("hparams.base", f"config.json does not make a {hf_config.model_type} model ({exc})") from None
 
 
 # -- the pre-trained weights ----------------------------------------------------------------
@@ -102,7 +117,7 @@ def _reference_shapes(hf_config: Any) -> dict[str, torch.Size]:
     for auto in (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining):
         try:
             with torch.device("meta"):
-                reference = auto.from_config(copy.deepcopy(hf_config), dtype=torch.float32)
+                reference = auto.from_config(copy.deepcopy(hf_config), dtype=torch.float32)  # type: ignore[no-untyped-call]
         except ValueError:  # the architecture has no such model
             continue
         prefix = f"{reference.base_model_prefix}."
@@ -118,12 +133,12 @@ def _check_shape(key: str, tensor: torch.Tensor, expected: torch.Size) -> None:
         raise InvalidArgument("hparams.base", f"base weight {key}: shape {tuple(tensor.shape)}, the config needs {tuple(expected)}")
 
 
-def _place(model: nn.Module, hf_config: Any, base_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _place(model: PreTrainedModel, hf_config: Any, base_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Base tensors under the task model's names. A bare body saves ``embeddings.…`` where
     the task model has ``bert.embeddings.…``: the `base_model_prefix` is added when the
     name is not already the task model's."""
     target = model.state_dict()
-    prefix = model.base_model_prefix  # type: ignore[union-attr]
+    prefix = model.base_model_prefix
     placed: dict[str, torch.Tensor] = {}
     leftover: dict[str, torch.Tensor] = {}
     for key, tensor in base_state.items():
@@ -146,7 +161,7 @@ def _place(model: nn.Module, hf_config: Any, base_state: Mapping[str, torch.Tens
     return placed
 
 
-def _load_base(model: nn.Module, hf_config: Any, base_state: Mapping[str, torch.Tensor]) -> None:
+def _load_base(model: PreTrainedModel, hf_config: Any, base_state: Mapping[str, torch.Tensor]) -> None:
     placed = _place(model, hf_config, base_state)
     # Tied parameters (GPT-2's LM head is its token embedding) are one tensor under two
     # names: loading either name loads both.
@@ -164,21 +179,30 @@ def _load_base(model: nn.Module, hf_config: Any, base_state: Mapping[str, torch.
         raise InvalidArgument("hparams.base", f"unexpected base weights {unexpected[:3]}")
 
 
-def _untie_head(model: nn.Module) -> None:
+def _lm_head(model: PreTrainedModel) -> tuple[nn.Module | None, bool]:
+    """The causal LM's output layer, and whether it is tied to the token embedding."""
+    head: nn.Module | None = model.get_output_embeddings()  # type: ignore[no-untyped-call]
+    embeddings = model.get_input_embeddings()
+    return head, head is not None and embeddings is not None and head.weight is embeddings.weight
+
+
+def _untie_head(model: PreTrainedModel) -> None:
     """Give the LM head its own copy of the token embedding it is tied to (GPT-2), so the
     head can train while the embedding stays frozen."""
-    head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()  # type: ignore[operator]
-    if head is not None and embeddings is not None and head.weight is embeddings.weight:
-        head.weight = nn.Parameter(embeddings.weight.detach().clone())
+    head, tied = _lm_head(model)
+    if head is not None and tied:
+        weight = model.get_input_embeddings().weight
+        assert isinstance(weight, torch.Tensor)
+        head.weight = nn.Parameter(weight.detach().clone())
         # Nothing may tie them again (transformers re-ties on tie_weights() when set).
-        model.config.tie_word_embeddings = False  # type: ignore[union-attr]
+        model.config.tie_word_embeddings = False
 
 
-def _lm_head_is_pretrained(model: nn.Module, base_state: Mapping[str, torch.Tensor] | None) -> bool:
-    head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()  # type: ignore[operator]
-    if head is None or (embeddings is not None and head.weight is embeddings.weight):
+def _lm_head_is_pretrained(model: PreTrainedModel, base_state: Mapping[str, torch.Tensor] | None) -> bool:
+    head, tied = _lm_head(model)
+    if head is None or tied or base_state is None:
         return True
-    return base_state is None or any(k in base_state for k in head_parameter_names(model))
+    return any(k in base_state for k in head_parameter_names(model))
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -192,7 +216,7 @@ class PretrainedModel(nn.Module):
     `exported_state_dict()` holds only the trained tensors, under stable names;
     `load_exported(state)` puts them back (strictly)."""
 
-    def __init__(self, model: nn.Module, *, task: str, pad_id: int, max_positions: int | None, trained: Mapping[str, str]) -> None:
+    def __init__(self, model: PreTrainedModel, *, task: str, pad_id: int, max_positions: int | None, trained: Mapping[str, str]) -> None:
         super().__init__()
         self.model = model
         self.task = task
@@ -209,7 +233,7 @@ class PretrainedModel(nn.Module):
             filler = torch.full((1, max(ids.shape[1], 1)), self.pad_id, dtype=ids.dtype, device=ids.device)
             return self.forward(filler)[:0]
         keep = ids != self.pad_id
-        if self.task == "sequence-classification" and ids.shape[0] and ids.shape[1]:
+        if self.task == "sequence-classification" and ids.shape[1]:
             # Drop the columns that are padding in every row: padding is masked out, so
             # they change no class logit, and short texts padded to max_length would
             # otherwise cost as much as long ones.
@@ -278,6 +302,7 @@ def build_model(
     elif isinstance(n_classes, bool) or not isinstance(n_classes, int) or not 2 <= n_classes <= _MAX_CLASSES:
         raise InvalidArgument("n_classes", f"an integer in 2..{_MAX_CLASSES}")
     hf_config = load_config(config)
+    _auto_class(hf_config, tune.task)  # refuse an unsupported task before anything else
     pad = _pad_id(hf_config, pad_id)
     hf_config.use_cache = False  # training and our generate() run without a KV cache
     if tune.task == "sequence-classification":

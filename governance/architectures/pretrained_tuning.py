@@ -19,11 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from privet.governance.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["DEFAULT_LORA_TARGETS", "TASKS", "TUNES", "TuneSpec", "apply_tuning", "head_parameter_names"]
 
@@ -124,10 +127,10 @@ class TuneSpec:
 # -- the parts of a Hugging Face task model -------------------------------------------------
 
 
-def head_parameter_names(model: nn.Module) -> set[str]:
+def head_parameter_names(model: PreTrainedModel) -> set[str]:
     """The task head: parameters outside the pre-trained body (`base_model_prefix`), e.g.
     BERT's ``classifier.*``, Llama's ``score.weight`` or a causal LM's ``lm_head.weight``."""
-    prefix = f"{model.base_model_prefix}."  # type: ignore[operator]
+    prefix = f"{model.base_model_prefix}."
     return {name for name, _ in model.named_parameters(remove_duplicate=False) if not name.startswith(prefix)}
 
 
@@ -142,9 +145,9 @@ def _blocks(body: nn.Module, layers: int) -> tuple[str, nn.ModuleList]:
     raise InvalidArgument("hparams.tune", f"last-k: no list of {layers} transformer blocks found in {type(body).__name__}")
 
 
-def _last_k_modules(model: nn.Module, k: int) -> list[nn.Module]:
+def _last_k_modules(model: PreTrainedModel, k: int) -> list[nn.Module]:
     body = model.base_model
-    layers = int(model.config.num_hidden_layers)  # type: ignore[union-attr]
+    layers = int(model.config.num_hidden_layers)
     if k > layers:
         raise InvalidArgument("hparams.last_k", f"at most {layers}: the model has {layers} transformer blocks")
     holder, blocks = _blocks(body, layers)
@@ -155,12 +158,12 @@ def _last_k_modules(model: nn.Module, k: int) -> list[nn.Module]:
     return [*blocks[layers - k :], *tail]
 
 
-def _lora_target_names(model: nn.Module, suffixes: Sequence[str]) -> list[str]:
+def _lora_target_names(model: PreTrainedModel, suffixes: Sequence[str]) -> list[str]:
     """Full names of the body's linear layers that end in one of `suffixes`. Every suffix
     must match at least one; the head is never adapted (it trains in full)."""
     from transformers.pytorch_utils import Conv1D
 
-    prefix = f"{model.base_model_prefix}."  # type: ignore[operator]
+    prefix = f"{model.base_model_prefix}."
     names: list[str] = []
     for suffix in suffixes:
         matched = [
@@ -180,14 +183,16 @@ def _lora_target_names(model: nn.Module, suffixes: Sequence[str]) -> list[str]:
     return names
 
 
-def _apply_lora(model: nn.Module, spec: TuneSpec, model_type: str) -> None:
+def _apply_lora(model: PreTrainedModel, spec: TuneSpec, model_type: str) -> None:
     from peft import LoraConfig, inject_adapter_in_model
     from transformers.pytorch_utils import Conv1D
 
     names = _lora_target_names(model, spec.targets_for(model_type))
+    # peft annotates lora_alpha as int but scales by alpha / r in floating point.
+    alpha: Any = spec.lora_alpha
     config = LoraConfig(
         r=spec.lora_rank,
-        lora_alpha=spec.lora_alpha,
+        lora_alpha=alpha,
         # Full names: peft matches a listed name as a suffix, so a bare "dense" would
         # also catch a head's dense layer (RoBERTa's classifier has one).
         target_modules=names,
@@ -208,7 +213,7 @@ def _stable_name(name: str) -> str:
     return re.sub(r"\.(lora_[AB])\.default\.", r".\1.", name)
 
 
-def apply_tuning(model: nn.Module, spec: TuneSpec, model_type: str) -> dict[str, str]:
+def apply_tuning(model: PreTrainedModel, spec: TuneSpec, model_type: str) -> dict[str, str]:
     """Freeze `model` (a Hugging Face task model) except what `spec` trains, adding LoRA
     adapters in ``lora`` mode. Returns stable name → the parameter's name in `model`, for
     exactly the trained parameters. Raises InvalidArgument naming ``hparams.<field>``."""

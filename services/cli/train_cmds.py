@@ -143,17 +143,25 @@ def train(
     classes: str = typer.Option("", "--classes", help="the target's classes, e.g. 0,1 or churned,stayed (else DP selection, charged)"),
     person_key: str = typer.Option("", "--person-key", help="column naming the person a row is about: one row per person, ε per person"),
     watch_: bool = typer.Option(False, "--watch", help="follow the job with a live progress bar"),
+    base: str = typer.Option("", "--base", help="NAME:VERSION of a released base model to fine-tune (arch transformer)"),
+    tune: str = typer.Option("lora", "--tune", help="fine-tuning: lora | head | last-k"),
+    lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA rank (default 8)"),
+    last_k: int = typer.Option(0, "--last-k", help="last-k: transformer blocks trained (default 1)"),
+    max_length: int = typer.Option(0, "--max-length", help="fine-tuning: tokens per text (default 128)"),
 ) -> None:
-    """Submit a DP training job; its target ε is reserved against the dataset's budget."""
+    """Submit a DP training job; its target ε is reserved against the dataset's budget.
+    With --base, the job fine-tunes a released base model on one text column (--features)."""
     from privet.training.v1 import training_pb2
 
     c = ctx_of(ctx)
-    request = training_pb2.SubmitJobRequest(dataset=dataset, target=target, features=[f for f in features.split(",") if f], arch=arch, epochs=epochs, batch_size=batch_size,
+    fine_tune = training_pb2.FineTune(base=base, task="sequence-classification", tune=tune, lora_rank=lora_rank, last_k=last_k, max_length=max_length) if base else None
+    request = training_pb2.SubmitJobRequest(dataset=dataset, target=target, features=[f for f in features.split(",") if f], arch="transformer" if base else arch, epochs=epochs, batch_size=batch_size,
                                             learning_rate=learning_rate, target_epsilon=epsilon, delta=delta, device=device,
                                             max_grad_norm=max_grad_norm, accountant=accountant, model_name=model_name, seed=seed,
                                             feature_bounds={k: training_pb2.Bounds(lower=lo, upper=hi) for k, (lo, hi) in _bounds(bounds).items()},
                                             categories={k: training_pb2.Domain(values=v) for k, v in _categories(categories).items()},
-                                            classes=_classes(classes)[0], class_names=_classes(classes)[1], person_key=person_key)
+                                            classes=_classes(classes)[0], class_names=_classes(classes)[1], person_key=person_key,
+                                            fine_tune=fine_tune)
     with _training(ctx) as s:
         job = s.SubmitJob(request)
         if not watch_:

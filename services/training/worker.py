@@ -36,12 +36,19 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
     from privet.governance.errors import InvalidArgument
     from privet.services.training.engine import DataRefused, Progress, TrainConfig, TrainingAborted, train_dp
 
+    out = pathlib.Path(out_dir)
     if home_root is not None:
         from privet.services.common.bases import use_registry_for_bases
 
         use_registry_for_bases(home_root, "training")  # a fine-tuning job's base comes from the registry, into memory
+        try:
+            _fetch_base(config)
+        except BaseException as exc:
+            # Before any noisy step, and the base is public: its failure depends on no row,
+            # so it is not charged as if training had looked at the data.
+            (out / "result.json").write_text(json.dumps({"ok": False, "error": f"the base model could not be fetched: {exc}", "guarantee": None, "data_dependent": False}))
+            return
 
-    out = pathlib.Path(out_dir)
     tensors = load_file(data_path)
 
     def on_progress(p: Progress) -> None:
@@ -76,6 +83,15 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
     except BaseException as exc:
         summary = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc(), "guarantee": None, "data_dependent": True}
     (out / "result.json").write_text(json.dumps(summary, default=str))
+
+
+def _fetch_base(config: dict) -> None:
+    """Fetch and check a fine-tuning job's base before training starts (kept in memory)."""
+    base = (config.get("hparams") or {}).get("base")
+    if isinstance(base, dict):
+        from privet.governance.basemodels.source import base_files
+
+        base_files(base)
 
 
 def wait_for_lease(handles: WorkerHandles, parent: int, poll_s: float = 0.005) -> bool:

@@ -118,7 +118,7 @@ def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
 # -- building --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("family,task", [*CASES, ("llama", "causal-lm"), ("gpt2", "sequence-classification")])
+@pytest.mark.parametrize("family,task", CASES)
 @pytest.mark.parametrize("tune", TUNES)
 def test_meta_build_exports_what_a_real_build_exports(family: str, task: str, tune: str) -> None:
     real = tiny_model(family, task, tune)
@@ -288,6 +288,10 @@ def test_custom_code_and_unknown_architectures_are_refused() -> None:
     assert _refused({"hidden_size": 32}, None).field == "hparams.base"
     quantized = {**tiny_config("llama"), "quantization_config": {"quant_method": "bitsandbytes"}}
     assert _refused(quantized, None).field == "hparams.base"
+    indivisible = {**tiny_config("bert"), "num_attention_heads": 5}  # 32 wide, 5 heads
+    assert _refused(indivisible, None).field == "hparams.base"
+    vision = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    assert _refused(vision, None, task="causal-lm", n_classes=None).field == "hparams.task"
 
 
 def test_base_weights_that_do_not_fit_are_refused() -> None:
