@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from privet.governance.architectures import preprocessor_from_metadata
+from privet.governance.architectures.finetuned import is_causal_lm
 from privet.governance.architectures.models import ModelSpec, _exported_state, architectures
 from privet.governance.architectures.tabular import ClassLabels
 from privet.governance.errors import InvalidArgument
@@ -50,21 +51,25 @@ def check_metadata_matches_weights(architecture: str, preprocessing_json: str, t
     if architecture not in architectures() or not preprocessing_json:
         return
     meta = json.loads(preprocessing_json)
-    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), dict) for k in ("model", "preprocessor", "labels")):
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), dict) for k in ("model", "preprocessor")):
         raise InvalidArgument(FIELD, "must be an object with \"model\", \"preprocessor\" and \"labels\" objects")
     spec = ModelSpec.from_metadata(meta["model"])
     if spec.arch != architecture:
         raise InvalidArgument("metadata.architecture", f"{architecture!r}, but preprocessing_json describes {spec.arch!r}")
+    # A causal language model has no labels: its outputs are text over its vocabulary.
+    causal = is_causal_lm(spec.arch, spec.hparams)
+    if not causal and not isinstance(meta.get("labels"), dict):
+        raise InvalidArgument(FIELD, "must be an object with \"model\", \"preprocessor\" and \"labels\" objects")
     try:
         preprocessor = preprocessor_from_metadata(meta["preprocessor"])
-        labels = ClassLabels.from_metadata(meta["labels"])
+        labels = None if causal else ClassLabels.from_metadata(meta["labels"])
     except InvalidArgument as exc:
         raise InvalidArgument(FIELD, exc.message) from None
     if inputs and list(inputs) != list(preprocessor.features):
         raise InvalidArgument("metadata.inputs", f"{list(inputs)}, but the preprocessor reads {list(preprocessor.features)}")
     if preprocessor.n_features != spec.n_features:
         raise InvalidArgument(FIELD, f"the preprocessor makes {preprocessor.n_features} features, the model takes {spec.n_features}")
-    if len(labels.classes) != spec.n_classes:
+    if labels is not None and len(labels.classes) != spec.n_classes:
         raise InvalidArgument(FIELD, f"the labels have {len(labels.classes)} classes, the model {spec.n_classes}")
     expected = _expected_tensors(spec)
     got = {t.name: (tuple(t.shape), t.dtype) for t in tensors}

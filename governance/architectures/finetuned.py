@@ -31,7 +31,7 @@ from privet.governance.architectures.pretrained_text import PretrainedTokenizer
 from privet.governance.architectures.pretrained_tuning import TuneSpec
 from privet.governance.errors import DataLoss, InvalidArgument
 
-__all__ = ["DEFAULT_MAX_LENGTH", "FINE_TUNED_ARCH", "BaseTextPreprocessor", "check_hparams"]
+__all__ = ["DEFAULT_MAX_LENGTH", "FINE_TUNED_ARCH", "BaseTextPreprocessor", "check_hparams", "is_causal_lm"]
 
 FINE_TUNED_ARCH = "transformer"
 DEFAULT_MAX_LENGTH = 128
@@ -62,12 +62,16 @@ def check_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(config, Mapping) or not isinstance(base.get("model_type"), str):
         raise InvalidArgument("hparams.base", "carries no config of the base")
     tune = TuneSpec.from_json({k: hparams[k] for k in _TUNE_KEYS if k in hparams})
-    if tune.task != "sequence-classification":
-        raise InvalidArgument("hparams.task", "only sequence-classification jobs are trained and served so far")
     length = hparams.get("max_length", DEFAULT_MAX_LENGTH)
     if isinstance(length, bool) or not isinstance(length, int) or not 2 <= length <= _positions(config):
         raise InvalidArgument("hparams.max_length", f"an integer in 2..{_positions(config)} (tokens per text)")
     return {"base": {k: base[k] for k in _REF_KEYS}, **tune.to_json(), "max_length": length}
+
+
+def is_causal_lm(arch: str, hparams: Mapping[str, Any] | None) -> bool:
+    """Whether a job or model of `arch` with `hparams` is a causal language model (text in,
+    text out, no target column)."""
+    return arch == FINE_TUNED_ARCH and (hparams or {}).get("task") == "causal-lm"
 
 
 def _on_meta() -> bool:
@@ -84,15 +88,17 @@ def _build(n_features: int, n_classes: int, *, base: Mapping[str, Any], max_leng
     if n_features != max_length:
         raise InvalidArgument("n_features", f"{n_features} tokens, but the model reads {max_length}")
     tune = TuneSpec.from_json(tuning)
+    # A causal LM's "classes" are its vocabulary (the catalog records its output width).
+    classes = None if tune.task == "causal-lm" else n_classes
     if _on_meta():
         # Shapes only (the registry's check): the recorded config is all there is to read.
-        return build_model(dict(base["config"]), tune, n_classes, None)
+        return build_model(dict(base["config"]), tune, classes, None)
     files = _source().base_files(base)
     if files.config != base["config"]:
         raise DataLoss(f"the config of base {base['model']}:{base['version']} is not the one recorded")
     # Padding is masked by the tokenizer's pad id: the model must mask the same one.
     pad = _tokenizer_of(files, max_length).pad_id
-    return build_model(files.config, tune, n_classes, files.weights(), pad_id=pad)
+    return build_model(files.config, tune, classes, files.weights(), pad_id=pad)
 
 
 _register(
@@ -184,13 +190,19 @@ class BaseTextPreprocessor:
             return torch.zeros((0, self.max_length), dtype=torch.int64)
         return self.tokenizer().encode(list(texts))
 
-    def transform(self, table: pa.Table) -> torch.Tensor:
+    def texts(self, table: pa.Table) -> list[str]:
+        """The text column of `table` ("" for a missing value). InvalidArgument naming the
+        column when it is missing or not text."""
         if self.column not in table.column_names:
             raise InvalidArgument(self.column, "column not in the table")
         column = table.column(self.column)
         if not _is_string(column.type):
             raise InvalidArgument(self.column, f"expected a string column, got {column.type}")
-        return self.encode(pc.fill_null(pc.cast(column, pa.string()), "").to_pylist())
+        texts: list[str] = pc.fill_null(pc.cast(column, pa.string()), "").to_pylist()
+        return texts
+
+    def transform(self, table: pa.Table) -> torch.Tensor:
+        return self.encode(self.texts(table))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BaseTextPreprocessor) and (self.column, self.max_length, self.base["digest"]) == (

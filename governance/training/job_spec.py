@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from privet.governance.architectures.finetuned import is_causal_lm
 from privet.governance.architectures.models import architectures, input_kind
 from privet.governance.architectures.tabular import MAX_CATEGORIES, check_bounds, check_domain
 from privet.governance.errors import InvalidArgument
@@ -80,9 +81,15 @@ class JobSpec:
 def validate(spec: JobSpec, columns: list[dict[str, Any]], rows: int) -> JobSpec:
     """Check the request against the dataset up front: InvalidArgument names the field."""
     by_name = {c["name"]: c for c in columns if c["action"] != "drop"}
-    if spec.target not in by_name:
+    causal = is_causal_lm(spec.arch, spec.hparams)
+    if causal:
+        # A language model learns its text column itself: there is nothing to predict.
+        if spec.target or spec.classes:
+            raise InvalidArgument("target" if spec.target else "classes", "a causal language model has no target column or classes")
+    elif spec.target not in by_name:
         raise InvalidArgument("target", f"no column {spec.target!r} in dataset {spec.dataset!r}")
-    _check_target(spec, by_name[spec.target], rows)
+    else:
+        _check_target(spec, by_name[spec.target], rows)
     features = spec.features or tuple(n for n in by_name if n != spec.target)
     for i, name in enumerate(features):
         if name not in by_name:
@@ -149,7 +156,7 @@ def _check_calibration(spec: JobSpec, by_name: dict[str, dict[str, Any]], rows: 
     scaled = [f for f in spec.features if tabular and _numeric(by_name[f]["type"]) and f not in spec.feature_bounds]
     selected = [f for f in spec.features if tabular and not _numeric(by_name[f]["type"]) and f not in spec.categories]
     plan = plan_job(target_epsilon=spec.target_epsilon, delta=spec.delta, scaled_columns=scaled, selected_columns=selected,
-                    select_classes_of=None if spec.classes else spec.target)
+                    select_classes_of=None if spec.classes or is_causal_lm(spec.arch, spec.hparams) else spec.target)
     n_train = max(1, rows - math.ceil(rows * VALID_SHARE))
     sample_rate = 1 / math.ceil(n_train / spec.batch_size)
     steps = int(spec.epochs / sample_rate)  # governance.training.jobs.planned_steps: Poisson sampling's 1/q steps an epoch
@@ -205,4 +212,4 @@ def planned_selections(spec: JobSpec, columns: list[dict[str, Any]]) -> int:
     types = {c["name"]: c["type"] for c in columns}
     tabular = input_kind(spec.arch) != "tokens"
     strings = [f for f in spec.features if tabular and not _numeric(types.get(f, ""))]
-    return sum(1 for f in strings if f not in spec.categories) + (0 if spec.classes else 1)
+    return sum(1 for f in strings if f not in spec.categories) + (0 if spec.classes or is_causal_lm(spec.arch, spec.hparams) else 1)

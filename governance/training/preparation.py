@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import torch
 
 from privet.governance.architectures import TextInputs, input_kind, text_preprocessor_for
+from privet.governance.architectures.finetuned import is_causal_lm
 from privet.governance.architectures.tabular import MAX_CATEGORIES, ClassLabels, TabularPreprocessor, check_bounds, check_domain, column_kind, numeric_values
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.dp_statistics import exponential_quantile, laplace, laplace_partition_selection
@@ -62,7 +63,7 @@ class PreparationRefused(InvalidArgument):
 class PreparedData:
     tensors: dict[str, torch.Tensor]
     preprocessor: TabularPreprocessor | TextInputs
-    labels: ClassLabels
+    labels: ClassLabels | None  # None for a causal language model (its labels are its tokens)
     n_train: int  # exact: stays inside the job (the worker's tensors)
     public_rows: int  # the DP count of training rows: what sampling rate and steps are set from
     plan: PrivacyPlan
@@ -130,6 +131,8 @@ def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRand
     before any release is made; after the first release, every refusal is a
     PreparationRefused carrying the releases made, which must be charged."""
     random = random or SecureRandom()
+    if is_causal_lm(spec["arch"], spec.get("hparams")):
+        return _prepare_corpus(table, spec, random)
     features, target = list(spec["features"]), spec["target"]
     text = input_kind(spec["arch"]) == "tokens"
     bounds = _declared(spec, "feature_bounds")
@@ -168,6 +171,24 @@ def prepare_data(table: pa.Table, spec: Mapping[str, Any], *, random: SecureRand
         raise
     except InvalidArgument as exc:
         raise PreparationRefused(exc.field, exc.message, tuple(made)) from None
+
+
+def _prepare_corpus(table: pa.Table, spec: Mapping[str, Any], random: SecureRandom) -> PreparedData:
+    """A causal language model's data: one text column, tokenized with the base's own
+    tokenizer; the labels are the token ids. Nothing but the row count is released before
+    training (and the evaluation, by the worker): there are no classes, bounds or domains."""
+    features = list(spec["features"])
+    pre = text_preprocessor_for(spec["arch"], spec.get("hparams") or {}, table.slice(0, 0), features)
+    plan = plan_job(target_epsilon=float(spec["target_epsilon"]), delta=float(spec["delta"]))
+    if spec.get("person_key"):
+        table = one_row_per_person(table, spec["person_key"], random)
+    train_rows, valid_rows = _split(table.num_rows, random)
+    train, valid = table.take(train_rows), table.take(valid_rows)
+    release = plan.release("rows")
+    public_rows = max(1, int(round(train.num_rows + float(laplace(1.0 / release.epsilon, 1, random)[0]))))
+    x_train, x_valid = pre.transform(train), pre.transform(valid)
+    tensors = {"x_train": x_train, "y_train": x_train.clone(), "x_valid": x_valid, "y_valid": x_valid.clone()}
+    return PreparedData({k: v.contiguous() for k, v in tensors.items()}, pre, None, train.num_rows, public_rows, plan, (release,))
 
 
 def _release_and_encode(

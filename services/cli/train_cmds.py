@@ -125,7 +125,7 @@ def _classes(text: str) -> tuple[list[int], list[str]]:
 def train(
     ctx: typer.Context,
     dataset: str = typer.Argument(...),
-    target: str = typer.Option(..., "--target"),
+    target: str = typer.Option("", "--target", help="the column to predict (none for --task causal-lm)"),
     features: str = typer.Option("", "--features", help="comma-separated; default: every column but the target"),
     arch: str = typer.Option("mlp", "--arch", help="model architecture", callback=allowed("arch")),
     epsilon: float = typer.Option(3.0, "--epsilon"),
@@ -144,6 +144,7 @@ def train(
     person_key: str = typer.Option("", "--person-key", help="column naming the person a row is about: one row per person, ε per person"),
     watch_: bool = typer.Option(False, "--watch", help="follow the job with a live progress bar"),
     base: str = typer.Option("", "--base", help="NAME:VERSION of a released base model to fine-tune (arch transformer)"),
+    task: str = typer.Option("sequence-classification", "--task", help="fine-tuning: sequence-classification | causal-lm (no --target)"),
     tune: str = typer.Option("lora", "--tune", help="fine-tuning: lora | head | last-k"),
     lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA rank (default 8)"),
     last_k: int = typer.Option(0, "--last-k", help="last-k: transformer blocks trained (default 1)"),
@@ -154,7 +155,7 @@ def train(
     from privet.training.v1 import training_pb2
 
     c = ctx_of(ctx)
-    fine_tune = training_pb2.FineTune(base=base, task="sequence-classification", tune=tune, lora_rank=lora_rank, last_k=last_k, max_length=max_length) if base else None
+    fine_tune = training_pb2.FineTune(base=base, task=task, tune=tune, lora_rank=lora_rank, last_k=last_k, max_length=max_length) if base else None
     request = training_pb2.SubmitJobRequest(dataset=dataset, target=target, features=[f for f in features.split(",") if f], arch="transformer" if base else arch, epochs=epochs, batch_size=batch_size,
                                             learning_rate=learning_rate, target_epsilon=epsilon, delta=delta, device=device,
                                             max_grad_norm=max_grad_norm, accountant=accountant, model_name=model_name, seed=seed,

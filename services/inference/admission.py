@@ -52,17 +52,19 @@ class Admission:
             cached = self._entities[key] = (engine, handle)
         return cached[1]
 
-    def decide(self, who: Principal, name: str, version: int, epsilon: float, owner: str, purpose: str) -> Decision:
+    def decide(self, who: Principal, name: str, version: int, epsilon: float, owner: str, purpose: str, *, max_new_tokens: int | None = None) -> Decision:
         """The policy's decision on `who` calling released version `name`:`version` (its ε and
         owner as the registry states them) for `purpose`, with the caller's quota use this
         minute: what `admit` asks, taking no quota and counting nothing. The repository index
         and the model configuration show a caller exactly the versions this allows."""
         engine = self._policies.engine
         principal = who.id.principal
-        context = {"purpose": purpose, "quota_used": self._quotas.used(principal, name), "quota_limit": self._quotas.per_minute}
+        context: dict[str, Any] = {"purpose": purpose, "quota_used": self._quotas.used(principal, name), "quota_limit": self._quotas.per_minute}
+        if max_new_tokens is not None:  # a generative model's request: the policy caps it
+            context["max_new_tokens"] = max_new_tokens
         return engine.decide(who, PREDICT_ACTION, ("ServedModel", f"{name}:{version}"), context, entities=self._entities_for(engine, name, version, epsilon, owner))
 
-    def admit(self, who: Principal, model_name: str, model_version: str, purpose: str) -> Admitted:
+    def admit(self, who: Principal, model_name: str, model_version: str, purpose: str, *, max_new_tokens: int | None = None) -> Admitted:
         """The request's model, once everything allows it; raises (counted) otherwise."""
         principal = who.id.principal
         if len(purpose) > MAX_PURPOSE:  # the caller's string goes into the log: bounded first
@@ -81,7 +83,8 @@ class Admission:
             count("deny", ("quota-exceeded",))
             exc.mark_audited()
             raise
-        decision = self.decide(who, model.name, model.version, model.epsilon, model.owner, purpose)
+        decision = self.decide(who, model.name, model.version, model.epsilon, model.owner, purpose,
+                               max_new_tokens=max_new_tokens if model.generates else None)
         if not decision.allowed:
             count("deny", decision.policy_ids)
             raise denial(principal, model.name, model.version, purpose, decision, self._policies.engine)

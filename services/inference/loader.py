@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,7 +36,8 @@ import pyarrow as pa
 import torch
 from prometheus_client import Counter
 
-from privet.governance.architectures import TextInputs, preprocessor_from_metadata
+from privet.governance.architectures import BaseTextPreprocessor, TextInputs, preprocessor_from_metadata
+from privet.governance.architectures.finetuned import is_causal_lm
 from privet.governance.architectures.models import load_model
 from privet.governance.architectures.tabular import ClassLabels, TabularPreprocessor
 from privet.governance.attestation.verify import attestation_document, verify_attestation
@@ -47,7 +49,7 @@ from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.services.common.bases import use_registry_for_bases
 from privet.services.common.client import secure_channel
 
-__all__ = ["ClassProbabilities", "LoadedModel", "ModelCache", "SERVICE_IDENTITY", "ServedInputs", "UNCONFIRMED_POLLS", "UNKNOWN_CATEGORIES"]
+__all__ = ["ClassProbabilities", "GenerationSettings", "LoadedModel", "ModelCache", "SERVICE_IDENTITY", "ServedInputs", "UNCONFIRMED_POLLS", "UNKNOWN_CATEGORIES"]
 
 log = logging.getLogger("privet.inference")
 SERVICE_IDENTITY = "inference"
@@ -57,6 +59,8 @@ POLL_TIMEOUT_S = 5.0
 # RELEASED; the grace is never shorter than two polls that time out, so that one slow
 # answer does not take a model down.
 UNCONFIRMED_POLLS = 5
+# Prompts a generative model continues in one request (each is generated in turn).
+MAX_PROMPTS = 16
 # What a text input outside the model's categories gets ([inference] unknown_categories).
 UNKNOWN_CATEGORIES = ("allow", "refuse")
 MAX_SHOWN = 64  # characters of a caller's value quoted back in a refusal
@@ -81,6 +85,23 @@ class ServedInputs(list):
         self.screen = screen
 
 
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How a generative model writes: at most `max_new_tokens` (the policy caps it),
+    greedily or sampled at `temperature` from the `top_p` nucleus."""
+
+    max_new_tokens: int = 32
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+    def generator(self) -> torch.Generator | None:
+        """Sampling draws from a fresh seed out of the OS's CSPRNG: nobody can replay it."""
+        if not self.do_sample:
+            return None
+        return torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -93,7 +114,7 @@ class LoadedModel:
     outputs: list
     module: torch.nn.Module
     preprocessor: TabularPreprocessor | TextInputs
-    labels: ClassLabels
+    labels: ClassLabels | None  # None: a causal language model (text in, text out)
     revoked: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     # When the registry last said this version is RELEASED (ModelCache's clock); 0: never.
@@ -122,16 +143,38 @@ class LoadedModel:
             raise InvalidArgument(f"inputs.{name}", f"{shown!r} is not one of the categories this model was trained on "
                                                     f"({n} such value{'s' if n > 1 else ''}; the model's metadata lists them)")
 
+    @property
+    def generates(self) -> bool:
+        """Whether this version writes text (a causal language model) rather than classify."""
+        return self.labels is None
+
+    def generate(self, table: pa.Table, settings: GenerationSettings) -> list[str]:
+        """Each row's prompt (the version's one text input) continued by the model, one
+        generation at a time (greedy, or sampled from a fresh secret seed)."""
+        from privet.governance.architectures.pretrained_causal import generate
+
+        if not isinstance(self.preprocessor, BaseTextPreprocessor):
+            raise FailedPrecondition(f"{self.name}:{self.version} does not generate text")
+        tokenizer = self.preprocessor.tokenizer()
+        prompts = self.preprocessor.texts(table)
+        if len(prompts) > MAX_PROMPTS:
+            raise InvalidArgument(f"inputs.{self.preprocessor.column}", f"at most {MAX_PROMPTS} prompts per request (each is generated in turn)")
+        with self.lock, torch.inference_mode():
+            return [generate(self.module, tokenizer, prompt, settings.max_new_tokens, do_sample=settings.do_sample,
+                             temperature=settings.temperature, top_p=settings.top_p, generator=settings.generator()) for prompt in prompts]
+
     def predict(self, table: pa.Table) -> ClassProbabilities:
         """Class probabilities (float32) for each row of `table` (one forward pass), named
         by the version's classes."""
+        if self.labels is None:
+            raise FailedPrecondition(f"{self.name}:{self.version} generates text: it has no classes")
         x = self.preprocessor.transform(table)
         # A text model runs a transformer (attention memory grows with rows × tokens²):
         # forward in slices, exactly as training's evaluation does.
         step = 256 if not isinstance(self.preprocessor, TabularPreprocessor) else max(x.shape[0], 1)
         with torch.inference_mode():
             parts = [torch.softmax(self.module(x[i : i + step]), dim=-1) for i in range(0, x.shape[0], step)]
-            out = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, len(self.labels.classes)), np.float32)
+            out = torch.cat(parts).numpy().astype(np.float32) if parts else np.zeros((0, len(self.labels.classes)), dtype=np.float32)
         named = out.view(ClassProbabilities)
         named.classes = self.labels.names
         return named
@@ -155,7 +198,8 @@ class ModelCache:
                  clock: Callable[[], float] = time.monotonic, record: Callable[[Event], object] | None = None) -> None:
         self._home = home
         self._record = record  # audits a refusal to load (the service's runtime.record)
-        use_registry_for_bases(home, SERVICE_IDENTITY)  # a fine-tuned version's base, into memory only
+        if home is not None:  # (tests drive a cache with a stub registry and no home)
+            use_registry_for_bases(home, SERVICE_IDENTITY)  # a fine-tuned version's base, into memory only
         self._poll_s = poll_s
         # Fail closed: a revocation the registry cannot report must not leave a model serving for ever.
         self._grace_s = max(UNCONFIRMED_POLLS * poll_s, 2 * POLL_TIMEOUT_S) if unconfirmed_grace_s is None else unconfirmed_grace_s
@@ -287,7 +331,8 @@ class ModelCache:
             raise DataLoss(f"weights of {v.model_name}:{v.version} do not match their recorded digest")
         try:
             meta = json.loads(v.preprocessing_json)
-            spec, preprocessor, labels = meta["model"], preprocessor_from_metadata(meta["preprocessor"]), ClassLabels.from_metadata(meta["labels"])
+            spec, preprocessor = meta["model"], preprocessor_from_metadata(meta["preprocessor"])
+            labels = None if is_causal_lm(v.architecture, spec.get("hparams")) else ClassLabels.from_metadata(meta["labels"])
         except (ValueError, KeyError, TypeError, RecursionError):
             raise InvalidArgument("preprocessing_json", "not the metadata a Privet model is served from") from None
         module = load_model(v.architecture, spec, b"".join(parts))

@@ -27,9 +27,9 @@ from privet.services.common.client import secure_channel
 from privet.services.common.identity import caller
 from privet.services.inference.admission import MAX_PURPOSE, PREDICT_ACTION, Admission, denial
 from privet.services.inference.batcher import Batcher
-from privet.services.inference.loader import SERVICE_IDENTITY, LoadedModel, ModelCache
+from privet.services.inference.loader import SERVICE_IDENTITY, GenerationSettings, LoadedModel, ModelCache
 from privet.services.inference.metering import AuditCounter, Quotas
-from privet.services.inference.tensors import probabilities_output, request_table
+from privet.services.inference.tensors import generation_request, probabilities_output, request_table, text_output
 
 __all__ = ["PLATFORM", "PREDICT_ACTION", "PURPOSE_HEADER", "InferenceServicer", "triton_data_type"]
 
@@ -173,7 +173,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.ServicerContext) -> pb.ModelInferResponse:
         purpose = request.parameters["purpose"].string_param if "purpose" in request.parameters else ""
-        admitted = self.admission.admit(caller(context, self._rt), request.model_name, request.model_version, purpose)
+        generation = GenerationSettings(**generation_request(request))
+        admitted = self.admission.admit(caller(context, self._rt), request.model_name, request.model_version, purpose,
+                                        max_new_tokens=generation.max_new_tokens)
         try:
             table = request_table(request, admitted.model.inputs)
         except InvalidArgument as exc:
@@ -181,6 +183,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             exc.mark_audited()
             raise
         admitted.count("allow")
+        if admitted.model.generates:
+            # Token by token, one prompt at a time: nothing to batch across requests.
+            texts = admitted.model.generate(table, generation)
+            response = pb.ModelInferResponse(model_name=admitted.model.name, model_version=str(admitted.model.version), id=request.id)
+            text_output(response, texts)
+            return response
         remaining = context.time_remaining()
         probabilities = self._batcher(admitted.model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)
         response = pb.ModelInferResponse(model_name=admitted.model.name, model_version=str(admitted.model.version), id=request.id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -124,3 +125,54 @@ def probabilities_output(response, probabilities: np.ndarray, classes: tuple[str
     if names:
         out.parameters["classes"].string_param = json.dumps(list(names))
     response.raw_output_contents.append(np.ascontiguousarray(probabilities, dtype="<f4").tobytes())
+
+
+def text_output(response, texts: list[str], name: str = "text_output") -> None:
+    """A generative model's text, BYTES [N] in raw contents (each element a 4-byte
+    little-endian length, then its UTF-8 bytes, as KServe v2 and tritonclient encode it)."""
+    out = response.outputs.add()
+    out.name, out.datatype = name, "BYTES"
+    out.shape.append(len(texts))
+    encoded = [t.encode("utf-8") for t in texts]
+    response.raw_output_contents.append(b"".join(struct.pack("<I", len(e)) + e for e in encoded))
+
+
+def _parameter(request, name: str, kind: str) -> Any:
+    """A request parameter of `kind` (int64_param, bool_param, double_param), or None when
+    absent. InvalidArgument naming `parameters.<name>` when given as another kind."""
+    if name not in request.parameters:
+        return None
+    value = request.parameters[name]
+    given = value.WhichOneof("parameter_choice")
+    if given == kind:
+        return getattr(value, kind)
+    if kind == "double_param" and given == "int64_param":
+        return float(value.int64_param)
+    if kind == "double_param" and given == "string_param":
+        # tritonclient sends no floating-point parameters: a number written as text is one.
+        try:
+            return float(value.string_param)
+        except ValueError:
+            raise InvalidArgument(f"parameters.{name}", f"{value.string_param[:32]!r} is not a number") from None
+    raise InvalidArgument(f"parameters.{name}", f"expected a {kind.removesuffix('_param')} parameter, got {given or 'nothing'}")
+
+
+def generation_request(request) -> dict[str, Any]:
+    """The generation settings a request asks for (KServe v2 parameters max_new_tokens,
+    do_sample, temperature, top_p), each checked: InvalidArgument naming the parameter."""
+    settings: dict[str, Any] = {}
+    max_new = _parameter(request, "max_new_tokens", "int64_param")
+    if max_new is not None:
+        if not 0 <= max_new <= 1 << 20:
+            raise InvalidArgument("parameters.max_new_tokens", "a number of tokens, at least 0")
+        settings["max_new_tokens"] = int(max_new)
+    sample = _parameter(request, "do_sample", "bool_param")
+    if sample is not None:
+        settings["do_sample"] = bool(sample)
+    for name, low, high in (("temperature", 0.0, 100.0), ("top_p", 0.0, 1.0)):
+        value = _parameter(request, name, "double_param")
+        if value is not None:
+            if not (low < value <= high):
+                raise InvalidArgument(f"parameters.{name}", f"a number in ({low:g}, {high:g}]")
+            settings[name] = float(value)
+    return settings

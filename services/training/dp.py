@@ -29,6 +29,7 @@ build otherwise is refused, so no path falls back to torch's generators.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,8 @@ class PrivateTraining:
     planned_steps: int  # the horizon σ was calibrated for: int(epochs / sample_rate)
     _criterion: Any = None
     _clipper: BookkeepingClipper | None = None
+    # Each row's loss (rows,): cross entropy on class labels, or a causal LM's own loss.
+    _per_row: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = functools.partial(F.cross_entropy, reduction="none")
 
     @property
     def noise_multiplier(self) -> float:
@@ -166,7 +169,7 @@ class PrivateTraining:
         if self.mode == "bk":
             assert self._clipper is not None
             self._clipper.start()
-            loss = F.cross_entropy(self.module(features), labels, reduction="none")
+            loss = self._per_row(self.module(features), labels)
             self._clipper.backward(loss)
             total = loss.detach().sum()
         elif self.mode == "ghost":
@@ -174,7 +177,7 @@ class PrivateTraining:
             loss.backward()
             total = loss.loss_per_sample.detach().sum()
         else:
-            per_row = F.cross_entropy(self.module(features), labels, reduction="none")
+            per_row = self._per_row(self.module(features), labels)
             # The mean, except that a Poisson draw may be empty: 0/1, not mean()'s NaN.
             (per_row.sum() / max(per_row.shape[0], 1)).backward()
             total = per_row.detach().sum()
@@ -242,7 +245,7 @@ def make_private(
             made = engine.make_private_with_epsilon(
                 module=model,
                 optimizer=optimizer,
-                criterion=nn.CrossEntropyLoss(),
+                criterion=task_loss(model)[0],
                 data_loader=base_loader,
                 target_epsilon=float(target_epsilon),
                 target_delta=float(delta),
@@ -306,7 +309,21 @@ def make_private(
         planned_steps=planned_steps,
         _criterion=criterion,
         _clipper=clipper,
+        _per_row=task_loss(model)[1],
     )
+
+
+def task_loss(model: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The criterion (for Opacus's ghost clipping) and the per-row loss a model trains with:
+    cross entropy on class labels, or, for a causal language model (a fine-tuned
+    transformer whose task is causal-lm), next-token cross entropy averaged over each row's
+    own tokens, where the "labels" are the token ids themselves."""
+    if getattr(model, "task", None) == "causal-lm":
+        from privet.governance.architectures.pretrained_causal import CausalLMLoss, causal_lm_loss_per_sample
+
+        pad = int(model.pad_id)  # type: ignore[arg-type]
+        return CausalLMLoss(pad), functools.partial(causal_lm_loss_per_sample, pad_id=pad)
+    return nn.CrossEntropyLoss(), functools.partial(F.cross_entropy, reduction="none")
 
 
 @contextlib.contextmanager
@@ -322,10 +339,11 @@ def plain_step_fn(
     model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The same model's non-private step (for benchmarks): forward, backward, step."""
+    per_row_loss = task_loss(model)[1]
 
     def step(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        per_row = F.cross_entropy(model(features), labels, reduction="none")
+        per_row = per_row_loss(model(features), labels)
         per_row.mean().backward()
         optimizer.step()
         return per_row.detach().sum()

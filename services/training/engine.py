@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 
@@ -28,7 +29,7 @@ from privet.governance.privacy.plan import HISTOGRAM
 from privet.governance.privacy.releases import Release
 from privet.governance.privacy.secure_random import SecureRandom
 from privet.services.training.dp import TensorRows, choose_grad_sample_mode, make_private
-from privet.services.training.evaluation import Metrics, evaluate
+from privet.services.training.evaluation import Metrics, evaluate, evaluate_causal_lm
 from privet.services.training.loop import Progress, run_dp_sgd
 from privet.services.training.outcome import (
     MAX_ACCURACY_NOISE,
@@ -86,8 +87,9 @@ def train_dp(
     """
     started = time.monotonic()
     kind = input_kind(config.arch)
-    x_train, y_train = check_split("train", train, kind)
-    x_valid, y_valid = check_split("valid", valid, kind)
+    causal = dict(config.hparams).get("task") == "causal-lm"
+    x_train, y_train = check_split("train", train, kind, sequence_labels=causal)
+    x_valid, y_valid = check_split("valid", valid, kind, sequence_labels=causal)
     if config.public_rows is not None:
         positive_int("public_rows", config.public_rows)
     n_rows = config.public_rows or x_train.shape[0]
@@ -158,10 +160,13 @@ def train_dp(
     # evaluate in smaller batches than a tabular model's.
     eval_batch = 256 if kind == "tokens" else 4096
     evaluation = Release("evaluation", HISTOGRAM, float(config.evaluation_epsilon))
-    metrics = evaluate(
-        model, x_valid.to(device), y_valid.to(device),
-        n_classes=int(n_classes), epsilon=evaluation.epsilon, random=SecureRandom(), batch_size=eval_batch,
-    )
+    if causal:
+        metrics = evaluate_causal_lm(model, x_valid.to(device), pad_id=int(cast(Any, model).pad_id), epsilon=evaluation.epsilon, random=SecureRandom())
+    else:
+        metrics = evaluate(
+            model, x_valid.to(device), y_valid.to(device),
+            n_classes=int(n_classes), epsilon=evaluation.epsilon, random=SecureRandom(), batch_size=eval_batch,
+        )
     guarantee = guarantee_of(training, config)
     return TrainResult(
         weights=export_weights(model),

@@ -25,7 +25,7 @@ from torch import nn
 from privet.governance.privacy.dp_statistics import noisy_histogram
 from privet.governance.privacy.secure_random import SecureRandom
 
-__all__ = ["BINS", "Metrics", "evaluate", "metrics_from_histogram"]
+__all__ = ["BINS", "Metrics", "evaluate", "evaluate_causal_lm", "metrics_from_histogram"]
 
 #: Probability bins of a binary classifier's evaluation histogram (0.5 is a boundary).
 #: Few, because each cell carries its own noise; enough for a useful ROC AUC.
@@ -136,3 +136,33 @@ def evaluate(
         raise ValueError("the evaluation's epsilon must be finite and > 0")
     exact = _histogram(model, features, labels, batch_size, n_classes)
     return metrics_from_histogram(noisy_histogram(exact, epsilon=epsilon, random=random), laplace_scale=1.0 / epsilon)
+
+
+@torch.no_grad()
+def evaluate_causal_lm(model: nn.Module, ids: torch.Tensor, *, pad_id: int, epsilon: float, random: SecureRandom, batch_size: int = 64) -> Metrics:
+    """ε-DP held-out next-token accuracy of a causal language model on token ids.
+
+    Each held-out row contributes the share `a` of its next tokens the model predicts
+    (argmax) to one cell and `1 - a` to another: adding or removing a row moves the two
+    cells by `a` and `1 - a`, an L1 distance of exactly 1, so Laplace(1/ε) per cell (the
+    same release as a classifier's histogram) is ε-DP. Accuracy and the row count are read
+    off the noisy cells alone; a language model has no majority-class baseline (0)."""
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError("the evaluation's epsilon must be finite and > 0")
+    model.eval()
+    right = total = 0.0
+    for start in range(0, ids.shape[0], batch_size):
+        batch = ids[start : start + batch_size]
+        targets = batch[:, 1:]
+        predicted = model(batch)[:, :-1].argmax(dim=-1)
+        counted = (targets != pad_id).to(torch.float64)
+        shares = ((predicted == targets).to(torch.float64) * counted).sum(dim=1) / counted.sum(dim=1).clamp(min=1.0)
+        right += float(shares.sum())
+        total += float(shares.shape[0])
+    noisy = noisy_histogram(np.array([[right, total - right]]), epsilon=epsilon, random=random)
+    rows = float(noisy.sum())
+    if rows <= 0:
+        return Metrics(accuracy=0.0, roc_auc=None, loss=None, baseline_accuracy=0.0, examples=0, accuracy_noise=1.0)
+    noise = math.sqrt(2 * 2 * (1.0 / epsilon) ** 2) / rows
+    return Metrics(accuracy=_published(min(float(noisy[0, 0]) / rows, 1.0)), roc_auc=None, loss=None, baseline_accuracy=0.0,
+                   examples=int(round(rows)), accuracy_noise=_published(noise))

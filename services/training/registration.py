@@ -22,6 +22,7 @@ from privet.services.common.client import secure_channel
 __all__ = ["SERVICE_IDENTITY", "fetch_dataset", "guarantee_to_proto", "register_model", "CODE_VERSION"]
 
 SERVICE_IDENTITY = "training"
+TEXT_OUTPUT = "text_output"  # a causal language model's generated text (KServe v2 BYTES)
 CHUNK = 1 << 20
 try:
     from importlib.metadata import version as _version
@@ -87,13 +88,14 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
         model_name=spec["model_name"],
         architecture=spec["arch"],
         inputs=_signature(data, {n: ("string" if c["type"] in ("string", "large_string") else "number") for n, c in columns.items()}),
-        outputs=[types_pb2.TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(data.labels.classes)])],
+        outputs=[_output(data)],
         metrics=metrics,
         lineage=types_pb2.Lineage(dataset_id=job.dataset_id, dataset_digest=job.dataset_digest, training_job_id=job.id, code_version=CODE_VERSION, trained_by=job.submitted_by,
                                   **_base_lineage(spec)),
         guarantee=guarantee_to_proto(g),
         trained_on_personal_data=dataset.personal,
-        preprocessing_json=json.dumps({"model": result["model"], "preprocessor": _served_preprocessor(data.preprocessor, dataset).to_metadata(), "labels": data.labels.to_metadata()}),
+        preprocessing_json=json.dumps({"model": result["model"], "preprocessor": _served_preprocessor(data.preprocessor, dataset).to_metadata(),
+                                       **({"labels": data.labels.to_metadata()} if data.labels is not None else {})}),
         description=f"trained by job {job.id} on dataset {job.dataset_name}",
         expected_size=len(weights),
     )
@@ -106,6 +108,13 @@ def register_model(home: Home, job: Any, spec: dict, result: dict, guarantee: di
     with secure_channel(home, SERVICE_IDENTITY, home.settings().addresses["registry"]) as channel:
         version = registry_pb2_grpc.RegistryServiceStub(channel).CreateModelVersion(requests(), timeout=120)
     return version.version
+
+
+def _output(data: Any) -> types_pb2.TensorSpec:
+    """What a version answers: class probabilities, or a causal language model's text."""
+    if data.labels is None:
+        return types_pb2.TensorSpec(name=TEXT_OUTPUT, datatype="BYTES", shape=[-1])
+    return types_pb2.TensorSpec(name="probabilities", datatype="FP32", shape=[-1, len(data.labels.classes)])
 
 
 def _base_lineage(spec: dict) -> dict[str, str]:

@@ -42,6 +42,13 @@ __all__ = ["Scheduler", "next_lease", "planned_mechanism", "planned_progress", "
 log = logging.getLogger("privet.training")
 
 
+def output_width(spec: dict, labels: Any) -> int:
+    """The model's output width: its classes, or a causal language model's vocabulary."""
+    if labels is not None:
+        return len(labels.classes)
+    return int(spec["hparams"]["base"]["config"]["vocab_size"])
+
+
 def planned_mechanism(*, epsilon: float, delta: float, n_train: int, batch_size: int, epochs: int) -> tuple[float, float]:
     """(σ, q) exactly as the worker will calibrate them for DP-SGD's share (`epsilon`,
     `delta`) of the job (Opacus's Poisson sampler runs 1/q steps an epoch; σ is the largest
@@ -160,7 +167,7 @@ class Scheduler:
     def _run(self, job: TrainingJob, spent: _Spent) -> None:
         spec = json.loads(job.spec_json)
         try:
-            columns = [*spec["features"], spec["target"], *([spec["person_key"]] if spec.get("person_key") else [])]
+            columns = [*spec["features"], *([spec["target"]] if spec["target"] else []), *([spec["person_key"]] if spec.get("person_key") else [])]
             table = fetch_dataset(self._rt.home, job.dataset_id, columns)
             spent.touched = True
             data = prepare_data(table, spec)
@@ -200,7 +207,7 @@ class Scheduler:
             "arch": spec["arch"], "epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": spec["learning_rate"],
             "target_epsilon": data.plan.sgd_epsilon, "delta": data.plan.sgd_delta, "max_grad_norm": spec["max_grad_norm"], "hparams": spec.get("hparams") or {},
             "evaluation_epsilon": data.plan.release("evaluation").epsilon,
-            "n_classes": len(data.labels.classes), "accountant": spec["accountant"], "device": spec["device"], "seed": spec["seed"],
+            "n_classes": output_width(spec, data.labels), "accountant": spec["accountant"], "device": spec["device"], "seed": spec["seed"],
             "max_physical_batch_size": spec["max_physical_batch_size"], "progress_interval_s": 0.5, "public_rows": data.public_rows,
         }
         proc = ctx.Process(target=run_worker, args=(config, str(workdir / "data.safetensors"), str(workdir), handles, str(self._rt.home.root)), daemon=True)

@@ -97,9 +97,10 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
-def check_split(name: str, split: Any, kind: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+def check_split(name: str, split: Any, kind: str = "features", *, sequence_labels: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """`kind` is the architecture's input kind: "features" (a float matrix) or "tokens"
-    (int64 token ids, 0 = padding)."""
+    (int64 token ids, 0 = padding). `sequence_labels`: a causal language model's, whose
+    labels are its token ids (the same shape as the features)."""
     try:
         features, labels = split
     except (TypeError, ValueError):
@@ -111,7 +112,10 @@ def check_split(name: str, split: Any, kind: str = "features") -> tuple[torch.Te
             raise DataRefused(name, "token ids must be >= 0")
     elif not isinstance(features, torch.Tensor) or features.dim() != 2 or not features.is_floating_point():
         raise DataRefused(name, "features must be a 2-D floating-point tensor (rows × features)")
-    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype not in (torch.int32, torch.int64):
+    if sequence_labels:
+        if not isinstance(labels, torch.Tensor) or labels.shape != features.shape or labels.dtype != torch.int64:
+            raise DataRefused(name, "a language model's labels are its token ids (the features' shape, int64)")
+    elif not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.dtype not in (torch.int32, torch.int64):
         raise DataRefused(name, "labels must be a 1-D integer tensor of class indices")
     if features.shape[0] != labels.shape[0]:
         raise DataRefused(name, f"{features.shape[0]} feature rows but {labels.shape[0]} labels")

@@ -2,8 +2,9 @@
 Privet's inference service over mTLS. (tritonclient's protos and Privet's KServe v2 protos
 share the package `inference`, which one protobuf pool refuses to load twice.)
 
-    python tests/integration/triton_client.py HOME PRINCIPAL ADDRESS MODEL VERSION PURPOSE INPUTS_JSON
-prints {"outputs": [[...]], "ready": bool, "metadata": {...}} or {"error": CODE, "details": ...}.
+    python tests/integration/triton_client.py HOME PRINCIPAL ADDRESS MODEL VERSION PURPOSE INPUTS_JSON [OUTPUT [PARAMETERS_JSON]]
+prints {"outputs": [[...]], "ready": bool, "metadata": {...}} or {"error": CODE, "details": ...}
+(OUTPUT: the output to ask for, "probabilities" by default; BYTES outputs come back as text).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from tritonclient.utils import InferenceServerException
 
 def main() -> None:
     home, principal, address, model, version, purpose, inputs_json = sys.argv[1:8]
+    output = sys.argv[8] if len(sys.argv) > 8 else "probabilities"
+    parameters = {"purpose": purpose, **(json.loads(sys.argv[9]) if len(sys.argv) > 9 else {})}
     pki = pathlib.Path(home) / "pki"
     client = triton.InferenceServerClient(
         url=address, ssl=True, root_certificates=str(pki / "ca.pem"), private_key=str(pki / f"{principal}.key"), certificate_chain=str(pki / f"{principal}.pem")
@@ -37,8 +40,9 @@ def main() -> None:
                 t = triton.InferInput(name, [len(values)], "FP64")
                 t.set_data_from_numpy(np.array(values, dtype=np.float64))
             tensors.append(t)
-        result = client.infer(model, tensors, model_version=version, parameters={"purpose": purpose}, outputs=[triton.InferRequestedOutput("probabilities")])
-        out["outputs"] = result.as_numpy("probabilities").tolist()
+        result = client.infer(model, tensors, model_version=version, parameters=parameters, outputs=[triton.InferRequestedOutput(output)])
+        values = result.as_numpy(output)
+        out["outputs"] = [v.decode() if isinstance(v, bytes) else v for v in values.tolist()]
     except InferenceServerException as exc:
         out = {"error": exc.status(), "details": exc.message()}
     print(json.dumps(out))
