@@ -38,7 +38,7 @@ from privet.governance.basemodels.checker import BaseFacts, BasePackChecker
 from privet.governance.crypto import KeyEncryptionKeys, SealedWeights, WeightsTampered, open_weights, seal_weights
 from privet.governance.errors import InvalidArgument, NotFound, ResourceExhausted
 from privet.governance.processes import identity_alive, process_identity
-from privet.governance.registry.base_models import BASE_ARCHITECTURE
+from privet.governance.registry.base_models import BASE_ARCHITECTURE, check_named_base
 from privet.governance.registry.records import VersionSpec, now_us
 from privet.governance.registry.weights_format import SafetensorsChecker, TensorInfo
 from privet.governance.runtime import Runtime
@@ -97,6 +97,8 @@ def stage_upload(rt: Runtime, keyring: KeyEncryptionKeys, spec: VersionSpec, chu
         sealed = seal_weights(cast(BinaryIO, source), cast(BinaryIO, _Sink(writer)), version_id=version_id, keyring=keyring, **kwargs)
         tensors = checker.finish()
         check_metadata_matches_weights(spec.architecture, spec.preprocessing_json, tensors, [i.get("name", "") for i in spec.inputs])
+        with rt.read() as session:
+            check_named_base(session, spec.architecture, spec.preprocessing_json)
         if spec.expected_size and spec.expected_size != sealed.size:
             raise InvalidArgument("metadata.expected_size", f"stated {spec.expected_size} bytes, received {sealed.size}")
         # Before the blob becomes visible, note how to recognise it: should this process

@@ -33,7 +33,7 @@ from sqlmodel import Session
 from privet.governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from privet.governance.registry.records import VersionSpec, find_version
 
-__all__ = ["BASE_ARCHITECTURE", "base_facts_json", "base_facts_of", "check_base_spec", "kind_of", "license_of", "resolve_base"]
+__all__ = ["BASE_ARCHITECTURE", "base_facts_json", "base_facts_of", "check_base_spec", "check_named_base", "kind_of", "license_of", "resolve_base"]
 
 BASE_ARCHITECTURE = "transformers-base"
 BASE_FACTS_VERSION = 1
@@ -121,3 +121,38 @@ def resolve_base(session: Session, reference: Any, field: str = "fine_tune.base"
     established = base.get("established") or {}
     return {"model": row.model_name, "version": row.version, "digest": row.digest, "model_type": established.get("model_type", ""),
             "config": established.get("config", {}), "files": established.get("files", {})}
+
+
+def check_named_base(session: Session, architecture: str, preprocessing_json: str) -> None:
+    """A fine-tuned version names its base (in its model's hyperparameters and its
+    tokenizer's record) as the registry holds it: an existing base version whose pack
+    digest, file manifest and config are exactly those recorded. InvalidArgument naming
+    `metadata.preprocessing_json` otherwise: an uploader cannot point a version at a base
+    it was not built on, nor describe a base other than as it was registered."""
+    from privet.governance.architectures.finetuned import FINE_TUNED_ARCH
+
+    if architecture != FINE_TUNED_ARCH or not preprocessing_json:
+        return
+    field = "metadata.preprocessing_json"
+    meta = json.loads(preprocessing_json)
+    try:
+        named = meta["model"]["hparams"]["base"]
+        tokenizer_base = meta["preprocessor"]["base"]
+    except (KeyError, TypeError):
+        raise InvalidArgument(field, "a fine-tuned version names its base in model.hparams.base and preprocessor.base") from None
+    if not isinstance(named, dict) or not isinstance(named.get("model"), str) or isinstance(named.get("version"), bool) or not isinstance(named.get("version"), int):
+        raise InvalidArgument(field, "model.hparams.base names no base version")
+    try:
+        row = find_version(session, named["model"], int(named["version"]), "")
+    except (NotFound, InvalidArgument):
+        raise InvalidArgument(field, f"names base {named['model']}:{named['version']}, which the registry does not hold") from None
+    base = base_facts_of(row.architecture, row.preprocessing_json)
+    if base is None:
+        raise InvalidArgument(field, f"{named['model']}:{named['version']} is not a base model")
+    established = base.get("established") or {}
+    recorded = {"digest": row.digest, "files": established.get("files"), "config": established.get("config"), "model_type": established.get("model_type")}
+    differs = sorted(k for k, v in recorded.items() if named.get(k) != v)
+    if differs:
+        raise InvalidArgument(field, f"describes base {named['model']}:{named['version']} otherwise than the registry holds it ({', '.join(differs)})")
+    if not isinstance(tokenizer_base, dict) or any(tokenizer_base.get(k) != named[k] for k in ("model", "version", "digest", "files")):
+        raise InvalidArgument(field, "the tokenizer's base is not the model's")

@@ -127,3 +127,45 @@ def test_a_base_is_usable_for_training_only_once_released_through_the_gates(regi
     registry.revoke(principal(sqlite_runtime, "user/bob"), "bert-ok", 1, reason="license withdrawn")
     with sqlite_runtime.read() as session, pytest.raises(FailedPrecondition, match="REVOKED"):
         resolve_base(session, "bert-ok:1")
+
+
+def test_a_fine_tuned_upload_must_name_its_base_as_the_registry_holds_it(registry, sqlite_runtime, tmp_path) -> None:
+    from privet.governance.architectures import FINE_TUNED_ARCH, BaseTextPreprocessor, ModelSpec, export_weights
+    from privet.governance.architectures.tabular import ClassLabels
+    from privet.governance.basemodels import source
+
+    alice = principal(sqlite_runtime, "user/alice")
+    data = _pack(make_bert_folder(tmp_path))
+    registry.create_version(alice, _base("bert-b"), [data])
+    facts = json.loads(registry.get_version("bert-b", 1).preprocessing_json)["base"]["established"]
+    ref = {"model": "bert-b", "version": 1, "digest": hashlib.sha256(data).hexdigest(), "model_type": facts["model_type"],
+           "config": facts["config"], "files": facts["files"]}
+    source.use_fetcher(lambda model, version: data)
+    try:
+        spec = ModelSpec.create(FINE_TUNED_ARCH, 8, 2, base=ref, tune="head", max_length=8)
+        weights_bytes = export_weights(spec.build())
+    finally:
+        source.use_fetcher(None)
+    pre = BaseTextPreprocessor("text", 8, ref)
+
+    def upload(name: str, base: dict, tokenizer_base: dict | None = None):
+        meta = {"model": {**spec.to_metadata(), "hparams": {**spec.to_metadata()["hparams"], "base": base}},
+                "preprocessor": {**pre.to_metadata(), "base": tokenizer_base or {k: base[k] for k in ("model", "version", "digest", "files")}},
+                "labels": ClassLabels("label", [0, 1]).to_metadata()}
+        return registry.create_version(alice, VersionSpec(name, architecture=FINE_TUNED_ARCH, preprocessing_json=json.dumps(meta)), [weights_bytes])
+
+    assert upload("honest", ref).architecture == FINE_TUNED_ARCH
+    lies = {
+        "other-digest": {**ref, "digest": "0" * 64},
+        "other-config": {**ref, "config": {**ref["config"], "hidden_act": "relu"}},
+        "no-such-base": {**ref, "model": "ghost"},
+    }
+    for name, base in lies.items():
+        with pytest.raises(InvalidArgument) as err:
+            upload(name, base)
+        assert err.value.field == "metadata.preprocessing_json", name
+    registry.create_version(alice, VersionSpec("plain"), [weights()])
+    with pytest.raises(InvalidArgument, match="not a base"):
+        upload("trained-as-base", {**ref, "model": "plain"})
+    with pytest.raises(InvalidArgument, match="tokenizer"):
+        upload("two-bases", ref, {**{k: ref[k] for k in ("model", "version", "files")}, "digest": "1" * 64})
