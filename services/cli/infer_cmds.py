@@ -81,11 +81,9 @@ def infer_columns(c: Ctx, model: str, version: str, columns: dict[str, list], pu
     return infer_named(c, model, version, columns, purpose)[0]
 
 
-def infer_named(c: Ctx, model: str, version: str, columns: dict[str, list], purpose: str) -> tuple[np.ndarray, list[str]]:
+def _input_tensors(meta: dict, columns: dict[str, list]) -> list:
     import tritonclient.grpc as triton
 
-    client = triton_client(c)
-    meta = client.get_model_metadata(model, version, as_json=True)
     tensors = []
     for spec in meta["inputs"]:
         values = columns.get(spec["name"])
@@ -98,9 +96,32 @@ def infer_named(c: Ctx, model: str, version: str, columns: dict[str, list], purp
             t = triton.InferInput(spec["name"], [len(values)], "FP64")
             t.set_data_from_numpy(_floats(spec["name"], values))
         tensors.append(t)
+    return tensors
+
+
+def infer_named(c: Ctx, model: str, version: str, columns: dict[str, list], purpose: str) -> tuple[np.ndarray, list[str]]:
+    import tritonclient.grpc as triton
+
+    client = triton_client(c)
+    meta = client.get_model_metadata(model, version, as_json=True)
+    tensors = _input_tensors(meta, columns)
     result = client.infer(model, tensors, model_version=version, parameters={"purpose": purpose}, outputs=[triton.InferRequestedOutput("probabilities")])
     probabilities = result.as_numpy("probabilities")
     return probabilities, class_names(result, probabilities.shape[1])
+
+
+TEXT_OUTPUT = "text_output"
+
+
+def generate_texts(c: Ctx, model: str, version: str, columns: dict[str, list], purpose: str, *, max_new_tokens: int, sample: bool) -> list[str]:
+    """A language model's continuation of each prompt row."""
+    import tritonclient.grpc as triton
+
+    client = triton_client(c)
+    tensors = _input_tensors(client.get_model_metadata(model, version, as_json=True), columns)
+    result = client.infer(model, tensors, model_version=version, outputs=[triton.InferRequestedOutput(TEXT_OUTPUT)],
+                          parameters={"purpose": purpose, "max_new_tokens": max_new_tokens, "do_sample": sample})
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in result.as_numpy(TEXT_OUTPUT).tolist()]
 
 
 def class_names(result: Any, n_classes: int) -> list[str]:
@@ -119,13 +140,24 @@ def infer(
     model: str = typer.Argument(..., help="NAME or NAME:VERSION (default: the newest released)"),
     input_: str = typer.Option(..., "--input", help="JSON columns or rows, or a .csv/.json file"),
     purpose: str = typer.Option(..., "--purpose", help="why you ask; the policy decides on it"),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="a language model: tokens to write (the policy caps it)"),
+    sample: bool = typer.Option(False, "--sample", help="a language model: sample instead of greedy decoding"),
 ) -> None:
-    """Call a released model over the KServe v2 protocol (mTLS, policy checked, audited)."""
+    """Call a released model over the KServe v2 protocol (mTLS, policy checked, audited):
+    class probabilities from a classifier, the continuation of each prompt from a language model."""
     from tritonclient.utils import InferenceServerException
 
     c = ctx_of(ctx)
     name, _, version = model.partition(":")
     try:
+        client = triton_client(c)
+        if TEXT_OUTPUT in [o["name"] for o in client.get_model_metadata(name, version, as_json=True)["outputs"]]:
+            texts = generate_texts(c, name, version, read_input(input_), purpose, max_new_tokens=max_new_tokens, sample=sample)
+            table = Table("row", "generated")
+            for i, text in enumerate(texts):
+                table.add_row(str(i), text)
+            emit(c, {"texts": texts}, table)
+            return
         probabilities, names = infer_named(c, name, version, read_input(input_), purpose)
     except InferenceServerException as exc:
         if isinstance(exc.__context__, grpc.RpcError):

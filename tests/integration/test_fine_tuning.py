@@ -132,7 +132,7 @@ def _notes(n: int) -> bytes:
     return sink.getvalue()
 
 
-def test_a_causal_lm_fine_tunes_under_dp_and_generates_within_the_policy_cap(servers, sqlite_runtime, registries, tmp_path) -> None:
+def test_a_causal_lm_fine_tunes_under_dp_and_generates_within_the_policy_cap(servers, sqlite_runtime, registries, cli, tmp_path) -> None:
     home = sqlite_runtime.home
     base = _register_base(registries, make_llama_folder(tmp_path), "llama-tiny")
     _release(registries, "llama-tiny", base.version)
@@ -163,3 +163,9 @@ def test_a_causal_lm_fine_tunes_under_dp_and_generates_within_the_policy_cap(ser
     # The policy caps what one request may ask for.
     capped = _triton(home, servers, "notes-llama", str(tuned.version), {"note": ["w5"]}, "text_output", {"max_new_tokens": 1000})
     assert capped.get("error") == "StatusCode.PERMISSION_DENIED" and "generation-at-most-256-new-tokens" in capped["details"], capped
+    # The CLI writes with it too (in a process of its own: tritonclient's protos and Privet's
+    # share a package name; the `cli` fixture pointed the home's addresses at these servers).
+    run = subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "--as", "app", "--json", "infer", f"notes-llama:{tuned.version}",
+                          "--purpose", "demo", "--input", '{"note": ["w5 w6 w7"]}', "--max-new-tokens", "4"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["texts"] == greedy["outputs"][:1]
