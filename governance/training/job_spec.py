@@ -24,7 +24,7 @@ from privet.governance.privacy.limits import check_delta_for_rows, check_epsilon
 from privet.governance.privacy.plan import plan_job
 from privet.governance.training.preparation import VALID_SHARE
 
-__all__ = ["DEVICES", "MAX_LEARNING_RATE", "MAX_PHYSICAL_BATCH", "MAX_PLANNED_STEPS", "JobSpec", "planned_selections", "validate"]
+__all__ = ["DEVICES", "MAX_LEARNING_RATE", "MAX_PHYSICAL_BATCH", "MAX_WORKERS", "MAX_PLANNED_STEPS", "JobSpec", "planned_selections", "validate"]
 
 DEVICES = ("auto", "cpu", "cuda")
 # The most noisy steps a job may plan (epochs × batches an epoch). Calibrating σ and
@@ -33,6 +33,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_PLANNED_STEPS = 100_000
 MAX_LEARNING_RATE = 10.0  # far above any that trains; beyond it the weights overflow
 MAX_PHYSICAL_BATCH = 65_536  # rows per forward pass (memory), whatever the logical batch
+MAX_WORKERS = 8  # data-parallel ranks of one job (the GPUs of a machine)
 NUMERIC_TYPES = ("int", "uint", "float", "double", "bool", "decimal")
 TEXT_TYPES = ("string", "large_string", "dictionary<values=string", "dictionary<values=large_string")
 
@@ -75,6 +76,8 @@ class JobSpec:
     # A column naming the person each row is about: the job then keeps one row per person
     # and its guarantee holds per person (governance.training.preparation).
     person_key: str = ""
+    # Data-parallel ranks (torch.distributed): the rows are sharded, the noise drawn once a step.
+    workers: int = 1
 
 
 
@@ -123,6 +126,10 @@ def validate(spec: JobSpec, columns: list[dict[str, Any]], rows: int) -> JobSpec
         raise InvalidArgument("max_grad_norm", "must be positive and finite")
     if spec.device not in DEVICES:
         raise InvalidArgument("device", f"must be one of {', '.join(DEVICES)}")
+    if isinstance(spec.workers, bool) or not isinstance(spec.workers, int) or not 1 <= spec.workers <= MAX_WORKERS:
+        raise InvalidArgument("workers", f"an integer in 1..{MAX_WORKERS} (data-parallel ranks)")
+    if spec.workers > spec.batch_size:
+        raise InvalidArgument("workers", f"{spec.workers} ranks cannot share a batch of {spec.batch_size} rows")
     if spec.accountant not in accountant_names():
         raise InvalidArgument("accountant", f"must be one of {', '.join(accountant_names())}")
     model_name = spec.model_name or f"{spec.dataset}-{spec.arch}"

@@ -149,6 +149,7 @@ def train(
     lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA rank (default 8)"),
     last_k: int = typer.Option(0, "--last-k", help="last-k: transformer blocks trained (default 1)"),
     max_length: int = typer.Option(0, "--max-length", help="fine-tuning: tokens per text (default 128)"),
+    workers: int = typer.Option(1, "--workers", help="data-parallel ranks (torch.distributed; noise drawn once a step)"),
 ) -> None:
     """Submit a DP training job; its target ε is reserved against the dataset's budget.
     With --base, the job fine-tunes a released base model on one text column (--features)."""
@@ -162,7 +163,7 @@ def train(
                                             feature_bounds={k: training_pb2.Bounds(lower=lo, upper=hi) for k, (lo, hi) in _bounds(bounds).items()},
                                             categories={k: training_pb2.Domain(values=v) for k, v in _categories(categories).items()},
                                             classes=_classes(classes)[0], class_names=_classes(classes)[1], person_key=person_key,
-                                            fine_tune=fine_tune)
+                                            fine_tune=fine_tune, workers=workers)
     with _training(ctx) as s:
         job = s.SubmitJob(request)
         if not watch_:

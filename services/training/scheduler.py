@@ -210,7 +210,10 @@ class Scheduler:
             "n_classes": output_width(spec, data.labels), "accountant": spec["accountant"], "device": spec["device"], "seed": spec["seed"],
             "max_physical_batch_size": spec["max_physical_batch_size"], "progress_interval_s": 0.5, "public_rows": data.public_rows,
         }
-        proc = ctx.Process(target=run_worker, args=(config, str(workdir / "data.safetensors"), str(workdir), handles, str(self._rt.home.root)), daemon=True)
+        workers = int(spec.get("workers", 1))
+        # A job of several ranks starts them from its worker, which a daemonic process may not do.
+        proc = ctx.Process(target=run_worker, args=(config, str(workdir / "data.safetensors"), str(workdir), handles, str(self._rt.home.root), workers),
+                           daemon=workers == 1)
         proc.start()
         self.current = proc
         try:

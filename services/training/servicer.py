@@ -50,6 +50,7 @@ def job_message(job: JobRecord) -> training_pb2.Job:
         classes=[c for c in spec.get("classes") or [] if not isinstance(c, str)],
         class_names=[c for c in spec.get("classes") or [] if isinstance(c, str)],
         person_key=spec.get("person_key", ""),
+        workers=spec.get("workers", 1),
     )
     tuned = spec.get("hparams") or {}
     if spec["arch"] == FINE_TUNED_ARCH and isinstance(tuned.get("base"), dict):
@@ -106,6 +107,7 @@ def _spec(r: training_pb2.SubmitJobRequest) -> JobSpec:
         categories={k: list(d.values) for k, d in r.categories.items()},
         classes=_declared_classes(r),
         person_key=r.person_key,
+        workers=r.workers or 1,
     )
 
 

@@ -30,7 +30,7 @@ class WorkerHandles:
         self.progress = ctx.Queue()
 
 
-def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandles, home_root: str | None = None) -> None:
+def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandles, home_root: str | None = None, workers: int = 1) -> None:
     from safetensors.torch import load_file
 
     from privet.governance.errors import InvalidArgument
@@ -64,7 +64,13 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
         return False
 
     try:
-        result = train_dp(TrainConfig(**config), (tensors["x_train"], tensors["y_train"]), (tensors["x_valid"], tensors["y_valid"]), on_progress=on_progress, should_stop=should_stop)
+        splits = (tensors["x_train"], tensors["y_train"]), (tensors["x_valid"], tensors["y_valid"])
+        if workers > 1:
+            from privet.services.training.distributed import train_dp_distributed
+
+            result = train_dp_distributed(TrainConfig(**config), *splits, world_size=workers, on_progress=on_progress, should_stop=should_stop)
+        else:
+            result = train_dp(TrainConfig(**config), *splits, on_progress=on_progress, should_stop=should_stop)
         (out / "weights.safetensors").write_bytes(result.weights)
         summary = {
             "ok": True, "model": result.model, "metrics": asdict(result.metrics),

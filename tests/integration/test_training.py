@@ -94,6 +94,23 @@ def test_ingest_train_register_with_dp_facts(stubs) -> None:
     assert requested.stage == registry_pb2.STAGE_CANDIDATE
 
 
+@pytest.mark.slow
+def test_a_job_on_two_ranks_is_one_mechanism_charged_once(stubs) -> None:
+    """Data-parallel over two ranks (torch.distributed, gloo): one reservation, one
+    accountant; the guarantee is a single mechanism's, charged once."""
+    training, registry, ingestion = stubs
+    job = _submit(training, workers=2, arch="logreg", epochs=1, batch_size=128, classes=[0, 1])
+    done = _wait(training, job.id, timeout=300)
+    assert done.state == training_pb2.JOB_STATE_SUCCEEDED, done.reason
+    assert done.request.workers == 2
+    g = done.guarantee
+    assert conservative_epsilon(Mechanism(g.noise_multiplier, g.sample_rate, g.steps, g.sgd_delta))[0] == pytest.approx(g.sgd_epsilon, rel=1e-9)
+    budget = ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="churn")).budget
+    assert 0 < budget.epsilon_spent <= g.epsilon + 1e-6 and budget.epsilon_reserved == 0
+    version = registry.GetModelVersion(registry_pb2.GetModelVersionRequest(name=done.model_name, version=done.model_version))
+    assert version.provenance == "established" and version.guarantee.steps == g.steps
+
+
 @pytest.mark.parametrize(
     "kw,field",
     [
@@ -111,6 +128,7 @@ def test_ingest_train_register_with_dp_facts(stubs) -> None:
         ({"categories": {"plan": training_pb2.Domain(values=[])}}, "categories[plan]"),
         ({"classes": [1]}, "classes"),
         ({"person_key": "ghost"}, "person_key"),
+        ({"workers": 9}, "workers"),
     ],
 )
 def test_bad_requests_name_the_field_and_reserve_nothing(stubs, kw, field) -> None:

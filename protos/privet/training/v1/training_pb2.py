@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from privet.common.v1 import types_pb2 as privet_dot_common_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!privet/training/v1/training.proto\x12\x12privet.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprivet/common/v1/types.proto\"\xda\x05\n\x10SubmitJobRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\x12\x0c\n\x04\x61rch\x18\x04 \x01(\t\x12\x0e\n\x06\x65pochs\x18\x05 \x01(\x05\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\x12\x16\n\x0etarget_epsilon\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12\x15\n\rmax_grad_norm\x18\n \x01(\x01\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x0c\n\x04seed\x18\x0c \x01(\x03\x12\x12\n\naccountant\x18\r \x01(\t\x12\x12\n\nmodel_name\x18\x0e \x01(\t\x12\x1f\n\x17max_physical_batch_size\x18\x0f \x01(\x05\x12O\n\x0e\x66\x65\x61ture_bounds\x18\x10 \x03(\x0b\x32\x37.privet.training.v1.SubmitJobRequest.FeatureBoundsEntry\x12H\n\ncategories\x18\x11 \x03(\x0b\x32\x34.privet.training.v1.SubmitJobRequest.CategoriesEntry\x12\x0f\n\x07\x63lasses\x18\x12 \x03(\x03\x12\x12\n\nperson_key\x18\x13 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x14 \x03(\t\x12/\n\tfine_tune\x18\x15 \x01(\x0b\x32\x1c.privet.training.v1.FineTune\x1aP\n\x12\x46\x65\x61tureBoundsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.privet.training.v1.Bounds:\x02\x38\x01\x1aM\n\x0f\x43\x61tegoriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.privet.training.v1.Domain:\x02\x38\x01\"\x95\x01\n\x08\x46ineTune\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0c\n\x04tune\x18\x03 \x01(\t\x12\x11\n\tlora_rank\x18\x04 \x01(\x05\x12\x12\n\nlora_alpha\x18\x05 \x01(\x01\x12\x14\n\x0clora_targets\x18\x06 \x03(\t\x12\x0e\n\x06last_k\x18\x07 \x01(\x05\x12\x12\n\nmax_length\x18\x08 \x01(\x05\"&\n\x06\x42ounds\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\"\x18\n\x06\x44omain\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xc6\x01\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.privet.training.v1.JobState\x12\r\n\x05\x65poch\x18\x03 \x01(\x05\x12\x0c\n\x04step\x18\x04 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x05 \x01(\x03\x12\x0c\n\x04loss\x18\x06 \x01(\x01\x12\x15\n\repsilon_spent\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x01\x12\x0e\n\x06reason\x18\t \x01(\t\"\xcf\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.privet.training.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x35\n\x07request\x18\x04 \x01(\x0b\x32$.privet.training.v1.SubmitJobRequest\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x30\n\x0csubmitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08progress\x18\t \x01(\x0b\x32\x1f.privet.training.v1.JobProgress\x12\x30\n\tguarantee\x18\n \x01(\x0b\x32\x1d.privet.common.v1.DPGuarantee\x12\x35\n\x07metrics\x18\x0b \x03(\x0b\x32$.privet.training.v1.Job.MetricsEntry\x12\x12\n\nmodel_name\x18\x0c \x01(\t\x12\x15\n\rmodel_version\x18\r \x01(\x03\x12\x18\n\x10\x65psilon_reserved\x18\x0e \x01(\x01\x12\x0e\n\x06\x64\x65vice\x18\x0f \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"|\n\x0fListJobsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.privet.training.v1.JobState\x12+\n\x04page\x18\x03 \x01(\x0b\x32\x1d.privet.common.v1.PageRequest\"R\n\x10ListJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.privet.training.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\x9a\x03\n\x0fTrainingService\x12J\n\tSubmitJob\x12$.privet.training.v1.SubmitJobRequest\x1a\x17.privet.training.v1.Job\x12\x44\n\x06GetJob\x12!.privet.training.v1.GetJobRequest\x1a\x17.privet.training.v1.Job\x12U\n\x08ListJobs\x12#.privet.training.v1.ListJobsRequest\x1a$.privet.training.v1.ListJobsResponse\x12R\n\x08WatchJob\x12#.privet.training.v1.WatchJobRequest\x1a\x1f.privet.training.v1.JobProgress0\x01\x12J\n\tCancelJob\x12$.privet.training.v1.CancelJobRequest\x1a\x17.privet.training.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!privet/training/v1/training.proto\x12\x12privet.training.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprivet/common/v1/types.proto\"\xeb\x05\n\x10SubmitJobRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\x12\x0c\n\x04\x61rch\x18\x04 \x01(\t\x12\x0e\n\x06\x65pochs\x18\x05 \x01(\x05\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\x12\x16\n\x0etarget_epsilon\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12\x15\n\rmax_grad_norm\x18\n \x01(\x01\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x0c\n\x04seed\x18\x0c \x01(\x03\x12\x12\n\naccountant\x18\r \x01(\t\x12\x12\n\nmodel_name\x18\x0e \x01(\t\x12\x1f\n\x17max_physical_batch_size\x18\x0f \x01(\x05\x12O\n\x0e\x66\x65\x61ture_bounds\x18\x10 \x03(\x0b\x32\x37.privet.training.v1.SubmitJobRequest.FeatureBoundsEntry\x12H\n\ncategories\x18\x11 \x03(\x0b\x32\x34.privet.training.v1.SubmitJobRequest.CategoriesEntry\x12\x0f\n\x07\x63lasses\x18\x12 \x03(\x03\x12\x12\n\nperson_key\x18\x13 \x01(\t\x12\x13\n\x0b\x63lass_names\x18\x14 \x03(\t\x12/\n\tfine_tune\x18\x15 \x01(\x0b\x32\x1c.privet.training.v1.FineTune\x12\x0f\n\x07workers\x18\x16 \x01(\x05\x1aP\n\x12\x46\x65\x61tureBoundsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.privet.training.v1.Bounds:\x02\x38\x01\x1aM\n\x0f\x43\x61tegoriesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.privet.training.v1.Domain:\x02\x38\x01\"\x95\x01\n\x08\x46ineTune\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0c\n\x04tune\x18\x03 \x01(\t\x12\x11\n\tlora_rank\x18\x04 \x01(\x05\x12\x12\n\nlora_alpha\x18\x05 \x01(\x01\x12\x14\n\x0clora_targets\x18\x06 \x03(\t\x12\x0e\n\x06last_k\x18\x07 \x01(\x05\x12\x12\n\nmax_length\x18\x08 \x01(\x05\"&\n\x06\x42ounds\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\"\x18\n\x06\x44omain\x12\x0e\n\x06values\x18\x01 \x03(\t\"\xc6\x01\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.privet.training.v1.JobState\x12\r\n\x05\x65poch\x18\x03 \x01(\x05\x12\x0c\n\x04step\x18\x04 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x05 \x01(\x03\x12\x0c\n\x04loss\x18\x06 \x01(\x01\x12\x15\n\repsilon_spent\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x01\x12\x0e\n\x06reason\x18\t \x01(\t\"\xcf\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.privet.training.v1.JobState\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x35\n\x07request\x18\x04 \x01(\x0b\x32$.privet.training.v1.SubmitJobRequest\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x30\n\x0csubmitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x08progress\x18\t \x01(\x0b\x32\x1f.privet.training.v1.JobProgress\x12\x30\n\tguarantee\x18\n \x01(\x0b\x32\x1d.privet.common.v1.DPGuarantee\x12\x35\n\x07metrics\x18\x0b \x03(\x0b\x32$.privet.training.v1.Job.MetricsEntry\x12\x12\n\nmodel_name\x18\x0c \x01(\t\x12\x15\n\rmodel_version\x18\r \x01(\x03\x12\x18\n\x10\x65psilon_reserved\x18\x0e \x01(\x01\x12\x0e\n\x06\x64\x65vice\x18\x0f \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"|\n\x0fListJobsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.privet.training.v1.JobState\x12+\n\x04page\x18\x03 \x01(\x0b\x32\x1d.privet.common.v1.PageRequest\"R\n\x10ListJobsResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.privet.training.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\x9a\x03\n\x0fTrainingService\x12J\n\tSubmitJob\x12$.privet.training.v1.SubmitJobRequest\x1a\x17.privet.training.v1.Job\x12\x44\n\x06GetJob\x12!.privet.training.v1.GetJobRequest\x1a\x17.privet.training.v1.Job\x12U\n\x08ListJobs\x12#.privet.training.v1.ListJobsRequest\x1a$.privet.training.v1.ListJobsResponse\x12R\n\x08WatchJob\x12#.privet.training.v1.WatchJobRequest\x1a\x1f.privet.training.v1.JobProgress0\x01\x12J\n\tCancelJob\x12$.privet.training.v1.CancelJobRequest\x1a\x17.privet.training.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,36 +39,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITJOBREQUEST_CATEGORIESENTRY']._serialized_options = b'8\001'
   _globals['_JOB_METRICSENTRY']._loaded_options = None
   _globals['_JOB_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=2197
-  _globals['_JOBSTATE']._serialized_end=2351
+  _globals['_JOBSTATE']._serialized_start=2214
+  _globals['_JOBSTATE']._serialized_end=2368
   _globals['_SUBMITJOBREQUEST']._serialized_start=121
-  _globals['_SUBMITJOBREQUEST']._serialized_end=851
-  _globals['_SUBMITJOBREQUEST_FEATUREBOUNDSENTRY']._serialized_start=692
-  _globals['_SUBMITJOBREQUEST_FEATUREBOUNDSENTRY']._serialized_end=772
-  _globals['_SUBMITJOBREQUEST_CATEGORIESENTRY']._serialized_start=774
-  _globals['_SUBMITJOBREQUEST_CATEGORIESENTRY']._serialized_end=851
-  _globals['_FINETUNE']._serialized_start=854
-  _globals['_FINETUNE']._serialized_end=1003
-  _globals['_BOUNDS']._serialized_start=1005
-  _globals['_BOUNDS']._serialized_end=1043
-  _globals['_DOMAIN']._serialized_start=1045
-  _globals['_DOMAIN']._serialized_end=1069
-  _globals['_JOBPROGRESS']._serialized_start=1072
-  _globals['_JOBPROGRESS']._serialized_end=1270
-  _globals['_JOB']._serialized_start=1273
-  _globals['_JOB']._serialized_end=1864
-  _globals['_JOB_METRICSENTRY']._serialized_start=1818
-  _globals['_JOB_METRICSENTRY']._serialized_end=1864
-  _globals['_GETJOBREQUEST']._serialized_start=1866
-  _globals['_GETJOBREQUEST']._serialized_end=1897
-  _globals['_LISTJOBSREQUEST']._serialized_start=1899
-  _globals['_LISTJOBSREQUEST']._serialized_end=2023
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2025
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2107
-  _globals['_WATCHJOBREQUEST']._serialized_start=2109
-  _globals['_WATCHJOBREQUEST']._serialized_end=2142
-  _globals['_CANCELJOBREQUEST']._serialized_start=2144
-  _globals['_CANCELJOBREQUEST']._serialized_end=2194
-  _globals['_TRAININGSERVICE']._serialized_start=2354
-  _globals['_TRAININGSERVICE']._serialized_end=2764
+  _globals['_SUBMITJOBREQUEST']._serialized_end=868
+  _globals['_SUBMITJOBREQUEST_FEATUREBOUNDSENTRY']._serialized_start=709
+  _globals['_SUBMITJOBREQUEST_FEATUREBOUNDSENTRY']._serialized_end=789
+  _globals['_SUBMITJOBREQUEST_CATEGORIESENTRY']._serialized_start=791
+  _globals['_SUBMITJOBREQUEST_CATEGORIESENTRY']._serialized_end=868
+  _globals['_FINETUNE']._serialized_start=871
+  _globals['_FINETUNE']._serialized_end=1020
+  _globals['_BOUNDS']._serialized_start=1022
+  _globals['_BOUNDS']._serialized_end=1060
+  _globals['_DOMAIN']._serialized_start=1062
+  _globals['_DOMAIN']._serialized_end=1086
+  _globals['_JOBPROGRESS']._serialized_start=1089
+  _globals['_JOBPROGRESS']._serialized_end=1287
+  _globals['_JOB']._serialized_start=1290
+  _globals['_JOB']._serialized_end=1881
+  _globals['_JOB_METRICSENTRY']._serialized_start=1835
+  _globals['_JOB_METRICSENTRY']._serialized_end=1881
+  _globals['_GETJOBREQUEST']._serialized_start=1883
+  _globals['_GETJOBREQUEST']._serialized_end=1914
+  _globals['_LISTJOBSREQUEST']._serialized_start=1916
+  _globals['_LISTJOBSREQUEST']._serialized_end=2040
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2042
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2124
+  _globals['_WATCHJOBREQUEST']._serialized_start=2126
+  _globals['_WATCHJOBREQUEST']._serialized_end=2159
+  _globals['_CANCELJOBREQUEST']._serialized_start=2161
+  _globals['_CANCELJOBREQUEST']._serialized_end=2211
+  _globals['_TRAININGSERVICE']._serialized_start=2371
+  _globals['_TRAININGSERVICE']._serialized_end=2781
 # @@protoc_insertion_point(module_scope)

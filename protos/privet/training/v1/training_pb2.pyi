@@ -27,7 +27,7 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size", "feature_bounds", "categories", "classes", "person_key", "class_names", "fine_tune")
+    __slots__ = ("dataset", "target", "features", "arch", "epochs", "batch_size", "learning_rate", "target_epsilon", "delta", "max_grad_norm", "device", "seed", "accountant", "model_name", "max_physical_batch_size", "feature_bounds", "categories", "classes", "person_key", "class_names", "fine_tune", "workers")
     class FeatureBoundsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class SubmitJobRequest(_message.Message):
     PERSON_KEY_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     FINE_TUNE_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     target: str
     features: _containers.RepeatedScalarFieldContainer[str]
@@ -84,7 +85,8 @@ class SubmitJobRequest(_message.Message):
     person_key: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
     fine_tune: FineTune
-    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ..., feature_bounds: _Optional[_Mapping[str, Bounds]] = ..., categories: _Optional[_Mapping[str, Domain]] = ..., classes: _Optional[_Iterable[int]] = ..., person_key: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., fine_tune: _Optional[_Union[FineTune, _Mapping]] = ...) -> None: ...
+    workers: int
+    def __init__(self, dataset: _Optional[str] = ..., target: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., arch: _Optional[str] = ..., epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., target_epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., max_grad_norm: _Optional[float] = ..., device: _Optional[str] = ..., seed: _Optional[int] = ..., accountant: _Optional[str] = ..., model_name: _Optional[str] = ..., max_physical_batch_size: _Optional[int] = ..., feature_bounds: _Optional[_Mapping[str, Bounds]] = ..., categories: _Optional[_Mapping[str, Domain]] = ..., classes: _Optional[_Iterable[int]] = ..., person_key: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., fine_tune: _Optional[_Union[FineTune, _Mapping]] = ..., workers: _Optional[int] = ...) -> None: ...
 
 class FineTune(_message.Message):
     __slots__ = ("base", "task", "tune", "lora_rank", "lora_alpha", "lora_targets", "last_k", "max_length")
