@@ -39,6 +39,8 @@ _MAX_LENGTH = 512
 _TUNE_KEYS = ("task", "tune", "lora_rank", "lora_alpha", "lora_targets", "last_k")
 _REF_KEYS = ("model", "version", "digest", "model_type", "config", "files")
 _PREPROCESSOR_VERSION = 1
+#: Characters of text the tokenizer reads per token kept (WordPiece's longest word is 100).
+MAX_CHARS_PER_TOKEN = 128
 
 
 def _positions(config: Mapping[str, Any]) -> int:
@@ -198,7 +200,11 @@ class BaseTextPreprocessor:
         column = table.column(self.column)
         if not _is_string(column.type):
             raise InvalidArgument(self.column, f"expected a string column, got {column.type}")
-        texts: list[str] = pc.fill_null(pc.cast(column, pa.string()), "").to_pylist()
+        # Only the first max_length tokens are kept: the tokenizer is given no more text than
+        # they can span (a word-piece covers at most MAX_CHARS_PER_TOKEN characters), so a
+        # huge text costs what a long one does. Training, serving and prompts cut alike.
+        limit = self.max_length * MAX_CHARS_PER_TOKEN
+        texts: list[str] = pc.utf8_slice_codeunits(pc.fill_null(pc.cast(column, pa.string()), ""), 0, limit).to_pylist()
         return texts
 
     def transform(self, table: pa.Table) -> torch.Tensor:

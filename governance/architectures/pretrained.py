@@ -247,6 +247,16 @@ class PretrainedModel(nn.Module):
         logits: torch.Tensor = self.model(input_ids=ids, attention_mask=keep.long()).logits
         return logits
 
+    def merge_adapters(self) -> None:
+        """Fold the LoRA adapters into the frozen weights they adapt, for serving only: the
+        same function with one matrix product per layer instead of three (the adapter
+        served apart costs a fifth more time). Export before merging, never after."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for module in self.model.modules():
+            if isinstance(module, BaseTunerLayer):
+                module.merge()
+
     def trained_parameters(self) -> dict[str, nn.Parameter]:
         """The trained parameters, by stable name."""
         return {stable: self.model.get_parameter(name) for stable, name in self._trained.items()}

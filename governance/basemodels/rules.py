@@ -160,6 +160,7 @@ def check_folder(sizes: Mapping[str, int], small: Mapping[str, bytes], tensors: 
     for path, data in small.items():
         _check_small_file(path, data)
     config = _check_config(small[CONFIG])
+    _check_padding(small[TOKENIZER], config)
     weights = {path for path in sizes if is_weights(path)}
     weight_map = _weight_map(small[INDEX]) if INDEX in small else None
     _check_shards(weights, weight_map)
@@ -228,6 +229,19 @@ def _check_tokenizer(text: str) -> None:
         Tokenizer.from_str(text)
     except Exception as exc:  # the library raises plain Exception on a bad file
         raise InvalidArgument(file_field(TOKENIZER), f"the tokenizers library cannot load it ({exc})") from None
+
+
+def _check_padding(tokenizer: bytes, config: Mapping[str, Any]) -> None:
+    """The tokenizer can pad a batch the way training and serving will (its pad token, else
+    the model's end-of-sequence token): a base it cannot pad is refused now, not after a
+    job has reserved its budget."""
+    from privet.governance.architectures.pretrained_text import PretrainedTokenizer
+
+    eos = config.get("eos_token_id")
+    try:
+        PretrainedTokenizer(tokenizer, 8, eos_id=eos if isinstance(eos, int) and not isinstance(eos, bool) else None)
+    except InvalidArgument as exc:
+        raise InvalidArgument(file_field(TOKENIZER), exc.message) from None
 
 
 def _check_config(data: bytes) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from sqlmodel import Session
 from privet.governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from privet.governance.registry.records import VersionSpec, find_version
 
-__all__ = ["BASE_ARCHITECTURE", "base_facts_json", "base_facts_of", "check_base_spec", "check_named_base", "kind_of", "license_of", "resolve_base"]
+__all__ = ["BASE_ARCHITECTURE", "base_facts_json", "base_facts_of", "check_base_spec", "check_named_base", "kind_of", "lineage_with_named_base", "license_of", "resolve_base"]
 
 BASE_ARCHITECTURE = "transformers-base"
 BASE_FACTS_VERSION = 1
@@ -107,7 +107,7 @@ def resolve_base(session: Session, reference: Any, field: str = "fine_tune.base"
     if not isinstance(reference, str) or reference.count(":") != 1:
         raise InvalidArgument(field, "NAME:VERSION of a released base model")
     name, _, number = reference.partition(":")
-    if not name or not number.isdigit() or not 0 < int(number) < 2**62:
+    if not name or not (number.isascii() and number.isdigit()) or not 0 < int(number) < 2**62:
         raise InvalidArgument(field, "NAME:VERSION of a released base model")
     try:
         row = find_version(session, name, int(number), "")
@@ -156,3 +156,19 @@ def check_named_base(session: Session, architecture: str, preprocessing_json: st
         raise InvalidArgument(field, f"describes base {named['model']}:{named['version']} otherwise than the registry holds it ({', '.join(differs)})")
     if not isinstance(tokenizer_base, dict) or any(tokenizer_base.get(k) != named[k] for k in ("model", "version", "digest", "files")):
         raise InvalidArgument(field, "the tokenizer's base is not the model's")
+
+
+_BASE_LINEAGE = ("base_model", "base_version", "base_digest")
+
+
+def lineage_with_named_base(lineage: dict[str, str], architecture: str, preprocessing_json: str) -> dict[str, str]:
+    """An uploaded version's lineage with its base fields taken from the base it is built
+    from (its metadata, checked by `check_named_base`), never from what the uploader wrote
+    there: a serving or audit decision that reads the lineage reads the real base."""
+    kept = {k: v for k, v in lineage.items() if k not in _BASE_LINEAGE}
+    from privet.governance.architectures.finetuned import FINE_TUNED_ARCH
+
+    if architecture != FINE_TUNED_ARCH or not preprocessing_json:
+        return kept
+    named = json.loads(preprocessing_json)["model"]["hparams"]["base"]
+    return {**kept, "base_model": str(named["model"]), "base_version": str(named["version"]), "base_digest": str(named["digest"])}

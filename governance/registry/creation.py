@@ -21,7 +21,7 @@ from privet.governance.errors import PermissionDenied
 from privet.governance.identity.principals import Principal
 from privet.governance.policy.ownership import acting_principal, may, require
 from privet.governance.registry._rekeying import registered_key
-from privet.governance.registry.base_models import base_facts_json
+from privet.governance.registry.base_models import base_facts_json, lineage_with_named_base
 from privet.governance.registry.established import CLAIMED, ESTABLISHED, establish, job_of
 from privet.governance.registry.gates import Stage
 from privet.governance.registry.ownership import owned_model
@@ -89,6 +89,7 @@ def insert_version(rt: Runtime, keyring: KeyEncryptionKeys, principal: Principal
             # what the weights were trained on is unknown: presumed personal (an operator
             # may declare otherwise), never less than a dataset its lineage names.
             provenance, trainer, personal = CLAIMED, who, True
+            lineage = lineage_with_named_base(lineage, spec.architecture, spec.preprocessing_json)
         model = session.get(Model, spec.model_name, with_for_update=True)
         if model is None:
             owner = acting_principal(rt, acting)

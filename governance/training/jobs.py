@@ -10,13 +10,16 @@ import logging
 import socket
 import time
 import uuid
+import warnings
 from dataclasses import asdict, replace
 from typing import Any
 
+import torch
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from privet.governance.architectures.finetuned import FINE_TUNED_ARCH
+from privet.governance.architectures import ModelSpec
+from privet.governance.architectures.finetuned import FINE_TUNED_ARCH, check_hparams
 from privet.governance.audit.log import Event
 from privet.governance.datasets.catalog import get_dataset
 from privet.governance.errors import FailedPrecondition, NotFound, PermissionDenied
@@ -29,7 +32,9 @@ from privet.governance.privacy.plan import planned_selection_delta
 from privet.governance.privacy.releases import Release, releases_from_json
 from privet.governance.processes import identity_alive
 from privet.governance.registry.base_models import resolve_base
+from privet.governance.registry.facts import owned_version
 from privet.governance.registry.ownership import owned_model
+from privet.governance.registry.records import find_version
 from privet.governance.runtime import Runtime
 from privet.governance.store.registry_tables import Model
 from privet.governance.store.training_tables import TERMINAL_STATES, TrainingJob
@@ -62,6 +67,26 @@ def owned_job(job: TrainingJob) -> Owned:
     return Owned("Job", job.id, {"owner": job.submitted_by, "team": job.team, "dataset": job.dataset_id}, f"job/{job.id}")
 
 
+def _with_resolved_base(runtime: Runtime, submitter: Principal, spec: JobSpec) -> JobSpec:
+    """The job with its base recorded as Privet finds it now (a released base, its digest
+    and files), never as the caller describes it — the job trains on exactly that — and its
+    fine-tuning settings checked, before anything is reserved. The submitter must be allowed
+    to read the base (another team's base is not theirs to build on)."""
+    with runtime.read() as s:
+        base = resolve_base(s, spec.hparams.get("base"))
+        row = find_version(s, base["model"], base["version"], "")
+        model = s.get(Model, row.model_name)
+    require(runtime, submitter, "model.read", owned_version(row, model))
+    hparams = check_hparams({**spec.hparams, "base": base})
+    # Built on the meta device (shapes only, no memory): LoRA targets, layer counts and the
+    # head are checked against the base's config now, not in the worker after reserving.
+    outputs = int(base["config"].get("vocab_size", 2)) if hparams["task"] == "causal-lm" else 2
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        ModelSpec.create(FINE_TUNED_ARCH, int(hparams["max_length"]), max(outputs, 2), **hparams).build()
+    return replace(spec, hparams=hparams)
+
+
 def submit_job(runtime: Runtime, principal: Principal | str, spec: JobSpec) -> TrainingJob:
     """Validate, reserve the target ε against the dataset's budget and queue the job, in one
     transaction: ResourceExhausted (with what is left) leaves nothing behind. The job is
@@ -72,10 +97,7 @@ def submit_job(runtime: Runtime, principal: Principal | str, spec: JobSpec) -> T
     principal = submitter.id.principal
     dataset = get_dataset(runtime, spec.dataset, principal=submitter, action="dataset.spend")
     if spec.arch == FINE_TUNED_ARCH:
-        # The base is recorded as Privet finds it now (a released base, its digest and
-        # files), never as the caller describes it: the job trains on exactly that.
-        with runtime.read() as s:
-            spec = replace(spec, hparams={**spec.hparams, "base": resolve_base(s, spec.hparams.get("base"))})
+        spec = _with_resolved_base(runtime, submitter, spec)
     spec = validate(spec, json.loads(dataset.columns_json), dataset.rows)
     with runtime.read() as s:
         model = s.get(Model, spec.model_name)

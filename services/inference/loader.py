@@ -180,6 +180,17 @@ class LoadedModel:
         return named
 
 
+def _base_of(spec: Any) -> tuple[str, int] | None:
+    """The base version a model's metadata builds it from (None for a model without one)."""
+    base = (spec.get("hparams") or {}).get("base") if isinstance(spec, dict) else None
+    if not isinstance(base, dict):
+        return None
+    version = base.get("version")
+    if not isinstance(base.get("model"), str) or isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidArgument("preprocessing_json", "names its base malformed")
+    return base["model"], version
+
+
 def _checked_version(version: str) -> str:
     """`str.isdigit` accepts "²" and int() of 10^23 overflows the registry's int64: both
     once reached the registry call as an INTERNAL error."""
@@ -335,13 +346,22 @@ class ModelCache:
             labels = None if is_causal_lm(v.architecture, spec.get("hparams")) else ClassLabels.from_metadata(meta["labels"])
         except (ValueError, KeyError, TypeError, RecursionError):
             raise InvalidArgument("preprocessing_json", "not the metadata a Privet model is served from") from None
+        # The base is the one the model is built from (its metadata, which the registry
+        # checked against its own record of the base), never the lineage an uploader wrote;
+        # it must be RELEASED now, before anything of it is fetched or served.
+        base = _base_of(spec)
+        if base is not None and not self._base_is_released(base):
+            raise FailedPrecondition(f"{v.model_name}:{v.version} does not serve: its base {base[0]}:{base[1]} is not RELEASED")
         module = load_model(v.architecture, spec, b"".join(parts))
+        merge = getattr(module, "merge_adapters", None)
+        if callable(merge):  # served, never trained again: LoRA folded into its weights
+            merge()
         log.info("loaded %s:%d (%s)", v.model_name, v.version, v.digest[:12])
         return LoadedModel(
             name=v.model_name, version=v.version, digest=v.digest, stage="RELEASED", epsilon=v.guarantee.epsilon, owner=v.lineage.trained_by or v.created_by,
             inputs=list(v.inputs), outputs=list(v.outputs), module=module,
             preprocessor=preprocessor, labels=labels, unknown_categories=self._unknown_policy(), count_unknown=self.unknown_categories.inc,
-            base=(v.lineage.base_model, int(v.lineage.base_version)) if v.lineage.base_model and v.lineage.base_version.isdigit() else None,
+            base=base,
         )
 
     def _unknown_policy(self) -> str:
@@ -387,15 +407,16 @@ class ModelCache:
     def _base_released(self, model: LoadedModel) -> bool:
         """Whether the base a fine-tuned version runs on is still RELEASED (True for none).
         A base that cannot be confirmed raises, like the version's own question."""
-        if model.base is None:
-            return True
+        return model.base is None or self._base_is_released(model.base)
+
+    def _base_is_released(self, base: tuple[str, int]) -> bool:
         try:
-            base = self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=model.base[0], version=model.base[1]), timeout=POLL_TIMEOUT_S)
+            described = self._stub().GetModelVersion(registry_pb2.GetModelVersionRequest(name=base[0], version=base[1]), timeout=POLL_TIMEOUT_S)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return False
             raise
-        return bool(base.stage == registry_pb2.STAGE_RELEASED)
+        return bool(described.stage == registry_pb2.STAGE_RELEASED)
 
     def _revoke(self, model: LoadedModel) -> None:
         model.revoked = True

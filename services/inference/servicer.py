@@ -9,6 +9,7 @@ request header; without one it is shown none, as a request without a purpose is 
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ import grpc
 from prometheus_client import Counter
 
 from privet.common.v1 import types_pb2
-from privet.governance.errors import InvalidArgument
+from privet.governance.errors import InvalidArgument, Unavailable
 from privet.governance.identity.principals import Principal
 from privet.governance.runtime import Runtime
 from privet.kserve.v2 import grpc_predict_v2_pb2 as pb
@@ -190,7 +191,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             text_output(response, texts)
             return response
         remaining = context.time_remaining()
-        probabilities = self._batcher(admitted.model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)
+        try:
+            probabilities = self._batcher(admitted.model).submit(table).result(timeout=min(remaining, 60.0) if remaining else 60.0)
+        except concurrent.futures.TimeoutError:
+            # The batcher is behind: the caller's answer is "busy, retry", not an internal error.
+            raise Unavailable(f"{admitted.model.name}:{admitted.model.version} is busy: no answer within the request's deadline; retry later") from None
         response = pb.ModelInferResponse(model_name=admitted.model.name, model_version=str(admitted.model.version), id=request.id)
         probabilities_output(response, probabilities)
         return response

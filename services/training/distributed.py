@@ -72,6 +72,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from privet.governance.architectures import ModelSpec, export_weights, input_kind
+from privet.governance.architectures.finetuned import is_causal_lm
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.accounting import Mechanism, calibrate_noise_multiplier, conservative_epsilon, epsilon_for, noise_multiplier_for
 from privet.governance.privacy.plan import HISTOGRAM
@@ -80,7 +81,7 @@ from privet.governance.privacy.secure_random import SecureRandom
 from privet.services.training._opacus_overrides import BatchCount, GhostOptimizer, HooksOptimizer, SecurePrivacyEngine
 from privet.services.training.clipping import BookkeepingClipper, supports_bookkeeping
 from privet.services.training.dp import GRAD_SAMPLE_MODES, PrivateTraining, TensorRows, choose_grad_sample_mode, quiet_hook_warnings
-from privet.services.training.evaluation import evaluate
+from privet.services.training.evaluation import held_out_metrics
 from privet.services.training.loop import Progress, ProgressReporter, _epochs, run_dp_sgd
 from privet.services.training.outcome import DPGuarantee, TrainingAborted, TrainResult, guarantee_of, judge_integrity
 from privet.services.training.process_settings import resolve_device, tune_allocator
@@ -330,6 +331,11 @@ def _guarantee(calibration: Calibration, config: TrainConfig, steps: int) -> DPG
 # -- launching ranks the way torchrun does -----------------------------------------------------------
 
 
+def _causal(config: TrainConfig) -> bool:
+    """Whether the job trains a causal language model (its labels are its token ids)."""
+    return is_causal_lm(config.arch, dict(config.hparams))
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -536,12 +542,9 @@ def _train_rank(job: _Job, rank: int, device: torch.device) -> None:
             training.close()
         if rank != 0:
             return
-        kind = input_kind(config.arch)
         evaluation = Release("evaluation", HISTOGRAM, float(config.evaluation_epsilon))
-        metrics = evaluate(
-            model, job.x_valid.to(device), job.y_valid.to(device), n_classes=job.n_classes,
-            epsilon=evaluation.epsilon, random=SecureRandom(), batch_size=256 if kind == "tokens" else 4096,
-        )
+        metrics = held_out_metrics(model, job.x_valid.to(device), job.y_valid.to(device), token_inputs=input_kind(config.arch) == "tokens",
+                                   causal=_causal(config), n_classes=job.n_classes, epsilon=evaluation.epsilon)
         guarantee = guarantee_of(training, config)
         result = TrainResult(
             weights=export_weights(model), model=spec.to_metadata(), metrics=metrics, guarantee=guarantee,
@@ -632,8 +635,8 @@ def train_dp_distributed(
     if backend not in BACKENDS:
         raise InvalidArgument("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
     kind = input_kind(config.arch)
-    x_train, y_train = check_split("train", train, kind)
-    x_valid, y_valid = check_split("valid", valid, kind)
+    x_train, y_train = check_split("train", train, kind, sequence_labels=_causal(config))
+    x_valid, y_valid = check_split("valid", valid, kind, sequence_labels=_causal(config))
     if config.public_rows is not None:
         positive_int("public_rows", config.public_rows)
     n_rows = config.public_rows or x_train.shape[0]

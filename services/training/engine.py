@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, cast
 
 import torch
 
 from privet.governance.architectures import ModelSpec, export_weights, input_kind
+from privet.governance.architectures.finetuned import is_causal_lm
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.plan import HISTOGRAM
 from privet.governance.privacy.releases import Release
-from privet.governance.privacy.secure_random import SecureRandom
 from privet.services.training.dp import TensorRows, choose_grad_sample_mode, make_private
-from privet.services.training.evaluation import Metrics, evaluate, evaluate_causal_lm
+from privet.services.training.evaluation import Metrics, held_out_metrics
 from privet.services.training.loop import Progress, run_dp_sgd
 from privet.services.training.outcome import (
     MAX_ACCURACY_NOISE,
@@ -87,7 +86,7 @@ def train_dp(
     """
     started = time.monotonic()
     kind = input_kind(config.arch)
-    causal = dict(config.hparams).get("task") == "causal-lm"
+    causal = is_causal_lm(config.arch, dict(config.hparams))
     x_train, y_train = check_split("train", train, kind, sequence_labels=causal)
     x_valid, y_valid = check_split("valid", valid, kind, sequence_labels=causal)
     if config.public_rows is not None:
@@ -158,15 +157,9 @@ def train_dp(
 
     # Token inputs run a transformer: attention memory grows with rows × tokens², so
     # evaluate in smaller batches than a tabular model's.
-    eval_batch = 256 if kind == "tokens" else 4096
     evaluation = Release("evaluation", HISTOGRAM, float(config.evaluation_epsilon))
-    if causal:
-        metrics = evaluate_causal_lm(model, x_valid.to(device), pad_id=int(cast(Any, model).pad_id), epsilon=evaluation.epsilon, random=SecureRandom())
-    else:
-        metrics = evaluate(
-            model, x_valid.to(device), y_valid.to(device),
-            n_classes=int(n_classes), epsilon=evaluation.epsilon, random=SecureRandom(), batch_size=eval_batch,
-        )
+    metrics = held_out_metrics(model, x_valid.to(device), y_valid.to(device), token_inputs=kind == "tokens", causal=causal,
+                               n_classes=int(n_classes), epsilon=evaluation.epsilon)
     guarantee = guarantee_of(training, config)
     return TrainResult(
         weights=export_weights(model),

@@ -25,7 +25,7 @@ from torch import nn
 from privet.governance.privacy.dp_statistics import noisy_histogram
 from privet.governance.privacy.secure_random import SecureRandom
 
-__all__ = ["BINS", "Metrics", "evaluate", "evaluate_causal_lm", "metrics_from_histogram"]
+__all__ = ["BINS", "Metrics", "evaluate", "evaluate_causal_lm", "held_out_metrics", "metrics_from_histogram"]
 
 #: Probability bins of a binary classifier's evaluation histogram (0.5 is a boundary).
 #: Few, because each cell carries its own noise; enough for a useful ROC AUC.
@@ -166,3 +166,13 @@ def evaluate_causal_lm(model: nn.Module, ids: torch.Tensor, *, pad_id: int, epsi
     noise = math.sqrt(2 * 2 * (1.0 / epsilon) ** 2) / rows
     return Metrics(accuracy=_published(min(float(noisy[0, 0]) / rows, 1.0)), roc_auc=None, loss=None, baseline_accuracy=0.0,
                    examples=int(round(rows)), accuracy_noise=_published(noise))
+
+
+def held_out_metrics(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, *, token_inputs: bool, causal: bool, n_classes: int,
+                     epsilon: float) -> Metrics:
+    """A trained model's ε-DP held-out metrics, the way its kind is judged: a causal
+    language model's next-token accuracy, else a classifier's histogram (token inputs run a
+    transformer, whose attention memory grows with rows × tokens²: smaller batches)."""
+    if causal:
+        return evaluate_causal_lm(model, features, pad_id=int(getattr(model, "pad_id")), epsilon=epsilon, random=SecureRandom())  # noqa: B009
+    return evaluate(model, features, labels, n_classes=n_classes, epsilon=epsilon, random=SecureRandom(), batch_size=256 if token_inputs else 4096)

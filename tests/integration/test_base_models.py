@@ -118,8 +118,9 @@ def test_a_base_is_usable_for_training_only_once_released_through_the_gates(regi
     assert b"".join(registry.download(training, "bert-ok", 1)) == data
     with pytest.raises(PermissionDenied):
         registry.download(training, "bert-self", 1)
-    with sqlite_runtime.read() as session, pytest.raises(InvalidArgument):
-        resolve_base(session, "bert-ok")
+    for malformed in ("bert-ok", "bert-ok:１", "bert-ok:0", "bert-ok:1:2", "bert-ok:+1"):
+        with sqlite_runtime.read() as session, pytest.raises(InvalidArgument):
+            resolve_base(session, malformed)
     registry.create_version(alice, VersionSpec("plain"), [weights()])
     with sqlite_runtime.read() as session, pytest.raises(FailedPrecondition, match="not a base"):
         resolve_base(session, "plain:1")
@@ -152,9 +153,14 @@ def test_a_fine_tuned_upload_must_name_its_base_as_the_registry_holds_it(registr
         meta = {"model": {**spec.to_metadata(), "hparams": {**spec.to_metadata()["hparams"], "base": base}},
                 "preprocessor": {**pre.to_metadata(), "base": tokenizer_base or {k: base[k] for k in ("model", "version", "digest", "files")}},
                 "labels": ClassLabels("label", [0, 1]).to_metadata()}
-        return registry.create_version(alice, VersionSpec(name, architecture=FINE_TUNED_ARCH, preprocessing_json=json.dumps(meta)), [weights_bytes])
+        # The uploader's word on the base in the lineage counts for nothing: it is the base built from.
+        lineage = {"base_model": "someone-else", "base_version": "7", "base_digest": "f" * 64}
+        return registry.create_version(alice, VersionSpec(name, architecture=FINE_TUNED_ARCH, preprocessing_json=json.dumps(meta), lineage=lineage),
+                                       [weights_bytes])
 
-    assert upload("honest", ref).architecture == FINE_TUNED_ARCH
+    honest = upload("honest", ref)
+    assert honest.architecture == FINE_TUNED_ARCH
+    assert (honest.lineage["base_model"], honest.lineage["base_version"], honest.lineage["base_digest"]) == ("bert-b", "1", ref["digest"])
     lies = {
         "other-digest": {**ref, "digest": "0" * 64},
         "other-config": {**ref, "config": {**ref["config"], "hidden_act": "relu"}},

@@ -104,6 +104,14 @@ def test_a_released_base_fine_tunes_under_dp_and_serves_until_its_base_is_revoke
         assert "FAILED_PRECONDITION" in str(err.value.code()) and "REGISTERED" in err.value.details()
         assert ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="reviews")).budget.epsilon_reserved == 0
         _release(registries, "bert-tiny", base.version)
+        # Settings the base cannot take are refused at submit, reserving nothing.
+        bad = training_pb2.SubmitJobRequest()
+        bad.CopyFrom(request)
+        bad.fine_tune.lora_targets.append("nope")
+        with pytest.raises(Exception) as err:
+            training.SubmitJob(bad)
+        assert "INVALID_ARGUMENT" in str(err.value.code()) and "lora_targets" in err.value.details()
+        assert ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="reviews")).budget.epsilon_reserved == 0
         job = training.SubmitJob(request)
         assert job.request.fine_tune.base == "bert-tiny:1" and job.request.arch == "transformer"
         job = _finished(training, job)
@@ -118,6 +126,15 @@ def test_a_released_base_fine_tunes_under_dp_and_serves_until_its_base_is_revoke
     out = _triton(home, servers, "reviews-bert", str(tuned.version), {"review": ["w1 w2 w3 w4 w1", "w11 w12 w13 w14 w11"]})
     assert "outputs" in out, out
     assert [round(sum(row), 5) for row in out["outputs"]] == [1.0, 1.0]
+    # Another team may not build on this team's base (erin is in team fraud).
+    with channel(home, "erin", servers["training"]) as tr, channel(home, "erin", servers["ingestion"]) as ing:
+        _ingest(ingestion_pb2_grpc.IngestionServiceStub(ing), "erins-reviews", _reviews(120))
+        theirs = training_pb2.SubmitJobRequest()
+        theirs.CopyFrom(request)
+        theirs.dataset, theirs.model_name = "erins-reviews", "erins-bert"
+        with pytest.raises(Exception) as err:
+            training_pb2_grpc.TrainingServiceStub(tr).SubmitJob(theirs)
+        assert "PERMISSION_DENIED" in str(err.value.code())
     # Revoking the base takes every version built on it out of service.
     registries["bob"].RevokeModelVersion(registry_pb2.RevokeModelVersionRequest(name="bert-tiny", version=1, reason="license withdrawn"))
     eventually(lambda: _triton(home, servers, "reviews-bert", str(tuned.version), {"review": ["w1"]}).get("error") is not None, timeout=30)

@@ -97,3 +97,14 @@ def test_a_base_that_differs_from_the_record_is_refused(tmp_path) -> None:
     with pytest.raises(InvalidArgument) as err:
         ModelSpec.create(FINE_TUNED_ARCH, 8, 2, base=base, max_length=100_000)
     assert err.value.field == "hparams.max_length"
+
+
+def test_a_huge_text_costs_what_its_first_tokens_do(tmp_path) -> None:
+    fetched: dict[str, bytes] = {}
+    base = _register(make_bert_folder(tmp_path), fetched)
+    pre = BaseTextPreprocessor.fit(pa.table({"text": ["x"]}), ["text"], base=base, max_length=8)
+    huge = "w1 w2 w3 " + "w4 " * 2_000_000  # 6 MB
+    table = pa.table({"text": [huge, "w1 w2 w3 w4"]})
+    assert len(pre.texts(table)[0]) == 8 * 128
+    ids = pre.transform(table)
+    torch.testing.assert_close(ids[0], pre.encode([huge[: 8 * 128]])[0])
