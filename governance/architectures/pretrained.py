@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -177,6 +178,19 @@ def _load_base(model: PreTrainedModel, hf_config: Any, base_state: Mapping[str, 
         _, unexpected = model.load_state_dict(placed, strict=False)
     if unexpected:  # never: every placed name is one of the model's
         raise InvalidArgument("hparams.base", f"unexpected base weights {unexpected[:3]}")
+
+
+def check_base_weights(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]]) -> None:
+    """InvalidArgument("hparams.base") unless tensors of these names and shapes are the
+    pre-trained weights of the model config.json `config` describes, exactly as a job would
+    load them: checked on the meta device (shapes only, no memory) when a base is
+    registered, so that its recorded model type and config cannot contradict its weights."""
+    hf_config = load_config(config)
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        model = _task_model(hf_config, "sequence-classification", 2)
+        state = {name: torch.empty(tuple(shape), device="meta") for name, shape in shapes.items()}
+        _load_base(model, hf_config, state)
 
 
 def _lm_head(model: PreTrainedModel) -> tuple[nn.Module | None, bool]:

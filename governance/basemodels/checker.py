@@ -17,6 +17,7 @@ from typing import Any
 
 from privet.governance.basemodels import rules
 from privet.governance.basemodels.framing import MAX_PACK_HEADER, HeaderTap, Member, members
+from privet.governance.errors import InvalidArgument
 from privet.governance.registry.weights_format import SafetensorsChecker, TensorInfo
 
 __all__ = ["BaseFacts", "BasePackChecker"]
@@ -135,6 +136,7 @@ class BasePackChecker:
         small = {path: file.data for path, file in self._files.items() if file.data is not None}
         sizes = {path: file.size for path, file in self._files.items()}
         folder = rules.check_folder(sizes, small, {path: [t.name for t in infos] for path, infos in tensors.items()})
+        _check_weights_fit_config(folder.config, [info for infos in tensors.values() for info in infos])
         by_dtype = _parameters_by_dtype(info for infos in tensors.values() for info in infos)
         return BaseFacts(
             model_type=folder.model_type, architectures=list(folder.architectures), parameters=sum(by_dtype.values()),
@@ -142,6 +144,18 @@ class BasePackChecker:
             files={path: {"sha256": file.sha256.hexdigest(), "size": file.size} for path, file in sorted(self._files.items())},
             tensor_names=sorted(info.name for infos in tensors.values() for info in infos),
         )
+
+
+def _check_weights_fit_config(config: dict[str, Any], tensors: list[TensorInfo]) -> None:
+    """The weights are the ones config.json describes, name by name and shape by shape, as
+    a job will load them: the facts the registry records (model type, config) may not
+    contradict the weights they describe."""
+    from privet.governance.architectures.pretrained import check_base_weights
+
+    try:
+        check_base_weights(config, {info.name: info.shape for info in tensors})
+    except InvalidArgument as exc:
+        raise InvalidArgument(rules.CONFIG, f"does not describe these weights: {exc.message}") from None
 
 
 def _parameters_by_dtype(tensors: Iterable[TensorInfo]) -> dict[str, int]:

@@ -168,9 +168,24 @@ def test_registry_bounds_the_tensors_as_they_arrive(folders: dict[str, Files], m
 
 
 def test_weights_that_start_like_a_pickle_are_safetensors(folders: dict[str, Files], tmp_path: pathlib.Path) -> None:
-    # A header of 640 bytes: the file starts 80 02, a pickle's marker; it is judged as the
-    # safetensors file it is.
-    weights = next(w for pad in range(640) if (w := save({"w": np.zeros(4, dtype=np.float32)}, metadata={"pad": "x" * pad}))[:2] == b"\x80\x02")
+    # A header of 65,536 + 640 bytes: the file starts 80 02, a pickle's marker; it is judged
+    # as the safetensors file it is (the real weights, their header padded by metadata).
+    from safetensors.numpy import load
+
+    tensors = load(folders["bert"]["model.safetensors"])
+    bare = len(save(tensors, metadata={"pad": ""}))
+    near = 65_536 + 640 - (bare - sum(t.nbytes for t in tensors.values()) - 8)
+    weights = next(w for pad in range(max(near - 64, 0), near + 64) if (w := save(tensors, metadata={"pad": "x" * pad}))[:2] == b"\x80\x02")
     files = {**folders["bert"], "model.safetensors": weights}
-    assert check(pack_files(files)).parameters == 4
+    assert check(pack_files(files)).parameters == sum(t.size for t in tensors.values())
     pack_folder(write_folder(tmp_path / "m", files))
+
+
+@pytest.mark.parametrize("edit", [{"num_hidden_layers": 1}, {"num_hidden_layers": 4}, {"hidden_size": 32}, {"model_type": "gpt2"}])
+def test_a_config_that_contradicts_its_weights_is_refused(folders: dict[str, Files], edit: dict) -> None:
+    # The registry records the config and model type as facts: they must describe the weights.
+    config = {**json.loads(folders["bert"]["config.json"]), **edit}
+    files = {**folders["bert"], "config.json": json.dumps(config).encode()}
+    with pytest.raises(InvalidArgument) as err:
+        check(pack_files(files))
+    assert err.value.field == "config.json"
