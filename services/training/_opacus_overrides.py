@@ -178,10 +178,15 @@ class SecurePrivacyEngine(PrivacyEngine):
         secure.sample_rate = sample_rate  # read by dp.make_private
         return secure
 
+    # The optimizers this engine builds, by grad_sample_mode, and for which set-up (a
+    # subclass for DPDDP-wrapped models swaps in Opacus's distributed ones).
+    OPTIMIZERS: dict[str, type[DPOptimizer]] = {}
+    DISTRIBUTED = False
+
     def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:
         mode = kwargs.get("grad_sample_mode", "hooks")
-        simple = kwargs.get("clipping", "flat") == "flat" and not kwargs.get("distributed", False)
-        cls = {"ghost": GhostOptimizer, "hooks": HooksOptimizer}.get(mode)
+        simple = kwargs.get("clipping", "flat") == "flat" and bool(kwargs.get("distributed", False)) == self.DISTRIBUTED
+        cls = (self.OPTIMIZERS or {"ghost": GhostOptimizer, "hooks": HooksOptimizer}).get(mode)
         if cls is None or not simple:
             # Opacus's own optimizers draw from torch generators: never fall back to them.
             raise RuntimeError(f"unsupported DP optimizer set-up (mode {mode!r}, clipping {kwargs.get('clipping')!r})")

@@ -66,7 +66,7 @@ from typing import Any, cast
 import torch
 import torch.distributed as dist
 from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
-from opacus.optimizers import DistributedDPOptimizer, DistributedDPOptimizerFastGradientClipping, DPOptimizer
+from opacus.optimizers import DistributedDPOptimizer, DistributedDPOptimizerFastGradientClipping
 from opacus.utils.uniform_sampler import DistributedUniformWithReplacementSampler
 from torch import nn
 from torch.utils.data import DataLoader
@@ -85,7 +85,7 @@ from privet.services.training.evaluation import held_out_metrics
 from privet.services.training.loop import Progress, ProgressReporter, _epochs, run_dp_sgd
 from privet.services.training.outcome import DPGuarantee, TrainingAborted, TrainResult, guarantee_of, judge_integrity
 from privet.services.training.process_settings import resolve_device, tune_allocator
-from privet.services.training.train_config import TrainConfig, check_split, positive_int, validate_config
+from privet.services.training.train_config import TrainConfig, check_run, positive_int
 
 __all__ = [
     "BACKENDS",
@@ -151,6 +151,9 @@ class DistributedSecurePrivacyEngine(SecurePrivacyEngine):
     """`SecurePrivacyEngine` for a model wrapped in Opacus's DPDDP: the sharded secure
     Poisson loader and the distributed secure optimizers above, and nothing else."""
 
+    OPTIMIZERS = {"ghost": SecureDistributedGhostOptimizer, "hooks": SecureDistributedHooksOptimizer}
+    DISTRIBUTED = True
+
     def __init__(self, *, accountant: str, random: SecureRandom, rank: int, world_size: int, total_rows: int) -> None:
         super().__init__(accountant=accountant, random=random)
         self._secure = random
@@ -169,26 +172,6 @@ class DistributedSecurePrivacyEngine(SecurePrivacyEngine):
         secure = DataLoader(shard, batch_sampler=sampler, collate_fn=data_loader.collate_fn)
         secure.sample_rate = sample_rate  # read by make_private_distributed
         return secure
-
-    def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, **kwargs: Any) -> DPOptimizer:
-        mode = kwargs.get("grad_sample_mode", "hooks")
-        flat = kwargs.get("clipping", "flat") == "flat" and kwargs.get("distributed", False)
-        cls = {"ghost": SecureDistributedGhostOptimizer, "hooks": SecureDistributedHooksOptimizer}.get(mode)
-        if cls is None or not flat:
-            raise RuntimeError(f"unsupported distributed DP optimizer set-up (mode {mode!r}, clipping {kwargs.get('clipping')!r})")
-        if isinstance(optimizer, DPOptimizer):
-            optimizer = optimizer.original_optimizer
-        dp_optimizer = cls(
-            optimizer=optimizer,
-            noise_multiplier=kwargs["noise_multiplier"],
-            max_grad_norm=kwargs["max_grad_norm"],
-            expected_batch_size=kwargs["expected_batch_size"],
-            loss_reduction=kwargs.get("loss_reduction", "mean"),
-            generator=None,
-            secure_mode=False,
-        )
-        dp_optimizer.secure_random = self._secure
-        return dp_optimizer
 
 
 def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -634,22 +617,8 @@ def train_dp_distributed(
     positive_int("world_size", world_size)
     if backend not in BACKENDS:
         raise InvalidArgument("backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    kind = input_kind(config.arch)
-    x_train, y_train = check_split("train", train, kind, sequence_labels=_causal(config))
-    x_valid, y_valid = check_split("valid", valid, kind, sequence_labels=_causal(config))
-    if config.public_rows is not None:
-        positive_int("public_rows", config.public_rows)
-    n_rows = config.public_rows or x_train.shape[0]
-    validate_config(config, n_rows)
-    if x_valid.shape[1] != x_train.shape[1]:
-        raise InvalidArgument("valid", f"{x_valid.shape[1]} features, but train has {x_train.shape[1]}")
-    largest = max((int(y.max()) for y in (y_train, y_valid) if y.numel()), default=-1)
-    n_classes = config.n_classes if config.n_classes is not None else largest + 1
-    if n_classes < 2:
-        raise InvalidArgument("n_classes", "at least two classes are needed (state them when the splits may be empty)")
-    if n_classes <= largest:
-        raise InvalidArgument("n_classes", f"{n_classes} classes, but a label is {largest}")
-    ModelSpec.create(config.arch, int(x_train.shape[1]), int(n_classes), **dict(config.hparams))  # hparams checked here
+    run = check_run(config, train, valid)  # hparams checked here
+    x_train, y_train, x_valid, y_valid, n_rows, n_classes = run.x_train, run.y_train, run.x_valid, run.y_valid, run.n_rows, run.n_classes
     device = resolve_device(config.device)
     if device.type == "cuda" and world_size > torch.cuda.device_count():
         raise InvalidArgument("world_size", f"{world_size} ranks, but this machine has {torch.cuda.device_count()} CUDA devices")

@@ -22,8 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from privet.governance.architectures import ModelSpec, export_weights, input_kind
-from privet.governance.architectures.finetuned import is_causal_lm
+from privet.governance.architectures import export_weights, input_kind
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.plan import HISTOGRAM
 from privet.governance.privacy.releases import Release
@@ -41,7 +40,7 @@ from privet.services.training.outcome import (
     judge_integrity,
 )
 from privet.services.training.process_settings import resolve_device, tune_allocator
-from privet.services.training.train_config import DataRefused, TrainConfig, check_split, positive_int, validate_config
+from privet.services.training.train_config import DataRefused, TrainConfig, check_run
 
 __all__ = [
     "MAX_ACCURACY_NOISE",
@@ -86,22 +85,9 @@ def train_dp(
     """
     started = time.monotonic()
     kind = input_kind(config.arch)
-    causal = is_causal_lm(config.arch, dict(config.hparams))
-    x_train, y_train = check_split("train", train, kind, sequence_labels=causal)
-    x_valid, y_valid = check_split("valid", valid, kind, sequence_labels=causal)
-    if config.public_rows is not None:
-        positive_int("public_rows", config.public_rows)
-    n_rows = config.public_rows or x_train.shape[0]
-    validate_config(config, n_rows)
-    if x_valid.shape[1] != x_train.shape[1]:
-        raise InvalidArgument("valid", f"{x_valid.shape[1]} features, but train has {x_train.shape[1]}")
-    largest = max((int(y.max()) for y in (y_train, y_valid) if y.numel()), default=-1)
-    n_classes = config.n_classes if config.n_classes is not None else largest + 1
-    if n_classes < 2:
-        raise InvalidArgument("n_classes", "at least two classes are needed (state them when the splits may be empty)")
-    if n_classes <= largest:
-        raise InvalidArgument("n_classes", f"{n_classes} classes, but a label is {largest}")
-    spec = ModelSpec.create(config.arch, int(x_train.shape[1]), int(n_classes), **dict(config.hparams))
+    run = check_run(config, train, valid)
+    x_train, y_train, x_valid, y_valid = run.x_train, run.y_train, run.x_valid, run.y_valid
+    n_rows, n_classes, spec, causal = run.n_rows, run.n_classes, run.spec, run.causal
 
     device = resolve_device(config.device)
     if config.tune_allocator and device.type == "cpu":

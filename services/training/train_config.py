@@ -162,3 +162,44 @@ def validate_config(config: TrainConfig, n_rows: int) -> None:
     if config.batch_size > n_rows:
         raise InvalidArgument("batch_size", f"{config.batch_size} is larger than the {n_rows} training rows")
     check_delta_for_rows("delta", config.delta, n_rows)
+
+
+@dataclass(frozen=True)
+class CheckedRun:
+    """A run's request and splits, checked (see `check_run`)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_valid: torch.Tensor
+    y_valid: torch.Tensor
+    n_rows: int  # what sampling is set from: the public (DP) count when given, else the exact one
+    n_classes: int
+    spec: Any  # the ModelSpec, its hyperparameters checked
+    causal: bool  # a causal language model: its labels are its token ids
+
+
+def check_run(config: TrainConfig, train: Any, valid: Any) -> CheckedRun:
+    """Everything a run refuses before it starts, for one process or many: the splits of
+    the architecture's input kind, the configuration, the classes, the hyperparameters.
+    InvalidArgument (or DataRefused) naming the field; nothing has been spent."""
+    from privet.governance.architectures import ModelSpec, input_kind
+    from privet.governance.architectures.finetuned import is_causal_lm
+
+    kind = input_kind(config.arch)
+    causal = is_causal_lm(config.arch, dict(config.hparams))
+    x_train, y_train = check_split("train", train, kind, sequence_labels=causal)
+    x_valid, y_valid = check_split("valid", valid, kind, sequence_labels=causal)
+    if config.public_rows is not None:
+        positive_int("public_rows", config.public_rows)
+    n_rows = config.public_rows or x_train.shape[0]
+    validate_config(config, n_rows)
+    if x_valid.shape[1] != x_train.shape[1]:
+        raise InvalidArgument("valid", f"{x_valid.shape[1]} features, but train has {x_train.shape[1]}")
+    largest = max((int(y.max()) for y in (y_train, y_valid) if y.numel()), default=-1)
+    n_classes = config.n_classes if config.n_classes is not None else largest + 1
+    if n_classes < 2:
+        raise InvalidArgument("n_classes", "at least two classes are needed (state them when the splits may be empty)")
+    if n_classes <= largest:
+        raise InvalidArgument("n_classes", f"{n_classes} classes, but a label is {largest}")
+    spec = ModelSpec.create(config.arch, int(x_train.shape[1]), int(n_classes), **dict(config.hparams))
+    return CheckedRun(x_train, y_train, x_valid, y_valid, int(n_rows), int(n_classes), spec, causal)
