@@ -96,7 +96,7 @@ def test_a_released_base_fine_tunes_under_dp_and_serves_until_its_base_is_revoke
         _ingest(ingestion, "reviews", _reviews(600))
         request = training_pb2.SubmitJobRequest(
             dataset="reviews", target="label", features=["review"], epochs=1, batch_size=100, learning_rate=0.05, target_epsilon=6.0, delta=1e-6,
-            device="cpu", model_name="reviews-bert", classes=[0, 1],
+            device="cpu", model_name="reviews-bert", classes=[0, 1], accountant="rdp",
             fine_tune=training_pb2.FineTune(base="bert-tiny:1", tune="lora", lora_rank=2, max_length=8))
         # An unreleased base is refused before anything is reserved.
         with pytest.raises(Exception) as err:
@@ -157,7 +157,7 @@ def test_a_causal_lm_fine_tunes_under_dp_and_generates_within_the_policy_cap(ser
         training, ingestion = training_pb2_grpc.TrainingServiceStub(tr), ingestion_pb2_grpc.IngestionServiceStub(ing)
         _ingest(ingestion, "notes", _notes(500))
         request = training_pb2.SubmitJobRequest(
-            dataset="notes", features=["note"], epochs=1, batch_size=100, learning_rate=0.05, target_epsilon=6.0, delta=1e-6, device="cpu",
+            dataset="notes", features=["note"], epochs=1, batch_size=100, learning_rate=0.05, target_epsilon=6.0, delta=1e-6, device="cpu", accountant="rdp",
             model_name="notes-llama", fine_tune=training_pb2.FineTune(base="llama-tiny:1", task="causal-lm", tune="lora", lora_rank=2, max_length=10))
         with pytest.raises(Exception) as err:  # a language model has no target
             training.SubmitJob(training_pb2.SubmitJobRequest(**{**{f.name: getattr(request, f.name) for f, _ in request.ListFields()}, "target": "note"}))

@@ -99,7 +99,7 @@ def test_a_job_on_two_ranks_is_one_mechanism_charged_once(stubs) -> None:
     """Data-parallel over two ranks (torch.distributed, gloo): one reservation, one
     accountant; the guarantee is a single mechanism's, charged once."""
     training, registry, ingestion = stubs
-    job = _submit(training, workers=2, arch="logreg", epochs=1, batch_size=128, classes=[0, 1])
+    job = _submit(training, workers=2, arch="logreg", epochs=1, batch_size=128, classes=[0, 1], accountant="rdp")
     done = _wait(training, job.id, timeout=300)
     assert done.state == training_pb2.JOB_STATE_SUCCEEDED, done.reason
     assert done.request.workers == 2
