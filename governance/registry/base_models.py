@@ -33,7 +33,7 @@ from sqlmodel import Session
 from privet.governance.errors import FailedPrecondition, InvalidArgument, NotFound
 from privet.governance.registry.records import VersionSpec, find_version
 
-__all__ = ["BASE_ARCHITECTURE", "base_facts_json", "base_facts_of", "check_base_spec", "check_named_base", "kind_of", "lineage_with_named_base", "license_of", "resolve_base"]
+__all__ = ["BASE_ARCHITECTURE", "base_facts_json", "base_facts_of", "check_base_spec", "check_named_base", "base_is_released", "kind_of", "lineage_with_named_base", "license_of", "resolve_base"]
 
 BASE_ARCHITECTURE = "transformers-base"
 BASE_FACTS_VERSION = 1
@@ -172,3 +172,19 @@ def lineage_with_named_base(lineage: dict[str, str], architecture: str, preproce
         return kept
     named = json.loads(preprocessing_json)["model"]["hparams"]["base"]
     return {**kept, "base_model": str(named["model"]), "base_version": str(named["version"]), "base_digest": str(named["digest"])}
+
+
+def base_is_released(session: Session, architecture: str, preprocessing_json: str) -> bool:
+    """For the gates: whether the base a fine-tuned version is built from is RELEASED now
+    (True for a version built on no base). A version whose base was revoked, or never
+    released, does not advance: it could never serve."""
+    from privet.governance.architectures.finetuned import FINE_TUNED_ARCH
+
+    if architecture != FINE_TUNED_ARCH or not preprocessing_json:
+        return True
+    try:
+        named = json.loads(preprocessing_json)["model"]["hparams"]["base"]
+        row = find_version(session, str(named["model"]), int(named["version"]), "")
+    except (KeyError, TypeError, ValueError, NotFound, InvalidArgument):
+        return False
+    return row.stage == "RELEASED" and not row.erased and base_facts_of(row.architecture, row.preprocessing_json) is not None

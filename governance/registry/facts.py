@@ -24,7 +24,7 @@ from privet.governance.policy.ownership import Owned
 from privet.governance.privacy.guarantee import is_real
 from privet.governance.privacy.ledger import budget_key
 from privet.governance.privacy.limits import from_micro
-from privet.governance.registry.base_models import kind_of, license_of
+from privet.governance.registry.base_models import base_is_released, kind_of, license_of
 from privet.governance.registry.established import CLAIMED, ESTABLISHED, still_established
 from privet.governance.registry.gates import ReleaseFacts, Stage
 from privet.governance.registry.records import (
@@ -133,6 +133,7 @@ def release_facts(session: Session, row: ModelVersion, override: dict[str, Any],
         "dataset_epsilon_cap": epsilon_cap,
         "kind": kind_of(row.architecture),
         "license": license_of(row.architecture, row.preprocessing_json),
+        "base_released": base_is_released(session, row.architecture, row.preprocessing_json),
     }
     values.update(override)
     return ReleaseFacts(**values)

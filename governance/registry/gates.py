@@ -95,6 +95,7 @@ class ReleaseFacts:
     provenance: str = "claimed"  # or "established" (governance/registry/established.py)
     kind: str = "trained"  # or "base": a pre-trained model jobs fine-tune (governance/registry/base_models.py)
     license: str = ""  # a base's SPDX license id, as its uploader stated it
+    base_released: bool = True  # a fine-tuned version's base is RELEASED now (True: no base)
 
     @property
     def shortfalls(self) -> list[str]:
@@ -116,6 +117,7 @@ class ReleaseFacts:
                 "provenance": self.provenance,
                 "kind": self.kind,
                 "license": self.license,
+                "base_released": self.base_released,
                 "trained_on_personal_data": self.trained_on_personal_data,
                 "has_guarantee": self.has_guarantee,
                 "epsilon_milli": _scaled_up(self.epsilon, 1000) if self.has_guarantee else 0,

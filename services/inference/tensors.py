@@ -164,7 +164,7 @@ def generation_request(request) -> dict[str, Any]:
     max_new = _parameter(request, "max_new_tokens", "int64_param")
     if max_new is not None:
         if not 0 <= max_new <= 1 << 20:
-            raise InvalidArgument("parameters.max_new_tokens", "a number of tokens, at least 0")
+            raise InvalidArgument("parameters.max_new_tokens", f"a number of new tokens per prompt, 0..{1 << 20} (the policy caps it lower)")
         settings["max_new_tokens"] = int(max_new)
     sample = _parameter(request, "do_sample", "bool_param")
     if sample is not None:

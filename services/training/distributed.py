@@ -431,6 +431,8 @@ class _Job:
     parent_pid: int
     events: Any  # rank → caller: ("ask",), ("progress", Progress), ("result", TrainResult), ("aborted", DPGuarantee, str), ("failed", str)
     answers: Any  # caller → rank 0: one bool per ("ask",)
+    # A fine-tuning job's ranks each fetch its base from the registry of this PRIVET_HOME.
+    base_home: str | None = None
 
 
 def _rank_main(job: _Job) -> None:
@@ -439,6 +441,10 @@ def _rank_main(job: _Job) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     try:
+        if job.base_home is not None:
+            from privet.services.common.bases import use_registry_for_bases
+
+            use_registry_for_bases(job.base_home, "training")
         dist.init_process_group(job.backend, timeout=timedelta(minutes=10))
         try:
             _train_rank(job, rank, device)
@@ -600,6 +606,7 @@ def train_dp_distributed(
     on_progress: Callable[[Progress], None],
     should_stop: Callable[[], bool],
     backend: str = "gloo",
+    base_home: str | None = None,
 ) -> TrainResult:
     """`engine.train_dp` over `world_size` data-parallel ranks on this machine (see the module
     docstring): the same inputs, checks, result and guarantee — one sampling rate over all the
@@ -642,7 +649,7 @@ def train_dp_distributed(
     job = _Job(
         config=config, x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid, n_classes=int(n_classes),
         calibration=calibration, backend=backend, device_type=device.type, threads=threads, parent_pid=os.getpid(),
-        events=ctx.Queue(), answers=ctx.Queue(),
+        events=ctx.Queue(), answers=ctx.Queue(), base_home=base_home,
     )
     outcome = _Outcome()
     launcher = _start(world_size, _rank_main, (job,))

@@ -68,7 +68,8 @@ def run_worker(config: dict, data_path: str, out_dir: str, handles: WorkerHandle
         if workers > 1:
             from privet.services.training.distributed import train_dp_distributed
 
-            result = train_dp_distributed(TrainConfig(**config), *splits, world_size=workers, on_progress=on_progress, should_stop=should_stop)
+            result = train_dp_distributed(TrainConfig(**config), *splits, world_size=workers, on_progress=on_progress, should_stop=should_stop,
+                                          base_home=home_root)
         else:
             result = train_dp(TrainConfig(**config), *splits, on_progress=on_progress, should_stop=should_stop)
         (out / "weights.safetensors").write_bytes(result.weights)

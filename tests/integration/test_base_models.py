@@ -175,3 +175,7 @@ def test_a_fine_tuned_upload_must_name_its_base_as_the_registry_holds_it(registr
         upload("trained-as-base", {**ref, "model": "plain"})
     with pytest.raises(InvalidArgument, match="tokenizer"):
         upload("two-bases", ref, {**{k: ref[k] for k in ("model", "version", "files")}, "digest": "1" * 64})
+    # Built on a base that is not RELEASED, it does not advance through the gates.
+    with pytest.raises(PermissionDenied) as denied:
+        registry.request_release(alice, "honest", 1)
+    assert "fine-tuned-needs-a-released-base" in denied.value.policy_ids

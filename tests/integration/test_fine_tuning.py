@@ -96,7 +96,7 @@ def test_a_released_base_fine_tunes_under_dp_and_serves_until_its_base_is_revoke
         _ingest(ingestion, "reviews", _reviews(600))
         request = training_pb2.SubmitJobRequest(
             dataset="reviews", target="label", features=["review"], epochs=1, batch_size=100, learning_rate=0.05, target_epsilon=6.0, delta=1e-6,
-            device="cpu", model_name="reviews-bert", classes=[0, 1], accountant="rdp",
+            device="cpu", model_name="reviews-bert", classes=[0, 1], accountant="rdp", workers=2,  # two data-parallel ranks, each fetching the base
             fine_tune=training_pb2.FineTune(base="bert-tiny:1", tune="lora", lora_rank=2, max_length=8))
         # An unreleased base is refused before anything is reserved.
         with pytest.raises(Exception) as err:
@@ -113,7 +113,7 @@ def test_a_released_base_fine_tunes_under_dp_and_serves_until_its_base_is_revoke
         assert "INVALID_ARGUMENT" in str(err.value.code()) and "lora_targets" in err.value.details()
         assert ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="reviews")).budget.epsilon_reserved == 0
         job = training.SubmitJob(request)
-        assert job.request.fine_tune.base == "bert-tiny:1" and job.request.arch == "transformer"
+        assert job.request.fine_tune.base == "bert-tiny:1" and job.request.arch == "transformer" and job.request.workers == 2
         job = _finished(training, job)
         budget = ingestion.GetDataset(ingestion_pb2.GetDatasetRequest(name="reviews")).budget
     # Charged as any job: what it spent, nothing left reserved.
