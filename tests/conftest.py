@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -161,6 +164,61 @@ def served(tmp_path: pathlib.Path) -> Iterator[ServeProcess]:
     server = ServeProcess(home, tmp_path / "serve.log").start()
     yield server
     server.stop()
+
+
+class DemoRuns:
+    """`privet demo` run twice in one fresh home (`demo_runs`): each run's completed process,
+    the home, a folder beside it for what the tests write, and the `--keep` run's services."""
+
+    def __init__(self, root: pathlib.Path, home: Home) -> None:
+        self.root, self.home = root, home
+        self.runs: list[subprocess.CompletedProcess[str]] = []
+        self._stopped = False
+
+    def stop(self) -> None:
+        """End the `privet serve all` that `demo --keep` left running (its own session, by pid), once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        pid_file = self.home.run / "serve.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text())
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRuns]:
+    """`privet demo` on a fresh home as a user would run it, then again in the same home
+    with `--keep`, whose services stay up for the commands that read the log afterwards
+    (`privet audit report`). A run takes half a minute, so the session makes the pair once:
+    test_demo checks both runs, test_audit_report reports on the log they wrote. A failed
+    run stops the pair; the tests assert on the runs they got."""
+    root = tmp_path_factory.mktemp("demo")
+    home = make_home(root / "home")
+    use_any_ports(home)  # the demo itself would use the default ports; keep tests independent
+    demo = DemoRuns(root, home)
+    try:
+        for extra in ((), ("--keep",)):
+            run = subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "demo", *extra],
+                                 check=False, capture_output=True, text=True, timeout=600)
+            demo.runs.append(run)
+            if run.returncode != 0:
+                break
+        yield demo
+    finally:
+        demo.stop()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,8 +1,9 @@
 """`privet audit report`: a page built only from a verified log, whose numbers match the log,
 and which a real browser renders.
 
-The log comes from the real path: `privet demo --keep` on a fresh home (ingest, DP training,
-release with an approval, inference, denials), whose services stay up for the report.
+The log comes from the real path: `privet demo`, then `privet demo --keep`, on a fresh home
+(`demo_runs`, which test_demo checks: ingest, DP training, release with an approval,
+inference, denials, twice), whose services stay up for the report.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
@@ -27,32 +25,13 @@ import pytest
 from privet.governance.audit.checkpoint import Checkpoint, NoteVerifier, generate_signer, open_checkpoint
 from privet.governance.audit.leaf import EventRecord, decode_leaf
 from privet.governance.audit.report import render_report
-from tests.conftest import make_home, use_any_ports
+from tests.conftest import DemoRuns
 
 SECTIONS = ("lineage", "ledger", "denials", "checkpoint")
 
 
 def _privet(home: pathlib.Path, *args: str, principal: str = "carol", timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home), "--as", principal, *args], check=False, capture_output=True, text=True, timeout=timeout)
-
-
-def _stop_server(pid_file: pathlib.Path) -> None:
-    """End the `privet serve all` that `demo --keep` left running (its own session, by pid)."""
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
 
 
 class _Elements(HTMLParser):
@@ -84,13 +63,12 @@ class _Elements(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    root = tmp_path_factory.mktemp("report")
-    home = make_home(root / "home")
-    use_any_ports(home)
+def reported(demo_runs: DemoRuns) -> Iterator[dict]:
+    home, root = demo_runs.home, demo_runs.root
     try:
-        demo = subprocess.run([sys.executable, "-m", "privet.services.cli", "--home", str(home.root), "demo", "--keep"], check=False, capture_output=True, text=True, timeout=300)
-        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        for demo in demo_runs.runs:
+            assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        assert len(demo_runs.runs) == 2
         out = root / "report.html"
         result = _privet(home.root, "audit", "report", "--out", str(out))
         assert result.returncode == 0, result.stdout + result.stderr
@@ -98,7 +76,7 @@ def reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         assert _privet(home.root, "audit", "export", "--out", str(export)).returncode == 0
         yield {"home": home, "root": root, "out": out, "export": export}
     finally:
-        _stop_server(home.run / "serve.pid")
+        demo_runs.stop()
 
 
 def test_report_numbers_match_the_log(reported: dict) -> None:

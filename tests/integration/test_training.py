@@ -3,14 +3,17 @@ validation up front; the ledger charged exactly what the accountant says."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import grpc
 import pytest
 
+from privet.governance.config import Home
 from privet.governance.datasets.synthetic import customer_table
 from privet.governance.privacy.accounting import Mechanism, conservative_epsilon
 from privet.governance.privacy.plan import COUNT_SHARE, EVALUATION_SHARE, PREPROCESSING_SHARE
@@ -18,18 +21,43 @@ from privet.governance.runtime import Runtime
 from privet.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from privet.registry.v1 import registry_pb2, registry_pb2_grpc
 from privet.training.v1 import training_pb2, training_pb2_grpc
+from tests.conftest import make_home, metrics_on_any_port, serve_on_any_ports
 from tests.helpers import bad_request_fields, channel
 from tests.integration.test_ingestion import _csv_bytes, _header, _requests
 
 FEATURES = ["age", "tenure_months", "monthly_spend", "plan", "support_calls"]
 
 
-@pytest.fixture
-def stubs(servers, sqlite_runtime):
-    home = sqlite_runtime.home
+@contextlib.contextmanager
+def _churn_stubs(home: Home, servers: dict[str, str]) -> Iterator[tuple]:
+    """alice's training, registry and ingestion stubs, after she ingested `churn` (ε 8)."""
     with channel(home, "alice", servers["ingestion"]) as ing, channel(home, "alice", servers["training"]) as tr, channel(home, "alice", servers["registry"]) as reg:
         ingestion_pb2_grpc.IngestionServiceStub(ing).CreateDataset(_requests(_header("churn", k=1, quasi_identifiers=[], epsilon_budget=8), _csv_bytes(customer_table(1200, seed=3))))
         yield training_pb2_grpc.TrainingServiceStub(tr), registry_pb2_grpc.RegistryServiceStub(reg), ingestion_pb2_grpc.IngestionServiceStub(ing)
+
+
+@pytest.fixture
+def stubs(servers, sqlite_runtime):
+    with _churn_stubs(sqlite_runtime.home, servers) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def refusing_stubs(tmp_path_factory: pytest.TempPathFactory):
+    """`stubs` once for the module's refused requests: a refusal changes nothing (each test
+    checks that nothing is reserved), so they share one set of servers and one dataset, and
+    do not start and stop the four servers once each."""
+    home = make_home(tmp_path_factory.mktemp("refusals") / "home")
+    metrics_on_any_port(home)
+    rt = Runtime.open(home)
+    running, addresses = serve_on_any_ports(rt)
+    try:
+        with _churn_stubs(home, addresses) as made:
+            yield made
+    finally:
+        for s in running:
+            s.stop(0)
+        rt.close()
 
 
 def _worker_pids() -> list[int]:
@@ -131,8 +159,8 @@ def test_a_job_on_two_ranks_is_one_mechanism_charged_once(stubs) -> None:
         ({"workers": 9}, "workers"),
     ],
 )
-def test_bad_requests_name_the_field_and_reserve_nothing(stubs, kw, field) -> None:
-    training, _, ingestion = stubs
+def test_bad_requests_name_the_field_and_reserve_nothing(refusing_stubs, kw, field) -> None:
+    training, _, ingestion = refusing_stubs
     with pytest.raises(grpc.RpcError) as err:
         _submit(training, **kw)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

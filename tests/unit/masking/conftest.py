@@ -78,6 +78,8 @@ class PiiFaker:
     def __init__(self, seed: int = 5) -> None:
         self._fakers: dict[str, Faker] = {}
         self._seed = seed
+        self._shared_non_pii: dict[str, dict[str, list]] = {}
+        self._shared_free_text: dict[str, tuple[list[str], list[list[str]]]] = {}
 
     regions = LOCALE_REGIONS
     national_ids = NATIONAL_IDS
@@ -202,6 +204,30 @@ class PiiFaker:
             "version": [f.numerify("#.#.#") for _ in range(n)],
             "comment": [f.sentence() for _ in range(n)],
         }
+
+    def shared_non_pii(self, locale: str, n: int) -> dict[str, list]:
+        """The first n rows of one `non_pii` sample per locale, made once and grown as asked,
+        for the tests that only need such columns: the names model, which costs ~100× a
+        regex pass per cell, then reads each of their cells once per session (its memo
+        remembers the rest) instead of once per test."""
+        have = self._shared_non_pii.get(locale)
+        rows = len(have["word"]) if have else 0
+        if rows < n:
+            more = self.non_pii(locale, n - rows)
+            have = {name: (have[name] if have else []) + values for name, values in more.items()}
+            self._shared_non_pii[locale] = have
+        assert have is not None
+        return {name: values[:n] for name, values in have.items()}
+
+    def shared_free_text(self, locale: str, n: int) -> tuple[list[str], list[list[str]]]:
+        """The first n cells of one `free_text` sample per locale, made once and grown as
+        asked (see `shared_non_pii`)."""
+        texts, entities = self._shared_free_text.get(locale, ([], []))
+        if len(texts) < n:
+            more_texts, more_entities = self.free_text(locale, n - len(texts))
+            texts, entities = texts + more_texts, entities + more_entities
+            self._shared_free_text[locale] = (texts, entities)
+        return texts[:n], entities[:n]
 
     # -- prose with entities in it --
 

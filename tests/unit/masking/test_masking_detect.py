@@ -44,7 +44,7 @@ def test_non_pii_columns_are_not_flagged(pii_faker, locale):
     keeps them, which the classification checks, so they are not counted as text.)"""
     region = pii_faker.regions[locale]
     flagged_cells = total_cells = 0
-    for name, values in pii_faker.non_pii(locale, 600).items():
+    for name, values in pii_faker.shared_non_pii(locale, 600).items():
         column = pa.array(values)
         result = classify_column(name, column, default_region=region, full_scan=True)
         if (locale, name) == ("de_DE", "comment"):
@@ -63,7 +63,7 @@ def test_non_pii_columns_are_not_flagged(pii_faker, locale):
 
 
 def test_free_text_column_is_classified_and_every_entity_found(pii_faker, locale):
-    texts, entities = pii_faker.free_text(locale, 150)
+    texts, entities = pii_faker.shared_free_text(locale, 150)
     region = pii_faker.regions[locale]
     result = classify_column("notes", pa.array(texts), default_region=region)
     assert result.kind == "free_text" and result.pii_type is PiiType.FREE_TEXT
@@ -196,7 +196,7 @@ def test_non_pii_values_in_an_address_column_are_not_addresses(pii_faker, addres
     """The shape, not only the column's name, decides: words, codes, prices, company names
     and sentences put in an `address` column are not classified as addresses, and ≤ 1%
     of their cells look like one."""
-    for name, values in pii_faker.non_pii(address_locale, 400).items():
+    for name, values in pii_faker.shared_non_pii(address_locale, 400).items():
         result = classify_column("address", pa.array([str(v) for v in values]), sample=400)
         assert result.pii_type is not PiiType.ADDRESS, (name, result)
         assert result.shares.get(PiiType.ADDRESS, 0.0) <= 0.01, (name, result.shares)

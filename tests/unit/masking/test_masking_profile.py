@@ -46,9 +46,9 @@ def _pii_table(pii_faker, locale: str, n: int) -> tuple[pa.Table, dict[str, list
     for loc, pii_type in [c for c in _cases(pii_faker) if c[0] == locale]:
         name = pii_faker.column_name(pii_type, loc)
         pii_columns[name] = columns[name] = pii_faker.values(pii_type, loc, n)
-    notes, entities = pii_faker.free_text(locale, n)
+    notes, entities = pii_faker.shared_free_text(locale, n)
     columns["notes"] = notes
-    columns.update(pii_faker.non_pii(locale, n))
+    columns.update(pii_faker.shared_non_pii(locale, n))
     return pa.table(columns), pii_columns, [e for cell in entities for e in cell]
 
 
@@ -81,7 +81,7 @@ def test_default_profile_leaves_no_personal_value(pii_faker, default_profile, lo
     for name in pii_columns:
         assert by_column[name].action != "keep", by_column[name]
     assert by_column["notes"].action == "scan"
-    for name in pii_faker.non_pii(locale, 1):
+    for name in pii_faker.shared_non_pii(locale, 1):
         if (locale, name) == ("de_DE", "comment"):
             # Known limit (docs/masking.md): in Faker's German word salad the names model reads
             # pairs of capitalised nouns ("Ferien Uhr") as names in ~4 % of sentences, enough

@@ -4,6 +4,7 @@ refused as INVALID_ARGUMENT."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -24,10 +25,24 @@ from privet.governance.store.privacy_tables import PrivacyBudgetRow
 from privet.governance.training import jobs
 from privet.governance.training.jobs import JobSpec, claim_next_job, get_job, planned_steps, record_progress, recover_orphans, submit_job
 from privet.services.common.errors import status_for
-from privet.services.training.scheduler import next_lease, planned_mechanism
+from privet.services.training import scheduler
+from privet.services.training.scheduler import next_lease
 
 ROWS = 1000
 LEASE = 25  # the scheduler's default lease, twice the 12 steps these jobs plan
+
+
+# The expected (σ, q) and conservative ε are pure functions of their arguments, and every test
+# here plans the same job: calibrating σ takes seconds (accountants searched), so the tests
+# compute each expectation once and share it. What the code under test computes is not cached.
+@functools.cache
+def planned_mechanism(*, epsilon: float, delta: float, n_train: int, batch_size: int, epochs: int) -> tuple[float, float]:
+    return scheduler.planned_mechanism(epsilon=epsilon, delta=delta, n_train=n_train, batch_size=batch_size, epochs=epochs)
+
+
+@functools.cache
+def _conservative_epsilon(mechanism: Mechanism) -> float:
+    return conservative_epsilon(mechanism)[0]
 
 
 def _dataset(rt: Runtime, epsilon_budget: float):  # type: ignore[no-untyped-def]
@@ -55,7 +70,7 @@ def _assert_settled_within(rt: Runtime, dataset_id: str, job_id: str, planned: M
     assert 0 < job.epsilon_charged <= job.epsilon_reserved
     # The first charge on the budget: the lesser of the PLD composition and the run's own
     # conservative figure (capped at the reservation, which the caller vouches for).
-    own = min(conservative_epsilon(planned)[0], job.epsilon_reserved)
+    own = min(_conservative_epsilon(planned), job.epsilon_reserved)
     assert job.epsilon_charged == pytest.approx(min(to_micro(composed_epsilon(mechanisms=[planned], delta=budget.delta)), to_micro(own)) / 1e6, abs=1e-6)
     assert budget.epsilon_reserved == 0 and budget.epsilon_spent == job.epsilon_charged
     assert budget.epsilon_remaining >= 0
@@ -78,7 +93,7 @@ def test_the_planned_steps_spend_at_most_the_reservation() -> None:
     sigma, q = planned_mechanism(epsilon=spec["target_epsilon"], delta=spec["delta"], n_train=800, batch_size=spec["batch_size"], epochs=spec["epochs"])
     planned = planned_steps(spec["epochs"], q)
     assert planned == 12
-    assert conservative_epsilon(Mechanism(sigma, q, planned, spec["delta"]))[0] <= spec["target_epsilon"]
+    assert _conservative_epsilon(Mechanism(sigma, q, planned, spec["delta"])) <= spec["target_epsilon"]
 
 
 # -- recovery -------------------------------------------------------------------------
