@@ -13,6 +13,7 @@ budget is `governance.privacy.composition`'s job; the limits are `governance.pri
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -133,7 +134,15 @@ def get_accountant(name: str) -> Accountant:
 
 def epsilon_for(mechanism: Mechanism, accountant: str) -> float:
     """ε spent by `mechanism` according to the accountant called `accountant`."""
-    return get_accountant(accountant).epsilon(mechanism)
+    get_accountant(accountant)
+    return _remembered_epsilon(mechanism, accountant)
+
+
+# A mechanism (frozen) and an accountant name (never re-registered) always give the same ε;
+# computing it costs up to seconds (PRV), and the ledger, the jobs and the reports ask again.
+@functools.lru_cache(maxsize=4096)
+def _remembered_epsilon(mechanism: Mechanism, accountant: str) -> float:
+    return _REGISTRY[accountant].epsilon(mechanism)
 
 
 def conservative_epsilon(mechanism: Mechanism) -> tuple[float, str]:
@@ -146,9 +155,9 @@ def conservative_epsilon(mechanism: Mechanism) -> tuple[float, str]:
     """
     best_eps, best_name = -1.0, ""
     refused: InvalidArgument | None = None
-    for name, accountant in _REGISTRY.items():
+    for name in _REGISTRY:
         try:
-            eps = accountant.epsilon(mechanism)
+            eps = _remembered_epsilon(mechanism, name)
         except InvalidArgument as exc:
             refused = exc
             continue
@@ -195,6 +204,13 @@ def noise_multiplier_for(
     """
     get_accountant(accountant)
     _check_calibration(target_epsilon, delta)
+    return _searched_noise_multiplier(float(target_epsilon), float(delta), float(sample_rate), int(steps), accountant)
+
+
+# The search is a pure function of its arguments and takes seconds (PRV): the scheduler, the
+# worker and a job's submission each ask it for the same mechanism. Remembered per process.
+@functools.lru_cache(maxsize=1024)
+def _searched_noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
     try:

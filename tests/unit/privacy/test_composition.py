@@ -94,6 +94,7 @@ def test_prv_refuses_a_mechanism_beyond_the_accountable_epsilon_and_the_conserva
         return real(name, mechanism)
 
     monkeypatch.setattr(accounting, "_opacus_epsilon", spy)
+    accounting._remembered_epsilon.cache_clear()  # the spy must see the accountants asked
     with pytest.raises(InvalidArgument) as caught:
         epsilon_for(weak, "prv")
     assert caught.value.field == "noise_multiplier" and calls == ["rdp"]
