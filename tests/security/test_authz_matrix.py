@@ -89,8 +89,9 @@ ALLOWED: dict[str, set[str]] = {
     "user/carol": AUDIT_READ | REGISTRY_READ | {"ingestion.GetDataset", "ingestion.ListDatasets"} | TRAINING_READ | OPEN,
     # only calls inference
     "user/app": INFERENCE_CALL | OPEN,
-    # services: training reads datasets and registers models; inference fetches weights
-    "service/training": {"ingestion.GetDataset", "ingestion.ReadDataset", "registry.CreateModelVersion"} | REGISTRY_READ | OPEN,
+    # services: training reads datasets, fetches released bases (which weights: the ownership
+    # policy) and registers models; inference fetches weights
+    "service/training": {"ingestion.GetDataset", "ingestion.ReadDataset", "registry.CreateModelVersion"} | REGISTRY_READ | REGISTRY_WEIGHTS | OPEN,
     "service/inference": REGISTRY_READ | REGISTRY_WEIGHTS | OPEN,
     "service/ingestion": OPEN,
     "service/registry": OPEN,
