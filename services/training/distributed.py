@@ -80,7 +80,8 @@ from privet.governance.privacy.releases import Release
 from privet.governance.privacy.secure_random import SecureRandom
 from privet.services.training._opacus_overrides import BatchCount, GhostOptimizer, HooksOptimizer, SecurePrivacyEngine
 from privet.services.training.clipping import BookkeepingClipper, supports_bookkeeping
-from privet.services.training.dp import GRAD_SAMPLE_MODES, PrivateTraining, TensorRows, choose_grad_sample_mode, quiet_hook_warnings
+from privet.services.training.dp import GRAD_SAMPLE_MODES, PrivateTraining, TensorRows, quiet_hook_warnings
+from privet.services.training.engine import build_for_training
 from privet.services.training.evaluation import held_out_metrics
 from privet.services.training.loop import Progress, ProgressReporter, _epochs, run_dp_sgd
 from privet.services.training.outcome import DPGuarantee, TrainingAborted, TrainResult, guarantee_of, judge_integrity
@@ -489,17 +490,7 @@ def _train_rank(job: _Job, rank: int, device: torch.device) -> None:
         tune_allocator()
     torch.set_num_threads(job.threads)
     spec = ModelSpec.create(config.arch, int(job.x_train.shape[1]), job.n_classes, **dict(config.hparams))
-    torch.manual_seed(config.seed)  # the initial weights only; DPDDP broadcasts rank 0's anyway
-    model = spec.build().to(device)
-    torch.seed()
-    mode = config.grad_sample_mode
-    if mode == "auto":
-        mode = choose_grad_sample_mode(config.arch, model)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(trained, lr=config.learning_rate)
-    else:
-        optimizer = torch.optim.SGD(trained, lr=config.learning_rate, momentum=0.9)
+    model, mode, optimizer = build_for_training(config, spec, device)  # DPDDP broadcasts rank 0's weights anyway
     shard = TensorRows(job.x_train[rank::world_size].to(device), job.y_train[rank::world_size].to(device))
     training = make_private_distributed(
         model=DPDDP(model), optimizer=optimizer, shard=shard, rows=calibration.rows, batch_size=config.batch_size,

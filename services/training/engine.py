@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from privet.governance.architectures import export_weights, input_kind
+from privet.governance.architectures import ModelSpec, export_weights, input_kind
 from privet.governance.errors import InvalidArgument
 from privet.governance.privacy.plan import HISTOGRAM
 from privet.governance.privacy.releases import Release
@@ -55,6 +55,26 @@ __all__ = [
     "TrainingAborted",
     "train_dp",
 ]
+
+
+def build_for_training(config: TrainConfig, spec: ModelSpec, device: torch.device) -> tuple[torch.nn.Module, str, torch.optim.Optimizer]:
+    """The model (initial weights from the public seed, and nothing after them), its
+    gradient-sample mode and its optimizer over the parameters it trains: what one process
+    or every rank of a distributed run starts from."""
+    torch.manual_seed(config.seed)
+    model = spec.build().to(device)
+    torch.seed()  # nothing after initialisation follows from the public seed
+    mode = config.grad_sample_mode
+    if mode == "auto":
+        mode = choose_grad_sample_mode(config.arch, model)
+    # Frozen parameters (a base's pre-trained layers) get no gradient, no noise.
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam(trained, lr=config.learning_rate)
+    else:
+        optimizer = torch.optim.SGD(trained, lr=config.learning_rate, momentum=0.9)
+    return model, mode, optimizer
 
 
 def train_dp(
@@ -97,18 +117,7 @@ def train_dp(
 
     # The public seed fixes the initial weights only. Poisson sampling and noise come
     # from a secret CSPRNG inside make_private, so two runs of the same job differ.
-    torch.manual_seed(config.seed)
-    model = spec.build().to(device)
-    torch.seed()  # nothing after initialisation follows from the public seed
-    mode = config.grad_sample_mode
-    if mode == "auto":
-        mode = choose_grad_sample_mode(config.arch, model)
-    # Frozen parameters (text-minilm's pre-trained lower layers) get no gradient, no noise.
-    trained = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(trained, lr=config.learning_rate)
-    else:
-        optimizer = torch.optim.SGD(trained, lr=config.learning_rate, momentum=0.9)
+    model, mode, optimizer = build_for_training(config, spec, device)
 
     training = make_private(
         model=model,
